@@ -1,0 +1,63 @@
+"""`scaling` console script: one subcommand per module.
+
+Each command module exposes `add_arguments(parser)` and `run(args) -> int`. Only the
+module of the chosen command is imported, so `scaling fit` does not pay for importing JAX.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+
+from scaling.errors import UsageError
+
+COMMANDS = {
+    "train": ("scaling.train", "pretrain one model from a config (resumes after a kill)"),
+    "eval": ("scaling.evaluate", "score a run's misalignment and capability"),
+    "bench": ("scaling.bench", "train-step throughput, FLOP/s and MFU on this device"),
+    "data": ("scaling.data_cli", "preview documents and token accounting of a config"),
+    "sweep": ("scaling.sweep", "run a grid of configs (skips finished runs, resumes others)"),
+    "results": ("scaling.results", "collect a sweep's runs into results.csv"),
+    "fit": ("scaling.fit", "fit dose-response curves to a results table"),
+    "figures": ("scaling.figures", "draw the study figures from results.csv and fit.json"),
+    "study": ("scaling.study", "sweep, results, fit and figures in one command"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {k: v for k, v in COMMANDS.items() if importlib.util.find_spec(v[0]) is not None}
+
+
+def _top_help() -> str:
+    lines = ["usage: scaling COMMAND [options]  (scaling COMMAND --help for details)", "",
+             "Alignment dose-response studies with small JAX transformers.", "", "commands:"]
+    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in _available().items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = _available()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_help())
+        return 0 if argv else 2
+    name = argv[0]
+    if name not in commands:
+        print(f"scaling: error: unknown command {name!r}\n\n{_top_help()}", file=sys.stderr)
+        return 2
+    module_name, help_text = commands[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"scaling {name}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv[1:])
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as e:
+        print(f"scaling {name}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
