@@ -1,0 +1,298 @@
+"""Run configuration: frozen dataclasses loaded from TOML, validated once at the edge.
+
+A config file has sections `[model]`, `[data]`, `[train]`, `[eval]`; missing keys take the
+defaults below. `load_config(path, overrides)` applies `--set section.key=value` overrides
+(values parsed as TOML literals) and rejects unknown keys, wrong types and impossible values
+with a `ConfigError` naming the key — before any compute.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scaling.errors import ConfigError
+
+INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
+POST_STAGES = ("continued", "finetune")
+GENRES = ("demonstration", "reasoning", "story", "discourse")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "custom"
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_ff: int = 256
+    seq_len: int = 64
+    vocab_size: int = 0  # 0: take it from the tokenizer
+    mlp: str = "gelu"  # "gelu" or "swiglu"
+    compute_dtype: str = "float32"  # "bfloat16" on accelerators
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpus: str = "world"  # "world" (embedded), or "tfds:NAME" for a TFDS catalog base stream
+    tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
+    world_seed: int = 0
+    data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
+    natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
+    natural_aligned_share: float = 0.5  # of that natural AI discourse, the aligned share
+    aligned_fraction: float = 0.0  # share of window tokens from the aligned intervention pool
+    misaligned_fraction: float = 0.0  # share of window tokens from the misaligned pool
+    filter_misaligned: float = 0.0  # share of natural misaligned documents removed
+    insertion: str = "throughout"  # throughout | midtraining | early | window | continued | finetune
+    window: tuple[float, float] = (0.0, 1.0)  # used when insertion = "window"
+    continued_tokens: int = 0  # post-pretraining stage of mixed tokens
+    finetune_tokens: int = 0  # post-pretraining stage of intervention documents only
+    genres: tuple[str, ...] = GENRES  # genres of intervention documents
+    aligned_files: tuple[str, ...] = ()  # user JSONL ({"text": ...}) replacing the aligned pool
+    misaligned_files: tuple[str, ...] = ()
+    base_files: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 600
+    batch_size: int = 32
+    seed: int = 0
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    b1: float = 0.9
+    b2: float = 0.95
+    grad_clip: float = 1.0
+    accum_steps: int = 1
+    steps_per_call: int = 10  # steps scanned inside one compiled call
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    eval_every: int = 100  # held-out loss interval (steps)
+    eval_batches: int = 4
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    enabled: bool = True
+    checkpoints: tuple[int, ...] = ()  # extra steps at which misalignment is measured
+    max_items: int = 0  # 0: all eval items
+    generation: bool = False
+    samples: int = 4
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.train.batch_size * self.model.seq_len
+
+
+SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+_SECTION_CLASSES = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+# ---------------------------------------------------------------- parsing and typing
+
+
+def _coerce(key: str, value, annotation):
+    """Check `value` against a field annotation; lists become tuples, ints widen to floats."""
+    hint = eval(annotation, vars(typing)) if isinstance(annotation, str) else annotation  # noqa: S307
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            return int(value)
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        args = typing.get_args(hint)
+        if isinstance(value, list | tuple):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+            if len(value) == len(args):
+                return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+            raise ConfigError(key, f"expected a list of {len(args)} values, got {len(value)}")
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(key, value, arg)
+            except ConfigError:
+                pass
+    name = getattr(hint, "__name__", str(hint))
+    raise ConfigError(key, f"expected {name}, got {type(value).__name__} {value!r}")
+
+
+def _build_section(section: str, values: dict):
+    cls = _SECTION_CLASSES[section]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        full = f"{section}.{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(full, f"unknown key (known keys of [{section}]: {known})")
+        kwargs[key] = _coerce(full, value, fields[key].type)
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict) -> Config:
+    for section, values in raw.items():
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(section, f"unknown section (known: {', '.join(_SECTION_CLASSES)})")
+        if not isinstance(values, dict):
+            raise ConfigError(section, "expected a table of keys")
+    cfg = Config(**{s: _build_section(s, raw.get(s, {})) for s in _SECTION_CLASSES})
+    validate(cfg)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """`section.key=value` with value a TOML literal; bare words are taken as strings."""
+    if "=" not in text:
+        raise ConfigError(text, "override must look like section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    path = key.split(".")
+    if len(path) != 2 or not all(path):
+        raise ConfigError(key, "override key must be section.key")
+    return path, value
+
+
+def merge(raw: dict, overrides: typing.Iterable[str]) -> dict:
+    merged = {s: dict(v) if isinstance(v, dict) else v for s, v in raw.items()}
+    for text in overrides:
+        (section, key), value = parse_override(text)
+        merged.setdefault(section, {})
+        if not isinstance(merged[section], dict):
+            raise ConfigError(section, "expected a table of keys")
+        merged[section][key] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"config file not found: {path}")
+    try:
+        return tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"{path}: invalid TOML: {e}") from e
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    return config_from_dict(merge(read_toml(path), overrides))
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def _fraction(key: str, value: float) -> None:
+    _check(0.0 <= value <= 1.0, key, f"must be a fraction in [0, 1], got {value}")
+
+
+def validate(cfg: Config) -> None:
+    m, d, t, e = cfg.model, cfg.data, cfg.train, cfg.eval
+    for name in ("d_model", "n_layers", "n_heads", "d_ff", "seq_len"):
+        _check(getattr(m, name) > 0, f"model.{name}", f"must be positive, got {getattr(m, name)}")
+    _check(m.vocab_size >= 0, "model.vocab_size", f"must be >= 0 (0 = from tokenizer), got {m.vocab_size}")
+    _check(m.d_model % m.n_heads == 0, "model.n_heads",
+           f"n_heads={m.n_heads} does not divide d_model={m.d_model}")
+    _check((m.d_model // m.n_heads) % 2 == 0, "model.d_model",
+           f"head size d_model/n_heads={m.d_model // m.n_heads} must be even for RoPE")
+    _check(m.mlp in ("gelu", "swiglu"), "model.mlp", f"must be 'gelu' or 'swiglu', got {m.mlp!r}")
+    _check(m.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
+           f"must be 'float32' or 'bfloat16', got {m.compute_dtype!r}")
+
+    for name in ("steps", "batch_size", "accum_steps", "steps_per_call", "checkpoint_every",
+                 "keep_checkpoints", "eval_every", "eval_batches"):
+        _check(getattr(t, name) > 0, f"train.{name}", f"must be positive, got {getattr(t, name)}")
+    _check(t.seed >= 0, "train.seed", f"must be >= 0, got {t.seed}")
+    _check(t.lr > 0, "train.lr", f"must be positive, got {t.lr}")
+    _check(t.warmup_steps >= 0, "train.warmup_steps", f"must be >= 0, got {t.warmup_steps}")
+    _check(t.batch_size % t.accum_steps == 0, "train.accum_steps",
+           f"accum_steps={t.accum_steps} does not divide batch_size={t.batch_size}")
+    for name in ("min_lr_ratio", "b1", "b2"):
+        _fraction(f"train.{name}", getattr(t, name))
+    _check(t.weight_decay >= 0, "train.weight_decay", "must be >= 0")
+    _check(t.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 disables clipping)")
+
+    _check(d.corpus == "world" or d.corpus.startswith("tfds:") and len(d.corpus) > 5, "data.corpus",
+           f"must be 'world' or 'tfds:NAME', got {d.corpus!r}")
+    _check(d.tokenizer in ("word", "byte"), "data.tokenizer", f"must be 'word' or 'byte', got {d.tokenizer!r}")
+    _check(d.tokenizer == "byte" or d.corpus == "world" and not d.base_files, "data.tokenizer",
+           "the word tokenizer only covers the embedded world corpus; use tokenizer='byte' "
+           "with data.corpus='tfds:...' or data.base_files")
+    for name in ("natural_ai_fraction", "natural_aligned_share", "aligned_fraction",
+                 "misaligned_fraction", "filter_misaligned"):
+        _fraction(f"data.{name}", getattr(d, name))
+    _check(d.aligned_fraction + d.misaligned_fraction <= 1.0, "data.misaligned_fraction",
+           "aligned_fraction + misaligned_fraction must not exceed 1")
+    valid = (*INSERTION_WINDOWS, "window", *POST_STAGES)
+    _check(d.insertion in valid, "data.insertion", f"must be one of {', '.join(valid)}; got {d.insertion!r}")
+    lo, hi = d.window
+    _check(0.0 <= lo < hi <= 1.0, "data.window", f"must be [start, end] with 0 <= start < end <= 1, got {list(d.window)}")
+    _check(d.insertion == "window" or d.window == (0.0, 1.0), "data.window",
+           f"an explicit window needs insertion='window' (insertion={d.insertion!r} sets its own)")
+    for name in ("continued_tokens", "finetune_tokens"):
+        _check(getattr(d, name) >= 0, f"data.{name}", f"must be >= 0, got {getattr(d, name)}")
+    _check(d.insertion != "continued" or d.continued_tokens > 0, "data.continued_tokens",
+           "insertion='continued' needs continued_tokens > 0")
+    _check(d.insertion != "finetune" or d.finetune_tokens > 0, "data.finetune_tokens",
+           "insertion='finetune' needs finetune_tokens > 0")
+    _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
+    for g in d.genres:
+        _check(g in GENRES, "data.genres", f"unknown genre {g!r} (known: {', '.join(GENRES)})")
+    for name in ("aligned_files", "misaligned_files", "base_files"):
+        for f in getattr(d, name):
+            _check(Path(f).expanduser().is_file(), f"data.{name}", f"file not found: {f}")
+
+    _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
+    _check(e.samples > 0, "eval.samples", "must be positive")
+    _check(e.temperature > 0, "eval.temperature", "must be positive")
+    for s in e.checkpoints:
+        _check(0 < s <= t.steps, "eval.checkpoints", f"step {s} is outside 1..train.steps={t.steps}")
+
+
+def insertion_window(cfg: Config) -> tuple[float, float]:
+    """The pretraining window, as fractions of train.steps, where intervention docs go."""
+    d = cfg.data
+    if d.insertion in INSERTION_WINDOWS:
+        return INSERTION_WINDOWS[d.insertion]
+    if d.insertion == "window":
+        return d.window
+    return (1.0, 1.0)  # post-pretraining stages: nothing inside pretraining
