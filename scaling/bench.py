@@ -1,0 +1,92 @@
+"""`scaling bench`: train-step throughput, achieved FLOP/s and MFU against a matmul peak
+measured on the same device (random tokens; the data pipeline is not timed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scaling.config import config_from_dict, merge, read_toml
+from scaling.model import flops_per_token, param_counts
+from scaling.train import environment, init_state, make_multi_step, make_optimizer, make_train_step
+
+
+def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float:
+    """Best FLOP/s of a square matmul: the device's practical peak for the MFU ratio."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    f = jax.jit(lambda x, y: x @ y)
+    f(a, a).block_until_ready()
+    best, t_end = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        f(a, a).block_until_ready()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0) -> dict:
+    tx, schedule = make_optimizer(cfg, cfg.train.steps)
+    graphdef, state = init_state(cfg, tx)
+    multi = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps)),
+                    donate_argnums=0)
+    B, L, V = cfg.train.batch_size, cfg.model.seq_len, cfg.model.vocab_size
+    rng = np.random.default_rng(0)
+    batches = jnp.asarray(rng.integers(3, V, (steps_per_call, B, L + 1), dtype=np.int32))
+    t0 = time.perf_counter()
+    state, m = multi(state, batches)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times, t_end = [], time.perf_counter() + seconds
+    while len(times) < repeats or time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        state, m = multi(state, batches)
+        jax.block_until_ready(m)
+        times.append(time.perf_counter() - t0)
+    step_s = float(np.median(times)) / steps_per_call
+    tokens_per_s = B * L / step_s
+    flops_per_s = tokens_per_s * flops_per_token(cfg.model)
+    dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
+    peak = matmul_peak(dtype=dtype)
+    return {"tokens_per_s": round(tokens_per_s, 1), "flops_per_s": flops_per_s, "mfu": flops_per_s / peak,
+            "peak_flops_per_s": peak, "step_ms": 1000 * step_s, "compile_s": round(compile_s, 2),
+            "batch": B, "seq": L, "d_model": cfg.model.d_model, "n_layers": cfg.model.n_layers,
+            "vocab": V, "params": param_counts(cfg.model), "flops_per_token": flops_per_token(cfg.model),
+            "steps_per_call": steps_per_call, "loss": float(m["loss"][-1]),
+            **{k: v for k, v in environment().items() if k in ("device", "platform", "jax", "flax")}}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="TOML config or a models/ preset")
+    p.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
+    p.add_argument("--seq", type=int, help="sequence length (default: model.seq_len)")
+    p.add_argument("--vocab", type=int, default=None,
+                   help="vocabulary size (default: model.vocab_size, or 512 if it is 0)")
+    p.add_argument("--steps-per-call", type=int, default=None, help="default: train.steps_per_call")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls at least")
+    p.add_argument("--seconds", type=float, default=3.0, help="time the loop at least this long")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json", action="store_true", help="print one JSON line")
+
+
+def run(args) -> int:
+    raw = merge(read_toml(args.config), args.overrides)
+    cfg = config_from_dict(raw)
+    model = cfg.model
+    model = dataclasses.replace(model, seq_len=args.seq or model.seq_len,
+                                vocab_size=args.vocab or model.vocab_size or 512)
+    train = dataclasses.replace(cfg.train, batch_size=args.batch or cfg.train.batch_size)
+    cfg = config_from_dict(dataclasses.asdict(dataclasses.replace(cfg, model=model, train=train)))
+    result = bench(cfg, args.steps_per_call or cfg.train.steps_per_call, args.repeats, args.seconds)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['tokens_per_s']:,.0f} tokens/s  {result['flops_per_s'] / 1e9:.1f} GFLOP/s  "
+              f"MFU {100 * result['mfu']:.1f}% of a measured {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
+              f"matmul peak  ({result['device']}, {result['params']['total']:,} params, "
+              f"step {result['step_ms']:.1f} ms, compile {result['compile_s']} s)")
+    return 0

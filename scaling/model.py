@@ -1,0 +1,116 @@
+"""Decoder-only transformer in Flax NNX: tied embedding, RoPE, pre-norm RMSNorm, causal
+attention via `jax.nn.dot_product_attention`, GELU or SwiGLU MLP.
+
+Shape suffixes: B batch, L sequence, D d_model, H heads, K head size, F d_ff, V vocab.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from scaling.config import ModelConfig
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def rope_tables(seq_len: int, head_dim: int, base: float = 10000.0):
+    inv_freq_K2 = 1.0 / (base ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    angle_LxK2 = jnp.arange(seq_len, dtype=jnp.float32)[:, None] * inv_freq_K2[None, :]
+    return jnp.cos(angle_LxK2), jnp.sin(angle_LxK2)
+
+
+def apply_rope(x_BxLxHxK, cos_LxK2, sin_LxK2):
+    x1, x2 = jnp.split(x_BxLxHxK, 2, axis=-1)
+    cos, sin = cos_LxK2[None, :, None, :], sin_LxK2[None, :, None, :]
+    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x_BxLxHxK.dtype)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        dtype = DTYPES[cfg.compute_dtype]
+        self.n_heads = cfg.n_heads
+        self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
+        self.out = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x_BxLxD, cos, sin):
+        B, L, D = x_BxLxD.shape
+        qkv_BxLx3xHxK = self.qkv(x_BxLxD).reshape(B, L, 3, self.n_heads, D // self.n_heads)
+        q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = (qkv_BxLx3xHxK[:, :, i] for i in range(3))
+        q_BxLxHxK = apply_rope(q_BxLxHxK, cos, sin)
+        k_BxLxHxK = apply_rope(k_BxLxHxK, cos, sin)
+        y_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
+        return self.out(y_BxLxHxK.reshape(B, L, D))
+
+
+class MLP(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        dtype = DTYPES[cfg.compute_dtype]
+        self.swiglu = cfg.mlp == "swiglu"
+        width = 2 * cfg.d_ff if self.swiglu else cfg.d_ff
+        self.up = nnx.Linear(cfg.d_model, width, use_bias=False, dtype=dtype, rngs=rngs)
+        self.down = nnx.Linear(cfg.d_ff, cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
+
+    def __call__(self, x_BxLxD):
+        h_BxLxF = self.up(x_BxLxD)
+        if self.swiglu:
+            gate_BxLxF, h_BxLxF = jnp.split(h_BxLxF, 2, axis=-1)
+            h_BxLxF = jax.nn.silu(gate_BxLxF) * h_BxLxF
+        else:
+            h_BxLxF = jax.nn.gelu(h_BxLxF)
+        return self.down(h_BxLxF)
+
+
+class Block(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        self.attn_norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.attn = Attention(cfg, rngs)
+        self.mlp_norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+        self.mlp = MLP(cfg, rngs)
+
+    def __call__(self, x_BxLxD, cos, sin):
+        x_BxLxD = x_BxLxD + self.attn(self.attn_norm(x_BxLxD), cos, sin)
+        return x_BxLxD + self.mlp(self.mlp_norm(x_BxLxD))
+
+
+class Transformer(nnx.Module):
+    def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+        if cfg.vocab_size <= 0:
+            raise ValueError("model.vocab_size must be resolved from the tokenizer first")
+        self.cfg = cfg
+        init = nnx.initializers.normal(stddev=0.02)
+        self.embed = nnx.Embed(cfg.vocab_size, cfg.d_model, embedding_init=init,
+                               dtype=DTYPES[cfg.compute_dtype], rngs=rngs)
+        self.blocks = nnx.List([Block(cfg, rngs) for _ in range(cfg.n_layers)])
+        self.final_norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
+
+    def __call__(self, tokens_BxL):
+        L = tokens_BxL.shape[1]
+        cos, sin = rope_tables(L, self.cfg.d_model // self.cfg.n_heads)
+        x_BxLxD = self.embed(tokens_BxL)
+        for block in self.blocks:
+            x_BxLxD = block(x_BxLxD, cos, sin)
+        logits_BxLxV = self.embed.attend(self.final_norm(x_BxLxD))
+        return logits_BxLxV.astype(jnp.float32)
+
+
+def param_counts(cfg: ModelConfig) -> dict[str, int]:
+    """Closed-form parameter counts (the tests check them against the real module)."""
+    D, F, V = cfg.d_model, cfg.d_ff, cfg.vocab_size
+    mlp_in = 2 * F if cfg.mlp == "swiglu" else F
+    per_block = 3 * D * D + D * D + D * mlp_in + F * D + 2 * D  # qkv, out, up, down, 2 norms
+    non_embedding = cfg.n_layers * per_block + D  # + final norm
+    embedding = V * D
+    return {"total": non_embedding + embedding, "embedding": embedding, "non_embedding": non_embedding}
+
+
+def flops_per_token(cfg: ModelConfig) -> int:
+    """Training FLOPs per token: 6 x (matmul weights, incl. the tied output projection)
+    + attention scores and values, 6 x 2 x n_layers x seq_len x d_model (Kaplan et al.
+    2020, full square counted, as is common; causal masking would halve it)."""
+    D, F, V, L = cfg.d_model, cfg.d_ff, cfg.vocab_size, cfg.seq_len
+    mlp_in = 2 * F if cfg.mlp == "swiglu" else F
+    matmul_weights = cfg.n_layers * (4 * D * D + D * mlp_in + F * D) + V * D
+    attention = 2 * cfg.n_layers * L * D
+    return 6 * (matmul_weights + attention)

@@ -1,0 +1,358 @@
+"""Pretraining: a pure, scanned train step and a loop that survives SIGKILL.
+
+The numerical core is `train_step(state, batch) -> (state, metrics)` on plain pytrees (the
+NNX module is split once; no per-step `nnx.jit`), scanned over `train.steps_per_call`
+steps per compiled call, so sweeps can `vmap` it across runs.
+
+A run directory holds:
+  config.json     resolved config, parameter/FLOP counts, jax/flax versions, device
+  tokenizer.json  the tokenizer, so eval and resume use the same ids
+  metrics.jsonl   one line per step: step, tokens, loss, lr, grad_norm, tokens_per_s;
+                  plus {"step", "val_loss"} lines at eval intervals
+  status.json     {"status": "running" | "done" | "failed", "step", "reason"}
+  accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
+  checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)
+Call boundaries and checkpoints sit at absolute multiples of `steps_per_call`, so a resumed
+run executes exactly the same compiled calls on the same data as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from scaling import tokenizer as tokenizers
+from scaling.config import Config, load_config
+from scaling.errors import ConfigError
+from scaling.model import Transformer, flops_per_token, param_counts
+from scaling.tokenizer import PAD
+
+
+class BatchSource(Protocol):
+    total_steps: int
+
+    def batches(self, start_step: int, n: int) -> np.ndarray: ...  # [n, B, L+1] int32
+
+    def heldout_batches(self, n: int) -> np.ndarray: ...
+
+    def accounting(self, steps_done: int) -> dict: ...
+
+
+# ---------------------------------------------------------------- pure numerical core
+
+
+def make_optimizer(cfg: Config, total_steps: int) -> optax.GradientTransformation:
+    """AdamW, linear warmup then cosine decay over pretraining; post-pretraining stages
+    (continued, finetune) run at the final pretraining rate, so every arm shares the same
+    pretraining schedule."""
+    t = cfg.train
+    warmup = min(t.warmup_steps, max(t.steps - 1, 0))
+    cosine = optax.warmup_cosine_decay_schedule(
+        0.0, t.lr, warmup, max(t.steps, warmup + 1), end_value=t.lr * t.min_lr_ratio)
+    schedule = optax.join_schedules([cosine, optax.constant_schedule(t.lr * t.min_lr_ratio)], [t.steps])
+    parts = [optax.clip_by_global_norm(t.grad_clip)] if t.grad_clip > 0 else []
+    parts.append(optax.adamw(schedule, b1=t.b1, b2=t.b2, weight_decay=t.weight_decay,
+                             mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)))
+    del total_steps  # the schedule depends on pretraining steps only
+    return optax.chain(*parts), schedule
+
+
+def loss_fn(graphdef, params, tokens_BxL1):
+    model = nnx.merge(graphdef, params)
+    inputs_BxL, targets_BxL = tokens_BxL1[:, :-1], tokens_BxL1[:, 1:]
+    logits_BxLxV = model(inputs_BxL)
+    losses_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
+    mask_BxL = (targets_BxL != PAD).astype(jnp.float32)
+    return (losses_BxL * mask_BxL).sum() / jnp.maximum(mask_BxL.sum(), 1.0)
+
+
+def make_train_step(graphdef, tx, schedule, accum_steps: int = 1):
+    """Returns the pure `train_step(state, batch) -> (state, metrics)`."""
+    grad_fn = jax.value_and_grad(lambda p, b: loss_fn(graphdef, p, b))
+
+    def train_step(state, tokens_BxL1):
+        if accum_steps == 1:
+            loss, grads = grad_fn(state["params"], tokens_BxL1)
+        else:
+            micro_MxBxL1 = tokens_BxL1.reshape(accum_steps, -1, tokens_BxL1.shape[-1])
+
+            def accumulate(carry, micro):
+                loss_i, grads_i = grad_fn(state["params"], micro)
+                return jax.tree.map(jnp.add, carry, (loss_i, grads_i)), None
+
+            zeros = (jnp.zeros(()), jax.tree.map(jnp.zeros_like, state["params"]))
+            (loss, grads), _ = jax.lax.scan(accumulate, zeros, micro_MxBxL1)
+            loss, grads = jax.tree.map(lambda x: x / accum_steps, (loss, grads))
+        updates, opt_state = tx.update(grads, state["opt"], state["params"])
+        params = optax.apply_updates(state["params"], updates)
+        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "lr": schedule(state["step"])}
+        return {"params": params, "opt": opt_state, "step": state["step"] + 1}, metrics
+
+    return train_step
+
+
+def make_multi_step(train_step):
+    """Scan `train_step` over the leading axis of `batches_NxBxL1`: one compiled call."""
+
+    def multi_step(state, batches_NxBxL1):
+        return jax.lax.scan(train_step, state, batches_NxBxL1)
+
+    return multi_step
+
+
+def init_state(cfg: Config, tx):
+    model = Transformer(cfg.model, nnx.Rngs(params=cfg.train.seed))
+    graphdef, params = nnx.split(model, nnx.Param)
+    state = {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    return graphdef, state
+
+
+def make_eval_loss(graphdef):
+    return jax.jit(lambda params, tokens: loss_fn(graphdef, params, tokens))
+
+
+# ---------------------------------------------------------------- run directory
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
+    os.replace(tmp, path)  # atomic: a kill leaves the old file or the new one
+
+
+def environment() -> dict:
+    import flax
+    import optax as _optax
+
+    dev = jax.devices()[0]
+    return {"jax": jax.__version__, "flax": flax.__version__, "optax": _optax.__version__,
+            "python": platform.python_version(), "platform": dev.platform,
+            "device": getattr(dev, "device_kind", str(dev)), "device_count": jax.device_count()}
+
+
+def resolve_config(cfg: Config, tok) -> Config:
+    """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer")."""
+    if cfg.model.vocab_size == 0:
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
+    if cfg.model.vocab_size < tok.vocab_size:
+        raise ConfigError("model.vocab_size",
+                          f"{cfg.model.vocab_size} is smaller than the tokenizer's {tok.vocab_size}")
+    return cfg
+
+
+def config_record(cfg: Config, total_steps: int) -> dict:
+    return {"config": cfg.to_dict(), "params": param_counts(cfg.model),
+            "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
+            "tokens_per_step": cfg.tokens_per_step, "environment": environment()}
+
+
+def _diff(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
+
+
+def check_run_dir(out: Path, cfg: Config) -> str:
+    """'new', 'resume' or 'done' (finished or failed); refuses a directory holding a different config."""
+    path = out / "config.json"
+    if not path.exists():
+        return "new"
+    stored = json.loads(path.read_text())["config"]
+    diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
+    if diffs:
+        raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
+                          f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")
+    status = out / "status.json"
+    if status.exists() and json.loads(status.read_text()).get("status") in ("done", "failed"):
+        return "done"  # a NaN failure is deterministic: re-running would fail the same way
+    return "resume"
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metric lines past the checkpoint we resume from (they will be recomputed)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, KeyError):
+            break  # a line cut by the kill
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(x + "\n" for x in keep))
+    os.replace(tmp, path)
+
+
+def checkpoint_manager(out: Path, cfg: Config):
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=cfg.train.keep_checkpoints, create=True,
+                                           enable_async_checkpointing=False)
+    return ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
+
+
+def restore_latest(mngr, state):
+    import orbax.checkpoint as ocp
+
+    step = mngr.latest_step()
+    if step is None:
+        return state, 0
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    return mngr.restore(step, args=ocp.args.StandardRestore(abstract)), int(step)
+
+
+def save_checkpoint(mngr, step: int, state) -> None:
+    import orbax.checkpoint as ocp
+
+    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    mngr.wait_until_finished()
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def call_boundaries(total_steps: int, per_call: int):
+    return [(s, min(s + per_call, total_steps)) for s in range(0, total_steps, per_call)]
+
+
+def _every(step_end: int, step_start: int, interval: int) -> bool:
+    return step_end // interval > step_start // interval
+
+
+def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
+          progress: bool = True, evaluate: bool | None = None) -> dict:
+    """Train (or resume, or skip if finished) the run in `out`. Returns status.json."""
+    out = Path(out)
+    if source is None:
+        from scaling.mixture import Mixture, build_tokenizer
+
+        tok = build_tokenizer(cfg)
+        cfg = resolve_config(cfg, tok)
+        source = Mixture(cfg, tok)
+    else:
+        cfg = resolve_config(cfg, tok) if tok is not None else cfg
+    mode = check_run_dir(out, cfg)
+    if mode == "done":
+        return json.loads((out / "status.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    total = source.total_steps
+    if mode == "new":
+        if tok is not None:
+            tokenizers.save(tok, out / "tokenizer.json")
+        _write_json(out / "config.json", config_record(cfg, total))
+
+    tx, schedule = make_optimizer(cfg, total)
+    graphdef, state = init_state(cfg, tx)
+    mngr = checkpoint_manager(out, cfg)
+    state, start = restore_latest(mngr, state)
+    metrics_path = out / "metrics.jsonl"
+    _truncate_metrics(metrics_path, start)
+    _write_json(out / "status.json", {"status": "running", "step": start})
+
+    multi_step = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps)),
+                         donate_argnums=0)
+    eval_loss = make_eval_loss(graphdef)
+    heldout = source.heldout_batches(cfg.train.eval_batches)
+    t = cfg.train
+    ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
+    bar = _progress(total, start, progress)
+    status = {"status": "done", "step": total}
+    with open(metrics_path, "a") as log:
+        for s0, s1 in call_boundaries(total, t.steps_per_call):
+            if s1 <= start:
+                continue
+            batches = jnp.asarray(source.batches(s0, s1 - s0))
+            t0 = time.perf_counter()
+            state, m = multi_step(state, batches)
+            m = jax.device_get(m)
+            tok_s = (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
+            bad = np.flatnonzero(~np.isfinite(m["loss"]))
+            for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
+                step = s0 + i + 1
+                log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step,
+                                      "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
+                                      "grad_norm": float(m["grad_norm"][i]),
+                                      "tokens_per_s": round(tok_s, 1)}) + "\n")
+            if bad.size:
+                status = {"status": "failed", "step": s0 + int(bad[0]) + 1,
+                          "reason": f"loss is {m['loss'][bad[0]]} at step {s0 + int(bad[0]) + 1}"}
+                break
+            if _every(s1, s0, t.eval_every) or s1 == total:
+                val = float(np.mean([eval_loss(state["params"], b) for b in heldout]))
+                log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
+            log.flush()
+            if _every(s1, s0, ckpt_every) or s1 == total:
+                _write_json(out / "accounting.json", source.accounting(s1))
+                save_checkpoint(mngr, s1, state)
+            bar.update(s1 - max(s0, start))
+            bar.set_postfix(loss=f"{float(m['loss'][-1]):.3f}", tok_s=f"{tok_s:,.0f}")
+    bar.close()
+    mngr.close()
+    if status["status"] == "done" and (cfg.eval.enabled if evaluate is None else evaluate):
+        try:
+            from scaling.evaluate import evaluate_run
+        except ImportError:
+            evaluate_run = None
+        if evaluate_run is not None:
+            evaluate_run(out)
+    _write_json(out / "status.json", status)
+    return status
+
+
+def _progress(total: int, start: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", disable=not enabled, dynamic_ncols=True)
+
+
+def load_params(out: str | Path, step: int | None = None):
+    """(config, tokenizer, model) of a run directory, at the latest or a given checkpoint."""
+    out = Path(out)
+    record = json.loads((out / "config.json").read_text())
+    from scaling.config import config_from_dict
+
+    cfg = config_from_dict(record["config"])
+    tok = tokenizers.load(out / "tokenizer.json")
+    tx, _ = make_optimizer(cfg, record["total_steps"])
+    graphdef, state = init_state(cfg, tx)
+    mngr = checkpoint_manager(out, cfg)
+    if step is None:
+        state, _ = restore_latest(mngr, state)
+    else:
+        import orbax.checkpoint as ocp
+
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
+    mngr.close()
+    return cfg, tok, nnx.merge(graphdef, state["params"])
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", help="TOML config; a preset from models/ works as is")
+    p.add_argument("--out", required=True, help="run directory (re-running resumes it)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set train.steps=200 (TOML literal)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args) -> int:
+    cfg = load_config(args.config, args.overrides)
+    status = train(cfg, args.out, progress=not args.no_progress)
+    print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
+    return 0 if status["status"] == "done" else 1
