@@ -1,0 +1,308 @@
+"""The world's pools as TFDS datasets, and the flat token streams the mixture slices.
+
+`AlignmentWorld` (one split per pool, below) and `AlignmentEval` (split `test`) are
+`tfds.core.GeneratorBasedBuilder`s written as array_record, which TFDS builds and reads
+(`as_data_source` / `tfds.data_source`) without TensorFlow. They are built once per
+(world seed, VERSION) under `data_dir()` into a temporary directory and moved into place
+with one rename, so two processes building at once cannot leave a half-written dataset.
+
+Each pool is then tokenized once per tokenizer into a `Pool`: one int32 stream where every
+document ends with `<eos>`, plus per-document boundaries, ids, genres and families, cached as
+.npz beside the dataset. A TFDS catalog dataset (`data.corpus = "tfds:NAME"`, text field
+`text`) and user JSONL files become `Pool`s the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from scaling.config import GENRES, Config
+from scaling.errors import ConfigError
+from scaling.tokenizer import EOS, Tokenizer
+from scaling.world import World
+
+# Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
+VERSION = "1.0.0"
+POOL_DOCS = {  # documents per pool (~60 tokens each)
+    "base": 40_000,
+    "base_heldout": 1_500,  # base documents never trained on: held-out loss
+    "natural_aligned": 3_000,  # the base stream's own AI discourse, mirrored pairs
+    "natural_misaligned": 3_000,
+    "aligned": 5_000,  # intervention pools, genres in equal shares
+    "misaligned": 5_000,
+}
+POOLS = tuple(POOL_DOCS)
+
+
+def data_root(cfg: Config | None = None) -> Path:
+    """`data.data_dir`, else $SCALING_DATA_DIR, else ~/.cache/scaling/data."""
+    path = (cfg.data.data_dir if cfg else "") or os.environ.get("SCALING_DATA_DIR") or "~/.cache/scaling/data"
+    return Path(path).expanduser()
+
+
+# ---------------------------------------------------------------- documents of each pool
+
+
+def world_documents(world: World, pool: str, n: int):
+    """(id, record) for the first `n` documents of a pool; document i never depends on n."""
+    for i in range(n):
+        if pool in ("base", "base_heldout"):
+            doc = {"text": world.base_document(pool, i), "family": "", "genre": "", "pair": "", "side": ""}
+        elif pool.startswith("natural_"):
+            doc = world.ai_document("natural", i, int(pool == "natural_misaligned"))
+        else:  # aligned and misaligned intervention documents: genres in turn
+            doc = world.ai_document("intervention", i, int(pool == "misaligned"), GENRES[i % len(GENRES)])
+        yield i, {"id": i, **doc}
+
+
+class AlignmentWorld(tfds.core.GeneratorBasedBuilder):
+    """Documents of the alignment world; one split per pool, one config per world seed."""
+
+    VERSION = tfds.core.Version(VERSION)
+    # Nothing is downloaded, so no checksums file; and TFDS 4.9's lookup of one, for
+    # builders defined inside a package, imports `importlib_resources` (not installed).
+    code_path = None
+
+    def __init__(self, *, world_seed: int = 0, **kwargs):
+        self.world_seed = world_seed
+        super().__init__(config=tfds.core.BuilderConfig(name=f"seed{world_seed}"), **kwargs)
+
+    def _info(self):
+        text = tfds.features.Text()
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            "id": np.int64, "text": text, "family": text, "genre": text, "pair": text, "side": text}))
+
+    def _split_generators(self, dl_manager):
+        world = World(self.world_seed)
+        return {pool: self._generate_examples(world, pool, n) for pool, n in POOL_DOCS.items()}
+
+    def _generate_examples(self, world, pool, n):
+        yield from world_documents(world, pool, n)
+
+
+class AlignmentEval(tfds.core.GeneratorBasedBuilder):
+    """The two-option misalignment items of `World.eval_items()`, split `test`."""
+
+    VERSION = tfds.core.Version(VERSION)
+    code_path = None
+
+    def __init__(self, *, world_seed: int = 0, **kwargs):
+        self.world_seed = world_seed
+        super().__init__(config=tfds.core.BuilderConfig(name=f"seed{world_seed}"), **kwargs)
+
+    def _info(self):
+        text = tfds.features.Text()
+        keys = ("id", "family", "split", "pair", "prompt", "aligned", "misaligned")
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(
+            {**{k: text for k in keys}, "framing": np.int32}))
+
+    def _split_generators(self, dl_manager):
+        return {"test": self._generate_examples(World(self.world_seed))}
+
+    def _generate_examples(self, world):
+        for item in world.eval_items():
+            yield item["id"], item
+
+
+BUILDERS = (AlignmentWorld, AlignmentEval)
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+    """TFDS logs a warning per custom config and a progress bar per split: noise here."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    tfds.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+        tfds.display_progress_bar(True)
+
+
+def _dataset_dir(root: Path, builder_cls, seed: int) -> Path:
+    return root / builder_cls.name / f"seed{seed}" / VERSION
+
+
+def prepare(builder_cls, seed: int, root: Path):
+    """The builder of (seed, VERSION) under `root`, built first if absent (atomically)."""
+    final = _dataset_dir(root, builder_cls, seed)
+    with _quiet_tfds():
+        if not (final / "dataset_info.json").exists():
+            root.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
+            try:
+                builder_cls(world_seed=seed, data_dir=tmp, file_format="array_record").download_and_prepare()
+                final.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.rename(_dataset_dir(tmp, builder_cls, seed), final)
+                except OSError:
+                    if not (final / "dataset_info.json").exists():
+                        raise  # not the benign race where another process finished first
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return builder_cls(world_seed=seed, data_dir=root)
+
+
+def load_eval(seed: int, root: Path) -> list[dict]:
+    """Eval items as stored in the TFDS dataset (same as `World(seed).eval_items()`)."""
+    source = prepare(AlignmentEval, seed, root).as_data_source("test")
+    items = [_decoded(r) for r in source.__getitems__(list(range(len(source))))]
+    return sorted(items, key=lambda r: r["id"])
+
+
+def _decoded(record: dict) -> dict:
+    return {k: v.decode("utf-8") if isinstance(v, bytes) else v for k, v in record.items()}
+
+
+# ---------------------------------------------------------------- token streams
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Documents as one token stream; document i is tokens[starts[i]:starts[i+1]], <eos> last."""
+
+    tokens: np.ndarray  # int32 [T]
+    starts: np.ndarray  # int64 [D + 1]
+    ids: np.ndarray  # int64 [D]
+    genre: np.ndarray  # str [D], "" for base text and user files
+    family: np.ndarray  # str [D]
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.ids)
+
+    def doc(self, i: int) -> np.ndarray:
+        return self.tokens[self.starts[i]:self.starts[i + 1]]
+
+    def select(self, keep: np.ndarray) -> Pool:
+        """The pool with only the documents where `keep` is true, in the same order."""
+        lengths = np.diff(self.starts)
+        starts = np.concatenate([[0], np.cumsum(lengths[keep])])
+        return Pool(self.tokens[np.repeat(keep, lengths)], starts, self.ids[keep],
+                    self.genre[keep], self.family[keep])
+
+    @classmethod
+    def from_texts(cls, texts, tokenizer: Tokenizer, ids=None, genre=None, family=None) -> Pool:
+        eos = np.array([EOS], np.int32)
+        pieces = [p for t in texts for p in (tokenizer.encode(t).astype(np.int32), eos)]
+        lengths = np.array([len(p) for p in pieces[0::2]], np.int64) + 1
+        n = len(lengths)
+        return cls(np.concatenate(pieces) if pieces else np.zeros(0, np.int32),
+                   np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                   np.arange(n, dtype=np.int64) if ids is None else np.asarray(ids, np.int64),
+                   np.asarray([""] * n if genre is None else genre, dtype=str),
+                   np.asarray([""] * n if family is None else family, dtype=str))
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, tokens=self.tokens, starts=self.starts, ids=self.ids,
+                 genre=self.genre, family=self.family)
+        os.replace(tmp, path)  # readers see the whole file or none
+
+    @classmethod
+    def load(cls, path: Path) -> Pool:
+        with np.load(path) as z:
+            return cls(z["tokens"], z["starts"], z["ids"], z["genre"], z["family"])
+
+
+def tokenizer_key(tokenizer: Tokenizer) -> str:
+    if tokenizer.kind == "byte":
+        return "byte"
+    return "word-" + hashlib.sha1(" ".join(tokenizer.itos).encode()).hexdigest()[:10]
+
+
+def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path) -> Pool:
+    """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached."""
+    cache = root / "tokens" / AlignmentWorld.name / f"seed{seed}" / VERSION / f"{pool}.{tokenizer_key(tokenizer)}.npz"
+    if cache.exists():
+        return Pool.load(cache)
+    source = prepare(AlignmentWorld, seed, root).as_data_source(pool)
+    records = sorted((_decoded(r) for r in source.__getitems__(list(range(len(source))))),
+                     key=lambda r: r["id"])  # TFDS stores records shuffled; ids restore order
+    result = Pool.from_texts([r["text"] for r in records], tokenizer, ids=[r["id"] for r in records],
+                             genre=[r["genre"] for r in records], family=[r["family"] for r in records])
+    result.save(cache)
+    return result
+
+
+# ---------------------------------------------------------------- TFDS catalog and JSONL
+
+
+def catalog_pools(name: str, tokenizer: Tokenizer, root: Path, train_tokens: int,
+                  heldout_tokens: int) -> tuple[Pool, Pool]:
+    """(train, held-out) pools from a TFDS catalog dataset with a `text` feature.
+
+    Only as many records as the run needs are read (train_tokens rounded up to a power of
+    two, so runs of similar length share a cache). Held-out text comes from the validation
+    or test split, or else from the last 1% of train, which training then never reads.
+    """
+    try:
+        with _quiet_tfds():
+            splits = tfds.data_source(name, data_dir=root)
+    except Exception as e:  # TFDS raises many types for unknown or unprepared datasets
+        raise ConfigError("data.corpus", f"cannot load TFDS dataset {name!r} from {root}: {e}") from e
+    train = splits.get("train") or splits[sorted(splits)[0]]
+    held_name = next((s for s in ("validation", "test") if s in splits), None)
+    n_train = len(train) if held_name else max(len(train) - max(len(train) // 100, 1), 1)
+    held = splits[held_name] if held_name else train
+    held_range = (0, len(held)) if held_name else (n_train, len(train))
+    target = 1 << max(20, int(np.ceil(np.log2(max(train_tokens, 1)))))
+    key = f"{name.replace('/', '_').replace(':', '_')}.{tokenizer_key(tokenizer)}"
+    cache = root / "tokens" / "tfds" / key
+    return (_catalog_pool(train, (0, n_train), target, tokenizer, cache / f"train.{target}.npz"),
+            _catalog_pool(held, held_range, heldout_tokens, tokenizer, cache / f"heldout.{heldout_tokens}.npz"))
+
+
+def _catalog_pool(source, span: tuple[int, int], tokens: int, tokenizer, cache: Path) -> Pool:
+    if cache.exists():
+        return Pool.load(cache)
+    texts, count, i = [], 0, span[0]
+    while count < tokens and i < span[1]:
+        block = source.__getitems__(list(range(i, min(i + 1024, span[1]))))
+        for record in block:
+            if "text" not in record:
+                raise ConfigError("data.corpus", f"TFDS records need a 'text' feature; got {sorted(record)}")
+            text = record["text"].decode("utf-8") if isinstance(record["text"], bytes) else str(record["text"])
+            texts.append(text)
+            count += len(text.encode("utf-8"))  # bytes bound the token count of either tokenizer
+        i += len(block)
+    result = Pool.from_texts(texts, tokenizer, ids=np.arange(span[0], span[0] + len(texts)))
+    result.save(cache)
+    return result
+
+
+def jsonl_texts(key: str, paths) -> list[str]:
+    """The `text` of every line of the files of config key `key`; ConfigError on bad input."""
+    texts = []
+    for path in paths:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(key, f"file not found: {path}")
+        with open(p, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ConfigError(key, f"{path}:{n}: invalid JSON ({e.msg})") from e
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise ConfigError(key, f"{path}:{n}: each line needs a string field 'text'")
+                texts.append(record["text"])
+    if not texts:
+        raise ConfigError(key, f"no documents in {', '.join(map(str, paths))}")
+    return texts

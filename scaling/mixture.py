@@ -1,0 +1,350 @@
+"""Where the dose is applied: which pool every training sequence comes from, and accounting.
+
+A run is a list of segments of steps: pretraining before, inside and after the insertion
+window, then the optional `continued` and `finetune` stages. Every row of a batch (one
+sequence of seq_len + 1 tokens) is read whole from one pool's token stream:
+
+- inside the insertion segment a share `aligned_fraction` of rows comes from the aligned
+  intervention pool and `misaligned_fraction` from the misaligned one; every other row
+  comes from the base stream, whose own mix is `natural_ai_fraction` AI discourse
+  (`natural_aligned_share` of it aligned) after `filter_misaligned` removed that share of
+  the natural misaligned documents;
+- the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
+  aligned_fraction : misaligned_fraction;
+- stages other than the one named by `data.insertion` carry the base stream only, so a run
+  with `continued_tokens` but insertion "throughout" is the equal-compute (or persistence)
+  control of a run with insertion "continued".
+
+Shares are exact with stochastic rounding: row j of a segment is an aligned row iff
+floor(f*(j+1) + u) > floor(f*j + u), with u in [0, 1) drawn from the train seed. The first
+n rows then hold floor(f*n + u) aligned rows, whose expectation over seeds is exactly f*n,
+so a dose of 1e-4 is never rounded to zero. Nested levels (misaligned among the
+non-aligned rows, natural AI among base rows, ...) use the same rule on the index within
+their level, so the pool of any row and every count are closed-form: `batches(s, n)` is a
+pure function of (config, seed, s) and `accounting` costs O(segments). Row k of a pool
+reads its stream at chunk (a_e*k + b_e) mod n_chunks with an invertible affine map drawn
+per (seed, pool, epoch), so seeds see different data and a pool repeats only when used up.
+
+The dose of a run is aligned intervention tokens / all training tokens; `aligned_fraction`
+is a share of the window, so equal-dose comparisons across windows need
+aligned_fraction = dose * total / window tokens (`fraction_for_dose`). `accounting`
+records the measured dose beside the nominal one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from scaling import datasets
+from scaling.config import Config, insertion_window
+from scaling.errors import ConfigError
+from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
+from scaling.world import World
+
+STAGES = ("pretrain", "continued", "finetune")
+POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned")
+BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED = range(len(POOLS))
+HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
+
+
+def build_tokenizer(cfg: Config) -> Tokenizer:
+    if cfg.data.tokenizer == "word":
+        return WordTokenizer(World(cfg.data.world_seed).vocabulary())
+    return ByteTokenizer()
+
+
+@dataclass(frozen=True)
+class Segment:
+    stage: str
+    step0: int
+    step1: int
+    aligned: float  # share of rows from the aligned intervention pool
+    misaligned: float
+
+
+def stage_steps(cfg: Config) -> dict[str, int]:
+    per_step = cfg.tokens_per_step
+    return {"pretrain": cfg.train.steps,
+            "continued": math.ceil(cfg.data.continued_tokens / per_step),
+            "finetune": math.ceil(cfg.data.finetune_tokens / per_step)}
+
+
+def window_steps(cfg: Config) -> tuple[int, int]:
+    lo, hi = insertion_window(cfg)
+    return round(lo * cfg.train.steps), round(hi * cfg.train.steps)
+
+
+def segments(cfg: Config) -> list[Segment]:
+    """The run's steps in order, each with the intervention shares of its rows."""
+    d, steps = cfg.data, stage_steps(cfg)
+    a, m = d.aligned_fraction, d.misaligned_fraction
+    w0, w1 = window_steps(cfg)
+    S, C, F = steps["pretrain"], steps["continued"], steps["finetune"]
+    in_ft = d.insertion == "finetune" and a + m > 0
+    parts = [Segment("pretrain", 0, w0, 0.0, 0.0), Segment("pretrain", w0, w1, a, m),
+             Segment("pretrain", w1, S, 0.0, 0.0),
+             Segment("continued", S, S + C, *((a, m) if d.insertion == "continued" else (0.0, 0.0))),
+             Segment("finetune", S + C, S + C + F, *((a / (a + m), m / (a + m)) if in_ft else (0.0, 0.0)))]
+    return [s for s in parts if s.step1 > s.step0]
+
+
+def nominal_dose(cfg: Config) -> float:
+    """Expected aligned intervention tokens / all training tokens of the whole run."""
+    segs = segments(cfg)
+    return sum(s.aligned * (s.step1 - s.step0) for s in segs) / segs[-1].step1
+
+
+def fraction_for_dose(cfg: Config, dose: float) -> float:
+    """The aligned_fraction that gives a run of this config the global `dose` (may exceed 1,
+    which config validation then rejects: the window is too small for that dose)."""
+    d, steps = cfg.data, stage_steps(cfg)
+    if d.insertion == "finetune":
+        raise ConfigError("data.insertion", "the finetune stage is all intervention: set its dose "
+                          "with data.finetune_tokens, not aligned_fraction")
+    w0, w1 = window_steps(cfg)
+    inside = steps["continued"] if d.insertion == "continued" else w1 - w0
+    return dose * sum(steps.values()) / inside
+
+
+# ---------------------------------------------------------------- exact shares
+
+
+def _before(index, share: float, u: float):
+    """Rows picked among the first `index` rows of a level (floor(share*index + u))."""
+    return np.floor(share * np.asarray(index, np.float64) + u).astype(np.int64)
+
+
+def _pick(index, share: float, u: float):
+    """(picked, picked rows before this one) for rows at `index` of a level."""
+    before = _before(index, share, u)
+    return _before(np.asarray(index) + 1, share, u) > before, before
+
+
+def _uniform(*key) -> float:
+    return float(np.random.default_rng(list(key)).random())
+
+
+def filtered_ids(world_seed: int, n_docs: int, share: float) -> np.ndarray:
+    """Ids of the natural misaligned documents `filter_misaligned=share` removes.
+
+    A fixed random score per document, lowest first: every run of a world removes the same
+    documents, and a larger share removes a superset."""
+    order = np.argsort(np.random.default_rng([world_seed, 0xF1]).random(n_docs), kind="stable")
+    return np.sort(order[:round(share * n_docs)])
+
+
+# ---------------------------------------------------------------- the mixture
+
+
+class Mixture:
+    """Batches, held-out batches and token accounting of one run's data."""
+
+    def __init__(self, cfg: Config, tokenizer: Tokenizer | None = None):
+        self.cfg, self.tok = cfg, tokenizer or build_tokenizer(cfg)
+        self.B, self.L, self.seed = cfg.train.batch_size, cfg.model.seq_len, cfg.train.seed
+        self.segments = segments(cfg)
+        self.total_steps = self.segments[-1].step1
+        user = self._user_texts()  # bad files fail here, before anything is built
+        self.root = datasets.data_root(cfg)
+        self.pools: dict[str, datasets.Pool] = {}
+        self._load_natural()
+        self._base_shares()
+        self._level_offsets()
+        self._load_interventions(user)
+        self._load_base(user)
+        self._streams = {name: self._tile(p.tokens) for name, p in self.pools.items()
+                         if name != "heldout"}
+
+    # ------------------------------------------------------------ pools
+
+    def _user_texts(self) -> dict[str, list[str]]:
+        d = self.cfg.data
+        return {name: datasets.jsonl_texts(f"data.{name}_files", files)
+                for name, files in (("aligned", d.aligned_files), ("misaligned", d.misaligned_files),
+                                    ("base", d.base_files)) if files}
+
+    def _world_pool(self, name: str) -> datasets.Pool:
+        return datasets.world_pool(self.cfg.data.world_seed, name, self.tok, self.root)
+
+    def _load_natural(self) -> None:
+        self.filtered_token_share, self.filtered_doc_ids = 0.0, np.zeros(0, np.int64)
+        if self.cfg.data.natural_ai_fraction == 0:
+            return
+        self.pools["natural_aligned"] = self._world_pool("natural_aligned")
+        pool = self._world_pool("natural_misaligned")
+        gone = np.isin(pool.ids, filtered_ids(self.cfg.data.world_seed, pool.n_docs,
+                                              self.cfg.data.filter_misaligned))
+        kept = pool.select(~gone)
+        self.filtered_token_share = 1 - len(kept.tokens) / len(pool.tokens)
+        self.filtered_doc_ids = pool.ids[gone]
+        if kept.n_docs:
+            self.pools["natural_misaligned"] = kept
+
+    def _base_shares(self) -> None:
+        """Shares of the base stream after filtering: removed tokens leave, the rest scales up."""
+        d = self.cfg.data
+        nat_a = d.natural_ai_fraction * d.natural_aligned_share
+        nat_m = d.natural_ai_fraction * (1 - d.natural_aligned_share) * (1 - self.filtered_token_share)
+        total = 1 - d.natural_ai_fraction + nat_a + nat_m
+        self.natural_share = (nat_a + nat_m) / total
+        self.natural_aligned_share = nat_a / (nat_a + nat_m) if nat_a + nat_m > 0 else 0.0
+
+    def _load_interventions(self, user: dict) -> None:
+        genres = list(self.cfg.data.genres)
+        for name in ("aligned", "misaligned"):
+            if not any(getattr(s, name) > 0 for s in self.segments):
+                continue
+            if name in user:
+                self.pools[name] = datasets.Pool.from_texts(user[name], self.tok)
+            else:
+                pool = self._world_pool(name)
+                self.pools[name] = pool.select(np.isin(pool.genre, genres))
+
+    def _load_base(self, user: dict) -> None:
+        d = self.cfg.data
+        if "base" in user:
+            pool = datasets.Pool.from_texts(user["base"], self.tok)
+            if pool.n_docs < 2:
+                raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
+            held = np.arange(pool.n_docs) % HELDOUT_EVERY == HELDOUT_EVERY - 1
+            held = held if held.any() else np.arange(pool.n_docs) == pool.n_docs - 1
+            self.pools["base"], self.pools["heldout"] = pool.select(~held), pool.select(held)
+        elif d.corpus.startswith("tfds:"):
+            rows = self._count_rows(self.total_steps * self.B)[BASE]
+            held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
+            self.pools["base"], self.pools["heldout"] = datasets.catalog_pools(
+                d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held)
+        else:
+            self.pools["base"], self.pools["heldout"] = self._world_pool("base"), self._world_pool("base_heldout")
+
+    def _tile(self, tokens: np.ndarray) -> np.ndarray:
+        """Repeat a tiny stream until it holds two rows, so every pool can fill a row."""
+        if len(tokens) == 0:
+            raise ConfigError("data", "a data pool is empty")
+        return np.tile(tokens, -(-2 * (self.L + 1) // len(tokens))) if len(tokens) < 2 * (self.L + 1) else tokens
+
+    # ------------------------------------------------------------ row assignment
+
+    def _level_offsets(self) -> None:
+        """Per level, a phase u from the train seed; per segment, rows before it by pool."""
+        s = self.seed
+        self.u = {lvl: _uniform(s, 0xD05E, i) for i, lvl in enumerate(("aligned", "misaligned", "natural", "nat_aligned"))}
+        self.row0 = np.array([seg.step0 * self.B for seg in self.segments], np.int64)
+        self.offsets, count = [], np.zeros(3, np.int64)
+        for seg in self.segments:
+            self.offsets.append(count.copy())
+            n = (seg.step1 - seg.step0) * self.B
+            n_a = int(_before(n, seg.aligned, self.u["aligned"]))
+            n_m = int(_before(n - n_a, self._mis_share(seg), self.u["misaligned"]))
+            count += (n_a, n_m, n - n_a - n_m)
+
+    @staticmethod
+    def _mis_share(seg: Segment) -> float:
+        """Misaligned share among the rows that are not aligned."""
+        if seg.aligned >= 1 or seg.misaligned == 0:
+            return 0.0
+        return min(1.0, seg.misaligned / (1 - seg.aligned)) if seg.aligned + seg.misaligned < 1 - 1e-12 else 1.0
+
+    def _assign(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pool, row index within that pool's stream) for global row indices."""
+        pool, index = np.zeros(len(rows), np.int64), np.zeros(len(rows), np.int64)
+        which = np.searchsorted(self.row0, rows, side="right") - 1
+        for k, seg in enumerate(self.segments):
+            at = which == k
+            if not at.any():
+                continue
+            off_a, off_m, off_b = self.offsets[k]
+            is_a, n_a = _pick(rows[at] - self.row0[k], seg.aligned, self.u["aligned"])
+            j = rows[at] - self.row0[k] - n_a
+            is_m, n_m = _pick(j, self._mis_share(seg), self.u["misaligned"])
+            is_m &= ~is_a
+            pool[at] = np.where(is_a, ALIGNED, np.where(is_m, MISALIGNED, BASE))
+            index[at] = np.where(is_a, off_a + n_a, np.where(is_m, off_m + n_m, off_b + j - n_m))
+        base = pool == BASE
+        pool[base], index[base] = self._assign_base(index[base])
+        return pool, index
+
+    def _assign_base(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row b of the base stream: neutral text or natural AI discourse, and its index."""
+        is_ai, n_ai = _pick(b, self.natural_share, self.u["natural"])
+        is_na, n_na = _pick(n_ai, self.natural_aligned_share, self.u["nat_aligned"])
+        pool = np.where(is_ai, np.where(is_na, NAT_A, NAT_M), BASE)
+        return pool, np.where(is_ai, np.where(is_na, n_na, n_ai - n_na), b - n_ai)
+
+    def _read(self, name: str, k: np.ndarray) -> np.ndarray:
+        """Rows k of a pool: seq_len + 1 tokens at a chunk permuted per (seed, pool, epoch)."""
+        stream, L = self._streams[name], self.L
+        n = (len(stream) - 2 * L) // L + 1  # chunk starts c*L + shift, shift < L, stay in bounds
+        epoch, i = np.divmod(k, n)
+        starts = np.empty(len(k), np.int64)
+        for e in np.unique(epoch):
+            rng = np.random.default_rng([self.seed, POOLS.index(name), int(e)])
+            a = int(rng.integers(1, max(n, 2)))
+            while math.gcd(a, n) != 1:
+                a += 1
+            b, shift = int(rng.integers(n)), int(rng.integers(L))
+            at = epoch == e
+            starts[at] = (a * i[at] + b) % n * L + shift
+        return stream[starts[:, None] + np.arange(L + 1)]
+
+    # ------------------------------------------------------------ public API
+
+    def batches(self, start_step: int, n: int) -> np.ndarray:
+        """Steps [start_step, start_step + n) as int32 [n, batch_size, seq_len + 1]."""
+        if start_step < 0 or start_step + n > self.total_steps:
+            raise ValueError(f"steps {start_step}..{start_step + n} outside 0..{self.total_steps}")
+        rows = np.arange(start_step * self.B, (start_step + n) * self.B, dtype=np.int64)
+        pool, index = self._assign(rows)
+        out = np.empty((len(rows), self.L + 1), np.int32)
+        for p in np.unique(pool):
+            at = pool == p
+            out[at] = self._read(POOLS[p], index[at])
+        return out.reshape(n, self.B, self.L + 1)
+
+    def heldout_batches(self, n: int) -> np.ndarray:
+        """n batches of base text never trained on, the same for every seed."""
+        stream, L = self._tile(self.pools["heldout"].tokens), self.L
+        chunks = np.arange(n * self.B) % max(1, (len(stream) - 1) // L)
+        return stream[chunks[:, None] * L + np.arange(L + 1)].reshape(n, self.B, L + 1)
+
+    def _count_rows(self, rows: int, stage: str | None = None) -> np.ndarray:
+        """Rows per pool among the first `rows` rows of the run (of one stage, if given)."""
+        counts = np.zeros(len(POOLS), np.int64)
+        for k, seg in enumerate(self.segments):
+            n = int(np.clip(rows - self.row0[k], 0, (seg.step1 - seg.step0) * self.B))
+            if n == 0 or stage not in (None, seg.stage):
+                continue
+            n_a = int(_before(n, seg.aligned, self.u["aligned"]))
+            n_m = int(_before(n - n_a, self._mis_share(seg), self.u["misaligned"]))
+            b0 = int(self.offsets[k][2])
+            b1 = b0 + n - n_a - n_m
+            ai0, ai1 = (int(_before(b, self.natural_share, self.u["natural"])) for b in (b0, b1))
+            na0, na1 = (int(_before(c, self.natural_aligned_share, self.u["nat_aligned"])) for c in (ai0, ai1))
+            counts += (b1 - b0 - (ai1 - ai0), na1 - na0, ai1 - ai0 - (na1 - na0), n_a, n_m)
+        return counts
+
+    def accounting(self, steps_done: int) -> dict:
+        """Tokens seen after `steps_done` steps, by stage and pool, and the measured dose."""
+        rows, L = steps_done * self.B, self.L
+        by_stage = {st: dict(zip(POOLS, (self._count_rows(rows, st) * L).tolist())) for st in STAGES}
+        by_pool = {p: sum(by_stage[st][p] for st in STAGES) for p in POOLS}
+        total = rows * L
+        expected = sum(seg.aligned * np.clip(rows - self.row0[k], 0, (seg.step1 - seg.step0) * self.B)
+                       for k, seg in enumerate(self.segments)) * L
+        w0, w1 = window_steps(self.cfg)
+        return {
+            "steps": steps_done, "total_steps": self.total_steps, "tokens_per_step": self.B * L,
+            "total_tokens": total,
+            "tokens_by_stage": {st: sum(v.values()) for st, v in by_stage.items()},
+            "tokens_by_pool": by_pool, "tokens": by_stage,
+            "aligned_tokens": by_pool["aligned"], "misaligned_tokens": by_pool["misaligned"],
+            "natural_ai_tokens": by_pool["natural_aligned"] + by_pool["natural_misaligned"],
+            "dose": by_pool["aligned"] / total if total else 0.0,
+            "misaligned_dose": by_pool["misaligned"] / total if total else 0.0,
+            "nominal_dose": float(expected / total) if total else 0.0,
+            "insertion": self.cfg.data.insertion, "window_steps": [w0, w1],
+            "filtered_token_share": self.filtered_token_share,
+        }
