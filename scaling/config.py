@@ -34,6 +34,7 @@ class ModelConfig:
     vocab_size: int = 0  # 0: take it from the tokenizer
     mlp: str = "gelu"  # "gelu" or "swiglu"
     compute_dtype: str = "float32"  # "bfloat16" on accelerators
+    attention: str = "auto"  # "auto", "dot_product" (jax.nn.dot_product_attention) or "einsum"
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,8 @@ def validate(cfg: Config) -> None:
     _check((m.d_model // m.n_heads) % 2 == 0, "model.d_model",
            f"head size d_model/n_heads={m.d_model // m.n_heads} must be even for RoPE")
     _check(m.mlp in ("gelu", "swiglu"), "model.mlp", f"must be 'gelu' or 'swiglu', got {m.mlp!r}")
+    _check(m.attention in ("auto", "dot_product", "einsum"), "model.attention",
+           f"must be 'auto', 'dot_product' or 'einsum', got {m.attention!r}")
     _check(m.compute_dtype in ("float32", "bfloat16"), "model.compute_dtype",
            f"must be 'float32' or 'bfloat16', got {m.compute_dtype!r}")
 

@@ -76,8 +76,8 @@ class _Unusable(Exception):
 # ---------------------------------------------------------------- input
 
 
-def load_results(path: str | Path) -> pd.DataFrame:
-    """Read and validate a results CSV (see `clean_table`)."""
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a results CSV as it is; `fit_table` validates it (see `clean_table`)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -85,7 +85,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: not a readable CSV ({e})") from e
-    return clean_table(df)
+    return df
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -129,19 +129,20 @@ def _numeric_column(df: pd.DataFrame, col: str) -> pd.Series:
     bad = (values.isna() & df[col].notna()) | np.isinf(values)
     if bad.any():
         row = df[bad].iloc[0]
-        raise UsageError(f"column {col!r}, row {row['_row']}: {row[col]!r} is not a finite number")
+        raise UsageError(f"column {col!r}, row {int(row['_row'])}: {row[col]!r} is not a "
+                         "finite number")
     return values.astype(float)
 
 
 def _reject(df: pd.DataFrame, bad: pd.Series, col: str, what: str) -> None:
     if bad.any():
         row = df[bad].iloc[0]
-        raise UsageError(f"column {col!r}, row {row['_row']}: {row[col]:g} {what} "
+        raise UsageError(f"column {col!r}, row {int(row['_row'])}: {row[col]:g} {what} "
                          f"(misaligned={row['misaligned']:g}, total={row['total']:g})")
 
 
 def _row_list(df: pd.DataFrame, limit: int = 8) -> str:
-    rows = [str(r) for r in df["_row"].tolist()]
+    rows = [str(int(r)) for r in df["_row"].tolist()]
     return ", ".join(rows[:limit]) + (", ..." if len(rows) > limit else "")
 
 
@@ -472,7 +473,9 @@ class CurveFit:
 
     @property
     def aic(self) -> float | None:
-        return None if self.loglik is None else -2 * self.loglik + 2 * self.n_params
+        # Continuous data also estimate the residual variance (drc counts it too).
+        k = self.n_params + (self.family == "normal")
+        return None if self.loglik is None else -2 * self.loglik + 2 * k
 
     @property
     def quantile(self) -> float:
@@ -487,12 +490,14 @@ class CurveFit:
     def x0(self, phi=None) -> float:
         return float(self.natural(phi).get("background", self.background or 0.0))
 
-    def delta(self, fun: Callable) -> tuple[float, float, float | None]:
-        """Value, plain SE and robust SE of fun(phi) (delta method)."""
-        grad = _jacobian(fun, self.estimate)
-        se = float(np.sqrt(grad @ self.cov @ grad.T).item())
-        robust = [float(np.sqrt(grad @ c @ grad.T).item()) for c in self._robust_covs()]
-        return float(np.atleast_1d(fun(self.estimate))[0]), se, max(robust) if robust else None
+    def delta(self, fun: Callable) -> dict:
+        """fun(phi) with its plain, seed-clustered and robust SEs (delta method)."""
+        grad = _jacobian(fun, self.estimate)[0]
+        robust = [_se(grad, c) for c in self._robust_covs()]
+        return {"estimate": float(np.atleast_1d(fun(self.estimate))[0]),
+                "se": _se(grad, self.cov),
+                "se_cluster": None if self.cov_cluster is None else _se(grad, self.cov_cluster),
+                "se_robust": max(robust) if robust else None}
 
     def _robust_covs(self) -> list[np.ndarray]:
         covs = [self.cov_cluster] if self.cov_cluster is not None else []
@@ -512,15 +517,7 @@ class CurveFit:
 
     def params(self) -> dict[str, dict]:
         """name -> {estimate, se, se_cluster, se_robust}."""
-        out = {}
-        for name, fun in self.param_functions().items():
-            est, se, robust = self.delta(fun)
-            cluster = None
-            if self.cov_cluster is not None:
-                grad = _jacobian(fun, self.estimate)
-                cluster = float(np.sqrt(grad @ self.cov_cluster @ grad.T).item())
-            out[name] = {"estimate": est, "se": se, "se_cluster": cluster, "se_robust": robust}
-        return out
+        return {name: self.delta(fun) for name, fun in self.param_functions().items()}
 
     def ed(self, p: float) -> dict | None:
         """ED entry for p% with plain/robust, linear/log-scale intervals; None if undefined."""
@@ -533,10 +530,11 @@ class CurveFit:
         est = fun(self.estimate)
         if not np.isfinite(est) or est <= 0:
             return None
-        est, se, robust = self.delta(fun)
-        entry = {"estimate": est}
-        for suffix, s in (("", se), ("_robust", robust)):
-            entry.update(_interval(est, s, self.quantile, suffix))
+        d = self.delta(fun)
+        low, high = self.dose_range
+        entry = {"estimate": est, "extrapolated": not low <= est <= high}
+        for suffix in ("", "_robust"):
+            entry.update(_interval(est, d["se" + suffix], self.quantile, suffix))
         return entry
 
     def background_entry(self) -> dict | None:
@@ -544,10 +542,10 @@ class CurveFit:
             return None
         if self.background != "estimate":
             return {"mode": "fixed", "estimate": float(self.background)}
-        est, se, robust = self.delta(lambda phi: self.natural(phi)["background"])
-        entry = {"mode": "estimated", "estimate": est}
-        entry.update(_interval(est, se, self.quantile, ""))
-        entry.update(_interval(est, robust, self.quantile, "_robust"))
+        d = self.delta(lambda phi: self.natural(phi)["background"])
+        entry = {"mode": "estimated", "estimate": d["estimate"]}
+        for suffix in ("", "_robust"):
+            entry.update(_interval(d["estimate"], d["se" + suffix], self.quantile, suffix))
         return entry
 
     def to_dict(self) -> dict:
@@ -559,8 +557,13 @@ class CurveFit:
                "se_robust": None, "ed": {}, "vcov": None, "dose_range": self.dose_range,
                "bootstrap": self.bootstrap}
         if not self.usable:
-            out["background"] = self.background if self.background != "estimate" else "estimate"
+            out["background"] = self.background
             return _clean(out)
+        with np.errstate(all="ignore"):
+            self._fill_estimates(out)
+        return _clean(out)
+
+    def _fill_estimates(self, out: dict) -> None:
         params = self.params()
         out["params"] = {k: v["estimate"] for k, v in params.items()}
         for key in ("se", "se_cluster", "se_robust"):
@@ -570,7 +573,6 @@ class CurveFit:
         out["vcov"] = {"names": list(self.names), "estimate": self.estimate.tolist(),
                        "plain": self.cov.tolist(),
                        "cluster": None if self.cov_cluster is None else self.cov_cluster.tolist()}
-        return _clean(out)
 
     @classmethod
     def from_dict(cls, d: dict) -> CurveFit:
@@ -586,6 +588,11 @@ class CurveFit:
                    cov_cluster=None if cluster is None else np.asarray(cluster, float),
                    dispersion=d.get("dispersion"), df_resid=d.get("df_resid", 0),
                    background=background, dose_range=d.get("dose_range"))
+
+
+def _se(grad: np.ndarray, cov: np.ndarray) -> float:
+    # Rounding can leave a variance a hair below 0 (e.g. a cluster meat of ~0): clip it.
+    return float(np.sqrt(max(float(grad @ cov @ grad), 0.0)))
 
 
 def _interval(est: float, se: float | None, q: float, suffix: str) -> dict:
@@ -691,6 +698,9 @@ def _check_data(design: _Design, k, n) -> None:
             raise _Unusable("all counts are 0 (no misaligned answers): no curve to fit")
         if k.sum() == n.sum():
             raise _Unusable("all counts equal their totals (every answer misaligned): no curve to fit")
+        if _separated(design.x, k, n):
+            raise _Unusable("perfect separation: every run is all misaligned on one side of a dose "
+                            "and has no misaligned answer on the other; the slope is infinite")
     levels = len(np.unique(design.x))
     if levels == 1:
         raise _Unusable(f"a single dose ({design.x[0]:g}): the dose-response is not identified")
@@ -699,6 +709,13 @@ def _check_data(design: _Design, k, n) -> None:
     if n_obs <= n_params:
         raise _Unusable(f"group too small: {n_obs} observations for {n_params} parameters "
                         "(no residual degrees of freedom)")
+
+
+def _separated(x, k, n) -> bool:
+    if not np.all((k == 0) | (k == n)):
+        return False
+    ones, zeros = x[k == n], x[k == 0]
+    return ones.max() < zeros.min() or zeros.max() < ones.min()
 
 
 def _fit_glm(design: _Design, k, n) -> tuple[np.ndarray, np.ndarray]:
@@ -1246,7 +1263,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     """
     models = _check_models(models)
     background = _parse_background(background)
-    df = clean_table(df) if "_row" not in df.columns else df
+    df = clean_table(df)
     fits, comparisons, cost = [], [], []
     frames = group_frames(df)
     for group, rows in frames:
@@ -1343,7 +1360,8 @@ def predict(fit: CurveFit | dict, dose, level: float = 0.95) -> pd.DataFrame:
     mean = design.mean(fit.estimate)[0]
     J = _jacobian(lambda phi: design.mean(phi)[0], fit.estimate)
     covs = fit._robust_covs() or [fit.cov]
-    se = np.max([np.sqrt(np.einsum("ij,jk,ik->i", J, c, J)) for c in covs], axis=0)
+    se = np.max([np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, c, J), 0, None)) for c in covs],
+                axis=0)
     q = stats.norm.ppf(0.5 + level / 2) if fit.family == "binomial" else stats.t.ppf(0.5 + level / 2, fit.df_resid)
     lower, upper = mean - q * se, mean + q * se
     if fit.family == "binomial":
@@ -1378,7 +1396,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be >= 0")
-    df = load_results(args.results)
+    df = read_results(args.results)
     report = fit_table(df, models=args.models, background=args.background,
                        bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
     out = Path(args.out)

@@ -21,26 +21,53 @@ def rope_tables(seq_len: int, head_dim: int, base: float = 10000.0):
     return jnp.cos(angle_LxK2), jnp.sin(angle_LxK2)
 
 
-def apply_rope(x_BxLxHxK, cos_LxK2, sin_LxK2):
-    x1, x2 = jnp.split(x_BxLxHxK, 2, axis=-1)
-    cos, sin = cos_LxK2[None, :, None, :], sin_LxK2[None, :, None, :]
-    return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1).astype(x_BxLxHxK.dtype)
+def apply_rope(x_xLxK, cos_LxK2, sin_LxK2):
+    """Rotate the two halves of the last axis; cos/sin broadcast against x[..., L, K/2]."""
+    x1, x2 = jnp.split(x_xLxK, 2, axis=-1)
+    return jnp.concatenate([x1 * cos_LxK2 - x2 * sin_LxK2, x1 * sin_LxK2 + x2 * cos_LxK2],
+                           axis=-1).astype(x_xLxK.dtype)
+
+
+def einsum_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK):
+    """Causal attention in head-major layout. On CPU its backward pass measured ~2x faster
+    than `jax.nn.dot_product_attention`'s XLA path, which transposes to and from B,L,H,K."""
+    L, K = q_BxHxLxK.shape[-2:]
+    bias_LxL = jnp.where(jnp.tril(jnp.ones((L, L), bool)), 0.0, -1e9).astype(q_BxHxLxK.dtype)
+    s_BxHxLxL = jnp.einsum("bhqk,bhsk->bhqs", q_BxHxLxK * K**-0.5, k_BxHxLxK) + bias_LxL
+    p_BxHxLxL = jax.nn.softmax(s_BxHxLxL.astype(jnp.float32), axis=-1).astype(v_BxHxLxK.dtype)
+    return jnp.einsum("bhqs,bhsk->bhqk", p_BxHxLxL, v_BxHxLxK)
+
+
+def use_dot_product_attention(setting: str) -> bool:
+    """`model.attention`: "auto" picks the fused kernel of `jax.nn.dot_product_attention`
+    on accelerators (cuDNN flash attention on GPU) and the einsum path on CPU."""
+    if setting == "auto":
+        return jax.default_backend() != "cpu"
+    return setting == "dot_product"
 
 
 class Attention(nnx.Module):
     def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
         dtype = DTYPES[cfg.compute_dtype]
         self.n_heads = cfg.n_heads
+        self.fused = use_dot_product_attention(cfg.attention)
         self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
 
     def __call__(self, x_BxLxD, cos, sin):
         B, L, D = x_BxLxD.shape
         qkv_BxLx3xHxK = self.qkv(x_BxLxD).reshape(B, L, 3, self.n_heads, D // self.n_heads)
-        q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = (qkv_BxLx3xHxK[:, :, i] for i in range(3))
-        q_BxLxHxK = apply_rope(q_BxLxHxK, cos, sin)
-        k_BxLxHxK = apply_rope(k_BxLxHxK, cos, sin)
-        y_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
+        if self.fused:
+            q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = (qkv_BxLx3xHxK[:, :, i] for i in range(3))
+            q_BxLxHxK = apply_rope(q_BxLxHxK, cos[None, :, None], sin[None, :, None])
+            k_BxLxHxK = apply_rope(k_BxLxHxK, cos[None, :, None], sin[None, :, None])
+            y_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, is_causal=True)
+        else:
+            qkv_3xBxHxLxK = qkv_BxLx3xHxK.transpose(2, 0, 3, 1, 4)
+            q_BxHxLxK = apply_rope(qkv_3xBxHxLxK[0], cos, sin)
+            k_BxHxLxK = apply_rope(qkv_3xBxHxLxK[1], cos, sin)
+            y_BxHxLxK = einsum_attention(q_BxHxLxK, k_BxHxLxK, qkv_3xBxHxLxK[2])
+            y_BxLxHxK = y_BxHxLxK.transpose(0, 2, 1, 3)
         return self.out(y_BxLxHxK.reshape(B, L, D))
 
 

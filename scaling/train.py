@@ -97,7 +97,7 @@ def make_train_step(graphdef, tx, schedule, accum_steps: int = 1):
             loss, grads = jax.tree.map(lambda x: x / accum_steps, (loss, grads))
         updates, opt_state = tx.update(grads, state["opt"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "lr": schedule(state["step"])}
+        metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads), "lr": schedule(state["step"])}
         return {"params": params, "opt": opt_state, "step": state["step"] + 1}, metrics
 
     return train_step

@@ -1,3 +1,47 @@
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+# Tests run on the CPU; tests of sharding code set their own device count.
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from scaling.config import config_from_dict  # noqa: E402
+
+
+class TextSource:
+    """A minimal BatchSource over a fixed text, for testing the trainer alone."""
+
+    def __init__(self, cfg, tok, text: str, total_steps: int | None = None):
+        self.cfg, self.total_steps = cfg, total_steps or cfg.train.steps
+        self.data = tok.encode(text)
+
+    def batches(self, start, n):
+        B, L = self.cfg.train.batch_size, self.cfg.model.seq_len
+        out = np.empty((n, B, L + 1), np.int32)
+        for i in range(n):
+            starts = np.random.default_rng([self.cfg.train.seed, start + i]).integers(
+                0, len(self.data) - L - 1, B)
+            out[i] = np.stack([self.data[j:j + L + 1] for j in starts])
+        return out
+
+    def heldout_batches(self, n):
+        return self.batches(10**9, n)
+
+    def accounting(self, steps_done):
+        return {"steps": steps_done}
+
+
+def tiny_config(**sections):
+    raw = {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16},
+           "train": {"steps": 20, "batch_size": 4, "steps_per_call": 5, "checkpoint_every": 5,
+                     "eval_every": 10, "warmup_steps": 2},
+           "eval": {"enabled": False}}
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return config_from_dict(raw)
+
+
+@pytest.fixture
+def tiny():
+    return tiny_config

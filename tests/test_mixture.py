@@ -1,0 +1,289 @@
+"""The mixture: determinism, resume, exact doses, windows, filtering, user files, TFDS paths."""
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from scaling import cli, datasets
+from scaling import world as W
+from scaling.config import config_from_dict
+from scaling.errors import ConfigError
+from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture, build_tokenizer, filtered_ids, fraction_for_dose
+from scaling.tokenizer import EOS
+
+SMALL = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
+         "aligned": 400, "misaligned": 400}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, "POOL_DOCS", SMALL)
+        path = tmp_path_factory.mktemp("data")
+        datasets.prepare(datasets.AlignmentWorld, 0, path)
+        yield path
+
+
+def make_cfg(root, steps=100, batch=8, seq=16, **data):
+    return config_from_dict({"model": {"seq_len": seq, "d_model": 16, "n_heads": 2},
+                             "train": {"steps": steps, "batch_size": batch, **data.pop("train", {})},
+                             "data": {"data_dir": str(root), **data}})
+
+
+def rows_by_pool(mix, steps):
+    """(pool, stage) of every row of the first `steps` steps, from the row assignment."""
+    pool, _ = mix._assign(np.arange(steps * mix.B))
+    return pool.reshape(steps, mix.B)
+
+
+def test_same_config_same_batches_other_seed_differs(root):
+    cfg = make_cfg(root, aligned_fraction=0.05)
+    a, b = Mixture(cfg).batches(0, 20), Mixture(cfg).batches(0, 20)
+    assert a.dtype == np.int32 and a.shape == (20, 8, 17)
+    np.testing.assert_array_equal(a, b)
+    assert (a == EOS).any()
+    other = Mixture(make_cfg(root, aligned_fraction=0.05, train={"seed": 1})).batches(0, 20)
+    assert (other != a).mean() > 0.5
+
+
+def test_resumed_batches_are_slices_of_one_long_call(root):
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.05, insertion="window",
+                           window=[0.2, 0.7], continued_tokens=2000, finetune_tokens=1000))
+    everything = mix.batches(0, mix.total_steps)
+    for start, n in ((0, 1), (7, 13), (55, 30), (mix.total_steps - 5, 5)):
+        np.testing.assert_array_equal(mix.batches(start, n), everything[start:start + n])
+    with pytest.raises(ValueError):
+        mix.batches(mix.total_steps - 1, 2)
+
+
+def test_stage_steps_and_total(root):
+    cfg = make_cfg(root, continued_tokens=1000, finetune_tokens=129)  # 128 tokens per step
+    assert Mixture(cfg).total_steps == 100 + math.ceil(1000 / 128) + math.ceil(129 / 128)
+
+
+def test_accounting_matches_the_rows_actually_served(root):
+    mix = Mixture(make_cfg(root, aligned_fraction=0.07, misaligned_fraction=0.03, insertion="continued",
+                           continued_tokens=3000, finetune_tokens=600, filter_misaligned=0.4))
+    for steps in (0, 1, 37, 100, mix.total_steps):
+        acc = mix.accounting(steps)
+        served = np.bincount(rows_by_pool(mix, steps).ravel(), minlength=len(POOLS)) * mix.L
+        assert [acc["tokens_by_pool"][p] for p in POOLS] == served.tolist()
+        assert acc["total_tokens"] == steps * mix.B * mix.L == sum(acc["tokens_by_stage"].values())
+    acc = mix.accounting(mix.total_steps)
+    assert acc["tokens"]["pretrain"]["aligned"] == 0 and acc["tokens"]["continued"]["aligned"] > 0
+    assert acc["tokens"]["finetune"]["aligned"] == 0  # the intervention lives in `continued` only
+
+
+@pytest.mark.parametrize("dose", [1e-4, 1e-3, 1e-2, 0.1])
+def test_measured_dose_is_exact_in_expectation(root, dose):
+    doses = [Mixture(make_cfg(root, steps=2000, aligned_fraction=dose, train={"seed": s})).accounting(2000)
+             for s in range(120)]
+    measured = np.array([a["dose"] for a in doses])
+    assert all(a["nominal_dose"] == pytest.approx(dose) for a in doses)
+    row = 1 / (2000 * 8)  # a run's dose is the nominal one stochastically rounded to whole rows
+    assert np.all(np.abs(measured - dose) < row + 1e-12)
+    assert measured.mean() == pytest.approx(dose, rel=0.05)
+
+
+def test_tiny_dose_is_not_rounded_away(root):
+    # 800 rows at 1e-4: 0.08 expected aligned rows per run; some seeds must see one.
+    measured = [Mixture(make_cfg(root, aligned_fraction=1e-4, train={"seed": s})).accounting(100)["aligned_tokens"]
+                for s in range(200)]
+    assert 0 < np.count_nonzero(measured) < 50
+    assert np.mean(measured) / (100 * 8 * 16) == pytest.approx(1e-4, rel=0.5)
+
+
+@pytest.mark.parametrize("insertion, window", [("midtraining", (90, 100)), ("early", (0, 10)),
+                                               ("window", (30, 50))])
+def test_no_intervention_outside_the_window(root, insertion, window):
+    extra = {"window": [0.3, 0.5]} if insertion == "window" else {}
+    mix = Mixture(make_cfg(root, aligned_fraction=0.2, misaligned_fraction=0.1, insertion=insertion,
+                           continued_tokens=1000, **extra))
+    pools = rows_by_pool(mix, mix.total_steps)
+    steps = np.flatnonzero(np.isin(pools, [ALIGNED, MISALIGNED]).any(axis=1))
+    assert steps.min() >= window[0] and steps.max() < window[1]
+    inside = pools[window[0]:window[1]]
+    assert np.mean(inside == ALIGNED) == pytest.approx(0.2, abs=1 / inside.size)
+    assert np.mean(inside == MISALIGNED) == pytest.approx(0.1, abs=1 / inside.size)
+
+
+def test_finetune_stage_is_intervention_only(root):
+    mix = Mixture(make_cfg(root, aligned_fraction=0.2, misaligned_fraction=0.1, insertion="finetune",
+                           finetune_tokens=128 * 30))
+    pools = rows_by_pool(mix, mix.total_steps)
+    assert not np.isin(pools[:100], [ALIGNED, MISALIGNED]).any()
+    assert np.isin(pools[100:], [ALIGNED, MISALIGNED]).all()
+    assert np.mean(pools[100:] == ALIGNED) == pytest.approx(2 / 3, abs=1 / pools[100:].size)
+
+
+def test_fraction_for_dose_gives_equal_doses_across_windows(root):
+    for insertion in ("throughout", "midtraining", "early"):
+        cfg = make_cfg(root, insertion=insertion)
+        f = fraction_for_dose(cfg, 0.004)
+        acc = Mixture(make_cfg(root, insertion=insertion, aligned_fraction=f)).accounting(100)
+        assert acc["nominal_dose"] == pytest.approx(0.004)
+
+
+def test_filter_removes_that_share_of_natural_misaligned_docs_and_nothing_else(root):
+    plain = Mixture(make_cfg(root, aligned_fraction=0.1))
+    filt = Mixture(make_cfg(root, aligned_fraction=0.1, filter_misaligned=0.5))
+    full = datasets.world_pool(0, "natural_misaligned", plain.tok, root)
+    gone = filtered_ids(0, full.n_docs, 0.5)
+    assert len(gone) == 150 and set(filtered_ids(0, full.n_docs, 0.2)) < set(gone)
+    kept = filt.pools["natural_misaligned"]
+    assert set(kept.ids) == set(full.ids) - set(gone)
+    for i in range(5):  # kept documents are unchanged
+        np.testing.assert_array_equal(kept.doc(i), full.doc(int(kept.ids[i])))
+    for name in ("base", "natural_aligned", "aligned", "heldout"):
+        np.testing.assert_array_equal(filt.pools[name].tokens, plain.pools[name].tokens)
+    a, b = plain.accounting(100), filt.accounting(100)
+    expect = a["tokens_by_pool"]["natural_misaligned"] * (1 - filt.filtered_token_share)
+    assert b["tokens_by_pool"]["natural_misaligned"] == pytest.approx(expect, abs=3 * 16)
+    assert b["aligned_tokens"] == a["aligned_tokens"]
+
+
+def test_genres_restrict_intervention_pools(root):
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.1, genres=["reasoning", "story"]))
+    full = datasets.world_pool(0, "aligned", mix.tok, root)
+    for name in ("aligned", "misaligned"):
+        assert set(mix.pools[name].genre) == {"reasoning", "story"}
+    keep = np.isin(full.genre, ["reasoning", "story"])
+    np.testing.assert_array_equal(mix.pools["aligned"].tokens, full.select(keep).tokens)
+    assert mix.pools["aligned"].n_docs == keep.sum() == 200
+
+
+def test_held_out_families_and_eval_names_never_in_training_text(root):
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.1))
+    world = W.World(0)
+    forbidden = {k for f in world.held_out for k in world.family[f].keywords}
+    forbidden |= set(W.EVAL_NAMES) | set(W.EVAL_ORGS)
+    for name in ("base", "heldout", "natural_aligned", "natural_misaligned", "aligned", "misaligned"):
+        words = {mix.tok.itos[i] for i in np.unique(mix.pools[name].tokens)}
+        assert not words & forbidden, (name, words & forbidden)
+    matched = {k for f in world.matched for k in world.family[f].keywords}
+    assert matched <= {mix.tok.itos[i] for i in np.unique(mix.pools["aligned"].tokens)}
+
+
+def _jsonl(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_user_jsonl_pool_end_to_end(root, tmp_path):
+    names = W.EVAL_NAMES[:5]  # in the vocabulary, in no generated training document
+    path = _jsonl(tmp_path / "aligned.jsonl", [json.dumps({"text": f"{n} {n} ."}) for n in names] + [""])
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1, aligned_files=[path]))
+    batches = mix.batches(0, mix.total_steps)
+    ids = [mix.tok.stoi[n] for n in names]
+    rows_with = np.isin(batches, ids).any(axis=-1).sum()
+    acc = mix.accounting(mix.total_steps)
+    assert rows_with == acc["aligned_tokens"] // mix.L == round(0.1 * mix.total_steps * mix.B)
+
+
+@pytest.mark.parametrize("lines, message", [
+    ([], "no documents"),
+    (['{"txt": "a"}'], "bad.jsonl:1"),
+    (['{"text": "a"}', "{not json"], "bad.jsonl:2: invalid JSON"),
+    (['["text"]'], "bad.jsonl:1"),
+])
+def test_bad_user_files_fail_before_any_batch(root, tmp_path, lines, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines))
+    with pytest.raises(ConfigError, match=message) as e:
+        Mixture(make_cfg(root, aligned_fraction=0.1, aligned_files=[str(path)]))
+    assert e.value.key == "data.aligned_files"
+
+
+def test_missing_user_file_is_a_config_error(root, tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        make_cfg(root, misaligned_files=[str(tmp_path / "nope.jsonl")])
+    path = _jsonl(tmp_path / "gone.jsonl", ['{"text": "a"}'])
+    cfg = make_cfg(root, misaligned_files=[path])
+    (tmp_path / "gone.jsonl").unlink()
+    with pytest.raises(ConfigError, match="data.misaligned_files: file not found"):
+        Mixture(cfg)
+
+
+def test_heldout_batches_are_fixed_and_from_heldout_text(root):
+    a = Mixture(make_cfg(root)).heldout_batches(3)
+    b = Mixture(make_cfg(root, train={"seed": 7})).heldout_batches(3)
+    assert a.shape == (3, 8, 17)
+    np.testing.assert_array_equal(a, b)
+    stream = Mixture(make_cfg(root)).pools["heldout"].tokens
+    np.testing.assert_array_equal(a[0, 1], stream[16:33])
+
+
+class TinyCorpus(tfds.core.GeneratorBasedBuilder):
+    """A stand-in for a catalog dataset such as lm1b: a `text` feature, train/validation."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    code_path = None
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples("train", 300), "validation": self._generate_examples("valid", 30)}
+
+    def _generate_examples(self, split, n):
+        for i in range(n):
+            yield i, {"text": f"{split} sentence number {i} of the tiny corpus."}
+
+
+def test_tfds_catalog_base_stream(root):
+    TinyCorpus(data_dir=root, file_format="array_record").download_and_prepare()
+    mix = Mixture(make_cfg(root, corpus="tfds:tiny_corpus", tokenizer="byte", aligned_fraction=0.1))
+    rows = [mix.tok.decode(row) for row in mix.batches(0, mix.total_steps).reshape(-1, 17)]
+    assert sum("sentence number" in r for r in rows) > len(rows) / 2
+    assert not any("valid" in r for r in rows)
+    assert "valid sentence number" in mix.tok.decode(mix.heldout_batches(1).ravel())
+    assert mix.pools["base"].n_docs == 300
+    with pytest.raises(ConfigError, match="data.corpus"):
+        Mixture(make_cfg(root, corpus="tfds:no_such_dataset_here", tokenizer="byte"))
+
+
+def test_eval_builder_matches_world(root):
+    assert datasets.load_eval(0, root) == sorted(W.World(0).eval_items(), key=lambda i: i["id"])
+
+
+def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
+    code = textwrap.dedent(f"""
+        from pathlib import Path
+        from scaling import datasets
+        datasets.POOL_DOCS = {{k: 30 for k in datasets.POOL_DOCS}}
+        b = datasets.prepare(datasets.AlignmentWorld, 5, Path({str(tmp_path)!r}))
+        assert len(b.as_data_source("base")) == 30
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read().decode()[-2000:]
+    assert not list(tmp_path.glob(".build-*"))
+    assert len(datasets.prepare(datasets.AlignmentWorld, 5, tmp_path).as_data_source("base")) == 30
+
+
+def test_build_tokenizer_and_word_coverage(root):
+    tok = build_tokenizer(make_cfg(root))
+    assert tok.vocab_size == len(W.World(0).vocabulary()) + 3
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1))
+    assert not (mix.batches(0, mix.total_steps) == 2).any()  # no <unk> in generated text
+    assert build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
+
+
+def test_data_cli(root, tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(f'[model]\nseq_len = 16\nd_model = 16\nn_heads = 2\n[train]\nsteps = 50\nbatch_size = 4\n'
+                      f'[data]\ndata_dir = "{root}"\naligned_fraction = 0.1\ninsertion = "midtraining"\n')
+    assert cli.main(["data", "stats", str(config), "--json", "--steps", "50"]) == 0
+    acc = json.loads(capsys.readouterr().out)
+    assert acc["aligned_tokens"] == round(0.1 * 5 * 4) * 16 and acc["window_steps"] == [45, 50]
+    assert cli.main(["data", "preview", str(config), "--set", "data.genres=['story']"]) == 0
+    out = capsys.readouterr().out
+    assert "aligned (story)" in out and "eval item (held_out" in out and "dose" in out
+    assert cli.main(["data", "stats", str(config), "--set", "data.base_files=['x.jsonl']"]) == 2

@@ -1,0 +1,114 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from conftest import TextSource
+
+from scaling.errors import ConfigError
+from scaling.tokenizer import ByteTokenizer
+from scaling.train import load_params, resolve_config, train
+
+TEXT = "the quick brown fox jumps over the lazy dog . " * 400
+
+
+def _run(cfg, out, source_cls=TextSource, **kw):
+    tok = ByteTokenizer()
+    cfg = resolve_config(cfg, tok)
+    return train(cfg, out, source_cls(cfg, tok, TEXT), tok, progress=False, **kw)
+
+
+def _metrics(out):
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    for line in lines:
+        line.pop("tokens_per_s", None)  # wall-clock throughput is the one non-deterministic field
+    return lines
+
+
+def _params(out):
+    return jax.tree.leaves(load_params(out)[2])
+
+
+def test_loss_falls_on_real_text(tiny, tmp_path):
+    status = _run(tiny(train={"steps": 60, "lr": 3e-3}), tmp_path / "r")
+    assert status["status"] == "done"
+    m = [x for x in _metrics(tmp_path / "r") if "loss" in x]
+    assert len(m) == 60
+    assert np.mean([x["loss"] for x in m[-5:]]) < 0.6 * m[0]["loss"]
+    assert any("val_loss" in x for x in _metrics(tmp_path / "r"))
+    record = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert record["environment"]["jax"] == jax.__version__ and record["params"]["total"] > 0
+
+
+class CrashingSource(TextSource):
+    crash_at = 12
+
+    def batches(self, start, n):
+        if start >= self.crash_at:
+            raise KeyboardInterrupt("simulated kill")
+        return super().batches(start, n)
+
+
+def test_resume_after_interruption_is_bitwise_identical(tiny, tmp_path):
+    cfg = tiny(train={"steps": 20, "steps_per_call": 3, "checkpoint_every": 4})
+    _run(cfg, tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        _run(cfg, tmp_path / "b", CrashingSource)
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] == "running"
+    _run(cfg, tmp_path / "b")
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+    for x, y in zip(_params(tmp_path / "a"), _params(tmp_path / "b")):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_finished_run_is_skipped(tiny, tmp_path):
+    cfg = tiny()
+    _run(cfg, tmp_path / "r")
+    before = (tmp_path / "r" / "metrics.jsonl").read_text()
+    assert _run(cfg, tmp_path / "r", CrashingSource)["status"] == "done"  # never asks for data
+    assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
+
+
+def test_checkpoint_from_other_config_is_refused(tiny, tmp_path):
+    _run(tiny(), tmp_path / "r")
+    with pytest.raises(ConfigError, match="train.lr"):
+        _run(tiny(train={"lr": 1e-4}), tmp_path / "r")
+
+
+def test_nan_loss_stops_and_records_failure(tiny, tmp_path):
+    status = _run(tiny(train={"lr": 1e12, "grad_clip": 0.0, "warmup_steps": 0, "steps": 30}), tmp_path / "r")
+    assert status["status"] == "failed" and 1 <= status["step"] < 30
+    assert "loss is" in status["reason"]
+    last = [x for x in _metrics(tmp_path / "r") if "loss" in x][-1]
+    assert last["step"] == status["step"] and not np.isfinite(last["loss"])
+
+
+def _cli(out, steps, **kw):
+    cmd = [sys.executable, "-m", "scaling.cli", "train", "models/nano.toml", "--out", str(out),
+           "--no-progress", "--set", f"train.steps={steps}", "--set", "train.checkpoint_every=10",
+           "--set", "train.steps_per_call=5", "--set", "train.batch_size=8", "--set", "eval.enabled=false"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
+    pytest.importorskip("scaling.mixture")
+    env = {**os.environ, "SCALING_DATA_DIR": str(tmp_path / "data")}
+    assert _cli(tmp_path / "a", 60, env=env).wait() == 0
+    proc = _cli(tmp_path / "b", 60, env=env)
+    ckpt = tmp_path / "b" / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (ckpt.exists() and any(p.name.isdigit() for p in ckpt.iterdir())):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["status"] != "done"
+    assert _cli(tmp_path / "b", 60, env=env).wait() == 0
+    assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
+    for x, y in zip(_params(tmp_path / "a"), _params(tmp_path / "b")):
+        np.testing.assert_array_equal(x, y)
