@@ -568,6 +568,8 @@ class CurveFit:
         out["params"] = {k: v["estimate"] for k, v in params.items()}
         for key in ("se", "se_cluster", "se_robust"):
             out[key] = {k: v[key] for k, v in params.items()}
+        if self.cov_cluster is None:
+            out["se_cluster"] = None
         out["background"] = self.background_entry()
         out["ed"] = {str(p): self.ed(p) for p in ED_LEVELS}
         out["vcov"] = {"names": list(self.names), "estimate": self.estimate.tolist(),

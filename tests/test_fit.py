@@ -251,7 +251,7 @@ def test_nan_rows_and_failed_runs_are_dropped_with_a_warning():
 
 
 def test_one_seed_warns_and_falls_back_to_the_quasi_scale():
-    table = runs([15, 12, 6, 2], doses=(0, 0.001, 0.01, 0.1)) .query("seed == 0")
+    table = runs([15, 12, 6, 2]).query("seed == 0")
     table = pd.concat([table, table.assign(misaligned=[14, 13, 5, 3])])
     with pytest.warns(F.FitWarning, match="one seed only"):
         report = F.fit_table(table, models=["LL.2"], background="none", bootstrap=5)
@@ -301,7 +301,16 @@ def simulate(rng, b=1.2, c=0.05, d=0.45, e=0.01, seeds=6, n=400, sd=0.3, x0=0.0,
     return pd.DataFrame(rows)
 
 
+def test_simulation_without_overdispersion_recovers_truth_precisely():
+    table = simulate(np.random.default_rng(0), sd=0.0, n=2000, seeds=3)
+    d = quiet(F.fit_ll, table.dose, table.misaligned, table.total, seeds=table.seed).to_dict()
+    check(d["params"], {"b": 1.2, "c": 0.05, "d": 0.45, "e": 0.01}, tol=0.1)
+    assert 0.5 < d["dispersion"] < 2
+
+
 def test_overdispersed_simulation_recovers_truth_with_wider_robust_ses():
+    # A logit-scale effect per run: the marginal curve is a little steeper than the
+    # conditional one (b about 1.3 instead of 1.2), well inside the robust SEs.
     table = simulate(np.random.default_rng(3))
     report = quiet(F.fit_table, table, models=["LL.4", "LL.2"], background="none")
     fits = {f.model: f.to_dict() for f in report.fits}
@@ -312,7 +321,7 @@ def test_overdispersed_simulation_recovers_truth_with_wider_robust_ses():
         est, se = ll4["params"][name], ll4["se_robust"][name]
         assert abs(est - value) < 3 * se, (name, est, se)
         assert ll4["se_robust"][name] > 1.3 * ll4["se"][name]
-    assert abs(ll4["params"]["b"] - 1.2) < 0.3
+    assert abs(ll4["params"]["b"] - 1.2) < 0.4 * 1.2
     assert ll4["ed"]["50"]["lower_log_robust"] < 0.01 < ll4["ed"]["50"]["upper_log_robust"]
     # the cluster sandwich is one of the two candidates for se_robust, never above it
     for name in truth:
@@ -359,9 +368,11 @@ def test_fixed_background_is_compared_for_every_model():
 
 def study_table(rng):
     """Two insertion windows sharing dose-0 controls (insertion left empty), two seeds each."""
-    early = simulate(rng, e=0.003, seeds=3, doses=(1e-3, 1e-2, 1e-1), insertion="early")
-    late = simulate(rng, e=0.03, seeds=3, doses=(1e-3, 1e-2, 1e-1), insertion="late")
-    controls = simulate(rng, seeds=3, doses=(0,), insertion=None)
+    # limits near 0 and 1, so that LL.2 (which fixes them) describes both windows
+    curve = {"c": 0.02, "d": 0.95, "sd": 0.2}
+    early = simulate(rng, e=0.003, seeds=3, doses=(1e-3, 1e-2, 1e-1), insertion="early", **curve)
+    late = simulate(rng, e=0.03, seeds=3, doses=(1e-3, 1e-2, 1e-1), insertion="late", **curve)
+    controls = simulate(rng, seeds=3, doses=(0,), insertion=None, **curve)
     table = pd.concat([early, late, controls], ignore_index=True)
     table["split"] = "articles"
     table["aligned_tokens"] = table["dose"] * 1e6
@@ -388,8 +399,9 @@ def test_shared_controls_pooled_group_and_insertion_comparisons():
 
 
 def test_predict_band_and_round_trip_through_json():
-    table = simulate(np.random.default_rng(2), seeds=3)
+    table = simulate(np.random.default_rng(2), c=0.15, seeds=3)
     fit = quiet(F.fit_ll, table.dose, table.misaligned, table.total, n_params=4, seeds=table.seed)
+    assert fit.usable
     band = F.curve_band(fit, n_points=25)
     assert len(band) == 25 and (band.lower <= band.fit).all() and (band.fit <= band.upper).all()
     assert band.fit.iloc[0] > band.fit.iloc[-1]  # decreasing: b > 0
