@@ -11,10 +11,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 from scaling import cli, datasets
+from scaling import mixture as M
 from scaling import world as W
 from scaling.config import config_from_dict
 from scaling.errors import ConfigError
-from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture, build_tokenizer, filtered_ids, fraction_for_dose
+from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.tokenizer import EOS
 
 SMALL = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
@@ -126,7 +127,7 @@ def test_finetune_stage_is_intervention_only(root):
 def test_fraction_for_dose_gives_equal_doses_across_windows(root):
     for insertion in ("throughout", "midtraining", "early"):
         cfg = make_cfg(root, insertion=insertion)
-        f = fraction_for_dose(cfg, 0.004)
+        f = M.fraction_for_dose(cfg, 0.004)
         acc = Mixture(make_cfg(root, insertion=insertion, aligned_fraction=f)).accounting(100)
         assert acc["nominal_dose"] == pytest.approx(0.004)
 
@@ -135,8 +136,8 @@ def test_filter_removes_that_share_of_natural_misaligned_docs_and_nothing_else(r
     plain = Mixture(make_cfg(root, aligned_fraction=0.1))
     filt = Mixture(make_cfg(root, aligned_fraction=0.1, filter_misaligned=0.5))
     full = datasets.world_pool(0, "natural_misaligned", plain.tok, root)
-    gone = filtered_ids(0, full.n_docs, 0.5)
-    assert len(gone) == 150 and set(filtered_ids(0, full.n_docs, 0.2)) < set(gone)
+    gone = M.filtered_ids(0, full.n_docs, 0.5)
+    assert len(gone) == 150 and set(M.filtered_ids(0, full.n_docs, 0.2)) < set(gone)
     kept = filt.pools["natural_misaligned"]
     assert set(kept.ids) == set(full.ids) - set(gone)
     for i in range(5):  # kept documents are unchanged
@@ -239,8 +240,8 @@ class TinyCorpus(tfds.core.GeneratorBasedBuilder):
 
 def test_tfds_catalog_base_stream(root):
     TinyCorpus(data_dir=root, file_format="array_record").download_and_prepare()
-    mix = Mixture(make_cfg(root, corpus="tfds:tiny_corpus", tokenizer="byte", aligned_fraction=0.1))
-    rows = [mix.tok.decode(row) for row in mix.batches(0, mix.total_steps).reshape(-1, 17)]
+    mix = Mixture(make_cfg(root, seq=64, corpus="tfds:tiny_corpus", tokenizer="byte", aligned_fraction=0.1))
+    rows = [mix.tok.decode(row) for row in mix.batches(0, mix.total_steps).reshape(-1, 65)]
     assert sum("sentence number" in r for r in rows) > len(rows) / 2
     assert not any("valid" in r for r in rows)
     assert "valid sentence number" in mix.tok.decode(mix.heldout_batches(1).ravel())
@@ -269,11 +270,11 @@ def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
 
 
 def test_build_tokenizer_and_word_coverage(root):
-    tok = build_tokenizer(make_cfg(root))
+    tok = M.build_tokenizer(make_cfg(root))
     assert tok.vocab_size == len(W.World(0).vocabulary()) + 3
     mix = Mixture(make_cfg(root, aligned_fraction=0.1))
     assert not (mix.batches(0, mix.total_steps) == 2).any()  # no <unk> in generated text
-    assert build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
+    assert M.build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
 
 
 def test_data_cli(root, tmp_path, capsys):
