@@ -10,7 +10,7 @@ sequence of seq_len + 1 tokens) is read whole from one pool's token stream:
   (`natural_aligned_share` of it aligned) after `filter_misaligned` removed that share of
   the natural misaligned documents;
 - the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
-  aligned_fraction : misaligned_fraction;
+  aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
   with `continued_tokens` but insertion "throughout" is the equal-compute (or persistence)
   control of a run with insertion "continued".

@@ -188,6 +188,16 @@ def test_user_jsonl_pool_end_to_end(root, tmp_path):
     assert rows_with == acc["aligned_tokens"] // mix.L == round(0.1 * mix.total_steps * mix.B)
 
 
+def test_user_base_files_replace_the_base_corpus(root, tmp_path):
+    docs = [json.dumps({"text": f"user document {i} about gardens."}) for i in range(120)]
+    mix = Mixture(make_cfg(root, seq=64, tokenizer="byte", base_files=[_jsonl(tmp_path / "b.jsonl", docs)]))
+    assert mix.pools["base"].n_docs == 118 and mix.pools["heldout"].n_docs == 2  # every 50th held out
+    rows = [mix.tok.decode(r) for r in mix.batches(0, 20).reshape(-1, 65)]
+    assert sum("about gardens" in r for r in rows) > len(rows) / 2
+    assert "document 49 about" in mix.tok.decode(mix.heldout_batches(1)[0, 0])
+    assert not any("document 49 about" in r for r in rows)
+
+
 @pytest.mark.parametrize("lines, message", [
     ([], "no documents"),
     (['{"txt": "a"}'], "bad.jsonl:1"),
