@@ -23,7 +23,7 @@ fit.json:
     plain, cluster} (internal parametrisation, read by `predict`), bootstrap.
   comparisons[]: equal_slope / equal_ed50 on LL.2 across insertion windows (lr, df, p: binomial
     likelihood ratio; lr_robust = lr/max(1, dispersion), p_robust: its F test), and background
-    (AIC with and without the background).
+    (AIC with and without; "preferred": "background" only if it lowers AIC by >= 2).
   aic_table[], cost_effectiveness[] (misalignment reduction vs dose 0 per aligned token, FLOP).
 
 se_robust of every quantity is the larger of the quasi-binomial SE (se*sqrt(max(1, X2/df)))
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,8 @@ Z95 = float(stats.norm.ppf(0.975))
 MAX_SLOPE = 50.0
 MAX_LOGIT_LIMIT = 10.0
 MIN_FITTED = 1e-8
+# The background must lower AIC by this much to be preferred over the simpler dose axis.
+AIC_MARGIN = 2.0
 
 
 class FitWarning(UserWarning):
@@ -869,7 +872,8 @@ def _check_fit(fit: CurveFit, design: _Design, f: np.ndarray) -> None:
         raise _Unusable(f"the slope diverges ({slope:.3g}): perfect separation, the rate jumps "
                         "between two adjacent doses")
     if design.family == "binomial" and design.model != "loglinear":
-        if np.any(np.minimum(f, 1 - f) < MIN_FITTED):
+        # At dose 0 an increasing LL.3 sits on its fixed c = 0 by construction: not a symptom.
+        if np.any(np.minimum(f, 1 - f)[design.x > 0] < MIN_FITTED):
             raise _Unusable("fitted rates reach 0 or 1 (perfect separation or a limit at its bound)")
     for name in ("logit_c", "logit_d"):
         j = design.column(name)
@@ -1024,7 +1028,8 @@ def _background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
                       "lr": lr if df else None,
                       # x0 = 0 is on the boundary: the chi2(1) p-value is conservative.
                       "p": float(stats.chi2.sf(max(lr, 0.0), df)) if df else None,
-                      "preferred": "background" if with_bg.aic < plain.aic else "none"})
+                      "preferred": "background" if with_bg.aic <= plain.aic - AIC_MARGIN
+                      else "none"})
     return _clean(entry)
 
 
@@ -1135,7 +1140,8 @@ class FitReport:
                                     "background": _background_label(f), "usable": f.usable,
                                     "loglik": f.loglik if f.usable else None,
                                     "aic": f.aic if f.usable else None,
-                                    "delta_aic": f.aic - best if f.usable else None}))
+                                    # rounded: the best model's own 0 is not 1e-14
+                                    "delta_aic": round(f.aic - best, 6) if f.usable else None}))
         return rows
 
     def to_markdown(self) -> str:
@@ -1236,7 +1242,8 @@ def _ed50_text(d: dict) -> str:
     if not ed:
         return ""
     lo, hi = ed.get("lower_log_robust"), ed.get("upper_log_robust")
-    return f"{_fmt(ed['estimate'])} [{_fmt(lo)}, {_fmt(hi)}]"
+    outside = " (outside the doses)" if ed.get("extrapolated") else ""
+    return f"{_fmt(ed['estimate'])} [{_fmt(lo)}, {_fmt(hi)}]{outside}"
 
 
 def _fmt(v) -> str:
@@ -1399,8 +1406,13 @@ def run(args) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be >= 0")
     df = read_results(args.results)
-    report = fit_table(df, models=args.models, background=args.background,
-                       bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+    # One line per warning, without the source line Python would show for each.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = fit_table(df, models=args.models, background=args.background,
+                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit.json").write_text(report.to_json() + "\n")

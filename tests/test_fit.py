@@ -291,7 +291,9 @@ def simulate(rng, b=1.2, c=0.05, d=0.45, e=0.01, seeds=6, n=400, sd=0.3, x0=0.0,
     """Binomial runs around a log-logistic curve, each run with its own logit-scale effect."""
     if curve is None:
         def curve(x):
-            return c + (d - c) / (1 + np.exp(b * (np.log(x + x0) - np.log(e)))) if x + x0 > 0 else d
+            if x + x0 == 0:  # the dose-0 limit: d for a decreasing curve (b > 0), else c
+                return d if b > 0 else c
+            return c + (d - c) / (1 + np.exp(b * (np.log(x + x0) - np.log(e))))
     rows = []
     for seed in range(seeds):
         for x in doses:
@@ -361,6 +363,39 @@ def test_fixed_background_is_compared_for_every_model():
     tests = [c for c in report.comparisons if c["test"] == "background"]
     assert len(tests) == 1 and tests[0]["mode"] == "fixed" and tests[0]["df"] == 0
     assert tests[0]["delta_aic"] is not None
+
+
+def ed_cases():
+    rng = np.random.default_rng(8)
+    down = simulate(rng, c=0.15, seeds=3, sd=0.05)
+    rising = simulate(rng, b=-1.2, c=0.15, seeds=3, sd=0.05)
+    flat_below = simulate(rng, seeds=3, sd=0.05, doses=(1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
+                          curve=lambda x: special.expit(2 - 0.8 * np.log((x + 0.003) / 0.003)))
+    up = FINNEY71.rename(columns={"affected": "misaligned"})
+    return [("LL.4", down, None), ("LL.3", up, None), ("LL.4", rising, None), ("LL.2", down, None),
+            ("LL.2", up, None), ("LL.2", flat_below, "estimate"), ("LL.3", down, 0.001)]
+
+
+@pytest.mark.parametrize("model, table, background", ed_cases())
+def test_ed_is_the_dose_reaching_p_percent_of_the_change(model, table, background):
+    """drc's ED_p: p% of the way from the low-dose limit to the high-dose limit, either way."""
+    fit = quiet(F.fit_curve, model, table.dose, table.misaligned, table.total,
+                background=background)
+    assert fit.usable, fit.reason
+    nat = fit.natural()
+    if model == "LL.2":
+        low, high = (1.0, 0.0) if nat["slope"] < 0 else (0.0, 1.0)
+    else:
+        c = nat.get("c", 0.0)
+        low, high = (nat["d"], c) if nat["b"] > 0 else (c, nat["d"])
+    # With a background, low ED levels can fall below zero added dose: those are None.
+    levels = [p for p in (10, 50, 90) if fit.ed(p) is not None]
+    assert levels[-2:] == [50, 90] and (background is not None or levels == [10, 50, 90])
+    eds = [fit.ed(p)["estimate"] for p in levels]
+    assert eds == sorted(eds)
+    at_ed = F.predict(fit, eds)["fit"].to_numpy()
+    np.testing.assert_allclose(at_ed, [low + p / 100 * (high - low) for p in levels], rtol=1e-6)
+
 
 
 # ---------------------------------------------------------------- tables, bands, CLI
