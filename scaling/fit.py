@@ -443,6 +443,10 @@ def _cluster_codes(clusters) -> tuple[np.ndarray, int]:
     return codes, len(uniques)
 
 
+def _n_clusters(clusters) -> int:
+    return 0 if clusters is None else _cluster_codes(clusters)[1]
+
+
 # ---------------------------------------------------------------- results
 
 
@@ -545,6 +549,8 @@ class CurveFit:
             return None
         if self.background != "estimate":
             return {"mode": "fixed", "estimate": float(self.background)}
+        if not self.usable:
+            return {"mode": "estimated", "estimate": None}
         d = self.delta(lambda phi: self.natural(phi)["background"])
         entry = {"mode": "estimated", "estimate": d["estimate"]}
         for suffix in ("", "_robust"):
@@ -552,7 +558,7 @@ class CurveFit:
         return entry
 
     def to_dict(self) -> dict:
-        out = {"group": self.group, "model": self.model, "data": self.data,
+        out = {"group": self.group, "model": self.model, "family": self.family, "data": self.data,
                "usable": self.usable, "reason": self.reason, "notes": self.notes,
                "n_obs": self.n_obs, "n_seeds": self.n_seeds, "dispersion": self.dispersion,
                "df_resid": self.df_resid, "loglik": self.loglik, "aic": self.aic,
@@ -560,7 +566,7 @@ class CurveFit:
                "se_robust": None, "ed": {}, "vcov": None, "dose_range": self.dose_range,
                "bootstrap": self.bootstrap}
         if not self.usable:
-            out["background"] = self.background
+            out["background"] = self.background_entry()
             return _clean(out)
         with np.errstate(all="ignore"):
             self._fill_estimates(out)
@@ -581,7 +587,11 @@ class CurveFit:
 
     @classmethod
     def from_dict(cls, d: dict) -> CurveFit:
-        vcov = d["vcov"]
+        """A fit back from its fit.json entry (enough for `predict`); usable entries only."""
+        vcov = d.get("vcov")
+        if not d.get("usable") or vcov is None:
+            raise UsageError(f"{d.get('model')} fit of {_group_label(d.get('group') or {})} "
+                             f"is unusable: {d.get('reason')}")
         bg = d.get("background")
         background = None
         if isinstance(bg, dict):
@@ -650,7 +660,7 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, background=None,
     fit = CurveFit(model=model, group=dict(group or {}), family=family,
                    data="dose>0" if model in ("loglinear", "LL.2") else "all doses",
                    n_obs=len(x), background=background,
-                   n_seeds=0 if seeds is None else _cluster_codes(seeds)[1])
+                   n_seeds=_n_clusters(seeds))
     if len(x):
         fit.dose_range = (float(x[x > 0].min()) if (x > 0).any() else 0.0, float(x.max()))
     design = _make_design(model, family, x, background)
@@ -659,11 +669,8 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, background=None,
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             _check_data(design, k, n)
-            if model == "LL.2" and background != "estimate":
-                phi, cov_info = _fit_glm(design, k, n)
-            else:
-                phi, cov_info = _fit_ml(design, k, n)
-            _finish(fit, design, phi, cov_info, k, n, seeds)
+            fitter = _fit_glm if model == "LL.2" and background != "estimate" else _fit_ml
+            _finish(fit, design, *fitter(design, k, n, seeds), k, n)
     except _Unusable as e:
         fit.usable, fit.reason = False, str(e)
         fit.estimate = fit.cov = fit.cov_cluster = None
@@ -723,38 +730,46 @@ def _separated(x, k, n) -> bool:
     return ones.max() < zeros.min() or zeros.max() < ones.min()
 
 
-def _fit_glm(design: _Design, k, n) -> tuple[np.ndarray, np.ndarray]:
+def _fit_glm(design: _Design, k, n, seeds):
+    """LL.2 as statsmodels' binomial GLM: estimate, model covariance, cluster covariance."""
     z, _ = _dose_axis(design.x, design.x0)
     model = sm.GLM(np.column_stack([k, n - k]), sm.add_constant(z, has_constant="add"),
                    family=sm.families.Binomial())
     try:
         res = model.fit()
+        cluster = None
+        if _n_clusters(seeds) >= 2:
+            groups = _cluster_codes(seeds)[0]
+            cluster = model.fit(cov_type="cluster", cov_kwds={"groups": groups}).cov_params()
     except (np.linalg.LinAlgError, ValueError) as e:
         raise _Unusable(f"GLM failed: {e}") from e
     if not res.converged:
         raise _Unusable("the GLM did not converge")
-    return np.asarray(res.params, float), np.asarray(res.cov_params(), float)
+    return (np.asarray(res.params, float), np.asarray(res.cov_params(), float),
+            None if cluster is None else np.asarray(cluster, float))
 
 
-def _fit_ml(design: _Design, k, n) -> tuple[np.ndarray, np.ndarray]:
+def _fit_ml(design: _Design, k, n, seeds):
+    """Maximum likelihood (GenericLikelihoodModel): estimate, inverse information, sandwich."""
     model = _CurveLikelihood(design, k, n, design.family)
     phi = _maximize(model, _starts(design, k, n))
     if design.model == "LL.4":
-        phi = _canonical_ll4(model, design, phi)
+        phi = _canonical_ll4(model, phi)
     if not _converged(model, phi):
         raise _Unusable("the optimiser did not converge to a maximum with a positive definite "
                         "information matrix (parameters not identified by these data)")
-    return phi, np.linalg.inv(-model.hessian(phi))
+    cov_info = np.linalg.inv(-model.hessian(phi))
+    cluster = _sandwich(model.score_obs(phi), cov_info, seeds) if _n_clusters(seeds) >= 2 else None
+    return phi, cov_info, cluster
 
 
-def _canonical_ll4(model, design: _Design, phi: np.ndarray) -> np.ndarray:
+def _canonical_ll4(model, phi: np.ndarray) -> np.ndarray:
     """drc's convention d >= c: the same curve with (b, c, d) -> (-b, d, c) if needed."""
-    jc, jd, jb = design.column(design.names[1]), design.column(design.names[2]), design.column("b")
-    if phi[jc] <= phi[jd]:
+    b, c, d = 0, 1, 2  # columns of LL.4's (b, c, d, log e)
+    if phi[c] <= phi[d]:
         return phi
     swapped = phi.copy()
-    swapped[[jc, jd]] = phi[[jd, jc]]
-    swapped[jb] = -phi[jb]
+    swapped[[b, c, d]] = -phi[b], phi[d], phi[c]
     return _newton(model, swapped)
 
 
@@ -790,7 +805,7 @@ def _linear_start(design: _Design, z, k, n) -> list[np.ndarray]:
     # The identity link needs rates inside (0, 1): shrink towards the flat pooled rate.
     mean = k.sum() / n.sum()
     for lam in 0.7 ** np.arange(30):
-        a, s = mean + lam * (intercept + slope * z.mean() - mean) - lam * slope * z.mean(), lam * slope
+        a, s = mean + lam * (intercept - mean), lam * slope
         fitted = a + s * z
         if np.all((fitted > 1e-6) & (fitted < 1 - 1e-6)):
             return [np.array([a, s])]
@@ -834,12 +849,11 @@ def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
     return [first, second]
 
 
-def _finish(fit: CurveFit, design: _Design, phi, cov_info, k, n, seeds) -> None:
+def _finish(fit: CurveFit, design: _Design, phi, cov_info, cov_cluster, k, n) -> None:
     """Fill the fit's estimates, SEs, dispersion and checks from an optimum."""
-    f, D = design.mean(phi)
-    n_obs, n_params = len(f), len(phi)
-    fit.df_resid = n_obs - n_params
-    scores = _dldf(f, k, n, design.family)[:, None] * D
+    f, _ = design.mean(phi)
+    n_obs = len(f)
+    fit.df_resid = n_obs - len(phi)
     if design.family == "normal":
         rss = float(np.sum((k - f) ** 2))
         scale = rss / fit.df_resid
@@ -849,12 +863,10 @@ def _finish(fit: CurveFit, design: _Design, phi, cov_info, k, n, seeds) -> None:
         fit.loglik = float(_loglik_obs(f, k, n, "binomial").sum())
         with np.errstate(divide="ignore", invalid="ignore"):
             fit.dispersion = float(np.sum((k - n * f) ** 2 / (n * f * (1 - f))) / fit.df_resid)
-    fit.estimate, fit.cov = np.asarray(phi, float), scale * cov_info
-    if fit.n_seeds >= 2 and n_obs > n_params:
-        fit.cov_cluster = _sandwich(scores, cov_info, seeds)
-    elif seeds is None:
+    fit.estimate, fit.cov, fit.cov_cluster = np.asarray(phi, float), scale * cov_info, cov_cluster
+    if fit.n_seeds == 0:
         fit.notes.append("no seed column: se_robust is the quasi-binomial SE")
-    else:
+    elif fit.n_seeds == 1:
         fit.notes.append("one seed only: no cluster-robust SE; se_robust is the quasi-binomial SE")
     _check_fit(fit, design, f)
 
@@ -1055,6 +1067,7 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
             nat = refit.natural()
             eds = [_ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
                    for p in ED_LEVELS]
+            eds = [e if e > 0 else np.nan for e in eds]  # below zero added dose: no ED
             draws.append([nat[name] for name in names] + eds)
     out = {"n": n_boot, "n_ok": len(draws), "seed": seed, "params": {}, "ed": {}}
     if len(draws) < 2:
@@ -1362,7 +1375,7 @@ def _parse_background(value):
 def predict(fit: CurveFit | dict, dose, level: float = 0.95) -> pd.DataFrame:
     """Fitted curve at `dose` with a delta-method band from the robust SE (plain if none)."""
     fit = CurveFit.from_dict(fit) if isinstance(fit, dict) else fit
-    if not fit.usable or fit.estimate is None:
+    if not fit.usable:
         raise UsageError(f"{fit.model} fit is unusable: {fit.reason}")
     dose = np.atleast_1d(np.asarray(dose, float))
     design = fit.design(dose)

@@ -187,13 +187,14 @@ def test_selenium_curves_and_comparisons_match_drc():
     assert ed50["p_robust"] > ed50["p"] and ed50["lr_robust"] < ed50["lr"]
 
 
-def test_ml_machinery_reproduces_the_glm():
+def test_ml_machinery_reproduces_the_glm_and_its_cluster_covariance():
     ew = EARTHWORMS[EARTHWORMS.dose > 0]
     k, n = ew.number.to_numpy(float), ew.total.to_numpy(float)
-    phi, cov = F._fit_ml(F._make_design("LL.2", "binomial", ew.dose.to_numpy(float), None), k, n)
-    glm = F.fit_ll2(ew.dose, k, n)
-    np.testing.assert_allclose(phi, glm.estimate, rtol=1e-6)
-    np.testing.assert_allclose(cov, glm.cov, rtol=1e-4)
+    seeds = np.arange(len(ew)) % 4  # any labels: the two sandwiches must agree
+    design = F._make_design("LL.2", "binomial", ew.dose.to_numpy(float), None)
+    ml, glm = F._fit_ml(design, k, n, seeds), F._fit_glm(design, k, n, seeds)
+    for mine, statsmodels_glm in zip(ml, glm):  # estimate, covariance, cluster covariance
+        np.testing.assert_allclose(mine, statsmodels_glm, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- robustness
@@ -444,6 +445,9 @@ def test_predict_band_and_round_trip_through_json():
     again = F.predict(stored, band.dose)
     np.testing.assert_allclose(again[["fit", "lower", "upper"]], band[["fit", "lower", "upper"]],
                                rtol=1e-9)
+    unusable = quiet(F.fit_ll2, [0.1] * 4, [1, 2, 3, 4], [10] * 4).to_dict()
+    with pytest.raises(UsageError, match="unusable: a single dose"):
+        F.predict(unusable, [0.1])
 
 
 def test_bootstrap_is_deterministic():
