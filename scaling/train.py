@@ -224,92 +224,174 @@ def save_checkpoint(mngr, step: int, state) -> None:
 # ---------------------------------------------------------------- the loop
 
 
-def call_boundaries(total_steps: int, per_call: int):
-    return [(s, min(s + per_call, total_steps)) for s in range(0, total_steps, per_call)]
+def call_boundaries(cfg: Config, total_steps: int) -> list[tuple[int, int]]:
+    """Compiled calls cover [s0, s1): cut at multiples of steps_per_call and at the eval
+    checkpoints, so the cuts depend on the config only and resume replays the same calls."""
+    cuts = set(range(0, total_steps, cfg.train.steps_per_call)) | {total_steps}
+    cuts |= {s for s in cfg.eval.checkpoints if s < total_steps}
+    cuts = sorted(cuts)
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 def _every(step_end: int, step_start: int, interval: int) -> bool:
     return step_end // interval > step_start // interval
 
 
-def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
-          progress: bool = True, evaluate: bool | None = None) -> dict:
-    """Train (or resume, or skip if finished) the run in `out`. Returns status.json."""
+def pack_key(cfg: Config, total_steps: int) -> str:
+    """Runs with equal keys share one compiled program: same shapes and optimiser schedule;
+    they may differ in seed and in everything about their data."""
+    train = dataclasses.replace(cfg.train, seed=0)
+    return json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(train), total_steps], sort_keys=True)
+
+
+@dataclasses.dataclass
+class Run:
+    """Host-side state of one run of a pack: its config, data, directory and progress."""
+
+    cfg: Config
+    out: Path
+    source: BatchSource
+    tok: object = None
+    start: int = 0
+    status: dict | None = None
+    mngr: object = None
+    log: object = None
+
+
+def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None) -> Run:
+    """Validate the run directory and build the run's data; nothing is trained yet. A
+    finished run comes back with its `status` set."""
     out = Path(out)
     if source is None:
         from scaling.mixture import Mixture, build_tokenizer
 
         tok = build_tokenizer(cfg)
         cfg = resolve_config(cfg, tok)
+        mode = check_run_dir(out, cfg)
+        if mode == "done":
+            return Run(cfg, out, None, tok, status=json.loads((out / "status.json").read_text()))
         source = Mixture(cfg, tok)
     else:
         cfg = resolve_config(cfg, tok) if tok is not None else cfg
-    mode = check_run_dir(out, cfg)
-    if mode == "done":
-        return json.loads((out / "status.json").read_text())
+        mode = check_run_dir(out, cfg)
+        if mode == "done":
+            return Run(cfg, out, source, tok, status=json.loads((out / "status.json").read_text()))
     out.mkdir(parents=True, exist_ok=True)
-    total = source.total_steps
     if mode == "new":
         if tok is not None:
             tokenizers.save(tok, out / "tokenizer.json")
-        _write_json(out / "config.json", config_record(cfg, total))
+        _write_json(out / "config.json", config_record(cfg, source.total_steps))
+    return Run(cfg, out, source, tok)
 
-    tx, schedule = make_optimizer(cfg, total)
-    graphdef, state = init_state(cfg, tx)
-    mngr = checkpoint_manager(out, cfg)
-    state, start = restore_latest(mngr, state)
-    metrics_path = out / "metrics.jsonl"
-    _truncate_metrics(metrics_path, start)
-    _write_json(out / "status.json", {"status": "running", "step": start})
 
-    multi_step = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps)),
-                         donate_argnums=0)
-    eval_loss = make_eval_loss(graphdef)
-    heldout = source.heldout_batches(cfg.train.eval_batches)
-    t = cfg.train
-    ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
-    bar = _progress(total, start, progress)
-    status = {"status": "done", "step": total}
-    with open(metrics_path, "a") as log:
-        for s0, s1 in call_boundaries(total, t.steps_per_call):
-            if s1 <= start:
-                continue
-            batches = jnp.asarray(source.batches(s0, s1 - s0))
-            t0 = time.perf_counter()
-            state, m = multi_step(state, batches)
-            m = jax.device_get(m)
-            tok_s = (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
-            bad = np.flatnonzero(~np.isfinite(m["loss"]))
-            for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
-                step = s0 + i + 1
-                log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step,
-                                      "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
-                                      "grad_norm": float(m["grad_norm"][i]),
-                                      "tokens_per_s": round(tok_s, 1)}) + "\n")
-            if bad.size:
-                status = {"status": "failed", "step": s0 + int(bad[0]) + 1,
-                          "reason": f"loss is {m['loss'][bad[0]]} at step {s0 + int(bad[0]) + 1}"}
-                break
-            if _every(s1, s0, t.eval_every) or s1 == total:
-                val = float(np.mean([eval_loss(state["params"], b) for b in heldout]))
-                log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
-            log.flush()
-            if _every(s1, s0, ckpt_every) or s1 == total:
-                _write_json(out / "accounting.json", source.accounting(s1))
-                save_checkpoint(mngr, s1, state)
-            bar.update(s1 - max(s0, start))
-            bar.set_postfix(loss=f"{float(m['loss'][-1]):.3f}", tok_s=f"{tok_s:,.0f}")
-    bar.close()
-    mngr.close()
-    if status["status"] == "done" and (cfg.eval.enabled if evaluate is None else evaluate):
-        try:
+def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
+          progress: bool = True, evaluate: bool | None = None) -> dict:
+    """Train (or resume, or skip if finished) the run in `out`. Returns its status.json."""
+    return train_pack([prepare(cfg, out, source, tok)], progress, evaluate)[0]
+
+
+def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None) -> list[dict]:
+    """Train runs of one pack key together: one run is jitted as is, several are vmapped
+    over a leading run axis. Runs resuming from different steps are trained one by one."""
+    todo = [r for r in runs if r.status is None]
+    if not todo:
+        return [r.status for r in runs]
+    cfg0, total = todo[0].cfg, todo[0].source.total_steps
+    if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
+        raise ValueError("train_pack needs runs with one pack_key")
+    tx, schedule = make_optimizer(cfg0, total)
+    states = []
+    for r in todo:
+        graphdef, state = init_state(r.cfg, tx)
+        r.mngr = checkpoint_manager(r.out, r.cfg)
+        state, r.start = restore_latest(r.mngr, state)
+        states.append(state)
+    if len({r.start for r in todo}) > 1:
+        for r in todo:
+            r.mngr.close()
+        for r in todo:
+            train_pack([r], progress, evaluate)
+        return [json.loads((r.out / "status.json").read_text()) for r in runs]
+    _loop(todo, states, graphdef, tx, schedule, total, progress)
+    for r in todo:
+        r.mngr.close()
+        if r.status["status"] == "done" and (r.cfg.eval.enabled if evaluate is None else evaluate):
             from scaling.evaluate import evaluate_run
-        except ImportError:
-            evaluate_run = None
-        if evaluate_run is not None:
-            evaluate_run(out)
-    _write_json(out / "status.json", status)
-    return status
+
+            evaluate_run(r.out)
+        _write_json(r.out / "status.json", r.status)
+    return [r.status for r in runs]
+
+
+def _loop(runs: list[Run], states: list, graphdef, tx, schedule, total: int, progress: bool) -> None:
+    cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
+    t = cfg.train
+    multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, t.accum_steps))
+    if R > 1:
+        multi_step = jax.vmap(multi_step)
+        state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+    else:
+        state = states[0]
+    multi_step = jax.jit(multi_step, donate_argnums=0)
+    eval_loss = make_eval_loss(graphdef)
+    heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
+    ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
+    for r in runs:
+        _truncate_metrics(r.out / "metrics.jsonl", start)
+        _write_json(r.out / "status.json", {"status": "running", "step": start})
+        r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
+    live = list(range(R))
+    bar = _progress(total, start, progress)
+    for s0, s1 in call_boundaries(cfg, total):
+        if s1 <= start or not live:
+            continue
+        batches = np.stack([r.source.batches(s0, s1 - s0) for r in runs]) if R > 1 else \
+            runs[0].source.batches(s0, s1 - s0)
+        t0 = time.perf_counter()
+        state, m = multi_step(state, jnp.asarray(batches))
+        m = jax.device_get(m)
+        tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
+        for i in list(live):
+            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
+            run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
+            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, eval_loss, heldout[i], ckpt_every):
+                live.remove(i)
+        bar.update(s1 - max(s0, start))
+        bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
+    bar.close()
+    for r in runs:
+        r.log.close()
+        r.status = r.status or {"status": "done", "step": total}
+
+
+def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, eval_loss,
+                 heldout, ckpt_every: int) -> bool:
+    """Log one call's metrics, held-out loss and checkpoint for one run; False if it failed."""
+    cfg, log = run.cfg, run.log
+    bad = np.flatnonzero(~np.isfinite(m["loss"]))
+    for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
+        step = s0 + i + 1
+        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step,
+                              "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
+                              "grad_norm": float(m["grad_norm"][i]),
+                              "tokens_per_s": round(tok_s, 1)}) + "\n")
+    if bad.size:
+        step = s0 + int(bad[0]) + 1
+        run.status = {"status": "failed", "step": step, "reason": f"loss is {m['loss'][bad[0]]} at step {step}"}
+        log.flush()
+        return False
+    if _every(s1, s0, cfg.train.eval_every) or s1 == total:
+        val = float(np.mean([eval_loss(state["params"], b) for b in heldout]))
+        log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
+    log.flush()
+    if s1 in cfg.eval.checkpoints and cfg.eval.enabled:
+        from scaling.evaluate import record_step
+
+        record_step(run.out, cfg, run.tok, state["params"], s1)
+    if _every(s1, s0, ckpt_every) or s1 == total or s1 in cfg.eval.checkpoints:
+        _write_json(run.out / "accounting.json", run.source.accounting(s1))
+        save_checkpoint(run.mngr, s1, state)
+    return True
 
 
 def _progress(total: int, start: int, enabled: bool):
