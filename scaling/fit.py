@@ -1303,7 +1303,8 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
         comparisons += _insertion_comparisons(frames, fits)
     settings = {"models": list(models),
                 "background": "auto" if background == "estimate" else background,
-                "background_models": list(BACKGROUND_MODELS if background == "estimate" else models),
+                "background_models": [m for m in models if background is not None
+                                       and (background != "estimate" or m in BACKGROUND_MODELS)],
                 "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
                 "ed_levels": list(ED_LEVELS)}
     return FitReport(fits, comparisons, cost, settings)
@@ -1340,7 +1341,7 @@ def _insertion_comparisons(frames, fits) -> list[dict]:
 
 
 def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
-    if "seed" in rows.columns and _cluster_codes(rows["seed"])[1] < 2:
+    if "seed" in rows.columns and _n_clusters(rows["seed"]) < 2:
         _warn(f"{_group_label(group)}: one seed only: no cluster-robust SE or seed bootstrap; "
               "se_robust falls back to the quasi-binomial scale")
 
