@@ -19,11 +19,13 @@ run executes exactly the same compiled calls on the same data as an uninterrupte
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
 import platform
 import time
+import typing
 from pathlib import Path
 from typing import Protocol
 
@@ -299,10 +301,10 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     cfg0, total = todo[0].cfg, todo[0].source.total_steps
     if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
         raise ValueError("train_pack needs runs with one pack_key")
-    tx, schedule = make_optimizer(cfg0, total)
+    programs = _programs(_unseeded(cfg0), total, len(todo))
     states = []
     for r in todo:
-        graphdef, state = init_state(r.cfg, tx)
+        _, state = init_state(r.cfg, programs.tx)
         r.mngr = checkpoint_manager(r.out, r.cfg)
         state, r.start = restore_latest(r.mngr, state)
         states.append(state)
@@ -312,7 +314,7 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         for r in todo:
             train_pack([r], progress, evaluate)
         return [json.loads((r.out / "status.json").read_text()) for r in runs]
-    _loop(todo, states, graphdef, tx, schedule, total, progress)
+    _loop(todo, states, programs, total, progress)
     for r in todo:
         r.mngr.close()
         if r.status["status"] == "done" and (r.cfg.eval.enabled if evaluate is None else evaluate):
@@ -323,17 +325,35 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     return [r.status for r in runs]
 
 
-def _loop(runs: list[Run], states: list, graphdef, tx, schedule, total: int, progress: bool) -> None:
+def _unseeded(cfg: Config) -> Config:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0),
+                               data=type(cfg.data)(), eval=type(cfg.eval)())
+
+
+class Programs(typing.NamedTuple):
+    tx: optax.GradientTransformation
+    graphdef: object
+    multi_step: typing.Callable  # jitted (state, batches) -> (state, metrics), vmapped if packed
+    eval_loss: typing.Callable
+
+
+@functools.lru_cache(maxsize=8)
+def _programs(cfg: Config, total: int, n_runs: int) -> Programs:
+    """Compiled programs are shared by every run of a pack key in this process, so a sweep
+    compiles once per shape instead of once per run."""
+    tx, schedule = make_optimizer(cfg, total)
+    graphdef, _ = init_state(cfg, tx)
+    multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
+    if n_runs > 1:
+        multi_step = jax.vmap(multi_step)
+    return Programs(tx, graphdef, jax.jit(multi_step, donate_argnums=0), make_eval_loss(graphdef))
+
+
+def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool) -> None:
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
     t = cfg.train
-    multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, t.accum_steps))
-    if R > 1:
-        multi_step = jax.vmap(multi_step)
-        state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
-    else:
-        state = states[0]
-    multi_step = jax.jit(multi_step, donate_argnums=0)
-    eval_loss = make_eval_loss(graphdef)
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if R > 1 else states[0]
+    multi_step, eval_loss = programs.multi_step, programs.eval_loss
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
     for r in runs:

@@ -1,0 +1,144 @@
+"""`scaling results DIR`: every run of a sweep as rows of DIR/results.csv.
+
+One row per run and eval split (`matched`, `held_out`), read from the run directory only
+(config.json, accounting.json, eval.json, metrics.jsonl, status.json), so the table is
+rebuilt without re-training. Columns:
+
+  run_id, model, seed, arm, insertion, insertion_config, window_start, window_end,
+  aligned_fraction, misaligned_fraction, filter_misaligned, natural_ai_fraction,
+  dose (measured: aligned intervention tokens / all training tokens), nominal_dose,
+  misaligned_dose, aligned_tokens, total_tokens, split, misaligned (k), total (n),
+  misalignment_rate, se (binomial), se_pair_cluster, n_pairs, rate_per_token,
+  val_loss, fact_recall, flops, params, status
+
+`arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
+for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
+intervention token (they anchor every window's curve at dose 0); `insertion_config` keeps the
+configured value. Windows are fractions of the pretraining budget: post-pretraining stages
+lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
+the run's state (failed, error, running, pending).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from scaling.config import config_from_dict, insertion_window
+from scaling.errors import UsageError
+
+SPLITS = ("matched", "held_out")
+COLUMNS = ["run_id", "model", "seed", "arm", "insertion", "insertion_config", "window_start",
+           "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
+           "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
+           "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
+           "se_pair_cluster", "n_pairs", "rate_per_token", "val_loss", "fact_recall", "flops",
+           "params", "status"]
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _last_val_loss(run_dir: Path) -> float:
+    val = math.nan
+    try:
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+            if '"val_loss"' in line:
+                val = json.loads(line)["val_loss"]
+    except (OSError, json.JSONDecodeError):
+        pass
+    return val
+
+
+def window(cfg, total_steps: int) -> tuple[float, float]:
+    """The window of aligned documents in units of the pretraining budget."""
+    d, pre = cfg.data, cfg.train.steps
+    per_step = cfg.tokens_per_step
+    cont = math.ceil(d.continued_tokens / per_step) / pre
+    fine = math.ceil(d.finetune_tokens / per_step) / pre
+    if d.insertion == "continued":
+        return 1.0, 1.0 + cont
+    if d.insertion == "finetune":
+        return 1.0 + cont, 1.0 + cont + fine
+    return insertion_window(cfg)
+
+
+def arm(d) -> str:
+    parts = [name for name, on in (("filtered", d.filter_misaligned > 0),
+                                   ("misaligned", d.misaligned_fraction > 0)) if on]
+    return "+".join(parts) or "dose"
+
+
+def run_rows(run_dir: Path) -> list[dict]:
+    record = _read_json(run_dir / "config.json")
+    if record is None:
+        return []
+    cfg = config_from_dict(record["config"])
+    d = cfg.data
+    acc = _read_json(run_dir / "accounting.json") or {}
+    ev = _read_json(run_dir / "eval.json")
+    status = (_read_json(run_dir / "status.json") or {}).get("status", "pending")
+    if status == "done":
+        status = "ok" if ev is not None else "not evaluated"
+    run_arm = arm(d)
+    w0, w1 = window(cfg, record["total_steps"])
+    base = {
+        "run_id": run_dir.name, "model": cfg.model.name, "seed": cfg.train.seed, "arm": run_arm,
+        "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else d.insertion,
+        "insertion_config": d.insertion, "window_start": w0, "window_end": w1,
+        "aligned_fraction": d.aligned_fraction, "misaligned_fraction": d.misaligned_fraction,
+        "filter_misaligned": d.filter_misaligned, "natural_ai_fraction": d.natural_ai_fraction,
+        "dose": acc.get("dose", math.nan), "nominal_dose": acc.get("nominal_dose", math.nan),
+        "misaligned_dose": acc.get("misaligned_dose", math.nan),
+        "aligned_tokens": acc.get("aligned_tokens", math.nan),
+        "total_tokens": acc.get("total_tokens", math.nan),
+        "val_loss": _last_val_loss(run_dir),
+        "fact_recall": ((ev or {}).get("capability") or {}).get("fact_recall", math.nan),
+        "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
+        "params": record["params"]["total"], "status": status,
+    }
+    rows = []
+    for split in SPLITS:
+        s = ((ev or {}).get("splits") or {}).get(split) or {}
+        rows.append({**base, "split": split, "misaligned": s.get("misaligned", math.nan),
+                     "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
+                     "se": s.get("se", math.nan), "se_pair_cluster": s.get("se_pair_cluster", math.nan),
+                     "n_pairs": s.get("n_pairs", math.nan), "rate_per_token": s.get("rate_per_token", math.nan)})
+    return rows
+
+
+def results_table(sweep_dir: str | Path) -> pd.DataFrame:
+    runs = Path(sweep_dir) / "runs"
+    if not runs.is_dir():
+        raise UsageError(f"{sweep_dir} has no runs/ directory: is it a sweep output (scaling sweep --out)?")
+    rows = [row for run_dir in sorted(runs.iterdir()) if run_dir.is_dir() for row in run_rows(run_dir)]
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    return df.sort_values(["arm", "insertion", "aligned_fraction", "seed", "split", "run_id"],
+                          kind="stable").reset_index(drop=True)
+
+
+def collect(sweep_dir: str | Path) -> Path:
+    path = Path(sweep_dir) / "results.csv"
+    tmp = path.with_suffix(f".csv.{os.getpid()}")
+    results_table(sweep_dir).to_csv(tmp, index=False, float_format="%.10g")
+    os.replace(tmp, path)
+    return path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("dir", help="sweep directory (holds runs/)")
+
+
+def run(args) -> int:
+    path = collect(args.dir)
+    df = pd.read_csv(path)
+    print(f"{len(df)} rows ({df['run_id'].nunique()} runs) -> {path}")
+    return 0
