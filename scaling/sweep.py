@@ -12,7 +12,8 @@ A sweep file (TOML):
     exclude = [{"data.insertion" = "finetune", "data.aligned_fraction" = 0.0}]
 
 A key may also be `"data.dose"`: a global dose (aligned tokens / all training tokens) that
-is turned into the `data.aligned_fraction` of the run's window, for equal-dose comparisons.
+is turned into the `data.aligned_fraction` of the run's window, or for insertion "finetune"
+into the length of the finetune stage (`data.finetune_tokens`), for equal-dose comparisons.
 
 Each run lives in `OUT/runs/RUN_ID`, RUN_ID a hash of its resolved config. A launcher claims
 a run with an exclusive lock file (heartbeat-refreshed; a lock whose owner died is taken
@@ -26,6 +27,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import os
 import socket
 import subprocess
@@ -114,6 +116,14 @@ def _resolve_dose(raw: dict, key: str) -> dict:
         raise ConfigError(f"{key}: data.dose", f"must be a number in [0, 1), got {dose!r}")
     from scaling.mixture import fraction_for_dose
 
+    if raw.get("data", {}).get("insertion") == "finetune":
+        # the finetune stage is intervention documents only: the dose sets its length,
+        # whole steps, so tiny doses come out larger (the measured dose is what gets plotted)
+        pre = config_from_dict({**raw, "data": {**raw["data"], "insertion": "throughout"}})
+        pre_tokens = pre.train.steps * pre.tokens_per_step
+        raw["data"]["finetune_tokens"] = math.ceil(dose * pre_tokens / (1 - dose))
+        raw["data"]["aligned_fraction"] = 1.0 if dose > 0 else 0.0
+        return raw
     cfg = config_from_dict(raw)
     fraction = fraction_for_dose(cfg, float(dose))
     if not 0 <= fraction <= 1:

@@ -2,6 +2,8 @@ import os
 
 # Tests run on the CPU; tests of sharding code set their own device count.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# One build of the world datasets per checkout, shared by tests and their subprocesses.
+os.environ.setdefault("SCALING_DATA_DIR", os.path.join(os.path.dirname(__file__), "..", ".cache", "test-data"))
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
