@@ -367,7 +367,8 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def add_arguments(p) -> None:
+def add_common_arguments(p) -> None:
+    """Arguments shared by `scaling sweep` and `scaling study`."""
     p.add_argument("sweep", help="sweep TOML (see sweeps/)")
     p.add_argument("--out", required=True, help="sweep directory; runs go to OUT/runs/RUN_ID")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -375,10 +376,21 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=1, help="local launcher processes")
     p.add_argument("--pack", type=int, default=None,
                    help="runs trained together in one vmapped program (default: 1 on CPU, 8 on accelerators)")
-    p.add_argument("--shard", default="0/1", help="i/n: this launcher takes runs i, i+n, ... (array jobs)")
     p.add_argument("--dry-run", action="store_true", help="list the runs with tokens and FLOPs; train nothing")
-    p.add_argument("--no-results", action="store_true", help="do not write OUT/results.csv at the end")
     p.add_argument("--no-progress", action="store_true")
+
+
+def add_arguments(p) -> None:
+    add_common_arguments(p)
+    p.add_argument("--shard", default="0/1", help="i/n: this launcher takes runs i, i+n, ... (array jobs)")
+    p.add_argument("--no-results", action="store_true", help="do not write OUT/results.csv at the end")
+
+
+def check_launch_arguments(args) -> None:
+    if args.workers < 1:
+        raise UsageError("--workers must be >= 1")
+    if args.pack is not None and args.pack < 1:
+        raise UsageError("--pack must be >= 1")
 
 
 def dry_run(specs: list[RunSpec]) -> None:
@@ -405,10 +417,7 @@ def _vocab(cfg: Config):
 
 
 def run(args) -> int:
-    if args.workers < 1:
-        raise UsageError("--workers must be >= 1")
-    if args.pack is not None and args.pack < 1:
-        raise UsageError("--pack must be >= 1")
+    check_launch_arguments(args)
     shard = parse_shard(args.shard)
     if args.dry_run:
         dry_run(expand(args.sweep, args.overrides))

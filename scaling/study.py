@@ -1,0 +1,106 @@
+"""`scaling study SWEEP.toml --out DIR`: sweep, results table, fits and figures in one go.
+
+Writes DIR/runs/*, DIR/results.csv, DIR/fit.json + fit.md (fitted on the aligned-dose arm:
+rows with arm == "dose"), DIR/figures/, and prints a summary: per insertion window and split,
+the LL.2 slope on ln(dose) and ED50 with 95% CIs from the overdispersion-robust SE, and the
+misalignment of the other arms next to the dose-0 controls.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling import fit as fitting
+from scaling import results as results_mod
+from scaling import sweep as sweeper
+
+Z = 1.959963984540054
+
+
+def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
+    dose = df[df["arm"] == "dose"]
+    if dose.empty:
+        return None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = fitting.fit_table(dose, background="auto")
+    for w in caught:
+        print(f"fit warning: {w.message}", file=sys.stderr)
+    (out / "fit.json").write_text(report.to_json() + "\n")
+    (out / "fit.md").write_text(report.to_markdown())
+    return report
+
+
+def _ci(est: float, se: float | None) -> str:
+    if se is None or not np.isfinite(se):
+        return f"{est:.3g} (no CI)"
+    return f"{est:.3g} [{est - Z * se:.3g}, {est + Z * se:.3g}]"
+
+
+def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[str]:
+    lines = []
+    fits = [f.to_dict() if hasattr(f, "to_dict") else f for f in (report.fits if report else [])]
+    for f in fits:
+        if f["model"] != "LL.2" or f.get("background"):
+            continue
+        g = f["group"]
+        label = ", ".join(f"{k}={v}" for k, v in g.items())
+        if not f.get("usable", True):
+            lines.append(f"  {label}: LL.2 unusable ({f.get('reason')})")
+            continue
+        slope, se = f["params"]["slope"], f["se_robust"].get("slope")
+        ed = (f.get("ed") or {}).get("50") or {}
+        sig = "excludes 0" if se and abs(slope) > Z * se else "includes 0"
+        ed_text = (f"ED50 {ed['estimate']:.3g} [{ed.get('lower_log_robust', math.nan):.3g}, "
+                   f"{ed.get('upper_log_robust', math.nan):.3g}]") if ed.get("estimate") else "ED50 n/a"
+        lines.append(f"  {label}: slope on ln(dose) {_ci(slope, se)} (robust 95% CI {sig}); {ed_text}")
+    ok = df[df["status"] == "ok"]
+    if not ok.empty:
+        by = ok.groupby(["arm", "insertion", "split"], sort=True)
+        rates = by.apply(lambda g: pd.Series({"rate": g["misaligned"].sum() / g["total"].sum(),
+                                              "runs": g["run_id"].nunique()}), include_groups=False)
+        lines.append("  pooled misalignment rate by arm (all seeds and doses of the arm):")
+        for (arm, ins, split), r in rates.iterrows():
+            lines.append(f"    {arm:<12} {ins:<12} {split:<9} {r['rate']:.3f} ({int(r['runs'])} runs)")
+    return lines
+
+
+def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True) -> int:
+    out = Path(out)
+    t0 = time.perf_counter()
+    statuses = sweeper.launch(sweep_path, out, overrides, workers, pack, progress=progress)
+    results_path = results_mod.collect(out)
+    df = pd.read_csv(results_path)
+    report = fit_dose_arm(df, out)
+    figure_paths = []
+    if report is not None:
+        from scaling import figures
+
+        figure_paths = figures.make_all(out)
+    elapsed = time.perf_counter() - t0
+    counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
+    print(f"\nstudy {out}: {', '.join(f'{v} {k}' for k, v in counts.items())} runs, {elapsed:.0f} s")
+    print("\n".join(summary_lines(report, df)))
+    print(f"results: {results_path}\nfit: {out / 'fit.json'}, {out / 'fit.md'}")
+    if figure_paths:
+        print(f"figures: {Path(figure_paths[0]).parent}")
+    return 0 if set(statuses.values()) <= {"done"} else 1
+
+
+def add_arguments(p) -> None:
+    sweeper.add_common_arguments(p)
+
+
+def run(args) -> int:
+    sweeper.check_launch_arguments(args)
+    if args.dry_run:
+        sweeper.dry_run(sweeper.expand(args.sweep, args.overrides))
+        return 0
+    return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress)
