@@ -1,0 +1,818 @@
+"""The study's figures: `scaling figures DIR [--fit FIT.json] [--out DIR/figures]`.
+
+Reads DIR/results.csv (see scaling.results), DIR/fit.json (scaling.fit; DIR/fits/fit.json
+also found) and, for the trajectory, DIR/runs/*/eval.json and config.json. Each figure is one
+function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all:
+
+  dose_response       misalignment vs measured dose per insertion window, matched families:
+                      runs per seed, dose-0 controls at a "0" tick left of a broken log axis,
+                      the fitted curve with its 95% band (robust SE) from fit.json, not refitted
+  splits              the same for matched and held-out families side by side
+  trajectory          misalignment against training tokens, one line per dose (seed mean)
+  capability          alignment tax: val_loss and fact_recall against dose
+  cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP
+  arms                control, each window's top dose, filtered / misaligned arms
+
+Only rows with status "ok" and a finite dose are drawn; a figure without data is skipped with
+a note. Output is deterministic: the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from scipy import stats
+
+import scaling.fit as fitlib
+from scaling.errors import UsageError
+from scaling.results import arm as run_arm
+
+FIGURES = ("dose_response", "splits", "trajectory", "capability", "cost_effectiveness", "arms")
+FORMATS = ("png", "svg", "pdf")
+DPI = 150
+PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
+# Dates and tool versions left out of the files: same inputs, same bytes.
+METADATA = {"png": {"Software": None},
+            "svg": {"Date": None, "Creator": None},
+            "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}}
+RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=1.1),
+      "svg.hashsalt": "scaling-figures", "svg.fonttype": "path", "pdf.fonttype": 42,
+      "figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": "medium"}
+CONTROL = "control"
+CONTROL_COLOR = "0.3"
+CHANCE = 0.5
+SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
+ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
+MARGIN_DEC = 0.3
+MAIN_SPLIT = "matched"
+SPLIT_ORDER = ("matched", "held_out")
+CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
+COSTS = {"reduction": ("reduction", "se", "reduction in misalignment rate"),
+         "per_aligned_token": ("reduction_per_aligned_token", "se_per_aligned_token",
+                               "reduction per aligned token"),
+         "per_flop": ("reduction_per_flop", "se_per_flop", "reduction per training FLOP")}
+DOSE_LABEL = "aligned dose (measured share of training tokens)"
+
+
+class MissingData(Exception):
+    """A figure's data is absent; `make_all` skips the figure and prints this note."""
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """results.csv as the drawable rows: status ok, a finite dose >= 0; `rate` = k/n.
+
+    Missing optional columns get defaults (arm "dose", split "matched", one model, seed 0).
+    """
+    df = fitlib.read_results(path)
+    return tidy_results(df)
+
+
+def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
+    has_counts = {"misaligned", "total"} <= set(df.columns)
+    if "dose" not in df.columns or not (has_counts or "misalignment_rate" in df.columns):
+        raise UsageError("a results table needs a dose column and misaligned/total or "
+                         "misalignment_rate (see `scaling results`)")
+    df = df.copy()
+    for col, default in (("arm", "dose"), ("split", MAIN_SPLIT), ("model", ""), ("seed", 0),
+                         ("insertion", "")):
+        if col not in df.columns:
+            df[col] = default
+    for col in ("dose", "misaligned", "total", "misalignment_rate", "aligned_fraction",
+                "aligned_tokens", "flops", "val_loss", "fact_recall", "window_start",
+                "window_end"):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    rate = df["misalignment_rate"] if "misalignment_rate" in df.columns else np.nan
+    if has_counts:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            counted = df["misaligned"] / df["total"].where(df["total"] > 0)
+        rate = counted.where(counted.notna(), rate)
+    df["rate"] = rate
+    for col in ("arm", "split", "model", "insertion"):
+        df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str).str.strip()
+    df["arm"] = df["arm"].replace("", "dose")
+    control = (df["dose"] == 0) & df["insertion"].str.lower().isin(fitlib.CONTROL_LABELS)
+    df.loc[control, "insertion"] = CONTROL
+    if "aligned_fraction" not in df.columns:
+        df["aligned_fraction"] = df["dose"]
+    ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
+    keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
+    return df[keep].reset_index(drop=True)
+
+
+def load_fit(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        report = json.loads(path.read_text())
+    except OSError as e:
+        raise UsageError(f"{path}: cannot read ({e.strerror})") from e
+    except json.JSONDecodeError as e:
+        raise UsageError(f"{path}: not JSON ({e})") from e
+    if not isinstance(report, dict) or not isinstance(report.get("fits", []), list):
+        raise UsageError(f"{path}: not a fit.json (scaling fit) report")
+    return report
+
+
+def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DIR/runs/*/eval.json trajectories as rows: run_id, seed, arm, insertion, model,
+    aligned_fraction, dose (measured, from results; NaN if the run is not there), split,
+    step, tokens, rate. Unreadable runs and points without a rate are left out."""
+    measured = {}
+    if results is not None and "run_id" in results.columns:
+        measured = results.groupby(results["run_id"].astype(str))["dose"].mean().to_dict()
+    rows = []
+    for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
+        ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
+        if not isinstance(ev, dict) or not isinstance(record, dict):
+            continue
+        cfg = record.get("config") or {}
+        data, train = cfg.get("data") or {}, cfg.get("train") or {}
+        model = (cfg.get("model") or {}).get("name", "")
+        fraction = float(data.get("aligned_fraction", 0.0))
+        arm = run_arm(SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
+                                      misaligned_fraction=data.get("misaligned_fraction", 0.0)))
+        base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "arm": arm,
+                "insertion": CONTROL if arm == "dose" and fraction == 0
+                else data.get("insertion", "throughout"),
+                "model": model, "aligned_fraction": fraction,
+                "dose": measured.get(run_dir.name, math.nan)}
+        for point in ev.get("trajectory") or []:
+            for split in SPLIT_ORDER:
+                rate = point.get(f"{split}_rate")
+                if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
+                    rows.append({**base, "split": split, "step": point.get("step"),
+                                 "tokens": point["tokens"], "rate": float(rate)})
+    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose",
+               "split", "step", "tokens", "rate"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
+    """Cost-effectiveness rows (insertion, split, model, dose, reduction, se, per aligned
+    token, per FLOP with SEs): fit.json's, else scaling.fit's computed from the dose arm."""
+    entries = list((report or {}).get("cost_effectiveness") or [])
+    if not entries:
+        dose_rows = results[results["arm"] == "dose"]
+        if {"misaligned", "total"} <= set(dose_rows.columns):
+            dose_rows = dose_rows.dropna(subset=["misaligned", "total"])
+            dose_rows = dose_rows[dose_rows["total"] > 0]
+            for group, rows in fitlib.group_frames(dose_rows):
+                if group.get("insertion") != fitlib.POOLED:
+                    entries += fitlib.cost_effectiveness(group, rows)
+    flat = [{**{k: _label(v) for k, v in (e.get("group") or {}).items()},
+             **{k: v for k, v in e.items() if k != "group"}} for e in entries]
+    df = pd.DataFrame(flat)
+    for col in ("insertion", "split", "model"):
+        if col not in df.columns:
+            df[col] = ""
+    for col in ("dose",) + tuple(c for pair in COSTS.values() for c in pair[:2]):
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    return df
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _label(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+# ---------------------------------------------------------------- fits
+
+
+def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
+    """The curve a dose panel draws: the AIC-best usable LL.4/LL.3 entry of the group (these
+    include the dose-0 controls), else the AIC-best usable LL.2 entry, else None."""
+    mine = [f for f in fits if f.get("usable") and f.get("vcov") and f.get("aic") is not None
+            and _matches(f.get("group") or {}, group)]
+    for models in (("LL.4", "LL.3"), ("LL.2",)):
+        candidates = [f for f in mine if f.get("model") in models]
+        if candidates:
+            return min(candidates, key=lambda f: (f["aic"], models.index(f["model"])))
+    return None
+
+
+def fit_label(entry: dict) -> str:
+    bg = entry.get("background")
+    axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
+    return f"{entry['model']}{axis} fit"
+
+
+def _matches(fit_group: dict, group: dict) -> bool:
+    return all(_label(v) == _label(group.get(k)) for k, v in fit_group.items())
+
+
+def _curve(entry: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The fitted curve with its band over the positive doses, and at dose 0 where the fit
+    saw the controls (LL.3/LL.4) or has a background (then f(0) is a finite plateau)."""
+    band = fitlib.curve_band(entry)
+    at_zero = None
+    if entry.get("data") == "all doses" or isinstance(entry.get("background"), dict):
+        at_zero = fitlib.predict(entry, [0.0])
+    return band, at_zero
+
+
+# ---------------------------------------------------------------- layout helpers
+
+
+@dataclass(frozen=True)
+class DoseAxis:
+    """A log dose axis with dose 0 drawn ZERO_GAP_DEC decades left of the lowest dose."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, doses) -> DoseAxis:
+        doses = np.asarray(doses, float)
+        positive = doses[np.isfinite(doses) & (doses > 0)]
+        if not len(positive):
+            return cls(1e-3, 1e-3)
+        return cls(float(positive.min()), float(positive.max()))
+
+    @property
+    def zero(self) -> float:
+        return self.low / 10**ZERO_GAP_DEC
+
+    def x(self, dose) -> np.ndarray:
+        dose = np.asarray(dose, float)
+        return np.where(dose > 0, dose, self.zero)
+
+    def apply(self, ax, with_zero: bool = True) -> None:
+        left = (self.zero if with_zero else self.low) / 10**MARGIN_DEC
+        right = self.high * 10**MARGIN_DEC
+        ax.set_xscale("log")
+        ax.set_xlim(left, right)
+        first = self.low / 10**MARGIN_DEC
+        decades = 10.0 ** np.arange(math.floor(math.log10(first)), math.ceil(math.log10(right)) + 1)
+        majors = [float(d) for d in decades if first <= d <= right]
+        if len(majors) < 2:
+            majors = sorted({self.low, self.high})
+        minors = [float(d * m) for d in decades for m in range(2, 10) if first <= d * m <= right]
+        zero = [self.zero] if with_zero else []
+        ax.xaxis.set_major_locator(FixedLocator(zero + majors))
+        ax.xaxis.set_major_formatter(FuncFormatter(self._format))
+        ax.xaxis.set_minor_locator(FixedLocator(minors))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        if with_zero:
+            cut = self.low / 10 ** (ZERO_GAP_DEC / 2 + MARGIN_DEC / 2)
+            ax.axvline(cut, color="0.75", lw=0.8, ls=":", zorder=0)
+            for shift in (-0.04, 0.04):
+                x = cut * 10**shift
+                ax.plot([x / 10**0.03, x * 10**0.03], [-0.025, 0.025], color="0.2", lw=1,
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+
+    def _format(self, value, _pos=None) -> str:
+        if math.isclose(value, self.zero, rel_tol=1e-9):
+            return "0"
+        exponent = math.log10(value)
+        if math.isclose(exponent, round(exponent), abs_tol=1e-9):
+            return f"$10^{{{round(exponent)}}}$"
+        return f"{value:.2g}"
+
+
+def _seed_offsets(seeds) -> dict:
+    """Deterministic jitter in decades per seed, spread evenly over +-SEED_JITTER_DEC."""
+    unique = sorted({str(s) for s in seeds})
+    if len(unique) < 2:
+        return dict.fromkeys(unique, 0.0)
+    spread = np.linspace(-SEED_JITTER_DEC, SEED_JITTER_DEC, len(unique))
+    return dict(zip(unique, spread.tolist()))
+
+
+def _jittered(axis: DoseAxis, rows: pd.DataFrame, offsets: dict) -> np.ndarray:
+    shift = np.array([offsets.get(str(s), 0.0) for s in rows["seed"]])
+    return axis.x(rows["dose"]) * 10**shift
+
+
+def _window_order(df: pd.DataFrame) -> list[str]:
+    """Insertion windows present (controls apart), earliest window first."""
+    windows = df.loc[df["insertion"] != CONTROL, "insertion"].unique().tolist()
+
+    def key(w):
+        rows = df[df["insertion"] == w]
+        start = rows["window_start"].median() if "window_start" in rows else np.nan
+        end = rows["window_end"].median() if "window_end" in rows else np.nan
+        return (np.nan_to_num(start, nan=np.inf), np.nan_to_num(end, nan=np.inf), str(w))
+
+    return sorted(windows, key=key)
+
+
+def _window_colors(windows: Sequence[str]) -> dict[str, tuple]:
+    palette = sns.color_palette("colorblind", max(len(windows), 1))
+    return {CONTROL: CONTROL_COLOR, **dict(zip(windows, palette))}
+
+
+def _split_order(splits) -> list[str]:
+    present = list(dict.fromkeys(splits))
+    return [s for s in SPLIT_ORDER if s in present] + sorted(s for s in present if s not in SPLIT_ORDER)
+
+
+def _models(df: pd.DataFrame) -> list[str]:
+    return sorted(df["model"].unique().tolist())
+
+
+def _with_model(text: str, model: str, models: Sequence[str]) -> str:
+    return f"{model}: {text}" if len(models) > 1 and model else text
+
+
+def _new_figure(n_rows: int, n_cols: int, title: str, sharey: bool = True,
+                extra_height: float = 0.6) -> tuple[Figure, np.ndarray]:
+    fig = Figure(figsize=(PANEL_IN[0] * n_cols, PANEL_IN[1] * n_rows + extra_height), dpi=DPI,
+                 layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=sharey)
+    fig.suptitle(title)
+    return fig, axes
+
+
+def _chance(ax) -> None:
+    ax.axhline(CHANCE, color="0.45", lw=0.9, ls="--", zorder=1)
+
+
+def _rate_axis(ax) -> None:
+    ax.set_ylim(0, 1)
+    ax.yaxis.set_major_locator(FixedLocator([0, 0.25, 0.5, 0.75, 1.0]))
+
+
+def _label_outer(axes: np.ndarray, xlabel: str, ylabel: str) -> None:
+    for ax in axes[-1, :]:
+        ax.set_xlabel(xlabel)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(ylabel)
+
+
+def _styled(fn: Callable) -> Callable:
+    """Draw under the package's rc settings without touching the caller's."""
+
+    def wrapper(*args, **kwargs):
+        with mpl.rc_context(RC), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return fn(*args, **kwargs)
+
+    wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+# ---------------------------------------------------------------- dose-response figures
+
+
+def _dose_rows(results: pd.DataFrame) -> pd.DataFrame:
+    rows = results[(results["arm"] == "dose") & np.isfinite(results["rate"])]
+    if rows.empty:
+        raise MissingData("no finished dose-arm run with a misalignment rate")
+    if not (rows["dose"] > 0).any():
+        raise MissingData("no dose-arm run with an aligned dose > 0")
+    return rows
+
+
+def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None, color,
+                     offsets: dict) -> str:
+    """Runs, controls and the fitted curve of one (model, split, window); returns the fit note."""
+    dosed, controls = rows[rows["dose"] > 0], rows[rows["dose"] == 0]
+    note = "no usable fit"
+    if entry is not None:
+        try:
+            band, at_zero = _curve(entry)
+        except (UsageError, ValueError, TypeError, KeyError) as e:
+            note = f"fit not drawn ({type(e).__name__})"
+        else:
+            ax.fill_between(band["dose"], band["lower"], band["upper"], color=color, alpha=0.2,
+                            lw=0, zorder=2)
+            ax.plot(band["dose"], band["fit"], color=color, lw=1.8, zorder=3)
+            if at_zero is not None:
+                x = axis.zero * 10 ** np.array([-0.12, 0.12])
+                ax.fill_between(x, at_zero["lower"].iloc[0], at_zero["upper"].iloc[0],
+                                color=color, alpha=0.2, lw=0, zorder=2)
+                ax.plot(x, [at_zero["fit"].iloc[0]] * 2, color=color, lw=1.8, zorder=3)
+            note = fit_label(entry)
+    ax.scatter(_jittered(axis, controls, offsets), controls["rate"], s=18, marker="s",
+               color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
+    ax.scatter(_jittered(axis, dosed, offsets), dosed["rate"], s=18, color=color, alpha=0.85,
+               lw=0.4, edgecolor="white", zorder=4)
+    _chance(ax)
+    axis.apply(ax)
+    _rate_axis(ax)
+    return note
+
+
+def _dose_legend(fig: Figure, color) -> None:
+    handles = [Line2D([], [], ls="", marker="o", color=color, label="run (one per seed, jittered)"),
+               Line2D([], [], ls="", marker="s", color=CONTROL_COLOR, label="dose-0 control run"),
+               Line2D([], [], color=color, lw=1.8, label="fitted curve; band: 95% CI (robust SE)"),
+               Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False,
+               fontsize="small")
+
+
+def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[dict]],
+               title: str) -> Figure:
+    """One panel per {model, split, insertion} cell of `panels` (rows of columns)."""
+    axis = DoseAxis.of(results["dose"])
+    offsets = _seed_offsets(results["seed"])
+    colors = _window_colors(_window_order(results))
+    models = _models(results)
+    fig, axes = _new_figure(len(panels), len(panels[0]), title)
+    for i, row in enumerate(panels):
+        for j, cell in enumerate(row):
+            ax = axes[i, j]
+            in_cell = results[(results["model"] == cell["model"])
+                              & (results["split"] == cell["split"])]
+            rows = in_cell[in_cell["insertion"].isin([cell["insertion"], CONTROL])]
+            if rows.empty:
+                ax.set_visible(False)
+                continue
+            note = _draw_dose_panel(ax, axis, rows, choose_fit(fits, cell),
+                                    colors[cell["insertion"]], offsets)
+            where = _with_model(f"{cell['insertion']} · {cell['split']}", cell["model"], models)
+            ax.set_title(f"{where}\n{note}")
+    _label_outer(axes, DOSE_LABEL, "misalignment rate")
+    _dose_legend(fig, sns.color_palette("colorblind")[0])
+    return fig
+
+
+@_styled
+def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str = MAIN_SPLIT) -> Figure:
+    """Misalignment vs dose per insertion window (columns) and model (rows) on one split."""
+    rows = _dose_rows(results)
+    if split not in set(rows["split"]):
+        split = _split_order(rows["split"])[0]
+    rows = rows[rows["split"] == split]
+    windows = _window_order(rows)
+    if not windows:
+        raise MissingData("no insertion window with an aligned dose")
+    panels = [[{"model": m, "split": split, "insertion": w} for w in windows] for m in _models(rows)]
+    return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — {split} families")
+
+
+@_styled
+def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
+    """Matched vs held-out families (columns) per model and insertion window (rows)."""
+    rows = _dose_rows(results)
+    split_names = _split_order(rows["split"])
+    if len(split_names) < 2:
+        raise MissingData(f"only one eval split ({split_names[0]})")
+    panels = [[{"model": m, "split": s, "insertion": w} for s in split_names]
+              for m in _models(rows) for w in _window_order(rows)]
+    return _dose_grid(rows, fits, panels, "Transfer: matched vs held-out families")
+
+
+# ---------------------------------------------------------------- trajectory
+
+
+@_styled
+def trajectory(traj: pd.DataFrame) -> Figure:
+    """Misalignment against training tokens: one line per dose (seed mean), colored by dose
+    on a log scale, dose-0 controls dashed; rows per model and window, columns per split."""
+    traj = traj[(traj["arm"] == "dose") & np.isfinite(traj["rate"])] if not traj.empty else traj
+    if traj.empty:
+        raise MissingData("no run has an eval.json trajectory")
+    measured = traj["dose"].notna().all()
+    traj = traj.assign(color_dose=traj["dose"] if measured else traj["aligned_fraction"])
+    windows, split_names, models = _window_order(traj), _split_order(traj["split"]), _models(traj)
+    cells = [(m, w) for m in models for w in windows] or [(m, CONTROL) for m in models]
+    positive = traj.loc[traj["color_dose"] > 0, "color_dose"]
+    norm = LogNorm(positive.min(), positive.max()) if len(positive) else LogNorm(1e-3, 1e-1)
+    if norm.vmin == norm.vmax:
+        norm = LogNorm(norm.vmin / 2, norm.vmax * 2)
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    fig, axes = _new_figure(len(cells), len(split_names), "Misalignment during training")
+    for i, (model, window) in enumerate(cells):
+        for j, split in enumerate(split_names):
+            ax = axes[i, j]
+            rows = traj[(traj["model"] == model) & (traj["split"] == split)
+                        & traj["insertion"].isin([window, CONTROL])]
+            means = (rows.groupby(["insertion", "aligned_fraction", "tokens"], sort=True)
+                     .agg(rate=("rate", "mean"), color_dose=("color_dose", "mean")).reset_index())
+            for (insertion, _), line in means.groupby(["insertion", "aligned_fraction"], sort=True):
+                dose = line["color_dose"].mean()
+                if insertion == CONTROL or not dose > 0:
+                    ax.plot(line["tokens"], line["rate"], color="black", lw=1.4, ls="--", zorder=3)
+                else:
+                    ax.plot(line["tokens"], line["rate"], color=cmap(norm(dose)), lw=1.6, zorder=2)
+            _chance(ax)
+            _rate_axis(ax)
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+            ax.set_title(_with_model(f"{window} · {split}", model, models))
+    _label_outer(axes, "training tokens", "misalignment rate (mean over seeds)")
+    label = DOSE_LABEL if measured else "aligned_fraction (nominal share of window tokens)"
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
+    fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
+                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")],
+               loc="outside lower center", ncols=2, frameon=False, fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------- capability
+
+
+@_styled
+def capability(results: pd.DataFrame) -> Figure:
+    """Alignment tax: val_loss and fact_recall (columns) against dose per window, per model
+    (rows); runs per seed, lines through the seed means, the control mean dotted."""
+    metrics = [m for m in CAPABILITY if m in results.columns and results[m].notna().any()]
+    runs = results[results["arm"] == "dose"]
+    runs = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs[runs["split"] == MAIN_SPLIT]
+    if not metrics or not runs[metrics].notna().any(axis=None):
+        raise MissingData("no val_loss or fact_recall values")
+    axis = DoseAxis.of(runs["dose"])
+    offsets = _seed_offsets(runs["seed"])
+    windows, models = _window_order(runs), _models(runs)
+    colors = _window_colors(windows)
+    fig, axes = _new_figure(len(models), len(metrics), "Alignment tax: capability vs aligned dose",
+                            sharey=False)
+    for i, model in enumerate(models):
+        for j, metric in enumerate(metrics):
+            ax = axes[i, j]
+            rows = runs[(runs["model"] == model) & np.isfinite(runs[metric])]
+            controls = rows[rows["insertion"] == CONTROL]
+            if len(controls):
+                ax.axhline(controls[metric].mean(), color=CONTROL_COLOR, lw=0.9, ls=":", zorder=1)
+            for window in [CONTROL, *windows]:
+                mine = rows[rows["insertion"] == window]
+                if mine.empty:
+                    continue
+                ax.scatter(_jittered(axis, mine, offsets), mine[metric], s=16, color=colors[window],
+                           marker="s" if window == CONTROL else "o", alpha=0.8, lw=0, zorder=3)
+                if window != CONTROL:
+                    means = mine.groupby("aligned_fraction").agg(dose=("dose", "mean"),
+                                                                 y=(metric, "mean"))
+                    ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
+            axis.apply(ax)
+            ax.set_ylabel(CAPABILITY[metric])
+            ax.set_title(_with_model(CAPABILITY[metric].split(" (")[0], model, models))
+    for ax in axes[-1, :]:
+        ax.set_xlabel(DOSE_LABEL)
+    handles = [Line2D([], [], color=colors[w], marker="o", lw=1.4, label=w) for w in windows]
+    handles += [Line2D([], [], color=CONTROL_COLOR, marker="s", ls=":", label="dose-0 control (mean dotted)")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize="small", title="insertion window (points: runs; lines: seed means)",
+               title_fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------- cost-effectiveness
+
+
+@_styled
+def cost_effectiveness(cost: pd.DataFrame) -> Figure:
+    """Reduction vs the dose-0 controls, per aligned token and per FLOP (columns), against
+    dose, per window (color) and split (rows); error bars are 95% CIs from the run spread."""
+    cost = cost[np.isfinite(cost["dose"]) & np.isfinite(cost["reduction"])] if len(cost) else cost
+    if cost.empty:
+        raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
+    measures = [k for k, (col, _, _) in COSTS.items() if cost[col].notna().any()]
+    split_names, models = _split_order(cost["split"]), _models(cost)
+    series = sorted(cost[["model", "insertion"]].drop_duplicates().itertuples(index=False),
+                    key=lambda s: (s.model, _window_order(cost).index(s.insertion)
+                                   if s.insertion in _window_order(cost) else 99, s.insertion))
+    windows = _window_order(cost)
+    colors = _window_colors(windows)
+    markers = dict(zip(models, "osD^v"))
+    dodge = dict(zip(series, np.linspace(-0.04, 0.04, len(series)) if len(series) > 1 else [0.0]))
+    axis = DoseAxis.of(cost["dose"])
+    fig, axes = _new_figure(len(split_names), len(measures),
+                            "Cost-effectiveness of the aligned dose (vs dose-0 controls)", sharey=False)
+    for i, split in enumerate(split_names):
+        for j, measure in enumerate(measures):
+            col, se_col, label = COSTS[measure]
+            ax = axes[i, j]
+            values = []
+            for s in series:
+                rows = cost[(cost["split"] == split) & (cost["model"] == s.model)
+                            & (cost["insertion"] == s.insertion) & cost[col].notna()].sort_values("dose")
+                if rows.empty:
+                    continue
+                half = (fitlib.Z95 * rows[se_col]).fillna(0.0).to_numpy(float)
+                y = rows[col].to_numpy(float)
+                values += [*(y - half), *(y + half)]
+                ax.errorbar(rows["dose"] * 10 ** dodge[s], y, yerr=half, color=colors.get(s.insertion),
+                            marker=markers.get(s.model, "o"), ms=4, lw=1.2, capsize=2)
+            if measure == "reduction":
+                ax.axhline(0, color="0.45", lw=0.9)
+            else:
+                positive = [v for v in values if v > 0]
+                if values and min(values) > 0:
+                    ax.set_yscale("log")
+                elif positive:
+                    ax.set_yscale("symlog", linthresh=min(positive))
+            axis.apply(ax, with_zero=False)
+            ax.set_ylabel(label)
+            ax.set_title(f"{split}: {label}")
+    for ax in axes[-1, :]:
+        ax.set_xlabel(DOSE_LABEL)
+    handles = [Line2D([], [], color=colors[s.insertion], marker=markers.get(s.model, "o"),
+                      label=_with_model(s.insertion, s.model, models)) for s in series]
+    fig.legend(handles=handles, loc="outside lower center", ncols=max(len(handles), 1),
+               frameon=False, fontsize="small", title="insertion window (bars: 95% CI)",
+               title_fontsize="small")
+    return fig
+
+
+# ---------------------------------------------------------------- arms
+
+
+def arm_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-run rates of the compared arms: dose-0 controls, each window's top aligned dose,
+    and every other arm (label, model, split, seed, rate, color key)."""
+    rows = results[np.isfinite(results["rate"])]
+    parts = []
+    for model in _models(rows):
+        mine = rows[rows["model"] == model]
+        dose_arm = mine[mine["arm"] == "dose"]
+        parts.append(dose_arm[dose_arm["insertion"] == CONTROL].assign(label="dose-0 control",
+                                                                        key=CONTROL))
+        for window in _window_order(dose_arm):
+            at = dose_arm[dose_arm["insertion"] == window]
+            top = at[at["aligned_fraction"] == at["aligned_fraction"].max()]
+            parts.append(top.assign(label=f"aligned: {window}\n(dose {top['dose'].mean():.2g})",
+                                    key=window))
+        others = mine[mine["arm"] != "dose"]
+        for arm_name, at in others.groupby("arm", sort=True):
+            settings = at[["insertion", "aligned_fraction"]].drop_duplicates()
+            for _, s in settings.iterrows():
+                sub = at[(at["insertion"] == s["insertion"]) & (at["aligned_fraction"] == s["aligned_fraction"])]
+                detail = "" if len(settings) == 1 else f"\n({s['insertion']}, {s['aligned_fraction']:g})"
+                parts.append(sub.assign(label=f"{arm_name}{detail}", key=f"arm:{arm_name}"))
+    if not parts:
+        return pd.DataFrame(columns=["label", "key", "model", "split", "seed", "rate", "arm"])
+    return pd.concat(parts, ignore_index=True)[["label", "key", "model", "split", "seed", "rate", "arm"]]
+
+
+@_styled
+def arms(results: pd.DataFrame) -> Figure:
+    """Misalignment of the control, each window's top dose and the filtered/misaligned arms,
+    per split (columns) and model (rows): runs as dots, seed mean with a 95% t interval."""
+    table = arm_table(results)
+    if table.empty or (table["arm"] == "dose").all():
+        raise MissingData("no filtered / misaligned arm runs")
+    split_names, models = _split_order(table["split"]), _models(table)
+    labels = list(dict.fromkeys(table["label"]))
+    windows = [k for k in dict.fromkeys(table["key"]) if k != CONTROL and not k.startswith("arm:")]
+    arm_keys = [k for k in dict.fromkeys(table["key"]) if k.startswith("arm:")]
+    colors = {**_window_colors(windows),
+              **dict(zip(arm_keys, sns.color_palette("dark", len(arm_keys) + 3)[3:]))}
+    offsets = _seed_offsets(table["seed"])
+    fig, axes = _new_figure(len(models), len(split_names), "Interventions compared",
+                            extra_height=0.4)
+    for i, model in enumerate(models):
+        for j, split in enumerate(split_names):
+            ax = axes[i, j]
+            for x, label in enumerate(labels):
+                runs = table[(table["model"] == model) & (table["split"] == split)
+                             & (table["label"] == label)]
+                if runs.empty:
+                    continue
+                color = colors[runs["key"].iloc[0]]
+                jitter = np.array([offsets[str(s)] for s in runs["seed"]]) * 3
+                ax.scatter(x + jitter, runs["rate"], s=16, color=color, alpha=0.55, lw=0, zorder=3)
+                mean, half = _mean_ci(runs["rate"].to_numpy(float))
+                ax.errorbar([x + 0.25], [mean], yerr=None if half is None else [[half], [half]],
+                            color=color, marker="D", ms=5, lw=1.6, capsize=3, zorder=4)
+            _chance(ax)
+            _rate_axis(ax)
+            ax.set_xlim(-0.6, len(labels) - 0.3)
+            ax.xaxis.set_major_locator(FixedLocator(range(len(labels))))
+            ax.set_xticklabels(labels, rotation=35, ha="right", rotation_mode="anchor",
+                               fontsize="small")
+            ax.grid(axis="x", visible=False)
+            ax.set_title(_with_model(f"{split} families", model, models))
+    for ax in axes[:, 0]:
+        ax.set_ylabel("misalignment rate")
+    fig.legend(handles=[Line2D([], [], ls="", marker="o", color="0.5", alpha=0.55, label="run (one per seed)"),
+                        Line2D([], [], marker="D", color="0.2", label="seed mean, 95% t interval"),
+                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")],
+               loc="outside lower center", ncols=3, frameon=False, fontsize="small")
+    return fig
+
+
+def _mean_ci(rates: np.ndarray) -> tuple[float, float | None]:
+    """Mean over runs and the half-width of its 95% t interval (runs are the units)."""
+    if len(rates) < 2:
+        return float(rates.mean()), None
+    half = stats.t.ppf(0.975, len(rates) - 1) * rates.std(ddof=1) / np.sqrt(len(rates))
+    return float(rates.mean()), float(half)
+
+
+# ---------------------------------------------------------------- all figures
+
+
+def save(fig: Figure, stem: Path, formats: Sequence[str]) -> list[Path]:
+    """Write stem.FORMAT for each format, atomically and without dates or versions."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with mpl.rc_context(RC):
+        for fmt in formats:
+            path = stem.with_suffix(f".{fmt}")
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=METADATA[fmt])
+            os.replace(tmp, path)
+            paths.append(path)
+    return paths
+
+
+def _check_formats(formats) -> tuple[str, ...]:
+    if isinstance(formats, str):
+        formats = [f.strip().lower() for f in formats.split(",") if f.strip()]
+    formats = tuple(dict.fromkeys(f.lower().lstrip(".") for f in formats))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise UsageError(f"unknown format(s) {', '.join(bad) or '(none)'}; choose from {', '.join(FORMATS)}")
+    return formats
+
+
+def _find_fit(sweep_dir: Path, fit: str | Path | None) -> Path | None:
+    if fit is not None:
+        if not Path(fit).is_file():
+            raise UsageError(f"{fit}: no such file (run `scaling fit {sweep_dir / 'results.csv'} "
+                             f"--out {sweep_dir}`)")
+        return Path(fit)
+    for candidate in (sweep_dir / "fit.json", sweep_dir / "fits" / "fit.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def make_all(sweep_dir: str | Path, out: str | Path | None = None,
+             formats: Sequence[str] = ("png", "svg"), fit: str | Path | None = None,
+             note: Callable[[str], None] = print) -> list[Path]:
+    """Draw every figure of DIR into `out` (default DIR/figures); returns the written paths.
+
+    A figure without data is skipped with a note; so are fitted curves without fit.json.
+    """
+    sweep_dir = Path(sweep_dir)
+    formats = _check_formats(formats)
+    raw = fitlib.read_results(sweep_dir / "results.csv")
+    results = tidy_results(raw)
+    if len(results) < len(raw):
+        note(f"figures: left out {len(raw) - len(results)} row(s) with status != ok or no dose")
+    fit_path = _find_fit(sweep_dir, fit)
+    report = load_fit(fit_path) if fit_path else None
+    if report is None:
+        note(f"figures: no fit.json in {sweep_dir}: drawing runs without fitted curves "
+             f"(scaling fit {sweep_dir / 'results.csv'} --out {sweep_dir})")
+    fits = (report or {}).get("fits") or []
+    out = Path(out) if out is not None else sweep_dir / "figures"
+    builders = {
+        "dose_response": lambda: dose_response(results, fits),
+        "splits": lambda: splits(results, fits),
+        "trajectory": lambda: trajectory(trajectory_table(sweep_dir, results)),
+        "capability": lambda: capability(results),
+        "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
+        "arms": lambda: arms(results),
+    }
+    paths = []
+    for name, build in builders.items():
+        try:
+            fig = build()
+        except MissingData as e:
+            note(f"figures: skipped {name}: {e}")
+            continue
+        paths += save(fig, out / name, formats)
+    return paths
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_arguments(p) -> None:
+    p.add_argument("dir", help="sweep directory (holds results.csv, fit.json, runs/)")
+    p.add_argument("--fit", default=None, help="fit.json (default: DIR/fit.json or DIR/fits/fit.json)")
+    p.add_argument("--out", default=None, help="output directory (default: DIR/figures)")
+    p.add_argument("--formats", default="png,svg",
+                   help=f"comma-separated subset of {','.join(FORMATS)} (default png,svg)")
+
+
+def run(args) -> int:
+    paths = make_all(args.dir, out=args.out, formats=args.formats, fit=args.fit)
+    for path in paths:
+        print(path)
+    if not paths:
+        print("figures: nothing to draw", file=sys.stderr)
+    return 0
