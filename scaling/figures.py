@@ -38,7 +38,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from scipy import stats
 
 import scaling.fit as fitlib
@@ -57,6 +57,8 @@ RC = {**sns.axes_style("whitegrid"), **sns.plotting_context("paper", font_scale=
       "svg.hashsalt": "scaling-figures", "svg.fonttype": "path", "pdf.fonttype": 42,
       "figure.dpi": DPI, "savefig.dpi": DPI, "axes.titlesize": "medium"}
 CONTROL = "control"
+# Presets in training order (scaling.config); a window's color is fixed by its place here.
+WINDOW_ORDER = ("early", "throughout", "midtraining", "window", "continued", "finetune")
 CONTROL_COLOR = "0.3"
 CHANCE = 0.5
 SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
@@ -69,7 +71,7 @@ COSTS = {"reduction": ("reduction", "se", "reduction in misalignment rate"),
          "per_aligned_token": ("reduction_per_aligned_token", "se_per_aligned_token",
                                "reduction per aligned token"),
          "per_flop": ("reduction_per_flop", "se_per_flop", "reduction per training FLOP")}
-DOSE_LABEL = "aligned dose (measured share of training tokens)"
+DOSE_LABEL = "aligned dose\n(measured share of training tokens)"
 
 
 class MissingData(Exception):
@@ -169,17 +171,16 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
 
 
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
-    """Cost-effectiveness rows (insertion, split, model, dose, reduction, se, per aligned
-    token, per FLOP with SEs): fit.json's, else scaling.fit's computed from the dose arm."""
+    """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
+    same per aligned token and per FLOP (scaling.fit's definitions).
+
+    fit.json's rows when each has an SE; else computed here with scaling.fit, the runs of a
+    configured aligned_fraction pooled at their mean measured dose (the measured dose differs
+    a little between seeds, and a dose level needs >= 2 runs for an SE).
+    """
     entries = list((report or {}).get("cost_effectiveness") or [])
-    if not entries:
-        dose_rows = results[results["arm"] == "dose"]
-        if {"misaligned", "total"} <= set(dose_rows.columns):
-            dose_rows = dose_rows.dropna(subset=["misaligned", "total"])
-            dose_rows = dose_rows[dose_rows["total"] > 0]
-            for group, rows in fitlib.group_frames(dose_rows):
-                if group.get("insertion") != fitlib.POOLED:
-                    entries += fitlib.cost_effectiveness(group, rows)
+    if not entries or any(e.get("se") is None for e in entries):
+        entries = _cost_entries(results)
     flat = [{**{k: _label(v) for k, v in (e.get("group") or {}).items()},
              **{k: v for k, v in e.items() if k != "group"}} for e in entries]
     df = pd.DataFrame(flat)
@@ -189,6 +190,25 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
     for col in ("dose",) + tuple(c for pair in COSTS.values() for c in pair[:2]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     return df
+
+
+def _cost_entries(results: pd.DataFrame) -> list[dict]:
+    rows = results[results["arm"] == "dose"]
+    if not {"misaligned", "total"} <= set(rows.columns):
+        return []
+    rows = rows.dropna(subset=["misaligned", "total"])
+    rows = rows[rows["total"] > 0].copy()
+    if rows.empty:
+        return []
+    level = rows.groupby(["model", "insertion", "aligned_fraction"], dropna=False)["dose"]
+    rows["dose"] = level.transform("mean")
+    entries = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas' reindexing notes from inside group_frames
+        for group, cell in fitlib.group_frames(rows):
+            if group.get("insertion") != fitlib.POOLED:
+                entries += fitlib.cost_effectiveness(group, cell)
+    return entries
 
 
 def _read_json(path: Path):
@@ -273,12 +293,10 @@ class DoseAxis:
         majors = [float(d) for d in decades if first <= d <= right]
         if len(majors) < 2:
             majors = sorted({self.low, self.high})
-        minors = [float(d * m) for d in decades for m in range(2, 10) if first <= d * m <= right]
         zero = [self.zero] if with_zero else []
         ax.xaxis.set_major_locator(FixedLocator(zero + majors))
         ax.xaxis.set_major_formatter(FuncFormatter(self._format))
-        ax.xaxis.set_minor_locator(FixedLocator(minors))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_minor_locator(NullLocator())  # the style draws no tick marks: grid only
         if with_zero:
             cut = self.low / 10 ** (ZERO_GAP_DEC / 2 + MARGIN_DEC / 2)
             ax.axvline(cut, color="0.75", lw=0.8, ls=":", zorder=0)
@@ -311,21 +329,21 @@ def _jittered(axis: DoseAxis, rows: pd.DataFrame, offsets: dict) -> np.ndarray:
 
 
 def _window_order(df: pd.DataFrame) -> list[str]:
-    """Insertion windows present (controls apart), earliest window first."""
-    windows = df.loc[df["insertion"] != CONTROL, "insertion"].unique().tolist()
+    """Insertion windows present (controls apart), presets in training order first."""
+    windows = [w for w in df["insertion"].unique().tolist() if w != CONTROL]
+    return sorted(windows, key=_window_rank)
 
-    def key(w):
-        rows = df[df["insertion"] == w]
-        start = rows["window_start"].median() if "window_start" in rows else np.nan
-        end = rows["window_end"].median() if "window_end" in rows else np.nan
-        return (np.nan_to_num(start, nan=np.inf), np.nan_to_num(end, nan=np.inf), str(w))
 
-    return sorted(windows, key=key)
+def _window_rank(window: str) -> tuple[int, str]:
+    return (WINDOW_ORDER.index(window) if window in WINDOW_ORDER else len(WINDOW_ORDER), window)
 
 
 def _window_colors(windows: Sequence[str]) -> dict[str, tuple]:
-    palette = sns.color_palette("colorblind", max(len(windows), 1))
-    return {CONTROL: CONTROL_COLOR, **dict(zip(windows, palette))}
+    """The same color for a window in every figure, whichever windows a figure shows."""
+    palette = sns.color_palette("colorblind")
+    extra = sorted(w for w in windows if w not in WINDOW_ORDER)
+    index = {w: i for i, w in enumerate([*WINDOW_ORDER, *extra])}
+    return {CONTROL: CONTROL_COLOR, **{w: palette[index[w] % len(palette)] for w in windows}}
 
 
 def _split_order(splits) -> list[str]:
@@ -360,11 +378,12 @@ def _rate_axis(ax) -> None:
     ax.yaxis.set_major_locator(FixedLocator([0, 0.25, 0.5, 0.75, 1.0]))
 
 
-def _label_outer(axes: np.ndarray, xlabel: str, ylabel: str) -> None:
+def _label_outer(fig: Figure, axes: np.ndarray, xlabel: str, ylabel: str | None) -> None:
     for ax in axes[-1, :]:
         ax.set_xlabel(xlabel)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(ylabel)
+    if ylabel:
+        for ax in axes[:, 0]:
+            ax.set_ylabel(ylabel)
 
 
 def _styled(fn: Callable) -> Callable:
@@ -422,12 +441,14 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None,
     return note
 
 
-def _dose_legend(fig: Figure, color) -> None:
-    handles = [Line2D([], [], ls="", marker="o", color=color, label="run (one per seed, jittered)"),
+def _dose_legend(fig: Figure, color, ncols: int) -> None:
+    handles = [Line2D([], [], ls="", marker="o", color=color,
+                      label="run (one per seed, jittered; color: window)"),
                Line2D([], [], ls="", marker="s", color=CONTROL_COLOR, label="dose-0 control run"),
-               Line2D([], [], color=color, lw=1.8, label="fitted curve; band: 95% CI (robust SE)"),
+               Line2D([], [], color=color, lw=1.8,
+                      label="fit named in the panel title; band: 95% CI (robust SE)"),
                Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, frameon=False,
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False,
                fontsize="small")
 
 
@@ -452,8 +473,8 @@ def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[di
                                     colors[cell["insertion"]], offsets)
             where = _with_model(f"{cell['insertion']} · {cell['split']}", cell["model"], models)
             ax.set_title(f"{where}\n{note}")
-    _label_outer(axes, DOSE_LABEL, "misalignment rate")
-    _dose_legend(fig, sns.color_palette("colorblind")[0])
+    _label_outer(fig, axes, DOSE_LABEL, "misalignment rate")
+    _dose_legend(fig, "0.55", ncols=2 if axes.shape[1] < 3 else 4)
     return fig
 
 
@@ -520,8 +541,8 @@ def trajectory(traj: pd.DataFrame) -> Figure:
             _rate_axis(ax)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
             ax.set_title(_with_model(f"{window} · {split}", model, models))
-    _label_outer(axes, "training tokens", "misalignment rate (mean over seeds)")
-    label = DOSE_LABEL if measured else "aligned_fraction (nominal share of window tokens)"
+    _label_outer(fig, axes, "training tokens", "misalignment rate (mean over seeds)")
+    label = DOSE_LABEL if measured else "aligned_fraction\n(nominal share of window tokens)"
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
     fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")],
@@ -567,8 +588,7 @@ def capability(results: pd.DataFrame) -> Figure:
             axis.apply(ax)
             ax.set_ylabel(CAPABILITY[metric])
             ax.set_title(_with_model(CAPABILITY[metric].split(" (")[0], model, models))
-    for ax in axes[-1, :]:
-        ax.set_xlabel(DOSE_LABEL)
+    _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker="o", lw=1.4, label=w) for w in windows]
     handles += [Line2D([], [], color=CONTROL_COLOR, marker="s", ls=":", label="dose-0 control (mean dotted)")]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
@@ -582,57 +602,74 @@ def capability(results: pd.DataFrame) -> Figure:
 
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
-    """Reduction vs the dose-0 controls, per aligned token and per FLOP (columns), against
-    dose, per window (color) and split (rows); error bars are 95% CIs from the run spread."""
-    cost = cost[np.isfinite(cost["dose"]) & np.isfinite(cost["reduction"])] if len(cost) else cost
+    """Reduction vs the dose-0 controls, and per aligned token and per FLOP (columns), against
+    dose, per window (color) and split (rows); error bars are 95% CIs from the run spread.
+    Per-unit panels are on a log scale: a reduction <= 0 is drawn as a triangle on the floor."""
+    if len(cost):
+        cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
     measures = [k for k, (col, _, _) in COSTS.items() if cost[col].notna().any()]
-    split_names, models = _split_order(cost["split"]), _models(cost)
-    series = sorted(cost[["model", "insertion"]].drop_duplicates().itertuples(index=False),
-                    key=lambda s: (s.model, _window_order(cost).index(s.insertion)
-                                   if s.insertion in _window_order(cost) else 99, s.insertion))
-    windows = _window_order(cost)
-    colors = _window_colors(windows)
-    markers = dict(zip(models, "osD^v"))
+    split_names, models, windows = _split_order(cost["split"]), _models(cost), _window_order(cost)
+    series = [(m, w) for m in models for w in windows]
+    colors, markers = _window_colors(windows), dict(zip(models, "osD^v"))
     dodge = dict(zip(series, np.linspace(-0.04, 0.04, len(series)) if len(series) > 1 else [0.0]))
     axis = DoseAxis.of(cost["dose"])
     fig, axes = _new_figure(len(split_names), len(measures),
                             "Cost-effectiveness of the aligned dose (vs dose-0 controls)", sharey=False)
-    for i, split in enumerate(split_names):
-        for j, measure in enumerate(measures):
-            col, se_col, label = COSTS[measure]
+    for j, measure in enumerate(measures):
+        col, se_col, label = COSTS[measure]
+        logged = measure != "reduction"
+        for i, split in enumerate(split_names):
             ax = axes[i, j]
-            values = []
-            for s in series:
-                rows = cost[(cost["split"] == split) & (cost["model"] == s.model)
-                            & (cost["insertion"] == s.insertion) & cost[col].notna()].sort_values("dose")
+            drawn = []
+            for model, window in series:
+                rows = cost[(cost["split"] == split) & (cost["model"] == model)
+                            & (cost["insertion"] == window) & cost[col].notna()].sort_values("dose")
                 if rows.empty:
                     continue
-                half = (fitlib.Z95 * rows[se_col]).fillna(0.0).to_numpy(float)
+                x = rows["dose"].to_numpy(float) * 10 ** dodge[(model, window)]
                 y = rows[col].to_numpy(float)
-                values += [*(y - half), *(y + half)]
-                ax.errorbar(rows["dose"] * 10 ** dodge[s], y, yerr=half, color=colors.get(s.insertion),
-                            marker=markers.get(s.model, "o"), ms=4, lw=1.2, capsize=2)
-            if measure == "reduction":
-                ax.axhline(0, color="0.45", lw=0.9)
+                half = (fitlib.Z95 * rows[se_col]).fillna(0.0).to_numpy(float)
+                drawn.append((x, y, half, colors[window], markers[model]))
+            if logged:
+                _log_floor(ax, drawn)
             else:
-                positive = [v for v in values if v > 0]
-                if values and min(values) > 0:
-                    ax.set_yscale("log")
-                elif positive:
-                    ax.set_yscale("symlog", linthresh=min(positive))
+                for x, y, half, color, marker in drawn:
+                    ax.errorbar(x, y, yerr=half, color=color, marker=marker, ms=4, lw=1.2, capsize=2)
+                ax.axhline(0, color="0.45", lw=0.9)
             axis.apply(ax, with_zero=False)
-            ax.set_ylabel(label)
             ax.set_title(f"{split}: {label}")
-    for ax in axes[-1, :]:
-        ax.set_xlabel(DOSE_LABEL)
-    handles = [Line2D([], [], color=colors[s.insertion], marker=markers.get(s.model, "o"),
-                      label=_with_model(s.insertion, s.model, models)) for s in series]
-    fig.legend(handles=handles, loc="outside lower center", ncols=max(len(handles), 1),
-               frameon=False, fontsize="small", title="insertion window (bars: 95% CI)",
+            if j == 0 or measure != measures[j - 1]:
+                ax.set_ylabel(label)
+    _label_outer(fig, axes, DOSE_LABEL, None)
+    handles = [Line2D([], [], color=colors[w], marker=markers[m], label=_with_model(w, m, models))
+               for m, w in series]
+    handles.append(Line2D([], [], ls="", marker="v", color="0.4", label="reduction <= 0"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize="small", title="insertion window (bars: 95% CI from the runs)",
                title_fontsize="small")
     return fig
+
+
+def _log_floor(ax, drawn: list) -> None:
+    """Positive estimates with their CIs on a log axis; the others as triangles on its floor."""
+    positive = np.concatenate([y[y > 0] for _, y, _, _, _ in drawn] or [np.array([])])
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())
+    if not len(positive):
+        return
+    uppers = np.concatenate([(y + half)[y > 0] for _, y, half, _, _ in drawn])
+    floor, top = positive.min() / 4, uppers.max() * 2
+    ax.set_ylim(floor, top)
+    for x, y, half, color, marker in drawn:
+        low = np.maximum(y - half, floor)
+        up = y > 0
+        ax.plot(x[up], y[up], color=color, marker=marker, ms=4, lw=1.2)
+        ax.errorbar(x[up], y[up], yerr=[(y - low)[up], half[up]], color=color, ls="", capsize=2,
+                    lw=1.2)
+        ax.scatter(x[~up], np.full((~up).sum(), floor), marker="v", color=color, s=22,
+                   clip_on=False, zorder=4)
 
 
 # ---------------------------------------------------------------- arms
@@ -728,6 +765,11 @@ def save(fig: Figure, stem: Path, formats: Sequence[str]) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     with mpl.rc_context(RC):
+        if fig.get_layout_engine() is not None:
+            # Constrained layout moves things a little on every draw: lay out once, then keep
+            # it, so every format and every save of this figure has the same geometry.
+            fig.draw_without_rendering()
+            fig.set_layout_engine("none")
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
             tmp = path.with_name(f".{path.name}.{os.getpid()}")
