@@ -38,6 +38,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from scipy import stats
 
@@ -49,6 +50,7 @@ FIGURES = ("dose_response", "splits", "trajectory", "capability", "cost_effectiv
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
+MIN_WIDTH_IN = 7.6
 # Dates and tool versions left out of the files: same inputs, same bytes.
 METADATA = {"png": {"Software": None},
             "svg": {"Date": None, "Creator": None},
@@ -138,11 +140,15 @@ def load_fit(path: str | Path) -> dict:
 
 def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
     """DIR/runs/*/eval.json trajectories as rows: run_id, seed, arm, insertion, model,
-    aligned_fraction, dose (measured, from results; NaN if the run is not there), split,
-    step, tokens, rate. Unreadable runs and points without a rate are left out."""
-    measured = {}
+    aligned_fraction, dose (measured, from results; NaN if the run is not there), the
+    insertion window in tokens (NaN if unknown), split, step, tokens, rate. Unreadable runs
+    and points without a rate are left out."""
+    measured, windows = {}, {}
     if results is not None and "run_id" in results.columns:
-        measured = results.groupby(results["run_id"].astype(str))["dose"].mean().to_dict()
+        by_run = results.groupby(results["run_id"].astype(str))
+        measured = by_run["dose"].mean().to_dict()
+        if {"window_start", "window_end"} <= set(results.columns):
+            windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
     for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
         ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
@@ -154,11 +160,16 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
         fraction = float(data.get("aligned_fraction", 0.0))
         arm = run_arm(SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
                                       misaligned_fraction=data.get("misaligned_fraction", 0.0)))
+        # The window in tokens: scaling.results gives it in units of the pretraining budget.
+        budget = _number(train.get("steps")) * _number(train.get("batch_size")) \
+            * _number((cfg.get("model") or {}).get("seq_len"))
+        w0, w1 = windows.get(run_dir.name, (math.nan, math.nan))
         base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "arm": arm,
                 "insertion": CONTROL if arm == "dose" and fraction == 0
                 else data.get("insertion", "throughout"),
                 "model": model, "aligned_fraction": fraction,
-                "dose": measured.get(run_dir.name, math.nan)}
+                "dose": measured.get(run_dir.name, math.nan),
+                "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
             for split in SPLIT_ORDER:
                 rate = point.get(f"{split}_rate")
@@ -166,7 +177,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                     rows.append({**base, "split": split, "step": point.get("step"),
                                  "tokens": point["tokens"], "rate": float(rate)})
     columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose",
-               "split", "step", "tokens", "rate"]
+               "window_start_tokens", "window_end_tokens", "split", "step", "tokens", "rate"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -216,6 +227,10 @@ def _read_json(path: Path):
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 def _label(value) -> str:
@@ -340,7 +355,7 @@ def _window_rank(window: str) -> tuple[int, str]:
 
 def _window_colors(windows: Sequence[str]) -> dict[str, tuple]:
     """The same color for a window in every figure, whichever windows a figure shows."""
-    palette = sns.color_palette("colorblind")
+    palette = [c for i, c in enumerate(sns.color_palette("colorblind")) if i != 7]  # 7: gray
     extra = sorted(w for w in windows if w not in WINDOW_ORDER)
     index = {w: i for i, w in enumerate([*WINDOW_ORDER, *extra])}
     return {CONTROL: CONTROL_COLOR, **{w: palette[index[w] % len(palette)] for w in windows}}
@@ -361,7 +376,8 @@ def _with_model(text: str, model: str, models: Sequence[str]) -> str:
 
 def _new_figure(n_rows: int, n_cols: int, title: str, sharey: bool = True,
                 extra_height: float = 0.6) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(PANEL_IN[0] * n_cols, PANEL_IN[1] * n_rows + extra_height), dpi=DPI,
+    width = max(PANEL_IN[0] * n_cols, MIN_WIDTH_IN)  # room for the title and the legend
+    fig = Figure(figsize=(width, PANEL_IN[1] * n_rows + extra_height), dpi=DPI,
                  layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=sharey)
@@ -411,12 +427,13 @@ def _dose_rows(results: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None, color,
+def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None | bool, color,
                      offsets: dict) -> str:
-    """Runs, controls and the fitted curve of one (model, split, window); returns the fit note."""
+    """Runs, controls and the fitted curve of one (model, split, window); returns the fit note.
+    entry: the fit.json entry to draw, None if none is usable, False without a fit.json."""
     dosed, controls = rows[rows["dose"] > 0], rows[rows["dose"] == 0]
-    note = "no usable fit"
-    if entry is not None:
+    note = "no usable fit" if entry is not False else "no fit.json"
+    if entry:
         try:
             band, at_zero = _curve(entry)
         except (UsageError, ValueError, TypeError, KeyError) as e:
@@ -469,7 +486,8 @@ def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[di
             if rows.empty:
                 ax.set_visible(False)
                 continue
-            note = _draw_dose_panel(ax, axis, rows, choose_fit(fits, cell),
+            entry = choose_fit(fits, cell) if fits else False
+            note = _draw_dose_panel(ax, axis, rows, entry,
                                     colors[cell["insertion"]], offsets)
             where = _with_model(f"{cell['insertion']} · {cell['split']}", cell["model"], models)
             ax.set_title(f"{where}\n{note}")
@@ -537,16 +555,22 @@ def trajectory(traj: pd.DataFrame) -> Figure:
                     ax.plot(line["tokens"], line["rate"], color="black", lw=1.4, ls="--", zorder=3)
                 else:
                     ax.plot(line["tokens"], line["rate"], color=cmap(norm(dose)), lw=1.6, zorder=2)
+            span = rows.loc[rows["insertion"] == window, ["window_start_tokens", "window_end_tokens"]]
+            if len(span) and span.notna().all(axis=None):
+                ax.axvspan(*span.median(), color=_window_colors([window])[window], alpha=0.1, lw=0,
+                           zorder=0)
             _chance(ax)
             _rate_axis(ax)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
+            ax.set_xlim(left=0)
             ax.set_title(_with_model(f"{window} · {split}", model, models))
     _label_outer(fig, axes, "training tokens", "misalignment rate (mean over seeds)")
     label = DOSE_LABEL if measured else "aligned_fraction\n(nominal share of window tokens)"
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
     fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
-                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")],
-               loc="outside lower center", ncols=2, frameon=False, fontsize="small")
+                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
+                        Patch(color="0.5", alpha=0.2, lw=0, label="insertion window")],
+               loc="outside lower center", ncols=3, frameon=False, fontsize="small")
     return fig
 
 

@@ -81,7 +81,8 @@ def _write_run(run_dir, run, rates):
     data = {"aligned_fraction": run["aligned_fraction"], "insertion": run["insertion_config"],
             "misaligned_fraction": 0.01 * (run["arm"] == "misaligned"),
             "filter_misaligned": float(run["arm"] == "filtered")}
-    config = {"config": {"model": {"name": "tiny"}, "data": data, "train": {"seed": run["seed"]}}}
+    config = {"config": {"model": {"name": "tiny", "seq_len": 500}, "data": data,
+                         "train": {"seed": run["seed"], "steps": 500, "batch_size": 4}}}
     (run_dir / "config.json").write_text(json.dumps(config))
     trajectory = [{"step": s, "tokens": s * 2000,
                    **{f"{split}_rate": 0.5 + (rate - 0.5) * s / 500 for split, rate in rates.items()}}
@@ -119,6 +120,7 @@ def test_all_figures_written_in_both_formats(drawn):
     for name in figures.FIGURES:
         assert str(out / f"{name}.png") in printed
         assert (out / f"{name}.png").stat().st_size > 10_000
+        assert "<svg" in (out / f"{name}.svg").read_text()[:1000]
 
 
 def test_rerun_is_byte_identical(sweep, drawn):
