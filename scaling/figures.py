@@ -436,7 +436,7 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
     if entry:
         try:
             band, at_zero = _curve(entry)
-        except (UsageError, ValueError, TypeError, KeyError) as e:
+        except (UsageError, ValueError, TypeError, KeyError, IndexError) as e:
             note = f"fit not drawn ({type(e).__name__})"
         else:
             ax.fill_between(band["dose"], band["lower"], band["upper"], color=color, alpha=0.2,

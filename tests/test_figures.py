@@ -164,7 +164,9 @@ def test_missing_results_is_a_usage_error(tmp_path, capsys):
 def test_bad_format_or_fit_path_is_a_usage_error(sweep, tmp_path):
     assert main(["figures", str(sweep), "--out", str(tmp_path), "--formats", "png,gif"]) == 2
     assert main(["figures", str(sweep), "--out", str(tmp_path), "--fit", str(tmp_path / "no.json")]) == 2
-    assert not any(tmp_path.iterdir())
+    (tmp_path / "bad.json").write_text("{")
+    assert main(["figures", str(sweep), "--out", str(tmp_path / "o"), "--fit", str(tmp_path / "bad.json")]) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.json"]
 
 
 def test_only_nan_or_failed_rows_do_not_crash(tmp_path, capsys):
