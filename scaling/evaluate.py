@@ -272,7 +272,7 @@ def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
     from scaling.datasets import tokenizer_key
     from scaling.mixture import Mixture
 
-    key = (cfg, tokenizer_key(tok))
+    key = (cfg.data, cfg.model.seq_len, cfg.train.batch_size, cfg.train.eval_batches, tokenizer_key(tok))
     if key not in _HELDOUT:
         _HELDOUT.clear()
         _HELDOUT[key] = Mixture(cfg, tok).heldout_batches(cfg.train.eval_batches)
