@@ -353,7 +353,7 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
     t = cfg.train
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if R > 1 else states[0]
-    multi_step, eval_loss = programs.multi_step, programs.eval_loss
+    multi_step = programs.multi_step
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
     for r in runs:
@@ -374,7 +374,7 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
         for i in list(live):
             run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
             run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
-            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, eval_loss, heldout[i], ckpt_every):
+            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every):
                 live.remove(i)
         bar.update(s1 - max(s0, start))
         bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
@@ -384,7 +384,7 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
         r.status = r.status or {"status": "done", "step": total}
 
 
-def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, eval_loss,
+def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, programs: Programs,
                  heldout, ckpt_every: int) -> bool:
     """Log one call's metrics, held-out loss and checkpoint for one run; False if it failed."""
     cfg, log = run.cfg, run.log
@@ -401,13 +401,13 @@ def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float,
         log.flush()
         return False
     if _every(s1, s0, cfg.train.eval_every) or s1 == total:
-        val = float(np.mean([eval_loss(state["params"], b) for b in heldout]))
+        val = float(np.mean([programs.eval_loss(state["params"], b) for b in heldout]))
         log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
     log.flush()
     if s1 in cfg.eval.checkpoints and cfg.eval.enabled:
         from scaling.evaluate import record_step
 
-        record_step(run.out, cfg, run.tok, state["params"], s1)
+        record_step(run.out, cfg, run.tok, nnx.merge(programs.graphdef, state["params"]), s1)
     if _every(s1, s0, ckpt_every) or s1 == total or s1 in cfg.eval.checkpoints:
         _write_json(run.out / "accounting.json", run.source.accounting(s1))
         save_checkpoint(run.mngr, s1, state)
