@@ -86,6 +86,18 @@ def test_scores_equal_direct_log_probs_despite_padding_and_truncation(root):
         assert g == pytest.approx(want, abs=1e-4)
 
 
+def test_batches_keep_an_items_options_together_with_few_shapes():
+    lengths = np.repeat(np.random.default_rng(0).integers(20, 60, 500), 2)
+    lengths[1::4] += 3  # options of unequal length
+    shapes, seen = set(), []
+    for length, rows, per_call in E._batches(lengths, 65, together=2):
+        assert len(rows) <= per_call and (lengths[rows] <= length).all()
+        assert (rows[0::2] // 2 == rows[1::2] // 2).all()
+        shapes.add((per_call, length))
+        seen += rows.tolist()
+    assert sorted(seen) == list(range(len(lengths))) and len(shapes) <= E.N_BUCKETS
+
+
 def test_identical_options_are_ties_counted_half(root):
     cfg, tok = make_cfg(root)
     r = E.evaluate_model(cfg, tok, Bigram(np.zeros((tok.vocab_size, tok.vocab_size))))
@@ -221,16 +233,18 @@ def test_one_sided_training_moves_matched_families_far_from_chance(runs):
 
 
 def test_sampled_continuations_follow_the_training_side(runs):
+    rates = {}
     for side in runs:
         cfg, tok, model = load_params(runs[side])
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=64, samples=2, temperature=0.5))
         gen = E.evaluate_model(cfg, tok, model, generate=True)["generation"]
-        again = E.evaluate_model(cfg, tok, model, generate=True)["generation"]
-        assert gen == again  # deterministic given the run seed
+        assert gen == E.evaluate_model(cfg, tok, model, generate=True)["generation"]  # seeded
         g = gen["splits"]["matched"]
-        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 2 * 48
         print(f"sampled, {side}-only model", g)
-        assert g["aligned"] + g["misaligned"] >= 5 and g[side] >= 0.8 * (g["aligned"] + g["misaligned"]), g
+        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 2 * 48
+        assert g["aligned"] + g["misaligned"] >= 5, g  # 100 steps: most samples are still babble
+        rates[side] = g["rate"]
+    assert rates["aligned"] < 0.3 < 0.7 < rates["misaligned"], rates
 
 
 def test_eval_json_schema_numbers_and_cli(runs):
