@@ -2,7 +2,9 @@
 
 Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups),
 seed (clusters, bootstrap units), aligned_tokens, flops (cost-effectiveness), status (rows
-other than "ok" are dropped). Dose-0 rows whose insertion is empty/"none"/"control" are
+other than "ok" are dropped), arm (rows other than "dose" are dropped: the filtering and
+misaligned arms are not points of the dose-response curve), aligned_fraction (groups the
+seeds of one dose level for cost-effectiveness). Dose-0 rows whose insertion is empty/"none"/"control" are
 controls shared by every insertion window of their (split, model).
 
 Models, per group and pooled over insertion windows ("pooled"):
@@ -109,6 +111,13 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
             _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
                   f"({', '.join(sorted(df.loc[bad, 'status'].astype(str).unique()))})")
             df = df[~bad]
+    if "arm" in df.columns:
+        other = df["arm"].astype(str).str.strip() != "dose"
+        if other.any():
+            _warn(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
+                  f"({', '.join(sorted(df.loc[other, 'arm'].astype(str).unique()))}): a dose-response "
+                  "curve is fitted to the aligned-dose arm and its controls")
+            df = df[~other]
     for col in REQUIRED + tuple(c for c in OPTIONAL_NUMERIC if c in df.columns):
         df[col] = _numeric_column(df, col)
     nan_rows = df[list(REQUIRED)].isna().any(axis=1)
@@ -929,7 +938,8 @@ def group_frames(df: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
         else pd.Series(False, index=df.index)
     out = []
     for cell, cell_rows in _groupby(df, other):
-        controls, windows = cell_rows[shared], cell_rows[~shared]
+        in_cell = shared.loc[cell_rows.index]
+        controls, windows = cell_rows[in_cell], cell_rows[~in_cell]
         if "insertion" not in keys or windows.empty:
             out += [({**cell, **g}, rows) for g, rows in _groupby(cell_rows, ["insertion"] if "insertion" in keys else [])]
             continue
@@ -1099,7 +1109,10 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
         return []
     rate0, se0 = _pooled_rate(controls)
     out = []
-    for dose, at in rows[rows["dose"] > 0].groupby("dose"):
+    # seeds of one configured level see slightly different measured doses: pool by level
+    level = "aligned_fraction" if "aligned_fraction" in rows.columns else "dose"
+    for _, at in rows[rows["dose"] > 0].groupby(level):
+        dose = at["dose"].mean()
         rate, se = _pooled_rate(at)
         reduction = rate0 - rate
         se_red = None if se is None or se0 is None else float(np.hypot(se, se0))
@@ -1405,7 +1418,8 @@ def curve_band(fit: CurveFit | dict, n_points: int = 200, level: float = 0.95) -
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results table (CSV with dose, misaligned, total, ...)")
-    parser.add_argument("--out", default="fits", help="output directory for fit.json and fit.md")
+    parser.add_argument("--out", default=None,
+                        help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--background", default="auto",
@@ -1427,7 +1441,7 @@ def run(args) -> int:
                            bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit.json").write_text(report.to_json() + "\n")
     (out / "fit.md").write_text(report.to_markdown())

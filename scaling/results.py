@@ -14,7 +14,7 @@ rebuilt without re-training. Columns:
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
 intervention token (they anchor every window's curve at dose 0); `insertion_config` keeps the
-configured value. Windows are fractions of the pretraining budget: post-pretraining stages
+configured value; explicit windows are labelled "window START-END". Windows are fractions of the pretraining budget: post-pretraining stages
 lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
 the run's state (failed, error, running, pending).
 """
@@ -92,7 +92,8 @@ def run_rows(run_dir: Path) -> list[dict]:
     w0, w1 = window(cfg, record["total_steps"])
     base = {
         "run_id": run_dir.name, "model": cfg.model.name, "seed": cfg.train.seed, "arm": run_arm,
-        "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else d.insertion,
+        "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
+                     f"window {w0:g}-{w1:g}" if d.insertion == "window" else d.insertion,
         "insertion_config": d.insertion, "window_start": w0, "window_end": w1,
         "aligned_fraction": d.aligned_fraction, "misaligned_fraction": d.misaligned_fraction,
         "filter_misaligned": d.filter_misaligned, "natural_ai_fraction": d.natural_ai_fraction,
