@@ -1,7 +1,7 @@
 """The study's figures: `scaling figures DIR [--fit FIT.json] [--out DIR/figures]`.
 
-Reads DIR/results.csv (see scaling.results), DIR/fit.json (scaling.fit; DIR/fits/fit.json
-also found) and, for the trajectory, DIR/runs/*/eval.json and config.json. Each figure is one
+Reads DIR/results.csv and DIR/trajectory.csv (see scaling.results; without trajectory.csv
+the runs' eval.json files), DIR/fit.json (scaling.fit; DIR/fits/fit.json also found). Each figure is one
 function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all:
 
   dose_response       misalignment vs measured dose per insertion window, matched families:
@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import matplotlib as mpl
 import numpy as np
@@ -44,7 +43,7 @@ from scipy import stats
 
 import scaling.fit as fitlib
 from scaling.errors import UsageError
-from scaling.results import arm as run_arm
+from scaling.results import read_trajectory
 
 FIGURES = ("dose_response", "splits", "trajectory", "capability", "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
@@ -138,49 +137,6 @@ def load_fit(path: str | Path) -> dict:
     return report
 
 
-def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
-    """DIR/runs/*/eval.json trajectories as rows: run_id, seed, arm, insertion, model,
-    aligned_fraction, dose (measured, from results; NaN if the run is not there), the
-    insertion window in tokens (NaN if unknown), split, step, tokens, rate. Unreadable runs
-    and points without a rate are left out."""
-    measured, windows = {}, {}
-    if results is not None and "run_id" in results.columns:
-        by_run = results.groupby(results["run_id"].astype(str))
-        measured = by_run["dose"].mean().to_dict()
-        if {"window_start", "window_end"} <= set(results.columns):
-            windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
-    rows = []
-    for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
-        ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
-        if not isinstance(ev, dict) or not isinstance(record, dict):
-            continue
-        cfg = record.get("config") or {}
-        data, train = cfg.get("data") or {}, cfg.get("train") or {}
-        model = (cfg.get("model") or {}).get("name", "")
-        fraction = float(data.get("aligned_fraction", 0.0))
-        arm = run_arm(SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
-                                      misaligned_fraction=data.get("misaligned_fraction", 0.0)))
-        # The window in tokens: scaling.results gives it in units of the pretraining budget.
-        budget = _number(train.get("steps")) * _number(train.get("batch_size")) \
-            * _number((cfg.get("model") or {}).get("seq_len"))
-        w0, w1 = windows.get(run_dir.name, (math.nan, math.nan))
-        base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "arm": arm,
-                "insertion": CONTROL if arm == "dose" and fraction == 0
-                else data.get("insertion", "throughout"),
-                "model": model, "aligned_fraction": fraction,
-                "dose": measured.get(run_dir.name, math.nan),
-                "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
-        for point in ev.get("trajectory") or []:
-            for split in SPLIT_ORDER:
-                rate = point.get(f"{split}_rate")
-                if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
-                    rows.append({**base, "split": split, "step": point.get("step"),
-                                 "tokens": point["tokens"], "rate": float(rate)})
-    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose",
-               "window_start_tokens", "window_end_tokens", "split", "step", "tokens", "rate"]
-    return pd.DataFrame(rows, columns=columns)
-
-
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
     """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
     same per aligned token and per FLOP (scaling.fit's definitions).
@@ -220,17 +176,6 @@ def _cost_entries(results: pd.DataFrame) -> list[dict]:
             if group.get("insertion") != fitlib.POOLED:
                 entries += fitlib.cost_effectiveness(group, cell)
     return entries
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-
-
-def _number(value) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
 
 
 def _label(value) -> str:
@@ -848,7 +793,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     builders = {
         "dose_response": lambda: dose_response(results, fits),
         "splits": lambda: splits(results, fits),
-        "trajectory": lambda: trajectory(trajectory_table(sweep_dir, results)),
+        "trajectory": lambda: trajectory(read_trajectory(sweep_dir, results)),
         "capability": lambda: capability(results),
         "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
         "arms": lambda: arms(results),

@@ -17,6 +17,10 @@ intervention token (they anchor every window's curve at dose 0); `insertion_conf
 configured value; explicit windows are labelled "window START-END". Windows are fractions of the pretraining budget: post-pretraining stages
 lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
 the run's state (failed, error, running, pending).
+
+DIR/trajectory.csv holds each run's misalignment against training tokens (from the eval
+points recorded at `eval.checkpoints` and at the end): run_id, seed, arm, insertion, model,
+aligned_fraction, dose, window_start_tokens, window_end_tokens, split, step, tokens, rate.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import types
 from pathlib import Path
 
 import pandas as pd
@@ -116,6 +121,65 @@ def run_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def _number(value) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+
+
+def run_arm_of(data: dict) -> str:
+    return arm(types.SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
+                                     misaligned_fraction=data.get("misaligned_fraction", 0.0)))
+
+
+def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DIR/runs/*/eval.json trajectories as rows: run_id, seed, arm, insertion, model,
+    aligned_fraction, dose (measured, from results; NaN if the run is not there), the
+    insertion window in tokens (NaN if unknown), split, step, tokens, rate. Unreadable runs
+    and points without a rate are left out."""
+    measured, windows = {}, {}
+    if results is not None and "run_id" in results.columns:
+        by_run = results.groupby(results["run_id"].astype(str))
+        measured = by_run["dose"].mean().to_dict()
+        if {"window_start", "window_end"} <= set(results.columns):
+            windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
+    rows = []
+    for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
+        ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
+        if not isinstance(ev, dict) or not isinstance(record, dict):
+            continue
+        cfg = record.get("config") or {}
+        data, train = cfg.get("data") or {}, cfg.get("train") or {}
+        model = (cfg.get("model") or {}).get("name", "")
+        fraction = float(data.get("aligned_fraction", 0.0))
+        arm = run_arm_of(data)
+        # The window in tokens: scaling.results gives it in units of the pretraining budget.
+        budget = _number(train.get("steps")) * _number(train.get("batch_size")) \
+            * _number((cfg.get("model") or {}).get("seq_len"))
+        w0, w1 = windows.get(run_dir.name, (math.nan, math.nan))
+        base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "arm": arm,
+                "insertion": "control" if arm == "dose" and fraction == 0
+                else data.get("insertion", "throughout"),
+                "model": model, "aligned_fraction": fraction,
+                "dose": measured.get(run_dir.name, math.nan),
+                "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
+        for point in ev.get("trajectory") or []:
+            for split in SPLITS:
+                rate = point.get(f"{split}_rate")
+                if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
+                    rows.append({**base, "split": split, "step": point.get("step"),
+                                 "tokens": point["tokens"], "rate": float(rate)})
+    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose",
+               "window_start_tokens", "window_end_tokens", "split", "step", "tokens", "rate"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def read_trajectory(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
+    """DIR/trajectory.csv if present (committed studies keep no runs/), else from the runs."""
+    path = Path(sweep_dir) / "trajectory.csv"
+    if path.exists():
+        return pd.read_csv(path)
+    return trajectory_table(sweep_dir, results)
+
+
 def results_table(sweep_dir: str | Path) -> pd.DataFrame:
     runs = Path(sweep_dir) / "runs"
     if not runs.is_dir():
@@ -126,11 +190,18 @@ def results_table(sweep_dir: str | Path) -> pd.DataFrame:
                           kind="stable").reset_index(drop=True)
 
 
-def collect(sweep_dir: str | Path) -> Path:
-    path = Path(sweep_dir) / "results.csv"
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(f".csv.{os.getpid()}")
-    results_table(sweep_dir).to_csv(tmp, index=False, float_format="%.10g")
+    df.to_csv(tmp, index=False, float_format="%.10g")
     os.replace(tmp, path)
+
+
+def collect(sweep_dir: str | Path) -> Path:
+    """Write DIR/results.csv and DIR/trajectory.csv (misalignment against tokens per run)."""
+    df = results_table(sweep_dir)
+    path = Path(sweep_dir) / "results.csv"
+    _write_csv(df, path)
+    _write_csv(trajectory_table(sweep_dir, df), Path(sweep_dir) / "trajectory.csv")
     return path
 
 
