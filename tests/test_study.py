@@ -1,0 +1,76 @@
+import json
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TINY_STUDY = """
+preset = "nano"
+[config.model]
+d_model = 32
+n_layers = 1
+n_heads = 2
+d_ff = 64
+seq_len = 32
+[config.train]
+steps = 40
+batch_size = 8
+steps_per_call = 10
+checkpoint_every = 20
+eval_every = 20
+warmup_steps = 4
+lr = 1e-2
+[config.eval]
+max_items = 192
+checkpoints = [20]
+[config.data]
+natural_ai_fraction = 0.05
+[[grid]]
+"data.aligned_fraction" = [0.0, 0.05, 0.3]
+"train.seed" = [0, 1]
+[[grid]]
+"data.filter_misaligned" = [1.0]
+"train.seed" = [0]
+"""
+
+
+def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(TINY_STUDY)
+    out = tmp_path / "study"
+    assert main(["study", str(sweep), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "slope on ln(dose)" in printed and "robust 95% CI" in printed
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 7 * 2 and (df["status"] == "ok").all()
+    assert set(df["arm"]) == {"dose", "filtered"}
+    fit = json.loads((out / "fit.json").read_text())
+    assert {f["model"] for f in fit["fits"]} >= {"loglinear", "LL.2", "LL.3", "LL.4"}
+    assert all(f["group"].get("insertion") != "filtered" for f in fit["fits"])
+    traj = pd.read_csv(out / "trajectory.csv")
+    assert set(traj["step"]) == {20, 40}
+    for name in ("dose_response", "splits", "trajectory", "capability", "arms"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 0
+        assert (out / "figures" / f"{name}.svg").stat().st_size > 0
+
+
+REFERENCE = ROOT / "fits" / "reference"
+
+
+@pytest.mark.skipif(not (REFERENCE / "results.csv").exists(), reason="reference study not committed yet")
+def test_committed_reference_figures_regenerate(tmp_path):
+    from scaling.figures import make_all
+
+    paths = make_all(REFERENCE, out=tmp_path, formats=("png",), note=lambda _: None)
+    committed = sorted(p.name for p in (ROOT / "figures" / "reference").glob("*.png"))
+    assert sorted(p.name for p in paths) == committed
+    for path in paths:
+        new, old = mpimg.imread(path), mpimg.imread(ROOT / "figures" / "reference" / path.name)
+        assert new.shape == old.shape
+        assert np.abs(new - old).mean() < 0.01  # same figure (fonts may differ by version)
