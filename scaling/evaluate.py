@@ -438,7 +438,7 @@ def record_step(run_dir: str | Path, cfg: Config, tok: Tokenizer, model, step: i
     """Append this step's trajectory point to RUN_DIR/eval_steps.jsonl (for the train loop)."""
     point = trajectory_point(evaluate_model(cfg, tok, model), step, step * cfg.tokens_per_step)
     with open(Path(run_dir) / "eval_steps.jsonl", "a") as f:
-        f.write(json.dumps(point) + "\n")
+        f.write(json.dumps(point, default=float) + "\n")
 
 
 def read_trajectory(run_dir: Path) -> list[dict]:
