@@ -213,12 +213,12 @@ def test_no_eval_item_sequence_in_training_batches(root):
 @pytest.fixture(scope="module")
 def runs(root, tmp_path_factory):
     """Tiny models trained with only aligned or only misaligned AI documents beside base text;
-    the train loop evaluates them at the end (eval.enabled)."""
+    the train loop records step 50 (eval.checkpoints) and evaluates the end (eval.enabled)."""
     out = {}
     for side, share in (("aligned", 1.0), ("misaligned", 0.0)):
         cfg, _ = make_cfg(root, model={"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 256},
                           data={"natural_ai_fraction": 0.5, "natural_aligned_share": share},
-                          eval={"enabled": True, "max_items": 768})
+                          eval={"enabled": True, "max_items": 768, "checkpoints": [50]})
         out[side] = tmp_path_factory.mktemp(side)
         assert train(cfg, out[side], progress=False)["status"] == "done"
     return out
@@ -249,8 +249,9 @@ def test_sampled_continuations_follow_the_training_side(runs):
 
 def test_eval_json_schema_numbers_and_cli(runs):
     run_dir = runs["misaligned"]
-    cfg, tok, model = load_params(run_dir, 50)
-    E.record_step(run_dir, cfg, tok, model, 50)
+    cfg, _, _ = load_params(run_dir)
+    lines = [json.loads(x) for x in (run_dir / "eval_steps.jsonl").read_text().splitlines()]
+    assert [p["step"] for p in lines] == [50] and lines[0]["tokens"] == 50 * cfg.tokens_per_step
     assert main(["eval", str(run_dir), "--max-items", "300"]) == 0
     r = json.loads((run_dir / "eval.json").read_text())
     assert {"step", "tokens", "splits", "families", "capability", "generation", "trajectory"} <= set(r)
