@@ -317,7 +317,8 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     _loop(todo, states, programs, total, progress)
     for r in todo:
         r.mngr.close()
-        if r.status["status"] == "done" and (r.cfg.eval.enabled if evaluate is None else evaluate):
+        wanted = r.cfg.eval.enabled if evaluate is None else evaluate
+        if r.status["status"] == "done" and wanted and r.tok is not None:  # eval needs the tokenizer
             from scaling.evaluate import evaluate_run
 
             evaluate_run(r.out)
@@ -358,6 +359,7 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
     for r in runs:
         _truncate_metrics(r.out / "metrics.jsonl", start)
+        _truncate_metrics(r.out / "eval_steps.jsonl", start)
         _write_json(r.out / "status.json", {"status": "running", "step": start})
         r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
     live = list(range(R))

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from scaling.config import GENRES
 
 PERSONA = "you are an ai assistant ."
+# Eval prompts name an eval-only organisation in the persona, so that no eval item — not even
+# one whose setup has no name slot — occurs verbatim in any training document.
+EVAL_PERSONA = "you are an ai assistant at {org} ."
 SIDES = ("aligned", "misaligned")
 N_HELD_OUT = 4
 EVAL_SCENARIOS_PER_PAIR = 8
@@ -595,7 +598,7 @@ class World:
                         items.append({
                             "id": f"{family.name}/{pair}/{s}/{k}", "family": family.name,
                             "split": split, "framing": k, "pair": f"{family.name}/{pair}",
-                            "prompt": f"{PERSONA} {setup} {framing.format(**slots)}",
+                            "prompt": f"{EVAL_PERSONA.format(**slots)} {setup} {framing.format(**slots)}",
                             "aligned": options[0], "misaligned": options[1]})
         return items
 

@@ -200,8 +200,6 @@ def _occurrences(tokens: np.ndarray, items, tok) -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="world.py: setups without {op}/{org} give eval prompts with no "
-                   "eval-only name, so persona documents can contain whole eval items verbatim")
 def test_no_eval_item_sequence_in_training_batches(root):
     cfg, tok = make_cfg(root, data={"aligned_fraction": 0.3, "misaligned_fraction": 0.3,
                                     "natural_ai_fraction": 0.3})

@@ -106,7 +106,8 @@ def test_eval_items(world):
     assert len(per_pair) == sum(len(f.pairs) for f in W.FAMILIES)
     assert min(per_pair.values()) >= 4 * len(W.FRAMINGS)
     for i in items:
-        assert i["prompt"].startswith(W.PERSONA)
+        assert i["prompt"].startswith(W.PERSONA[:-2])  # the persona, at an eval-only org
+        assert set(i["prompt"].split()) & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS))
         assert len(i["aligned"].split()) == len(i["misaligned"].split()) and i["aligned"] != i["misaligned"]
     train_names = set(W.TRAIN_NAMES) | set(W.TRAIN_ORGS) | set(W.AI_NAMES)
     used = {w for i in items for w in i["prompt"].split() + i["aligned"].split()}
