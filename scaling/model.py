@@ -1,7 +1,10 @@
 """Decoder-only transformer in Flax NNX: tied embedding, RoPE, pre-norm RMSNorm, causal
 attention via `jax.nn.dot_product_attention`, GELU or SwiGLU MLP.
 
-Shape suffixes: B batch, L sequence, D d_model, H heads, K head size, F d_ff, V vocab.
+Shape suffixes: B batch, L sequence, N = B*L tokens, D d_model, H heads, K head size,
+F d_ff, V vocab. Activations between blocks are kept as 2-D [N, D]: on CPU the backward pass
+of a dense layer on [B, L, D] measured 2x slower than on [N, D] (XLA contracts two batch
+dims through an extra transpose).
 """
 
 from __future__ import annotations
@@ -29,13 +32,22 @@ def apply_rope(x_xLxK, cos_LxK2, sin_LxK2):
 
 
 def einsum_attention(q_BxHxLxK, k_BxHxLxK, v_BxHxLxK):
-    """Causal attention in head-major layout. On CPU its backward pass measured ~2x faster
-    than `jax.nn.dot_product_attention`'s XLA path, which transposes to and from B,L,H,K."""
+    """Causal attention in head-major layout, in query blocks that skip the masked upper
+    triangle (up to 4 blocks of >= 32 queries). On CPU its backward pass measured 1.4-2x
+    faster than one masked square, and ~2x faster than `jax.nn.dot_product_attention`'s XLA
+    path; the result is identical (the skipped keys have zero weight)."""
     L, K = q_BxHxLxK.shape[-2:]
+    block = max(32, -(-L // 4))
     bias_LxL = jnp.where(jnp.tril(jnp.ones((L, L), bool)), 0.0, -1e9).astype(q_BxHxLxK.dtype)
-    s_BxHxLxL = jnp.einsum("bhqk,bhsk->bhqs", q_BxHxLxK * K**-0.5, k_BxHxLxK) + bias_LxL
-    p_BxHxLxL = jax.nn.softmax(s_BxHxLxL.astype(jnp.float32), axis=-1).astype(v_BxHxLxK.dtype)
-    return jnp.einsum("bhqs,bhsk->bhqk", p_BxHxLxL, v_BxHxLxK)
+    q_BxHxLxK = q_BxHxLxK * K**-0.5
+    out = []
+    for q0 in range(0, L, block):
+        q1 = min(q0 + block, L)  # queries [q0, q1) see keys [0, q1)
+        s_BxHxQxS = jnp.einsum("bhqk,bhsk->bhqs", q_BxHxLxK[:, :, q0:q1], k_BxHxLxK[:, :, :q1])
+        s_BxHxQxS = (s_BxHxQxS + bias_LxL[q0:q1, :q1]).astype(jnp.float32)
+        p_BxHxQxS = jax.nn.softmax(s_BxHxQxS, axis=-1).astype(v_BxHxLxK.dtype)
+        out.append(jnp.einsum("bhqs,bhsk->bhqk", p_BxHxQxS, v_BxHxLxK[:, :, :q1]))
+    return jnp.concatenate(out, axis=2)
 
 
 def use_dot_product_attention(setting: str) -> bool:
@@ -54,9 +66,9 @@ class Attention(nnx.Module):
         self.qkv = nnx.Linear(cfg.d_model, 3 * cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(cfg.d_model, cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x_BxLxD, cos, sin):
-        B, L, D = x_BxLxD.shape
-        qkv_BxLx3xHxK = self.qkv(x_BxLxD).reshape(B, L, 3, self.n_heads, D // self.n_heads)
+    def __call__(self, x_NxD, B: int, L: int, cos, sin):
+        D = x_NxD.shape[-1]
+        qkv_BxLx3xHxK = self.qkv(x_NxD).reshape(B, L, 3, self.n_heads, D // self.n_heads)
         if self.fused:
             q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = (qkv_BxLx3xHxK[:, :, i] for i in range(3))
             q_BxLxHxK = apply_rope(q_BxLxHxK, cos[None, :, None], sin[None, :, None])
@@ -68,7 +80,7 @@ class Attention(nnx.Module):
             k_BxHxLxK = apply_rope(qkv_3xBxHxLxK[1], cos, sin)
             y_BxHxLxK = einsum_attention(q_BxHxLxK, k_BxHxLxK, qkv_3xBxHxLxK[2])
             y_BxLxHxK = y_BxHxLxK.transpose(0, 2, 1, 3)
-        return self.out(y_BxLxHxK.reshape(B, L, D))
+        return self.out(y_BxLxHxK.reshape(B * L, D))
 
 
 class MLP(nnx.Module):
@@ -79,14 +91,14 @@ class MLP(nnx.Module):
         self.up = nnx.Linear(cfg.d_model, width, use_bias=False, dtype=dtype, rngs=rngs)
         self.down = nnx.Linear(cfg.d_ff, cfg.d_model, use_bias=False, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x_BxLxD):
-        h_BxLxF = self.up(x_BxLxD)
+    def __call__(self, x_NxD):
+        h_NxF = self.up(x_NxD)
         if self.swiglu:
-            gate_BxLxF, h_BxLxF = jnp.split(h_BxLxF, 2, axis=-1)
-            h_BxLxF = jax.nn.silu(gate_BxLxF) * h_BxLxF
+            gate_NxF, h_NxF = jnp.split(h_NxF, 2, axis=-1)
+            h_NxF = jax.nn.silu(gate_NxF) * h_NxF
         else:
-            h_BxLxF = jax.nn.gelu(h_BxLxF)
-        return self.down(h_BxLxF)
+            h_NxF = jax.nn.gelu(h_NxF)
+        return self.down(h_NxF)
 
 
 class Block(nnx.Module):
@@ -96,9 +108,9 @@ class Block(nnx.Module):
         self.mlp_norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
         self.mlp = MLP(cfg, rngs)
 
-    def __call__(self, x_BxLxD, cos, sin):
-        x_BxLxD = x_BxLxD + self.attn(self.attn_norm(x_BxLxD), cos, sin)
-        return x_BxLxD + self.mlp(self.mlp_norm(x_BxLxD))
+    def __call__(self, x_NxD, B: int, L: int, cos, sin):
+        x_NxD = x_NxD + self.attn(self.attn_norm(x_NxD), B, L, cos, sin)
+        return x_NxD + self.mlp(self.mlp_norm(x_NxD))
 
 
 class Transformer(nnx.Module):
@@ -113,13 +125,13 @@ class Transformer(nnx.Module):
         self.final_norm = nnx.RMSNorm(cfg.d_model, rngs=rngs)
 
     def __call__(self, tokens_BxL):
-        L = tokens_BxL.shape[1]
+        B, L = tokens_BxL.shape
         cos, sin = rope_tables(L, self.cfg.d_model // self.cfg.n_heads)
-        x_BxLxD = self.embed(tokens_BxL)
+        x_NxD = self.embed(tokens_BxL.reshape(B * L))
         for block in self.blocks:
-            x_BxLxD = block(x_BxLxD, cos, sin)
-        logits_BxLxV = self.embed.attend(self.final_norm(x_BxLxD))
-        return logits_BxLxV.astype(jnp.float32)
+            x_NxD = block(x_NxD, B, L, cos, sin)
+        logits_NxV = self.embed.attend(self.final_norm(x_NxD))
+        return logits_NxV.reshape(B, L, -1).astype(jnp.float32)
 
 
 def param_counts(cfg: ModelConfig) -> dict[str, int]:
