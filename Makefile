@@ -9,7 +9,7 @@ $(BIN)/scaling: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: study test lint figures
+.PHONY: study test lint reference
 study: $(BIN)/scaling
 	$(BIN)/scaling study sweeps/quickstart.toml --out runs/quickstart
 
@@ -19,3 +19,10 @@ test: $(BIN)/scaling
 
 lint: $(BIN)/scaling
 	$(BIN)/ruff check scaling tests
+
+# The reference study (about 40 minutes on a 2-core CPU); refreshes fits/reference and figures/reference.
+reference: $(BIN)/scaling
+	$(BIN)/scaling study sweeps/reference.toml --out runs/reference --no-progress
+	mkdir -p fits/reference figures/reference
+	cp runs/reference/results.csv runs/reference/trajectory.csv runs/reference/fit.json runs/reference/fit.md fits/reference/
+	$(BIN)/scaling figures fits/reference --out figures/reference --formats png,svg
