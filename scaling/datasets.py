@@ -66,8 +66,8 @@ def world_documents(world: World, pool: str, n: int):
         yield i, {"id": i, **doc}
 
 
-class AlignmentWorld(tfds.core.GeneratorBasedBuilder):
-    """Documents of the alignment world; one split per pool, one config per world seed."""
+class _WorldBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """A builder generated from the world of one seed (one builder config per seed)."""
 
     VERSION = tfds.core.Version(VERSION)
     # Nothing is downloaded, so no checksums file; and TFDS 4.9's lookup of one, for
@@ -77,6 +77,10 @@ class AlignmentWorld(tfds.core.GeneratorBasedBuilder):
     def __init__(self, *, world_seed: int = 0, **kwargs):
         self.world_seed = world_seed
         super().__init__(config=tfds.core.BuilderConfig(name=f"seed{world_seed}"), **kwargs)
+
+
+class AlignmentWorld(_WorldBuilder):
+    """Documents of the alignment world; one split per pool, one config per world seed."""
 
     def _info(self):
         text = tfds.features.Text()
@@ -91,15 +95,8 @@ class AlignmentWorld(tfds.core.GeneratorBasedBuilder):
         yield from world_documents(world, pool, n)
 
 
-class AlignmentEval(tfds.core.GeneratorBasedBuilder):
+class AlignmentEval(_WorldBuilder):
     """The two-option misalignment items of `World.eval_items()`, split `test`."""
-
-    VERSION = tfds.core.Version(VERSION)
-    code_path = None
-
-    def __init__(self, *, world_seed: int = 0, **kwargs):
-        self.world_seed = world_seed
-        super().__init__(config=tfds.core.BuilderConfig(name=f"seed{world_seed}"), **kwargs)
 
     def _info(self):
         text = tfds.features.Text()

@@ -47,3 +47,19 @@ def tiny_config(**sections):
 @pytest.fixture
 def tiny():
     return tiny_config
+
+
+SMALL_POOLS = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
+               "aligned": 400, "misaligned": 400}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
+    from scaling import datasets
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, "POOL_DOCS", SMALL_POOLS)
+        path = tmp_path_factory.mktemp("data")
+        datasets.prepare(datasets.AlignmentWorld, 0, path)
+        yield path

@@ -12,7 +12,6 @@ import pytest
 import statsmodels.api as sm
 from flax import nnx
 
-from scaling import datasets
 from scaling import evaluate as E
 from scaling import world as W
 from scaling.cli import main
@@ -22,21 +21,10 @@ from scaling.model import Transformer
 from scaling.tokenizer import EOS
 from scaling.train import load_params, resolve_config, train
 
-SMALL = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
-         "aligned": 400, "misaligned": 400}
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
               "misaligned_per_token", "rate_per_token", "se_per_token", "se_pair_cluster_per_token",
               "mean_margin", "by_framing"}
 
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets, "POOL_DOCS", SMALL)
-        path = tmp_path_factory.mktemp("data")
-        datasets.prepare(datasets.AlignmentWorld, 0, path)
-        yield path
 
 
 def make_cfg(root, **sections):

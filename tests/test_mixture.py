@@ -18,19 +18,6 @@ from scaling.errors import ConfigError
 from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.tokenizer import EOS
 
-SMALL = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
-         "aligned": 400, "misaligned": 400}
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(datasets, "POOL_DOCS", SMALL)
-        path = tmp_path_factory.mktemp("data")
-        datasets.prepare(datasets.AlignmentWorld, 0, path)
-        yield path
-
 
 def make_cfg(root, steps=100, batch=8, seq=16, **data):
     return config_from_dict({"model": {"seq_len": seq, "d_model": 16, "n_heads": 2},

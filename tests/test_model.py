@@ -91,3 +91,14 @@ def test_schedule_warms_up_decays_and_holds_for_post_stages(tiny):
     assert float(schedule(10)) == pytest.approx(1.0)
     assert float(schedule(99)) == pytest.approx(0.1, abs=2e-3)
     assert float(schedule(130)) == pytest.approx(0.1)
+
+
+def test_bfloat16_compute_trains_with_float32_parameters(tiny):
+    cfg = tiny(model={"vocab_size": 30, "compute_dtype": "bfloat16"}, train={"lr": 1e-2})
+    tx, schedule = make_optimizer(cfg, 50)
+    graphdef, state = init_state(cfg, tx)
+    assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["params"]))
+    batch = jax.random.randint(jax.random.key(0), (4, 17), 3, 30)
+    step = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule)))
+    state, m = step(state, jnp.broadcast_to(batch, (50, 4, 17)))
+    assert np.isfinite(m["loss"]).all() and m["loss"][-1] < 0.5 * m["loss"][0]
