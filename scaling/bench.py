@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling.config import config_from_dict, merge, read_toml
+from scaling.errors import UsageError
 from scaling.model import flops_per_token, param_counts
 from scaling.train import environment, init_state, make_multi_step, make_optimizer, make_train_step
 
@@ -29,14 +30,20 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float
     return 2 * n**3 / best
 
 
-def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0) -> dict:
+def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0, pack: int = 1) -> dict:
+    """Tokens/s of the compiled multi-step; with pack > 1, of `pack` runs vmapped together
+    (as `scaling sweep --pack`), counting the tokens of all of them."""
     tx, schedule = make_optimizer(cfg, cfg.train.steps)
     graphdef, state = init_state(cfg, tx)
-    multi = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps)),
-                    donate_argnums=0)
+    multi = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
     B, L, V = cfg.train.batch_size, cfg.model.seq_len, cfg.model.vocab_size
     rng = np.random.default_rng(0)
-    batches = jnp.asarray(rng.integers(3, V, (steps_per_call, B, L + 1), dtype=np.int32))
+    shape = (steps_per_call, B, L + 1) if pack == 1 else (pack, steps_per_call, B, L + 1)
+    batches = jnp.asarray(rng.integers(3, V, shape, dtype=np.int32))
+    if pack > 1:
+        multi = jax.vmap(multi)
+        state = jax.tree.map(lambda x: jnp.stack([x] * pack), state)
+    multi = jax.jit(multi, donate_argnums=0)
     t0 = time.perf_counter()
     state, m = multi(state, batches)
     jax.block_until_ready(m)
@@ -48,7 +55,7 @@ def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0) -> dict:
         jax.block_until_ready(m)
         times.append(time.perf_counter() - t0)
     step_s = float(np.median(times)) / steps_per_call
-    tokens_per_s = B * L / step_s
+    tokens_per_s = pack * B * L / step_s
     flops_per_s = tokens_per_s * flops_per_token(cfg.model)
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
     peak = matmul_peak(dtype=dtype)
@@ -56,7 +63,7 @@ def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0) -> dict:
             "peak_flops_per_s": peak, "step_ms": 1000 * step_s, "compile_s": round(compile_s, 2),
             "batch": B, "seq": L, "d_model": cfg.model.d_model, "n_layers": cfg.model.n_layers,
             "vocab": V, "params": param_counts(cfg.model), "flops_per_token": flops_per_token(cfg.model),
-            "steps_per_call": steps_per_call, "loss": float(m["loss"][-1]),
+            "steps_per_call": steps_per_call, "pack": pack, "loss": float(np.ravel(m["loss"])[-1]),
             **{k: v for k, v in environment().items() if k in ("device", "platform", "jax", "flax")}}
 
 
@@ -67,6 +74,7 @@ def add_arguments(p) -> None:
     p.add_argument("--vocab", type=int, default=None,
                    help="vocabulary size (default: model.vocab_size, or 512 if it is 0)")
     p.add_argument("--steps-per-call", type=int, default=None, help="default: train.steps_per_call")
+    p.add_argument("--pack", type=int, default=1, help="runs vmapped together (tokens/s counts all)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls at least")
     p.add_argument("--seconds", type=float, default=3.0, help="time the loop at least this long")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
@@ -81,11 +89,13 @@ def run(args) -> int:
                                 vocab_size=args.vocab or model.vocab_size or 512)
     train = dataclasses.replace(cfg.train, batch_size=args.batch or cfg.train.batch_size)
     cfg = config_from_dict(dataclasses.asdict(dataclasses.replace(cfg, model=model, train=train)))
-    result = bench(cfg, args.steps_per_call or cfg.train.steps_per_call, args.repeats, args.seconds)
+    if args.pack < 1:
+        raise UsageError("--pack must be >= 1")
+    result = bench(cfg, args.steps_per_call or cfg.train.steps_per_call, args.repeats, args.seconds, args.pack)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['tokens_per_s']:,.0f} tokens/s  {result['flops_per_s'] / 1e9:.1f} GFLOP/s  "
+        print(f"{result['tokens_per_s']:,.0f} tokens/s (pack {result['pack']})  {result['flops_per_s'] / 1e9:.1f} GFLOP/s  "
               f"MFU {100 * result['mfu']:.1f}% of a measured {result['peak_flops_per_s'] / 1e9:.1f} GFLOP/s "
               f"matmul peak  ({result['device']}, {result['params']['total']:,} params, "
               f"step {result['step_ms']:.1f} ms, compile {result['compile_s']} s)")
