@@ -265,19 +265,18 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
     finished run comes back with its `status` set."""
     out = Path(out)
     if source is None:
-        from scaling.mixture import Mixture, build_tokenizer
+        from scaling.mixture import build_tokenizer
 
         tok = build_tokenizer(cfg)
+    if tok is not None:
         cfg = resolve_config(cfg, tok)
-        mode = check_run_dir(out, cfg)
-        if mode == "done":
-            return Run(cfg, out, None, tok, status=json.loads((out / "status.json").read_text()))
+    mode = check_run_dir(out, cfg)
+    if mode == "done":
+        return Run(cfg, out, source, tok, status=json.loads((out / "status.json").read_text()))
+    if source is None:
+        from scaling.mixture import Mixture
+
         source = Mixture(cfg, tok)
-    else:
-        cfg = resolve_config(cfg, tok) if tok is not None else cfg
-        mode = check_run_dir(out, cfg)
-        if mode == "done":
-            return Run(cfg, out, source, tok, status=json.loads((out / "status.json").read_text()))
     out.mkdir(parents=True, exist_ok=True)
     if mode == "new":
         if tok is not None:
