@@ -119,6 +119,7 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     df.loc[control, "insertion"] = CONTROL
     if "aligned_fraction" not in df.columns:
         df["aligned_fraction"] = df["dose"]
+    df["level"] = dose_level(df)
     ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
     keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
     return df[keep].reset_index(drop=True)
@@ -135,6 +136,17 @@ def load_fit(path: str | Path) -> dict:
     if not isinstance(report, dict) or not isinstance(report.get("fits", []), list):
         raise UsageError(f"{path}: not a fit.json (scaling fit) report")
     return report
+
+
+def dose_level(df: pd.DataFrame) -> pd.Series:
+    """The configured dose of a run, equal for its seeds (whose measured doses differ a
+    little): `nominal_dose` where the table has it — `aligned_fraction` is the same 1.0 for
+    every finetune dose — else `aligned_fraction`."""
+    level = pd.to_numeric(df["aligned_fraction"], errors="coerce")
+    if "nominal_dose" in df.columns:
+        nominal = pd.to_numeric(df["nominal_dose"], errors="coerce")
+        level = nominal.where(nominal.notna(), level)
+    return level.round(12)
 
 
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
@@ -167,7 +179,7 @@ def _cost_entries(results: pd.DataFrame) -> list[dict]:
     rows = rows[rows["total"] > 0].copy()
     if rows.empty:
         return []
-    level = rows.groupby(["model", "insertion", "aligned_fraction"], dropna=False)["dose"]
+    level = rows.groupby(["model", "insertion", "level"], dropna=False)["dose"]
     rows["dose"] = level.transform("mean")
     entries = []
     with warnings.catch_warnings():
@@ -477,6 +489,7 @@ def trajectory(traj: pd.DataFrame) -> Figure:
     traj = traj[(traj["arm"] == "dose") & np.isfinite(traj["rate"])] if not traj.empty else traj
     if traj.empty:
         raise MissingData("no run has an eval.json trajectory")
+    traj = traj.assign(level=dose_level(traj))
     measured = traj["dose"].notna().all()
     traj = traj.assign(color_dose=traj["dose"] if measured else traj["aligned_fraction"])
     windows, split_names, models = _window_order(traj), _split_order(traj["split"]), _models(traj)
@@ -492,9 +505,9 @@ def trajectory(traj: pd.DataFrame) -> Figure:
             ax = axes[i, j]
             rows = traj[(traj["model"] == model) & (traj["split"] == split)
                         & traj["insertion"].isin([window, CONTROL])]
-            means = (rows.groupby(["insertion", "aligned_fraction", "tokens"], sort=True)
+            means = (rows.groupby(["insertion", "level", "tokens"], sort=True)
                      .agg(rate=("rate", "mean"), color_dose=("color_dose", "mean")).reset_index())
-            for (insertion, _), line in means.groupby(["insertion", "aligned_fraction"], sort=True):
+            for (insertion, _), line in means.groupby(["insertion", "level"], sort=True):
                 dose = line["color_dose"].mean()
                 if insertion == CONTROL or not dose > 0:
                     ax.plot(line["tokens"], line["rate"], color="black", lw=1.4, ls="--", zorder=3)
@@ -551,7 +564,7 @@ def capability(results: pd.DataFrame) -> Figure:
                 ax.scatter(_jittered(axis, mine, offsets), mine[metric], s=16, color=colors[window],
                            marker="s" if window == CONTROL else "o", alpha=0.8, lw=0, zorder=3)
                 if window != CONTROL:
-                    means = mine.groupby("aligned_fraction").agg(dose=("dose", "mean"),
+                    means = mine.groupby("level").agg(dose=("dose", "mean"),
                                                                  y=(metric, "mean"))
                     ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
             axis.apply(ax)
@@ -656,7 +669,7 @@ def arm_table(results: pd.DataFrame) -> pd.DataFrame:
                                                                         key=CONTROL))
         for window in _window_order(dose_arm):
             at = dose_arm[dose_arm["insertion"] == window]
-            top = at[at["aligned_fraction"] == at["aligned_fraction"].max()]
+            top = at[at["level"] == at["level"].max()]
             parts.append(top.assign(label=f"aligned: {window}\n(dose {top['dose'].mean():.2g})",
                                     key=window))
         others = mine[mine["arm"] != "dose"]

@@ -3,8 +3,8 @@
 Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups),
 seed (clusters, bootstrap units), aligned_tokens, flops (cost-effectiveness), status (rows
 other than "ok" are dropped), arm (rows other than "dose" are dropped: the filtering and
-misaligned arms are not points of the dose-response curve), aligned_fraction (groups the
-seeds of one dose level for cost-effectiveness). Dose-0 rows whose insertion is empty/"none"/"control" are
+misaligned arms are not points of the dose-response curve), nominal_dose or else
+aligned_fraction (groups the seeds of one dose level for cost-effectiveness). Dose-0 rows whose insertion is empty/"none"/"control" are
 controls shared by every insertion window of their (split, model).
 
 Models, per group and pooled over insertion windows ("pooled"):
@@ -1110,7 +1110,8 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     rate0, se0 = _pooled_rate(controls)
     out = []
     # seeds of one configured level see slightly different measured doses: pool by level
-    level = "aligned_fraction" if "aligned_fraction" in rows.columns else "dose"
+    level = next(c for c in ("nominal_dose", "aligned_fraction", "dose")
+                 if c in rows.columns and rows[c].notna().all())
     for _, at in rows[rows["dose"] > 0].groupby(level):
         dose = at["dose"].mean()
         rate, se = _pooled_rate(at)

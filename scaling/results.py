@@ -20,7 +20,8 @@ the run's state (failed, error, running, pending).
 
 DIR/trajectory.csv holds each run's misalignment against training tokens (from the eval
 points recorded at `eval.checkpoints` and at the end): run_id, seed, arm, insertion, model,
-aligned_fraction, dose, window_start_tokens, window_end_tokens, split, step, tokens, rate.
+aligned_fraction, dose, nominal_dose, window_start_tokens, window_end_tokens, split, step,
+tokens, rate.
 """
 
 from __future__ import annotations
@@ -135,10 +136,11 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
     aligned_fraction, dose (measured, from results; NaN if the run is not there), the
     insertion window in tokens (NaN if unknown), split, step, tokens, rate. Unreadable runs
     and points without a rate are left out."""
-    measured, windows = {}, {}
+    measured, nominal, windows = {}, {}, {}
     if results is not None and "run_id" in results.columns:
         by_run = results.groupby(results["run_id"].astype(str))
         measured = by_run["dose"].mean().to_dict()
+        nominal = by_run["nominal_dose"].mean().to_dict() if "nominal_dose" in results.columns else {}
         if {"window_start", "window_end"} <= set(results.columns):
             windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
@@ -160,6 +162,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 else data.get("insertion", "throughout"),
                 "model": model, "aligned_fraction": fraction,
                 "dose": measured.get(run_dir.name, math.nan),
+                "nominal_dose": nominal.get(run_dir.name, math.nan),
                 "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
             for split in SPLITS:
@@ -167,7 +170,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
                     rows.append({**base, "split": split, "step": point.get("step"),
                                  "tokens": point["tokens"], "rate": float(rate)})
-    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose",
+    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose", "nominal_dose",
                "window_start_tokens", "window_end_tokens", "split", "step", "tokens", "rate"]
     return pd.DataFrame(rows, columns=columns)
 

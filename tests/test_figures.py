@@ -58,6 +58,7 @@ def _sweep(root, with_runs=True):
             "insertion_config": run["insertion_config"], "window_start": w0, "window_end": w1,
             "aligned_fraction": f, "misaligned_fraction": 0.01 * (run["arm"] == "misaligned"),
             "filter_misaligned": float(run["arm"] == "filtered"), "dose": dose,
+            "nominal_dose": f * (w1 - w0),
             "aligned_tokens": dose * TOKENS, "total_tokens": TOKENS, "flops": 6e5 * TOKENS,
             "val_loss": 3.0 + 2 * dose + 0.01 * rng.standard_normal(),
             "fact_recall": 0.6 - dose + 0.01 * rng.standard_normal(), "status": "ok"}
