@@ -344,9 +344,7 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
         cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
                "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
         cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
-        env = {**os.environ, "XLA_FLAGS": os.environ.get("XLA_FLAGS", "") +
-               " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-        procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+        procs = [subprocess.Popen(cmd) for _ in range(workers)]
         for p in procs:
             p.wait()
         runs_dir = out / "runs"

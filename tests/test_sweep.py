@@ -137,7 +137,8 @@ def _launcher(path, out, *extra):
 
 def test_concurrent_launchers_train_each_run_exactly_once(tmp_path):
     path, out = write_sweep(tmp_path, GRID), tmp_path / "out"
-    procs = [_launcher(path, out, "--no-results") for _ in range(2)]
+    # a plain launcher races a launcher with two worker processes: three claimants in all
+    procs = [_launcher(path, out, "--no-results"), _launcher(path, out, "--no-results", "--workers", "2")]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     trained = [line.split(": ")[1] for log in logs for line in log.splitlines() if line.startswith("training")]
     assert sorted(trained) == sorted(s.run_id for s in expand(path))  # all runs, none twice
