@@ -33,7 +33,7 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float
 def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0, pack: int = 1) -> dict:
     """Tokens/s of the compiled multi-step; with pack > 1, of `pack` runs vmapped together
     (as `scaling sweep --pack`), counting the tokens of all of them."""
-    tx, schedule = make_optimizer(cfg, cfg.train.steps)
+    tx, schedule = make_optimizer(cfg)
     graphdef, state = init_state(cfg, tx)
     multi = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
     B, L, V = cfg.train.batch_size, cfg.model.seq_len, cfg.model.vocab_size

@@ -64,7 +64,7 @@ def _last_val_loss(run_dir: Path) -> float:
     return val
 
 
-def window(cfg, total_steps: int) -> tuple[float, float]:
+def window(cfg) -> tuple[float, float]:
     """The window of aligned documents in units of the pretraining budget."""
     d, pre = cfg.data, cfg.train.steps
     per_step = cfg.tokens_per_step
@@ -95,7 +95,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
     run_arm = arm(d)
-    w0, w1 = window(cfg, record["total_steps"])
+    w0, w1 = window(cfg)
     base = {
         "run_id": run_dir.name, "model": cfg.model.name, "seed": cfg.train.seed, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else

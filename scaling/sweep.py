@@ -392,7 +392,7 @@ def check_launch_arguments(args) -> None:
 
 
 def dry_run(specs: list[RunSpec]) -> None:
-    from scaling.mixture import stage_steps
+    from scaling.mixture import build_tokenizer, stage_steps
     from scaling.model import flops_per_token
 
     total_tokens = total_flops = 0
@@ -400,18 +400,12 @@ def dry_run(specs: list[RunSpec]) -> None:
     for s in specs:
         cfg = s.config
         tokens = sum(stage_steps(cfg).values()) * cfg.tokens_per_step
-        vocab = cfg.model.vocab_size or len(_vocab(cfg))
+        vocab = cfg.model.vocab_size or build_tokenizer(cfg).vocab_size
         flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=vocab))
         total_tokens, total_flops = total_tokens + tokens, total_flops + flops
         label = ", ".join(f"{k}={v}" for k, v in s.assignment.items())
         print(f"{s.run_id:<12}  {tokens:>10,}  {flops:>9.2e}  {label}")
     print(f"{len(specs)} runs, {total_tokens:,} tokens, {total_flops:.2e} training FLOPs")
-
-
-def _vocab(cfg: Config):
-    from scaling.mixture import build_tokenizer
-
-    return range(build_tokenizer(cfg).vocab_size)
 
 
 def run(args) -> int:

@@ -55,7 +55,7 @@ class BatchSource(Protocol):
 # ---------------------------------------------------------------- pure numerical core
 
 
-def make_optimizer(cfg: Config, total_steps: int) -> optax.GradientTransformation:
+def make_optimizer(cfg: Config) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """AdamW, linear warmup then cosine decay over pretraining; post-pretraining stages
     (continued, finetune) run at the final pretraining rate, so every arm shares the same
     pretraining schedule."""
@@ -67,7 +67,6 @@ def make_optimizer(cfg: Config, total_steps: int) -> optax.GradientTransformatio
     parts = [optax.clip_by_global_norm(t.grad_clip)] if t.grad_clip > 0 else []
     parts.append(optax.adamw(schedule, b1=t.b1, b2=t.b2, weight_decay=t.weight_decay,
                              mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)))
-    del total_steps  # the schedule depends on pretraining steps only
     return optax.chain(*parts), schedule
 
 
@@ -300,7 +299,7 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     cfg0, total = todo[0].cfg, todo[0].source.total_steps
     if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
         raise ValueError("train_pack needs runs with one pack_key")
-    programs = _programs(_unseeded(cfg0), total, len(todo))
+    programs = _programs(_unseeded(cfg0), len(todo))
     states = []
     for r in todo:
         _, state = init_state(r.cfg, programs.tx)
@@ -338,10 +337,10 @@ class Programs(typing.NamedTuple):
 
 
 @functools.lru_cache(maxsize=8)
-def _programs(cfg: Config, total: int, n_runs: int) -> Programs:
+def _programs(cfg: Config, n_runs: int) -> Programs:
     """Compiled programs are shared by every run of a pack key in this process, so a sweep
     compiles once per shape instead of once per run."""
-    tx, schedule = make_optimizer(cfg, total)
+    tx, schedule = make_optimizer(cfg)
     graphdef, _ = init_state(cfg, tx)
     multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
     if n_runs > 1:
@@ -429,7 +428,7 @@ def load_params(out: str | Path, step: int | None = None):
 
     cfg = config_from_dict(record["config"])
     tok = tokenizers.load(out / "tokenizer.json")
-    tx, _ = make_optimizer(cfg, record["total_steps"])
+    tx, _ = make_optimizer(cfg)
     graphdef, state = init_state(cfg, tx)
     mngr = checkpoint_manager(out, cfg)
     if step is None:

@@ -61,7 +61,7 @@ def test_attention_paths_agree():
 
 def test_overfits_a_fixed_batch(tiny):
     cfg = tiny(model={"vocab_size": 30}, train={"lr": 1e-2, "steps": 200, "warmup_steps": 5})
-    tx, schedule = make_optimizer(cfg, 200)
+    tx, schedule = make_optimizer(cfg)
     graphdef, state = init_state(cfg, tx)
     batch = jax.random.randint(jax.random.key(0), (4, 17), 3, 30)
     step = jax.jit(make_multi_step(make_train_step(graphdef, tx, schedule)))
@@ -76,7 +76,7 @@ def test_accumulation_matches_one_big_batch(tiny):
     results = []
     for accum in (1, 2):
         c = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, accum_steps=accum))
-        tx, schedule = make_optimizer(c, 20)
+        tx, schedule = make_optimizer(c)
         graphdef, state = init_state(c, tx)
         state, _ = jax.jit(make_train_step(graphdef, tx, schedule, accum))(state, batch)
         results.append(state["params"])
@@ -86,7 +86,7 @@ def test_accumulation_matches_one_big_batch(tiny):
 
 def test_schedule_warms_up_decays_and_holds_for_post_stages(tiny):
     cfg = tiny(train={"steps": 100, "warmup_steps": 10, "lr": 1.0, "min_lr_ratio": 0.1})
-    _, schedule = make_optimizer(cfg, 150)
+    _, schedule = make_optimizer(cfg)
     assert float(schedule(0)) == 0.0
     assert float(schedule(10)) == pytest.approx(1.0)
     assert float(schedule(99)) == pytest.approx(0.1, abs=2e-3)
@@ -95,7 +95,7 @@ def test_schedule_warms_up_decays_and_holds_for_post_stages(tiny):
 
 def test_bfloat16_compute_trains_with_float32_parameters(tiny):
     cfg = tiny(model={"vocab_size": 30, "compute_dtype": "bfloat16"}, train={"lr": 1e-2})
-    tx, schedule = make_optimizer(cfg, 50)
+    tx, schedule = make_optimizer(cfg)
     graphdef, state = init_state(cfg, tx)
     assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(state["params"]))
     batch = jax.random.randint(jax.random.key(0), (4, 17), 3, 30)
