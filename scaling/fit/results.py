@@ -1,0 +1,214 @@
+"""Results objects: one fitted curve (`CurveFit`), its intervals and predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from scaling.errors import UsageError
+from scaling.fit.common import ED_LEVELS, Z95, _clean, _group_label
+from scaling.fit.curves import _Design, _ed_dose, _make_design, _natural
+from scaling.fit.likelihood import _jacobian
+
+
+@dataclass
+class CurveFit:
+    """One model fitted to one group. `estimate`/`cov` are in the internal parametrisation."""
+
+    model: str
+    group: dict = field(default_factory=dict)
+    family: str = "binomial"
+    data: str = "dose>0"
+    names: tuple[str, ...] = ()
+    estimate: np.ndarray | None = None
+    cov: np.ndarray | None = None
+    cov_cluster: np.ndarray | None = None
+    dispersion: float | None = None
+    df_resid: int = 0
+    n_obs: int = 0
+    n_seeds: int = 0
+    loglik: float | None = None
+    background: float | str | None = None
+    dose_range: tuple[float, float] | None = None
+    usable: bool = True
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    bootstrap: dict | None = None
+
+    @property
+    def n_params(self) -> int:
+        return len(self.names)
+
+    @property
+    def aic(self) -> float | None:
+        # Continuous data also estimate the residual variance (drc counts it too).
+        k = self.n_params + (self.family == "normal")
+        return None if self.loglik is None else -2 * self.loglik + 2 * k
+
+    @property
+    def quantile(self) -> float:
+        return float(stats.t.ppf(0.975, self.df_resid)) if self.family == "normal" else Z95
+
+    def design(self, x) -> _Design:
+        return _make_design(self.model, self.family, x, self.background)
+
+    def natural(self, phi=None) -> dict[str, float]:
+        return _natural(self.names, self.estimate if phi is None else phi)
+
+    def x0(self, phi=None) -> float:
+        return float(self.natural(phi).get("background", self.background or 0.0))
+
+    def delta(self, fun: Callable) -> dict:
+        """fun(phi) with its plain, seed-clustered and robust SEs (delta method)."""
+        grad = _jacobian(fun, self.estimate)[0]
+        robust = [_se(grad, c) for c in self._robust_covs()]
+        return {"estimate": float(np.atleast_1d(fun(self.estimate))[0]),
+                "se": _se(grad, self.cov),
+                "se_cluster": None if self.cov_cluster is None else _se(grad, self.cov_cluster),
+                "se_robust": max(robust) if robust else None}
+
+    def _robust_covs(self) -> list[np.ndarray]:
+        covs = [self.cov_cluster] if self.cov_cluster is not None else []
+        if self.family == "normal":
+            return covs + [self.cov]
+        if self.dispersion is not None and np.isfinite(self.dispersion):
+            covs.append(self.cov * max(1.0, self.dispersion))
+        return covs
+
+    def param_functions(self) -> dict[str, Callable]:
+        """Reported parameters as functions of phi (drc names; intercept/slope for GLMs)."""
+        if self.model in ("loglinear", "LL.2"):
+            wanted = ("intercept", "slope")
+        else:
+            wanted = ("b", "c", "d", "e") if self.model == "LL.4" else ("b", "d", "e")
+        return {name: (lambda phi, name=name: self.natural(phi)[name]) for name in wanted}
+
+    def params(self) -> dict[str, dict]:
+        """name -> {estimate, se, se_cluster, se_robust}."""
+        return {name: self.delta(fun) for name, fun in self.param_functions().items()}
+
+    def ed(self, p: float) -> dict | None:
+        """ED entry for p% with plain/robust, linear/log-scale intervals; None if undefined."""
+        if self.model == "loglinear":
+            return None
+
+        def fun(phi):
+            return _ed_dose(self.model, self.natural(phi), p, self.x0(phi))
+
+        est = fun(self.estimate)
+        if not np.isfinite(est) or est <= 0:
+            return None
+        d = self.delta(fun)
+        low, high = self.dose_range
+        entry = {"estimate": est, "extrapolated": not low <= est <= high}
+        for suffix in ("", "_robust"):
+            entry.update(_interval(est, d["se" + suffix], self.quantile, suffix))
+        return entry
+
+    def background_entry(self) -> dict | None:
+        if self.background is None:
+            return None
+        if self.background != "estimate":
+            return {"mode": "fixed", "estimate": float(self.background)}
+        if not self.usable:
+            return {"mode": "estimated", "estimate": None}
+        d = self.delta(lambda phi: self.natural(phi)["background"])
+        entry = {"mode": "estimated", "estimate": d["estimate"]}
+        for suffix in ("", "_robust"):
+            entry.update(_interval(d["estimate"], d["se" + suffix], self.quantile, suffix))
+        return entry
+
+    def to_dict(self) -> dict:
+        out = {"group": self.group, "model": self.model, "family": self.family, "data": self.data,
+               "usable": self.usable, "reason": self.reason, "notes": self.notes,
+               "n_obs": self.n_obs, "n_seeds": self.n_seeds, "dispersion": self.dispersion,
+               "df_resid": self.df_resid, "loglik": self.loglik, "aic": self.aic,
+               "background": None, "params": None, "se": None, "se_cluster": None,
+               "se_robust": None, "ed": {}, "vcov": None, "dose_range": self.dose_range,
+               "bootstrap": self.bootstrap}
+        if not self.usable:
+            out["background"] = self.background_entry()
+            return _clean(out)
+        with np.errstate(all="ignore"):
+            self._fill_estimates(out)
+        return _clean(out)
+
+    def _fill_estimates(self, out: dict) -> None:
+        params = self.params()
+        out["params"] = {k: v["estimate"] for k, v in params.items()}
+        for key in ("se", "se_cluster", "se_robust"):
+            out[key] = {k: v[key] for k, v in params.items()}
+        if self.cov_cluster is None:
+            out["se_cluster"] = None
+        out["background"] = self.background_entry()
+        out["ed"] = {str(p): self.ed(p) for p in ED_LEVELS}
+        out["vcov"] = {"names": list(self.names), "estimate": self.estimate.tolist(),
+                       "plain": self.cov.tolist(),
+                       "cluster": None if self.cov_cluster is None else self.cov_cluster.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CurveFit:
+        """A fit back from its fit.json entry (enough for `predict`); usable entries only."""
+        vcov = d.get("vcov")
+        if not d.get("usable") or vcov is None:
+            raise UsageError(f"{d.get('model')} fit of {_group_label(d.get('group') or {})} "
+                             f"is unusable: {d.get('reason')}")
+        bg = d.get("background")
+        background = None
+        if isinstance(bg, dict):
+            background = "estimate" if bg["mode"] == "estimated" else bg["estimate"]
+        cluster = vcov.get("cluster")
+        return cls(model=d["model"], group=d.get("group", {}), family=d.get("family", "binomial"),
+                   names=tuple(vcov["names"]), estimate=np.asarray(vcov["estimate"], float),
+                   cov=np.asarray(vcov["plain"], float),
+                   cov_cluster=None if cluster is None else np.asarray(cluster, float),
+                   dispersion=d.get("dispersion"), df_resid=d.get("df_resid", 0),
+                   background=background, dose_range=d.get("dose_range"))
+
+
+def _se(grad: np.ndarray, cov: np.ndarray) -> float:
+    # Rounding can leave a variance a hair below 0 (e.g. a cluster meat of ~0): clip it.
+    return float(np.sqrt(max(float(grad @ cov @ grad), 0.0)))
+
+
+def _interval(est: float, se: float | None, q: float, suffix: str) -> dict:
+    if se is None or not np.isfinite(se):
+        return {f"se{suffix}": None, f"lower{suffix}": None, f"upper{suffix}": None,
+                f"lower_log{suffix}": None, f"upper_log{suffix}": None}
+    half_log = q * se / est if est > 0 else np.nan
+    return {f"se{suffix}": se, f"lower{suffix}": est - q * se, f"upper{suffix}": est + q * se,
+            f"lower_log{suffix}": est * np.exp(-half_log), f"upper_log{suffix}": est * np.exp(half_log)}
+
+
+
+def predict(fit: CurveFit | dict, dose, level: float = 0.95) -> pd.DataFrame:
+    """Fitted curve at `dose` with a delta-method band from the robust SE (plain if none)."""
+    fit = CurveFit.from_dict(fit) if isinstance(fit, dict) else fit
+    if not fit.usable:
+        raise UsageError(f"{fit.model} fit is unusable: {fit.reason}")
+    dose = np.atleast_1d(np.asarray(dose, float))
+    design = fit.design(dose)
+    mean = design.mean(fit.estimate)[0]
+    J = _jacobian(lambda phi: design.mean(phi)[0], fit.estimate)
+    covs = fit._robust_covs() or [fit.cov]
+    se = np.max([np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, c, J), 0, None)) for c in covs],
+                axis=0)
+    q = stats.norm.ppf(0.5 + level / 2) if fit.family == "binomial" else stats.t.ppf(0.5 + level / 2, fit.df_resid)
+    lower, upper = mean - q * se, mean + q * se
+    if fit.family == "binomial":
+        lower, upper = np.clip(lower, 0, 1), np.clip(upper, 0, 1)
+    return pd.DataFrame({"dose": dose, "fit": mean, "se": se, "lower": lower, "upper": upper})
+
+
+def curve_band(fit: CurveFit | dict, n_points: int = 200, level: float = 0.95) -> pd.DataFrame:
+    """`predict` over a log-spaced grid spanning the fit's positive doses, for figures."""
+    fit = CurveFit.from_dict(fit) if isinstance(fit, dict) else fit
+    low, high = fit.dose_range
+    grid = np.geomspace(low, high, n_points)
+    return predict(fit, grid, level)
+
+
