@@ -14,6 +14,11 @@ OPTIONAL_NUMERIC = ("aligned_tokens", "flops")
 ED_LEVELS = (10, 50, 90)
 CONTROL_LABELS = {"", "none", "control", "controls", "baseline", "nan"}
 POOLED = "pooled"
+# Names of block-effect parameters (train seed, world seed) in a curve's parameter vector.
+BLOCK_PREFIX = "block:"
+# Interval method of control-relative EDs, chosen by the coverage simulation in
+# tests/test_fit_coverage.py (see `CurveFit.log_se`).
+ED_METHOD = "cluster"
 # Models without a low-dose plateau of their own, where an estimated background is identified.
 BACKGROUND_MODELS = ("loglinear", "LL.2")
 Z95 = float(stats.norm.ppf(0.975))

@@ -33,13 +33,14 @@ from scaling.fit.likelihood import (
 from scaling.fit.results import CurveFit
 
 
-def fit_curve(model: str, dose, k, n=None, *, seeds=None, background=None,
+def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, background=None,
               family: str = "binomial", group: dict | None = None, warn: bool = True) -> CurveFit:
     """Fit one model ("loglinear", "LL.2", "LL.3", "LL.4") to one group of rows.
 
     dose, k, n: arrays (k is the response itself when family="normal"); seeds: cluster labels
-    per row (>= 2 distinct for the cluster-robust SE); background: None, a fixed x0, or
-    "estimate". Never raises on bad data: returns a fit with usable=False and warns.
+    per row (>= 2 distinct for the cluster-robust SE); blocks: block labels per row (train seed,
+    world): with >= 2 distinct, each block gets its own effect on the dose-0 level (d for
+    LL.3/LL.4, the intercept otherwise); background: None, a fixed x0, or "estimate". Never raises on bad data: returns a fit with usable=False and warns.
     """
     if model not in MODELS:
         raise UsageError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
@@ -53,14 +54,16 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, background=None,
     keep = x > 0 if model in ("loglinear", "LL.2") else np.ones(len(x), bool)
     x, k, n = x[keep], k[keep], n[keep]
     seeds = None if seeds is None else seeds[keep]
+    blocks = None if blocks is None else np.asarray(blocks, dtype=object)[keep]
+    block_labels = _block_labels(blocks)
     fit = CurveFit(model=model, group=dict(group or {}), family=family,
                    data="dose>0" if model in ("loglinear", "LL.2") else "all doses",
                    n_obs=len(x), background=background,
                    n_seeds=_n_clusters(seeds))
     if len(x):
         fit.dose_range = (float(x[x > 0].min()) if (x > 0).any() else 0.0, float(x.max()))
-    design = _make_design(model, family, x, background)
-    fit.names = design.names
+    design = _make_design(model, family, x, background, block_labels, blocks)
+    fit.names, fit.block_labels = design.names, tuple(block_labels)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
@@ -74,6 +77,13 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, background=None,
             _warn(f"{_group_label(fit.group)} {model}"
                   f"{' (background)' if background is not None else ''}: unusable: {e}")
     return fit
+
+
+def _block_labels(blocks) -> list[str]:
+    if blocks is None:
+        return []
+    labels = sorted({str(b) for b in blocks})
+    return labels if len(labels) >= 2 else []
 
 
 def fit_ll2(dose, k, n, **kwargs) -> CurveFit:
@@ -129,8 +139,10 @@ def _separated(x, k, n) -> bool:
 def _fit_glm(design: _Design, k, n, seeds):
     """LL.2 as statsmodels' binomial GLM: estimate, model covariance, cluster covariance."""
     z, _ = _dose_axis(design.x, design.x0)
-    model = sm.GLM(np.column_stack([k, n - k]), sm.add_constant(z, has_constant="add"),
-                   family=sm.families.Binomial())
+    exog = sm.add_constant(z, has_constant="add")
+    if design.block_columns():
+        exog = np.column_stack([exog, design.block_matrix])
+    model = sm.GLM(np.column_stack([k, n - k]), exog, family=sm.families.Binomial())
     try:
         res = model.fit()
         cluster = None
@@ -183,6 +195,7 @@ def _starts(design: _Design, k, n) -> list[np.ndarray]:
         z, _ = _dose_axis(x, x0)
         core = (_linear_start if design.model in ("loglinear", "LL.2") else _ll_start)(design, z, k, n)
         for start in core:
+            start = np.append(start, np.zeros(len(design.block_columns())))
             if design.column("log_background") is not None:
                 start = np.append(start, np.log(x0))
             starts.append(start)

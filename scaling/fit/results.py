@@ -10,8 +10,15 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import UsageError
-from scaling.fit.common import ED_LEVELS, Z95, _clean, _group_label
-from scaling.fit.curves import _Design, _ed_dose, _make_design, _natural
+from scaling.fit.common import ED_LEVELS, ED_METHOD, Z95, _clean, _group_label
+from scaling.fit.curves import (
+    _control_level,
+    _Design,
+    _ed_control,
+    _ed_dose,
+    _make_design,
+    _natural,
+)
 from scaling.fit.likelihood import _jacobian
 
 
@@ -38,6 +45,7 @@ class CurveFit:
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
     bootstrap: dict | None = None
+    block_labels: tuple[str, ...] = ()
 
     @property
     def n_params(self) -> int:
@@ -54,7 +62,7 @@ class CurveFit:
         return float(stats.t.ppf(0.975, self.df_resid)) if self.family == "normal" else Z95
 
     def design(self, x) -> _Design:
-        return _make_design(self.model, self.family, x, self.background)
+        return _make_design(self.model, self.family, x, self.background, self.block_labels)
 
     def natural(self, phi=None) -> dict[str, float]:
         return _natural(self.names, self.estimate if phi is None else phi)
@@ -109,6 +117,43 @@ class CurveFit:
             entry.update(_interval(est, d["se" + suffix], self.quantile, suffix))
         return entry
 
+    def ed_control(self, p: float, method: str = ED_METHOD) -> dict | None:
+        """Control-relative ED: the dose where the rate is p% of the way from the fitted dose-0
+        level to the floor; CI exp(ln ED +- q*SE(ln ED)) (see `log_se`). None if undefined."""
+        def log_dose(phi):
+            return np.log(_ed_control(self.model, self.natural(phi), p, self.x0(phi)))
+
+        log_est = log_dose(self.estimate)
+        if not np.isfinite(log_est):
+            return None
+        se, q, df, method = self.log_se(log_dose, method)
+        est = float(np.exp(log_est))
+        low, high = self.dose_range
+        entry = {"estimate": est, "lower": None, "upper": None, "se_log": se, "method": method,
+                 "df": df, "extrapolated": not low <= est <= high}
+        if se is not None and np.isfinite(se):
+            entry["lower"], entry["upper"] = est * np.exp(-q * se), est * np.exp(q * se)
+        return entry
+
+    def log_se(self, fun: Callable, method: str) -> tuple[float, float, int, str]:
+        """SE of fun(phi) by the delta method, the 95% quantile, its df and the method used.
+
+        "quasi": inverse information times max(1, Pearson dispersion), t on df_resid;
+        "cluster": sandwich clustered by seed, t on G-1 (few clusters: z would be too narrow).
+        """
+        grad = _jacobian(fun, self.estimate)[0]
+        if method == "cluster" and (self.cov_cluster is None or self.n_seeds < 2):
+            method = "quasi"  # one seed: nothing to cluster; the quasi-binomial SE is all there is
+        if method == "cluster":
+            df = self.n_seeds - 1
+            return _se(grad, self.cov_cluster), float(stats.t.ppf(0.975, df)), df, method
+        scale = 1.0 if self.family == "normal" else max(1.0, self.dispersion or 1.0)
+        df = self.df_resid
+        return _se(grad, self.cov) * np.sqrt(scale), float(stats.t.ppf(0.975, df)), df, method
+
+    def control_level(self) -> float | None:
+        return _control_level(self.model, self.natural(), self.x0())
+
     def background_entry(self) -> dict | None:
         if self.background is None:
             return None
@@ -129,7 +174,8 @@ class CurveFit:
                "df_resid": self.df_resid, "loglik": self.loglik, "aic": self.aic,
                "background": None, "params": None, "se": None, "se_cluster": None,
                "se_robust": None, "ed": {}, "vcov": None, "dose_range": self.dose_range,
-               "bootstrap": self.bootstrap}
+               "bootstrap": self.bootstrap, "blocks": list(self.block_labels),
+               "control_level": None, "ed_control": {}}
         if not self.usable:
             out["background"] = self.background_entry()
             return _clean(out)
@@ -146,6 +192,8 @@ class CurveFit:
             out["se_cluster"] = None
         out["background"] = self.background_entry()
         out["ed"] = {str(p): self.ed(p) for p in ED_LEVELS}
+        out["control_level"] = self.control_level()
+        out["ed_control"] = {str(p): self.ed_control(p) for p in ED_LEVELS}
         out["vcov"] = {"names": list(self.names), "estimate": self.estimate.tolist(),
                        "plain": self.cov.tolist(),
                        "cluster": None if self.cov_cluster is None else self.cov_cluster.tolist()}
@@ -167,7 +215,8 @@ class CurveFit:
                    cov=np.asarray(vcov["plain"], float),
                    cov_cluster=None if cluster is None else np.asarray(cluster, float),
                    dispersion=d.get("dispersion"), df_resid=d.get("df_resid", 0),
-                   background=background, dose_range=d.get("dose_range"))
+                   background=background, dose_range=d.get("dose_range"),
+                   n_seeds=d.get("n_seeds", 0), block_labels=tuple(d.get("blocks") or ()))
 
 
 def _se(grad: np.ndarray, cov: np.ndarray) -> float:
