@@ -109,6 +109,7 @@ def fit_ll(dose, k, n=None, n_params: int = 4, **kwargs) -> CurveFit:
 
 def _check_data(design: _Design, k, n) -> None:
     n_obs, n_params = len(design.x), len(design.names)
+    curve_params = n_params - len(design.block_columns())  # blocks are not identified by doses
     if n_obs == 0:
         raise _Unusable("no observations" + (" at dose > 0" if design.model in ("loglinear", "LL.2") else ""))
     if design.family == "binomial":
@@ -122,8 +123,8 @@ def _check_data(design: _Design, k, n) -> None:
     levels = len(np.unique(design.x))
     if levels == 1:
         raise _Unusable(f"a single dose ({design.x[0]:g}): the dose-response is not identified")
-    if levels < n_params:
-        raise _Unusable(f"{levels} distinct doses for {n_params} parameters: not identified")
+    if levels < curve_params:
+        raise _Unusable(f"{levels} distinct doses for {curve_params} parameters: not identified")
     if n_obs <= n_params:
         raise _Unusable(f"group too small: {n_obs} observations for {n_params} parameters "
                         "(no residual degrees of freedom)")

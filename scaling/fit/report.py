@@ -17,6 +17,7 @@ from scaling.errors import UsageError
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
+    ED_METHOD,
     MODELS,
     POOLED,
     Z95,
@@ -31,11 +32,27 @@ from scaling.fit.comparisons import (
     _bootstrap,
     compare_insertions,
     cost_effectiveness,
+    lack_of_fit,
+    qaic,
 )
+from scaling.fit.contrasts import add_holm, named_contrasts
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
-from scaling.fit.table import clean_table, group_frames, read_results
+from scaling.fit.table import BLOCK_COLUMNS, block_labels, clean_table, group_frames, read_results
+
+# Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2) and the
+# control-relative curve (LL.3).
+LACK_OF_FIT_MODELS = ("loglinear", "LL.2", "LL.3")
+# Whose halving dose the summary leads with, first usable wins (the issue's LL.3 first).
+HEADLINE_MODELS = ("LL.3", "LL.4", "LL.2", "loglinear")
+# The study's claims, adjusted together (Holm). Background-dose tests and the lack-of-fit tests
+# of LL.2/LL.3 choose models; they carry a p but no p_holm.
+HOLM_TESTS = ("alignment_tax", "transfer", "windows", "beyond_counting", "post_training",
+              "equal_slope", "equal_ed50", "lack_of_fit:loglinear")
+HOLM_FAMILY = ("the named paired contrasts (alignment tax, transfer, windows at equal dose, beyond "
+               "counting, post-training), equal slope/ED50 across windows, and the lack-of-fit "
+               "test of 'linear in log dose' (loglinear)")
 
 
 @dataclass
@@ -56,45 +73,65 @@ class FitReport:
         return json.dumps(_clean(self.to_dict()), indent=indent)
 
     def aic_table(self) -> list[dict]:
-        """AIC per group among fits on the same rows (dose>0 and all-doses models apart)."""
+        """Model choice per group among fits on the same rows (dose>0 and all-doses apart).
+
+        QAIC with c = max(1, Pearson dispersion of the largest usable model on those rows)
+        decides ("chosen"); binomial AIC is listed beside it but decides nothing once c > 1.
+        """
         rows = []
         for (_, data), fits in _by(self.fits, lambda f: (_group_label(f.group), f.data)):
             usable = [f for f in fits if f.usable]
-            best = min((f.aic for f in usable), default=None)
+            c_hat = _c_hat(usable)
+            best_aic = min((f.aic for f in usable), default=None)
+            best_qaic = min((qaic(f, c_hat) for f in usable), default=None)
             for f in fits:
+                q = qaic(f, c_hat) if f.usable else None
                 rows.append(_clean({"group": f.group, "data": data, "model": f.model,
                                     "background": _background_label(f), "usable": f.usable,
                                     "loglik": f.loglik if f.usable else None,
                                     "aic": f.aic if f.usable else None,
                                     # rounded: the best model's own 0 is not 1e-14
-                                    "delta_aic": round(f.aic - best, 6) if f.usable else None}))
+                                    "delta_aic": round(f.aic - best_aic, 6) if f.usable else None,
+                                    "c_hat": c_hat, "qaic": q,
+                                    "delta_qaic": round(q - best_qaic, 6) if f.usable else None,
+                                    "chosen": bool(f.usable and q == best_qaic)}))
         return rows
 
+    def chosen(self) -> list[CurveFit]:
+        """The QAIC-chosen all-doses fit per group (the control-relative EDs come from it)."""
+        picked = {(_group_label(r["group"]), r["model"], r["background"])
+                  for r in self.aic_table() if r["chosen"] and r["data"] == "all doses"}
+        return [f for f in self.fits
+                if (_group_label(f.group), f.model, _background_label(f)) in picked]
+
     def to_markdown(self) -> str:
-        lines = ["# Dose-response fits", "",
-                 "Robust SEs and 95% CIs (larger of quasi-binomial and seed-clustered); ED CIs "
-                 "on the log scale. dAIC compares models fitted to the same rows.", ""]
-        aic = {(_group_label(r["group"]), r["model"], r["background"]): r["delta_aic"]
-               for r in self.aic_table()}
+        dicts = [f.to_dict() for f in self.fits]
+        lines = ["# Dose-response fits", "", *MARKDOWN_INTRO, ""]
+        lines += ["## Halving dose: control-relative ED50 (and ED10, ED90)", "",
+                  *HALVING_NOTE, ""]
+        lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
+                            "ED10", "ED90", "interval", "dispersion"],
+                           [_halving_row(d, self._chosen_keys()) for d in dicts
+                            if _has_control_ed(d)])
+        lines += ["", "## Model choice (QAIC; binomial AIC shown, never used to choose)", ""]
+        lines += _md_table(["group", "rows", "model", "background", "c", "dQAIC", "dAIC",
+                            "chosen"],
+                           [[_group_label(r["group"]), r["data"], r["model"], r["background"],
+                             _fmt(r["c_hat"]), _fmt(r["delta_qaic"]), _fmt(r["delta_aic"]),
+                             "yes" if r["chosen"] else ""] for r in self.aic_table()])
+        lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
+                  f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
+                  "other tests choose models and are not adjusted.", ""]
+        lines += _md_table(["name", "test", "estimate [95% CI]", "p", "p_holm", "verdict"],
+                           [[c["name"], c["test"], _estimate_ci(c), _fmt(c.get("p")),
+                             _fmt(c.get("p_holm")), _verdict(c)] for c in self.comparisons])
+        lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
         header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
-                  "ED50 [robust 95% CI]", "AIC", "dAIC", "note"]
-        body = []
-        for f in self.fits:
-            d = f.to_dict()
-            body.append([_group_label(f.group), f.model, _background_text(d), d["data"],
-                         _fmt(d["dispersion"]), _key_estimate(d), _ed50_text(d), _fmt(d["aic"]),
-                         _fmt(aic.get((_group_label(f.group), f.model, _background_label(f)))),
-                         d["reason"] or "; ".join(d["notes"])])
-        lines += _md_table(header, body)
-        if self.comparisons:
-            lines += ["", "## Comparisons", ""]
-            header = ["test", "group", "model", "lr", "df", "p", "lr_robust", "p_robust",
-                      "delta_aic", "preferred"]
-            lines += _md_table(header, [[c["test"], _group_label(c["group"]), c["model"],
-                                         _fmt(c.get("lr")), _fmt(c.get("df")), _fmt(c.get("p")),
-                                         _fmt(c.get("lr_robust")), _fmt(c.get("p_robust")),
-                                         _fmt(c.get("delta_aic")), c.get("preferred", "")]
-                                        for c in self.comparisons])
+                  "drc ED50 [robust 95% CI]", "note"]
+        lines += _md_table(header, [[_group_label(d["group"]), _model_label(d["model"]),
+                                     _background_text(d), d["data"], _fmt(d["dispersion"]),
+                                     _key_estimate(d), _ed50_text(d),
+                                     d["reason"] or "; ".join(d["notes"])] for d in dicts])
         if self.cost:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
             header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per FLOP"]
@@ -104,29 +141,121 @@ class FitReport:
                                          _fmt(c.get("reduction_per_flop"))] for c in self.cost])
         return "\n".join(lines) + "\n"
 
+    def _chosen_keys(self) -> set:
+        return {(_group_label(r["group"]), r["model"], r["background"])
+                for r in self.aic_table() if r["chosen"]}
+
     def summary(self) -> str:
-        """One line per group: loglinear slope and LL ED50s with robust 95% CIs."""
+        """One line per group: its halving dose; then the contrasts with Holm p < 0.05."""
         lines = []
         for label, fits in _by(self.fits, lambda f: _group_label(f.group)):
-            parts = []
-            for f in fits:
-                if f.background is not None and f.background != "estimate":
-                    continue
-                name = f.model + (" +bg" if f.background == "estimate" else "")
-                if not f.usable:
-                    parts.append(f"{name} unusable")
-                    continue
-                d = f.to_dict()
-                if f.model == "loglinear":
-                    parts.append(f"{name} slope {_est_ci(d, 'slope')}")
-                else:
-                    parts.append(f"{name} ED50 {_ed50_text(d)}")
-            lines.append(f"{label}: " + "; ".join(parts))
-        tests = [c for c in self.comparisons if c["test"] != "background"]
-        for c in tests:
-            lines.append(f"{c['test']} across insertions ({_group_label(c['group'])}): "
-                         f"p_robust={_fmt(c['p_robust'])} (plain p={_fmt(c['p'])})")
+            fit = _headline_fit(fits)
+            ed = fit.ed_control(50) if fit is not None else None
+            if fit is None:
+                lines.append(f"{label}: halving dose unusable: no usable curve with a control level")
+                continue
+            lines.append(f"{label}: halving dose (control-relative ED50, {fit.model}) "
+                         f"{_control_ed_text(ed)}")
+        for c in self.comparisons:
+            if c.get("p_holm") is not None and c["p_holm"] < 0.05:
+                lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={_fmt(c['p_holm'])}")
         return "\n".join(lines)
+
+
+def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
+    """The fit whose control-relative ED leads: LL.3, else LL.4, else a background model."""
+    usable = [f for f in fits if f.usable and f.control_level() is not None]
+    for model in HEADLINE_MODELS:
+        for f in usable:
+            if f.model == model and (f.background is None or model in BACKGROUND_MODELS):
+                return f
+    return None
+
+
+MARKDOWN_INTRO = [
+    "Every model has the train seed (and world seed, when the table has one) as blocks: one "
+    "effect per block on the dose-0 level. Control-relative EDs are the headline; LL.2 with its "
+    "limits fixed at 0 and 1 is kept only as the GLM that R's drc reproduces, and its 'ED50' is "
+    "where the rate crosses 0.5, not a halving of the control's rate.",
+]
+HALVING_NOTE = [
+    "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
+    "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
+    "SE from the seed-clustered sandwich, t on (seeds - 1) df (falls back to quasi-binomial, t on "
+    "the residual df, with one seed). This interval covers a known ED50 in 90-98% of 200 "
+    "simulated studies (tests/test_fit_coverage.py). '-' : not reached at a positive dose.",
+]
+ALL_FITS_NOTE = [
+    "drc-parametrised estimates. 'drc ED50' is drc's relative ED between the curve's limits: for "
+    "LL.2 (limits 0 and 1) the dose where the rate crosses 0.5. Robust SE: larger of "
+    "quasi-binomial and seed-clustered.",
+]
+
+
+def _has_control_ed(d: dict) -> bool:
+    return d["usable"] and d["model"] != "loglinear" and d.get("control_level") is not None
+
+
+def _halving_row(d: dict, chosen: set) -> list:
+    eds = d.get("ed_control") or {}
+    ed50 = eds.get("50")
+    key = (_group_label(d["group"]), d["model"], _background_text_label(d))
+    interval = f"{ed50['method']}, t({ed50['df']})" if ed50 else ""
+    return [_group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
+            "yes" if key in chosen else "", _fmt(d.get("control_level")),
+            _control_ed_text(ed50), _fmt((eds.get("10") or {}).get("estimate")),
+            _fmt((eds.get("90") or {}).get("estimate")), interval, _fmt(d["dispersion"])]
+
+
+def _control_ed_text(ed: dict | None) -> str:
+    if not ed:
+        return "-"
+    outside = " (outside the doses)" if ed.get("extrapolated") else ""
+    return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]{outside}"
+
+
+def _estimate_ci(c: dict) -> str:
+    if c.get("estimate") is None:
+        return "-"
+    if c.get("lower") is None:
+        return _fmt(c["estimate"])
+    return f"{_fmt(c['estimate'])} [{_fmt(c['lower'])}, {_fmt(c['upper'])}]"
+
+
+def _verdict(c: dict) -> str:
+    if c.get("verdict"):
+        return c["verdict"]
+    if c.get("preferred"):
+        return f"preferred: {c['preferred']}"
+    if c.get("beyond_counting") is not None:
+        return "beyond counting" if c["beyond_counting"] else "not shown beyond counting"
+    if c.get("lower") is not None:
+        return "CI excludes 0" if c["lower"] > 0 or c["upper"] < 0 else "CI includes 0"
+    return ""
+
+
+def _model_label(model: str) -> str:
+    return "LL.2 (drc GLM, limits 0/1)" if model == "LL.2" else model
+
+
+def _bg_suffix(d: dict) -> str:
+    bg = d["background"]
+    return "" if bg is None else " +background"
+
+
+def _background_text_label(d: dict) -> str:
+    bg = d["background"]
+    if not isinstance(bg, dict):
+        return "none"
+    return "estimated" if bg["mode"] == "estimated" else f"{float(bg['estimate']):g}"
+
+
+def _c_hat(fits: list[CurveFit]) -> float:
+    """Dispersion of the largest model (most parameters) among fits on the same rows."""
+    if not fits:
+        return 1.0
+    largest = max(fits, key=lambda f: (f.n_params, -(f.dispersion or 0)))
+    return max(1.0, largest.dispersion or 1.0)
 
 
 def _background_label(fit: CurveFit) -> str:
@@ -195,23 +324,28 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
                 with_bg = _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed)
                 fits.append(with_bg)
                 comparisons.append(_background_entry(plain, with_bg))
+            comparisons += _lack_of_fit(plain, rows)
         if group.get("insertion") != POOLED:
             cost += cost_effectiveness(group, rows)
     if "LL.2" in models:
         comparisons += _insertion_comparisons(frames, fits)
+    comparisons += named_contrasts(df)
+    add_holm(comparisons, _in_holm_family)
     settings = {"models": list(models),
                 "background": "auto" if background == "estimate" else background,
                 "background_models": [m for m in models if background is not None
                                        and (background != "estimate" or m in BACKGROUND_MODELS)],
                 "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
-                "ed_levels": list(ED_LEVELS)}
+                "ed_levels": list(ED_LEVELS), "ed_method": ED_METHOD,
+                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns],
+                "holm_family": HOLM_FAMILY}
     return FitReport(fits, comparisons, cost, settings)
 
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
-    seeds = rows["seed"].to_numpy(dtype=object) if "seed" in rows.columns else None
-    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=seeds,
-                    background=background, group=group)
+    blocks = block_labels(rows)
+    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=blocks,
+                    blocks=blocks, background=background, group=group)
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
@@ -236,6 +370,19 @@ def _insertion_comparisons(frames, fits) -> list[dict]:
             _warn(f"{_group_label(cell)}: fewer than 2 insertion windows with a usable LL.2 fit; "
                   "no comparison across windows")
     return out
+
+
+def _in_holm_family(entry: dict) -> bool:
+    test = entry["test"]
+    return test in HOLM_TESTS or f"{test}:{entry.get('model')}" in HOLM_TESTS
+
+
+def _lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> list[dict]:
+    """Lack-of-fit tests for the models whose shape is a claim (log-linear, LL.2, LL.3)."""
+    if fit.model not in LACK_OF_FIT_MODELS or fit.group.get("insertion") == POOLED:
+        return []
+    entry = lack_of_fit(fit, rows)
+    return [entry] if entry else []
 
 
 def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:

@@ -143,3 +143,32 @@ def _ordered(group: dict) -> dict:
     return {k: _clean(group[k]) for k in GROUP_KEYS if k in group}
 
 
+
+
+# Columns that name a configured dose level, best first: the seeds of one level see slightly
+# different measured doses (finetune doses all have aligned_fraction 1), so levels group them.
+LEVEL_COLUMNS = ("nominal_dose", "aligned_fraction", "dose")
+# Blocking factors: a train seed fixes the initialisation and base data order at every dose,
+# a world seed the world; every fit and comparison treats their combinations as blocks.
+BLOCK_COLUMNS = ("seed", "world_seed")
+
+
+def level_column(rows: pd.DataFrame) -> str:
+    """The column that groups rows by configured dose level (see LEVEL_COLUMNS)."""
+    return next(c for c in LEVEL_COLUMNS if c in rows.columns and rows[c].notna().all())
+
+
+def block_columns(rows: pd.DataFrame) -> list[str]:
+    return [c for c in BLOCK_COLUMNS if c in rows.columns and rows[c].notna().all()]
+
+
+def block_labels(rows: pd.DataFrame) -> np.ndarray | None:
+    """Each row's block ("seed=1" or "seed=1|world_seed=7"); None without block columns."""
+    cols = block_columns(rows)
+    if not cols:
+        return None
+    parts = [rows[c].astype(str).radd(f"{c}=") for c in cols]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + "|" + part
+    return label.to_numpy(dtype=object)
