@@ -10,7 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import UsageError
-from scaling.fit.common import ED_LEVELS, ED_METHOD, Z95, _clean, _group_label
+from scaling.fit.common import BLOCK_PREFIX, ED_LEVELS, ED_METHOD, Z95, _clean, _group_label
 from scaling.fit.curves import (
     _control_level,
     _Design,
@@ -95,9 +95,44 @@ class CurveFit:
             wanted = ("b", "c", "d", "e") if self.model == "LL.4" else ("b", "d", "e")
         return {name: (lambda phi, name=name: self.natural(phi)[name]) for name in wanted}
 
-    def params(self) -> dict[str, dict]:
+    def param_entries(self) -> dict[str, dict]:
         """name -> {estimate, se, se_cluster, se_robust}."""
         return {name: self.delta(fun) for name, fun in self.param_functions().items()}
+
+    # statsmodels-style results: drc's parameters (and block effects), their plain SEs (the
+    # inverse information, as drc and statsmodels report), Wald intervals and a summary.
+
+    @property
+    def params(self) -> pd.Series:
+        names = list(self.param_functions()) + [n for n in self.names if n.startswith(BLOCK_PREFIX)]
+        nat = self.natural()
+        return pd.Series([float(nat[n]) for n in names], index=names, name="estimate")
+
+    @property
+    def bse(self) -> pd.Series:
+        entries = self.param_entries()
+        blocks = [n for n in self.names if n.startswith(BLOCK_PREFIX)]
+        values = [entries[n]["se"] for n in entries]
+        values += [float(np.sqrt(self.cov[self.names.index(n), self.names.index(n)])) for n in blocks]
+        return pd.Series(values, index=list(entries) + blocks, name="se")
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald intervals on the natural scale (t on df_resid for continuous data, else z)."""
+        q = (stats.t.ppf(1 - alpha / 2, self.df_resid) if self.family == "normal"
+             else stats.norm.ppf(1 - alpha / 2))
+        params, bse = self.params, self.bse
+        return pd.DataFrame({"lower": params - q * bse, "upper": params + q * bse})
+
+    def summary(self) -> str:
+        """A plain-text table in the manner of statsmodels' and drc's summaries."""
+        table = pd.DataFrame({"estimate": self.params, "std.err": self.bse})
+        table["z" if self.family == "binomial" else "t"] = table["estimate"] / table["std.err"]
+        table = table.join(self.conf_int())
+        head = [f"{self.model} ({self.family}) fitted to {_group_label(self.group)}",
+                f"observations {self.n_obs}, df_resid {self.df_resid}, loglik {self.loglik:.4f}, "
+                f"dispersion {self.dispersion if self.dispersion is not None else float('nan'):.3g}"]
+        eds = [f"ED{p} (control-relative) {_brief(self.ed_control(p))}" for p in ED_LEVELS]
+        return "\n".join(head + [table.to_string(float_format=lambda v: f"{v:.6g}")] + eds)
 
     def ed(self, p: float) -> dict | None:
         """ED entry for p% with plain/robust, linear/log-scale intervals; None if undefined."""
@@ -184,7 +219,7 @@ class CurveFit:
         return _clean(out)
 
     def _fill_estimates(self, out: dict) -> None:
-        params = self.params()
+        params = self.param_entries()
         out["params"] = {k: v["estimate"] for k, v in params.items()}
         for key in ("se", "se_cluster", "se_robust"):
             out[key] = {k: v[key] for k, v in params.items()}
@@ -217,6 +252,12 @@ class CurveFit:
                    dispersion=d.get("dispersion"), df_resid=d.get("df_resid", 0),
                    background=background, dose_range=d.get("dose_range"),
                    n_seeds=d.get("n_seeds", 0), block_labels=tuple(d.get("blocks") or ()))
+
+
+def _brief(ed: dict | None) -> str:
+    if not ed:
+        return "not reached"
+    return f"{ed['estimate']:.4g} [{ed['lower']:.4g}, {ed['upper']:.4g}] ({ed['method']}, df {ed['df']})"
 
 
 def _se(grad: np.ndarray, cov: np.ndarray) -> float:
