@@ -413,6 +413,7 @@ def study_table(rng):
     table["split"] = "articles"
     table["aligned_tokens"] = table["dose"] * 1e6
     table["flops"] = 1e12
+    table["total_tokens"] = 1e6
     return table
 
 
@@ -430,7 +431,15 @@ def test_shared_controls_pooled_group_and_insertion_comparisons():
     assert [c["dose"] for c in cost] == pytest.approx([1e-3, 1e-2, 1e-1])
     for c in cost:
         assert close(c["reduction_per_aligned_token"], c["reduction"] / (c["dose"] * 1e6), 1e-9)
-        assert close(c["reduction_per_flop"], c["reduction"] / 1e12, 1e-9)
+        # marginal FLOPs: aligned tokens x FLOPs per token (1e12 / 1e6), not the whole run
+        assert close(c["reduction_per_marginal_flop"], c["reduction"] / (c["dose"] * 1e12), 1e-9)
+        assert c["paired"] and c["df"] == 2 and c["lower"] < c["reduction"] < c["upper"]
+    table = study_table(np.random.default_rng(0))
+    rate = table.misaligned / table.total
+    control = rate[table.dose == 0].groupby(table.seed).mean()
+    top = table[(table.insertion == "early") & (table.dose == 1e-1)]
+    by_seed = control - (top.misaligned / top.total).groupby(top.seed).mean()
+    assert close(cost[-1]["reduction"], by_seed.mean(), 1e-9)  # paired by seed
     assert cost[-1]["reduction"] > 0.2
 
 

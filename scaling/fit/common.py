@@ -10,7 +10,7 @@ from scipy import stats
 MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
 GROUP_KEYS = ("insertion", "split", "model")
 REQUIRED = ("dose", "misaligned", "total")
-OPTIONAL_NUMERIC = ("aligned_tokens", "flops")
+OPTIONAL_NUMERIC = ("aligned_tokens", "flops", "total_tokens", "val_loss")
 ED_LEVELS = (10, 50, 90)
 CONTROL_LABELS = {"", "none", "control", "controls", "baseline", "nan"}
 POOLED = "pooled"

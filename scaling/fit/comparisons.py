@@ -10,7 +10,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from scaling.fit.common import AIC_MARGIN, ED_LEVELS, OPTIONAL_NUMERIC, _clean, _Unusable
+from scaling.fit.common import AIC_MARGIN, ED_LEVELS, Z95, _clean, _Unusable
 from scaling.fit.curves import _Design, _ed_dose, _make_design
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _cluster_codes, _converged, _CurveLikelihood, _maximize
@@ -221,34 +221,68 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
 
 
 def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
-    """Misalignment reduction vs the dose-0 controls, per aligned token and per training FLOP.
+    """Misalignment reduction vs the dose-0 controls, paired by block, per dose level; and per
+    aligned token and per marginal FLOP (the aligned tokens times the run's FLOPs per token:
+    what the intervention adds, not the whole run).
 
-    Rates are pooled over runs at a dose; SEs come from the spread between runs (runs, not
-    items, are the independent units), so they need >= 2 runs at the dose and at dose 0.
+    reduction: mean over blocks of (block's control rate - block's rate at the level), with a
+    t interval on blocks - 1 df (the seed, not the run or item, is the unit); without blocks
+    or with one, the runs' spread gives an unpaired SE and z interval. Per-unit values divide
+    the estimate and its interval by the level's mean amount; they may be negative.
     """
-    costs = [c for c in OPTIONAL_NUMERIC if c in rows.columns]
     controls = rows[rows["dose"] == 0]
-    if not costs or controls.empty:
+    if controls.empty or not (rows["dose"] > 0).any():
         return []
-    rate0, se0 = _pooled_rate(controls)
+    blocks = block_labels(rows)
+    rows = rows.assign(_block=blocks if blocks is not None else "all",
+                       _rate=rows["misaligned"] / rows["total"])
+    control_rate = rows[rows["dose"] == 0].groupby("_block")["_rate"].mean()
+    rate0, _ = _pooled_rate(controls)
     out = []
-    # seeds of one configured level see slightly different measured doses: pool by level
-    level = level_column(rows)
-    for _, at in rows[rows["dose"] > 0].groupby(level):
-        dose = at["dose"].mean()
-        rate, se = _pooled_rate(at)
-        reduction = rate0 - rate
-        se_red = None if se is None or se0 is None else float(np.hypot(se, se0))
-        entry = {"group": group, "dose": float(dose), "runs": len(at), "rate": rate,
-                 "control_rate": rate0, "reduction": reduction, "se": se_red}
-        for col, key in (("aligned_tokens", "aligned_token"), ("flops", "flop")):
-            if col in costs:
-                amount = float(at[col].mean())
-                entry[col] = amount
-                entry[f"reduction_per_{key}"] = reduction / amount if amount > 0 else None
-                entry[f"se_per_{key}"] = se_red / amount if se_red is not None and amount > 0 else None
+    for _, at in rows[rows["dose"] > 0].groupby(level_column(rows)):
+        entry = {"group": group, "dose": float(at["dose"].mean()), "runs": len(at),
+                 "rate": float(at["misaligned"].sum() / at["total"].sum()),
+                 "control_rate": rate0, **_paired_reduction(at, control_rate, controls)}
+        for amount_name, key in (("aligned_tokens", "aligned_token"),
+                                 ("marginal_flops", "marginal_flop")):
+            amount = _amount(at, amount_name)
+            if amount is None:
+                continue
+            entry[amount_name] = amount
+            for field in ("reduction", "se", "lower", "upper"):
+                value = entry.get(field)
+                name = f"reduction_per_{key}" if field == "reduction" else f"{field}_per_{key}"
+                entry[name] = value / amount if value is not None and amount > 0 else None
         out.append(_clean(entry))
     return out
+
+
+def _paired_reduction(at: pd.DataFrame, control_rate: pd.Series, controls: pd.DataFrame) -> dict:
+    diffs = (control_rate - at.groupby("_block")["_rate"].mean()).dropna()
+    if len(diffs) >= 2 and len(control_rate) >= 2:
+        mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
+        q = float(stats.t.ppf(0.975, len(diffs) - 1))
+        return {"reduction": mean, "se": se, "lower": mean - q * se, "upper": mean + q * se,
+                "df": len(diffs) - 1, "paired": True}
+    rate0, se0 = _pooled_rate(controls)
+    rate, se = _pooled_rate(at)
+    se_red = None if se is None or se0 is None else float(np.hypot(se, se0))
+    reduction = rate0 - rate
+    return {"reduction": reduction, "se": se_red, "paired": False,
+            "lower": None if se_red is None else reduction - Z95 * se_red,
+            "upper": None if se_red is None else reduction + Z95 * se_red, "df": None}
+
+
+def _amount(at: pd.DataFrame, name: str) -> float | None:
+    """Mean aligned tokens, or marginal FLOPs = aligned tokens x FLOPs per training token."""
+    if name == "aligned_tokens":
+        return float(at["aligned_tokens"].mean()) if "aligned_tokens" in at.columns else None
+    if not {"aligned_tokens", "flops", "total_tokens"} <= set(at.columns):
+        return None
+    per_token = pd.to_numeric(at["flops"], errors="coerce") / pd.to_numeric(
+        at["total_tokens"], errors="coerce")
+    value = float((at["aligned_tokens"] * per_token).mean())
+    return value if np.isfinite(value) else None
 
 
 def _pooled_rate(rows: pd.DataFrame) -> tuple[float, float | None]:
