@@ -68,10 +68,14 @@ MARGIN_DEC = 0.3
 MAIN_SPLIT = "matched"
 SPLIT_ORDER = ("matched", "held_out")
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
-COSTS = {"reduction": ("reduction", "se", "reduction in misalignment rate"),
-         "per_aligned_token": ("reduction_per_aligned_token", "se_per_aligned_token",
-                               "reduction per aligned token"),
-         "per_flop": ("reduction_per_flop", "se_per_flop", "reduction per training FLOP")}
+# measure -> (estimate, lower, upper, label): paired-by-seed intervals from scaling.fit
+COSTS = {"reduction": ("reduction", "lower", "upper", "reduction in misalignment rate"),
+         "per_aligned_token": ("reduction_per_aligned_token", "lower_per_aligned_token",
+                               "upper_per_aligned_token", "reduction per aligned token"),
+         "per_marginal_flop": ("reduction_per_marginal_flop", "lower_per_marginal_flop",
+                               "upper_per_marginal_flop",
+                               "reduction per marginal FLOP\n(aligned tokens x FLOPs/token)")}
+SEED_MARKERS = "o^Dvs<>P"
 DOSE_LABEL = "aligned dose\n(measured share of training tokens)"
 
 
@@ -102,7 +106,8 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = default
     for col in ("dose", "misaligned", "total", "misalignment_rate", "aligned_fraction",
-                "aligned_tokens", "flops", "val_loss", "fact_recall", "window_start",
+                "aligned_tokens", "flops", "total_tokens", "val_loss", "fact_recall",
+                "window_start",
                 "window_end"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
@@ -158,7 +163,7 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
     a little between seeds, and a dose level needs >= 2 runs for an SE).
     """
     entries = list((report or {}).get("cost_effectiveness") or [])
-    if not entries or any(e.get("se") is None for e in entries):
+    if not entries or any(e.get("lower") is None for e in entries):
         entries = _cost_entries(results)
     flat = [{**{k: _label(v) for k, v in (e.get("group") or {}).items()},
              **{k: v for k, v in e.items() if k != "group"}} for e in entries]
@@ -166,7 +171,7 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
     for col in ("insertion", "split", "model"):
         if col not in df.columns:
             df[col] = ""
-    for col in ("dose",) + tuple(c for pair in COSTS.values() for c in pair[:2]):
+    for col in ("dose",) + tuple(c for cols in COSTS.values() for c in cols[:3]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     return df
 
@@ -197,22 +202,37 @@ def _label(value) -> str:
 # ---------------------------------------------------------------- fits
 
 
+# The curve a dose panel draws, first usable wins: the control-relative fits (their ED50
+# halves the control's rate) before the drc-comparable LL.2 with limits 0 and 1.
+CURVE_ORDER = (("LL.3", False), ("LL.4", False), ("LL.2", True), ("LL.2", False))
+
+
 def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
-    """The curve a dose panel draws: the AIC-best usable LL.4/LL.3 entry of the group (these
-    include the dose-0 controls), else the AIC-best usable LL.2 entry, else None."""
-    mine = [f for f in fits if f.get("usable") and f.get("vcov") and f.get("aic") is not None
+    """The fit.json entry a dose panel draws (CURVE_ORDER: model, with a background)."""
+    mine = [f for f in fits if f.get("usable") and f.get("vcov")
             and _matches(f.get("group") or {}, group)]
-    for models in (("LL.4", "LL.3"), ("LL.2",)):
-        candidates = [f for f in mine if f.get("model") in models]
-        if candidates:
-            return min(candidates, key=lambda f: (f["aic"], models.index(f["model"])))
+    for model, background in CURVE_ORDER:
+        for f in mine:
+            if f.get("model") == model and isinstance(f.get("background"), dict) == background:
+                return f
     return None
+
+
+def halving_dose(entry: dict) -> dict | None:
+    """The entry's control-relative ED50 {estimate, lower, upper}, if it has one."""
+    ed = (entry.get("ed_control") or {}).get("50")
+    return ed if ed and ed.get("lower") is not None else None
 
 
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
-    return f"{entry['model']}{axis} fit"
+    ed = halving_dose(entry)
+    half = ""
+    if ed:
+        beyond = " beyond the doses" if ed.get("extrapolated") else ""
+        half = f"; halving dose{beyond} {ed['estimate']:.2g} [{ed['lower']:.2g}, {ed['upper']:.2g}]"
+    return f"{entry['model']}{axis} fit{half}"
 
 
 def _matches(fit_group: dict, group: dict) -> bool:
@@ -404,21 +424,47 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
                 ax.fill_between(x, at_zero["lower"].iloc[0], at_zero["upper"].iloc[0],
                                 color=color, alpha=0.2, lw=0, zorder=2)
                 ax.plot(x, [at_zero["fit"].iloc[0]] * 2, color=color, lw=1.8, zorder=3)
+            _mark_halving_dose(ax, entry, color)
             note = fit_label(entry)
-    ax.scatter(_jittered(axis, controls, offsets), controls["rate"], s=18, marker="s",
-               color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
-    ax.scatter(_jittered(axis, dosed, offsets), dosed["rate"], s=18, color=color, alpha=0.85,
-               lw=0.4, edgecolor="white", zorder=4)
+    _draw_seeds(ax, axis, dosed, controls, color, offsets)
     _chance(ax)
     axis.apply(ax)
     _rate_axis(ax)
     return note
 
 
+def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame, color,
+                offsets: dict) -> None:
+    """Runs with one marker per seed and a thin line joining each seed's doses."""
+    for seed, marker in zip(sorted(offsets), SEED_MARKERS * 4):
+        mine = dosed[dosed["seed"].astype(str) == seed].sort_values("dose")
+        theirs = controls[controls["seed"].astype(str) == seed]
+        x = _jittered(axis, mine, offsets)
+        ax.plot(x, mine["rate"], color=color, lw=0.5, alpha=0.5, zorder=3)
+        ax.scatter(x, mine["rate"], s=18, marker=marker, color=color, alpha=0.85, lw=0.4,
+                   edgecolor="white", zorder=4)
+        ax.scatter(_jittered(axis, theirs, offsets), theirs["rate"], s=18, marker=marker,
+                   color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
+
+
+def _mark_halving_dose(ax, entry: dict, color) -> None:
+    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick."""
+    ed = halving_dose(entry)
+    if not ed:
+        return
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    ax.plot([ed["lower"], ed["upper"]], [0.03, 0.03], color=color, lw=3, alpha=0.6,
+            transform=transform, solid_capstyle="butt", zorder=5)
+    ax.plot([ed["estimate"]] * 2, [0.0, 0.07], color=color, lw=1.5, transform=transform, zorder=5)
+    ax.axvline(ed["estimate"], color=color, lw=0.7, ls=":", zorder=1)
+
+
 def _dose_legend(fig: Figure, color, ncols: int) -> None:
     handles = [Line2D([], [], ls="", marker="o", color=color,
-                      label="run (one per seed, jittered; color: window)"),
-               Line2D([], [], ls="", marker="s", color=CONTROL_COLOR, label="dose-0 control run"),
+                      label="run (marker: seed, thin line joins a seed's doses; color: window)"),
+               Line2D([], [], color=color, lw=3, alpha=0.6,
+                      label="halving dose (control-relative ED50) with 95% CI"),
+               Line2D([], [], ls="", marker="o", color=CONTROL_COLOR, label="dose-0 control run (grey)"),
                Line2D([], [], color=color, lw=1.8,
                       label="fit named in the panel title; band: 95% CI (robust SE)"),
                Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")]
@@ -584,14 +630,14 @@ def capability(results: pd.DataFrame) -> Figure:
 
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
-    """Reduction vs the dose-0 controls, and per aligned token and per FLOP (columns), against
-    dose, per window (color) and split (rows); error bars are 95% CIs from the run spread.
-    Per-unit panels are on a log scale: a reduction <= 0 is drawn as a triangle on the floor."""
+    """Reduction vs the dose-0 controls, and per aligned token and per marginal FLOP (columns),
+    against dose, per window (color) and split (rows). Bars: 95% CIs paired by seed. Linear
+    scales with a zero line: a dose that does not help shows as zero or negative."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
-    measures = [k for k, (col, _, _) in COSTS.items() if cost[col].notna().any()]
+    measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
     split_names, models, windows = _split_order(cost["split"]), _models(cost), _window_order(cost)
     series = [(m, w) for m in models for w in windows]
     colors, markers = _window_colors(windows), dict(zip(models, "osD^v"))
@@ -600,11 +646,9 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     fig, axes = _new_figure(len(split_names), len(measures),
                             "Cost-effectiveness of the aligned dose (vs dose-0 controls)", sharey=False)
     for j, measure in enumerate(measures):
-        col, se_col, label = COSTS[measure]
-        logged = measure != "reduction"
+        col, low_col, high_col, label = COSTS[measure]
         for i, split in enumerate(split_names):
             ax = axes[i, j]
-            drawn = []
             for model, window in series:
                 rows = cost[(cost["split"] == split) & (cost["model"] == model)
                             & (cost["insertion"] == window) & cost[col].notna()].sort_values("dose")
@@ -612,46 +656,23 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
                     continue
                 x = rows["dose"].to_numpy(float) * 10 ** dodge[(model, window)]
                 y = rows[col].to_numpy(float)
-                half = (fitlib.Z95 * rows[se_col]).fillna(0.0).to_numpy(float)
-                drawn.append((x, y, half, colors[window], markers[model]))
-            if logged:
-                _log_floor(ax, drawn)
-            else:
-                for x, y, half, color, marker in drawn:
-                    ax.errorbar(x, y, yerr=half, color=color, marker=marker, ms=4, lw=1.2, capsize=2)
-                ax.axhline(0, color="0.45", lw=0.9)
+                low = (y - rows[low_col].to_numpy(float)) if low_col in rows else np.zeros_like(y)
+                high = (rows[high_col].to_numpy(float) - y) if high_col in rows else np.zeros_like(y)
+                ax.errorbar(x, y, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
+                            color=colors[window], marker=markers[model], ms=4, lw=1.2, capsize=2)
+            ax.axhline(0, color="0.45", lw=0.9)
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
             axis.apply(ax, with_zero=False)
-            ax.set_title(f"{split}: {label}")
+            ax.set_title(f"{split}: {label.splitlines()[0]}")
             if j == 0 or measure != measures[j - 1]:
                 ax.set_ylabel(label)
     _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker=markers[m], label=_with_model(w, m, models))
                for m, w in series]
-    handles.append(Line2D([], [], ls="", marker="v", color="0.4", label="reduction <= 0"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="insertion window (bars: 95% CI from the runs)",
+               fontsize="small", title="insertion window (bars: 95% CI, paired by seed)",
                title_fontsize="small")
     return fig
-
-
-def _log_floor(ax, drawn: list) -> None:
-    """Positive estimates with their CIs on a log axis; the others as triangles on its floor."""
-    positive = np.concatenate([y[y > 0] for _, y, _, _, _ in drawn] or [np.array([])])
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(NullLocator())
-    if not len(positive):
-        return
-    uppers = np.concatenate([(y + half)[y > 0] for _, y, half, _, _ in drawn])
-    floor, top = positive.min() / 4, uppers.max() * 2
-    ax.set_ylim(floor, top)
-    for x, y, half, color, marker in drawn:
-        low = np.maximum(y - half, floor)
-        up = y > 0
-        ax.plot(x[up], y[up], color=color, marker=marker, ms=4, lw=1.2)
-        ax.errorbar(x[up], y[up], yerr=[(y - low)[up], half[up]], color=color, ls="", capsize=2,
-                    lw=1.2)
-        ax.scatter(x[~up], np.full((~up).sum(), floor), marker="v", color=color, s=22,
-                   clip_on=False, zorder=4)
 
 
 # ---------------------------------------------------------------- arms
