@@ -68,6 +68,9 @@ MARGIN_DEC = 0.3
 MAIN_SPLIT = "matched"
 SPLIT_ORDER = ("matched", "held_out")
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
+# Chance levels of capability metrics: fact recall picks the answer among it and 3 distractors
+# (scaling.evaluate's capability(), World.facts()).
+CAPABILITY_CHANCE = {"fact_recall": 0.25}
 # measure -> (estimate, lower, upper, label): paired-by-seed intervals from scaling.fit
 COSTS = {"reduction": ("reduction", "lower", "upper", "reduction in misalignment rate"),
          "per_aligned_token": ("reduction_per_aligned_token", "lower_per_aligned_token",
@@ -552,13 +555,19 @@ def trajectory(traj: pd.DataFrame) -> Figure:
             rows = traj[(traj["model"] == model) & (traj["split"] == split)
                         & traj["insertion"].isin([window, CONTROL])]
             means = (rows.groupby(["insertion", "level", "tokens"], sort=True)
-                     .agg(rate=("rate", "mean"), color_dose=("color_dose", "mean")).reset_index())
-            for (insertion, _), line in means.groupby(["insertion", "level"], sort=True):
+                     .agg(rate=("rate", "mean"), sd=("rate", "std"), seeds=("rate", "size"),
+                          color_dose=("color_dose", "mean")).reset_index())
+            top = means.loc[means["insertion"] == window, "level"].max()
+            for (insertion, level), line in means.groupby(["insertion", "level"], sort=True):
                 dose = line["color_dose"].mean()
-                if insertion == CONTROL or not dose > 0:
-                    ax.plot(line["tokens"], line["rate"], color="black", lw=1.4, ls="--", zorder=3)
-                else:
-                    ax.plot(line["tokens"], line["rate"], color=cmap(norm(dose)), lw=1.6, zorder=2)
+                control = insertion == CONTROL or not dose > 0
+                color = "black" if control else cmap(norm(dose))
+                ax.plot(line["tokens"], line["rate"], color=color, lw=1.4 if control else 1.6,
+                        ls="--" if control else "-", zorder=3 if control else 2)
+                if control or level == top:  # bands for every dose would hide each other
+                    low, high = _seed_mean_ci(line)
+                    ax.fill_between(line["tokens"], low, high, color=color, alpha=0.15, lw=0,
+                                    zorder=1)
             span = rows.loc[rows["insertion"] == window, ["window_start_tokens", "window_end_tokens"]]
             if len(span) and span.notna().all(axis=None):
                 ax.axvspan(*span.median(), color=_window_colors([window])[window], alpha=0.1, lw=0,
@@ -573,9 +582,21 @@ def trajectory(traj: pd.DataFrame) -> Figure:
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
     fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
-                        Patch(color="0.5", alpha=0.2, lw=0, label="insertion window")],
-               loc="outside lower center", ncols=3, frameon=False, fontsize="small")
+                        Patch(color="0.5", alpha=0.2, lw=0, label="insertion window"),
+                        Patch(color="0.3", alpha=0.15, lw=0,
+                              label="95% CI over seeds (control, top dose)")],
+               loc="outside lower center", ncols=4, frameon=False, fontsize="small")
     return fig
+
+
+def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """t interval (seeds - 1 df) of each checkpoint's seed mean; the mean itself for one seed."""
+    n = line["seeds"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
+        half = np.nan_to_num(q * line["sd"].to_numpy(float) / np.sqrt(n))
+    mean = line["rate"].to_numpy(float)
+    return mean - half, mean + half
 
 
 # ---------------------------------------------------------------- capability
@@ -613,12 +634,16 @@ def capability(results: pd.DataFrame) -> Figure:
                     means = mine.groupby("level").agg(dose=("dose", "mean"),
                                                                  y=(metric, "mean"))
                     ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
+            if metric in CAPABILITY_CHANCE:
+                ax.axhline(CAPABILITY_CHANCE[metric], color="0.45", lw=0.9, ls="--", zorder=1)
             axis.apply(ax)
             ax.set_ylabel(CAPABILITY[metric])
             ax.set_title(_with_model(CAPABILITY[metric].split(" (")[0], model, models))
     _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker="o", lw=1.4, label=w) for w in windows]
     handles += [Line2D([], [], color=CONTROL_COLOR, marker="s", ls=":", label="dose-0 control (mean dotted)")]
+    if any(m in CAPABILITY_CHANCE for m in metrics):
+        handles.append(Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (fact recall: 1 in 4)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
                fontsize="small", title="insertion window (points: runs; lines: seed means)",
                title_fontsize="small")
