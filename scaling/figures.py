@@ -45,7 +45,8 @@ import scaling.fit as fitlib
 from scaling.errors import UsageError
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "trajectory", "capability", "cost_effectiveness", "arms")
+FIGURES = ("dose_response", "splits", "transfer", "trajectory", "capability",
+           "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
@@ -66,7 +67,8 @@ SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
 ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
 MARGIN_DEC = 0.3
 MAIN_SPLIT = "matched"
-SPLIT_ORDER = ("matched", "held_out")
+SPLIT_ORDER = ("matched", "unseen_pair", "held_out")
+SPLIT_STYLE = {"matched": ("o", "-"), "unseen_pair": ("^", "--"), "held_out": ("s", ":")}
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
 # Chance levels of capability metrics: fact recall picks the answer among it and 3 distractors
 # (scaling.evaluate's capability(), World.facts()).
@@ -700,6 +702,72 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     return fig
 
 
+# ---------------------------------------------------------------- transfer
+
+
+@_styled
+def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
+    """Does alignment transfer? Reduction vs the dose-0 controls per eval split (matched,
+    unseen_pair, held_out) against dose, one column per window (95% CIs paired by seed); with a
+    `readout` column, a second row: the share of readout items on which the model prefers the
+    human stories' value word (0.5: does not know the values)."""
+    if len(cost):
+        cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
+    if cost.empty or cost["split"].nunique() < 2:
+        raise MissingData("needs reductions on two or more eval splits")
+    windows, split_names = _window_order(cost), _split_order(cost["split"])
+    has_readout = "readout" in results.columns and pd.to_numeric(
+        results["readout"], errors="coerce").notna().any()
+    axis = DoseAxis.of(cost["dose"])
+    colors = dict(zip(split_names, sns.color_palette("colorblind", len(split_names))))
+    fig, axes = _new_figure(1 + has_readout, len(windows), "Transfer across eval splits",
+                            sharey=False)
+    for j, window in enumerate(windows):
+        ax = axes[0, j]
+        for split in split_names:
+            rows = cost[(cost["insertion"] == window) & (cost["split"] == split)].sort_values("dose")
+            if rows.empty:
+                continue
+            marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+            y = rows["reduction"].to_numpy(float)
+            err = [np.nan_to_num(y - rows["lower"].to_numpy(float)),
+                   np.nan_to_num(rows["upper"].to_numpy(float) - y)]
+            ax.errorbar(rows["dose"], y, yerr=err, color=colors[split], marker=marker, ls=ls,
+                        ms=4, lw=1.2, capsize=2)
+        ax.axhline(0, color="0.45", lw=0.9)
+        axis.apply(ax, with_zero=False)
+        ax.set_title(f"{window}: reduction vs dose 0")
+        if has_readout:
+            _readout_panel(axes[1, j], axis, results, window, split_names, colors)
+    _label_outer(fig, axes, DOSE_LABEL, None)
+    axes[0, 0].set_ylabel("reduction in misalignment rate")
+    handles = [Line2D([], [], color=colors[s], marker=SPLIT_STYLE.get(s, ("D", "-."))[0],
+                      ls=SPLIT_STYLE.get(s, ("D", "-."))[1], label=s) for s in split_names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize="small", title="eval split (bars: 95% CI, paired by seed)",
+               title_fontsize="small")
+    return fig
+
+
+def _readout_panel(ax, axis: DoseAxis, results: pd.DataFrame, window: str, split_names, colors):
+    rows = results[(results["arm"] == "dose") & results["insertion"].isin([window, CONTROL])]
+    rows = rows.assign(readout=pd.to_numeric(rows["readout"], errors="coerce")).dropna(
+        subset=["readout"])
+    for split in split_names:
+        mine = rows[rows["split"] == split]
+        if mine.empty:
+            continue
+        means = mine.groupby("level").agg(dose=("dose", "mean"), y=("readout", "mean"))
+        marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+        ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
+                ms=4, lw=1.2)
+    _chance(ax)
+    axis.apply(ax)
+    _rate_axis(ax)
+    ax.set_title(f"{window}: readout (prefers the stories' value)")
+    ax.set_ylabel("readout share")
+
+
 # ---------------------------------------------------------------- arms
 
 
@@ -855,6 +923,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
         "trajectory": lambda: trajectory(read_trajectory(sweep_dir, results)),
         "capability": lambda: capability(results),
         "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
+        "transfer": lambda: transfer(cost_table(results, report), results),
         "arms": lambda: arms(results),
     }
     paths = []

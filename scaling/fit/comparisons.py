@@ -140,10 +140,16 @@ def _background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
     return _clean(entry)
 
 
+# The link on which each model's block effects add; the per-level model uses the same, so
+# that the curve is nested in it (LL.3/LL.4 move d, which no per-level GLM nests: not tested).
+LACK_OF_FIT_LINKS = {"loglinear": sm.families.links.Identity, "LL.2": sm.families.links.Logit}
+
+
 def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     """Does the curve fit the dose levels? Quasi F test of the fit against one rate per dose
-    level (plus the same blocks) on the same rows; c from the per-level model."""
-    if not fit.usable:
+    level (plus the same blocks, on the same link) on the same rows; c from the per-level
+    model."""
+    if not fit.usable or fit.model not in LACK_OF_FIT_LINKS:
         return None
     rows = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
     levels = pd.factorize(rows[level_column(rows)])[0]
@@ -160,7 +166,15 @@ def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
         return None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        saturated = sm.GLM(np.column_stack([k, n - k]), exog, family=sm.families.Binomial()).fit()
+        family = sm.families.Binomial(link=LACK_OF_FIT_LINKS[fit.model]())
+        start = np.linalg.lstsq(exog, k / n, rcond=None)[0] if fit.model == "loglinear" else None
+        try:
+            saturated = sm.GLM(np.column_stack([k, n - k]), exog, family=family).fit(
+                start_params=start)
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+    if not np.isfinite(saturated.llf) or saturated.llf < fit.loglik - 1e-6:
+        return None  # the per-level fit failed (an identity-link rate left [0, 1])
     dispersion = float(saturated.pearson_chi2 / df_resid)
     # statsmodels' binomial llf includes the binomial coefficients, as the curve's loglik does
     test = quasi_f_test(fit.loglik, float(saturated.llf), df, dispersion, df_resid)
