@@ -203,3 +203,26 @@ def test_counting_baseline_and_post_training_contrasts():
     post = [c for c in report.comparisons if c["test"] == "post_training"]
     assert {c["model"] for c in post} == {"nano", "ngram-2"}
     assert all(c["estimate"] == pytest.approx(-0.1, abs=0.02) for c in post)
+
+
+def two_windows(rng, e_late):
+    curve = {"c": 0.0, "d": 0.45, "sd": 0.1, "n": 2000, "doses": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+    early = simulate(rng, e=0.01, seeds=3, insertion="early", **curve)
+    late = simulate(rng, e=e_late, seeds=3, insertion="late", **curve)
+    controls = simulate(rng, e=0.01, seeds=3, insertion=None, **{**curve, "doses": (0, 0)})
+    return pd.concat([early, late, controls], ignore_index=True)
+
+
+def test_equal_halving_dose_test_separates_equal_from_tenfold_different_windows():
+    p = {}
+    for name, e_late in (("equal", 0.01), ("tenfold", 0.1)):
+        report = quiet(F.fit_table, two_windows(np.random.default_rng(12), e_late),
+                       models=["LL.3"], background="none")
+        test = next(c for c in report.comparisons if c["test"] == "equal_halving_dose")
+        assert test["usable"] and test["df"] == 1
+        p[name] = test["p"]
+        if name == "tenfold":
+            doses = test["halving_doses"]
+            assert doses["early"] == pytest.approx(0.01, rel=0.2)
+            assert doses["late"] == pytest.approx(0.1, rel=0.3)
+    assert p["equal"] > 0.05 and p["tenfold"] < 1e-4

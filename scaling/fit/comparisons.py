@@ -8,12 +8,18 @@ import warnings
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
-from scipy import stats
+from scipy import special, stats
 
-from scaling.fit.common import AIC_MARGIN, ED_LEVELS, Z95, _clean, _Unusable
+from scaling.fit.common import AIC_MARGIN, BLOCK_PREFIX, ED_LEVELS, Z95, _clean, _Unusable
 from scaling.fit.curves import _Design, _ed_dose, _make_design
 from scaling.fit.fitting import fit_curve
-from scaling.fit.likelihood import _cluster_codes, _converged, _CurveLikelihood, _maximize
+from scaling.fit.likelihood import (
+    _cluster_codes,
+    _converged,
+    _CurveLikelihood,
+    _maximize,
+    _runaway,
+)
 from scaling.fit.results import CurveFit
 from scaling.fit.table import block_labels, level_column
 
@@ -23,10 +29,15 @@ def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) ->
 
     frames: (insertion label, rows) of windows whose LL.2 fit is usable. The unrestricted model
     has a separate intercept and slope per window; lr_robust divides lr by the pooled Pearson
-    dispersion of that model (floored at 1) and p_robust is the matching F test.
+    dispersion of that model (floored at 1) and p_robust is the matching F test. With two or
+    more blocks (seeds) every model has the block effects on the logit scale.
     """
     labels = [label for label, _ in frames]
     rows = [r[r["dose"] > 0] for _, r in frames]
+    blocks = block_labels(pd.concat(rows))
+    block_names = sorted(set(blocks)) if blocks is not None and len(set(blocks)) >= 2 else []
+    B = (_make_design("LL.2", "binomial", np.zeros(len(blocks)), None, block_names,
+                      blocks).block_matrix if block_names else np.zeros((sum(map(len, rows)), 0)))
     x = np.concatenate([r["dose"].to_numpy(float) for r in rows])
     k = np.concatenate([r["misaligned"].to_numpy(float) for r in rows])
     n = np.concatenate([r["total"].to_numpy(float) for r in rows])
@@ -35,39 +46,47 @@ def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) ->
     endog = np.column_stack([k, n - k])
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        full = sm.GLM(endog, np.column_stack([onehot, onehot * z[:, None]]),
+        full = sm.GLM(endog, np.column_stack([onehot, onehot * z[:, None], B]),
                       family=sm.families.Binomial()).fit()
-        common_slope = sm.GLM(endog, np.column_stack([onehot, z]), family=sm.families.Binomial()).fit()
-        common_e = _fit_common_ed50(x, k, n, g, full.params)
+        common_slope = sm.GLM(endog, np.column_stack([onehot, z, B]),
+                              family=sm.families.Binomial()).fit()
+        common_e = _fit_common_ed50(x, k, n, g, full.params, block_names, blocks)
     mu = full.fittedvalues
-    df_resid = len(x) - 2 * len(rows)
+    df_resid = len(x) - 2 * len(rows) - B.shape[1]
     dispersion = float(np.sum((k - n * mu) ** 2 / (n * mu * (1 - mu))) / df_resid) if df_resid > 0 else None
     base = {"group": cell, "model": "LL.2", "insertions": labels, "loglik_full": float(full.llf),
             "dispersion": dispersion, "df_resid": df_resid}
     out = [_lr_entry("equal_slope", base, full.llf, common_slope.llf, len(rows) - 1,
-                     {"slope": float(common_slope.params[-1]), "se": float(common_slope.bse[-1])},
+                     {"slope": float(common_slope.params[len(rows)]),
+                      "se": float(common_slope.bse[len(rows)])},
                      common_slope.converged),
            _lr_entry("equal_ed50", base, full.llf, common_e["loglik"], len(rows) - 1,
                      {"ed50": common_e["ed50"], "se": common_e["se"]}, common_e["converged"])]
     return out
 
 
-def _fit_common_ed50(x, k, n, g, full_params) -> dict:
-    """LL.2 with one slope b per window and a shared log e (drc's pmodels e ~ 1)."""
+def _fit_common_ed50(x, k, n, g, full_params, block_names=(), blocks=None) -> dict:
+    """LL.2 with one slope b per window and a shared log e (drc's pmodels e ~ 1), plus the
+    block effects on the logit scale."""
     n_groups = g.max() + 1
-    names = tuple(f"b_{i}" for i in range(n_groups)) + ("log_e",)
+    names = (tuple(f"b_{i}" for i in range(n_groups)) + ("log_e",)
+             + tuple(BLOCK_PREFIX + str(b) for b in list(block_names)[:-1]))
+    matrix = (_make_design("LL.2", "binomial", x, None, block_names, blocks).block_matrix
+              if block_names else None)
     design = _Design("LL.2-common-e", "binomial", x, names, 0.0, b_index=g,
-                     e_index=np.full(len(x), n_groups))
+                     e_index=np.full(len(x), n_groups), block_matrix=matrix)
     model = _CurveLikelihood(design, k, n, "binomial")
-    slopes = full_params[n_groups:]
+    slopes = full_params[n_groups:2 * n_groups]
     log_e = np.median(-full_params[:n_groups] / slopes)
+    start = np.concatenate([-slopes, [log_e], full_params[2 * n_groups:]])
     try:
-        phi = _maximize(model, [np.append(-slopes, log_e)])
+        phi = _maximize(model, [start])
         cov = np.linalg.inv(-model.hessian(phi))
     except (_Unusable, np.linalg.LinAlgError):
         return {"loglik": np.nan, "ed50": None, "se": None, "converged": False}
-    e = float(np.exp(phi[-1]))
-    return {"loglik": float(model.loglike(phi)), "ed50": e, "se": e * float(np.sqrt(cov[-1, -1])),
+    e = float(np.exp(phi[n_groups]))
+    return {"loglik": float(model.loglike(phi)), "ed50": e,
+            "se": e * float(np.sqrt(cov[n_groups, n_groups])),
             "converged": _converged(model, phi)}
 
 
@@ -306,3 +325,81 @@ def _pooled_rate(rows: pd.DataFrame) -> tuple[float, float | None]:
     return rate, se
 
 
+
+
+# ---------------------------------------------------------------- equal halving dose
+
+
+def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, CurveFit]]) -> dict:
+    """Is the halving dose (LL.3's e) the same in every window? One LL.3 over all windows with
+    a slope and e per window, the shared dose-0 controls fixing one d (plus block effects),
+    against the same with one e; quasi F test with c from the per-window model.
+
+    windows: (label, rows, that window's usable LL.3 fit); each window's rows include the
+    shared controls, which enter once.
+    """
+    labels = [label for label, _, _ in windows]
+    dosed = [rows[rows["dose"] > 0] for _, rows, _ in windows]
+    controls = windows[0][1][windows[0][1]["dose"] == 0]
+    data = pd.concat(dosed + [controls])
+    window_index = np.concatenate([np.full(len(r), i) for i, r in enumerate(dosed)]
+                                  + [np.zeros(len(controls), int)])
+    k, n = data["misaligned"].to_numpy(float), data["total"].to_numpy(float)
+    x = data["dose"].to_numpy(float)
+    blocks = block_labels(data)
+    block_names = sorted(set(blocks)) if blocks is not None and len(set(blocks)) >= 2 else []
+    nats = [fit.natural() for _, _, fit in windows]
+    full = _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e=False)
+    common = _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e=True)
+    if full is not None and full["at_boundary"]:
+        full = None  # the unrestricted model must be a proper maximum
+    entry = {"test": "equal_halving_dose", "model": "LL.3", "group": cell, "insertions": labels,
+             "name": f"equal halving dose across windows ({', '.join(map(str, cell.values()))}; "
+                     "LL.3)", "estimate": None, "lower": None, "upper": None, "p": None,
+             "usable": full is not None and common is not None}
+    if not entry["usable"]:
+        entry["reason"] = "a joint LL.3 fit did not converge"
+        return _clean(entry)
+    test = quasi_f_test(common["loglik"], full["loglik"], len(windows) - 1, full["dispersion"],
+                        full["df_resid"])
+    if common["at_boundary"]:
+        # A slope runs off (a step fits best under one e); the likelihood's supremum is
+        # approached, so the LR is that of the supremum up to the last, tiny, gains.
+        entry["note"] = "restricted fit at a boundary (a slope diverges)"
+    entry.update({**test, "halving_doses": dict(zip(labels, full["e"])),
+                  "common_halving_dose": common["e"][0], "dispersion": full["dispersion"]})
+    return _clean(entry)
+
+
+def _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e: bool) -> dict | None:
+    n_windows = len(nats)
+    n_e = 1 if common_e else n_windows
+    names = (tuple(f"b_{i}" for i in range(n_windows)) + ("logit_d",)
+             + tuple(f"log_e_{i}" for i in range(n_e))
+             + tuple(BLOCK_PREFIX + str(b) for b in list(block_names)[:-1]))
+    matrix = (_make_design("LL.3", "binomial", x, None, block_names, blocks).block_matrix
+              if block_names else None)
+    e_index = n_windows + 1 + (np.zeros(len(x), int) if common_e else window_index)
+    design = _Design("LL.3-windows", "binomial", x, names, 0.0, b_index=window_index,
+                     e_index=e_index, block_matrix=matrix)
+    log_e = [np.log(nat["e"]) for nat in nats]
+    # a common e starts at each window's own e (and their median) with gentle slopes
+    e_starts = [[v] for v in sorted(log_e) + [float(np.median(log_e))]] if common_e else [log_e]
+    slopes = [[nat["b"] for nat in nats]] + ([[1.0] * n_windows] if common_e else [])
+    starts = [np.concatenate([b, [special.logit(np.mean([nat["d"] for nat in nats]))], e,
+                              np.zeros(max(len(block_names) - 1, 0))])
+              for b in slopes for e in e_starts]
+    model = _CurveLikelihood(design, k, n, "binomial")
+    try:
+        phi = _maximize(model, starts)
+    except _Unusable:
+        return None
+    at_boundary = not _converged(model, phi) and _runaway(design, phi)
+    if not _converged(model, phi) and not at_boundary:
+        return None
+    f, _ = design.mean(phi)
+    df_resid = len(x) - len(phi)
+    dispersion = float(np.sum((k - n * f) ** 2 / (n * f * (1 - f))) / df_resid)
+    return {"loglik": float(model.loglike(phi)), "df_resid": df_resid, "dispersion": dispersion,
+            "e": np.exp(phi[n_windows + 1:n_windows + 1 + n_e]).tolist(),
+            "at_boundary": bool(at_boundary)}

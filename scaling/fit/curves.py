@@ -109,11 +109,14 @@ def _ll_mean(design: _Design, phi, z):
         # and e stays the dose that takes every seed the same share of the way to c.
         d = special.expit(phi[jd] + design.block_shift(phi))
         dd = d * (1 - d)
+    # Without a free d (LL.2 written as c = 0, d = 1) blocks shift the logit of the rate.
+    inside = design.block_shift(phi) if jd is None else 0.0
     w = z - le
     finite = np.isfinite(w)
     w0 = np.where(finite, w, 0.0)
     # At a zero dose (w = -inf) the curve sits at d for b > 0 and at c for b < 0.
-    g = np.where(finite, special.expit(-b * w0), np.where(b > 0, 1.0, np.where(b < 0, 0.0, 0.5)))
+    g = np.where(finite, special.expit(-b * w0 + inside),
+                 np.where(b > 0, 1.0, np.where(b < 0, 0.0, 0.5)))
     gg = np.where(finite, g * (1 - g), 0.0)
     f = c + (d - c) * g
     D = np.zeros((n_obs, len(phi)))
@@ -124,6 +127,8 @@ def _ll_mean(design: _Design, phi, z):
     if jd is not None:
         D[:, jd] += g * dd
         design.add_block_derivative(D, g * dd)
+    else:
+        design.add_block_derivative(D, (d - c) * gg)
     return f, D, -(d - c) * gg * b
 
 

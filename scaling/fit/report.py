@@ -30,6 +30,7 @@ from scaling.fit.common import (
 from scaling.fit.comparisons import (
     _background_entry,
     _bootstrap,
+    compare_halving_doses,
     compare_insertions,
     cost_effectiveness,
     lack_of_fit,
@@ -47,10 +48,13 @@ LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
 HEADLINE_MODELS = ("LL.3", "LL.4", "LL.2", "loglinear")
 # The study's claims, adjusted together (Holm). Background-dose tests and the lack-of-fit tests
 # of LL.2/LL.3 choose models; they carry a p but no p_holm.
+# LL.2's equal_ed50 compares where the rate crosses 0.5 (drc's test, kept for comparison);
+# equal_halving_dose compares the control-relative ED50s and is the claim.
 HOLM_TESTS = ("alignment_tax", "transfer", "windows", "beyond_counting", "post_training",
-              "equal_slope", "equal_ed50", "lack_of_fit:loglinear", "lack_of_fit:LL.2")
+              "equal_slope", "equal_halving_dose", "lack_of_fit:loglinear", "lack_of_fit:LL.2")
 HOLM_FAMILY = ("the named paired contrasts (alignment tax, transfer, windows at equal dose, beyond "
-               "counting, post-training), equal slope/ED50 across windows, and the lack-of-fit "
+               "counting, post-training), equal LL.2 slope and equal halving dose (LL.3) across "
+               "windows, and the lack-of-fit "
                "tests of 'linear in log dose' (loglinear: the rate; LL.2: its logit)")
 
 
@@ -326,7 +330,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
             comparisons += _lack_of_fit(plain, rows)
         if group.get("insertion") != POOLED:
             cost += cost_effectiveness(group, rows)
-    if "LL.2" in models:
+    if "LL.2" in models or "LL.3" in models:
         comparisons += _insertion_comparisons(frames, fits)
     comparisons += named_contrasts(df)
     add_holm(comparisons, _in_holm_family)
@@ -360,11 +364,17 @@ def _insertion_comparisons(frames, fits) -> list[dict]:
             continue
         cell = {k: v for k, v in group.items() if k != "insertion"}
         cells.setdefault(_group_label(cell), (cell, []))[1].append((group, rows))
+    ll3 = {_group_label(f.group): f for f in fits
+           if f.model == "LL.3" and f.background is None and f.usable}
     out = []
     for cell, members in cells.values():
         ok = [(g["insertion"], rows) for g, rows in members if _group_label(g) in usable]
         if len(ok) >= 2:
             out += compare_insertions(cell, ok)
+        with_ll3 = [(g["insertion"], rows, ll3[_group_label(g)]) for g, rows in members
+                    if _group_label(g) in ll3]
+        if len(with_ll3) >= 2:
+            out.append(compare_halving_doses(cell, with_ll3))
         elif len(members) >= 2:
             _warn(f"{_group_label(cell)}: fewer than 2 insertion windows with a usable LL.2 fit; "
                   "no comparison across windows")
