@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 from statsmodels.base.model import GenericLikelihoodModel
+from statsmodels.tools.numdiff import approx_fprime
 
 from scaling.fit.common import MAX_LOGIT_LIMIT, MAX_SLOPE, _Unusable
 from scaling.fit.curves import _Design
@@ -32,16 +33,15 @@ def _dldf(f, k, n, family):
 
 
 def _jacobian(fun: Callable, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
-    """Central differences; rows are fun's outputs, columns x's entries."""
+    """Central differences (statsmodels' numdiff); rows are fun's outputs, columns x's entries.
+
+    Steps rel * max(1, |x|): the parameters live on log/logit scales of order 1, where
+    numdiff's default (cube root of machine epsilon times |x|) is needlessly small near 0.
+    """
     x = np.asarray(x, float)
-    cols = []
-    for j in range(len(x)):
-        h = rel * max(1.0, abs(x[j]))
-        up, down = x.copy(), x.copy()
-        up[j] += h
-        down[j] -= h
-        cols.append((np.atleast_1d(fun(up)) - np.atleast_1d(fun(down))) / (2 * h))
-    return np.column_stack(cols)
+    steps = rel * np.maximum(1.0, np.abs(x))
+    return np.atleast_2d(approx_fprime(x, lambda v: np.atleast_1d(fun(v)), epsilon=steps,
+                                       centered=True))
 
 
 class _CurveLikelihood(GenericLikelihoodModel):
