@@ -1,42 +1,47 @@
 """Dose-response fits of a results table: `scaling fit RESULTS.csv --out DIR`.
 
-Modules by concern: table (input table, groups, dose levels; shared with the figures), curves,
-likelihood and fitting, results (CurveFit), comparisons, report (fit_table, fit.json/fit.md, CLI).
+Modules by concern: table (input table, groups, dose levels, blocks; shared with the figures),
+curves (mean curves, EDs), likelihood and fitting, results (CurveFit: params, bse, conf_int(),
+summary()), comparisons (model tests, cost), contrasts (named paired contrasts, Holm), report
+(fit_table, fit.json/fit.md, CLI); simulate (known-truth studies for the coverage tests).
 
-Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups),
-seed (clusters, bootstrap units), aligned_tokens, flops (cost-effectiveness), status (rows
-other than "ok" are dropped), arm (rows other than "dose" are dropped: the filtering and
-misaligned arms are not points of the dose-response curve), nominal_dose or else
-aligned_fraction (groups the seeds of one dose level for cost-effectiveness). Dose-0 rows whose insertion is empty/"none"/"control" are
+Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups;
+`ngram-*` models are counting baselines), seed and world_seed (blocks), aligned_tokens, flops,
+total_tokens (cost per marginal FLOP), val_loss (alignment tax), post_training, status (rows
+other than "ok" are dropped), arm (rows other than "dose" are dropped), nominal_dose or else
+aligned_fraction (dose levels). Dose-0 rows whose insertion is empty/"none"/"control" are
 controls shared by every insertion window of their (split, model).
 
-Models, per group and pooled over insertion windows ("pooled"):
+Models, per group and pooled over insertion windows ("pooled"), each with one effect per block
+(seed x world seed) on its dose-0 level when the rows have two or more blocks:
   loglinear  rate = intercept + slope*ln(dose), binomial ML on dose > 0;
-  LL.2       binomial GLM, logit link on ln(dose), dose > 0 (drc: b = -slope, e = ED50);
+  LL.2       binomial GLM, logit link on ln(dose), dose > 0, limits 0 and 1 (drc: b = -slope;
+             its "ED50" is where the rate crosses 0.5: the drc-comparable GLM, no headline);
   LL.3/LL.4  drc's f = c + (d-c)/(1+exp(b(ln x - ln e))) (LL.3: c = 0), binomial ML that
              includes the dose-0 controls (they fix d). b > 0: decreasing, as in drc.
-With --background the dose axis ln(x0 + dose) is fitted beside each plain model and compared
-by AIC: a fixed x0 for every model; an estimated x0 ("auto") for loglinear and LL.2 only, since
-LL.3/LL.4 already have a low-dose plateau d with which an estimated x0 is confounded.
+With --background the dose axis ln(x0 + dose) is fitted beside each plain model: a fixed x0
+for every model; an estimated x0 ("auto") for loglinear and LL.2 only (LL.3/LL.4's plateau d
+is confounded with it).
 
 fit.json:
-  fits[]: group, model, data ("dose>0" | "all doses"), usable, reason, notes, n_obs, n_seeds,
-    dispersion (Pearson X2/df), df_resid, loglik, aic, background (null | {mode, estimate,
-    se, se_robust, lower, upper}), params, se (plain binomial, as drc), se_cluster, se_robust,
-    ed {"10","50","90": {estimate, se, lower, upper, lower_log, upper_log, se_robust,
-    lower_robust, upper_robust, lower_log_robust, upper_log_robust}}, vcov {names, estimate,
-    plain, cluster} (internal parametrisation, read by `predict`), bootstrap.
-  comparisons[]: equal_slope / equal_ed50 on LL.2 across insertion windows (lr, df, p: binomial
-    likelihood ratio; lr_robust = lr/max(1, dispersion), p_robust: its F test), and background
-    (AIC with and without; "preferred": "background" only if it lowers AIC by >= 2).
-  aic_table[], cost_effectiveness[] (misalignment reduction vs dose 0 per aligned token, FLOP).
-
-se_robust of every quantity is the larger of the quasi-binomial SE (se*sqrt(max(1, X2/df)))
-and the sandwich SE clustered by seed (needs >= 2 seeds); every significance statement uses it.
-Intervals are estimate +- z*SE (t(df_resid) for the continuous mode); *_log intervals are
-exp(ln ED +- z*SE/ED). Data rows in error messages count from 1 after the CSV header.
+  fits[]: group, model, data, usable, reason, notes, n_obs, n_seeds, blocks, dispersion,
+    df_resid, loglik, aic, background, params, se (plain, as drc), se_cluster, se_robust,
+    ed (drc's relative EDs), control_level (fitted rate at dose 0, average block), ed_control
+    {"10","50","90": {estimate, lower, upper, se_log, method, df, extrapolated}}: the dose at
+    which the rate is p% of the way from control_level to the floor; interval exp(ln ED +-
+    t*SE), SE from the seed-clustered sandwich with t on seeds - 1 df (method "cluster"; the
+    quasi-binomial SE with t on df_resid when there is one seed), vcov, bootstrap.
+  comparisons[]: each {name, test, estimate, lower, upper, p, p_holm, ...}: background (QAIC
+    and quasi F test; "preferred" by QAIC), lack_of_fit (against one rate per dose level),
+    equal_slope / equal_ed50 (LL.2) and equal_halving_dose (LL.3) across windows, and the
+    paired contrasts of scaling.fit.contrasts. p_holm: Holm over the family named in
+    report.HOLM_FAMILY, None outside it.
+  aic_table[]: QAIC model choice (binomial AIC listed, never used to choose);
+  cost_effectiveness[]: reduction vs dose 0 paired by block, per aligned token and per
+    marginal FLOP.
+se_robust (drc-style estimates) is the larger of the quasi-binomial and the seed-clustered SE.
+Data rows in error messages count from 1 after the CSV header.
 """
-
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     CONTROL_LABELS,

@@ -215,8 +215,9 @@ def _label(fit: CurveFit) -> str:
 
 
 def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dict:
-    """Seed-level bootstrap: resample seeds with replacement, refit, take SDs and percentiles."""
-    seeds = rows["seed"].to_numpy(dtype=object) if "seed" in rows.columns else None
+    """Block-level bootstrap: resample blocks (seeds) with replacement, refit with each drawn
+    block as a block of its own, take SDs and percentiles."""
+    seeds = block_labels(rows)
     if seeds is None or _cluster_codes(seeds)[1] < 2:
         return {"n": n_boot, "n_ok": 0, "seed": seed, "reason": "needs >= 2 seeds"}
     codes, n_clusters = _cluster_codes(seeds)
@@ -225,9 +226,13 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
     draws = []
     for _ in range(n_boot):
         pick = rng.integers(n_clusters, size=n_clusters)
-        idx = np.concatenate([np.flatnonzero(codes == c) for c in pick])
+        members = [np.flatnonzero(codes == c) for c in pick]
+        idx = np.concatenate(members)
+        # a block drawn twice is two blocks: relabel by draw
+        drawn = np.concatenate([np.full(len(m), f"draw{i}") for i, m in enumerate(members)])
         sample = rows.iloc[idx]
         refit = fit_curve(fit.model, sample["dose"], sample["misaligned"], sample["total"],
+                          blocks=drawn if fit.block_labels else None,
                           background=fit.background, family=fit.family, warn=False)
         if refit.usable:
             nat = refit.natural()
