@@ -610,6 +610,9 @@ def capability(results: pd.DataFrame) -> Figure:
     (rows); runs per seed, lines through the seed means, the control mean dotted."""
     metrics = [m for m in CAPABILITY if m in results.columns and results[m].notna().any()]
     runs = results[results["arm"] == "dose"]
+    if metrics:
+        # counting baselines share their run's id but have no capability values: drop them first
+        runs = runs[runs[metrics].notna().any(axis=1)]
     runs = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs[runs["split"] == MAIN_SPLIT]
     if not metrics or not runs[metrics].notna().any(axis=None):
         raise MissingData("no val_loss or fact_recall values")
