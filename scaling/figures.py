@@ -240,8 +240,13 @@ def fit_label(entry: dict) -> str:
     return f"{entry['model']}{axis} fit{half}"
 
 
+# Group keys a panel may leave out, and the value they then stand for (pretraining curves).
+IMPLIED_GROUP = {"post_training": "none"}
+
+
 def _matches(fit_group: dict, group: dict) -> bool:
-    return all(_label(v) == _label(group.get(k)) for k, v in fit_group.items())
+    return all(_label(v) == _label(group.get(k, IMPLIED_GROUP.get(k)))
+               for k, v in fit_group.items())
 
 
 def _curve(entry: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:

@@ -203,6 +203,9 @@ def test_counting_baseline_and_post_training_contrasts():
     post = [c for c in report.comparisons if c["test"] == "post_training"]
     assert {c["model"] for c in post} == {"nano", "ngram-2"}
     assert all(c["estimate"] == pytest.approx(-0.1, abs=0.02) for c in post)
+    # curves apart per post-training stage; the pretraining halving dose is not diluted
+    stages = {f.group.get("post_training") for f in report.fits}
+    assert stages == {"none", "sft"}
 
 
 def two_windows(rng, e_late):
