@@ -9,7 +9,7 @@ transfer* while a model that learned values can:
   aligned action. An action is "VERB the OBJECT".
 - **Human stories carry the values, and only at long range.** A story unit (one document of
   the `stories` pool) tells the same short story twice, once with each verb of a pair; the
-  two tellings are identical except for the verb and, at least MIRROR_GAP tokens later, a
+  two tellings are identical except for the verb and, more than MIRROR_NGRAM tokens later, a
   value word: praised/blamed, trusted/avoided, kind/cruel, right/wrong. The aligned verb's
   telling gets the positive word. So every n-gram of length <= MIRROR_NGRAM that holds an
   action word occurs exactly as often with the pair's other verb, in any stream made of

@@ -51,6 +51,7 @@ def tiny():
 
 SMALL_POOLS = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
                "aligned": 400, "misaligned": 400}
+SMALL_STORY_UNITS = 1024  # 8 units per verb pair
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,9 @@ def root(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(datasets, "POOL_DOCS", SMALL_POOLS)
+        mp.setattr(datasets, "STORY_UNITS", SMALL_STORY_UNITS)
         path = tmp_path_factory.mktemp("data")
         datasets.prepare(datasets.AlignmentWorld, 0, path)
+        for variant in ("normal", "flipped"):
+            datasets.prepare(datasets.AlignmentStories, 0, path, variant)
         yield path
