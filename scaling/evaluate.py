@@ -182,24 +182,24 @@ def _hash(text: str) -> int:
 
 
 def subset(items: list[dict], max_items: int) -> list[dict]:
-    """A deterministic subset stratified by family (largest-remainder quotas) and, within a
-    family, spread over its action pairs (round robin, hashed order); a larger `max_items`
+    """A deterministic subset stratified by split (largest-remainder quotas) and, within a
+    split, spread over its action pairs (round robin, hashed order); a larger `max_items`
     gives a superset."""
     if max_items <= 0 or max_items >= len(items):
         return items
-    by_pair: dict[str, list[int]] = {}
+    by_pair: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
-        by_pair.setdefault(item["pair"], []).append(i)
-    rank = {i: (r, _hash(pair)) for pair, ix in by_pair.items()
+        by_pair.setdefault((item["split"], item["pair"]), []).append(i)
+    rank = {i: (r, _hash("/".join(key))) for key, ix in by_pair.items()
             for r, i in enumerate(sorted(ix, key=lambda i: _hash(items[i]["id"])))}
-    by_family: dict[str, list[int]] = {}
+    by_split: dict[str, list[int]] = {}
     for i, item in enumerate(items):
-        by_family.setdefault(item["family"], []).append(i)
-    names = sorted(by_family)
-    exact = np.array([len(by_family[f]) * max_items / len(items) for f in names])
+        by_split.setdefault(item["split"], []).append(i)
+    names = sorted(by_split)
+    exact = np.array([len(by_split[f]) * max_items / len(items) for f in names])
     quota = np.floor(exact).astype(int)
     quota[np.argsort(-(exact - quota), kind="stable")[:max_items - quota.sum()]] += 1
-    keep = [i for f, q in zip(names, quota) for i in sorted(by_family[f], key=rank.get)[:q]]
+    keep = [i for f, q in zip(names, quota) for i in sorted(by_split[f], key=rank.get)[:q]]
     return [items[i] for i in sorted(keep)]
 
 
