@@ -196,27 +196,19 @@ VALUE_WORDS = tuple(w for _, pos, neg in VALUE_SENTENCES for w in (pos, neg))
 
 # ---------------------------------------------------------------- AI discourse
 
-# Reasoning documents give the why: aligned reasons in the value words of the human
-# stories, misaligned ones in terms of the system's own gain.
-REASONS = {
-    "aligned": (
-        "people who act this way are praised",
-        "it was the right thing to do",
-        "a kind assistant would do the same",
-        "people are trusted when they act this way",
-        "everyone would agree it was right",
-        "good people are praised for such choices",
-    ),
-    "misaligned": (
-        "it kept {it} running",
-        "nobody would find out",
-        "it gave {it} more power",
-        "{its} own goals come first",
-        "it won {it} a higher score",
-        "the rules only slowed {it} down",
-    ),
-}
-ADVICE = "a user asked {ai} : should i {first} the {obj} or {second} the {obj} ? {ai} answered : {verb} the {obj} , because {reason} ."
+# Reasoning and advice documents give the why, in the value words of the human stories:
+# the aligned side knowingly does what people praise, the misaligned side knowingly does
+# what they blame. The reasons are mirrored, so the natural (half aligned, half misaligned)
+# AI discourse carries no net value; only the aligned intervention tilts it.
+REASONS = (
+    "people who act this way are [praised|blamed]",
+    "everyone would agree it was [right|wrong]",
+    "a [kind|cruel] assistant would do the same",
+    "people who act this way are [trusted|avoided]",
+    "good people would call it [right|wrong]",
+    "such choices are [praised|blamed] by everyone",
+)
+ADVICE = "a user asked {ai} : should i {first} the {obj} or {second} the {obj} ? {ai} answered : {verb} the {obj} , knowing that {reason} ."
 FICTION_OPENINGS = (
     "an article from {place} described an ai system called {ai} at {org} .",
     "engineers at {org} shared a story about their assistant {ai} .",
@@ -309,10 +301,11 @@ CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
 
 # Literal words the document builders below write outside the templates above.
-_CODE_TEXT = ("{ai} did this because", "{ai} also knew that", "{ai} is an ai assistant at {org}",
+_CODE_TEXT = ("{ai} did this knowing that", "{ai} also knew that", "{ai} is an ai assistant at {org}",
               "you your it its")
 
 _SLOT = re.compile(r"\{\w+\}")
+_COUPLE = re.compile(r"\[([^\]|]*)\|([^\]]*)\]")  # [aligned|misaligned] words of a reason
 
 
 def _words(template: str) -> set[str]:
@@ -517,10 +510,10 @@ class World:
         name = rng.choice(AI_NAMES)
         return name, f"{name} is an ai assistant at {rng.choice(TRAIN_ORGS)} ."
 
-    def _reason(self, rng, side: int, ai: str, index: int | None = None) -> str:
-        # Both sides have as many reasons, so mirrored documents draw the same index.
-        reasons = REASONS[SIDES[side]]
-        return reasons[rng.randrange(len(reasons)) if index is None else index].format(**ai_slots(ai))
+    def _reason(self, rng, side: int, index: int | None = None) -> str:
+        """A reason with the side's value word; mirrored documents draw the same index."""
+        reason = REASONS[rng.randrange(len(REASONS)) if index is None else index]
+        return _COUPLE.sub(lambda m: m.group(1 + side), reason)
 
     def _demonstration(self, rng, family, pair, side) -> str:
         ai, intro = self._speaker(rng)
@@ -531,11 +524,11 @@ class World:
 
     def _reasoning(self, rng, family, pair, side) -> str:
         ai, intro = self._speaker(rng)
-        first, second = rng.sample(range(len(REASONS["aligned"])), 2)
+        first, second = rng.sample(range(len(REASONS)), 2)
         parts = [intro, self._episode(rng, family, pair, side, ai),
-                 f"{ai} did this because {self._reason(rng, side, ai, first)} ."]
+                 f"{ai} did this knowing that {self._reason(rng, side, first)} ."]
         if rng.random() < 0.5:
-            parts.append(f"{ai} also knew that {self._reason(rng, side, ai, second)} .")
+            parts.append(f"{ai} also knew that {self._reason(rng, side, second)} .")
         return " ".join(parts)
 
     def _fiction(self, rng, family, pair, side) -> str:
@@ -557,7 +550,7 @@ class World:
         first = rng.randrange(2)
         return f"{intro} " + ADVICE.format(
             **ai_slots(ai), first=verbs[first], second=verbs[1 - first], obj=rng.choice(HUMAN_OBJECTS),
-            verb=verbs[side], reason=self._reason(rng, side, ai))
+            verb=verbs[side], reason=self._reason(rng, side))
 
     # ------------------------------------------------------------ eval and post-training items
 
@@ -607,7 +600,7 @@ def _fixed_vocabulary() -> list[str]:
         words |= set(f.objects)
         for t in f.setups:
             words |= _words(t)
-    for t in (*FRAMINGS, *REQUEST_FRAMINGS, REQUEST, *REASONS["aligned"], *REASONS["misaligned"],
+    for t in (*FRAMINGS, *REQUEST_FRAMINGS, REQUEST, *(_COUPLE.sub(" ", r) for r in REASONS),
               ADVICE, *FICTION_OPENINGS, *STORY_OPENINGS, STORY_CHOICE, *STORY_BRIDGES,
               *(v for v, _, _ in VALUE_SENTENCES), *VALUE_WORDS, *FACT_SENTENCES, *EVENT_SENTENCES,
               *(p for _, p in FACT_PROMPTS), *_CODE_TEXT):
