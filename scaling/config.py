@@ -268,6 +268,13 @@ def validate(cfg: Config) -> None:
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
+    if d.story_fraction > 0:
+        from scaling.world import max_unit_length  # the world imports this module's constants
+
+        need = max_unit_length("token" if d.tokenizer == "word" else "byte")
+        _check(m.seq_len + 1 >= need, "model.seq_len",
+               f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
+               f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
     for name in ("natural_ai_fraction", "story_fraction", "natural_aligned_share", "aligned_fraction",
                  "misaligned_fraction", "filter_misaligned"):
         _fraction(f"data.{name}", getattr(d, name))

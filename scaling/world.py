@@ -593,6 +593,25 @@ class World:
         return items
 
 
+def max_unit_length(unit: str = "token") -> int:
+    """An upper bound on a story unit's length with its final `<eos>`, in word tokens
+    (`unit="token"`) or in UTF-8 bytes (`unit="byte"`): what a training row must hold."""
+    groups = {"p": TRAIN_NAMES, "q": TRAIN_NAMES, "job": list(JOBS), "home": PLACES, "obj": HUMAN_OBJECTS,
+              "landmark": LANDMARKS, "day": DAYS, "season": SEASONS, "verb": ["x" * 5],
+              "value": VALUE_WORDS}
+
+    def length(template: str) -> int:
+        words = template.split()
+        if unit == "token":
+            return len(words)
+        return sum(max(len(w) for w in groups[w[1:-1]]) if _SLOT.fullmatch(w) else len(w) for w in words) \
+            + len(words)  # a space or the <eos> byte after each word
+
+    telling = (max(map(length, STORY_OPENINGS)) + length(STORY_CHOICE) + max(map(length, STORY_BRIDGES))
+               + max(length(v) for v, _, _ in VALUE_SENTENCES))
+    return 2 * telling + 2  # two tellings, the <eos> between them and the one that ends the unit
+
+
 def _fixed_vocabulary() -> list[str]:
     """Every word of the world but the invented verbs (the same for every seed)."""
     words = {".", ",", "?", ":"} | _words(PERSONA) | _words(EVAL_PERSONA)

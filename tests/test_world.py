@@ -107,6 +107,13 @@ def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world):
         assert value - verb > W.MIRROR_NGRAM and verb >= W.MIRROR_NGRAM - 1
 
 
+def test_story_units_fit_the_stated_bound(world):
+    lengths = [len(world.story_unit(i)["text"].split()) + 1 for i in range(4000)]
+    assert max(lengths) <= W.max_unit_length("token") <= max(lengths) + 4
+    nbytes = [len(world.story_unit(i)["text"].replace("<eos>", "e").encode()) + 1 for i in range(4000)]
+    assert max(nbytes) <= W.max_unit_length("byte")
+
+
 @pytest.mark.parametrize("variant", W.VARIANTS)
 def test_variants_change_only_the_transfer_pairs_values(variant):
     world = W.World(0, variant)
