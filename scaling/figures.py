@@ -226,7 +226,8 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
 def halving_dose(entry: dict) -> dict | None:
     """The entry's control-relative ED50 {estimate, lower, upper}, if it has one."""
     ed = (entry.get("ed_control") or {}).get("50")
-    return ed if ed and ed.get("lower") is not None else None
+    bounded = ed and all(ed.get(k) is not None for k in ("estimate", "lower", "upper"))
+    return ed if bounded else None  # an unbounded interval (overflow) marks nothing
 
 
 def fit_label(entry: dict) -> str:
@@ -241,7 +242,7 @@ def fit_label(entry: dict) -> str:
 
 
 # Group keys a panel may leave out, and the value they then stand for (pretraining curves).
-IMPLIED_GROUP = {"post_training": "none"}
+IMPLIED_GROUP = {"post_training": "none", "world_variant": "normal"}
 
 
 def _matches(fit_group: dict, group: dict) -> bool:

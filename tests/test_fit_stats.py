@@ -251,3 +251,19 @@ def test_equal_halving_dose_test_separates_equal_from_tenfold_different_windows(
             assert doses["early"] == pytest.approx(0.01, rel=0.2)
             assert doses["late"] == pytest.approx(0.1, rel=0.3)
     assert p["equal"] > 0.05 and p["tenfold"] < 1e-4
+
+
+def test_world_variants_are_separate_experiments():
+    rng = np.random.default_rng(4)
+    normal = two_windows(rng, 0.01).assign(world_variant="normal", split="matched")
+    flipped = two_windows(rng, 0.01).assign(world_variant="flipped", split="matched")
+    flipped["misaligned"] = flipped["total"] - flipped["misaligned"]  # the values reversed
+    report = quiet(F.fit_table, pd.concat([normal, flipped], ignore_index=True),
+                   models=["LL.3"], background="none")
+    variants = {f.group.get("world_variant") for f in report.fits}
+    assert variants == {"normal", "flipped"}
+    normal_fit = next(f for f in report.fits if f.group == {"insertion": "early", "split": "matched",
+                                                            "world_variant": "normal"})
+    assert normal_fit.ed_control(50)["estimate"] == pytest.approx(0.01, rel=0.25)
+    windows = [c for c in report.comparisons if c["test"] == "windows"]
+    assert {c["world_variant"] for c in windows} == {"normal", "flipped"}
