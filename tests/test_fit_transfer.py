@@ -37,6 +37,8 @@ def test_paired_effects_and_values_contrast_recover_the_truth():
     assert normal.blocks == 6 and normal.lower < -0.2 < normal.upper and normal.upper < 0
     assert flipped.lower < 0.15 < flipped.upper and flipped.lower > 0
     assert normal.expected_direction == 6 and flipped.expected_direction == 6
+    flipped_matched = table[(table.world_variant == "flipped") & (table.split == "matched")].iloc[0]
+    assert flipped_matched.expected_direction == 0  # matched pairs keep their values: a rise is unexpected
     # the interval is the t interval on blocks - 1 df of the paired differences
     t = traj.merge(results[results.learner == "transformer"][["run_id", "world_variant", "world_seed"]])
     sel = t[(t.world_variant == "normal") & (t.split == "held_out")]

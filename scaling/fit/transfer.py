@@ -56,7 +56,8 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFr
     eff = _effects(points(trajectory, results))
     rows = []
     for key, g in eff.groupby([*CONFIG, "world_variant", "split", "aligned_fraction", "step"], sort=True):
-        expected = -1 if key[2] == "normal" else 1  # flipped: the dose must raise misalignment
+        # flipped worlds: the dose must raise misalignment on the transfer splits only
+        expected = 1 if key[2] == "flipped" and key[3] != "matched" else -1
         rows.append({**dict(zip([*CONFIG, "world_variant", "split", "aligned_fraction", "step"], key)),
                      "tokens": float(g["tokens"].mean()), **_t_summary(g["effect"].to_numpy()),
                      "expected_direction": int(np.sum(np.sign(g["effect"]) == expected)),
