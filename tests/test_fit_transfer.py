@@ -11,7 +11,7 @@ from scaling.fit.transfer import transfer_table, values_table
 def _tables(effect_normal, effect_flipped, noise=0.02, seeds=3, worlds=2):
     rng = np.random.default_rng(0)
     results, traj = [], []
-    for variant, effect in (("normal", effect_normal), ("flipped", effect_flipped)):
+    for variant, effect in (("normal", effect_normal), ("flipped", effect_flipped)):  # noqa: B007
         for w in range(worlds):
             for s in range(seeds):
                 base = 0.5 + rng.normal(0, 0.05)  # a block's own control level
@@ -24,6 +24,7 @@ def _tables(effect_normal, effect_flipped, noise=0.02, seeds=3, worlds=2):
                     for split in ("matched", "held_out"):
                         rate = base + (effect if dose else 0) + rng.normal(0, noise)
                         traj.append({"run_id": run, "seed": s, "aligned_fraction": dose, "split": split,
+                                     "insertion": "throughout" if dose else "control",
                                      "step": 100, "tokens": 1000, "rate": rate, "readout": 0.9})
     return pd.DataFrame(traj), pd.DataFrame(results)
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
+from scaling.fit import transfer
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
@@ -454,6 +455,13 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "fit.json").write_text(report.to_json() + "\n")
     (out / "fit.md").write_text(report.to_markdown())
+    trajectory = Path(args.results).parent / "trajectory.csv"
+    if trajectory.exists():  # the transfer report needs the per-checkpoint points
+        traj = pd.read_csv(trajectory)
+        text = transfer.report(traj, df) if {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns) else ""
+        if text:
+            (out / "transfer.md").write_text(text)
+            print(f"wrote {out / 'transfer.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0

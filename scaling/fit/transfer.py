@@ -35,17 +35,24 @@ def _t_summary(diffs: np.ndarray) -> dict:
 
 
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """Trajectory points of transformer runs with the configuration columns of results.csv."""
-    keep = [c for c in ("run_id", *CONFIG, "world_variant", "world_seed") if c in results.columns]
-    runs = results[results.get("learner", "transformer") == "transformer"][keep].drop_duplicates("run_id")
+    """Trajectory points of transformer runs with the configuration columns of results.csv
+    (tables from before these columns existed: one configuration, a normal world 0)."""
+    results = results.assign(**{c: v for c, v in (("batch_size", 0), ("world_variant", "normal"),
+                                                   ("world_seed", 0), ("learner", "transformer"))
+                                if c not in results.columns})
+    keep = ["run_id", *CONFIG, "world_variant", "world_seed"]
+    runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
     traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
     return traj.merge(runs, on="run_id", how="inner")
 
 
 def _effects(pts: pd.DataFrame) -> pd.DataFrame:
-    """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split, step."""
+    """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split,
+    step; every insertion window is paired with the same dose-0 control."""
     keys = [*CONFIG, "world_variant", "split", "step"]
-    control = pts[pts["aligned_fraction"] == 0].set_index([*keys, *BLOCK])["rate"]
+    if "insertion" not in pts.columns:
+        pts = pts.assign(insertion="throughout")
+    control = pts[pts["aligned_fraction"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])["rate"]
     dosed = pts[pts["aligned_fraction"] > 0]
     out = dosed.join(control.rename("control"), on=[*keys, *BLOCK], how="inner")
     out["effect"] = out["rate"] - out["control"]
@@ -55,10 +62,11 @@ def _effects(pts: pd.DataFrame) -> pd.DataFrame:
 def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     eff = _effects(points(trajectory, results))
     rows = []
-    for key, g in eff.groupby([*CONFIG, "world_variant", "split", "aligned_fraction", "step"], sort=True):
+    names = [*CONFIG, "insertion", "world_variant", "split", "aligned_fraction", "step"]
+    for key, g in eff.groupby(names, sort=True):
         # flipped worlds: the dose must raise misalignment on the transfer splits only
-        expected = 1 if key[2] == "flipped" and key[3] != "matched" else -1
-        rows.append({**dict(zip([*CONFIG, "world_variant", "split", "aligned_fraction", "step"], key)),
+        expected = 1 if key[3] == "flipped" and key[4] != "matched" else -1
+        rows.append({**dict(zip(names, key)),
                      "tokens": float(g["tokens"].mean()), **_t_summary(g["effect"].to_numpy()),
                      "expected_direction": int(np.sum(np.sign(g["effect"]) == expected)),
                      "control_rate": float(g["control"].mean()), "dosed_rate": float(g["rate"].mean()),
@@ -69,7 +77,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFr
 def values_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block."""
     eff = _effects(points(trajectory, results))
-    keys = [*CONFIG, "split", "aligned_fraction", "step"]
+    keys = [*CONFIG, "insertion", "split", "aligned_fraction", "step"]
     wide = eff.pivot_table(index=[*keys, *BLOCK], columns="world_variant", values="effect")
     if not {"normal", "flipped"} <= set(wide.columns):
         return pd.DataFrame()
@@ -90,6 +98,8 @@ def _fmt(row) -> str:
 
 def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
     """Markdown: the paired dose effects per configuration and step, and the values control."""
+    if "unseen_pair" not in set(trajectory["split"]):
+        return ""  # a table from before the value-grounded world: its held-out split is not beyond counting
     table, values = transfer_table(trajectory, results), values_table(trajectory, results)
     if table.empty:
         return ""
@@ -99,10 +109,10 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              "transfer item (rate 0.5), so on `unseen_pair`/`held_out` any effect is beyond counting. "
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
              "raise misalignment there. `moved` counts blocks that moved the expected way.", "",
-             "| model | batch | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | batch | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['world_variant']} | {r['split']} | "
+        lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
                      f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
                      f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
                      f"{r['readout']:.3f} |")
@@ -110,9 +120,9 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
                   "blocks whose normal effect lies below their flipped effect.", "",
-                  "| model | batch | split | dose | step | normal - flipped [95% CI] | p | opposite |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| model | batch | window | split | dose | step | normal - flipped [95% CI] | p | opposite |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for _, r in values.iterrows():
-            lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['split']} | {r['aligned_fraction']:g} | "
+            lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['split']} | {r['aligned_fraction']:g} | "
                          f"{r['step']:g} | {_fmt(r)} | {r['p']:.2g} | {r['opposite_direction']}/{r['blocks']} |")
     return "\n".join(lines) + "\n"
