@@ -90,3 +90,35 @@ def test_data_parallel_on_8_devices_equals_one_device(eight_devices):
         np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-6)
     # the gradient all-reduce is what data parallelism is: the checker sees it
     assert r["data_hlo"]["kind"] == "data" and "all-reduce" in r["data_hlo"]["collectives"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_job_trains_like_one_process():
+    """Two local processes form one JAX job (jax.distributed.initialize from the environment)
+    and train one run data-parallel over both; the losses equal a single-process run."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
+    for key in ("SCALING_COORDINATOR", "SCALING_NUM_PROCESSES", "SCALING_PROCESS_ID"):
+        env.pop(key, None)
+    worker = [sys.executable, str(HERE / "multihost_worker.py")]
+    job = {**env, "SCALING_COORDINATOR": f"127.0.0.1:{_free_port()}", "SCALING_NUM_PROCESSES": "2"}
+    procs = [subprocess.Popen(worker, env={**job, "SCALING_PROCESS_ID": str(i)}, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    two = json.loads(outs[0][0].strip().splitlines()[-1])
+    assert (two["process_count"], two["device_count"], two["local_device_count"], two["kind"]) == \
+        (2, 4, 2, "data")
+    single = subprocess.run(worker, env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    one = json.loads(single.stdout.strip().splitlines()[-1])
+    assert (one["process_count"], one["kind"]) == (1, None)
+    assert len(two["losses"]) == 10
+    np.testing.assert_allclose(two["losses"], one["losses"], rtol=1e-5, atol=1e-6)
