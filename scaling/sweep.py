@@ -382,6 +382,9 @@ def add_arguments(p) -> None:
     add_common_arguments(p)
     p.add_argument("--shard", default="0/1", help="i/n: this launcher takes runs i, i+n, ... (array jobs)")
     p.add_argument("--no-results", action="store_true", help="do not write OUT/results.csv at the end")
+    from scaling import executors
+
+    executors.add_arguments(p)
 
 
 def check_launch_arguments(args) -> None:
@@ -414,8 +417,20 @@ def run(args) -> int:
     if args.dry_run:
         dry_run(expand(args.sweep, args.overrides))
         return 0
-    statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
-                      progress=not args.no_progress)
+    from scaling import executors
+
+    options = executors.parse_options(args.executor, args.executor_opts)
+    if args.executor != "local" and (args.workers > 1 or shard != (0, 1)):
+        raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
+    if args.tasks is not None and args.tasks < 1:
+        raise UsageError("--tasks must be >= 1")
+    cache = executors.enable_cache(args.out, args.compile_cache)
+    if args.executor == "local":
+        statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
+                          progress=not args.no_progress)
+    else:
+        statuses = executors.launch(args.executor, args.sweep, args.out, args.overrides, args.pack,
+                                    args.tasks, options, cache, progress=not args.no_progress)
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:
