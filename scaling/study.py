@@ -105,4 +105,7 @@ def run(args) -> int:
     if args.dry_run:
         sweeper.dry_run(sweeper.expand(args.sweep, args.overrides))
         return 0
+    from scaling.executors import enable_cache
+
+    enable_cache(args.out)  # OUT/.jax_cache, or SCALING_COMPILE_CACHE (a path or "off")
     return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress)

@@ -112,3 +112,20 @@ def test_slurm_executor_through_submitit_local_equals_local_sweep(local_sweep, t
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert len(list((out / "slurm").iterdir())) >= 2  # one log folder per array task
     pd.testing.assert_frame_equal(_rows(out), _rows(local_sweep))
+
+
+@pytest.mark.slow
+def test_second_process_loads_the_compiled_step_from_the_cache(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(HERE)])}
+    import json
+
+    def compile_once():
+        proc = subprocess.run([sys.executable, str(HERE / "compile_cache_worker.py"), str(tmp_path / "cache")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    first, second = compile_once(), compile_once()
+    assert first["hits"] == 0 and first["misses"] >= 1
+    assert second["misses"] == 0 and second["hits"] >= 1  # nothing compiled again
+    assert any((tmp_path / "cache").iterdir())
