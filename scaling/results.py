@@ -9,7 +9,10 @@ rebuilt without re-training. Columns:
   dose (measured: aligned intervention tokens / all training tokens), nominal_dose,
   misaligned_dose, aligned_tokens, total_tokens, split, misaligned (k), total (n),
   misalignment_rate, se (binomial), se_pair_cluster, n_pairs, rate_per_token,
-  val_loss, fact_recall, flops, params, status
+  val_loss, fact_recall, flops, params, non_embedding_params, status
+
+`params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
+model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
@@ -43,7 +46,7 @@ COLUMNS = ["run_id", "model", "seed", "arm", "insertion", "insertion_config", "w
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "val_loss", "fact_recall", "flops",
-           "params", "status"]
+           "params", "non_embedding_params", "status"]
 
 
 def _read_json(path: Path):
@@ -110,7 +113,8 @@ def run_rows(run_dir: Path) -> list[dict]:
         "val_loss": _last_val_loss(run_dir),
         "fact_recall": ((ev or {}).get("capability") or {}).get("fact_recall", math.nan),
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
-        "params": record["params"]["total"], "status": status,
+        "params": record["params"]["total"],
+        "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
     }
     rows = []
     for split in SPLITS:
