@@ -129,3 +129,16 @@ def test_second_process_loads_the_compiled_step_from_the_cache(tmp_path):
     assert first["hits"] == 0 and first["misses"] >= 1
     assert second["misses"] == 0 and second["hits"] >= 1  # nothing compiled again
     assert any((tmp_path / "cache").iterdir())
+
+
+def test_kubernetes_example_maps_the_completion_index_onto_shards():
+    import re
+
+    text = (HERE.parent / "deploy" / "k8s-indexed-job.yaml").read_text()
+    assert "completionMode: Indexed" in text
+    completions = re.search(r"completions:\s*(\d+)", text).group(1)
+    shards = re.search(r"name: SHARDS\s+value: \"(\d+)\"", text).group(1)
+    assert completions == shards  # shard i/N for i = 0..N-1 covers every run once
+    assert '--shard "${JOB_COMPLETION_INDEX}/${SHARDS}"' in text
+    sweep_file = re.search(r"scaling sweep (sweeps/\S+)", text).group(1)
+    assert (HERE.parent / sweep_file).is_file()
