@@ -67,6 +67,11 @@ def main(root):
     out["data_one"] = trained(f"{root}/d1", 1, "off", batch_size=16)
     out["data_mesh"] = trained(f"{root}/d8", 1, "data", batch_size=16)
     out["data_hlo"] = hlo(1, "data", batch_size=16)
+    os.environ["SCALING_PARALLEL"] = "auto"
+    from scaling.bench import bench
+
+    r = bench(tiny_config(model={"vocab_size": 64}), steps_per_call=2, repeats=1, seconds=0.0, pack=3)
+    out["bench"] = {k: r[k] for k in ("devices", "placement", "pack", "tokens_per_s")}
     print(json.dumps(out))
 
 

@@ -79,6 +79,8 @@ def test_packed_runs_on_8_devices_equal_one_device_without_communication(eight_d
         for x, y in zip(a, b):
             np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-6)
     assert r["packed_hlo"] == {"kind": "runs", "collectives": [], "slots": 8, "n_devices": 8}
+    b = r["bench"]  # `scaling bench --pack` places runs as training does; counts the 3 real runs
+    assert (b["devices"], b["placement"], b["pack"]) == (8, "runs", 3) and b["tokens_per_s"] > 0
 
 
 @pytest.mark.slow
