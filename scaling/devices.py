@@ -14,7 +14,8 @@ Two ways to use more than one device, both over a 1-D mesh of every device (all 
 Which one a process uses is a process setting, not part of the run config (placement does
 not change what is computed, and the config is hashed into run ids): the environment
 variable `SCALING_PARALLEL` = `auto` (default: runs when packed, data for one run when the
-batch divides evenly, else one device) | `off` (one device) | `runs` | `data`.
+batch divides evenly, else one device) | `off` (one device) | `runs` (packed runs only; a
+lone run stays on one device) | `data` (one run at a time, over all devices).
 """
 
 from __future__ import annotations
@@ -118,9 +119,8 @@ def placement(batch_size: int, n_runs: int, devices=None) -> Placement | None:
     if want == "off" or len(devices) == 1:
         return None
     if want == "runs" or (want == "auto" and n_runs > 1):
-        if n_runs == 1:
-            raise UsageError("SCALING_PARALLEL=runs needs packed runs (--pack K with K > 1)")
-        return Placement("runs", mesh(devices))
+        # a lone run (a sweep's last, incomplete pack) has nothing to spread: one device
+        return Placement("runs", mesh(devices)) if n_runs > 1 else None
     # data parallel: one run, its batch split evenly
     if n_runs > 1:
         raise UsageError("SCALING_PARALLEL=data trains one run at a time; use --pack 1")
@@ -197,8 +197,9 @@ def initialize_distributed(coordinator: str | None = None, environ=None) -> bool
 def enable_compilation_cache(path: str | Path) -> Path:
     """Persistent XLA compilation cache in `path`: a process compiling a shape that an
     earlier process compiled loads it instead (sweeps compile once per shape, not once per
-    launcher or array task). Every program is cached: the train step of a small model
-    compiles in about a second, under JAX's default one-second threshold."""
+    launcher or array task). Every program is cached, not only those over JAX's default
+    one-second threshold: a sweep compiles many small ones (initialisation, held-out loss,
+    evaluation), which together cost seconds per process on a CPU."""
     path = Path(path).expanduser().absolute()
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(path))
