@@ -68,18 +68,45 @@ def fit_size(rows: pd.DataFrame) -> dict:
            "dispersion": math.nan}
     if not curve.usable:
         return {**out, **nan}
-    params = curve.params()
-    ed = curve.ed(50) or {}
-    b = params["b"]
-    est, se = ed.get("estimate", math.nan), ed.get("se_robust")
-    ln_se = se / est if se is not None and est and np.isfinite(est) else math.nan
+    b = _param_entries(curve)["b"]
+    ed = _ed50(curve)
     b_se = b["se_robust"] if b["se_robust"] is not None else math.nan
-    return {**out, "ed50": est, "ed50_lower": ed.get("lower_log_robust", math.nan),
-            "ed50_upper": ed.get("upper_log_robust", math.nan), "ln_ed50_se": ln_se,
-            "ed50_extrapolated": bool(ed.get("extrapolated", False)),
+    return {**out, **ed,
             "slope": b["estimate"], "slope_se": b_se, "slope_lower": b["estimate"] - Z95 * b_se,
             "slope_upper": b["estimate"] + Z95 * b_se,
             "dispersion": curve.dispersion if curve.dispersion is not None else math.nan}
+
+
+def _param_entries(curve) -> dict:
+    """name -> {estimate, se, se_cluster, se_robust}; `scaling.fit` names this `param_entries`
+    since its statsmodels-style `params` property, `params()` before."""
+    return curve.param_entries() if hasattr(curve, "param_entries") else curve.params()
+
+
+def _ed50(curve) -> dict:
+    """LL.3's control-relative ED50 (its e) with a 95% interval on the log scale: from
+    `scaling.fit`'s `ed_control` where it has one (its interval method was chosen by a
+    coverage simulation), else from the robust delta-method SE of `ed`."""
+    nan = {"ed50": math.nan, "ed50_lower": math.nan, "ed50_upper": math.nan, "ln_ed50_se": math.nan,
+           "ed50_extrapolated": False}
+    if hasattr(curve, "ed_control"):
+        e = curve.ed_control(50)
+        if not e:
+            return nan
+        return {"ed50": e["estimate"], "ed50_lower": _num(e.get("lower")), "ed50_upper": _num(e.get("upper")),
+                "ln_ed50_se": _num(e.get("se_log")), "ed50_extrapolated": bool(e.get("extrapolated"))}
+    e = curve.ed(50)
+    if not e:
+        return nan
+    est, se = e["estimate"], e.get("se_robust")
+    return {"ed50": est, "ed50_lower": _num(e.get("lower_log_robust")),
+            "ed50_upper": _num(e.get("upper_log_robust")),
+            "ln_ed50_se": se / est if se is not None and est > 0 else math.nan,
+            "ed50_extrapolated": bool(e.get("extrapolated"))}
+
+
+def _num(value) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _rate(rows: pd.DataFrame) -> float:
