@@ -24,6 +24,8 @@ n_layers = 1
 n_heads = 2
 d_ff = 64
 seq_len = 16
+[config.data]
+story_fraction = 0.0
 [config.train]
 steps = 20
 batch_size = 4
@@ -124,7 +126,7 @@ def test_sweep_runs_skips_finished_and_writes_results(tmp_path):
     assert mtimes == {p: (p / "metrics.jsonl").stat().st_mtime_ns for p in (out / "runs").iterdir()}
     assert main(["results", str(out)]) == 0
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 4 * 2 and set(df["split"]) == {"matched", "held_out"}
+    assert len(df) == 4 * 3 and set(df["split"]) == {"matched", "unseen_pair", "held_out"}
     assert set(df.loc[df["aligned_fraction"] == 0, "insertion"]) == {"control"}
     assert (df.loc[df["aligned_fraction"] == 0.1, "dose"] > 0).all()
     assert (df["total_tokens"] == 20 * 4 * 16).all()
@@ -187,3 +189,9 @@ def test_shards_partition_the_runs(tmp_path):
     assert set(_statuses(tmp_path / "out").values()) == {"done"}
     assert len(_statuses(tmp_path / "out")) == 4
     assert os.path.exists(tmp_path / "out" / "sweep.json")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "sweeps").glob("*.toml")))
+def test_committed_sweeps_expand_into_valid_runs(name):
+    specs = expand(Path(__file__).resolve().parent.parent / "sweeps" / name)
+    assert specs and len({s.run_id for s in specs}) == len(specs)
