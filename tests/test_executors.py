@@ -27,6 +27,8 @@ steps_per_call = 5
 checkpoint_every = 5
 eval_every = 5
 warmup_steps = 2
+[config.data]
+story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
 [config.eval]
 enabled = false
 [[grid]]

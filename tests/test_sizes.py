@@ -76,6 +76,8 @@ def test_preset_is_a_grid_axis(tmp_path):
 preset = "nano"
 [config.model]
 seq_len = 32
+[config.data]
+story_fraction = 0.0
 [config.eval]
 enabled = false
 [[grid]]
