@@ -6,7 +6,7 @@ the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
 status.json), so the table is rebuilt without re-training. Columns:
 
   run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 for the
-  counting baselines), learner (transformer | ngram), seed, world_seed, world_variant
+  counting baselines), learner (transformer | ngram), seed, batch_size, world_seed, world_variant
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
@@ -47,7 +47,7 @@ from scaling.config import config_from_dict, insertion_window
 from scaling.errors import UsageError
 from scaling.world import SPLITS
 
-COLUMNS = ["run_id", "model", "learner", "seed", "world_seed", "world_variant", "genres",
+COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "world_variant", "genres",
            "story_fraction", "arm", "insertion", "insertion_config", "window_start",
            "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
@@ -108,6 +108,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     w0, w1 = window(cfg)
     base = {
         "run_id": run_dir.name, "model": cfg.model.name, "learner": "transformer", "seed": cfg.train.seed,
+        "batch_size": cfg.train.batch_size,
         "world_seed": d.world_seed, "world_variant": d.world_variant, "genres": "+".join(d.genres),
         "story_fraction": d.story_fraction, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
