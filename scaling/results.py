@@ -14,9 +14,11 @@ status.json), so the table is rebuilt without re-training. Columns:
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),
-  readout_total, val_loss, fact_recall, flops, params, status
+  readout_total, val_loss, fact_recall, flops, params, non_embedding_params, status
 
-Baseline rows have NaN val_loss, fact_recall, flops and params.
+Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
+`params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
+model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
@@ -51,7 +53,7 @@ COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "wo
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "status"]
+           "fact_recall", "flops", "params", "non_embedding_params", "status"]
 
 
 def _read_json(path: Path):
@@ -121,12 +123,13 @@ def run_rows(run_dir: Path) -> list[dict]:
         "val_loss": _last_val_loss(run_dir),
         "fact_recall": ((ev or {}).get("capability") or {}).get("fact_recall", math.nan),
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
-        "params": record["params"]["total"], "status": status,
+        "params": record["params"]["total"],
+        "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
         models.append(({"model": name, "learner": "ngram", "val_loss": math.nan, "fact_recall": math.nan,
-                        "flops": math.nan, "params": math.nan}, result))
+                        "flops": math.nan, "params": math.nan, "non_embedding_params": math.nan}, result))
     rows = []
     for override, result in models:
         for split in SPLITS:

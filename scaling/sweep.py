@@ -2,7 +2,7 @@
 
 A sweep file (TOML):
 
-    preset = "nano"                 # models/nano.toml as the base (or `base = "path.toml"`)
+    preset = "nano"                 # a size preset as the base (or `base = "path.toml"`)
     [config.train]                  # overrides of the base, any section
     steps = 300
     [[grid]]                        # each [[grid]] is a product of its axes; grids are unioned
@@ -11,6 +11,8 @@ A sweep file (TOML):
     zip = [{"data.insertion" = ["throughout", "finetune"], "data.finetune_tokens" = [0, 30000]}]
     exclude = [{"data.insertion" = "finetune", "data.aligned_fraction" = 0.0}]
 
+The key `preset` may be a grid axis too (`preset = ["nano", "micro", "small"]`, the model
+size axis): each value's preset is the base, with the sweep's [config] and --set on top.
 A key may also be `"data.dose"`: a global dose (aligned tokens / all training tokens) that
 is turned into the `data.aligned_fraction` of the run's window, or for insertion "finetune"
 into the length of the finetune stage (`data.finetune_tokens`), for equal-dose comparisons.
@@ -40,7 +42,6 @@ from pathlib import Path
 from scaling.config import Config, config_from_dict, merge, read_toml
 from scaling.errors import ConfigError, UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
 
@@ -59,10 +60,11 @@ def _base_raw(sweep: dict, sweep_path: Path) -> dict:
     if "preset" in sweep and "base" in sweep:
         raise ConfigError("preset", "give either preset or base, not both")
     if "preset" in sweep:
-        path = ROOT / "models" / f"{sweep['preset']}.toml"
-        if not path.is_file():
-            presets = ", ".join(sorted(p.stem for p in (ROOT / "models").glob("*.toml")))
-            raise ConfigError("preset", f"no preset {sweep['preset']!r} (known: {presets})")
+        from scaling import presets
+
+        path = presets.path(sweep["preset"])
+        if path is None:
+            raise ConfigError("preset", f"no preset {sweep['preset']!r} (known: {', '.join(presets.names())})")
         raw = read_toml(path)
     elif "base" in sweep:
         raw = read_toml((sweep_path.parent / sweep["base"]).resolve())
@@ -107,6 +109,10 @@ def _apply(raw: dict, assignment: dict) -> dict:
     return out
 
 
+def _without_preset(assignment: dict) -> dict:
+    return {k: v for k, v in assignment.items() if k != "preset"}
+
+
 def _resolve_dose(raw: dict, key: str) -> dict:
     """`data.dose` (global share of aligned tokens) -> the window's `data.aligned_fraction`."""
     dose = raw.get("data", {}).pop("dose", None)
@@ -148,6 +154,17 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown sweep key (known: preset, base, config, grid, description)")
     base = merge(_base_raw(sweep, sweep_path), overrides)
+    bases = {}  # the grid axis `preset` (model size): the sweep's config and --set go on top
+
+    def base_for(assignment: dict) -> dict:
+        if "preset" not in assignment:
+            return base
+        name = assignment["preset"]
+        if name not in bases:
+            own = {k: v for k, v in sweep.items() if k != "base"}  # the axis replaces preset/base
+            bases[name] = merge(_base_raw({**own, "preset": name}, sweep_path), overrides)
+        return bases[name]
+
     grids = sweep.get("grid", [{}])
     grids = [grids] if isinstance(grids, dict) else grids
     runs: dict[str, RunSpec] = {}
@@ -159,7 +176,7 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
                 continue
             label = ", ".join(f"{k}={v}" for k, v in assignment.items()) or "base config"
             try:
-                raw = _resolve_dose(_apply(base, assignment), label)
+                raw = _resolve_dose(_apply(base_for(assignment), _without_preset(assignment)), label)
                 cfg = config_from_dict(raw)
             except ConfigError as e:
                 raise ConfigError(f"run [{label}]", str(e)) from e
@@ -382,6 +399,9 @@ def add_arguments(p) -> None:
     add_common_arguments(p)
     p.add_argument("--shard", default="0/1", help="i/n: this launcher takes runs i, i+n, ... (array jobs)")
     p.add_argument("--no-results", action="store_true", help="do not write OUT/results.csv at the end")
+    from scaling import executors
+
+    executors.add_arguments(p)
 
 
 def check_launch_arguments(args) -> None:
@@ -414,8 +434,20 @@ def run(args) -> int:
     if args.dry_run:
         dry_run(expand(args.sweep, args.overrides))
         return 0
-    statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
-                      progress=not args.no_progress)
+    from scaling import executors
+
+    options = executors.parse_options(args.executor, args.executor_opts)
+    if args.executor != "local" and (args.workers > 1 or shard != (0, 1)):
+        raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
+    if args.tasks is not None and args.tasks < 1:
+        raise UsageError("--tasks must be >= 1")
+    cache = executors.enable_cache(args.out, args.compile_cache)
+    if args.executor == "local":
+        statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
+                          progress=not args.no_progress)
+    else:
+        statuses = executors.launch(args.executor, args.sweep, args.out, args.overrides, args.pack,
+                                    args.tasks, options, cache, progress=not args.no_progress)
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:
