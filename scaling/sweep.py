@@ -304,13 +304,13 @@ def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> 
 
 
 def _train_group(group: list, bar) -> None:
-    from scaling import train as trainer
+    from scaling import pipeline
 
     specs, runs, claims = zip(*group)
     label = ", ".join(s.run_id for s in specs)
     bar.write(f"training {len(runs)} run(s): {label}")
     try:
-        statuses = trainer.train_pack(list(runs), progress=False)
+        statuses = pipeline.train_pack(list(runs), progress=False)
     except Exception as e:  # noqa: BLE001
         for spec, run, claim in group:
             _fail(run.out, claim, spec, e, bar)

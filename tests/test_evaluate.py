@@ -18,8 +18,10 @@ from scaling.cli import main
 from scaling.config import config_from_dict
 from scaling.mixture import Mixture, build_tokenizer
 from scaling.model import Transformer
+from scaling.pipeline import train
+from scaling.rundir import load_params
 from scaling.tokenizer import EOS
-from scaling.train import load_params, resolve_config, train
+from scaling.train import resolve_config
 
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
               "misaligned_per_token", "rate_per_token", "se_per_token", "se_pair_cluster_per_token",
