@@ -28,10 +28,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import rundir
+from scaling import posttrain, rundir
+from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.model import Transformer
+from scaling.rl import enter_lm, enter_rl, make_rl_step, options_logp
+from scaling.schedules import make_schedule
 from scaling.tokenizer import PAD
 
 
@@ -49,14 +52,12 @@ class BatchSource(Protocol):
 
 
 def make_optimizer(cfg: Config) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """AdamW, linear warmup then cosine decay over pretraining; post-pretraining stages
-    (continued, finetune) run at the final pretraining rate, so every arm shares the same
-    pretraining schedule."""
+    """AdamW on the run's staged LR schedule (scaling.schedules): one optimiser state runs
+    through every stage, each stage sets its own piece of the schedule. The legacy preset
+    is warmup then cosine decay over pretraining, and the final rate in the continued and
+    finetune stages, so every arm shares the same pretraining schedule."""
     t = cfg.train
-    warmup = min(t.warmup_steps, max(t.steps - 1, 0))
-    cosine = optax.warmup_cosine_decay_schedule(
-        0.0, t.lr, warmup, max(t.steps, warmup + 1), end_value=t.lr * t.min_lr_ratio)
-    schedule = optax.join_schedules([cosine, optax.constant_schedule(t.lr * t.min_lr_ratio)], [t.steps])
+    schedule = make_schedule(staging.resolve(cfg))
     parts = [optax.clip_by_global_norm(t.grad_clip)] if t.grad_clip > 0 else []
     parts.append(optax.adamw(schedule, b1=t.b1, b2=t.b2, weight_decay=t.weight_decay,
                              mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)))
@@ -134,10 +135,12 @@ def resolve_config(cfg: Config, tok) -> Config:
 
 
 def call_boundaries(cfg: Config, total_steps: int) -> list[tuple[int, int]]:
-    """Compiled calls cover [s0, s1): cut at multiples of steps_per_call and at the eval
-    checkpoints, so the cuts depend on the config only and resume replays the same calls."""
+    """Compiled calls cover [s0, s1): cut at multiples of steps_per_call, at the eval
+    checkpoints and at stage boundaries (a call runs one stage's step), so the cuts depend
+    on the config only and resume replays the same calls."""
     cuts = set(range(0, total_steps, cfg.train.steps_per_call)) | {total_steps}
     cuts |= {s for s in cfg.eval.checkpoints if s < total_steps}
+    cuts |= {st.step0 for st in staging.resolve(cfg) if st.step0 < total_steps}
     cuts = sorted(cuts)
     return list(zip(cuts[:-1], cuts[1:]))
 
@@ -150,7 +153,8 @@ def pack_key(cfg: Config, total_steps: int) -> str:
     """Runs with equal keys share one compiled program: same shapes and optimiser schedule;
     they may differ in seed and in everything about their data."""
     train = dataclasses.replace(cfg.train, seed=0)
-    return json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(train), total_steps], sort_keys=True)
+    stages = [dataclasses.asdict(st) for st in staging.program_stages(cfg)]
+    return json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(train), total_steps, stages], sort_keys=True)
 
 
 @dataclasses.dataclass
@@ -192,9 +196,7 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
     if mode == "done":
         return Run(cfg, out, source, tok, status=rundir.read_status(out))
     if source is None:
-        from scaling.mixture import Mixture
-
-        source = Mixture(cfg, tok)
+        source = posttrain.make_source(cfg, tok)
     out.mkdir(parents=True, exist_ok=True)
     if mode == "new":
         if tok is not None:
@@ -226,7 +228,7 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     for r in todo:
         _, state = init_state(r.cfg, programs.tx)
         r.mngr = rundir.checkpoint_manager(r.out, r.cfg)
-        state, r.start = rundir.restore_latest(r.mngr, state)
+        state, r.start = _restore(r.mngr, state, programs)
         states.append(state)
     if len({r.start for r in todo}) > 1:
         for r in todo:
@@ -247,15 +249,30 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
 
 
 def _unseeded(cfg: Config) -> Config:
+    """What the programs depend on: data and eval reset, stages reduced to lengths,
+    objectives and schedules (scaling.stages.program_stages)."""
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0),
-                               data=type(cfg.data)(), eval=type(cfg.eval)())
+                               data=type(cfg.data)(), eval=type(cfg.eval)(),
+                               stages=staging.program_stages(cfg))
 
 
 class Programs(typing.NamedTuple):
     tx: optax.GradientTransformation
     graphdef: object
-    multi_step: typing.Callable  # jitted (state, batches) -> (state, metrics), vmapped if packed
+    multi_step: typing.Callable  # jitted LM (state, batches) -> (state, metrics), vmapped if packed
     eval_loss: typing.Callable
+    stages: tuple = ()  # the resolved stages (scaling.stages.Stage)
+    stage_steps: tuple = ()  # per stage: its jitted multi-step (LM and SFT share multi_step)
+    enter: tuple = ()  # per stage: state -> state at its first step (RL adds the reference)
+
+
+def _restore(mngr, state, programs: Programs):
+    """(state, step) of the latest checkpoint, shaped as the stage it was saved in."""
+    step = rundir.latest_step(mngr)
+    if step is None:
+        return state, 0
+    like = programs.enter[staging.stage_at(programs.stages, step - 1)](state)
+    return rundir.restore(mngr, step, like), step
 
 
 @functools.lru_cache(maxsize=8)
@@ -264,17 +281,24 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
     compiles once per shape instead of once per run."""
     tx, schedule = make_optimizer(cfg)
     graphdef, _ = init_state(cfg, tx)
-    multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
-    if n_runs > 1:
-        multi_step = jax.vmap(multi_step)
-    return Programs(tx, graphdef, jax.jit(multi_step, donate_argnums=0), make_eval_loss(graphdef))
+
+    def compile_(step):
+        multi = make_multi_step(step)
+        return jax.jit(jax.vmap(multi) if n_runs > 1 else multi, donate_argnums=0)
+
+    multi_step = compile_(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
+    stages = staging.resolve(cfg)
+    rl = {st.kl: compile_(make_rl_step(options_logp(graphdef), tx, schedule, st.kl))
+          for st in stages if st.objective.endswith("_rl")}
+    stage_steps = tuple(rl[st.kl] if st.objective.endswith("_rl") else multi_step for st in stages)
+    enter = tuple(enter_rl if st.objective.endswith("_rl") else enter_lm for st in stages)
+    return Programs(tx, graphdef, multi_step, make_eval_loss(graphdef), stages, stage_steps, enter)
 
 
 def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool) -> None:
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
     t = cfg.train
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if R > 1 else states[0]
-    multi_step = programs.multi_step
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
     for r, h in zip(runs, heldout):
@@ -287,16 +311,20 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     for s0, s1 in call_boundaries(cfg, total):
         if s1 <= start or not live:
             continue
-        batches = np.stack([r.source.batches(s0, s1 - s0) for r in runs]) if R > 1 else \
-            runs[0].source.batches(s0, s1 - s0)
+        k = staging.stage_at(programs.stages, s0)
+        if s0 == programs.stages[k].step0:
+            state = programs.enter[k](state)
+        batches = [r.source.batches(s0, s1 - s0) for r in runs]
+        batches = jax.tree.map(lambda *xs: np.stack(xs), *batches) if R > 1 else batches[0]
         t0 = time.perf_counter()
-        state, m = multi_step(state, jnp.asarray(batches))
+        state, m = programs.stage_steps[k](state, jax.tree.map(jnp.asarray, batches))
         m = jax.device_get(m)
         tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):
             run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
             run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
-            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every):
+            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every,
+                                programs.stages[k].name):
                 live.remove(i)
         bar.update(s1 - max(s0, start))
         bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
@@ -307,15 +335,17 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
 
 
 def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, programs: Programs,
-                 heldout, ckpt_every: int) -> bool:
+                 heldout, ckpt_every: int, stage: str = "") -> bool:
     """Log one call's metrics, held-out loss and checkpoint for one run; False if it failed."""
     cfg, log = run.cfg, run.log
     bad = np.flatnonzero(~np.isfinite(m["loss"]))
+    extra = sorted(set(m) - {"loss", "lr", "grad_norm"})  # objective-specific (RL: reward, kl, ...)
     for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
         step = s0 + i + 1
-        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step,
+        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step, "stage": stage,
                               "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
                               "grad_norm": float(m["grad_norm"][i]),
+                              **{key: float(m[key][i]) for key in extra},
                               "tokens_per_s": round(tok_s, 1)}) + "\n")
     if bad.size:
         step = s0 + int(bad[0]) + 1
