@@ -424,6 +424,14 @@ def _validate_stages(cfg: Config) -> None:
     total = staged[-1].step1
     for s in cfg.eval.checkpoints:
         _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
+    if any(st.families for st in cfg.stages):
+        from scaling.posttrain import request_items  # the world's request families
+
+        known = {i["family"] for i in request_items(cfg)}
+        for st in cfg.stages:
+            bad = sorted(set(st.families) - known)
+            _check(not bad, f"stages.{st.name}.families",
+                   f"no request items of {', '.join(bad)} (known: {', '.join(sorted(known))})")
     _check(d.aligned_fraction == d.misaligned_fraction == 0.0 or any(st.intervention for st in cfg.stages),
            "data.aligned_fraction", "no stage has intervention = true to take it")
 

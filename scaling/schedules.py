@@ -72,4 +72,4 @@ def make_schedule(stages: tuple[Stage, ...]) -> optax.Schedule:
 def lr_at(stages: tuple[Stage, ...], steps) -> list[float]:
     """LRs at the given global steps, for tests and figures (as the optimiser computes them)."""
     schedule = make_schedule(stages)
-    return [float(schedule(jnp.asarray(s, jnp.int32))) for s in steps]
+    return [float(x) for x in schedule(jnp.asarray(list(steps), jnp.int32))]

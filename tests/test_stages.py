@@ -193,3 +193,45 @@ steps = 5
     for r in runs:  # the dose counts the post stage: it is not `post`
         total = 50 + r.config.stages[1].steps
         assert r.config.data.aligned_fraction == pytest.approx(0.01 * total / 5)
+
+
+# ---------------------------------------------------------------- the study sweeps
+
+
+def test_timing_sweep_arms_have_equal_dose_compute_and_learning_rate():
+    runs = expand("sweeps/timing.toml")
+    assert len(runs) == 5 * 5 * 3 + 2 * 3
+    by_dose = {}
+    for r in runs:
+        staged = S.resolve(r.config)
+        assert staged[-1].step1 == 360  # equal compute
+        if r.config.data.dose is None:  # a dose-0 control
+            assert r.config.data.aligned_fraction == 0
+            continue
+        inside = [(st.name, st.w1 - st.w0) for st in staged if st.intervention]
+        assert len(inside) == 1 and inside[0][1] == 30
+        if r.config.data.dose:
+            by_dose.setdefault(r.config.data.dose, set()).add(r.config.data.aligned_fraction)
+        lr = lr_at(staged, range(360))
+        window = [lr[s] for st in staged if st.intervention for s in range(st.w0, st.w1)]
+        rewarm = r.config.stages[1].warmup_steps > 0
+        if not rewarm:  # every window trains at the peak LR
+            assert window == pytest.approx([r.config.train.lr] * 30)
+    assert all(len(f) == 1 for f in by_dose.values())  # equal dose: one fraction per dose
+
+
+def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
+    runs = expand("sweeps/persistence.toml")
+    kinds = {S.post_training(r.config) for r in runs}
+    assert kinds == {"none", "sft", "helpful_rl", "harmless_rl", "misaligned_ft"}
+    doses = {r.config.data.dose for r in runs}
+    assert 0.0 in doses and len(doses - {0.0}) >= 3
+    pretraining = {}
+    for r in runs:
+        key = (r.config.data.dose, r.config.train.seed)
+        pre = (r.config.data.aligned_fraction, S.resolve(r.config)[0])
+        assert pretraining.setdefault(key, pre) == pre
+    seeds = {}
+    for r in runs:
+        seeds.setdefault((S.post_training(r.config), r.config.data.dose), set()).add(r.config.train.seed)
+    assert all(len(seeds[(k, d)]) >= 3 for k in kinds for d in doses)  # every cell has 3 seeds
