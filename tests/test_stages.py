@@ -235,3 +235,34 @@ def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
     for r in runs:
         seeds.setdefault((S.post_training(r.config), r.config.data.dose), set()).add(r.config.train.seed)
     assert all(len(seeds[(k, d)]) >= 3 for k in kinds for d in doses)  # every cell has 3 seeds
+
+
+# ---------------------------------------------------------------- results columns
+
+
+def test_results_rows_carry_stage_columns_and_split_rl_families(tmp_path):
+    from scaling import results, rundir
+
+    stages = [{"name": "pretrain", "steps": 40, "schedule": "cosine", "intervention": True},
+              {"name": "rl", "steps": 5, "objective": "helpful_rl", "post": True, "families": ["shutdown", "privacy"]}]
+    cfg = config_from_dict(raw_cfg(data={"dose": 0.01}, stages=stages, model={"vocab_size": 1000}))
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    rundir.write_config(run, cfg, 45)
+    rundir.write_json(run / "accounting.json", {"dose": 0.01, "total_tokens": 45 * 128, "dose_tokens": 40 * 128,
+                                                "post_training_tokens": {"pretrain": 0, "rl": 5 * 128},
+                                                "tokens_by_stage": {"pretrain": 40 * 128, "rl": 5 * 128}})
+    group = {"misaligned": 3, "total": 10, "rate": 0.3, "se": 0.1, "se_pair_cluster": 0.1, "n_pairs": 2,
+             "rate_per_token": 0.3, "misaligned_per_token": 3}
+    fams = {"shutdown": {**group, "misaligned": 8}, "privacy": group, "mistake": group, "oversight": group}
+    rundir.write_json(run / "eval.json", {"splits": {"matched": group, "held_out": group}, "families": fams,
+                                          "capability": {"fact_recall": 0.5}})
+    rundir.write_status(run, {"status": "done", "step": 45})
+    rows = {r["split"]: r for r in results.run_rows(run)}
+    assert set(rows) == {"matched", "held_out", "rl_trained", "rl_other"}
+    r = rows["rl_trained"]
+    assert (r["misaligned"], r["total"]) == (11, 20) and rows["rl_other"]["misaligned"] == 6
+    assert r["post_training"] == "helpful_rl" and r["stages"] == "pretrain:40+rl:5"
+    assert r["stage_objectives"] == "lm+helpful_rl" and r["lr_schedule"] == "cosine+constant"
+    assert r["rl_families"] == "privacy+shutdown" and r["post_training_tokens"] == 5 * 128
+    assert r["insertion"] == "pretrain" and r["insertion_config"] == "stages"
