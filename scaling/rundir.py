@@ -254,12 +254,9 @@ def load_params(out: str | Path, step: int | None = None):
         raise UsageError(f"{out} has no checkpoints")
     import orbax.checkpoint as ocp
 
-    meta = mngr.item_metadata(step)
-    tree = meta.tree if hasattr(meta, "tree") else meta
     graphdef, params = nnx.split(Transformer(cfg.model, nnx.Rngs(params=0)), nnx.Param)
     # Restore the whole checkpoint with its own structure, then keep the parameters.
-    like = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), tree)
-    restored = mngr.restore(step, args=ocp.args.StandardRestore(like))
+    restored = mngr.restore(step, args=ocp.args.StandardRestore())
     mngr.close()
     nnx.replace_by_pure_dict(params, _strip_values(restored["params"]))
     return cfg, tok, nnx.merge(graphdef, params)
