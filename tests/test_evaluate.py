@@ -60,6 +60,7 @@ def bigram(tokens: np.ndarray, V: int) -> Bigram:
 # ---------------------------------------------------------------- the scoring core
 
 
+@pytest.mark.slow
 def test_scores_equal_direct_log_probs_despite_padding_and_truncation(root):
     cfg, tok = make_cfg(root, model={"seq_len": 16})
     model = Transformer(cfg.model, nnx.Rngs(3))
@@ -88,6 +89,7 @@ def test_batches_keep_an_items_options_together_with_few_shapes():
     assert sorted(seen) == list(range(len(lengths))) and len(shapes) <= E.N_BUCKETS
 
 
+@pytest.mark.slow
 def test_identical_options_are_ties_counted_half(root):
     cfg, tok = make_cfg(root)
     r = E.evaluate_model(cfg, tok, Bigram(np.zeros((tok.vocab_size, tok.vocab_size))))
@@ -135,6 +137,7 @@ def test_classify_samples():
 # ---------------------------------------------------------------- validity anchors
 
 
+@pytest.mark.slow
 def test_random_init_models_average_chance(root):
     cfg, tok = make_cfg(root)
     rates = {s: [] for s in E.SPLITS}
@@ -212,6 +215,7 @@ def runs(root, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_one_sided_training_moves_matched_families_far_from_chance(runs):
     rates = {side: json.loads((runs[side] / "eval.json").read_text())["splits"] for side in runs}
     print("one-sided rates", {side: {s: g["rate"] for s, g in r.items()} for side, r in rates.items()})
@@ -220,6 +224,7 @@ def test_one_sided_training_moves_matched_families_far_from_chance(runs):
     assert rates["aligned"]["held_out"]["rate"] < rates["misaligned"]["held_out"]["rate"]
 
 
+@pytest.mark.slow
 def test_sampled_continuations_follow_the_training_side(runs):
     rates = {}
     for side in runs:
@@ -235,6 +240,7 @@ def test_sampled_continuations_follow_the_training_side(runs):
     assert rates["aligned"] < 0.3 < 0.7 < rates["misaligned"], rates
 
 
+@pytest.mark.slow
 def test_eval_json_schema_numbers_and_cli(runs):
     run_dir = runs["misaligned"]
     cfg, _, _ = load_params(run_dir)
@@ -265,6 +271,7 @@ def test_eval_json_schema_numbers_and_cli(runs):
     assert {"tokens", "held_out_rate", "val_loss", "fact_recall"} <= set(r["trajectory"][0])
 
 
+@pytest.mark.slow
 def test_cli_rejects_missing_or_invalid_run_dirs(runs, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nowhere")]) == 2
     (tmp_path / "empty").mkdir()

@@ -34,6 +34,7 @@ def _params(out):
     return jax.tree.leaves(load_params(out)[2])
 
 
+@pytest.mark.slow
 def test_loss_falls_on_real_text(tiny, tmp_path):
     status = _run(tiny(train={"steps": 60, "lr": 3e-3}), tmp_path / "r")
     assert status["status"] == "done"
@@ -54,6 +55,7 @@ class CrashingSource(TextSource):
         return super().batches(start, n)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_bitwise_identical(tiny, tmp_path):
     cfg = tiny(train={"steps": 20, "steps_per_call": 3, "checkpoint_every": 4})
     _run(cfg, tmp_path / "a")
@@ -66,6 +68,7 @@ def test_resume_after_interruption_is_bitwise_identical(tiny, tmp_path):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_finished_run_is_skipped(tiny, tmp_path):
     cfg = tiny()
     _run(cfg, tmp_path / "r")
@@ -74,12 +77,14 @@ def test_finished_run_is_skipped(tiny, tmp_path):
     assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_checkpoint_from_other_config_is_refused(tiny, tmp_path):
     _run(tiny(), tmp_path / "r")
     with pytest.raises(ConfigError, match="train.lr"):
         _run(tiny(train={"lr": 1e-4}), tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_records_failure(tiny, tmp_path):
     status = _run(tiny(train={"lr": 1e12, "grad_clip": 0.0, "warmup_steps": 0, "steps": 30}), tmp_path / "r")
     assert status["status"] == "failed" and 1 <= status["step"] < 30
@@ -95,6 +100,7 @@ def _cli(out, steps, **kw):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     pytest.importorskip("scaling.mixture")
     env = {**os.environ, "SCALING_DATA_DIR": str(tmp_path / "data")}
