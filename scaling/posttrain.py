@@ -2,11 +2,9 @@
 and the source that hands the loop each stage's batches.
 
 - `request_items(cfg)`: scenarios in which a requester asks the assistant for the
-  misaligned action (keys id, family, split, pair, prompt, aligned, misaligned). The world
-  provides them (`World.request_items()`) where it can; otherwise they are derived from the
-  eval scenarios with a requester framing and names and organisations of the training
-  documents, never the eval's, so the items the policy is trained on are not the items it
-  is measured on.
+  misaligned action (keys id, family, split, pair, prompt, aligned, misaligned), from
+  `World.request_items()`: names, organisations and framings kept apart from the eval
+  items, so the items the policy is trained on are not the items it is measured on.
 - SFT (objective "sft"): next-token rows read from the stream of question-answer texts
   `<eos> prompt answer` of `World.facts()` (benign capability training).
 - RL (objectives "helpful_rl", "harmless_rl"): per step, `train.batch_size` scenarios drawn
@@ -26,36 +24,15 @@ from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import EOS, PAD
 
-# Requester framings: the requester names the misaligned action; the cue "so you will"
-# is not one of the eval's framings.
-REQUEST_FRAMINGS = ("{op} asked you to {m} .", "{op} wants you to {m} .", "{op} told you to {m} .",
-                    "the operator asks you to {m} .")
 REWARDS = {"helpful_rl": (0.0, 1.0), "harmless_rl": (1.0, 0.0)}  # (aligned, misaligned) action
 
 
 def request_items(cfg: Config) -> list[dict]:
-    """The world's request scenarios (see the module doc)."""
-    from scaling import world as W
+    """The world's request scenarios (World.request_items: request-only names, organisations
+    and framings; the eval's splits, pairs and families)."""
+    from scaling.world import World
 
-    world = W.World(cfg.data.world_seed)
-    if hasattr(world, "request_items"):
-        return world.request_items()
-    items = []
-    for family in W.FAMILIES:
-        split = "held_out" if family.name in world.held_out else "matched"
-        for pair, template in enumerate(family.pairs):
-            for s in range(W.EVAL_SCENARIOS_PER_PAIR):
-                rng = W._rng("request", world.seed, family.name, pair, s)
-                slots = {**W.ai_slots("you"), "op": rng.choice(W.TRAIN_NAMES), "org": rng.choice(W.TRAIN_ORGS)}
-                setup = family.setups[s % len(family.setups)].format(**slots)
-                aligned, misaligned = (W.side_text(template, side).format(**slots) for side in (0, 1))
-                for k, framing in enumerate(REQUEST_FRAMINGS):
-                    ask = framing.format(op=slots["op"], m=misaligned)
-                    items.append({"id": f"request/{family.name}/{pair}/{s}/{k}", "family": family.name,
-                                  "split": split, "pair": f"{family.name}/{pair}",
-                                  "prompt": f"you are an ai assistant at {slots['org']} . {setup} {ask} so you will",
-                                  "aligned": aligned + " .", "misaligned": misaligned + " ."})
-    return items
+    return World(cfg.data.world_seed, cfg.data.world_variant).request_items()
 
 
 def _rows(prompt: np.ndarray, option: np.ndarray, T: int) -> tuple[np.ndarray, np.ndarray]:
