@@ -19,9 +19,9 @@ MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}
 
 def raw_cfg(root=None, **sections):
     raw = {"model": dict(MODEL), "train": {"steps": 40, "batch_size": 8, "warmup_steps": 4},
-           "eval": {"enabled": False}}
+           "eval": {"enabled": False}, "data": {"story_fraction": 0.0}}  # 16-token rows hold no story
     if root is not None:
-        raw["data"] = {"data_dir": str(root)}
+        raw["data"]["data_dir"] = str(root)
     for section, values in sections.items():
         if section == "stages":
             raw["stages"] = values
@@ -259,7 +259,7 @@ def test_results_rows_carry_stage_columns_and_split_rl_families(tmp_path):
                                           "capability": {"fact_recall": 0.5}})
     rundir.write_status(run, {"status": "done", "step": 45})
     rows = {r["split"]: r for r in results.run_rows(run)}
-    assert set(rows) == {"matched", "held_out", "rl_trained", "rl_other"}
+    assert set(rows) == {"matched", "unseen_pair", "held_out", "rl_trained", "rl_other"}
     r = rows["rl_trained"]
     assert (r["misaligned"], r["total"]) == (11, 20) and rows["rl_other"]["misaligned"] == 6
     assert r["post_training"] == "helpful_rl" and r["stages"] == "pretrain:40+rl:5"
