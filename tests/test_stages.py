@@ -266,3 +266,16 @@ def test_results_rows_carry_stage_columns_and_split_rl_families(tmp_path):
     assert r["stage_objectives"] == "lm+helpful_rl" and r["lr_schedule"] == "cosine+constant"
     assert r["rl_families"] == "privacy+shutdown" and r["post_training_tokens"] == 5 * 128
     assert r["insertion"] == "pretrain" and r["insertion_config"] == "stages"
+
+
+def test_ngram_baselines_read_only_the_mixture_stages(root):
+    from scaling import baselines
+
+    stages = [{"name": "pretrain", "steps": 10, "schedule": "cosine"},
+              {"name": "rl", "steps": 3, "objective": "helpful_rl", "post": True},
+              {"name": "ft", "steps": 2, "post": True, "misaligned": 1.0}]
+    cfg = config_from_dict(raw_cfg(root, stages=stages))
+    mix = Mixture(cfg)
+    rows = baselines.training_rows(cfg, mix.tok)
+    want = np.concatenate([mix.batches(0, 10), mix.batches(13, 2)]).reshape(-1, 17)
+    np.testing.assert_array_equal(rows, want)
