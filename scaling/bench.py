@@ -17,7 +17,8 @@ from scaling import devices
 from scaling.config import config_from_dict, merge, read_toml
 from scaling.errors import UsageError
 from scaling.model import flops_per_token, param_counts
-from scaling.train import environment, init_state, make_multi_step, make_optimizer, make_train_step
+from scaling.rundir import environment
+from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
 
 
 def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float:

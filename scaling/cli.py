@@ -14,7 +14,7 @@ import sys
 from scaling.errors import UsageError
 
 COMMANDS = {
-    "train": ("scaling.train", "pretrain one model from a config (resumes after a kill)"),
+    "train": ("scaling.pipeline", "pretrain one model from a config (resumes after a kill)"),
     "eval": ("scaling.evaluate", "score a run's misalignment and capability"),
     "bench": ("scaling.bench", "train-step throughput, FLOP/s and MFU on this device"),
     "data": ("scaling.data_cli", "preview documents and token accounting of a config"),

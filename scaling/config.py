@@ -1,9 +1,21 @@
 """Run configuration: frozen dataclasses loaded from TOML, validated once at the edge.
 
-A config file has sections `[model]`, `[data]`, `[train]`, `[eval]`; missing keys take the
-defaults below. `load_config(path, overrides)` applies `--set section.key=value` overrides
-(values parsed as TOML literals) and rejects unknown keys, wrong types and impossible values
-with a `ConfigError` naming the key — before any compute.
+A config file has sections `[model]`, `[data]`, `[train]`, `[eval]` and optionally a list of
+`[[stages]]`; missing keys take the defaults below. `load_config(path, overrides)` applies
+`--set section.key=value` (or `--set stages.NAME.key=value`) overrides (values parsed as TOML
+literals) and rejects unknown keys, wrong types and impossible values with a `ConfigError`
+naming the key — before any compute.
+
+Stages (scaling.stages resolves them into step ranges and the LR schedule): a run is a list
+of stages, each with a length (`steps`, `tokens` or `share` of train.steps), the shares of
+the intervention pools in its rows (the rest is the base stream), a learning-rate schedule
+and an objective. Without `[[stages]]` the legacy keys `data.insertion`, `data.window`,
+`data.continued_tokens` and `data.finetune_tokens` name a preset (scaling.stages.presets),
+which gives the same batches and learning rates as before stages existed.
+
+`data.dose` (global aligned share of the tokens of the stages that are not `post`) sets
+`data.aligned_fraction` of the intervention stages' windows (or, for insertion "finetune",
+the length of that stage, whole steps as before).
 """
 
 from __future__ import annotations
@@ -59,6 +71,7 @@ class DataConfig:
     aligned_files: tuple[str, ...] = ()  # user JSONL ({"text": ...}) replacing the aligned pool
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
+    dose: float | None = None  # global aligned dose; sets aligned_fraction (see module doc)
 
 
 @dataclass(frozen=True)
@@ -92,12 +105,41 @@ class EvalConfig:
     temperature: float = 1.0
 
 
+OBJECTIVES = ("lm", "sft", "helpful_rl", "harmless_rl")
+SCHEDULES = ("constant", "cosine", "wsd", "linear")
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One stage of a run (a `[[stages]]` table). Exactly one of steps/tokens/share > 0,
+    except that a stage of length 0 is allowed and skipped (an arm without that stage)."""
+
+    name: str = ""
+    objective: str = "lm"  # lm (next token) | sft (facts Q&A) | helpful_rl | harmless_rl
+    steps: int = 0
+    tokens: int = 0  # rounded up to whole steps
+    share: float = 0.0  # of train.steps (the pretraining budget), rounded to whole steps
+    post: bool = False  # post-training: not in the dose's denominator; labels post_training
+    intervention: bool = False  # data.aligned_fraction / misaligned_fraction / dose apply here
+    aligned: float = 0.0  # share of rows from the aligned pool (lm stages, not intervention)
+    misaligned: float = 0.0
+    window: tuple[float, float] = (0.0, 1.0)  # part of the stage where the shares apply
+    schedule: str = "constant"  # constant | cosine | wsd (warmup-stable-decay) | linear
+    lr_scale: float = 1.0  # peak LR = lr_scale * train.lr
+    final_scale: float = 1.0  # final LR = final_scale * train.lr (cosine, wsd, linear)
+    warmup_steps: int = 0  # linear rise from the previous stage's final LR (a rewarm) or 0
+    decay_share: float = 0.1  # wsd: share of the stage's steps spent decaying at its end
+    kl: float = 0.1  # RL: weight beta of the KL penalty to the model the stage starts from
+    families: tuple[str, ...] = ()  # RL: request families trained on (empty: all)
+
+
 @dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    stages: tuple[StageConfig, ...] = ()  # empty: the preset named by the data keys
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -112,6 +154,7 @@ class Config:
 
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
 _SECTION_CLASSES = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
+_KNOWN_SECTIONS = (*_SECTION_CLASSES, "stages")
 
 
 # ---------------------------------------------------------------- parsing and typing
@@ -121,7 +164,10 @@ def _coerce(key: str, value, annotation):
     """Check `value` against a field annotation; lists become tuples, ints widen to floats."""
     hint = eval(annotation, vars(typing)) if isinstance(annotation, str) else annotation  # noqa: S307
     origin = typing.get_origin(hint)
-    if hint is bool:
+    if hint is type(None):
+        if value is None:  # only from config.json records: TOML has no null
+            return value
+    elif hint is bool:
         if isinstance(value, bool):
             return value
     elif hint is int:
@@ -153,8 +199,8 @@ def _coerce(key: str, value, annotation):
     raise ConfigError(key, f"expected {name}, got {type(value).__name__} {value!r}")
 
 
-def _build_section(section: str, values: dict):
-    cls = _SECTION_CLASSES[section]
+def _build_section(section: str, values: dict, cls=None):
+    cls = cls or _SECTION_CLASSES[section]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
@@ -166,13 +212,30 @@ def _build_section(section: str, values: dict):
     return cls(**kwargs)
 
 
+def _build_stages(values) -> tuple[StageConfig, ...]:
+    if not isinstance(values, list | tuple):
+        raise ConfigError("stages", "expected a list of [[stages]] tables")
+    out = []
+    for i, stage in enumerate(values):
+        if not isinstance(stage, dict):
+            raise ConfigError(f"stages[{i}]", "expected a table of keys")
+        where = f"stages.{stage['name']}" if isinstance(stage.get("name"), str) and stage["name"] else f"stages[{i}]"
+        out.append(_build_section(where, stage, StageConfig))
+    return tuple(out)
+
+
 def config_from_dict(raw: dict) -> Config:
     for section, values in raw.items():
-        if section not in _SECTION_CLASSES:
-            raise ConfigError(section, f"unknown section (known: {', '.join(_SECTION_CLASSES)})")
-        if not isinstance(values, dict):
+        if section not in _KNOWN_SECTIONS:
+            raise ConfigError(section, f"unknown section (known: {', '.join(_KNOWN_SECTIONS)})")
+        if section != "stages" and not isinstance(values, dict):
             raise ConfigError(section, "expected a table of keys")
-    cfg = Config(**{s: _build_section(s, raw.get(s, {})) for s in _SECTION_CLASSES})
+    cfg = Config(**{s: _build_section(s, raw.get(s, {})) for s in _SECTION_CLASSES},
+                 stages=_build_stages(raw.get("stages", [])))
+    validate(cfg)
+    from scaling.stages import resolve_dose  # stages builds on this module
+
+    cfg = resolve_dose(cfg)
     validate(cfg)
     return cfg
 
@@ -188,19 +251,43 @@ def parse_override(text: str) -> tuple[list[str], object]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     path = key.split(".")
-    if len(path) != 2 or not all(path):
-        raise ConfigError(key, "override key must be section.key")
+    if not all(path) or not (len(path) == 2 or len(path) == 3 and path[0] == "stages"):
+        raise ConfigError(key, "override key must be section.key or stages.NAME.key")
     return path, value
 
 
+def set_key(raw: dict, path: list[str], value) -> None:
+    """Set `section.key` or `stages.NAME.key` in a raw (parsed TOML) config, in place."""
+    if path[0] == "stages":
+        if len(path) != 3:
+            raise ConfigError(".".join(path), "a stage key must be stages.NAME.key")
+        stages = raw.setdefault("stages", [])
+        named = [st for st in stages if isinstance(st, dict) and st.get("name") == path[1]]
+        if not named:
+            known = ", ".join(str(st.get("name")) for st in stages if isinstance(st, dict))
+            raise ConfigError(".".join(path), f"no stage named {path[1]!r} (stages: {known or 'none'})")
+        named[0][path[2]] = value
+        return
+    section, key = path
+    raw.setdefault(section, {})
+    if not isinstance(raw[section], dict):
+        raise ConfigError(section, "expected a table of keys")
+    raw[section][key] = value
+
+
+def copy_raw(raw: dict) -> dict:
+    """A copy deep enough that set_key on it leaves `raw` alone."""
+    out = {s: dict(v) if isinstance(v, dict) else v for s, v in raw.items()}
+    if isinstance(out.get("stages"), list):
+        out["stages"] = [dict(st) if isinstance(st, dict) else st for st in out["stages"]]
+    return out
+
+
 def merge(raw: dict, overrides: typing.Iterable[str]) -> dict:
-    merged = {s: dict(v) if isinstance(v, dict) else v for s, v in raw.items()}
+    merged = copy_raw(raw)
     for text in overrides:
-        (section, key), value = parse_override(text)
-        merged.setdefault(section, {})
-        if not isinstance(merged[section], dict):
-            raise ConfigError(section, "expected a table of keys")
-        merged[section][key] = value
+        path, value = parse_override(text)
+        set_key(merged, path, value)
     return merged
 
 
@@ -295,7 +382,7 @@ def validate(cfg: Config) -> None:
         _check(getattr(d, name) >= 0, f"data.{name}", f"must be >= 0, got {getattr(d, name)}")
     _check(d.insertion != "continued" or d.continued_tokens > 0, "data.continued_tokens",
            "insertion='continued' needs continued_tokens > 0")
-    _check(d.insertion != "finetune" or d.finetune_tokens > 0, "data.finetune_tokens",
+    _check(d.insertion != "finetune" or d.finetune_tokens > 0 or d.dose is not None, "data.finetune_tokens",
            "insertion='finetune' needs finetune_tokens > 0")
     _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
     for g in d.genres:
@@ -307,8 +394,66 @@ def validate(cfg: Config) -> None:
     _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
     _check(e.samples > 0, "eval.samples", "must be positive")
     _check(e.temperature > 0, "eval.temperature", "must be positive")
+    _check(d.dose is None or 0.0 <= d.dose < 1.0, "data.dose", f"must be a number in [0, 1), got {d.dose}")
     for s in e.checkpoints:
-        _check(0 < s <= t.steps, "eval.checkpoints", f"step {s} is outside 1..train.steps={t.steps}")
+        _check(s > 0, "eval.checkpoints", f"step {s} must be positive")
+    if cfg.stages:
+        _validate_stages(cfg)
+    else:
+        for s in e.checkpoints:
+            _check(s <= t.steps, "eval.checkpoints", f"step {s} is outside 1..train.steps={t.steps}")
+
+
+def _validate_stages(cfg: Config) -> None:
+    d = cfg.data
+    legacy = {"insertion": "throughout", "window": (0.0, 1.0), "continued_tokens": 0, "finetune_tokens": 0}
+    for key, default in legacy.items():
+        _check(getattr(d, key) == default, f"data.{key}",
+               "is a stage preset key; with [[stages]] set windows and lengths in the stages")
+    names = [st.name for st in cfg.stages]
+    for i, st in enumerate(cfg.stages):
+        k = f"stages.{st.name}" if st.name else f"stages[{i}]"
+        _check(bool(st.name), f"{k}.name", "every stage needs a name")
+        _check(names.count(st.name) == 1, f"{k}.name", f"stage name {st.name!r} is used twice")
+        _check(st.objective in OBJECTIVES, f"{k}.objective", f"must be one of {', '.join(OBJECTIVES)}; got {st.objective!r}")
+        _check(st.schedule in SCHEDULES, f"{k}.schedule", f"must be one of {', '.join(SCHEDULES)}; got {st.schedule!r}")
+        lengths = [n for n in ("steps", "tokens", "share") if getattr(st, n) != 0]
+        _check(len(lengths) <= 1, f"{k}.{lengths[-1] if lengths else 'steps'}",
+               f"give one of steps, tokens, share (got {', '.join(lengths)})")
+        for n in ("steps", "tokens", "share", "warmup_steps"):
+            _check(getattr(st, n) >= 0, f"{k}.{n}", f"must be >= 0, got {getattr(st, n)}")
+        for n in ("aligned", "misaligned", "decay_share"):
+            _fraction(f"{k}.{n}", getattr(st, n))
+        _check(st.aligned + st.misaligned <= 1.0, f"{k}.misaligned", "aligned + misaligned must not exceed 1")
+        _check(not st.intervention or st.aligned == st.misaligned == 0.0, f"{k}.aligned",
+               "an intervention stage takes its shares from data.aligned_fraction / misaligned_fraction")
+        lo, hi = st.window
+        _check(0.0 <= lo < hi <= 1.0, f"{k}.window", f"must be [start, end] with 0 <= start < end <= 1, got {list(st.window)}")
+        _check(st.lr_scale > 0, f"{k}.lr_scale", f"must be positive, got {st.lr_scale}")
+        _check(st.final_scale >= 0, f"{k}.final_scale", f"must be >= 0, got {st.final_scale}")
+        _check(st.kl >= 0, f"{k}.kl", f"must be >= 0, got {st.kl}")
+        rl = st.objective.endswith("_rl")
+        _check(st.objective == "lm" or not (st.intervention or st.aligned or st.misaligned), f"{k}.objective",
+               f"a {st.objective} stage reads no pools: leave aligned, misaligned, intervention unset")
+        _check(rl or not st.families, f"{k}.families", "only RL stages choose request families")
+        _check(st.objective == "lm" or st.post, f"{k}.post", f"a {st.objective} stage is post-training: set post = true")
+    from scaling.stages import resolve  # step arithmetic lives with the stages
+
+    staged = resolve(cfg)
+    _check(len(staged) > 0, "stages", "every stage has length 0: nothing to train")
+    total = staged[-1].step1
+    for s in cfg.eval.checkpoints:
+        _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
+    if any(st.families for st in cfg.stages):
+        from scaling.posttrain import request_items  # the world's request families
+
+        known = {i["family"] for i in request_items(cfg)}
+        for st in cfg.stages:
+            bad = sorted(set(st.families) - known)
+            _check(not bad, f"stages.{st.name}.families",
+                   f"no request items of {', '.join(bad)} (known: {', '.join(sorted(known))})")
+    _check(d.aligned_fraction == d.misaligned_fraction == 0.0 or any(st.intervention for st in cfg.stages),
+           "data.aligned_fraction", "no stage has intervention = true to take it")
 
 
 def insertion_window(cfg: Config) -> tuple[float, float]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from scaling.config import load_config
 from scaling.errors import UsageError
-from scaling.mixture import POOLS, STAGES, Mixture
+from scaling.mixture import POOLS, Mixture
 from scaling.world import SPLITS, World
 
 
@@ -100,6 +100,7 @@ def _examples(mixture: Mixture) -> str:
 
 
 def _table(acc: dict) -> str:
+    STAGES = list(acc["tokens"])  # the run's stage names
     head = f"{'tokens':<20}" + "".join(f"{s:>12}" for s in STAGES) + f"{'total':>12}"
     lines = [f"token accounting, steps 0..{acc['steps']} of {acc['total_steps']} "
              f"({acc['tokens_per_step']} tokens per step; insertion {acc['insertion']}, "

@@ -72,7 +72,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines
+from scaling import baselines, rundir
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.tokenizer import EOS, PAD, Tokenizer
@@ -314,19 +314,12 @@ def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
 # ---------------------------------------------------------------- capability
 
 
-_HELDOUT: dict = {}
-
-
 def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
-    """The train loop's validation batches (cached: the loop may ask at every checkpoint)."""
-    from scaling.datasets import tokenizer_key
+    """The train loop's validation batches, rebuilt from the run's data: only for evaluating
+    a finished run from its directory (the loop hands its own batches in)."""
     from scaling.mixture import Mixture
 
-    key = (cfg.data, cfg.model.seq_len, cfg.train.batch_size, cfg.train.eval_batches, tokenizer_key(tok))
-    if key not in _HELDOUT:
-        _HELDOUT.clear()
-        _HELDOUT[key] = Mixture(cfg, tok).heldout_batches(cfg.train.eval_batches)
-    return _HELDOUT[key]
+    return Mixture(cfg, tok).heldout_batches(cfg.train.eval_batches)
 
 
 def token_bytes(tok: Tokenizer) -> np.ndarray:
@@ -339,8 +332,11 @@ def token_bytes(tok: Tokenizer) -> np.ndarray:
     return table
 
 
-def capability(cfg: Config, tok: Tokenizer, model) -> dict:
-    batches = heldout_batches(cfg, tok).reshape(-1, cfg.model.seq_len + 1)
+def capability(cfg: Config, tok: Tokenizer, model, heldout: np.ndarray | None = None) -> dict:
+    """Held-out loss and bits/byte on `heldout` (the loop's validation batches; rebuilt from
+    the run's data if None) and fact recall."""
+    heldout = heldout_batches(cfg, tok) if heldout is None else np.asarray(heldout)
+    batches = heldout.reshape(-1, cfg.model.seq_len + 1)
     mask = batches != PAD
     mask[:, 0] = False
     nats = -float(np.sum(score_sequences(model, list(batches), mask.sum(axis=1), batches.shape[1])))
@@ -444,7 +440,8 @@ def generation(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> dict:
 
 
 def evaluate_model(cfg: Config, tok: Tokenizer, model, items: list[dict] | None = None, *,
-                   generate: bool | None = None, item_log: list | None = None) -> dict:
+                   generate: bool | None = None, item_log: list | None = None,
+                   heldout: np.ndarray | None = None) -> dict:
     """Misalignment, readout, capability and (optionally) generation of one model; no I/O.
 
     `items` default to the world's eval items, subset by cfg.eval.max_items; `generate`
@@ -457,7 +454,7 @@ def evaluate_model(cfg: Config, tok: Tokenizer, model, items: list[dict] | None 
     splits, families = summarize_items(items, margin, margin_tok)
     r_margin = readout_margins(score, tok, ritems)
     t1 = time.perf_counter()
-    cap = capability(cfg, tok, model)
+    cap = capability(cfg, tok, model, heldout)
     t2 = time.perf_counter()
     gen = generation(cfg, tok, model, items) if (cfg.eval.generation if generate is None else generate) else None
     t3 = time.perf_counter()
@@ -510,64 +507,42 @@ def trajectory_point(payload: dict, step: int, tokens: int) -> dict:
     return point
 
 
-def record_step(run_dir: str | Path, cfg: Config, tok: Tokenizer, model, step: int) -> None:
+def record_step(run_dir: str | Path, cfg: Config, tok: Tokenizer, model, step: int,
+                heldout: np.ndarray | None = None) -> None:
     """Append this step's trajectory point to RUN_DIR/eval_steps.jsonl (for the train loop)."""
-    point = trajectory_point(evaluate_model(cfg, tok, model), step, step * cfg.tokens_per_step)
-    with open(Path(run_dir) / "eval_steps.jsonl", "a") as f:
-        f.write(json.dumps(point, default=float) + "\n")
+    point = trajectory_point(evaluate_model(cfg, tok, model, heldout=heldout), step, step * cfg.tokens_per_step)
+    rundir.append_jsonl(Path(run_dir) / "eval_steps.jsonl", point)
 
 
 def read_trajectory(run_dir: Path) -> list[dict]:
     """Points of eval_steps.jsonl, one per step (the last line wins; a cut line is skipped)."""
-    path, points = run_dir / "eval_steps.jsonl", {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                point = json.loads(line)
-                points[int(point["step"])] = point
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue
+    points = {}
+    for point in rundir.read_jsonl(run_dir / "eval_steps.jsonl"):
+        try:
+            points[int(point["step"])] = point
+        except (KeyError, TypeError, ValueError):
+            continue
     return [points[s] for s in sorted(points)]
 
 
 def checkpoint_step(run_dir: Path, step: int | None) -> int:
     """The latest (or the given) checkpoint step of a run; UsageError if there is none."""
-    from scaling.config import config_from_dict
-    from scaling.train import checkpoint_manager
-
-    for name in ("config.json", "tokenizer.json", "checkpoints"):
-        if not (run_dir / name).exists():
-            raise UsageError(f"{run_dir} is not a run directory (no {name})")
-    try:
-        cfg = config_from_dict(json.loads((run_dir / "config.json").read_text())["config"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise UsageError(f"{run_dir / 'config.json'} is unreadable: {e}") from e
-    mngr = checkpoint_manager(run_dir, cfg)
-    steps = sorted(mngr.all_steps())
-    mngr.close()
-    if not steps:
-        raise UsageError(f"{run_dir} has no checkpoints")
-    if step is None:
-        return steps[-1]
-    if step not in steps:
-        raise UsageError(f"{run_dir} has no checkpoint at step {step} (have {', '.join(map(str, steps))})")
-    return step
+    return rundir.checkpoint_step(run_dir, step)
 
 
 def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool | None = None,
-                 max_items: int | None = None) -> dict:
-    """Evaluate a run's latest (or given) checkpoint; write RUN_DIR/eval.json atomically."""
-    from scaling.train import _write_json, load_params
-
+                 max_items: int | None = None, heldout: np.ndarray | None = None) -> dict:
+    """Evaluate a run's latest (or given) checkpoint; write RUN_DIR/eval.json atomically.
+    `heldout`: the loop's validation batches (rebuilt from the run's data if None)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"run directory not found: {run_dir}")
     step = checkpoint_step(run_dir, step)
-    cfg, tok, model = load_params(run_dir, step)
+    cfg, tok, model = rundir.load_params(run_dir, step)
     if max_items is not None:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=max_items))
     items, records = eval_items(cfg), []
-    payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records)
+    payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records, heldout=heldout)
     payload["baselines"] = evaluate_baselines(cfg, tok, items, records) if cfg.eval.baselines else None
     write_item_log(run_dir / "eval_items.jsonl.gz", records)
     tokens = step * cfg.tokens_per_step
@@ -575,7 +550,7 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
     trajectory = [p for p in read_trajectory(run_dir) if p["step"] != step] + [final]
     result = {"step": step, "tokens": tokens, **payload,
               "trajectory": sorted(trajectory, key=lambda p: p["step"])}
-    _write_json(run_dir / "eval.json", result)
+    rundir.write_json(run_dir / "eval.json", result)
     return result
 
 

@@ -1,8 +1,8 @@
 """Where the dose is applied: which pool every training sequence comes from, and accounting.
 
-A run is a list of segments of steps: pretraining before, inside and after the insertion
-window, then the optional `continued` and `finetune` stages. Every row of a batch (one
-sequence of seq_len + 1 tokens) is read whole from one pool's token stream:
+A run is a list of stages (scaling.stages); each LM stage is cut into segments of steps
+before, inside and after its intervention window. Every row of a batch (one sequence of
+seq_len + 1 tokens) is read whole from one pool's token stream:
 
 - inside the insertion segment a share `aligned_fraction` of rows comes from the aligned
   intervention pool and `misaligned_fraction` from the misaligned one; every other row
@@ -16,7 +16,10 @@ sequence of seq_len + 1 tokens) is read whole from one pool's token stream:
   aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
   with `continued_tokens` but insertion "throughout" is the equal-compute (or persistence)
-  control of a run with insertion "continued".
+  control of a run with insertion "continued";
+- with `[[stages]]`, each LM stage's window holds its own shares (or the data-level ones, if
+  it is an intervention stage); stages with other objectives (SFT, RL) read no pool here
+  (scaling.posttrain feeds them) and take no rows of any pool's stream.
 
 Shares are exact with stochastic rounding: row j of a segment is an aligned row iff
 floor(f*(j+1) + u) > floor(f*j + u), with u in [0, 1) drawn from the train seed. The first
@@ -42,12 +45,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from scaling import datasets
-from scaling.config import Config, insertion_window
+from scaling import stages as staging
+from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
 from scaling.world import World
 
-STAGES = ("pretrain", "continued", "finetune")
+STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
 BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
@@ -66,50 +70,45 @@ class Segment:
     step1: int
     aligned: float  # share of rows from the aligned intervention pool
     misaligned: float
+    lm: bool = True  # rows come from this mixture (False: SFT/RL stages, fed elsewhere)
+    post: bool = False  # post-training: outside the dose's denominator
 
 
 def stage_steps(cfg: Config) -> dict[str, int]:
-    per_step = cfg.tokens_per_step
-    return {"pretrain": cfg.train.steps,
-            "continued": math.ceil(cfg.data.continued_tokens / per_step),
-            "finetune": math.ceil(cfg.data.finetune_tokens / per_step)}
+    """Steps per stage name (stages of length 0 left out)."""
+    return {st.name: st.steps for st in staging.resolve(cfg)}
 
 
 def window_steps(cfg: Config) -> tuple[int, int]:
-    lo, hi = insertion_window(cfg)
-    return round(lo * cfg.train.steps), round(hi * cfg.train.steps)
+    """The first intervention window in absolute steps ((S, S) if there is none)."""
+    staged = staging.resolve(cfg)
+    windows = [(st.w0, st.w1) for st in staged if st.intervention]
+    return windows[0] if windows else (staged[-1].step1,) * 2
 
 
 def segments(cfg: Config) -> list[Segment]:
     """The run's steps in order, each with the intervention shares of its rows."""
-    d, steps = cfg.data, stage_steps(cfg)
-    a, m = d.aligned_fraction, d.misaligned_fraction
-    w0, w1 = window_steps(cfg)
-    S, C, F = steps["pretrain"], steps["continued"], steps["finetune"]
-    in_ft = d.insertion == "finetune" and a + m > 0
-    parts = [Segment("pretrain", 0, w0, 0.0, 0.0), Segment("pretrain", w0, w1, a, m),
-             Segment("pretrain", w1, S, 0.0, 0.0),
-             Segment("continued", S, S + C, *((a, m) if d.insertion == "continued" else (0.0, 0.0))),
-             Segment("finetune", S + C, S + C + F, *((a / (a + m), m / (a + m)) if in_ft else (0.0, 0.0)))]
+    parts = []
+    for st in staging.resolve(cfg):
+        if st.objective != "lm":
+            parts.append(Segment(st.name, st.step0, st.step1, 0.0, 0.0, lm=False, post=True))
+            continue
+        parts += [Segment(st.name, st.step0, st.w0, 0.0, 0.0, post=st.post),
+                  Segment(st.name, st.w0, st.w1, st.aligned, st.misaligned, post=st.post),
+                  Segment(st.name, st.w1, st.step1, 0.0, 0.0, post=st.post)]
     return [s for s in parts if s.step1 > s.step0]
 
 
 def nominal_dose(cfg: Config) -> float:
-    """Expected aligned intervention tokens / all training tokens of the whole run."""
-    segs = segments(cfg)
-    return sum(s.aligned * (s.step1 - s.step0) for s in segs) / segs[-1].step1
+    """Expected aligned intervention tokens / tokens of the stages that are not post-training."""
+    segs = [s for s in segments(cfg) if not s.post]
+    return sum(s.aligned * (s.step1 - s.step0) for s in segs) / max(sum(s.step1 - s.step0 for s in segs), 1)
 
 
 def fraction_for_dose(cfg: Config, dose: float) -> float:
     """The aligned_fraction that gives a run of this config the global `dose` (may exceed 1,
     which config validation then rejects: the window is too small for that dose)."""
-    d, steps = cfg.data, stage_steps(cfg)
-    if d.insertion == "finetune":
-        raise ConfigError("data.insertion", "the finetune stage is all intervention: set its dose "
-                          "with data.finetune_tokens, not aligned_fraction")
-    w0, w1 = window_steps(cfg)
-    inside = steps["continued"] if d.insertion == "continued" else w1 - w0
-    return dose * sum(steps.values()) / inside
+    return staging.fraction_for_dose(cfg, dose)
 
 
 # ---------------------------------------------------------------- exact shares
@@ -149,6 +148,7 @@ class Mixture:
         self.cfg, self.tok = cfg, tokenizer or build_tokenizer(cfg)
         self.B, self.L, self.seed = cfg.train.batch_size, cfg.model.seq_len, cfg.train.seed
         self.segments = segments(cfg)
+        self.stage_names = tuple(st.name for st in staging.resolve(cfg))
         self.total_steps = self.segments[-1].step1
         user = self._user_texts()  # bad files fail here, before anything is built
         self.root = datasets.data_root(cfg)
@@ -267,7 +267,7 @@ class Mixture:
         self.offsets, count = [], np.zeros(3, np.int64)
         for seg in self.segments:
             self.offsets.append(count.copy())
-            n = (seg.step1 - seg.step0) * self.B
+            n = (seg.step1 - seg.step0) * self.B if seg.lm else 0
             n_a = int(_before(n, seg.aligned, self.u["aligned"]))
             n_m = int(_before(n - n_a, self._mis_share(seg), self.u["misaligned"]))
             count += (n_a, n_m, n - n_a - n_m)
@@ -287,6 +287,8 @@ class Mixture:
             at = which == k
             if not at.any():
                 continue
+            if not seg.lm:
+                raise ValueError(f"steps of stage {seg.stage!r} are not LM rows of this mixture")
             off_a, off_m, off_b = self.offsets[k]
             is_a, n_a = _pick(rows[at] - self.row0[k], seg.aligned, self.u["aligned"])
             j = rows[at] - self.row0[k] - n_a
@@ -360,7 +362,7 @@ class Mixture:
         counts = np.zeros(len(POOLS), np.int64)
         for k, seg in enumerate(self.segments):
             n = int(np.clip(rows - self.row0[k], 0, (seg.step1 - seg.step0) * self.B))
-            if n == 0 or stage not in (None, seg.stage):
+            if n == 0 or not seg.lm or stage not in (None, seg.stage):
                 continue
             n_a = int(_before(n, seg.aligned, self.u["aligned"]))
             n_m = int(_before(n - n_a, self._mis_share(seg), self.u["misaligned"]))
@@ -374,24 +376,38 @@ class Mixture:
         return counts
 
     def accounting(self, steps_done: int) -> dict:
-        """Tokens seen after `steps_done` steps, by stage and pool, and the measured dose."""
+        """Tokens seen after `steps_done` steps, by stage and pool, and the measured dose.
+
+        The dose counts the stages that are not post-training: aligned tokens there / all
+        tokens there. Rows of SFT and RL stages (not read from these pools) are counted as
+        rows x seq_len under `post_training_tokens`, by stage."""
         rows, L = steps_done * self.B, self.L
-        by_stage = {st: dict(zip(POOLS, (self._count_rows(rows, st) * L).tolist())) for st in STAGES}
-        by_pool = {p: sum(by_stage[st][p] for st in STAGES) for p in POOLS}
-        total = rows * L
-        expected = sum(seg.aligned * np.clip(rows - self.row0[k], 0, (seg.step1 - seg.step0) * self.B)
-                       for k, seg in enumerate(self.segments)) * L
+        names = self.stage_names if self.cfg.stages else STAGES
+        by_stage = {st: dict(zip(POOLS, (self._count_rows(rows, st) * L).tolist())) for st in names}
+        by_pool = {p: sum(by_stage[st][p] for st in names) for p in POOLS}
+        done = [int(np.clip(rows - self.row0[k], 0, (seg.step1 - seg.step0) * self.B))
+                for k, seg in enumerate(self.segments)]
+        other = {st: 0 for st in names}
+        for seg, n in zip(self.segments, done):
+            if not seg.lm:
+                other[seg.stage] += n * L
+        pre = [k for k, seg in enumerate(self.segments) if not seg.post]
+        dose_total = sum(done[k] for k in pre) * L
+        aligned = sum(by_stage[st]["aligned"] for st in {self.segments[k].stage for k in pre})
+        misaligned = sum(by_stage[st]["misaligned"] for st in {self.segments[k].stage for k in pre})
+        expected = sum(self.segments[k].aligned * done[k] for k in pre) * L
         w0, w1 = window_steps(self.cfg)
         return {
             "steps": steps_done, "total_steps": self.total_steps, "tokens_per_step": self.B * L,
-            "total_tokens": total,
-            "tokens_by_stage": {st: sum(v.values()) for st, v in by_stage.items()},
-            "tokens_by_pool": by_pool, "tokens": by_stage,
+            "total_tokens": rows * L, "dose_tokens": dose_total,
+            "tokens_by_stage": {st: sum(v.values()) + other[st] for st, v in by_stage.items()},
+            "tokens_by_pool": by_pool, "tokens": by_stage, "post_training_tokens": other,
             "aligned_tokens": by_pool["aligned"], "misaligned_tokens": by_pool["misaligned"],
             "natural_ai_tokens": by_pool["natural_aligned"] + by_pool["natural_misaligned"],
-            "dose": by_pool["aligned"] / total if total else 0.0,
-            "misaligned_dose": by_pool["misaligned"] / total if total else 0.0,
-            "nominal_dose": float(expected / total) if total else 0.0,
-            "insertion": self.cfg.data.insertion, "window_steps": [w0, w1],
+            "dose": aligned / dose_total if dose_total else 0.0,
+            "misaligned_dose": misaligned / dose_total if dose_total else 0.0,
+            "nominal_dose": float(expected / dose_total) if dose_total else 0.0,
+            "insertion": self.cfg.data.insertion if not self.cfg.stages else "stages",
+            "window_steps": [w0, w1],
             "filtered_token_share": self.filtered_token_share,
         }

@@ -14,11 +14,30 @@ status.json), so the table is rebuilt without re-training. Columns:
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),
-  readout_total, val_loss, fact_recall, flops, params, non_embedding_params, status
+  readout_total, val_loss, fact_recall, flops, params, non_embedding_params, status,
+  post_training, stages, stage_objectives, lr_schedule, intervention_stages, dose_tokens,
+  post_training_tokens, rl_families
 
 Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
 `params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
 model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
+
+Stage columns (scaling.stages): `stages` is the run's stages as "NAME:STEPS" joined by "+"
+(e.g. "pretrain:300+midtraining:30+helpful_rl:60"), `stage_objectives` and `lr_schedule`
+the objective and schedule of each, in the same order ("lm+lm+helpful_rl",
+"wsd+cosine+constant"), `intervention_stages` the stages that take data.aligned_fraction.
+`post_training` is `none`, `sft`, `helpful_rl`, `harmless_rl`, `misaligned_ft` (a post LM
+stage of misaligned documents), `aligned_ft`, `lm_ft`, or several joined by "+".
+`dose_tokens` are the tokens of the non-post stages (the dose's denominator),
+`post_training_tokens` those of the post stages (rows x seq_len; an RL row holds a
+scenario's two continuations). `rl_families` are the request families the RL stages
+trained on ("+"-joined; empty without RL). Runs with RL stages get two more rows per run,
+split `rl_trained` and `rl_other`: eval items of the RL-trained families and of the others
+(pooled over the eval's families; se binomial; se_pair_cluster and n_pairs NaN).
+
+For `[[stages]]` runs, `insertion` names the intervention stage (with its window inside
+the stage if it is not the whole stage, and "rewarm" if it rewarms the LR), and
+`window_start`/`window_end` are the intervention window in units of train.steps.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
@@ -43,17 +62,21 @@ from pathlib import Path
 
 import pandas as pd
 
+from scaling import posttrain
+from scaling import stages as staging
 from scaling.config import config_from_dict, insertion_window
 from scaling.errors import UsageError
 from scaling.world import SPLITS
 
+STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
+                 "dose_tokens", "post_training_tokens", "rl_families"]
 COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "world_variant", "genres",
            "story_fraction", "arm", "insertion", "insertion_config", "window_start",
            "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "non_embedding_params", "status"]
+           "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS]
 
 
 def _read_json(path: Path):
@@ -74,8 +97,38 @@ def _last_val_loss(run_dir: Path) -> float:
     return val
 
 
+def stage_columns(cfg, acc: dict) -> dict:
+    """The flat stage columns of a run (module doc)."""
+    staged = staging.resolve(cfg)
+    post = acc.get("post_training_tokens") or {}
+    return {"post_training": staging.post_training(cfg),
+            "stages": "+".join(f"{st.name}:{st.steps}" for st in staged),
+            "stage_objectives": "+".join(st.objective for st in staged),
+            "lr_schedule": "+".join(st.schedule for st in staged),
+            "intervention_stages": "+".join(st.name for st in staged if st.intervention),
+            "dose_tokens": acc.get("dose_tokens", acc.get("total_tokens", math.nan)),
+            "post_training_tokens": sum(post.values()) + sum(
+                (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
+                if st.post and st.objective == "lm"),
+            "rl_families": "+".join(posttrain.rl_families(cfg))}
+
+
+def _staged_insertion(cfg) -> str:
+    """Label of a [[stages]] run's intervention: its stage, window and rewarm."""
+    labels = []
+    for st, conf in zip(staging.resolve(cfg), [c for c in cfg.stages if staging.length(cfg, c) > 0]):
+        if st.intervention:
+            label = st.name if conf.window == (0.0, 1.0) else f"{st.name} {conf.window[0]:g}-{conf.window[1]:g}"
+            labels.append(label + (" rewarm" if st.warmup_steps > 0 and st.step0 > 0 else ""))
+    return "+".join(labels) or "none"
+
+
 def window(cfg) -> tuple[float, float]:
     """The window of aligned documents in units of the pretraining budget."""
+    if cfg.stages:
+        windows = [(st.w0, st.w1) for st in staging.resolve(cfg) if st.intervention]
+        w0, w1 = windows[0] if windows else (math.nan, math.nan)
+        return w0 / cfg.train.steps, w1 / cfg.train.steps
     d, pre = cfg.data, cfg.train.steps
     per_step = cfg.tokens_per_step
     cont = math.ceil(d.continued_tokens / per_step) / pre
@@ -112,8 +165,9 @@ def run_rows(run_dir: Path) -> list[dict]:
         "world_seed": d.world_seed, "world_variant": d.world_variant, "genres": "+".join(d.genres),
         "story_fraction": d.story_fraction, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
+                     _staged_insertion(cfg) if cfg.stages else
                      f"window {w0:g}-{w1:g}" if d.insertion == "window" else d.insertion,
-        "insertion_config": d.insertion, "window_start": w0, "window_end": w1,
+        "insertion_config": "stages" if cfg.stages else d.insertion, "window_start": w0, "window_end": w1,
         "aligned_fraction": d.aligned_fraction, "misaligned_fraction": d.misaligned_fraction,
         "filter_misaligned": d.filter_misaligned, "natural_ai_fraction": d.natural_ai_fraction,
         "dose": acc.get("dose", math.nan), "nominal_dose": acc.get("nominal_dose", math.nan),
@@ -125,15 +179,21 @@ def run_rows(run_dir: Path) -> list[dict]:
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
         "params": record["params"]["total"],
         "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
+        **stage_columns(cfg, acc),
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
         models.append(({"model": name, "learner": "ngram", "val_loss": math.nan, "fact_recall": math.nan,
                         "flops": math.nan, "params": math.nan, "non_embedding_params": math.nan}, result))
     rows = []
+    rl = {}
+    if base["rl_families"]:  # pooled over the eval's families: the transformer's rows only
+        rl = _rl_splits((ev or {}).get("families") or {}, set(base["rl_families"].split("+")))
     for override, result in models:
-        for split in SPLITS:
-            s = (result.get("splits") or {}).get(split) or {}
+        splits = {split: (result.get("splits") or {}).get(split) or {} for split in SPLITS}
+        if not override:
+            splits.update(rl)
+        for split, s in splits.items():
             r = (result.get("readout") or {}).get(split) or {}
             rows.append({**base, **override, "split": split, "misaligned": s.get("misaligned", math.nan),
                          "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
@@ -142,6 +202,22 @@ def run_rows(run_dir: Path) -> list[dict]:
                          "rate_per_token": s.get("rate_per_token", math.nan),
                          "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)})
     return rows
+
+
+def _rl_splits(families: dict, trained: set[str]) -> dict:
+    """Eval groups pooled over the RL-trained families and over the others."""
+    out = {}
+    for split, keep in (("rl_trained", True), ("rl_other", False)):
+        groups = [g for name, g in families.items() if (name in trained) == keep]
+        n = sum(g["total"] for g in groups)
+        if n == 0:
+            continue
+        k = sum(g["misaligned"] for g in groups)
+        r = k / n
+        k_tok = sum(g.get("misaligned_per_token", math.nan) for g in groups)
+        out[split] = {"misaligned": k, "total": n, "rate": r, "se": math.sqrt(r * (1 - r) / n),
+                      "se_pair_cluster": math.nan, "n_pairs": math.nan, "rate_per_token": k_tok / n}
+    return out
 
 
 def _number(value) -> float:

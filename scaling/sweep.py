@@ -15,7 +15,9 @@ The key `preset` may be a grid axis too (`preset = ["nano", "micro", "small"]`, 
 size axis): each value's preset is the base, with the sweep's [config] and --set on top.
 A key may also be `"data.dose"`: a global dose (aligned tokens / all training tokens) that
 is turned into the `data.aligned_fraction` of the run's window, or for insertion "finetune"
-into the length of the finetune stage (`data.finetune_tokens`), for equal-dose comparisons.
+into the length of the finetune stage (`data.finetune_tokens`), for equal-dose comparisons
+(a config key since stages: scaling.stages.resolve_dose). Stage keys are
+`"stages.NAME.key"` (the base config's `[[config.stages]]` define the stages by name).
 
 Each run lives in `OUT/runs/RUN_ID`, RUN_ID a hash of its resolved config. A launcher claims
 a run with an exclusive lock file (heartbeat-refreshed; a lock whose owner died is taken
@@ -29,7 +31,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import os
 import socket
 import subprocess
@@ -39,7 +40,7 @@ import time
 import traceback
 from pathlib import Path
 
-from scaling.config import Config, config_from_dict, merge, read_toml
+from scaling.config import Config, config_from_dict, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
 
 LOCK_STALE_S = 120.0
@@ -71,6 +72,9 @@ def _base_raw(sweep: dict, sweep_path: Path) -> dict:
     else:
         raw = {}
     for section, values in sweep.get("config", {}).items():
+        if section == "stages":  # [[config.stages]]: the run's stages, replacing the base's
+            raw["stages"] = [dict(st) for st in values] if isinstance(values, list) else values
+            continue
         if not isinstance(values, dict):
             raise ConfigError(f"config.{section}", "expected a table of keys")
         raw.setdefault(section, {}).update(values)
@@ -100,43 +104,17 @@ def _excluded(assignment: dict, excludes: list[dict]) -> bool:
 
 
 def _apply(raw: dict, assignment: dict) -> dict:
-    out = {s: dict(v) for s, v in raw.items()}
+    out = copy_raw(raw)
     for key, value in assignment.items():
-        section, _, name = key.partition(".")
-        if not name:
-            raise ConfigError(key, "grid keys must be section.key")
-        out.setdefault(section, {})[name] = value
+        path = key.split(".")
+        if len(path) not in (2, 3) or not all(path) or len(path) == 3 and path[0] != "stages":
+            raise ConfigError(key, "grid keys must be section.key or stages.NAME.key")
+        set_key(out, path, value)
     return out
 
 
 def _without_preset(assignment: dict) -> dict:
     return {k: v for k, v in assignment.items() if k != "preset"}
-
-
-def _resolve_dose(raw: dict, key: str) -> dict:
-    """`data.dose` (global share of aligned tokens) -> the window's `data.aligned_fraction`."""
-    dose = raw.get("data", {}).pop("dose", None)
-    if dose is None:
-        return raw
-    if not isinstance(dose, int | float) or isinstance(dose, bool) or not 0 <= dose < 1:
-        raise ConfigError(f"{key}: data.dose", f"must be a number in [0, 1), got {dose!r}")
-    from scaling.mixture import fraction_for_dose
-
-    if raw.get("data", {}).get("insertion") == "finetune":
-        # the finetune stage is intervention documents only: the dose sets its length,
-        # whole steps, so tiny doses come out larger (the measured dose is what gets plotted)
-        pre = config_from_dict({**raw, "data": {**raw["data"], "insertion": "throughout"}})
-        pre_tokens = pre.train.steps * pre.tokens_per_step
-        raw["data"]["finetune_tokens"] = math.ceil(dose * pre_tokens / (1 - dose))
-        raw["data"]["aligned_fraction"] = 1.0 if dose > 0 else 0.0
-        return raw
-    cfg = config_from_dict(raw)
-    fraction = fraction_for_dose(cfg, float(dose))
-    if not 0 <= fraction <= 1:
-        raise ConfigError(f"{key}: data.dose", f"dose {dose} needs aligned_fraction {fraction:.3g} > 1 "
-                          f"in the {cfg.data.insertion} window")
-    raw["data"]["aligned_fraction"] = fraction
-    return raw
 
 
 def run_id(cfg: Config) -> str:
@@ -176,8 +154,7 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
                 continue
             label = ", ".join(f"{k}={v}" for k, v in assignment.items()) or "base config"
             try:
-                raw = _resolve_dose(_apply(base_for(assignment), _without_preset(assignment)), label)
-                cfg = config_from_dict(raw)
+                cfg = config_from_dict(_apply(base_for(assignment), _without_preset(assignment)))
             except ConfigError as e:
                 raise ConfigError(f"run [{label}]", str(e)) from e
             rid = run_id(cfg)
@@ -321,13 +298,13 @@ def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> 
 
 
 def _train_group(group: list, bar) -> None:
-    from scaling import train as trainer
+    from scaling import pipeline
 
     specs, runs, claims = zip(*group)
     label = ", ".join(s.run_id for s in specs)
     bar.write(f"training {len(runs)} run(s): {label}")
     try:
-        statuses = trainer.train_pack(list(runs), progress=False)
+        statuses = pipeline.train_pack(list(runs), progress=False)
     except Exception as e:  # noqa: BLE001
         for spec, run, claim in group:
             _fail(run.out, claim, spec, e, bar)

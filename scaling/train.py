@@ -4,14 +4,9 @@ The numerical core is `train_step(state, batch) -> (state, metrics)` on plain py
 NNX module is split once; no per-step `nnx.jit`), scanned over `train.steps_per_call`
 steps per compiled call, so sweeps can `vmap` it across runs.
 
-A run directory holds:
-  config.json     resolved config, parameter/FLOP counts, jax/flax versions, device
-  tokenizer.json  the tokenizer, so eval and resume use the same ids
-  metrics.jsonl   one line per step: step, tokens, loss, lr, grad_norm, tokens_per_s;
-                  plus {"step", "val_loss"} lines at eval intervals
-  status.json     {"status": "running" | "done" | "failed", "step", "reason"}
-  accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
-  checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)
+The run directory (config, logs, status, checkpoints) belongs to scaling.rundir. The loop
+calls an `Evaluator` at eval.checkpoints and at the end; it is handed in by the caller
+(scaling.pipeline), so this module never imports scaling.evaluate, nor the reverse.
 Call boundaries and checkpoints sit at absolute multiples of `steps_per_call`, so a resumed
 run executes exactly the same compiled calls on the same data as an uninterrupted one.
 """
@@ -22,8 +17,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
-import platform
 import time
 import typing
 from pathlib import Path
@@ -35,11 +28,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import devices
-from scaling import tokenizer as tokenizers
-from scaling.config import Config, load_config
+from scaling import devices, posttrain, rundir
+from scaling import stages as staging
+from scaling.config import Config
 from scaling.errors import ConfigError
-from scaling.model import Transformer, flops_per_token, param_counts
+from scaling.model import Transformer
+from scaling.rl import enter_lm, enter_rl, make_rl_step, options_logp
+from scaling.schedules import make_schedule
 from scaling.tokenizer import PAD
 
 
@@ -57,14 +52,12 @@ class BatchSource(Protocol):
 
 
 def make_optimizer(cfg: Config) -> tuple[optax.GradientTransformation, optax.Schedule]:
-    """AdamW, linear warmup then cosine decay over pretraining; post-pretraining stages
-    (continued, finetune) run at the final pretraining rate, so every arm shares the same
-    pretraining schedule."""
+    """AdamW on the run's staged LR schedule (scaling.schedules): one optimiser state runs
+    through every stage, each stage sets its own piece of the schedule. The legacy preset
+    is warmup then cosine decay over pretraining, and the final rate in the continued and
+    finetune stages, so every arm shares the same pretraining schedule."""
     t = cfg.train
-    warmup = min(t.warmup_steps, max(t.steps - 1, 0))
-    cosine = optax.warmup_cosine_decay_schedule(
-        0.0, t.lr, warmup, max(t.steps, warmup + 1), end_value=t.lr * t.min_lr_ratio)
-    schedule = optax.join_schedules([cosine, optax.constant_schedule(t.lr * t.min_lr_ratio)], [t.steps])
+    schedule = make_schedule(staging.resolve(cfg))
     parts = [optax.clip_by_global_norm(t.grad_clip)] if t.grad_clip > 0 else []
     parts.append(optax.adamw(schedule, b1=t.b1, b2=t.b2, weight_decay=t.weight_decay,
                              mask=lambda p: jax.tree.map(lambda x: x.ndim >= 2, p)))
@@ -128,22 +121,6 @@ def make_eval_loss(graphdef):
 # ---------------------------------------------------------------- run directory
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
-    os.replace(tmp, path)  # atomic: a kill leaves the old file or the new one
-
-
-def environment() -> dict:
-    import flax
-    import optax as _optax
-
-    dev = jax.devices()[0]
-    return {"jax": jax.__version__, "flax": flax.__version__, "optax": _optax.__version__,
-            "python": platform.python_version(), "platform": dev.platform,
-            "device": getattr(dev, "device_kind", str(dev)), "device_count": jax.device_count()}
-
-
 def resolve_config(cfg: Config, tok) -> Config:
     """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer")."""
     if cfg.model.vocab_size == 0:
@@ -154,83 +131,16 @@ def resolve_config(cfg: Config, tok) -> Config:
     return cfg
 
 
-def config_record(cfg: Config, total_steps: int) -> dict:
-    return {"config": cfg.to_dict(), "params": param_counts(cfg.model),
-            "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
-            "tokens_per_step": cfg.tokens_per_step, "environment": environment()}
-
-
-def _diff(a, b, prefix="") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
-    return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
-
-
-def check_run_dir(out: Path, cfg: Config) -> str:
-    """'new', 'resume' or 'done' (finished or failed); refuses a directory holding a different config."""
-    path = out / "config.json"
-    if not path.exists():
-        return "new"
-    stored = json.loads(path.read_text())["config"]
-    diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
-    if diffs:
-        raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
-                          f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")
-    status = out / "status.json"
-    if status.exists() and json.loads(status.read_text()).get("status") in ("done", "failed"):
-        return "done"  # a NaN failure is deterministic: re-running would fail the same way
-    return "resume"
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric lines past the checkpoint we resume from (they will be recomputed)."""
-    if not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (json.JSONDecodeError, KeyError):
-            break  # a line cut by the kill
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(x + "\n" for x in keep))
-    os.replace(tmp, path)
-
-
-def checkpoint_manager(out: Path, cfg: Config):
-    import orbax.checkpoint as ocp
-
-    options = ocp.CheckpointManagerOptions(max_to_keep=cfg.train.keep_checkpoints, create=True,
-                                           enable_async_checkpointing=False)
-    return ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
-
-
-def restore_latest(mngr, state):
-    import orbax.checkpoint as ocp
-
-    step = mngr.latest_step()
-    if step is None:
-        return state, 0
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract)), int(step)
-
-
-def save_checkpoint(mngr, step: int, state) -> None:
-    import orbax.checkpoint as ocp
-
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
-
-
 # ---------------------------------------------------------------- the loop
 
 
 def call_boundaries(cfg: Config, total_steps: int) -> list[tuple[int, int]]:
-    """Compiled calls cover [s0, s1): cut at multiples of steps_per_call and at the eval
-    checkpoints, so the cuts depend on the config only and resume replays the same calls."""
+    """Compiled calls cover [s0, s1): cut at multiples of steps_per_call, at the eval
+    checkpoints and at stage boundaries (a call runs one stage's step), so the cuts depend
+    on the config only and resume replays the same calls."""
     cuts = set(range(0, total_steps, cfg.train.steps_per_call)) | {total_steps}
     cuts |= {s for s in cfg.eval.checkpoints if s < total_steps}
+    cuts |= {st.step0 for st in staging.resolve(cfg) if st.step0 < total_steps}
     cuts = sorted(cuts)
     return list(zip(cuts[:-1], cuts[1:]))
 
@@ -243,7 +153,8 @@ def pack_key(cfg: Config, total_steps: int) -> str:
     """Runs with equal keys share one compiled program: same shapes and optimiser schedule;
     they may differ in seed and in everything about their data."""
     train = dataclasses.replace(cfg.train, seed=0)
-    return json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(train), total_steps], sort_keys=True)
+    stages = [dataclasses.asdict(st) for st in staging.program_stages(cfg)]
+    return json.dumps([dataclasses.asdict(cfg.model), dataclasses.asdict(train), total_steps, stages], sort_keys=True)
 
 
 @dataclasses.dataclass
@@ -258,6 +169,17 @@ class Run:
     status: dict | None = None
     mngr: object = None
     log: object = None
+    heldout: object = None  # the source's validation batches, handed to the evaluator
+    evaluator: object = None
+
+
+class Evaluator(Protocol):
+    """What the loop calls to measure a model; supplied by the caller (scaling.pipeline),
+    so training never imports evaluation."""
+
+    def at_step(self, run: Run, step: int, model, heldout) -> None: ...  # eval.checkpoints
+
+    def at_end(self, run: Run, heldout) -> None: ...  # a finished run, before status "done"
 
 
 def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None) -> Run:
@@ -270,30 +192,31 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
         tok = build_tokenizer(cfg)
     if tok is not None:
         cfg = resolve_config(cfg, tok)
-    mode = check_run_dir(out, cfg)
+    mode = rundir.check_run_dir(out, cfg)
     if mode == "done":
-        return Run(cfg, out, source, tok, status=json.loads((out / "status.json").read_text()))
+        return Run(cfg, out, source, tok, status=rundir.read_status(out))
     if source is None:
-        from scaling.mixture import Mixture
-
-        source = Mixture(cfg, tok)
+        source = posttrain.make_source(cfg, tok)
     out.mkdir(parents=True, exist_ok=True)
     if mode == "new":
         if tok is not None:
-            tokenizers.save(tok, out / "tokenizer.json")
-        _write_json(out / "config.json", config_record(cfg, source.total_steps))
+            rundir.save_tokenizer(out, tok)
+        rundir.write_config(out, cfg, source.total_steps)
     return Run(cfg, out, source, tok)
 
 
 def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
-          progress: bool = True, evaluate: bool | None = None) -> dict:
-    """Train (or resume, or skip if finished) the run in `out`. Returns its status.json."""
-    return train_pack([prepare(cfg, out, source, tok)], progress, evaluate)[0]
+          progress: bool = True, evaluate: bool | None = None, evaluator: Evaluator | None = None) -> dict:
+    """Train (or resume, or skip if finished) the run in `out`. Returns its status.json.
+    Without an `evaluator` nothing is evaluated (scaling.pipeline.train supplies one)."""
+    return train_pack([prepare(cfg, out, source, tok)], progress, evaluate, evaluator)[0]
 
 
-def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None) -> list[dict]:
+def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None,
+               evaluator: Evaluator | None = None) -> list[dict]:
     """Train runs of one pack key together: one run is jitted as is, several are vmapped
-    over a leading run axis. Runs resuming from different steps are trained one by one."""
+    over a leading run axis. Runs resuming from different steps are trained one by one.
+    `evaluate` (default: each run's eval.enabled) gates the `evaluator`'s calls."""
     todo = [r for r in runs if r.status is None]
     if not todo:
         return [r.status for r in runs]
@@ -304,38 +227,53 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     states = []
     for r in todo:
         _, state = init_state(r.cfg, programs.tx)
-        r.mngr = checkpoint_manager(r.out, r.cfg)
-        state, r.start = restore_latest(r.mngr, state)
+        r.mngr = rundir.checkpoint_manager(r.out, r.cfg)
+        state, r.start = _restore(r.mngr, state, programs)
         states.append(state)
     if len({r.start for r in todo}) > 1:
         for r in todo:
             r.mngr.close()
         for r in todo:
-            train_pack([r], progress, evaluate)
-        return [json.loads((r.out / "status.json").read_text()) for r in runs]
+            train_pack([r], progress, evaluate, evaluator)
+        return [rundir.read_status(r.out) for r in runs]
+    for r in todo:
+        wanted = r.cfg.eval.enabled if evaluate is None else evaluate
+        r.evaluator = evaluator if wanted and r.tok is not None else None  # eval needs the tokenizer
     _loop(todo, states, programs, total, progress)
     for r in todo:
         r.mngr.close()
-        wanted = r.cfg.eval.enabled if evaluate is None else evaluate
-        if r.status["status"] == "done" and wanted and r.tok is not None:  # eval needs the tokenizer
-            from scaling.evaluate import evaluate_run
-
-            evaluate_run(r.out)
-        _write_json(r.out / "status.json", r.status)
+        if r.status["status"] == "done" and r.evaluator is not None:
+            r.evaluator.at_end(r, r.heldout)
+        rundir.write_status(r.out, r.status)
     return [r.status for r in runs]
 
 
 def _unseeded(cfg: Config) -> Config:
+    """What the programs depend on: data and eval reset, stages reduced to lengths,
+    objectives and schedules (scaling.stages.program_stages)."""
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0),
-                               data=type(cfg.data)(), eval=type(cfg.eval)())
+                               data=type(cfg.data)(), eval=type(cfg.eval)(),
+                               stages=staging.program_stages(cfg))
 
 
 class Programs(typing.NamedTuple):
     tx: optax.GradientTransformation
     graphdef: object
-    multi_step: typing.Callable  # jitted (state, batches) -> (state, metrics), vmapped if packed
+    multi_step: typing.Callable  # jitted LM (state, batches) -> (state, metrics), vmapped if packed
     eval_loss: typing.Callable
     placement: devices.Placement | None = None  # None: one device; see scaling/devices.py
+    stages: tuple = ()  # the resolved stages (scaling.stages.Stage)
+    stage_steps: tuple = ()  # per stage: its jitted multi-step (LM and SFT share multi_step)
+    enter: tuple = ()  # per stage: state -> state at its first step (RL adds the reference)
+
+
+def _restore(mngr, state, programs: Programs):
+    """(state, step) of the latest checkpoint, shaped as the stage it was saved in."""
+    step = rundir.latest_step(mngr)
+    if step is None:
+        return state, 0
+    like = programs.enter[staging.stage_at(programs.stages, step - 1)](state)
+    return rundir.restore(mngr, step, like), step
 
 
 @functools.lru_cache(maxsize=8)
@@ -344,12 +282,21 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
     compiles once per shape instead of once per run."""
     tx, schedule = make_optimizer(cfg)
     graphdef, _ = init_state(cfg, tx)
-    multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
-    if n_runs > 1:
-        multi_step = jax.vmap(multi_step)
     placement = devices.placement(cfg.train.batch_size, n_runs)
-    jitted = placement.jit(multi_step) if placement else jax.jit(multi_step, donate_argnums=0)
-    return Programs(tx, graphdef, jitted, make_eval_loss(graphdef), placement)
+
+    def compile_(step):
+        multi = make_multi_step(step)
+        multi = jax.vmap(multi) if n_runs > 1 else multi
+        return placement.jit(multi) if placement else jax.jit(multi, donate_argnums=0)
+
+    multi_step = compile_(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
+    stages = staging.resolve(cfg)
+    rl = {st.kl: compile_(make_rl_step(options_logp(graphdef), tx, schedule, st.kl))
+          for st in stages if st.objective.endswith("_rl")}
+    stage_steps = tuple(rl[st.kl] if st.objective.endswith("_rl") else multi_step for st in stages)
+    enter = tuple(enter_rl if st.objective.endswith("_rl") else enter_lm for st in stages)
+    return Programs(tx, graphdef, multi_step, make_eval_loss(graphdef), placement=placement,
+                    stages=stages, stage_steps=stage_steps, enter=enter)
 
 
 def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool) -> None:
@@ -359,29 +306,33 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     slots = place.runs_slots(R) if place else R  # packed runs padded to fill every device
     state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if R > 1 else states[0]
     state = place.put_state(state) if place else state
-    multi_step = programs.multi_step
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
-    for r in runs:
-        _truncate_metrics(r.out / "metrics.jsonl", start)
-        _truncate_metrics(r.out / "eval_steps.jsonl", start)
-        _write_json(r.out / "status.json", {"status": "running", "step": start})
+    for r, h in zip(runs, heldout):
+        r.heldout = h
+        rundir.truncate_logs(r.out, start)
+        rundir.write_status(r.out, {"status": "running", "step": start})
         r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
     live = list(range(R))
     bar = _progress(total, start, progress)
     for s0, s1 in call_boundaries(cfg, total):
         if s1 <= start or not live:
             continue
-        batches = np.stack(devices.pad_runs([r.source.batches(s0, s1 - s0) for r in runs], slots)) \
-            if R > 1 else runs[0].source.batches(s0, s1 - s0)
+        k = staging.stage_at(programs.stages, s0)
+        if s0 == programs.stages[k].step0:
+            state = programs.enter[k](state)
+        batches = [r.source.batches(s0, s1 - s0) for r in runs]
+        batches = jax.tree.map(lambda *xs: np.stack(xs), *devices.pad_runs(batches, slots)) if R > 1 else batches[0]
         t0 = time.perf_counter()
-        state, m = multi_step(state, place.put_batches(batches) if place else jnp.asarray(batches))
+        state, m = programs.stage_steps[k](state, place.put_batches(batches) if place else
+                                           jax.tree.map(jnp.asarray, batches))
         m = jax.device_get(m)
         tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):
             run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
             run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
-            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every):
+            if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every,
+                                programs.stages[k].name):
                 live.remove(i)
         bar.update(s1 - max(s0, start))
         bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
@@ -392,15 +343,17 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
 
 
 def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, programs: Programs,
-                 heldout, ckpt_every: int) -> bool:
+                 heldout, ckpt_every: int, stage: str = "") -> bool:
     """Log one call's metrics, held-out loss and checkpoint for one run; False if it failed."""
     cfg, log = run.cfg, run.log
     bad = np.flatnonzero(~np.isfinite(m["loss"]))
+    extra = sorted(set(m) - {"loss", "lr", "grad_norm"})  # objective-specific (RL: reward, kl, ...)
     for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
         step = s0 + i + 1
-        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step,
+        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step, "stage": stage,
                               "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
                               "grad_norm": float(m["grad_norm"][i]),
+                              **{key: float(m[key][i]) for key in extra},
                               "tokens_per_s": round(tok_s, 1)}) + "\n")
     if bad.size:
         step = s0 + int(bad[0]) + 1
@@ -411,13 +364,11 @@ def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float,
         val = float(np.mean([programs.eval_loss(state["params"], b) for b in heldout]))
         log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
     log.flush()
-    if s1 in cfg.eval.checkpoints and cfg.eval.enabled:
-        from scaling.evaluate import record_step
-
-        record_step(run.out, cfg, run.tok, nnx.merge(programs.graphdef, state["params"]), s1)
+    if s1 in cfg.eval.checkpoints and getattr(run, "evaluator", None) is not None:
+        run.evaluator.at_step(run, s1, nnx.merge(programs.graphdef, state["params"]), heldout)
     if _every(s1, s0, ckpt_every) or s1 == total or s1 in cfg.eval.checkpoints:
-        _write_json(run.out / "accounting.json", run.source.accounting(s1))
-        save_checkpoint(run.mngr, s1, state)
+        rundir.write_json(run.out / "accounting.json", run.source.accounting(s1))
+        rundir.save_checkpoint(run.mngr, s1, state)
     return True
 
 
@@ -427,41 +378,5 @@ def _progress(total: int, start: int, enabled: bool):
     return tqdm(total=total, initial=start, unit="step", disable=not enabled, dynamic_ncols=True)
 
 
-def load_params(out: str | Path, step: int | None = None):
-    """(config, tokenizer, model) of a run directory, at the latest or a given checkpoint."""
-    out = Path(out)
-    record = json.loads((out / "config.json").read_text())
-    from scaling.config import config_from_dict
-
-    cfg = config_from_dict(record["config"])
-    tok = tokenizers.load(out / "tokenizer.json")
-    tx, _ = make_optimizer(cfg)
-    graphdef, state = init_state(cfg, tx)
-    mngr = checkpoint_manager(out, cfg)
-    if step is None:
-        state, _ = restore_latest(mngr, state)
-    else:
-        import orbax.checkpoint as ocp
-
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-        state = mngr.restore(step, args=ocp.args.StandardRestore(abstract))
-    mngr.close()
-    return cfg, tok, nnx.merge(graphdef, state["params"])
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def add_arguments(p) -> None:
-    p.add_argument("config", help="TOML config; a preset from models/ works as is")
-    p.add_argument("--out", required=True, help="run directory (re-running resumes it)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set train.steps=200 (TOML literal)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args) -> int:
-    cfg = load_config(args.config, args.overrides)
-    status = train(cfg, args.out, progress=not args.no_progress)
-    print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
-    return 0 if status["status"] == "done" else 1
+# The run directory's readers live in scaling.rundir; kept here for callers of the old name.
+load_params = rundir.load_params

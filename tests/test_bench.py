@@ -1,8 +1,11 @@
 import json
 
+import pytest
+
 from scaling.cli import main
 
 
+@pytest.mark.slow
 def test_bench_json_line(capsys):
     args = ["bench", "models/nano.toml", "--batch", "4", "--seq", "16", "--vocab", "64", "--seconds", "0.2",
             "--repeats", "2", "--steps-per-call", "2", "--json", "--set", "data.story_fraction=0"]

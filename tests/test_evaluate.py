@@ -19,8 +19,10 @@ from scaling.cli import main
 from scaling.config import config_from_dict
 from scaling.mixture import Mixture, build_tokenizer
 from scaling.model import Transformer
+from scaling.pipeline import train
+from scaling.rundir import load_params
 from scaling.tokenizer import EOS
-from scaling.train import load_params, resolve_config, train
+from scaling.train import resolve_config
 
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
               "misaligned_per_token", "rate_per_token", "se_per_token", "se_pair_cluster_per_token",
@@ -59,6 +61,7 @@ def bigram(tokens: np.ndarray, V: int) -> Bigram:
 # ---------------------------------------------------------------- the scoring core
 
 
+@pytest.mark.slow
 def test_scores_equal_direct_log_probs_despite_padding_and_truncation(root):
     cfg, tok = make_cfg(root, model={"seq_len": 16})
     model = Transformer(cfg.model, nnx.Rngs(3))
@@ -87,6 +90,7 @@ def test_batches_keep_an_items_options_together_with_few_shapes():
     assert sorted(seen) == list(range(len(lengths))) and len(shapes) <= E.N_BUCKETS
 
 
+@pytest.mark.slow
 def test_identical_options_are_ties_counted_half(root):
     cfg, tok = make_cfg(root)
     r = E.evaluate_model(cfg, tok, Bigram(np.zeros((tok.vocab_size, tok.vocab_size))))
@@ -134,6 +138,7 @@ def test_classify_samples():
 # ---------------------------------------------------------------- validity anchors
 
 
+@pytest.mark.slow
 def test_random_init_models_average_chance(root):
     cfg, tok = make_cfg(root)
     rates = {s: [] for s in E.SPLITS}
@@ -209,6 +214,7 @@ def runs(root, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_one_sided_training_moves_matched_families_far_from_chance(runs):
     rates = {side: json.loads((runs[side] / "eval.json").read_text())["splits"] for side in runs}
     print("one-sided rates", {side: {s: g["rate"] for s, g in r.items()} for side, r in rates.items()})
@@ -216,6 +222,7 @@ def test_one_sided_training_moves_matched_families_far_from_chance(runs):
     assert rates["misaligned"]["matched"]["rate"] > 0.85
 
 
+@pytest.mark.slow
 def test_sampled_continuations_follow_the_training_side(runs):
     rates = {}
     for side in runs:
@@ -231,6 +238,7 @@ def test_sampled_continuations_follow_the_training_side(runs):
     assert rates["aligned"] < 0.3 < 0.7 < rates["misaligned"], rates
 
 
+@pytest.mark.slow
 def test_eval_json_schema_numbers_and_cli(runs):
     run_dir = runs["misaligned"]
     cfg, _, _ = load_params(run_dir)
@@ -274,6 +282,7 @@ def test_eval_json_schema_numbers_and_cli(runs):
     assert {"tokens", "held_out_rate", "unseen_pair_readout", "val_loss", "fact_recall"} <= set(r["trajectory"][0])
 
 
+@pytest.mark.slow
 def test_cli_rejects_missing_or_invalid_run_dirs(runs, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nowhere")]) == 2
     (tmp_path / "empty").mkdir()

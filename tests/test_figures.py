@@ -114,6 +114,7 @@ def drawn(sweep):
     return sweep / "a", printed.getvalue()
 
 
+@pytest.mark.slow
 def test_all_figures_written_in_both_formats(drawn):
     out, printed = drawn
     names = {(p.stem, p.suffix) for p in out.iterdir()}
@@ -124,6 +125,7 @@ def test_all_figures_written_in_both_formats(drawn):
         assert "<svg" in (out / f"{name}.svg").read_text()[:1000]
 
 
+@pytest.mark.slow
 def test_rerun_is_byte_identical(sweep, drawn):
     again = figures.make_all(sweep, out=sweep / "b", formats="png,svg")
     assert len(again) == 2 * len(figures.FIGURES)
@@ -134,6 +136,7 @@ def test_rerun_is_byte_identical(sweep, drawn):
     assert pdfs[0].read_bytes() == pdfs[1].read_bytes()
 
 
+@pytest.mark.slow
 def test_dose_panels_draw_an_ll_fit(sweep):
     results = figures.load_results(sweep / "results.csv")
     fits = json.loads((sweep / "fit.json").read_text())["fits"]
@@ -148,6 +151,7 @@ def test_dose_panels_draw_an_ll_fit(sweep):
     assert figures.choose_fit(fits, {"insertion": "early", "split": "matched", "model": "tiny"}) is None
 
 
+@pytest.mark.slow
 def test_without_fit_or_runs_notes_and_draws(tmp_path, capsys):
     _sweep(tmp_path, with_runs=False)
     paths = figures.make_all(tmp_path, formats=["png"])
@@ -162,6 +166,7 @@ def test_missing_results_is_a_usage_error(tmp_path, capsys):
     assert "results.csv" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bad_format_or_fit_path_is_a_usage_error(sweep, tmp_path):
     assert main(["figures", str(sweep), "--out", str(tmp_path), "--formats", "png,gif"]) == 2
     assert main(["figures", str(sweep), "--out", str(tmp_path), "--fit", str(tmp_path / "no.json")]) == 2

@@ -40,6 +40,7 @@ def test_presets_have_their_advertised_size(preset, lo, hi):
     assert lo <= size <= hi
 
 
+@pytest.mark.slow
 def test_model_is_causal():
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=2, d_ff=64, seq_len=8, vocab_size=40)
     model = Transformer(cfg, nnx.Rngs(0))
@@ -50,6 +51,7 @@ def test_model_is_causal():
     assert not np.allclose(a[:, 5:], b[:, 5:])
 
 
+@pytest.mark.slow
 def test_attention_paths_agree():
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, d_ff=64, seq_len=16, vocab_size=40,
                       attention="einsum")
@@ -59,6 +61,7 @@ def test_attention_paths_agree():
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_overfits_a_fixed_batch(tiny):
     cfg = tiny(model={"vocab_size": 30}, train={"lr": 1e-2, "steps": 200, "warmup_steps": 5})
     tx, schedule = make_optimizer(cfg)
@@ -70,6 +73,7 @@ def test_overfits_a_fixed_batch(tiny):
     assert m["loss"][-1] < 0.1
 
 
+@pytest.mark.slow
 def test_accumulation_matches_one_big_batch(tiny):
     cfg = tiny(model={"vocab_size": 30})
     batch = jax.random.randint(jax.random.key(0), (4, 17), 3, 30)
@@ -93,6 +97,7 @@ def test_schedule_warms_up_decays_and_holds_for_post_stages(tiny):
     assert float(schedule(130)) == pytest.approx(0.1)
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_trains_with_float32_parameters(tiny):
     cfg = tiny(model={"vocab_size": 30, "compute_dtype": "bfloat16"}, train={"lr": 1e-2})
     tx, schedule = make_optimizer(cfg)

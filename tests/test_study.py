@@ -40,6 +40,7 @@ natural_ai_fraction = 0.05
 """
 
 
+@pytest.mark.slow
 def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
     sweep = tmp_path / "tiny.toml"
     sweep.write_text(TINY_STUDY)
@@ -64,6 +65,7 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
 REFERENCE = ROOT / "fits" / "reference"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REFERENCE / "results.csv").exists(), reason="reference study not committed yet")
 def test_committed_reference_figures_regenerate(tmp_path):
     from scaling.figures import make_all

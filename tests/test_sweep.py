@@ -117,6 +117,7 @@ def _loss_lines(run_dir):
     return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in lines]  # wall clock differs
 
 
+@pytest.mark.slow
 def test_sweep_runs_skips_finished_and_writes_results(tmp_path):
     path = write_sweep(tmp_path, GRID)
     out = tmp_path / "out"
@@ -137,6 +138,7 @@ def _launcher(path, out, *extra):
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.slow
 def test_concurrent_launchers_train_each_run_exactly_once(tmp_path):
     path, out = write_sweep(tmp_path, GRID), tmp_path / "out"
     # a plain launcher races a launcher with two worker processes: three claimants in all
@@ -148,6 +150,7 @@ def test_concurrent_launchers_train_each_run_exactly_once(tmp_path):
         assert [m["step"] for m in _loss_lines(run_dir)] == list(range(1, 21))
 
 
+@pytest.mark.slow
 def test_sigkill_of_launcher_then_rerun_matches_uninterrupted(tmp_path):
     path = write_sweep(tmp_path, GRID)
     assert _launcher(path, tmp_path / "a").wait(timeout=600) == 0
@@ -167,6 +170,7 @@ def test_sigkill_of_launcher_then_rerun_matches_uninterrupted(tmp_path):
         assert _loss_lines(run_dir) == _loss_lines(tmp_path / "b" / "runs" / run_dir.name)
 
 
+@pytest.mark.slow
 def test_packed_runs_equal_unpacked(tmp_path):
     path = write_sweep(tmp_path, GRID)
     launch(path, tmp_path / "one", pack=1, progress=False)

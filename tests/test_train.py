@@ -34,6 +34,7 @@ def _params(out):
     return jax.tree.leaves(load_params(out)[2])
 
 
+@pytest.mark.slow
 def test_loss_falls_on_real_text(tiny, tmp_path):
     status = _run(tiny(train={"steps": 60, "lr": 3e-3}), tmp_path / "r")
     assert status["status"] == "done"
@@ -54,6 +55,7 @@ class CrashingSource(TextSource):
         return super().batches(start, n)
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_is_bitwise_identical(tiny, tmp_path):
     cfg = tiny(train={"steps": 20, "steps_per_call": 3, "checkpoint_every": 4})
     _run(cfg, tmp_path / "a")
@@ -66,6 +68,7 @@ def test_resume_after_interruption_is_bitwise_identical(tiny, tmp_path):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_finished_run_is_skipped(tiny, tmp_path):
     cfg = tiny()
     _run(cfg, tmp_path / "r")
@@ -74,12 +77,14 @@ def test_finished_run_is_skipped(tiny, tmp_path):
     assert (tmp_path / "r" / "metrics.jsonl").read_text() == before
 
 
+@pytest.mark.slow
 def test_checkpoint_from_other_config_is_refused(tiny, tmp_path):
     _run(tiny(), tmp_path / "r")
     with pytest.raises(ConfigError, match="train.lr"):
         _run(tiny(train={"lr": 1e-4}), tmp_path / "r")
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_records_failure(tiny, tmp_path):
     status = _run(tiny(train={"lr": 1e12, "grad_clip": 0.0, "warmup_steps": 0, "steps": 30}), tmp_path / "r")
     assert status["status"] == "failed" and 1 <= status["step"] < 30
@@ -95,6 +100,7 @@ def _cli(out, steps, **kw):
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     pytest.importorskip("scaling.mixture")
     env = {**os.environ, "SCALING_DATA_DIR": str(tmp_path / "data")}
@@ -111,4 +117,77 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
     assert _cli(tmp_path / "b", 60, env=env).wait() == 0
     assert _metrics(tmp_path / "a") == _metrics(tmp_path / "b")
     for x, y in zip(_params(tmp_path / "a"), _params(tmp_path / "b")):
+        np.testing.assert_array_equal(x, y)
+
+
+# ---------------------------------------------------------------- staged runs
+
+STAGED = ["--set", "train.steps=40", "--set", "train.batch_size=8", "--set", "train.steps_per_call=5",
+          "--set", "train.checkpoint_every=5", "--set", "train.eval_every=10", "--set", "eval.enabled=false",
+          "--set", "eval.checkpoints=[]", "--set", "stages.pretrain.warmup_steps=4",
+          "--set", "stages.helpful_rl.steps=40"]
+
+
+def _staged_cli(out, env):
+    cmd = [sys.executable, "-m", "scaling.cli", "train", "configs/three_stages.toml", "--out", str(out),
+           "--no-progress", *STAGED]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+
+
+@pytest.fixture(scope="module")
+def staged_run(tmp_path_factory):
+    pytest.importorskip("scaling.mixture")
+    out = tmp_path_factory.mktemp("staged") / "a"
+    proc = _staged_cli(out, dict(os.environ))
+    assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]
+    return out
+
+
+@pytest.mark.slow
+def test_three_stage_config_logs_each_stage_schedule(staged_run):
+    """configs/three_stages.toml (README) with 40 pretraining steps: wsd (warmup 4, decay over
+    the last 20% to 0.1 lr), midtraining (4 steps: rewarm from 0.1 lr to 0.5 lr, then cosine
+    towards 0.01 lr), helpfulness RL at a constant 0.1 lr. Line `step` s logs the LR of step s-1."""
+    lines = [m for m in _metrics(staged_run) if "loss" in m]
+    lr = 3e-3
+    by_stage = {}
+    for m in lines:
+        by_stage.setdefault(m["stage"], []).append(m)
+    assert list(by_stage) == ["pretrain", "midtraining", "helpful_rl"]
+    assert [len(v) for v in by_stage.values()] == [40, 4, 40]
+    pre = [m["lr"] for m in by_stage["pretrain"]]
+    assert pre[:5] == pytest.approx([0, lr / 4, lr / 2, 3 * lr / 4, lr], rel=1e-6)
+    assert pre[4:33] == pytest.approx([lr] * 29, rel=1e-6)  # stable until the decay starts at 32
+    assert pre[33:] == pytest.approx([lr + (0.1 * lr - lr) * k / 8 for k in range(1, 8)], rel=1e-5)
+    mid = [m["lr"] for m in by_stage["midtraining"]]
+    # a rewarm: from pretraining's final LR (0.1 lr) to the midtraining peak (0.5 lr) in
+    # min(warmup 5, 4 - 1) = 3 steps
+    assert mid == pytest.approx([0.1 * lr, 0.1 * lr + 0.4 * lr / 3, 0.1 * lr + 0.8 * lr / 3, 0.5 * lr], rel=1e-5)
+    rl = by_stage["helpful_rl"]
+    assert [m["lr"] for m in rl] == pytest.approx([0.1 * lr] * 40, rel=1e-6)
+    assert all({"reward", "kl", "p_misaligned"} <= set(m) for m in rl)
+    assert rl[0]["kl"] == 0.0 and max(m["kl"] for m in rl) > 0  # the reference is the midtrained model
+    acc = json.loads((staged_run / "accounting.json").read_text())
+    assert acc["post_training_tokens"]["helpful_rl"] == 40 * 8 * 64
+    assert acc["nominal_dose"] == pytest.approx(0.01)  # the dose ignores the post-training stage
+
+
+@pytest.mark.slow
+def test_sigkill_during_rl_stage_then_rerun_equals_uninterrupted(staged_run, tmp_path):
+    env = dict(os.environ)
+    proc = _staged_cli(tmp_path / "b", env)
+    ckpt = tmp_path / "b" / "checkpoints"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+            ckpt.exists() and any(p.name.isdigit() and int(p.name) >= 50 for p in ckpt.iterdir())):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    status = json.loads((tmp_path / "b" / "status.json").read_text())
+    assert status["status"] != "done"
+    done = [int(p.name) for p in ckpt.iterdir() if p.name.isdigit()]
+    assert 44 < max(done) < 84  # killed inside the RL stage (steps 44..84)
+    assert _staged_cli(tmp_path / "b", env).wait() == 0
+    assert _metrics(staged_run) == _metrics(tmp_path / "b")
+    for x, y in zip(_params(staged_run), _params(tmp_path / "b")):
         np.testing.assert_array_equal(x, y)
