@@ -24,6 +24,7 @@ never train a run twice; finished runs are skipped and interrupted ones resume.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import itertools
 import json
@@ -43,6 +44,8 @@ from scaling.errors import ConfigError, UsageError
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
+DISK_FULL_EXIT = 3  # exit status of a command stopped by a full disk (scaling.cli)
+WAIT_POLL_S = 2.0  # how often a waiting launcher looks at the runs others train
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,11 +185,19 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _lock_is_stale(lock: Path) -> bool:
+    """A lock is stale when its owner on this host is dead, or its heartbeat stopped."""
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except OSError:
+        return False  # just released
     try:
         owner = json.loads(lock.read_text())
-        age = time.time() - lock.stat().st_mtime
-    except (OSError, json.JSONDecodeError):
-        return False  # being written right now, or just released
+    except (OSError, ValueError):
+        # Locks are created whole (see try_claim), so an unreadable one is damaged: judge it
+        # by its heartbeat alone rather than keep waiting on it forever.
+        return age > LOCK_STALE_S
+    if not isinstance(owner, dict):
+        return age > LOCK_STALE_S
     if owner.get("host") == socket.gethostname() and not _pid_alive(owner.get("pid", -1)):
         return True
     return age > LOCK_STALE_S
@@ -215,9 +226,14 @@ class Claim:
 def try_claim(run_dir: Path) -> Claim | None:
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir / "lock"
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
     for _ in range(2):
+        # Write the owner record first, then hard-link it into place: link() fails if the lock
+        # exists, and a launcher killed at any moment leaves either no lock or a whole one.
+        tmp = run_dir / f".lock.{socket.gethostname()}.{os.getpid()}.{time.time_ns()}"
+        tmp.write_text(owner)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.link(tmp, lock)
         except FileExistsError:
             if not _lock_is_stale(lock):
                 return None
@@ -226,10 +242,15 @@ def try_claim(run_dir: Path) -> Claim | None:
             except FileNotFoundError:
                 return None
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, f)
+        finally:
+            tmp.unlink(missing_ok=True)
         return Claim(lock)
     return None
+
+
+def claimed_by_live_launcher(run_dir: Path) -> bool:
+    lock = run_dir / "lock"
+    return lock.exists() and not _lock_is_stale(lock)
 
 
 def run_status(run_dir: Path) -> str:
@@ -254,20 +275,52 @@ def default_pack() -> int:
     return 1 if jax.default_backend() == "cpu" else 8
 
 
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
+
+
 def _write_error(run_dir: Path, reason: str) -> None:
-    (run_dir / "status.json").write_text(json.dumps({"status": "error", "step": None, "reason": reason}))
+    _write_atomic(run_dir / "status.json", json.dumps({"status": "error", "step": None, "reason": reason}))
 
 
 def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: tuple[int, int] = (0, 1),
-              progress: bool = True) -> dict[str, str]:
-    """Train every unfinished run this launcher can claim; returns run_id -> status."""
-    from scaling import train as trainer
+              progress: bool = True, wait: bool = True, poll_s: float = WAIT_POLL_S) -> dict[str, str]:
+    """Train every unfinished run this launcher can claim; returns run_id -> status.
 
+    Runs claimed by other live launchers are waited for (`wait`), so the launcher returns
+    only once every run of its shard is finished; a run whose claimant dies (its lock goes
+    stale) is taken over. Without `wait` those runs come back as "running elsewhere"."""
     pack = pack or default_pack()
     i, n = shard
     mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
     runs_dir = out / "runs"
     bar = _sweep_bar(len(mine), sum(finished(runs_dir / s.run_id) for s in mine), progress)
+    told, others = False, []
+    while True:
+        _train_pass(mine, runs_dir, pack, bar)
+        others = [s.run_id for s in mine if not finished(runs_dir / s.run_id)]
+        if not others:
+            break
+        if not wait:
+            bar.write(f"not waiting (--no-wait) for {len(others)} run(s) claimed by other launchers: "
+                      f"{', '.join(others)}")
+            break
+        if not told:
+            bar.write(f"waiting for {len(others)} run(s) claimed by other live launchers "
+                      "(--no-wait to exit now)")
+            told = True
+        time.sleep(poll_s)
+    bar.close()
+    statuses = {s.run_id: run_status(runs_dir / s.run_id) for s in mine}
+    return {**statuses, **{r: "running elsewhere" for r in others}}
+
+
+def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
+    """One pass over the shard: claim and train what is unfinished and unclaimed."""
+    from scaling import train as trainer
+
     groups: dict[str, list] = {}
     for spec in mine:
         run_dir = runs_dir / spec.run_id
@@ -282,6 +335,9 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
         try:
             run = trainer.prepare(spec.config, run_dir)
         except Exception as e:  # noqa: BLE001 - a broken run is recorded, the sweep goes on
+            if is_disk_full(e):
+                claim.release()
+                raise
             _fail(run_dir, claim, spec, e, bar)
             continue
         key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
@@ -290,14 +346,47 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
             _train_group(groups.pop(key), bar)
     for group in groups.values():
         _train_group(group, bar)
-    bar.close()
-    return {s.run_id: run_status(runs_dir / s.run_id) for s in mine}
+
+
+def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
+    """Make runs recorded as `error` pending again (their record kept as status.error.json and
+    error.previous.txt), each under its claim so no live launcher's run is touched."""
+    retried = []
+    for spec in specs:
+        run_dir = out / "runs" / spec.run_id
+        if run_status(run_dir) != "error":
+            continue
+        claim = try_claim(run_dir)
+        if claim is None:
+            continue
+        try:
+            if run_status(run_dir) == "error":
+                os.replace(run_dir / "status.json", run_dir / "status.error.json")
+                if (run_dir / "error.txt").exists():
+                    os.replace(run_dir / "error.txt", run_dir / "error.previous.txt")
+                retried.append(spec.run_id)
+        finally:
+            claim.release()
+    return retried
+
+
+def _reason(run_dir: Path) -> str:
+    try:
+        return json.loads((run_dir / "status.json").read_text()).get("reason") or "?"
+    except (OSError, ValueError, AttributeError):
+        return "?"
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Out of space or quota: no run can make progress, so the launcher stops rather than
+    record every remaining run as an error."""
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> None:
     reason = f"{type(e).__name__}: {e}"
     _write_error(run_dir, reason)
-    (run_dir / "error.txt").write_text(traceback.format_exc())
+    _write_atomic(run_dir / "error.txt", traceback.format_exc())
     claim.release()
     bar.write(f"run {spec.run_id} failed: {reason}")
     bar.update(1)
@@ -312,6 +401,10 @@ def _train_group(group: list, bar) -> None:
     try:
         statuses = trainer.train_pack(list(runs), progress=False)
     except Exception as e:  # noqa: BLE001
+        if is_disk_full(e):  # leave the runs resumable from their last good checkpoint
+            for claim in claims:
+                claim.release()
+            raise
         for spec, run, claim in group:
             _fail(run.out, claim, spec, e, bar)
         return
@@ -330,26 +423,35 @@ def _sweep_bar(total: int, done: int, enabled: bool):
 
 
 def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = None,
-           shard: tuple[int, int] = (0, 1), progress: bool = True) -> dict[str, str]:
-    """Expand, validate every run, write OUT/sweep.json, then run (in `workers` processes)."""
+           shard: tuple[int, int] = (0, 1), progress: bool = True, wait: bool = True,
+           retry: bool = False) -> dict[str, str]:
+    """Expand, validate every run, write OUT/sweep.json, then run (in `workers` processes).
+    `retry`: runs recorded as `error` are trained again (see `retry_errors`)."""
     specs = expand(sweep_path, list(overrides))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"sweep": str(sweep_path), "overrides": list(overrides),
                 "runs": {s.run_id: s.assignment for s in specs}}
-    tmp = out / f"sweep.json.{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, out / "sweep.json")
+    _write_atomic(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    if retry:
+        i, n = shard
+        mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
+        retried = retry_errors(mine, out)
+        print(f"retrying {len(retried)} run(s) recorded as error" + (f": {', '.join(retried)}" if retried else ""))
     if workers > 1:
         cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
                "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
         cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
+        cmd += [] if wait else ["--no-wait"]
         procs = [subprocess.Popen(cmd) for _ in range(workers)]
-        for p in procs:
-            p.wait()
+        codes = [p.wait() for p in procs]
+        if DISK_FULL_EXIT in codes:
+            raise OSError(errno.ENOSPC, "a worker stopped because the disk is full")
         runs_dir = out / "runs"
-        return {s.run_id: run_status(runs_dir / s.run_id) for s in specs}
-    return run_sweep(specs, out, pack, shard, progress)
+        statuses = {s.run_id: run_status(runs_dir / s.run_id) for s in specs}
+        return {r: "running elsewhere" if not finished(runs_dir / r) and claimed_by_live_launcher(runs_dir / r)
+                else st for r, st in statuses.items()}
+    return run_sweep(specs, out, pack, shard, progress, wait)
 
 
 # ---------------------------------------------------------------- CLI
@@ -382,6 +484,11 @@ def add_arguments(p) -> None:
     add_common_arguments(p)
     p.add_argument("--shard", default="0/1", help="i/n: this launcher takes runs i, i+n, ... (array jobs)")
     p.add_argument("--no-results", action="store_true", help="do not write OUT/results.csv at the end")
+    p.add_argument("--no-wait", action="store_true",
+                   help="exit (status 0) when the only unfinished runs are being trained by other live "
+                        "launchers, instead of waiting for them")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="train runs recorded as `error` again (their old status is kept as status.error.json)")
 
 
 def check_launch_arguments(args) -> None:
@@ -415,7 +522,7 @@ def run(args) -> int:
         dry_run(expand(args.sweep, args.overrides))
         return 0
     statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
-                      progress=not args.no_progress)
+                      progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:
@@ -423,4 +530,5 @@ def run(args) -> int:
 
         path = collect(args.out)
         print(f"results: {path}")
-    return 0 if set(statuses.values()) <= {"done"} else 1
+    # Runs left to live launchers (--no-wait) are not failures: they finish there.
+    return 0 if set(statuses.values()) <= {"done", "running elsewhere"} else 1

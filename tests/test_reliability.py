@@ -1,0 +1,156 @@
+"""Reliability: racing launchers, waiting on live claims, retrying errors, damaged state.
+
+The oracle for every test that resumes or races is the uninterrupted run: metrics (less the
+wall-clock `tokens_per_s`) and results must come out equal, not merely "present".
+"""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from scaling import sweep as sweeper
+from scaling.cli import main
+from scaling.sweep import expand, launch, run_sweep
+
+TINY = """
+preset = "nano"
+[config.model]
+d_model = 32
+n_layers = 1
+n_heads = 2
+d_ff = 64
+seq_len = 16
+[config.train]
+steps = 10
+batch_size = 4
+steps_per_call = 5
+checkpoint_every = 5
+eval_every = 5
+warmup_steps = 2
+[config.eval]
+enabled = false
+"""
+
+
+def write_sweep(tmp_path, seeds=(0, 1), name="s.toml"):
+    path = tmp_path / name
+    path.write_text(TINY + f'[[grid]]\n"train.seed" = {list(seeds)}\n')
+    return path
+
+
+def loss_lines(run_dir):
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in m.items() if k != "tokens_per_s"} for m in lines]  # wall clock differs
+
+
+def status(run_dir):
+    return json.loads((run_dir / "status.json").read_text())["status"]
+
+
+def hold_lock(run_dir, pid=None):
+    """A lock as a launcher on this host with process `pid` writes it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    import socket
+
+    (run_dir / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": pid or os.getpid(),
+                                              "time": time.time()}))
+
+
+def test_no_wait_leaves_live_claims_and_says_so(tmp_path, capsys):
+    path = write_sweep(tmp_path)
+    specs = expand(path)
+    out = tmp_path / "out"
+    held = out / "runs" / specs[0].run_id
+    hold_lock(held)  # this test process is the live launcher training it
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress", "--no-wait", "--no-results"]) == 0
+    text = capsys.readouterr()
+    assert "not waiting (--no-wait)" in text.out + text.err
+    assert "1 running elsewhere" in text.out
+    assert not (held / "status.json").exists()  # untouched: its claimant is alive
+    assert status(out / "runs" / specs[1].run_id) == "done"
+
+
+def test_waiting_launcher_takes_over_a_claim_released_unfinished(tmp_path):
+    path = write_sweep(tmp_path, seeds=(0,))
+    (spec,) = expand(path)
+    out = tmp_path / "out"
+    run_dir = out / "runs" / spec.run_id
+    hold_lock(run_dir)
+
+    def die_later():  # the claimant goes away without finishing (a killed launcher on another host)
+        time.sleep(1.0)
+        (run_dir / "lock").unlink()
+
+    threading.Thread(target=die_later).start()
+    t0 = time.time()
+    statuses = run_sweep([spec], out, progress=False, poll_s=0.1)
+    assert time.time() - t0 >= 1.0  # it waited rather than return "running"
+    assert statuses == {spec.run_id: "done"}
+    ref = tmp_path / "ref"
+    launch(path, ref, progress=False)
+    assert loss_lines(run_dir) == loss_lines(ref / "runs" / spec.run_id)
+
+
+def test_dead_and_damaged_locks_are_stale(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    hold_lock(tmp_path / "a", pid=dead.pid)
+    assert sweeper._lock_is_stale(tmp_path / "a" / "lock")
+    hold_lock(tmp_path / "b")
+    assert not sweeper._lock_is_stale(tmp_path / "b" / "lock")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "lock").write_text('{"host": "x", "pi')  # cut by a kill or a bad disk
+    assert not sweeper._lock_is_stale(tmp_path / "c" / "lock")  # its heartbeat is fresh
+    old = time.time() - sweeper.LOCK_STALE_S - 1
+    os.utime(tmp_path / "c" / "lock", (old, old))
+    assert sweeper._lock_is_stale(tmp_path / "c" / "lock")
+    claim = sweeper.try_claim(tmp_path / "c")
+    assert claim is not None and json.loads((tmp_path / "c" / "lock").read_text())["pid"] == os.getpid()
+    claim.release()
+    assert not [p for p in (tmp_path / "c").iterdir() if p.name.startswith(".lock")]
+
+
+def test_error_runs_are_retried_with_a_flag(tmp_path, capsys):
+    path = write_sweep(tmp_path, seeds=(0,))
+    (spec,) = expand(path)
+    out = tmp_path / "out"
+    run_dir = out / "runs" / spec.run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "status.json").write_text(json.dumps({"status": "error", "step": None, "reason": "OSError: flaky NFS"}))
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress", "--no-results"]) == 1
+    assert status(run_dir) == "error"  # not retried silently
+    assert main(["sweep", str(path), "--out", str(out), "--no-progress", "--no-results", "--retry-errors"]) == 0
+    assert status(run_dir) == "done"
+    assert json.loads((run_dir / "status.error.json").read_text())["reason"] == "OSError: flaky NFS"
+    assert "retrying 1 run(s)" in capsys.readouterr().out
+
+
+def _launcher(path, out, *extra):
+    cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(path), "--out", str(out), "--no-progress", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_four_racing_launchers_with_workers_all_exit_zero(tmp_path):
+    """Four launchers, each with two worker processes, on one directory: every run is trained
+    exactly once, every launcher exits 0 (those that finish their share first wait), and
+    runs and results equal one uninterrupted launcher's."""
+    path = write_sweep(tmp_path, seeds=range(6))
+    ref, out = tmp_path / "ref", tmp_path / "out"
+    assert _launcher(path, ref).wait(timeout=900) == 0
+    procs = [_launcher(path, out, "--workers", "2") for _ in range(4)]
+    logs = [p.communicate(timeout=900)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], "\n".join(logs)
+    trained = [x.split(": ")[1] for log in logs for x in log.splitlines() if x.startswith("training")]
+    assert sorted(trained) == sorted(s.run_id for s in expand(path))  # all runs, none twice
+    a, b = pd.read_csv(ref / "results.csv"), pd.read_csv(out / "results.csv")
+    assert not b.duplicated(["run_id", "split"]).any()
+    pd.testing.assert_frame_equal(a, b)
+    for run_dir in (ref / "runs").iterdir():
+        assert loss_lines(run_dir) == loss_lines(out / "runs" / run_dir.name)
