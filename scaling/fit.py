@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -93,6 +95,11 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _text(col: pd.Series) -> pd.Series:
+    """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
+    return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
+
+
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     """Validated copy: numeric counts, rows with status != ok or NaN counts dropped (warned).
 
@@ -106,16 +113,16 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True).copy()
     df["_row"] = np.arange(1, len(df) + 1)
     if "status" in df.columns:
-        bad = df["status"].astype(str).str.strip() != "ok"
+        bad = _text(df["status"]).str.strip() != "ok"
         if bad.any():
             _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
-                  f"({', '.join(sorted(df.loc[bad, 'status'].astype(str).unique()))})")
+                  f"({', '.join(sorted(_text(df.loc[bad, 'status']).unique()))})")
             df = df[~bad]
     if "arm" in df.columns:
-        other = df["arm"].astype(str).str.strip() != "dose"
+        other = _text(df["arm"]).str.strip() != "dose"
         if other.any():
             _warn(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
-                  f"({', '.join(sorted(df.loc[other, 'arm'].astype(str).unique()))}): a dose-response "
+                  f"({', '.join(sorted(_text(df.loc[other, 'arm']).unique()))}): a dose-response "
                   "curve is fitted to the aligned-dose arm and its controls")
             df = df[~other]
     for col in REQUIRED + tuple(c for c in OPTIONAL_NUMERIC if c in df.columns):
@@ -1417,6 +1424,15 @@ def curve_band(fit: CurveFit | dict, n_points: int = 200, level: float = 0.95) -
 # ---------------------------------------------------------------- CLI
 
 
+def write_report(report: FitReport, out: Path) -> None:
+    """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
+    the old file or the new one, never a cut one that a figure run would misread."""
+    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", help="results table (CSV with dose, misaligned, total, ...)")
     parser.add_argument("--out", default=None,
@@ -1444,8 +1460,7 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    (out / "fit.json").write_text(report.to_json() + "\n")
-    (out / "fit.md").write_text(report.to_markdown())
+    write_report(report, out)
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0

@@ -44,6 +44,7 @@ from scaling.errors import ConfigError, UsageError
 ROOT = Path(__file__).resolve().parent.parent
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
+MAX_RUNS = 100_000  # a grid past this is a typo, not a study; refused before expanding it
 DISK_FULL_EXIT = 3  # exit status of a command stopped by a full disk (scaling.cli)
 WAIT_POLL_S = 2.0  # how often a waiting launcher looks at the runs others train
 
@@ -62,15 +63,22 @@ def _base_raw(sweep: dict, sweep_path: Path) -> dict:
     if "preset" in sweep and "base" in sweep:
         raise ConfigError("preset", "give either preset or base, not both")
     if "preset" in sweep:
-        path = ROOT / "models" / f"{sweep['preset']}.toml"
-        if not path.is_file():
+        presets = {p.stem: p for p in (ROOT / "models").glob("*.toml")}
+        # a preset is a name from models/, looked up rather than joined into a path, so a
+        # sweep file cannot point it at ../../anything
+        path = presets.get(sweep["preset"]) if isinstance(sweep["preset"], str) else None
+        if path is None:
             presets = ", ".join(sorted(p.stem for p in (ROOT / "models").glob("*.toml")))
             raise ConfigError("preset", f"no preset {sweep['preset']!r} (known: {presets})")
         raw = read_toml(path)
     elif "base" in sweep:
+        if not isinstance(sweep["base"], str):
+            raise ConfigError("base", f"expected a path to a TOML config, got {sweep['base']!r}")
         raw = read_toml((sweep_path.parent / sweep["base"]).resolve())
     else:
         raw = {}
+    if not isinstance(sweep.get("config", {}), dict):
+        raise ConfigError("config", "expected a table of sections ([config.train] ...)")
     for section, values in sweep.get("config", {}).items():
         if not isinstance(values, dict):
             raise ConfigError(f"config.{section}", "expected a table of keys")
@@ -78,8 +86,18 @@ def _base_raw(sweep: dict, sweep_path: Path) -> dict:
     return raw
 
 
+def _tables(value, where: str, what: str) -> list[dict]:
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(where, f"expected a list of tables ({what}), got {value!r}")
+    return value
+
+
 def _axes(grid: dict, where: str) -> list[list[dict]]:
     """Each axis is a list of partial assignments {key: value}; zip groups are one axis."""
+    if not isinstance(grid, dict):
+        raise ConfigError(where, f"expected a table of axes ([[grid]]), got {grid!r}")
+    _tables(grid.get("zip", []), f"{where}.zip", 'zip = [{"a.b" = [...], "c.d" = [...]}]')
+    _tables(grid.get("exclude", []), f"{where}.exclude", 'exclude = [{"a.b" = value}]')
     axes = []
     for key, values in grid.items():
         if key in ("zip", "exclude"):
@@ -101,7 +119,11 @@ def _excluded(assignment: dict, excludes: list[dict]) -> bool:
 
 
 def _apply(raw: dict, assignment: dict) -> dict:
-    out = {s: dict(v) for s, v in raw.items()}
+    out = {}
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(section, "expected a table of keys")
+        out[section] = dict(values)
     for key, value in assignment.items():
         section, _, name = key.partition(".")
         if not name:
@@ -153,10 +175,16 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
     base = merge(_base_raw(sweep, sweep_path), overrides)
     grids = sweep.get("grid", [{}])
     grids = [grids] if isinstance(grids, dict) else grids
+    if not isinstance(grids, list):
+        raise ConfigError("grid", f"expected [[grid]] tables, got {grids!r}")
     runs: dict[str, RunSpec] = {}
     for g, grid in enumerate(grids):
+        axes = _axes(grid, f"grid[{g}]")
+        if math.prod(len(a) for a in axes) > MAX_RUNS:
+            raise ConfigError(f"grid[{g}]", f"expands to {math.prod(len(a) for a in axes):,} runs "
+                              f"(more than {MAX_RUNS:,}): split the sweep")
         excludes = grid.get("exclude", [])
-        for combo in itertools.product(*_axes(grid, f"grid[{g}]")):
+        for combo in itertools.product(*axes):
             assignment = {k: v for part in combo for k, v in part.items()}
             if _excluded(assignment, excludes):
                 continue
@@ -168,7 +196,23 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
                 raise ConfigError(f"run [{label}]", str(e)) from e
             rid = run_id(cfg)
             runs.setdefault(rid, RunSpec(rid, cfg, assignment))
+    _check_corpora(runs.values())
     return list(runs.values())
+
+
+def _check_corpora(specs) -> None:
+    """Read every user JSONL corpus once now, so a malformed line stops the sweep before any
+    run is claimed or trained (instead of failing each run that uses it)."""
+    seen = set()
+    for spec in specs:
+        d = spec.config.data
+        for name in ("aligned_files", "misaligned_files", "base_files"):
+            files = getattr(d, name)
+            if files and (name, files) not in seen:
+                from scaling.datasets import jsonl_texts
+
+                seen.add((name, files))
+                jsonl_texts(f"data.{name}", files)
 
 
 # ---------------------------------------------------------------- claiming runs
