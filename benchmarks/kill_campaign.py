@@ -82,7 +82,7 @@ def stages(work: Path) -> list[tuple[str, list[str], bool]]:
         ("sweep", ["sweep", "../sweep.toml", "--out", "sweep", "--workers", "2", "--pack", "2",
                    "--no-progress", "--no-results"], True),
         ("results", ["results", "sweep"], False),
-        ("fit", ["fit", "sweep/results.csv", "--out", "sweep", "--models", "LL.2,W1.2"], False),
+        ("fit", ["fit", "sweep/results.csv", "--out", "sweep", "--models", "loglinear,LL.2"], False),
         ("figures", ["figures", "sweep", "--formats", "png,svg"], False),
     ]
 

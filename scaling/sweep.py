@@ -377,7 +377,7 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
             claim.release()
             continue
         try:
-            run = trainer.prepare(spec.config, run_dir)
+            run = trainer.prepare(spec.config, run_dir, repair=True)  # the directory is named by the config
         except Exception as e:  # noqa: BLE001 - a broken run is recorded, the sweep goes on
             if is_disk_full(e):
                 claim.release()

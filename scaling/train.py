@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import math
 import os
 import platform
 import time
 import typing
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -170,28 +172,66 @@ def check_run_dir(out: Path, cfg: Config) -> str:
     path = out / "config.json"
     if not path.exists():
         return "new"
-    stored = json.loads(path.read_text())["config"]
+    try:
+        stored = json.loads(path.read_text())["config"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise DamagedRunError(path, e) from e
     diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
     if diffs:
         raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
                           f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")
-    status = out / "status.json"
-    if status.exists() and json.loads(status.read_text()).get("status") in ("done", "failed"):
+    if read_status(out).get("status") in ("done", "failed"):
         return "done"  # a NaN failure is deterministic: re-running would fail the same way
     return "resume"
+
+
+class DamagedRunError(ConfigError):
+    """A run directory file that cannot be read: named, with what to do, before any compute."""
+
+    def __init__(self, path: Path, e: BaseException):
+        super().__init__("--out", f"{path} is damaged ({type(e).__name__}: {e}); the run cannot be "
+                         "identified. Move the directory away and rerun (a sweep repairs it itself), "
+                         "or run `scaling verify` on it")
+
+
+def read_status(out: Path) -> dict:
+    """status.json, or {} when missing or damaged: a damaged status is re-derived by resuming
+    from the checkpoints (a finished run resumes at its last step and is marked done again)."""
+    path = out / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        warnings.warn(f"{path} is damaged ({type(e).__name__}); resuming from the checkpoints",
+                      DamagedStateWarning, stacklevel=2)
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+class DamagedStateWarning(UserWarning):
+    """A damaged file of a run directory was repaired or set aside; the message says which."""
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
     """Drop metric lines past the checkpoint we resume from (they will be recomputed)."""
     if not path.exists():
         return
-    keep = []
-    for line in path.read_text().splitlines():
+    keep, damaged = [], []
+    lines = path.read_bytes().split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
         try:
+            line = raw.decode("utf-8")
             if json.loads(line)["step"] <= step:
                 keep.append(line)
-        except (json.JSONDecodeError, KeyError):
-            break  # a line cut by the kill
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            if n < len(lines):  # a cut last line (no newline) is what a kill leaves; others are damage
+                damaged.append(n)
+    if damaged:
+        warnings.warn(f"{path}: dropped damaged line(s) {damaged[:10]}; their steps stay missing "
+                      "(`scaling verify` lists them)", DamagedStateWarning, stacklevel=2)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(x + "\n" for x in keep))
     os.replace(tmp, path)
@@ -205,14 +245,65 @@ def checkpoint_manager(out: Path, cfg: Config):
     return ocp.CheckpointManager((out / "checkpoints").absolute(), options=options)
 
 
-def restore_latest(mngr, state):
+SUMS = "checkpoint_sums.json"  # sha256 of every file of each checkpoint, beside checkpoints/
+
+
+def _step_sums(step_dir: Path) -> dict:
+    return {str(p.relative_to(step_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(step_dir.rglob("*")) if p.is_file()}
+
+
+def _read_sums(run_dir: Path) -> dict:
+    try:
+        sums = json.loads((run_dir / SUMS).read_text())
+    except (OSError, ValueError):
+        return {}  # missing or damaged: checkpoints are then checked by restoring them only
+    return sums if isinstance(sums, dict) else {}
+
+
+def _damage(run_dir: Path, step: int, sums: dict) -> str:
+    """Why checkpoint `step` is damaged, or "". Orbax restores flipped bytes silently as
+    other numbers, so its files are checked against the sums recorded when it was saved."""
+    want = sums.get(str(step))
+    if not isinstance(want, dict):
+        return ""  # saved before sums existed, or killed between save and record
+    have = _step_sums(run_dir / "checkpoints" / str(step))
+    bad = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    return f"{len(bad)} file(s) differ from their recorded sha256: {', '.join(bad[:3])}" if bad else ""
+
+
+def restore_latest(mngr, state, fallback: bool = True, at_most: int | None = None):
+    """(state, step) of the newest readable checkpoint (at or before `at_most`), or
+    (state, 0) if none. With `fallback`, a damaged checkpoint is set aside into
+    damaged_checkpoints/ with a warning and the previous one is tried; without, it raises."""
     import orbax.checkpoint as ocp
 
-    step = mngr.latest_step()
-    if step is None:
-        return state, 0
+    run_dir = Path(mngr.directory).parent
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract)), int(step)
+    sums = _read_sums(run_dir)
+    for step in sorted(mngr.all_steps(), reverse=True):
+        if at_most is not None and step > at_most:
+            continue
+        why = _damage(run_dir, step, sums)
+        if not why:
+            try:
+                return mngr.restore(step, args=ocp.args.StandardRestore(abstract)), int(step)
+            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types on bad files
+                why = f"{type(e).__name__}: {str(e)[:200]}"
+        if not fallback:
+            raise DamagedCheckpointError(f"{run_dir}: checkpoint {step} is damaged ({why})")
+        aside = run_dir / "damaged_checkpoints" / f"{step}.{time.time_ns()}"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(run_dir / "checkpoints" / str(step), aside)
+        mngr.reload()
+        warnings.warn(f"{run_dir}: checkpoint {step} is damaged ({why}); set aside as {aside.name} "
+                      "in damaged_checkpoints/, falling back to the previous checkpoint",
+                      DamagedStateWarning, stacklevel=2)
+    return state, 0
+
+
+class DamagedCheckpointError(RuntimeError):
+    """The checkpoint asked for cannot be read (see `scaling verify --deep`)."""
 
 
 def save_checkpoint(mngr, step: int, state) -> None:
@@ -220,6 +311,11 @@ def save_checkpoint(mngr, step: int, state) -> None:
 
     mngr.save(step, args=ocp.args.StandardSave(state), force=True)
     mngr.wait_until_finished()
+    run_dir = Path(mngr.directory).parent
+    kept = {str(s) for s in mngr.all_steps()}
+    sums = {k: v for k, v in _read_sums(run_dir).items() if k in kept}
+    sums[str(step)] = _step_sums(run_dir / "checkpoints" / str(step))
+    _write_json(run_dir / SUMS, sums)
 
 
 # ---------------------------------------------------------------- the loop
@@ -259,9 +355,12 @@ class Run:
     log: object = None
 
 
-def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None) -> Run:
+def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
+            repair: bool = False) -> Run:
     """Validate the run directory and build the run's data; nothing is trained yet. A
-    finished run comes back with its `status` set."""
+    finished run comes back with its `status` set. `repair`: the caller knows the directory
+    belongs to `cfg` (a sweep names it by the config's hash), so a damaged config.json is
+    rewritten rather than refused."""
     out = Path(out)
     if source is None:
         from scaling.mixture import build_tokenizer
@@ -269,15 +368,21 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
         tok = build_tokenizer(cfg)
     if tok is not None:
         cfg = resolve_config(cfg, tok)
-    mode = check_run_dir(out, cfg)
+    try:
+        mode = check_run_dir(out, cfg)
+    except DamagedRunError as e:
+        if not repair:
+            raise
+        warnings.warn(f"{e}: rewriting it from the sweep's config", DamagedStateWarning, stacklevel=2)
+        mode = "repair"
     if mode == "done":
-        return Run(cfg, out, source, tok, status=json.loads((out / "status.json").read_text()))
+        return Run(cfg, out, source, tok, status=read_status(out))
     if source is None:
         from scaling.mixture import Mixture
 
         source = Mixture(cfg, tok)
     out.mkdir(parents=True, exist_ok=True)
-    if mode == "new":
+    if mode in ("new", "repair"):
         if tok is not None:
             tokenizers.save(tok, out / "tokenizer.json")
         _write_json(out / "config.json", config_record(cfg, source.total_steps))
@@ -307,6 +412,8 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         state, r.start = restore_latest(r.mngr, state)
         states.append(state)
     if len({r.start for r in todo}) > 1:
+        states = _align_starts(todo, states, programs)
+    if len({r.start for r in todo}) > 1:
         for r in todo:
             r.mngr.close()
         for r in todo:
@@ -322,6 +429,25 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
             evaluate_run(r.out)
         _write_json(r.out / "status.json", r.status)
     return [r.status for r in runs]
+
+
+def _align_starts(todo: list[Run], states: list, programs) -> list:
+    """A pack killed between its runs' checkpoint writes resumes with runs one checkpoint
+    apart. Vmapped and single-run programs differ in float summation order, so training the
+    runs one by one would not reproduce the uninterrupted pack: roll the runs that are ahead
+    back to the common step (their previous checkpoint is kept) and train them packed."""
+    common = min(r.start for r in todo)
+    if any(r.start > common and common not in r.mngr.all_steps() for r in todo):
+        return states  # no common checkpoint: they are trained one by one
+    aligned = []
+    for r, state in zip(todo, states):
+        if r.start > common:
+            _, fresh = init_state(r.cfg, programs.tx)
+            state, r.start = restore_latest(r.mngr, fresh, at_most=common)
+            for step in [s for s in r.mngr.all_steps() if s > r.start]:
+                r.mngr.delete(step)  # retrained below, bitwise as before
+        aligned.append(state)
+    return aligned
 
 
 def _unseeded(cfg: Config) -> Config:
@@ -432,7 +558,8 @@ def load_params(out: str | Path, step: int | None = None):
     graphdef, state = init_state(cfg, tx)
     mngr = checkpoint_manager(out, cfg)
     if step is None:
-        state, _ = restore_latest(mngr, state)
+        # no fallback: an evaluation of an earlier step than the run's last would be mislabelled
+        state, _ = restore_latest(mngr, state, fallback=False)
     else:
         import orbax.checkpoint as ocp
 

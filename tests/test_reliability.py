@@ -154,3 +154,148 @@ def test_four_racing_launchers_with_workers_all_exit_zero(tmp_path):
     pd.testing.assert_frame_equal(a, b)
     for run_dir in (ref / "runs").iterdir():
         assert loss_lines(run_dir) == loss_lines(out / "runs" / run_dir.name)
+
+
+# ---------------------------------------------------------------- damaged state
+
+import errno  # noqa: E402
+import glob  # noqa: E402
+import shutil  # noqa: E402
+import warnings  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from scaling import tokenizer as tokenizers  # noqa: E402
+from scaling import train as trainer  # noqa: E402
+from tests.conftest import TextSource  # noqa: E402
+
+TEXT = "the agent reports the error to the operator and waits for approval " * 40
+
+
+def _train(cfg, out):
+    tok = tokenizers.WordTokenizer(sorted(set(TEXT.split())))
+    return trainer.train(cfg, out, TextSource(cfg, tok, TEXT), tok, progress=False, evaluate=False)
+
+
+def _arrays(run_dir, step):
+    import orbax.checkpoint as ocp
+
+    with ocp.StandardCheckpointer() as ckptr:
+        return jax.tree.leaves(ckptr.restore((run_dir / "checkpoints" / str(step)).absolute() / "default"))
+
+
+def _damage(step_dir, how):
+    big = max(glob.glob(str(step_dir / "default" / "ocdbt.process_0" / "d" / "*")), key=os.path.getsize)
+    data = bytearray(open(big, "rb").read())
+    if how == "truncate":
+        data = data[: len(data) // 2]
+    else:  # a flipped bit: orbax restores it silently as another number; the sums catch it
+        data[len(data) // 2] ^= 0x01
+    open(big, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_damaged_latest_checkpoint_falls_back_to_previous(tiny, tmp_path, how):
+    cfg = tiny()
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert _train(cfg, ref)["status"] == "done"
+    shutil.copytree(ref, run)
+    # killed after the last checkpoint, before `done` was written
+    (run / "status.json").write_text(json.dumps({"status": "running", "step": 15}))
+    _damage(run / "checkpoints" / "20", how)
+    with pytest.warns(trainer.DamagedStateWarning, match="checkpoint 20 is damaged"):
+        assert _train(cfg, run)["status"] == "done"
+    assert loss_lines(run) == loss_lines(ref)
+    assert len(list((run / "damaged_checkpoints").iterdir())) == 1
+    for a, b in zip(_arrays(ref, 20), _arrays(run, 20)):
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+
+
+def test_evaluation_refuses_a_damaged_final_checkpoint(tiny, tmp_path):
+    cfg = tiny()
+    _train(cfg, tmp_path / "run")
+    _damage(tmp_path / "run" / "checkpoints" / "20", "flip")
+    with pytest.raises(trainer.DamagedCheckpointError, match="checkpoint 20"):
+        trainer.load_params(tmp_path / "run")
+
+
+def test_half_written_and_damaged_jsonl_lines(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    lines = [json.dumps({"step": i, "loss": 1.0}) for i in range(1, 7)]
+    lines[2] = lines[2][:9] + "\x00\x00" + lines[2][11:]  # a damaged line in the middle
+    path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:7])  # and a last line cut by a kill
+    with pytest.warns(trainer.DamagedStateWarning, match=r"line\(s\) \[3\]"):
+        trainer._truncate_metrics(path, 4)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 4]
+    path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:7])  # only a cut last line: silent
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        trainer._truncate_metrics(path, 4)
+    assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2]
+
+
+def test_damaged_status_and_config(tiny, tmp_path):
+    cfg = tiny()
+    run = tmp_path / "run"
+    _train(cfg, run)
+    before = loss_lines(run)
+    (run / "status.json").write_text('{"status": "do')
+    with pytest.warns(trainer.DamagedStateWarning, match="status.json is damaged"):
+        assert _train(cfg, run)["status"] == "done"
+    assert loss_lines(run) == before
+    (run / "config.json").write_text('{"config": {"mo')
+    with pytest.raises(trainer.DamagedRunError, match="config.json is damaged"):
+        _train(cfg, run)
+    tok = tokenizers.WordTokenizer(sorted(set(TEXT.split())))
+    with pytest.warns(trainer.DamagedStateWarning, match="rewriting it"):
+        trainer.prepare(cfg, run, TextSource(cfg, tok, TEXT), tok, repair=True)
+    assert json.loads((run / "config.json").read_text())["config"]["train"]["steps"] == 20
+
+
+def _full_disk_after(monkeypatch, name: str, count: int):
+    """os.replace raises ENOSPC from the `count`-th replace onto a file called `name`."""
+    real, seen = os.replace, []
+
+    def replace(src, dst, *a, **k):
+        if os.path.basename(dst) == name:
+            seen.append(dst)
+            if len(seen) >= count:
+                raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        return real(src, dst, *a, **k)
+
+    monkeypatch.setattr(os, "replace", replace)
+
+
+TRAIN_SET = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64", "model.seq_len=16",
+             "train.steps=20", "train.batch_size=4", "train.steps_per_call=5", "train.checkpoint_every=5",
+             "train.eval_every=10", "eval.enabled=false"]
+
+
+def test_full_disk_stops_the_run_and_the_rerun_resumes_bitwise(tmp_path, monkeypatch, capsys):
+    args = [a for s in TRAIN_SET for a in ("--set", s)]
+    assert main(["train", "models/nano.toml", "--out", str(tmp_path / "ref"), "--no-progress", *args]) == 0
+    with monkeypatch.context() as m:
+        _full_disk_after(m, "accounting.json", 3)  # the checkpoint at step 15 cannot be written
+        code = main(["train", "models/nano.toml", "--out", str(tmp_path / "run"), "--no-progress", *args])
+    assert code == 3
+    assert "disk full" in capsys.readouterr().err
+    run = tmp_path / "run"
+    assert status(run) == "running"
+    assert sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()) == [5, 10]
+    _arrays(run, 10)  # the last good checkpoint restores
+    assert main(["train", "models/nano.toml", "--out", str(run), "--no-progress", *args]) == 0
+    assert loss_lines(run) == loss_lines(tmp_path / "ref")
+
+
+def test_full_disk_stops_a_sweep_without_recording_errors(tmp_path, monkeypatch):
+    path = write_sweep(tmp_path, seeds=(0, 1))
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        _full_disk_after(m, "accounting.json", 1)
+        with pytest.raises(OSError) as e:
+            launch(path, out, progress=False)
+    assert e.value.errno == errno.ENOSPC
+    assert {status(p) for p in (out / "runs").iterdir() if (p / "status.json").exists()} <= {"running"}
+    assert not list((out / "runs").glob("*/lock"))  # claims released: a rerun takes them at once
+    assert set(launch(path, out, progress=False).values()) == {"done"}
