@@ -4,8 +4,9 @@ Reads only what is on disk (no training, no JAX unless `--deep`). For each run:
   config     config.json readable; in a sweep, its hash is the directory name (RUN_ID)
   status     status.json readable; done / running / failed / error / pending, and for a
              `running` run whether a live launcher holds it or it was interrupted
-  checkpoints  a done run's latest checkpoint is its last step; leftovers of killed writes;
-             with --deep every checkpoint is restored (a damaged one is named)
+  checkpoints  a done run's latest checkpoint is its last step; every file of a checkpoint
+             matches the sha256 recorded when it was saved; leftovers of killed writes; with
+             --deep every checkpoint is also restored (a damaged one is named)
   metrics    metrics.jsonl lines parse, steps 1..N each once (N = the latest checkpoint for an
              interrupted run, total_steps for a done one), held-out loss present
   accounting accounting.json at the same step as the checkpoint, tokens = steps x tokens per
@@ -21,6 +22,7 @@ Prints one line per finding and the commands that repair what is inconsistent; e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import re
@@ -86,6 +88,12 @@ def metric_steps(run_dir: Path) -> tuple[list[int], list[int], list[int]]:
     return loss, val, bad
 
 
+def _sums(step_dir: Path) -> dict:
+    """sha256 of every file of a checkpoint, as scaling.train records them at save time."""
+    return {str(p.relative_to(step_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(step_dir.rglob("*")) if p.is_file()}
+
+
 def _restorable(step_dir: Path) -> str:
     """'' if orbax restores the checkpoint, else why not."""
     import orbax.checkpoint as ocp
@@ -139,6 +147,13 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
     if debris:
         out.append(Finding(rid, f"leftovers of interrupted checkpoint writes: {', '.join(debris)} "
                            "(ignored on resume)"))
+    sums, _ = _read_json(run_dir / "checkpoint_sums.json")
+    for s in steps:
+        want = sums.get(str(s)) if isinstance(sums, dict) else None
+        if isinstance(want, dict) and _sums(run_dir / "checkpoints" / str(s)) != want:
+            out.append(Finding(rid, f"checkpoint {s} differs from the sha256 recorded when it was saved "
+                               "(damaged); a resume sets it aside and falls back to the previous one",
+                               rerun if state != "done" else f"move {run_dir} away, then {rerun}"))
     if deep:
         for s in reversed(steps):
             problem = _restorable(run_dir / "checkpoints" / str(s))

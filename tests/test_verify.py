@@ -67,6 +67,13 @@ def _edit_json(path, **changes):
     path.write_text(json.dumps(obj))
 
 
+def _flip(step_dir):
+    big = max((p for p in step_dir.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(big.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    big.write_bytes(bytes(data))
+
+
 INJECTIONS = {
     "lost last checkpoint": (lambda out, r: shutil.rmtree(r / "checkpoints" / "10"), "latest checkpoint is step 5"),
     "run dir renamed": (lambda out, r: r.rename(r.with_name("0123456789ab")), "config hash does not match"),
@@ -84,6 +91,7 @@ INJECTIONS = {
         (out / "results.csv").read_text().replace("not evaluated", "ok", 1)), "results.csv: differs"),
     "results missing": (lambda out, r: (out / "results.csv").unlink(), "results.csv: missing"),
     "run never started": (lambda out, r: shutil.rmtree(r), "not started"),
+    "checkpoint bit flipped": (lambda out, r: _flip(r / "checkpoints" / "10"), "checkpoint 10 differs from the sha256"),
 }
 
 
