@@ -285,3 +285,14 @@ def test_no_eval_exec_or_pickle_in_the_package():
                         continue
                     calls.append(f"{path.name}:{node.lineno}: {name}")
     assert calls == []
+
+
+@pytest.mark.parametrize("record", ['[1, 2]', '{"config": {"model": {"d_model": "x"}}}', '{"config": {}}',
+                                    '{"config": "x"}'])
+def test_damaged_run_records_name_the_run_in_results(tmp_path, record, capsys):
+    run = tmp_path / "out" / "runs" / "0123456789ab"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(record)
+    assert main(["results", str(tmp_path / "out")]) == 2
+    assert "0123456789ab" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "results.csv").exists()

@@ -272,6 +272,7 @@ TRAIN_SET = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d
              "train.eval_every=10", "eval.enabled=false"]
 
 
+@pytest.mark.slow
 def test_full_disk_stops_the_run_and_the_rerun_resumes_bitwise(tmp_path, monkeypatch, capsys):
     args = [a for s in TRAIN_SET for a in ("--set", s)]
     assert main(["train", "models/nano.toml", "--out", str(tmp_path / "ref"), "--no-progress", *args]) == 0
