@@ -240,9 +240,10 @@ def _lock_is_stale(lock: Path) -> bool:
         # Locks are created whole (see try_claim), so an unreadable one is damaged: judge it
         # by its heartbeat alone rather than keep waiting on it forever.
         return age > LOCK_STALE_S
-    if not isinstance(owner, dict):
-        return age > LOCK_STALE_S
-    if owner.get("host") == socket.gethostname() and not _pid_alive(owner.get("pid", -1)):
+    pid = owner.get("pid") if isinstance(owner, dict) else None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return age > LOCK_STALE_S  # kill(0 or -1) would ask about whole process groups
+    if owner.get("host") == socket.gethostname() and not _pid_alive(pid):
         return True
     return age > LOCK_STALE_S
 

@@ -296,3 +296,12 @@ def test_damaged_run_records_name_the_run_in_results(tmp_path, record, capsys):
     assert main(["results", str(tmp_path / "out")]) == 2
     assert "0123456789ab" in capsys.readouterr().err
     assert not (tmp_path / "out" / "results.csv").exists()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cols=columns, data=st.data())
+def test_any_results_table_draws_or_names_its_error(tmp_path_factory, cols, data):
+    tmp = tmp_path_factory.mktemp("fig")
+    rows = data.draw(st.lists(st.lists(cells, min_size=len(cols), max_size=len(cols)), max_size=5))
+    (tmp / "results.csv").write_text("\n".join([",".join(cols)] + [",".join(r) for r in rows]) + "\n")
+    assert main(["figures", str(tmp), "--formats", "svg"]) in (0, 2)
