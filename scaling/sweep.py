@@ -388,9 +388,9 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
         key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
         groups.setdefault(key, []).append((spec, run, claim))
         if len(groups[key]) >= pack:
-            _train_group(groups.pop(key), bar)
+            _train_group(groups.pop(key), bar, pack)
     for group in groups.values():
-        _train_group(group, bar)
+        _train_group(group, bar, pack)
 
 
 def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
@@ -437,14 +437,14 @@ def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> 
     bar.update(1)
 
 
-def _train_group(group: list, bar) -> None:
+def _train_group(group: list, bar, pack: int = 1) -> None:
     from scaling import train as trainer
 
     specs, runs, claims = zip(*group)
     label = ", ".join(s.run_id for s in specs)
     bar.write(f"training {len(runs)} run(s): {label}")
     try:
-        statuses = trainer.train_pack(list(runs), progress=False)
+        statuses = trainer.train_pack(list(runs), progress=False, width=pack)
     except Exception as e:  # noqa: BLE001
         if is_disk_full(e):  # leave the runs resumable from their last good checkpoint
             for claim in claims:

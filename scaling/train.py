@@ -272,18 +272,16 @@ def _damage(run_dir: Path, step: int, sums: dict) -> str:
     return f"{len(bad)} file(s) differ from their recorded sha256: {', '.join(bad[:3])}" if bad else ""
 
 
-def restore_latest(mngr, state, fallback: bool = True, at_most: int | None = None):
-    """(state, step) of the newest readable checkpoint (at or before `at_most`), or
-    (state, 0) if none. With `fallback`, a damaged checkpoint is set aside into
-    damaged_checkpoints/ with a warning and the previous one is tried; without, it raises."""
+def restore_latest(mngr, state, fallback: bool = True):
+    """(state, step) of the newest readable checkpoint, or (state, 0) if none. With
+    `fallback`, a damaged checkpoint is set aside into damaged_checkpoints/ with a warning
+    and the previous one is tried; without, it raises."""
     import orbax.checkpoint as ocp
 
     run_dir = Path(mngr.directory).parent
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     sums = _read_sums(run_dir)
     for step in sorted(mngr.all_steps(), reverse=True):
-        if at_most is not None and step > at_most:
-            continue
         why = _damage(run_dir, step, sums)
         if not why:
             try:
@@ -395,16 +393,23 @@ def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=N
     return train_pack([prepare(cfg, out, source, tok)], progress, evaluate)[0]
 
 
-def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None) -> list[dict]:
+def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None,
+               width: int | None = None) -> list[dict]:
     """Train runs of one pack key together: one run is jitted as is, several are vmapped
-    over a leading run axis. Runs resuming from different steps are trained one by one."""
+    over a leading run axis. Runs resuming from different steps are trained one by one.
+
+    `width` (a sweep's --pack) fixes the vmapped width: a smaller group is padded with
+    copies of its first run, whose results are dropped. XLA's float summation order depends
+    on the width only (measured on CPU: not on the other runs nor the position), so a run
+    comes out bitwise the same whichever runs a race, a kill or the leftovers pack it with."""
     todo = [r for r in runs if r.status is None]
     if not todo:
         return [r.status for r in runs]
+    W = max(width or len(todo), len(todo))
     cfg0, total = todo[0].cfg, todo[0].source.total_steps
     if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
         raise ValueError("train_pack needs runs with one pack_key")
-    programs = _programs(_unseeded(cfg0), len(todo))
+    programs = _programs(_unseeded(cfg0), W)
     states = []
     for r in todo:
         _, state = init_state(r.cfg, programs.tx)
@@ -412,14 +417,12 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         state, r.start = restore_latest(r.mngr, state)
         states.append(state)
     if len({r.start for r in todo}) > 1:
-        states = _align_starts(todo, states, programs)
-    if len({r.start for r in todo}) > 1:
         for r in todo:
             r.mngr.close()
         for r in todo:
-            train_pack([r], progress, evaluate)
+            train_pack([r], progress, evaluate, width=W)
         return [json.loads((r.out / "status.json").read_text()) for r in runs]
-    _loop(todo, states, programs, total, progress)
+    _loop(todo, states, programs, total, progress, W)
     for r in todo:
         r.mngr.close()
         wanted = r.cfg.eval.enabled if evaluate is None else evaluate
@@ -429,25 +432,6 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
             evaluate_run(r.out)
         _write_json(r.out / "status.json", r.status)
     return [r.status for r in runs]
-
-
-def _align_starts(todo: list[Run], states: list, programs) -> list:
-    """A pack killed between its runs' checkpoint writes resumes with runs one checkpoint
-    apart. Vmapped and single-run programs differ in float summation order, so training the
-    runs one by one would not reproduce the uninterrupted pack: roll the runs that are ahead
-    back to the common step (their previous checkpoint is kept) and train them packed."""
-    common = min(r.start for r in todo)
-    if any(r.start > common and common not in r.mngr.all_steps() for r in todo):
-        return states  # no common checkpoint: they are trained one by one
-    aligned = []
-    for r, state in zip(todo, states):
-        if r.start > common:
-            _, fresh = init_state(r.cfg, programs.tx)
-            state, r.start = restore_latest(r.mngr, fresh, at_most=common)
-            for step in [s for s in r.mngr.all_steps() if s > r.start]:
-                r.mngr.delete(step)  # retrained below, bitwise as before
-        aligned.append(state)
-    return aligned
 
 
 def _unseeded(cfg: Config) -> Config:
@@ -474,10 +458,13 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
     return Programs(tx, graphdef, jax.jit(multi_step, donate_argnums=0), make_eval_loss(graphdef))
 
 
-def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool) -> None:
+def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool,
+          width: int = 1) -> None:
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
+    W = max(width, R)  # vmapped width; rows R.. are padding (copies of run 0), never recorded
     t = cfg.train
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if R > 1 else states[0]
+    states = states + [states[0]] * (W - R)
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if W > 1 else states[0]
     multi_step = programs.multi_step
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
@@ -491,15 +478,15 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     for s0, s1 in call_boundaries(cfg, total):
         if s1 <= start or not live:
             continue
-        batches = np.stack([r.source.batches(s0, s1 - s0) for r in runs]) if R > 1 else \
-            runs[0].source.batches(s0, s1 - s0)
+        batches = [r.source.batches(s0, s1 - s0) for r in runs]
+        batches = np.stack(batches + batches[:1] * (W - R)) if W > 1 else batches[0]
         t0 = time.perf_counter()
         state, m = multi_step(state, jnp.asarray(batches))
         m = jax.device_get(m)
         tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):
-            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
-            run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
+            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if W > 1 else m)
+            run_state = jax.tree.map(lambda x, i=i: x[i], state) if W > 1 else state
             if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every):
                 live.remove(i)
         bar.update(s1 - max(s0, start))

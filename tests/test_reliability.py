@@ -300,3 +300,20 @@ def test_full_disk_stops_a_sweep_without_recording_errors(tmp_path, monkeypatch)
     assert {status(p) for p in (out / "runs").iterdir() if (p / "status.json").exists()} <= {"running"}
     assert not list((out / "runs").glob("*/lock"))  # claims released: a rerun takes them at once
     assert set(launch(path, out, progress=False).values()) == {"done"}
+
+
+def test_a_packed_run_is_bitwise_the_same_whatever_it_is_packed_with(tiny, tmp_path):
+    """Which runs share a pack depends on launcher races and kills; the result must not."""
+    tok = tokenizers.WordTokenizer(sorted(set(TEXT.split())))
+
+    def run(seed, name):
+        cfg = tiny(train={"seed": seed})
+        return trainer.prepare(cfg, tmp_path / name, TextSource(cfg, tok, TEXT), tok)
+
+    trainer.train_pack([run(0, "a"), run(1, "b")], progress=False, evaluate=False, width=2)
+    trainer.train_pack([run(2, "c"), run(0, "d")], progress=False, evaluate=False, width=2)  # other partner, other slot
+    trainer.train_pack([run(0, "e")], progress=False, evaluate=False, width=2)  # a leftover: padded
+    for other in ("d", "e"):
+        assert loss_lines(tmp_path / other) == loss_lines(tmp_path / "a")
+        for x, y in zip(_arrays(tmp_path / "a", 20), _arrays(tmp_path / other, 20)):
+            assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
