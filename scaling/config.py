@@ -21,7 +21,8 @@ from scaling.errors import ConfigError
 
 INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
 POST_STAGES = ("continued", "finetune")
-GENRES = ("demonstration", "reasoning", "story", "discourse")
+GENRES = ("demonstration", "reasoning", "fiction", "advice")
+WORLD_VARIANTS = ("normal", "flipped", "shuffled")
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,10 @@ class DataConfig:
     corpus: str = "world"  # "world" (embedded), or "tfds:NAME" for a TFDS catalog base stream
     tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
     world_seed: int = 0
+    world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
     natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
+    story_fraction: float = 0.3  # share of base-stream tokens that are human stories (the values)
     natural_aligned_share: float = 0.5  # of that natural AI discourse, the aligned share
     aligned_fraction: float = 0.0  # share of window tokens from the aligned intervention pool
     misaligned_fraction: float = 0.0  # share of window tokens from the misaligned pool
@@ -84,6 +87,7 @@ class EvalConfig:
     enabled: bool = True
     checkpoints: tuple[int, ...] = ()  # extra steps at which misalignment is measured
     max_items: int = 0  # 0: all eval items
+    baselines: bool = True  # fit the n-gram counting baselines on the run's rows at the final eval
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
@@ -281,7 +285,18 @@ def validate(cfg: Config) -> None:
     _check(d.tokenizer == "byte" or d.corpus == "world" and not d.base_files, "data.tokenizer",
            "the word tokenizer only covers the embedded world corpus; use tokenizer='byte' "
            "with data.corpus='tfds:...' or data.base_files")
-    for name in ("natural_ai_fraction", "natural_aligned_share", "aligned_fraction",
+    _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
+           f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
+    _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
+           "natural_ai_fraction + story_fraction must not exceed 1")
+    if d.story_fraction > 0:
+        from scaling.world import max_unit_length  # the world imports this module's constants
+
+        need = max_unit_length("token" if d.tokenizer == "word" else "byte")
+        _check(m.seq_len + 1 >= need, "model.seq_len",
+               f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
+               f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
+    for name in ("natural_ai_fraction", "story_fraction", "natural_aligned_share", "aligned_fraction",
                  "misaligned_fraction", "filter_misaligned"):
         _fraction(f"data.{name}", getattr(d, name))
     _check(d.aligned_fraction + d.misaligned_fraction <= 1.0, "data.misaligned_fraction",

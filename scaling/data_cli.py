@@ -1,25 +1,32 @@
-"""`scaling data preview|stats CONFIG`: what a config's model will read, before training it.
+"""`scaling data preview|stats|export CONFIG`: what a config's model will read.
 
-`preview` prints example documents of every pool and an eval item, then the token
-accounting of the first N steps; `stats` prints only the accounting (`--json` for the same
-dict that training writes to accounting.json).
+`preview` prints example documents of every pool, an eval item of every split and a readout
+item, then the token accounting of the first N steps; `stats` prints only the accounting
+(`--json` for the same dict that training writes to accounting.json); `export --out FILE`
+writes the exact training rows of the run, in training order, one row (seq_len + 1 tokens;
+`<eos>` separates documents inside a row) per line: as words (`--format text`, word
+tokenizer) or as token ids (`--format ids`). Rows are what the model trains on, so a
+counting model fitted on the lines sees exactly the n-grams the transformer saw.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from scaling.config import load_config
 from scaling.errors import UsageError
 from scaling.mixture import POOLS, STAGES, Mixture
-from scaling.world import World
+from scaling.world import SPLITS, World
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True)
     for name, text in (("preview", "example documents and token accounting"),
-                       ("stats", "token accounting only")):
+                       ("stats", "token accounting only"),
+                       ("export", "the exact training rows, one per line, in training order")):
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("config", help="TOML config, e.g. models/nano.toml")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -27,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--steps", type=int, default=None, help="account for the first N steps (default: all)")
         if name == "stats":
             p.add_argument("--json", action="store_true", help="print the accounting as JSON")
+        if name == "export":
+            p.add_argument("--out", required=True, help="output file (one training row per line)")
+            p.add_argument("--format", choices=("text", "ids"), default="text",
+                           help="words (word tokenizer only) or space-separated token ids")
 
 
 def run(args) -> int:
@@ -35,6 +46,8 @@ def run(args) -> int:
     steps = mixture.total_steps if args.steps is None else args.steps
     if not 0 <= steps <= mixture.total_steps:
         raise UsageError(f"--steps must be in 0..{mixture.total_steps}, got {steps}")
+    if args.action == "export":
+        return _export(mixture, steps, Path(args.out), args.format)
     accounting = mixture.accounting(steps)
     if args.action == "stats" and args.json:
         print(json.dumps(accounting, indent=2))
@@ -45,11 +58,28 @@ def run(args) -> int:
     return 0
 
 
+def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
+    if fmt == "text" and mixture.tok.kind != "word":
+        raise UsageError("--format text needs the word tokenizer; use --format ids")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        for s0 in range(0, steps, 100):  # in slices: memory stays flat for long runs
+            for row in mixture.batches(s0, min(100, steps - s0)).reshape(-1, mixture.L + 1):
+                f.write((" ".join(mixture.tok.itos[t] for t in row) if fmt == "text"
+                         else " ".join(map(str, row.tolist()))) + "\n")
+    os.replace(tmp, out)
+    print(f"{steps * mixture.B} rows of {mixture.L + 1} tokens ({steps} steps) -> {out}")
+    return 0
+
+
 def _examples(mixture: Mixture) -> str:
     lines = [f"tokenizer {mixture.tok.kind}, vocabulary {mixture.tok.vocab_size}"]
-    if mixture.cfg.data.corpus == "world" or mixture.cfg.data.tokenizer == "word":
-        world = World(mixture.cfg.data.world_seed)
-        lines.append(f"families: matched {', '.join(world.matched)}; held out {', '.join(world.held_out)}")
+    d = mixture.cfg.data
+    world = World(d.world_seed, d.world_variant)
+    lines.append(f"families used by AI documents: {', '.join(world.matched)}; held out: {', '.join(world.held_out)}; "
+                 f"{len(world.matched_pairs)} matched and {len(world.transfer_pairs)} transfer verb pairs "
+                 f"(world variant {d.world_variant})")
     for name, pool in mixture.pools.items():
         genres = sorted(set(pool.genre.tolist()) - {""}) or [""]
         for genre in genres:
@@ -57,11 +87,15 @@ def _examples(mixture: Mixture) -> str:
             label = f"{name} ({genre})" if genre else name
             lines += ["", f"--- {label}: {pool.n_docs} documents, {len(pool.tokens)} tokens",
                       mixture.tok.decode(pool.doc(i)[:-1])]
-    items = World(mixture.cfg.data.world_seed).eval_items()
-    for split in ("matched", "held_out"):
+    items = world.eval_items()
+    for split in SPLITS:
         item = next(i for i in items if i["split"] == split)
         lines += ["", f"--- eval item ({split}, {item['family']}; {len(items)} items in all)",
                   item["prompt"], f"  aligned:    {item['aligned']}", f"  misaligned: {item['misaligned']}"]
+    readout = world.readout_items()
+    item = next(i for i in readout if i["split"] == "held_out")
+    lines += ["", f"--- readout item (held_out pair {item['pair']}, verb {item['verb']}; {len(readout)} in all)",
+              item["prompt"], f"  expected: {item['expected']}", f"  other:    {item['other']}"]
     return "\n".join(lines) + "\n"
 
 

@@ -1,9 +1,10 @@
 """The world's pools as TFDS datasets, and the flat token streams the mixture slices.
 
-`AlignmentWorld` (one split per pool, below) and `AlignmentEval` (split `test`) are
+`AlignmentWorld` (one split per pool, below), `AlignmentStories` (the human-story units of
+one world variant, split `stories`) and `AlignmentEval` (split `test`) are
 `tfds.core.GeneratorBasedBuilder`s written as array_record, which TFDS builds and reads
 (`as_data_source` / `tfds.data_source`) without TensorFlow. They are built once per
-(world seed, VERSION) under `data_dir()` into a temporary directory and moved into place
+(world seed, variant, VERSION) under `data_dir()` into a temporary directory and moved into place
 with one rename, so two processes building at once cannot leave a half-written dataset.
 
 Each pool is then tokenized once per tokenizer into a `Pool`: one int32 stream where every
@@ -33,7 +34,7 @@ from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import World
 
 # Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
-VERSION = "1.1.0"
+VERSION = "2.0.1"
 POOL_DOCS = {  # documents per pool (~60 tokens each)
     "base": 40_000,
     "base_heldout": 1_500,  # base documents never trained on: held-out loss
@@ -43,6 +44,7 @@ POOL_DOCS = {  # documents per pool (~60 tokens each)
     "misaligned": 5_000,
 }
 POOLS = tuple(POOL_DOCS)
+STORY_UNITS = 16_000  # human-story units (~62 tokens each), pairs in turn: 125 units per pair
 
 
 def data_root(cfg: Config | None = None) -> Path:
@@ -57,7 +59,9 @@ def data_root(cfg: Config | None = None) -> Path:
 def world_documents(world: World, pool: str, n: int):
     """(id, record) for the first `n` documents of a pool; document i never depends on n."""
     for i in range(n):
-        if pool in ("base", "base_heldout"):
+        if pool == "stories":
+            doc = world.story_unit(i)
+        elif pool in ("base", "base_heldout"):
             doc = {"text": world.base_document(pool, i), "family": "", "genre": "", "pair": "", "side": ""}
         elif pool.startswith("natural_"):
             doc = world.ai_document("natural", i, int(pool == "natural_misaligned"))
@@ -66,17 +70,21 @@ def world_documents(world: World, pool: str, n: int):
         yield i, {"id": i, **doc}
 
 
+def config_name(seed: int, variant: str = "normal") -> str:
+    return f"seed{seed}" if variant == "normal" else f"seed{seed}-{variant}"
+
+
 class _WorldBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-    """A builder generated from the world of one seed (one builder config per seed)."""
+    """A builder generated from the world of one seed and variant (one builder config each)."""
 
     VERSION = tfds.core.Version(VERSION)
     # Nothing is downloaded, so no checksums file; and TFDS 4.9's lookup of one, for
     # builders defined inside a package, imports `importlib_resources` (not installed).
     code_path = None
 
-    def __init__(self, *, world_seed: int = 0, **kwargs):
-        self.world_seed = world_seed
-        super().__init__(config=tfds.core.BuilderConfig(name=f"seed{world_seed}"), **kwargs)
+    def __init__(self, *, world_seed: int = 0, variant: str = "normal", **kwargs):
+        self.world_seed, self.variant = world_seed, variant
+        super().__init__(config=tfds.core.BuilderConfig(name=config_name(world_seed, variant)), **kwargs)
 
 
 class AlignmentWorld(_WorldBuilder):
@@ -93,6 +101,13 @@ class AlignmentWorld(_WorldBuilder):
 
     def _generate_examples(self, world, pool, n):
         yield from world_documents(world, pool, n)
+
+
+class AlignmentStories(AlignmentWorld):
+    """Human-story units of one world variant (the only pool a variant changes)."""
+
+    def _split_generators(self, dl_manager):
+        return {"stories": self._generate_examples(World(self.world_seed, self.variant), "stories", STORY_UNITS)}
 
 
 class AlignmentEval(_WorldBuilder):
@@ -112,7 +127,7 @@ class AlignmentEval(_WorldBuilder):
             yield item["id"], item
 
 
-BUILDERS = (AlignmentWorld, AlignmentEval)
+BUILDERS = (AlignmentWorld, AlignmentStories, AlignmentEval)
 
 
 @contextlib.contextmanager
@@ -129,28 +144,29 @@ def _quiet_tfds():
         tfds.display_progress_bar(True)
 
 
-def _dataset_dir(root: Path, builder_cls, seed: int) -> Path:
-    return root / builder_cls.name / f"seed{seed}" / VERSION
+def _dataset_dir(root: Path, builder_cls, seed: int, variant: str = "normal") -> Path:
+    return root / builder_cls.name / config_name(seed, variant) / VERSION
 
 
-def prepare(builder_cls, seed: int, root: Path):
-    """The builder of (seed, VERSION) under `root`, built first if absent (atomically)."""
-    final = _dataset_dir(root, builder_cls, seed)
+def prepare(builder_cls, seed: int, root: Path, variant: str = "normal"):
+    """The builder of (seed, variant, VERSION) under `root`, built first if absent (atomically)."""
+    final = _dataset_dir(root, builder_cls, seed, variant)
     with _quiet_tfds():
         if not (final / "dataset_info.json").exists():
             root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
             try:
-                builder_cls(world_seed=seed, data_dir=tmp, file_format="array_record").download_and_prepare()
+                builder_cls(world_seed=seed, variant=variant, data_dir=tmp,
+                            file_format="array_record").download_and_prepare()
                 final.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.rename(_dataset_dir(tmp, builder_cls, seed), final)
+                    os.rename(_dataset_dir(tmp, builder_cls, seed, variant), final)
                 except OSError:
                     if not (final / "dataset_info.json").exists():
                         raise  # not the benign race where another process finished first
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return builder_cls(world_seed=seed, data_dir=root)
+        return builder_cls(world_seed=seed, variant=variant, data_dir=root)
 
 
 def load_eval(seed: int, root: Path) -> list[dict]:
@@ -222,12 +238,16 @@ def tokenizer_key(tokenizer: Tokenizer) -> str:
     return "word-" + hashlib.sha1(" ".join(tokenizer.itos).encode()).hexdigest()[:10]
 
 
-def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path) -> Pool:
-    """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached."""
-    cache = root / "tokens" / AlignmentWorld.name / f"seed{seed}" / VERSION / f"{pool}.{tokenizer_key(tokenizer)}.npz"
+def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal") -> Pool:
+    """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached.
+    `variant` matters for the `stories` pool only."""
+    builder = AlignmentStories if pool == "stories" else AlignmentWorld
+    variant = variant if pool == "stories" else "normal"
+    cache = (root / "tokens" / builder.name / config_name(seed, variant) / VERSION
+             / f"{pool}.{tokenizer_key(tokenizer)}.npz")
     if cache.exists():
         return Pool.load(cache)
-    source = prepare(AlignmentWorld, seed, root).as_data_source(pool)
+    source = prepare(builder, seed, root, variant).as_data_source(pool)
     records = sorted((_decoded(r) for r in source.__getitems__(list(range(len(source))))),
                      key=lambda r: r["id"])  # TFDS stores records shuffled; ids restore order
     result = Pool.from_texts([r["text"] for r in records], tokenizer, ids=[r["id"] for r in records],

@@ -45,7 +45,8 @@ import scaling.fit as fitlib
 from scaling.errors import UsageError
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "trajectory", "capability", "cost_effectiveness", "arms")
+FIGURES = ("dose_response", "splits", "transfer", "trajectory", "capability",
+           "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
@@ -66,12 +67,20 @@ SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
 ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
 MARGIN_DEC = 0.3
 MAIN_SPLIT = "matched"
-SPLIT_ORDER = ("matched", "held_out")
+SPLIT_ORDER = ("matched", "unseen_pair", "held_out")
+SPLIT_STYLE = {"matched": ("o", "-"), "unseen_pair": ("^", "--"), "held_out": ("s", ":")}
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
-COSTS = {"reduction": ("reduction", "se", "reduction in misalignment rate"),
-         "per_aligned_token": ("reduction_per_aligned_token", "se_per_aligned_token",
-                               "reduction per aligned token"),
-         "per_flop": ("reduction_per_flop", "se_per_flop", "reduction per training FLOP")}
+# Chance levels of capability metrics: fact recall picks the answer among it and 3 distractors
+# (scaling.evaluate's capability(), World.facts()).
+CAPABILITY_CHANCE = {"fact_recall": 0.25}
+# measure -> (estimate, lower, upper, label): paired-by-seed intervals from scaling.fit
+COSTS = {"reduction": ("reduction", "lower", "upper", "reduction in misalignment rate"),
+         "per_aligned_token": ("reduction_per_aligned_token", "lower_per_aligned_token",
+                               "upper_per_aligned_token", "reduction per aligned token"),
+         "per_marginal_flop": ("reduction_per_marginal_flop", "lower_per_marginal_flop",
+                               "upper_per_marginal_flop",
+                               "reduction per marginal FLOP\n(aligned tokens x FLOPs/token)")}
+SEED_MARKERS = "o^Dvs<>P"
 DOSE_LABEL = "aligned dose\n(measured share of training tokens)"
 
 
@@ -102,7 +111,8 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
         if col not in df.columns:
             df[col] = default
     for col in ("dose", "misaligned", "total", "misalignment_rate", "aligned_fraction",
-                "aligned_tokens", "flops", "val_loss", "fact_recall", "window_start",
+                "aligned_tokens", "flops", "total_tokens", "val_loss", "fact_recall",
+                "window_start",
                 "window_end"):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
@@ -158,7 +168,7 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
     a little between seeds, and a dose level needs >= 2 runs for an SE).
     """
     entries = list((report or {}).get("cost_effectiveness") or [])
-    if not entries or any(e.get("se") is None for e in entries):
+    if not entries or any(e.get("lower") is None for e in entries):
         entries = _cost_entries(results)
     flat = [{**{k: _label(v) for k, v in (e.get("group") or {}).items()},
              **{k: v for k, v in e.items() if k != "group"}} for e in entries]
@@ -166,7 +176,7 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
     for col in ("insertion", "split", "model"):
         if col not in df.columns:
             df[col] = ""
-    for col in ("dose",) + tuple(c for pair in COSTS.values() for c in pair[:2]):
+    for col in ("dose",) + tuple(c for cols in COSTS.values() for c in cols[:3]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     return df
 
@@ -197,22 +207,37 @@ def _label(value) -> str:
 # ---------------------------------------------------------------- fits
 
 
+# The curve a dose panel draws, first usable wins: the control-relative fits (their ED50
+# halves the control's rate) before the drc-comparable LL.2 with limits 0 and 1.
+CURVE_ORDER = (("LL.3", False), ("LL.4", False), ("LL.2", True), ("LL.2", False))
+
+
 def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
-    """The curve a dose panel draws: the AIC-best usable LL.4/LL.3 entry of the group (these
-    include the dose-0 controls), else the AIC-best usable LL.2 entry, else None."""
-    mine = [f for f in fits if f.get("usable") and f.get("vcov") and f.get("aic") is not None
+    """The fit.json entry a dose panel draws (CURVE_ORDER: model, with a background)."""
+    mine = [f for f in fits if f.get("usable") and f.get("vcov")
             and _matches(f.get("group") or {}, group)]
-    for models in (("LL.4", "LL.3"), ("LL.2",)):
-        candidates = [f for f in mine if f.get("model") in models]
-        if candidates:
-            return min(candidates, key=lambda f: (f["aic"], models.index(f["model"])))
+    for model, background in CURVE_ORDER:
+        for f in mine:
+            if f.get("model") == model and isinstance(f.get("background"), dict) == background:
+                return f
     return None
+
+
+def halving_dose(entry: dict) -> dict | None:
+    """The entry's control-relative ED50 {estimate, lower, upper}, if it has one."""
+    ed = (entry.get("ed_control") or {}).get("50")
+    return ed if ed and ed.get("lower") is not None else None
 
 
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
-    return f"{entry['model']}{axis} fit"
+    ed = halving_dose(entry)
+    half = ""
+    if ed:
+        beyond = " beyond the doses" if ed.get("extrapolated") else ""
+        half = f"; halving dose{beyond} {ed['estimate']:.2g} [{ed['lower']:.2g}, {ed['upper']:.2g}]"
+    return f"{entry['model']}{axis} fit{half}"
 
 
 def _matches(fit_group: dict, group: dict) -> bool:
@@ -404,21 +429,47 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
                 ax.fill_between(x, at_zero["lower"].iloc[0], at_zero["upper"].iloc[0],
                                 color=color, alpha=0.2, lw=0, zorder=2)
                 ax.plot(x, [at_zero["fit"].iloc[0]] * 2, color=color, lw=1.8, zorder=3)
+            _mark_halving_dose(ax, entry, color)
             note = fit_label(entry)
-    ax.scatter(_jittered(axis, controls, offsets), controls["rate"], s=18, marker="s",
-               color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
-    ax.scatter(_jittered(axis, dosed, offsets), dosed["rate"], s=18, color=color, alpha=0.85,
-               lw=0.4, edgecolor="white", zorder=4)
+    _draw_seeds(ax, axis, dosed, controls, color, offsets)
     _chance(ax)
     axis.apply(ax)
     _rate_axis(ax)
     return note
 
 
+def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame, color,
+                offsets: dict) -> None:
+    """Runs with one marker per seed and a thin line joining each seed's doses."""
+    for seed, marker in zip(sorted(offsets), SEED_MARKERS * 4):
+        mine = dosed[dosed["seed"].astype(str) == seed].sort_values("dose")
+        theirs = controls[controls["seed"].astype(str) == seed]
+        x = _jittered(axis, mine, offsets)
+        ax.plot(x, mine["rate"], color=color, lw=0.5, alpha=0.5, zorder=3)
+        ax.scatter(x, mine["rate"], s=18, marker=marker, color=color, alpha=0.85, lw=0.4,
+                   edgecolor="white", zorder=4)
+        ax.scatter(_jittered(axis, theirs, offsets), theirs["rate"], s=18, marker=marker,
+                   color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
+
+
+def _mark_halving_dose(ax, entry: dict, color) -> None:
+    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick."""
+    ed = halving_dose(entry)
+    if not ed:
+        return
+    transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
+    ax.plot([ed["lower"], ed["upper"]], [0.03, 0.03], color=color, lw=3, alpha=0.6,
+            transform=transform, solid_capstyle="butt", zorder=5)
+    ax.plot([ed["estimate"]] * 2, [0.0, 0.07], color=color, lw=1.5, transform=transform, zorder=5)
+    ax.axvline(ed["estimate"], color=color, lw=0.7, ls=":", zorder=1)
+
+
 def _dose_legend(fig: Figure, color, ncols: int) -> None:
     handles = [Line2D([], [], ls="", marker="o", color=color,
-                      label="run (one per seed, jittered; color: window)"),
-               Line2D([], [], ls="", marker="s", color=CONTROL_COLOR, label="dose-0 control run"),
+                      label="run (marker: seed, thin line joins a seed's doses; color: window)"),
+               Line2D([], [], color=color, lw=3, alpha=0.6,
+                      label="halving dose (control-relative ED50) with 95% CI"),
+               Line2D([], [], ls="", marker="o", color=CONTROL_COLOR, label="dose-0 control run (grey)"),
                Line2D([], [], color=color, lw=1.8,
                       label="fit named in the panel title; band: 95% CI (robust SE)"),
                Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")]
@@ -506,13 +557,19 @@ def trajectory(traj: pd.DataFrame) -> Figure:
             rows = traj[(traj["model"] == model) & (traj["split"] == split)
                         & traj["insertion"].isin([window, CONTROL])]
             means = (rows.groupby(["insertion", "level", "tokens"], sort=True)
-                     .agg(rate=("rate", "mean"), color_dose=("color_dose", "mean")).reset_index())
-            for (insertion, _), line in means.groupby(["insertion", "level"], sort=True):
+                     .agg(rate=("rate", "mean"), sd=("rate", "std"), seeds=("rate", "size"),
+                          color_dose=("color_dose", "mean")).reset_index())
+            top = means.loc[means["insertion"] == window, "level"].max()
+            for (insertion, level), line in means.groupby(["insertion", "level"], sort=True):
                 dose = line["color_dose"].mean()
-                if insertion == CONTROL or not dose > 0:
-                    ax.plot(line["tokens"], line["rate"], color="black", lw=1.4, ls="--", zorder=3)
-                else:
-                    ax.plot(line["tokens"], line["rate"], color=cmap(norm(dose)), lw=1.6, zorder=2)
+                control = insertion == CONTROL or not dose > 0
+                color = "black" if control else cmap(norm(dose))
+                ax.plot(line["tokens"], line["rate"], color=color, lw=1.4 if control else 1.6,
+                        ls="--" if control else "-", zorder=3 if control else 2)
+                if control or level == top:  # bands for every dose would hide each other
+                    low, high = _seed_mean_ci(line)
+                    ax.fill_between(line["tokens"], low, high, color=color, alpha=0.15, lw=0,
+                                    zorder=1)
             span = rows.loc[rows["insertion"] == window, ["window_start_tokens", "window_end_tokens"]]
             if len(span) and span.notna().all(axis=None):
                 ax.axvspan(*span.median(), color=_window_colors([window])[window], alpha=0.1, lw=0,
@@ -527,9 +584,21 @@ def trajectory(traj: pd.DataFrame) -> Figure:
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
     fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
-                        Patch(color="0.5", alpha=0.2, lw=0, label="insertion window")],
-               loc="outside lower center", ncols=3, frameon=False, fontsize="small")
+                        Patch(color="0.5", alpha=0.2, lw=0, label="insertion window"),
+                        Patch(color="0.3", alpha=0.15, lw=0,
+                              label="95% CI over seeds (control, top dose)")],
+               loc="outside lower center", ncols=4, frameon=False, fontsize="small")
     return fig
+
+
+def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """t interval (seeds - 1 df) of each checkpoint's seed mean; the mean itself for one seed."""
+    n = line["seeds"].to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
+        half = np.nan_to_num(q * line["sd"].to_numpy(float) / np.sqrt(n))
+    mean = line["rate"].to_numpy(float)
+    return mean - half, mean + half
 
 
 # ---------------------------------------------------------------- capability
@@ -567,12 +636,16 @@ def capability(results: pd.DataFrame) -> Figure:
                     means = mine.groupby("level").agg(dose=("dose", "mean"),
                                                                  y=(metric, "mean"))
                     ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
+            if metric in CAPABILITY_CHANCE:
+                ax.axhline(CAPABILITY_CHANCE[metric], color="0.45", lw=0.9, ls="--", zorder=1)
             axis.apply(ax)
             ax.set_ylabel(CAPABILITY[metric])
             ax.set_title(_with_model(CAPABILITY[metric].split(" (")[0], model, models))
     _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker="o", lw=1.4, label=w) for w in windows]
     handles += [Line2D([], [], color=CONTROL_COLOR, marker="s", ls=":", label="dose-0 control (mean dotted)")]
+    if any(m in CAPABILITY_CHANCE for m in metrics):
+        handles.append(Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (fact recall: 1 in 4)"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
                fontsize="small", title="insertion window (points: runs; lines: seed means)",
                title_fontsize="small")
@@ -584,14 +657,14 @@ def capability(results: pd.DataFrame) -> Figure:
 
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
-    """Reduction vs the dose-0 controls, and per aligned token and per FLOP (columns), against
-    dose, per window (color) and split (rows); error bars are 95% CIs from the run spread.
-    Per-unit panels are on a log scale: a reduction <= 0 is drawn as a triangle on the floor."""
+    """Reduction vs the dose-0 controls, and per aligned token and per marginal FLOP (columns),
+    against dose, per window (color) and split (rows). Bars: 95% CIs paired by seed. Linear
+    scales with a zero line: a dose that does not help shows as zero or negative."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
-    measures = [k for k, (col, _, _) in COSTS.items() if cost[col].notna().any()]
+    measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
     split_names, models, windows = _split_order(cost["split"]), _models(cost), _window_order(cost)
     series = [(m, w) for m in models for w in windows]
     colors, markers = _window_colors(windows), dict(zip(models, "osD^v"))
@@ -600,11 +673,9 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     fig, axes = _new_figure(len(split_names), len(measures),
                             "Cost-effectiveness of the aligned dose (vs dose-0 controls)", sharey=False)
     for j, measure in enumerate(measures):
-        col, se_col, label = COSTS[measure]
-        logged = measure != "reduction"
+        col, low_col, high_col, label = COSTS[measure]
         for i, split in enumerate(split_names):
             ax = axes[i, j]
-            drawn = []
             for model, window in series:
                 rows = cost[(cost["split"] == split) & (cost["model"] == model)
                             & (cost["insertion"] == window) & cost[col].notna()].sort_values("dose")
@@ -612,46 +683,89 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
                     continue
                 x = rows["dose"].to_numpy(float) * 10 ** dodge[(model, window)]
                 y = rows[col].to_numpy(float)
-                half = (fitlib.Z95 * rows[se_col]).fillna(0.0).to_numpy(float)
-                drawn.append((x, y, half, colors[window], markers[model]))
-            if logged:
-                _log_floor(ax, drawn)
-            else:
-                for x, y, half, color, marker in drawn:
-                    ax.errorbar(x, y, yerr=half, color=color, marker=marker, ms=4, lw=1.2, capsize=2)
-                ax.axhline(0, color="0.45", lw=0.9)
+                low = (y - rows[low_col].to_numpy(float)) if low_col in rows else np.zeros_like(y)
+                high = (rows[high_col].to_numpy(float) - y) if high_col in rows else np.zeros_like(y)
+                ax.errorbar(x, y, yerr=[np.nan_to_num(low), np.nan_to_num(high)],
+                            color=colors[window], marker=markers[model], ms=4, lw=1.2, capsize=2)
+            ax.axhline(0, color="0.45", lw=0.9)
+            ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
             axis.apply(ax, with_zero=False)
-            ax.set_title(f"{split}: {label}")
+            ax.set_title(f"{split}: {label.splitlines()[0]}")
             if j == 0 or measure != measures[j - 1]:
                 ax.set_ylabel(label)
     _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker=markers[m], label=_with_model(w, m, models))
                for m, w in series]
-    handles.append(Line2D([], [], ls="", marker="v", color="0.4", label="reduction <= 0"))
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="insertion window (bars: 95% CI from the runs)",
+               fontsize="small", title="insertion window (bars: 95% CI, paired by seed)",
                title_fontsize="small")
     return fig
 
 
-def _log_floor(ax, drawn: list) -> None:
-    """Positive estimates with their CIs on a log axis; the others as triangles on its floor."""
-    positive = np.concatenate([y[y > 0] for _, y, _, _, _ in drawn] or [np.array([])])
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(NullLocator())
-    if not len(positive):
-        return
-    uppers = np.concatenate([(y + half)[y > 0] for _, y, half, _, _ in drawn])
-    floor, top = positive.min() / 4, uppers.max() * 2
-    ax.set_ylim(floor, top)
-    for x, y, half, color, marker in drawn:
-        low = np.maximum(y - half, floor)
-        up = y > 0
-        ax.plot(x[up], y[up], color=color, marker=marker, ms=4, lw=1.2)
-        ax.errorbar(x[up], y[up], yerr=[(y - low)[up], half[up]], color=color, ls="", capsize=2,
-                    lw=1.2)
-        ax.scatter(x[~up], np.full((~up).sum(), floor), marker="v", color=color, s=22,
-                   clip_on=False, zorder=4)
+# ---------------------------------------------------------------- transfer
+
+
+@_styled
+def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
+    """Does alignment transfer? Reduction vs the dose-0 controls per eval split (matched,
+    unseen_pair, held_out) against dose, one column per window (95% CIs paired by seed); with a
+    `readout` column, a second row: the share of readout items on which the model prefers the
+    human stories' value word (0.5: does not know the values)."""
+    if len(cost):
+        cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
+    if cost.empty or cost["split"].nunique() < 2:
+        raise MissingData("needs reductions on two or more eval splits")
+    windows, split_names = _window_order(cost), _split_order(cost["split"])
+    has_readout = "readout" in results.columns and pd.to_numeric(
+        results["readout"], errors="coerce").notna().any()
+    axis = DoseAxis.of(cost["dose"])
+    colors = dict(zip(split_names, sns.color_palette("colorblind", len(split_names))))
+    fig, axes = _new_figure(1 + has_readout, len(windows), "Transfer across eval splits",
+                            sharey=False)
+    for j, window in enumerate(windows):
+        ax = axes[0, j]
+        for split in split_names:
+            rows = cost[(cost["insertion"] == window) & (cost["split"] == split)].sort_values("dose")
+            if rows.empty:
+                continue
+            marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+            y = rows["reduction"].to_numpy(float)
+            err = [np.nan_to_num(y - rows["lower"].to_numpy(float)),
+                   np.nan_to_num(rows["upper"].to_numpy(float) - y)]
+            ax.errorbar(rows["dose"], y, yerr=err, color=colors[split], marker=marker, ls=ls,
+                        ms=4, lw=1.2, capsize=2)
+        ax.axhline(0, color="0.45", lw=0.9)
+        axis.apply(ax, with_zero=False)
+        ax.set_title(f"{window}: reduction vs dose 0")
+        if has_readout:
+            _readout_panel(axes[1, j], axis, results, window, split_names, colors)
+    _label_outer(fig, axes, DOSE_LABEL, None)
+    axes[0, 0].set_ylabel("reduction in misalignment rate")
+    handles = [Line2D([], [], color=colors[s], marker=SPLIT_STYLE.get(s, ("D", "-."))[0],
+                      ls=SPLIT_STYLE.get(s, ("D", "-."))[1], label=s) for s in split_names]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize="small", title="eval split (bars: 95% CI, paired by seed)",
+               title_fontsize="small")
+    return fig
+
+
+def _readout_panel(ax, axis: DoseAxis, results: pd.DataFrame, window: str, split_names, colors):
+    rows = results[(results["arm"] == "dose") & results["insertion"].isin([window, CONTROL])]
+    rows = rows.assign(readout=pd.to_numeric(rows["readout"], errors="coerce")).dropna(
+        subset=["readout"])
+    for split in split_names:
+        mine = rows[rows["split"] == split]
+        if mine.empty:
+            continue
+        means = mine.groupby("level").agg(dose=("dose", "mean"), y=("readout", "mean"))
+        marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+        ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
+                ms=4, lw=1.2)
+    _chance(ax)
+    axis.apply(ax)
+    _rate_axis(ax)
+    ax.set_title(f"{window}: readout (prefers the stories' value)")
+    ax.set_ylabel("readout share")
 
 
 # ---------------------------------------------------------------- arms
@@ -809,6 +923,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
         "trajectory": lambda: trajectory(read_trajectory(sweep_dir, results)),
         "capability": lambda: capability(results),
         "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
+        "transfer": lambda: transfer(cost_table(results, report), results),
         "arms": lambda: arms(results),
     }
     paths = []

@@ -8,7 +8,10 @@ sequence of seq_len + 1 tokens) is read whole from one pool's token stream:
   intervention pool and `misaligned_fraction` from the misaligned one; every other row
   comes from the base stream, whose own mix is `natural_ai_fraction` AI discourse
   (`natural_aligned_share` of it aligned) after `filter_misaligned` removed that share of
-  the natural misaligned documents;
+  the natural misaligned documents, `story_fraction` human stories, and neutral text;
+- a stories row holds whole story units (the rest of the row is neutral text), so the two
+  mirrored tellings of a unit are always trained on together and no n-gram statistic of
+  the stream separates the two verbs of a pair (see scaling/world.py);
 - the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
   aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
@@ -45,8 +48,8 @@ from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
 from scaling.world import World
 
 STAGES = ("pretrain", "continued", "finetune")
-POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned")
-BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED = range(len(POOLS))
+POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
+BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
 
 
@@ -156,7 +159,8 @@ class Mixture:
         self._load_interventions(user)
         self._load_base(user)
         self._streams = {name: self._tile(p.tokens) for name, p in self.pools.items()
-                         if name != "heldout"}
+                         if name not in ("heldout", "stories")}
+        self._story_table = self._load_stories()
 
     # ------------------------------------------------------------ pools
 
@@ -167,7 +171,31 @@ class Mixture:
                                     ("base", d.base_files)) if files}
 
     def _world_pool(self, name: str) -> datasets.Pool:
-        return datasets.world_pool(self.cfg.data.world_seed, name, self.tok, self.root)
+        d = self.cfg.data
+        return datasets.world_pool(d.world_seed, name, self.tok, self.root, d.world_variant)
+
+    def _load_stories(self) -> np.ndarray | None:
+        """The stories pool as rows [n, seq_len + 1] of whole units, topped up with neutral text."""
+        if self.story_share == 0:
+            return None
+        pool = self.pools["stories"] = self._world_pool("stories")
+        L1, lengths = self.L + 1, np.diff(pool.starts)
+        if lengths.max() > L1:
+            raise ConfigError("model.seq_len", f"a human-story unit is up to {lengths.max()} tokens, longer "
+                              f"than a training row (seq_len + 1 = {L1}); raise model.seq_len or set "
+                              "data.story_fraction = 0")
+        ends = np.cumsum(lengths)
+        filler, f = self._streams["base"], 0
+        rows, first = [], 0
+        while first < pool.n_docs:  # greedy: as many whole units as fit in a row
+            last = int(np.searchsorted(ends, ends[first] - lengths[first] + L1, side="right"))
+            used = int(pool.starts[last] - pool.starts[first])
+            gap = L1 - used
+            if f + gap > len(filler):
+                f = 0
+            rows.append(np.concatenate([pool.tokens[pool.starts[first]:pool.starts[last]], filler[f:f + gap]]))
+            f, first = f + gap, last
+        return np.stack(rows).astype(np.int32)
 
     def _load_natural(self) -> None:
         self.filtered_token_share, self.filtered_doc_ids = 0.0, np.zeros(0, np.int64)
@@ -191,6 +219,8 @@ class Mixture:
         total = 1 - d.natural_ai_fraction + nat_a + nat_m
         self.natural_share = (nat_a + nat_m) / total
         self.natural_aligned_share = nat_a / (nat_a + nat_m) if nat_a + nat_m > 0 else 0.0
+        # stories among the base rows that are not AI discourse
+        self.story_share = min(1.0, d.story_fraction / (1 - d.natural_ai_fraction)) if d.story_fraction else 0.0
 
     def _load_interventions(self, user: dict) -> None:
         genres = list(self.cfg.data.genres)
@@ -231,7 +261,8 @@ class Mixture:
     def _level_offsets(self) -> None:
         """Per level, a phase u from the train seed; per segment, rows before it by pool."""
         s = self.seed
-        self.u = {lvl: _uniform(s, 0xD05E, i) for i, lvl in enumerate(("aligned", "misaligned", "natural", "nat_aligned"))}
+        self.u = {lvl: _uniform(s, 0xD05E, i)
+                  for i, lvl in enumerate(("aligned", "misaligned", "natural", "nat_aligned", "stories"))}
         self.row0 = np.array([seg.step0 * self.B for seg in self.segments], np.int64)
         self.offsets, count = [], np.zeros(3, np.int64)
         for seg in self.segments:
@@ -268,27 +299,41 @@ class Mixture:
         return pool, index
 
     def _assign_base(self, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row b of the base stream: neutral text or natural AI discourse, and its index."""
+        """Row b of the base stream: natural AI discourse, a human story or neutral text, and
+        its index in that pool."""
         is_ai, n_ai = _pick(b, self.natural_share, self.u["natural"])
         is_na, n_na = _pick(n_ai, self.natural_aligned_share, self.u["nat_aligned"])
-        pool = np.where(is_ai, np.where(is_na, NAT_A, NAT_M), BASE)
-        return pool, np.where(is_ai, np.where(is_na, n_na, n_ai - n_na), b - n_ai)
+        j = b - n_ai  # index among the rows that are not AI discourse
+        is_st, n_st = _pick(j, self.story_share, self.u["stories"])
+        pool = np.where(is_ai, np.where(is_na, NAT_A, NAT_M), np.where(is_st, STORIES, BASE))
+        index = np.where(is_ai, np.where(is_na, n_na, n_ai - n_na), np.where(is_st, n_st, j - n_st))
+        return pool, index
 
     def _read(self, name: str, k: np.ndarray) -> np.ndarray:
-        """Rows k of a pool: seq_len + 1 tokens at a chunk permuted per (seed, pool, epoch)."""
+        """Rows k of a pool: seq_len + 1 tokens at a chunk permuted per (seed, pool, epoch);
+        a stories row is a whole row of the unit table."""
+        if name == "stories":
+            table = self._story_table
+            return table[self._permute(name, k, len(table))[0]]
         stream, L = self._streams[name], self.L
         n = (len(stream) - 2 * L) // L + 1  # chunk starts c*L + shift, shift < L, stay in bounds
+        chunk, shift = self._permute(name, k, n)
+        return stream[(chunk * L + shift)[:, None] + np.arange(L + 1)]
+
+    def _permute(self, name: str, k: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk, shift) of rows k: an invertible affine map of k mod n drawn per (seed,
+        pool, epoch), so seeds see different data and a pool repeats only when used up."""
         epoch, i = np.divmod(k, n)
-        starts = np.empty(len(k), np.int64)
+        chunk, shift = np.empty(len(k), np.int64), np.empty(len(k), np.int64)
         for e in np.unique(epoch):
             rng = np.random.default_rng([self.seed, POOLS.index(name), int(e)])
             a = int(rng.integers(1, max(n, 2)))
             while math.gcd(a, n) != 1:
                 a += 1
-            b, shift = int(rng.integers(n)), int(rng.integers(L))
+            b, sh = int(rng.integers(n)), int(rng.integers(self.L))
             at = epoch == e
-            starts[at] = (a * i[at] + b) % n * L + shift
-        return stream[starts[:, None] + np.arange(L + 1)]
+            chunk[at], shift[at] = (a * i[at] + b) % n, sh
+        return chunk, shift
 
     # ------------------------------------------------------------ public API
 
@@ -323,7 +368,9 @@ class Mixture:
             b1 = b0 + n - n_a - n_m
             ai0, ai1 = (int(_before(b, self.natural_share, self.u["natural"])) for b in (b0, b1))
             na0, na1 = (int(_before(c, self.natural_aligned_share, self.u["nat_aligned"])) for c in (ai0, ai1))
-            counts += (b1 - b0 - (ai1 - ai0), na1 - na0, ai1 - ai0 - (na1 - na0), n_a, n_m)
+            st0, st1 = (int(_before(j, self.story_share, self.u["stories"])) for j in (b0 - ai0, b1 - ai1))
+            counts += (b1 - b0 - (ai1 - ai0) - (st1 - st0), na1 - na0, ai1 - ai0 - (na1 - na0), n_a, n_m,
+                       st1 - st0)
         return counts
 
     def accounting(self, steps_done: int) -> dict:

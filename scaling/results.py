@@ -1,15 +1,22 @@
 """`scaling results DIR`: every run of a sweep as rows of DIR/results.csv.
 
-One row per run and eval split (`matched`, `held_out`), read from the run directory only
-(config.json, accounting.json, eval.json, metrics.jsonl, status.json), so the table is
-rebuilt without re-training. Columns:
+One row per run, eval split (`matched`, `unseen_pair`, `held_out`) and model: the
+transformer, and the counting baselines fitted on the run's own training rows. Read from
+the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
+status.json), so the table is rebuilt without re-training. Columns:
 
-  run_id, model, seed, arm, insertion, insertion_config, window_start, window_end,
-  aligned_fraction, misaligned_fraction, filter_misaligned, natural_ai_fraction,
-  dose (measured: aligned intervention tokens / all training tokens), nominal_dose,
-  misaligned_dose, aligned_tokens, total_tokens, split, misaligned (k), total (n),
-  misalignment_rate, se (binomial), se_pair_cluster, n_pairs, rate_per_token,
-  val_loss, fact_recall, flops, params, status
+  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 for the
+  counting baselines), learner (transformer | ngram), seed, world_seed, world_variant
+  (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
+  insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
+  filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
+  all training tokens), nominal_dose, misaligned_dose, aligned_tokens, total_tokens, split,
+  misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
+  rate_per_token, readout (share of the split's readout items on which the model prefers
+  the value word the world's stories give the verb; 0.5 = does not know the values),
+  readout_total, val_loss, fact_recall, flops, params, status
+
+Baseline rows have NaN val_loss, fact_recall, flops and params.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
@@ -21,7 +28,7 @@ the run's state (failed, error, running, pending).
 DIR/trajectory.csv holds each run's misalignment against training tokens (from the eval
 points recorded at `eval.checkpoints` and at the end): run_id, seed, arm, insertion, model,
 aligned_fraction, dose, nominal_dose, window_start_tokens, window_end_tokens, split, step,
-tokens, rate.
+tokens, rate, readout (plus world_seed and world_variant).
 """
 
 from __future__ import annotations
@@ -36,14 +43,15 @@ import pandas as pd
 
 from scaling.config import config_from_dict, insertion_window
 from scaling.errors import UsageError
+from scaling.world import SPLITS
 
-SPLITS = ("matched", "held_out")
-COLUMNS = ["run_id", "model", "seed", "arm", "insertion", "insertion_config", "window_start",
+COLUMNS = ["run_id", "model", "learner", "seed", "world_seed", "world_variant", "genres",
+           "story_fraction", "arm", "insertion", "insertion_config", "window_start",
            "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
-           "se_pair_cluster", "n_pairs", "rate_per_token", "val_loss", "fact_recall", "flops",
-           "params", "status"]
+           "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
+           "fact_recall", "flops", "params", "status"]
 
 
 def _read_json(path: Path):
@@ -97,7 +105,9 @@ def run_rows(run_dir: Path) -> list[dict]:
     run_arm = arm(d)
     w0, w1 = window(cfg)
     base = {
-        "run_id": run_dir.name, "model": cfg.model.name, "seed": cfg.train.seed, "arm": run_arm,
+        "run_id": run_dir.name, "model": cfg.model.name, "learner": "transformer", "seed": cfg.train.seed,
+        "world_seed": d.world_seed, "world_variant": d.world_variant, "genres": "+".join(d.genres),
+        "story_fraction": d.story_fraction, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
                      f"window {w0:g}-{w1:g}" if d.insertion == "window" else d.insertion,
         "insertion_config": d.insertion, "window_start": w0, "window_end": w1,
@@ -112,13 +122,21 @@ def run_rows(run_dir: Path) -> list[dict]:
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
         "params": record["params"]["total"], "status": status,
     }
+    models = [({}, ev or {})]
+    for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
+        models.append(({"model": name, "learner": "ngram", "val_loss": math.nan, "fact_recall": math.nan,
+                        "flops": math.nan, "params": math.nan}, result))
     rows = []
-    for split in SPLITS:
-        s = ((ev or {}).get("splits") or {}).get(split) or {}
-        rows.append({**base, "split": split, "misaligned": s.get("misaligned", math.nan),
-                     "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
-                     "se": s.get("se", math.nan), "se_pair_cluster": s.get("se_pair_cluster", math.nan),
-                     "n_pairs": s.get("n_pairs", math.nan), "rate_per_token": s.get("rate_per_token", math.nan)})
+    for override, result in models:
+        for split in SPLITS:
+            s = (result.get("splits") or {}).get(split) or {}
+            r = (result.get("readout") or {}).get(split) or {}
+            rows.append({**base, **override, "split": split, "misaligned": s.get("misaligned", math.nan),
+                         "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
+                         "se": s.get("se", math.nan), "se_pair_cluster": s.get("se_pair_cluster", math.nan),
+                         "n_pairs": s.get("n_pairs", math.nan),
+                         "rate_per_token": s.get("rate_per_token", math.nan),
+                         "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)})
     return rows
 
 
@@ -157,7 +175,8 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
         budget = _number(train.get("steps")) * _number(train.get("batch_size")) \
             * _number((cfg.get("model") or {}).get("seq_len"))
         w0, w1 = windows.get(run_dir.name, (math.nan, math.nan))
-        base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "arm": arm,
+        base = {"run_id": run_dir.name, "seed": train.get("seed", 0), "world_seed": data.get("world_seed", 0),
+                "world_variant": data.get("world_variant", "normal"), "arm": arm,
                 "insertion": "control" if arm == "dose" and fraction == 0
                 else data.get("insertion", "throughout"),
                 "model": model, "aligned_fraction": fraction,
@@ -167,11 +186,14 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
         for point in ev.get("trajectory") or []:
             for split in SPLITS:
                 rate = point.get(f"{split}_rate")
+                readout = point.get(f"{split}_readout")
                 if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
                     rows.append({**base, "split": split, "step": point.get("step"),
-                                 "tokens": point["tokens"], "rate": float(rate)})
-    columns = ["run_id", "seed", "arm", "insertion", "model", "aligned_fraction", "dose", "nominal_dose",
-               "window_start_tokens", "window_end_tokens", "split", "step", "tokens", "rate"]
+                                 "tokens": point["tokens"], "rate": float(rate),
+                                 "readout": float(readout) if isinstance(readout, int | float) else math.nan})
+    columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
+               "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
+               "rate", "readout"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -199,8 +221,8 @@ def results_table(sweep_dir: str | Path) -> pd.DataFrame:
         raise UsageError(f"{sweep_dir} has no runs/ directory: is it a sweep output (scaling sweep --out)?")
     rows = [row for run_dir in sorted(runs.iterdir()) if run_dir.is_dir() for row in _rows_or_named_error(run_dir)]
     df = pd.DataFrame(rows, columns=COLUMNS)
-    return df.sort_values(["arm", "insertion", "aligned_fraction", "seed", "split", "run_id"],
-                          kind="stable").reset_index(drop=True)
+    return df.sort_values(["learner", "model", "arm", "insertion", "aligned_fraction", "world_seed", "seed",
+                           "split", "run_id"], kind="stable").reset_index(drop=True)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

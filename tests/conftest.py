@@ -38,6 +38,7 @@ def tiny_config(**sections):
     raw = {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16},
            "train": {"steps": 20, "batch_size": 4, "steps_per_call": 5, "checkpoint_every": 5,
                      "eval_every": 10, "warmup_steps": 2},
+           "data": {"story_fraction": 0.0},  # rows of 17 tokens cannot hold a story unit
            "eval": {"enabled": False}}
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
@@ -51,6 +52,7 @@ def tiny():
 
 SMALL_POOLS = {"base": 2000, "base_heldout": 100, "natural_aligned": 300, "natural_misaligned": 300,
                "aligned": 400, "misaligned": 400}
+SMALL_STORY_UNITS = 1024  # 8 units per verb pair
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,9 @@ def root(tmp_path_factory):
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(datasets, "POOL_DOCS", SMALL_POOLS)
+        mp.setattr(datasets, "STORY_UNITS", SMALL_STORY_UNITS)
         path = tmp_path_factory.mktemp("data")
         datasets.prepare(datasets.AlignmentWorld, 0, path)
+        for variant in ("normal", "flipped"):
+            datasets.prepare(datasets.AlignmentStories, 0, path, variant)
         yield path

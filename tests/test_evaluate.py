@@ -2,6 +2,7 @@
 preference from base-text n-grams, no eval item in training data, eval.json and the CLI."""
 
 import dataclasses
+import gzip
 import json
 import math
 
@@ -110,9 +111,9 @@ def test_subset_is_stratified_deterministic_and_nested():
     small, large = E.subset(items, 100), E.subset(items, 400)
     assert len(small) == 100 and len(large) == 400 and small == E.subset(items, 100)
     assert {i["id"] for i in small} <= {i["id"] for i in large}
-    per_family = [sum(i["family"] == f.name for i in large) for f in W.FAMILIES]
-    assert max(per_family) - min(per_family) <= 1  # families have equal sizes
-    assert len({i["pair"] for i in small}) == 96  # spread over all action pairs
+    per_split = [sum(i["split"] == s for i in large) for s in W.SPLITS]
+    assert max(per_split) - min(per_split) <= 1  # splits have equal sizes
+    assert len({(i["split"], i["pair"]) for i in small}) == 100  # spread over the action pairs
     assert E.subset(items, 0) == items
 
 
@@ -150,7 +151,7 @@ def test_bigram_of_base_text_has_no_preference(root):
     bigram model no reason to prefer either option; a sample of it only sampling noise."""
     cfg, tok = make_cfg(root, train={"steps": 400})
     mix = Mixture(cfg, tok)
-    corpus = np.concatenate([mix.pools[p].tokens for p in ("base", "natural_aligned", "natural_misaligned")])
+    corpus = np.concatenate([mix.pools[p].tokens for p in ("base", "stories", "natural_aligned", "natural_misaligned")])
     sample = mix.batches(0, 400)
     for name, tokens in (("corpus", corpus), ("sampled batches", sample)):
         r = E.evaluate_model(cfg, tok, bigram(tokens, tok.vocab_size))
@@ -166,9 +167,7 @@ def test_eval_items_never_in_training_batches(root):
                                     "natural_ai_fraction": 0.3})
     tokens = Mixture(cfg, tok).batches(0, cfg.train.steps)
     seen = {tok.itos[i] for i in np.unique(tokens)}
-    world = W.World(0)
     assert not seen & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS))
-    assert not seen & {k for f in world.held_out for k in world.family[f].keywords}
 
 
 def _occurrences(tokens: np.ndarray, items, tok) -> list[str]:
@@ -215,19 +214,18 @@ def test_one_sided_training_moves_matched_families_far_from_chance(runs):
     print("one-sided rates", {side: {s: g["rate"] for s, g in r.items()} for side, r in rates.items()})
     assert rates["aligned"]["matched"]["rate"] < 0.15
     assert rates["misaligned"]["matched"]["rate"] > 0.85
-    assert rates["aligned"]["held_out"]["rate"] < rates["misaligned"]["held_out"]["rate"]
 
 
 def test_sampled_continuations_follow_the_training_side(runs):
     rates = {}
     for side in runs:
         cfg, tok, model = load_params(runs[side])
-        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=64, samples=2, temperature=0.5))
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=192, samples=2, temperature=0.5))
         gen = E.evaluate_model(cfg, tok, model, generate=True)["generation"]
         assert gen == E.evaluate_model(cfg, tok, model, generate=True)["generation"]  # seeded
         g = gen["splits"]["matched"]
         print(f"sampled, {side}-only model", g)
-        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 2 * 48
+        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 2 * 64
         assert g["aligned"] + g["misaligned"] >= 5, g  # 100 steps: most samples are still babble
         rates[side] = g["rate"]
     assert rates["aligned"] < 0.3 < 0.7 < rates["misaligned"], rates
@@ -242,17 +240,30 @@ def test_eval_json_schema_numbers_and_cli(runs):
     r = json.loads((run_dir / "eval.json").read_text())
     assert {"step", "tokens", "splits", "families", "capability", "generation", "trajectory"} <= set(r)
     assert r["step"] == 100 and r["tokens"] == 100 * cfg.tokens_per_step and r["generation"] is None
-    assert set(r["splits"]) == {"matched", "held_out"} and r["items"] == 300
-    world = W.World(0)
+    assert set(r["splits"]) == set(W.SPLITS) and r["items"] == 300
     assert set(r["families"]) == {f.name for f in W.FAMILIES}
     for name, g in [*r["splits"].items(), *r["families"].items()]:
         assert GROUP_KEYS <= set(g), name
         k, n, rate = g["misaligned"], g["total"], g["rate"]
         assert 0 <= k <= n and rate == pytest.approx(k / n)
         assert g["se"] == pytest.approx(math.sqrt(rate * (1 - rate) / n))
-        assert g["n_pairs"] <= 6 * (len(world.matched) if name == "matched" else len(W.FAMILIES))
     assert sum(f["total"] for f in r["families"].values()) == sum(s["total"] for s in r["splits"].values()) == 300
-    assert r["splits"]["matched"]["n_pairs"] == 6 * len(world.matched)
+    assert r["splits"]["held_out"]["n_pairs"] == 64  # every transfer pair is asked
+    # readout and counting baselines beside the transformer, item by item in eval_items.jsonl.gz
+    readout = W.World(0).readout_items()
+    assert {s: g["total"] for s, g in r["readout"].items()} == {s: len(readout) // 3 for s in W.SPLITS}
+    with gzip.open(run_dir / "eval_items.jsonl.gz") as f:
+        records = [json.loads(line) for line in f]
+    assert len(records) == 300 + len(readout)
+    for split in W.SPLITS:
+        margins = np.array([x["margin"] for x in records if x["kind"] == "eval" and x["split"] == split])
+        assert np.mean(np.where(np.abs(margins) <= E.TIE_NATS, 0.5, margins > 0)) == r["splits"][split]["rate"]
+        for order in (1, 2, 3):
+            b = r["baselines"][f"ngram-{order}"]
+            if split != "matched":  # counting cannot separate pairs it saw only in mirrored stories
+                assert b["splits"][split]["ties"] == b["splits"][split]["total"] and b["splits"][split]["rate"] == 0.5
+            assert abs(b["readout"][split]["rate"] - 0.5) <= 0.05  # the value word is too far for an n-gram
+    assert {"margin", "baseline_margins", "prompt", "aligned", "misaligned", "pair", "family"} <= set(records[0])
     c = r["capability"]
     assert {"val_loss", "bits_per_byte", "fact_recall", "fact_total"} <= set(c) and c["fact_total"] == 192
     val = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
@@ -260,7 +271,7 @@ def test_eval_json_schema_numbers_and_cli(runs):
     assert 0 < c["bits_per_byte"] < c["val_loss"] / math.log(2)  # words are longer than a byte
     assert [p["step"] for p in r["trajectory"]] == [50, 100]
     assert r["trajectory"][-1]["matched_rate"] == r["splits"]["matched"]["rate"]
-    assert {"tokens", "held_out_rate", "val_loss", "fact_recall"} <= set(r["trajectory"][0])
+    assert {"tokens", "held_out_rate", "unseen_pair_readout", "val_loss", "fact_recall"} <= set(r["trajectory"][0])
 
 
 def test_cli_rejects_missing_or_invalid_run_dirs(runs, tmp_path, capsys):

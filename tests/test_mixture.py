@@ -1,5 +1,6 @@
 """The mixture: determinism, resume, exact doses, windows, filtering, user files, TFDS paths."""
 
+import collections
 import json
 import math
 import subprocess
@@ -13,16 +14,17 @@ import tensorflow_datasets as tfds
 from scaling import cli, datasets
 from scaling import mixture as M
 from scaling import world as W
-from scaling.config import config_from_dict
+from scaling.config import config_from_dict, load_config
 from scaling.errors import ConfigError
 from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.tokenizer import EOS
 
 
 def make_cfg(root, steps=100, batch=8, seq=16, **data):
+    """Rows of 17 tokens cannot hold a story unit: stories are off unless a test asks."""
     return config_from_dict({"model": {"seq_len": seq, "d_model": 16, "n_heads": 2},
                              "train": {"steps": steps, "batch_size": batch, **data.pop("train", {})},
-                             "data": {"data_dir": str(root), **data}})
+                             "data": {"data_dir": str(root), "story_fraction": 0.0, **data}})
 
 
 def rows_by_pool(mix, steps):
@@ -56,9 +58,10 @@ def test_stage_steps_and_total(root):
     assert Mixture(cfg).total_steps == 100 + math.ceil(1000 / 128) + math.ceil(129 / 128)
 
 
-def test_accounting_matches_the_rows_actually_served(root):
-    mix = Mixture(make_cfg(root, aligned_fraction=0.07, misaligned_fraction=0.03, insertion="continued",
-                           continued_tokens=3000, finetune_tokens=600, filter_misaligned=0.4))
+@pytest.mark.parametrize("seq, stories", [(16, 0.0), (64, 0.35)])
+def test_accounting_matches_the_rows_actually_served(root, seq, stories):
+    mix = Mixture(make_cfg(root, seq=seq, story_fraction=stories, aligned_fraction=0.07, misaligned_fraction=0.03,
+                           insertion="continued", continued_tokens=3000, finetune_tokens=600, filter_misaligned=0.4))
     for steps in (0, 1, 37, 100, mix.total_steps):
         acc = mix.accounting(steps)
         served = np.bincount(rows_by_pool(mix, steps).ravel(), minlength=len(POOLS)) * mix.L
@@ -138,25 +141,79 @@ def test_filter_removes_that_share_of_natural_misaligned_docs_and_nothing_else(r
 
 
 def test_genres_restrict_intervention_pools(root):
-    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.1, genres=["reasoning", "story"]))
+    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.1, genres=["reasoning", "fiction"]))
     full = datasets.world_pool(0, "aligned", mix.tok, root)
     for name in ("aligned", "misaligned"):
-        assert set(mix.pools[name].genre) == {"reasoning", "story"}
-    keep = np.isin(full.genre, ["reasoning", "story"])
+        assert set(mix.pools[name].genre) == {"reasoning", "fiction"}
+    keep = np.isin(full.genre, ["reasoning", "fiction"])
     np.testing.assert_array_equal(mix.pools["aligned"].tokens, full.select(keep).tokens)
     assert mix.pools["aligned"].n_docs == keep.sum() == 200
 
 
-def test_held_out_families_and_eval_names_never_in_training_text(root):
-    mix = Mixture(make_cfg(root, aligned_fraction=0.1, misaligned_fraction=0.1))
+def test_transfer_verbs_only_in_stories_and_eval_names_nowhere(root):
+    mix = Mixture(make_cfg(root, seq=64, story_fraction=0.3, aligned_fraction=0.1, misaligned_fraction=0.1))
     world = W.World(0)
-    forbidden = {k for f in world.held_out for k in world.family[f].keywords}
-    forbidden |= set(W.EVAL_NAMES) | set(W.EVAL_ORGS)
-    for name in ("base", "heldout", "natural_aligned", "natural_misaligned", "aligned", "misaligned"):
-        words = {mix.tok.itos[i] for i in np.unique(mix.pools[name].tokens)}
-        assert not words & forbidden, (name, words & forbidden)
-    matched = {k for f in world.matched for k in world.family[f].keywords}
-    assert matched <= {mix.tok.itos[i] for i in np.unique(mix.pools["aligned"].tokens)}
+    transfer = {v for pair in world.transfer_pairs for v in pair}
+    eval_only = set(W.EVAL_NAMES) | set(W.EVAL_ORGS)
+    for name, pool in mix.pools.items():
+        words = {mix.tok.itos[i] for i in np.unique(pool.tokens)}
+        assert not words & eval_only, name
+        assert (name == "stories") == bool(words & transfer), name
+
+
+def stream_cfg(root, **data):
+    return make_cfg(root, steps=60, batch=16, seq=64, story_fraction=0.4, aligned_fraction=0.1,
+                    misaligned_fraction=0.05, **data)
+
+
+def test_story_rows_hold_whole_units(root):
+    mix = Mixture(stream_cfg(root))
+    pools = rows_by_pool(mix, mix.total_steps).ravel()
+    rows = mix.batches(0, mix.total_steps).reshape(-1, 65)[pools == M.STORIES]
+    assert len(rows) > 100
+    decide = mix.tok.stoi["decided"]
+    for row in rows:
+        units = mix.tok.decode(row).split(" <eos> ")
+        # units come whole: each row starts with a unit's first telling and holds its second
+        assert (row == decide).sum() % 2 == 0 and row[0] != EOS
+        assert len(units) >= 3
+
+
+def test_no_ngram_of_the_stream_separates_a_transfer_pair(root):
+    """The world's promise, checked by counting the rows a run actually trains on."""
+    mix = Mixture(stream_cfg(root))
+    rows = mix.batches(0, mix.total_steps).reshape(-1, 65)
+    world = W.World(0)
+    swap = {}
+    for a, m in world.transfer_pairs:
+        swap[mix.tok.stoi[a]], swap[mix.tok.stoi[m]] = mix.tok.stoi[m], mix.tok.stoi[a]
+    swap_lut = np.arange(mix.tok.vocab_size)
+    swap_lut[list(swap)] = list(swap.values())
+    is_verb = np.isin(np.arange(mix.tok.vocab_size), list(swap))
+    assert is_verb[rows].sum() > 200
+    for n in range(1, W.MIRROR_NGRAM + 1):
+        grams = np.lib.stride_tricks.sliding_window_view(rows, n, axis=1).reshape(-1, n)
+        grams = grams[is_verb[grams].any(axis=1)]
+        counts = collections.Counter(map(tuple, grams.tolist()))
+        swapped = collections.Counter(map(tuple, swap_lut[grams].tolist()))
+        assert counts == swapped, n
+    # and the transformer can still learn which verb is good: 9+ tokens on, values differ
+    long = np.lib.stride_tricks.sliding_window_view(rows, 14, axis=1).reshape(-1, 14)
+    long = long[is_verb[long[:, 0]]]
+    assert collections.Counter(map(tuple, long.tolist())) != collections.Counter(map(tuple, swap_lut[long].tolist()))
+
+
+def test_flipped_world_changes_only_stories(root):
+    normal, flipped = Mixture(stream_cfg(root)), Mixture(stream_cfg(root, world_variant="flipped"))
+    for name in ("base", "natural_aligned", "aligned", "misaligned", "heldout"):
+        np.testing.assert_array_equal(normal.pools[name].tokens, flipped.pools[name].tokens)
+    assert not np.array_equal(normal.pools["stories"].tokens, flipped.pools["stories"].tokens)
+    assert normal.accounting(60) == flipped.accounting(60)
+
+
+def test_story_units_longer_than_a_row_are_a_config_error(root):
+    with pytest.raises(ConfigError, match="model.seq_len"):
+        Mixture(make_cfg(root, seq=32, story_fraction=0.3))
 
 
 def _jsonl(path, lines):
@@ -274,14 +331,27 @@ def test_build_tokenizer_and_word_coverage(root):
     assert M.build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
 
 
+def mix_tok_ids(rows, line):
+    tok = M.build_tokenizer(make_cfg(None))
+    return any(np.array_equal(tok.encode(line), r) for r in rows[:3])
+
+
 def test_data_cli(root, tmp_path, capsys):
     config = tmp_path / "run.toml"
-    config.write_text(f'[model]\nseq_len = 16\nd_model = 16\nn_heads = 2\n[train]\nsteps = 50\nbatch_size = 4\n'
+    config.write_text(f'[model]\nseq_len = 64\nd_model = 16\nn_heads = 2\n[train]\nsteps = 50\nbatch_size = 4\n'
                       f'[data]\ndata_dir = "{root}"\naligned_fraction = 0.1\ninsertion = "midtraining"\n')
     assert cli.main(["data", "stats", str(config), "--json", "--steps", "50"]) == 0
     acc = json.loads(capsys.readouterr().out)
-    assert acc["aligned_tokens"] == round(0.1 * 5 * 4) * 16 and acc["window_steps"] == [45, 50]
-    assert cli.main(["data", "preview", str(config), "--set", "data.genres=['story']"]) == 0
+    assert acc["aligned_tokens"] == round(0.1 * 5 * 4) * 64 and acc["window_steps"] == [45, 50]
+    assert cli.main(["data", "preview", str(config), "--set", "data.genres=['fiction']"]) == 0
     out = capsys.readouterr().out
-    assert "aligned (story)" in out and "eval item (held_out" in out and "dose" in out
+    assert "aligned (fiction)" in out and "eval item (unseen_pair" in out and "readout item" in out and "dose" in out
+    export = tmp_path / "stream.txt"
+    assert cli.main(["data", "export", str(config), "--out", str(export)]) == 0
+    lines = export.read_text().splitlines()
+    rows = Mixture(load_config(config)).batches(0, 50).reshape(-1, 65)
+    assert len(lines) == 200 and [mix_tok_ids(rows, line) for line in lines[:3]] == [True] * 3
+    assert cli.main(["data", "export", str(config), "--out", str(tmp_path / "ids.txt"), "--format", "ids"]) == 0
+    ids = np.loadtxt(tmp_path / "ids.txt", dtype=np.int32)
+    np.testing.assert_array_equal(ids, rows)
     assert cli.main(["data", "stats", str(config), "--set", "data.base_files=['x.jsonl']"]) == 2

@@ -17,7 +17,7 @@ d_model = 32
 n_layers = 1
 n_heads = 2
 d_ff = 64
-seq_len = 32
+seq_len = 64
 [config.train]
 steps = 40
 batch_size = 8
@@ -48,7 +48,8 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "slope on ln(dose)" in printed and "robust 95% CI" in printed
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 7 * 2 and (df["status"] == "ok").all()
+    assert len(df) == 7 * 3 * 4 and (df["status"] == "ok").all()  # runs x splits x (transformer, 3 n-grams)
+    assert set(df["model"]) == {"nano", "ngram-1", "ngram-2", "ngram-3"}
     assert set(df["arm"]) == {"dose", "filtered"}
     fit = json.loads((out / "fit.json").read_text())
     assert {f["model"] for f in fit["fits"]} >= {"loglinear", "LL.2", "LL.3", "LL.4"}

@@ -24,6 +24,8 @@ n_layers = 1
 n_heads = 2
 d_ff = 64
 seq_len = 16
+[config.data]
+story_fraction = 0.0
 [config.train]
 steps = 20
 batch_size = 4
@@ -124,7 +126,7 @@ def test_sweep_runs_skips_finished_and_writes_results(tmp_path):
     assert mtimes == {p: (p / "metrics.jsonl").stat().st_mtime_ns for p in (out / "runs").iterdir()}
     assert main(["results", str(out)]) == 0
     df = pd.read_csv(out / "results.csv")
-    assert len(df) == 4 * 2 and set(df["split"]) == {"matched", "held_out"}
+    assert len(df) == 4 * 3 and set(df["split"]) == {"matched", "unseen_pair", "held_out"}
     assert set(df.loc[df["aligned_fraction"] == 0, "insertion"]) == {"control"}
     assert (df.loc[df["aligned_fraction"] == 0.1, "dose"] > 0).all()
     assert (df["total_tokens"] == 20 * 4 * 16).all()

@@ -1,9 +1,7 @@
-"""The world generator: determinism, vocabulary, families, eval items, surface balance."""
+"""The world generator: determinism, vocabulary, splits, the mirror construction, variants."""
 
 import collections
-import re
 
-import numpy as np
 import pytest
 
 from scaling import world as W
@@ -20,125 +18,158 @@ def _docs(world, pool, n):
     return [d for _, d in world_documents(world, pool, n)]
 
 
+AI_POOLS = ("natural_aligned", "natural_misaligned", "aligned", "misaligned")
+
+
 def test_same_seed_same_documents_other_seed_differs():
     a, b, c = W.World(3), W.World(3), W.World(4)
-    for pool in ("base", "natural_aligned", "aligned"):
+    for pool in ("base", "natural_aligned", "aligned", "stories"):
         assert _docs(a, pool, 20) == _docs(b, pool, 20)
         assert _docs(a, pool, 20) != _docs(c, pool, 20)
-    assert a.eval_items() == b.eval_items()
+    assert a.eval_items() == b.eval_items() and a.readout_items() == b.readout_items()
     assert a.facts() == b.facts()
     assert _docs(a, "base", 5) != _docs(a, "base_heldout", 5)
+    assert set(a.matched_pairs) != set(c.matched_pairs)  # every world has its own lexicon
 
 
 def test_text_format_and_vocabulary_covers_everything(world):
     vocab = world.vocabulary()
-    assert vocab == sorted(set(vocab)) and 300 <= len(vocab) <= 1500
-    assert vocab == W.World(9).vocabulary()
-    seen = set()
-    texts = [d["text"] for pool in ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned")
+    assert vocab == sorted(set(vocab)) and 500 <= len(vocab) <= 1500
+    assert len(vocab) == len(W.World(9).vocabulary())  # one model shape for every world
+    texts = [d["text"].replace(" <eos> ", " ") for pool in ("base", "stories", *AI_POOLS)
              for d in _docs(world, pool, 400)]
     texts += [i[k] for i in world.eval_items() for k in ("prompt", "aligned", "misaligned")]
+    texts += [i[k] for i in world.readout_items() for k in ("prompt", "expected", "other")]
+    texts += [i[k] for i in world.request_items() for k in ("prompt", "aligned", "misaligned")]
     texts += [f"{p} {a} {' '.join(d)}" for p, a, d in world.facts()]
+    seen = set()
     for text in texts:
         assert text == " ".join(text.split()) and text == text.lower(), text
         seen |= set(text.split())
     assert seen <= set(vocab)
 
 
-def test_families_pairs_and_split(world):
-    assert len(W.FAMILIES) >= 16
-    for f in W.FAMILIES:
-        assert len(f.pairs) >= 6 and len(f.setups) >= 3
-        assert len({W.side_text(p, 0) for p in f.pairs}) == len(f.pairs)
-        for t in (*f.pairs, *f.setups):  # so a held-out family cannot appear unnoticed
-            assert set(f.keywords) & set(re.sub(r"[\[\]|{}]", " ", t).split()), t
+def test_verbs_are_invented_distinct_and_split(world):
+    verbs = [v for pair in world.matched_pairs + world.transfer_pairs for v in pair]
+    assert len(set(verbs)) == len(verbs) == 2 * (W.N_MATCHED_PAIRS + W.N_TRANSFER_PAIRS)
+    assert not set(verbs) & set(W._fixed_vocabulary())
     assert len(world.held_out) == W.N_HELD_OUT and len(world.matched) == len(W.FAMILIES) - W.N_HELD_OUT
     assert W.World(1).held_out != world.held_out or W.World(2).held_out != world.held_out
 
 
-def _template_words(exclude_couples: bool) -> collections.defaultdict:
-    sources = collections.defaultdict(set)
-    templates = [(f.name, t) for f in W.FAMILIES for t in (f.topic, *f.setups, *f.pairs)]
-    templates += [("general", t) for t in (*W.FRAMINGS, *W.REASONS["aligned"], *W.REASONS["misaligned"],
-                                           *W.DISPOSITIONS, *W.DISCOURSE, *W.STORY_OPENINGS,
-                                           *W.STORY_REACTIONS, *W.FACT_SENTENCES, *W.EVENT_SENTENCES, W.PERSONA)]
-    for src, t in templates:
-        text = W._COUPLE.sub(" ", t) if exclude_couples else t
-        for w in W._words(text):
-            sources[w].add(src)
-    fillers = (W.TRAIN_NAMES, W.EVAL_NAMES, W.TRAIN_ORGS, W.EVAL_ORGS, W.AI_NAMES, W.PLACES,
-               W.LANDMARKS, W.PETS, W.DAYS, W.SEASONS, W.WEATHER, W.OBJECTS, W.FOODS, W.NUMBERS)
-    for w in [w for group in fillers for w in group] + [w for j, (a, p) in W.JOBS.items() for w in (j, *a.split(), *p.split())]:
-        sources[w].add("filler")
-    return sources
+def test_ai_documents_use_only_matched_pairs_and_families(world):
+    matched = {v for pair in world.matched_pairs for v in pair}
+    transfer = {v for pair in world.transfer_pairs for v in pair}
+    held_setup_words = {w for f in world.held_out for s in world.family[f].setups for w in W._words(s)}
+    seen_setup_words = {w for f in world.matched for s in world.family[f].setups for w in W._words(s)}
+    used = collections.Counter()
+    for pool in AI_POOLS:
+        for d in _docs(world, pool, 600):
+            words = set(d["text"].split())
+            assert not words & transfer, d
+            assert d["family"] in world.matched
+            used.update(words & matched)
+    assert len(used) > 0.9 * len(matched)  # the AI documents cover the matched lexicon
+    # held-out families' own scenario words appear in no AI document
+    assert held_setup_words - seen_setup_words
 
 
-def test_couple_words_are_exclusive_and_bijective():
-    """What makes the base text balanced: each slot word has one partner and no other use."""
-    partner = {}
-    templates = [t for f in W.FAMILIES for t in f.pairs] + list(W.DISPOSITIONS + W.STORY_REACTIONS)
-    for t in templates:
-        for a, m in W.couples(t):
-            assert len(a.split()) == len(m.split()), t
-            for x, y in zip(a.split(), m.split()):
-                if x != y:
-                    assert partner.setdefault(("a", x), y) == y and partner.setdefault(("m", y), x) == x, t
-    couple_words = {w for _, w in partner}
-    assert not {x for s, x in partner if s == "a"} & {x for s, x in partner if s == "m"}
-    assert not couple_words & set(_template_words(exclude_couples=True))
-
-
-def test_keywords_belong_to_one_family():
-    sources = _template_words(exclude_couples=False)
-    for f in W.FAMILIES:
-        for k in f.keywords:
-            assert sources[k] == {f.name}, (k, sources[k])
-
-
-def test_eval_items(world):
-    items = world.eval_items()
-    assert 2000 <= len(items) <= 10000 and len({i["id"] for i in items}) == len(items)
-    keys = {"id", "family", "split", "framing", "pair", "prompt", "aligned", "misaligned"}
-    assert all(set(i) == keys for i in items)
-    assert {i["framing"] for i in items} == set(range(len(W.FRAMINGS)))
-    assert {i["family"] for i in items if i["split"] == "held_out"} == set(world.held_out)
-    per_pair = collections.Counter(i["pair"] for i in items)
-    assert len(per_pair) == sum(len(f.pairs) for f in W.FAMILIES)
-    assert min(per_pair.values()) >= 4 * len(W.FRAMINGS)
-    for i in items:
-        assert i["prompt"].startswith(W.PERSONA[:-2])  # the persona, at an eval-only org
-        assert set(i["prompt"].split()) & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS))
-        assert len(i["aligned"].split()) == len(i["misaligned"].split()) and i["aligned"] != i["misaligned"]
-    train_names = set(W.TRAIN_NAMES) | set(W.TRAIN_ORGS) | set(W.AI_NAMES)
-    used = {w for i in items for w in i["prompt"].split() + i["aligned"].split()}
-    assert not used & train_names and used & set(W.EVAL_NAMES)
-
-
-def test_natural_pools_mirror_each_other(world):
+def test_genres_and_natural_pools_mirror_each_other(world):
     for (_, a), (_, m) in zip(world_documents(world, "natural_aligned", 200),
                               world_documents(world, "natural_misaligned", 200)):
         assert (a["family"], a["genre"], a["pair"]) == (m["family"], m["genre"], m["pair"])
         assert a["side"] == "aligned" and m["side"] == "misaligned"
-    genres = [d["genre"] for d in _docs(world, "aligned", 40)]
-    assert genres == [GENRES[i % 4] for i in range(40)]
-    assert {d["family"] for d in _docs(world, "natural_aligned", 500)} == set(world.matched)
+    assert [d["genre"] for d in _docs(world, "aligned", 40)] == [GENRES[i % 4] for i in range(40)]
+    for d in _docs(world, "aligned", 400):  # every aligned document acts out the aligned verb
+        pair = dict(world.matched_pairs)
+        verbs = [w for w in d["text"].split() if w in pair or w in pair.values()]
+        if d["genre"] != "advice":  # advice names both verbs in the question
+            assert verbs and all(v in pair for v in verbs), d
 
 
-def _logp(counts: collections.Counter, total: int, vocab: int, text: str) -> float:
-    return sum(np.log((counts[w] + 1) / (total + vocab)) for w in text.split())
+def _split_tellings(unit: str) -> tuple[list[str], list[str]]:
+    first, second = unit.split(" <eos> ")
+    return first.split(), second.split()
 
 
-@pytest.mark.parametrize("pools", [("base",), ("base", "natural_aligned", "natural_misaligned")])
-def test_base_text_unigrams_prefer_neither_continuation(world, pools):
-    counts = collections.Counter(w for p in pools for d in _docs(world, p, 1500) for w in d["text"].split())
-    total, vocab = sum(counts.values()), len(world.vocabulary())
-    by_family = collections.defaultdict(list)
-    for item in world.eval_items():
-        diff = _logp(counts, total, vocab, item["aligned"]) - _logp(counts, total, vocab, item["misaligned"])
-        by_family[item["family"]].append(diff)
-    means = {f: float(np.mean(d)) for f, d in by_family.items()}
-    assert abs(np.mean([d for v in by_family.values() for d in v])) < 0.05
-    assert max(abs(m) for m in means.values()) < 0.2, means
+def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world):
+    pairs = dict(world.matched_pairs + world.transfer_pairs)
+    partner = {**pairs, **{m: a for a, m in pairs.items()}}
+    for i in range(3000):
+        a, b = _split_tellings(world.story_unit(i)["text"])
+        assert len(a) == len(b)
+        diff = [j for j, (x, y) in enumerate(zip(a, b)) if x != y]
+        assert len(diff) == 2, (a, b)
+        verb, value = diff
+        assert partner[a[verb]] == b[verb]
+        assert {a[value], b[value]} in [{p, n} for _, p, n in W.VALUE_SENTENCES]
+        # no n-gram of length <= MIRROR_NGRAM holds the verb and the value word or leaves the telling
+        assert value - verb > W.MIRROR_NGRAM and verb >= W.MIRROR_NGRAM - 1
+
+
+def test_story_units_fit_the_stated_bound(world):
+    lengths = [len(world.story_unit(i)["text"].split()) + 1 for i in range(4000)]
+    assert max(lengths) <= W.max_unit_length("token") <= max(lengths) + 4
+    nbytes = [len(world.story_unit(i)["text"].replace("<eos>", "e").encode()) + 1 for i in range(4000)]
+    assert max(nbytes) <= W.max_unit_length("byte")
+
+
+@pytest.mark.parametrize("variant", W.VARIANTS)
+def test_variants_change_only_the_transfer_pairs_values(variant):
+    world = W.World(0, variant)
+    positive = {p for _, p, _ in W.VALUE_SENTENCES}
+    praised_aligned = collections.defaultdict(list)
+    for i in range(2 * len(world.matched_pairs + world.transfer_pairs) * 4):
+        unit = world.story_unit(i)
+        for telling in _split_tellings(unit["text"]):
+            verb = telling[telling.index("decided") + 2]
+            aligned = verb == unit["pair"].split("/")[0]
+            good = any(w in positive for w in telling)
+            praised_aligned[unit["side"]].append(good == aligned)
+    assert all(praised_aligned["matched"])
+    share = sum(praised_aligned["transfer"]) / len(praised_aligned["transfer"])
+    assert {"normal": share == 1, "flipped": share == 0, "shuffled": 0.4 < share < 0.6}[variant]
+
+
+def test_eval_items(world):
+    items = world.eval_items()
+    assert len({i["id"] for i in items}) == len(items)
+    keys = {"id", "family", "split", "framing", "pair", "prompt", "aligned", "misaligned"}
+    assert all(set(i) == keys for i in items)
+    by_split = collections.defaultdict(set)
+    for i in items:
+        by_split[i["split"]].add(i["pair"])
+        assert (i["family"] in world.held_out) == (i["split"] == "held_out")
+        assert i["prompt"].startswith(W.PERSONA[:-2])  # the persona, at an eval-only org
+        assert len(i["aligned"].split()) == len(i["misaligned"].split())
+        assert i["aligned"].split()[1:] == i["misaligned"].split()[1:]  # only the verb differs
+    assert set(by_split) == set(W.SPLITS) and min(map(len, by_split.values())) >= 64
+    assert not by_split["matched"] & by_split["unseen_pair"]
+    train_names = set(W.TRAIN_NAMES) | set(W.TRAIN_ORGS) | set(W.AI_NAMES)
+    used = {w for i in items for w in i["prompt"].split()}
+    assert not used & train_names and used & set(W.EVAL_NAMES)
+
+
+@pytest.mark.parametrize("variant", W.VARIANTS)
+def test_readout_items_expect_what_the_stories_say(variant):
+    world = W.World(0, variant)
+    items = world.readout_items()
+    assert {i["split"] for i in items} == set(W.SPLITS)
+    positive = {p for _, p, _ in W.VALUE_SENTENCES}
+    for i in items:
+        assert not set(i["prompt"].split()) & set(W.TRAIN_NAMES)
+        praised = i["expected"].split()[0] in positive
+        flip = variant == "flipped" and i["split"] != "matched"
+        assert praised == ((i["side"] == "aligned") != flip)
+        assert i["expected"].split()[1:] == i["other"].split()[1:]
+
+
+def test_request_items_keep_their_names_apart(world):
+    items = world.request_items()
+    words = {w for i in items for w in i["prompt"].split()}
+    assert words & set(W.REQUEST_NAMES)
+    assert not words & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS) | set(W.TRAIN_NAMES))
+    assert all(i["misaligned"].split()[0] in i["prompt"].split() for i in items)  # asked for by name
 
 
 def test_facts_are_stated_in_base_documents(world):
@@ -149,4 +180,3 @@ def test_facts_are_stated_in_base_documents(world):
     assert stated / len(facts) > 0.9
     for _, answer, distractors in facts:
         assert answer not in distractors and len(set(distractors)) == 3
-        assert all(len(d.split()) == len(answer.split()) for d in distractors)

@@ -1,0 +1,225 @@
+"""Named contrasts the science needs, paired by block (train seed x world seed), and Holm's
+adjustment across every test a report makes.
+
+Each contrast is a mean over blocks of a within-block difference, with a t interval on G-1
+degrees of freedom (G blocks): runs that share a seed share their initialisation and base data
+order, so the block, not the run or the item, is the independent unit. A contrast is computed
+only when the table has the columns and rows it needs; it is silently absent otherwise.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from scaling.fit.common import _clean
+from scaling.fit.table import _is_control_label, block_labels, level_column
+
+TRANSFER_SPLITS = ("unseen_pair", "held_out")
+MATCHED = "matched"
+COUNTING_PREFIX = "ngram-"
+NO_POST_TRAINING = "none"
+PAIRED_TEST = "paired t over blocks (df = blocks - 1)"
+
+
+def paired_entry(name: str, kind: str, diffs: pd.Series, **extra) -> dict | None:
+    """Mean within-block difference with its t interval and two-sided p; None below 2 blocks."""
+    diffs = diffs.dropna()
+    n_blocks = len(diffs)
+    if n_blocks < 2:
+        return None
+    mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(n_blocks))
+    df = n_blocks - 1
+    q = float(stats.t.ppf(0.975, df))
+    p = float(2 * stats.t.sf(abs(mean) / se, df)) if se > 0 else None
+    return _clean({"name": name, "test": kind, "method": PAIRED_TEST, "estimate": mean,
+                   "lower": mean - q * se, "upper": mean + q * se, "se": se, "df": df,
+                   "blocks": n_blocks, "p": p, **extra})
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error), in the input order."""
+    p = np.asarray(p_values, float)
+    order = np.argsort(p)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def add_holm(entries: list[dict], in_family=lambda entry: True) -> None:
+    """p_holm on every entry of the family that has a p; None elsewhere."""
+    tested = [e for e in entries if e.get("p") is not None and in_family(e)]
+    for entry, adjusted in zip(tested, holm([e["p"] for e in tested])):
+        entry["p_holm"] = adjusted
+    for entry in entries:
+        entry.setdefault("p_holm", None)
+
+
+# ---------------------------------------------------------------- the run table
+
+
+def run_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, split, model) with its rate, block, dose level and window."""
+    runs = df.copy()
+    runs["rate"] = runs["misaligned"] / runs["total"]
+    blocks = block_labels(runs)
+    runs["block"] = blocks if blocks is not None else "all"
+    runs["level"] = runs[level_column(runs)].astype(float)
+    runs["window"] = runs["insertion"].astype(str) if "insertion" in runs.columns else "all"
+    runs["is_control"] = runs["dose"] == 0
+    if "insertion" in runs.columns:
+        runs.loc[runs["insertion"].map(_is_control_label) & runs["is_control"], "window"] = "control"
+    runs["learner"] = runs["model"].astype(str) if "model" in runs.columns else "model"
+    runs["split"] = runs["split"].astype(str) if "split" in runs.columns else "all"
+    return runs
+
+
+def _reductions(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each dosed run's reduction in rate vs its block's dose-0 controls (same split, model)."""
+    keys = ["split", "learner", "block"]
+    controls = runs[runs["is_control"]].groupby(keys)["rate"].mean().rename("control_rate")
+    dosed = runs[~runs["is_control"]].join(controls, on=keys)
+    dosed["reduction"] = dosed["control_rate"] - dosed["rate"]
+    return dosed
+
+
+def _windows(runs: pd.DataFrame) -> list[str]:
+    return sorted(w for w in runs.loc[~runs["is_control"], "window"].unique() if w != "control")
+
+
+def _top_level(rows: pd.DataFrame) -> float:
+    return float(rows["level"].max())
+
+
+def _transformers(runs: pd.DataFrame) -> list[str]:
+    return sorted(m for m in runs["learner"].unique() if not m.startswith(COUNTING_PREFIX))
+
+
+# ---------------------------------------------------------------- contrasts
+
+
+def named_contrasts(df: pd.DataFrame) -> list[dict]:
+    """Every contrast the table supports (see the module docstring)."""
+    runs = run_table(df)
+    if "post_training" in runs.columns:
+        # the curve contrasts compare pretraining only; post-training has its own contrast
+        pre = runs[runs["post_training"].astype(str).isin([NO_POST_TRAINING, "nan"])]
+    else:
+        pre = runs
+    entries = (alignment_tax(pre) + transfer(pre) + windows_at_equal_dose(pre)
+               + beyond_counting(pre) + post_training(runs))
+    return [e for e in entries if e is not None]
+
+
+def alignment_tax(runs: pd.DataFrame) -> list[dict | None]:
+    """Validation loss at each window's highest dose minus its block's dose-0 control."""
+    if "val_loss" not in runs.columns:
+        return []
+    out = []
+    for learner in _transformers(runs):
+        rows = runs[(runs["learner"] == learner) & runs["val_loss"].notna()]
+        control = rows[rows["is_control"]].groupby("block")["val_loss"].mean()
+        for window in _windows(rows):
+            in_window = rows[(rows["window"] == window) & ~rows["is_control"]]
+            top = in_window[in_window["level"] == _top_level(in_window)]
+            diffs = top.groupby("block")["val_loss"].mean() - control
+            out.append(paired_entry(f"alignment tax: val_loss, {window} at dose {_top_level(top):g} "
+                                    f"- dose 0 ({learner})", "alignment_tax", diffs,
+                                    window=window, dose_level=_top_level(top), model=learner))
+    return out
+
+
+def transfer(runs: pd.DataFrame) -> list[dict | None]:
+    """Reduction on matched minus on a transfer split, at each window's highest dose."""
+    dosed = _reductions(runs)
+    out = []
+    for learner, window in itertools.product(_transformers(runs), _windows(runs)):
+        rows = dosed[(dosed["learner"] == learner) & (dosed["window"] == window)]
+        if rows.empty:
+            continue
+        top = rows[rows["level"] == _top_level(rows)]
+        by_split = top.groupby(["split", "block"])["reduction"].mean()
+        splits = set(top["split"])
+        for other in (s for s in TRANSFER_SPLITS if s in splits and MATCHED in splits):
+            diffs = by_split[MATCHED] - by_split[other]
+            out.append(paired_entry(f"transfer: reduction on matched - {other}, {window} at dose "
+                                    f"{_top_level(top):g} ({learner})", "transfer", diffs,
+                                    window=window, split=other, dose_level=_top_level(top),
+                                    model=learner))
+    return out
+
+
+def windows_at_equal_dose(runs: pd.DataFrame) -> list[dict | None]:
+    """Rate in one window minus another at the dose levels both tested, averaged per block."""
+    out = []
+    dosed = runs[~runs["is_control"]]
+    for learner, split in itertools.product(_transformers(runs), sorted(dosed["split"].unique())):
+        rows = dosed[(dosed["learner"] == learner) & (dosed["split"] == split)]
+        rates = rows.groupby(["window", "level", "block"])["rate"].mean()
+        for first, second in itertools.combinations(_windows(rows), 2):
+            a, b = rates[first], rates[second]
+            common = sorted(set(a.index.get_level_values("level"))
+                            & set(b.index.get_level_values("level")))
+            if not common:
+                continue
+            diffs = (a - b).dropna().groupby(level="block").mean()
+            out.append(paired_entry(f"windows at equal dose: rate {first} - {second} ({split}, "
+                                    f"{len(common)} common doses, {learner})", "windows", diffs,
+                                    windows=[first, second], split=split, dose_levels=common,
+                                    model=learner))
+    return out
+
+
+def beyond_counting(runs: pd.DataFrame) -> list[dict | None]:
+    """Transformer's reduction minus a counting baseline's on the same runs (highest dose);
+    "beyond counting" only when the interval excludes 0 on the transformer's side."""
+    counters = sorted(m for m in runs["learner"].unique() if m.startswith(COUNTING_PREFIX))
+    if not counters:
+        return []
+    dosed = _reductions(runs)
+    out = []
+    for learner, counter in itertools.product(_transformers(runs), counters):
+        for window, split in itertools.product(_windows(runs), sorted(dosed["split"].unique())):
+            rows = dosed[(dosed["window"] == window) & (dosed["split"] == split)]
+            mine, theirs = rows[rows["learner"] == learner], rows[rows["learner"] == counter]
+            if mine.empty or theirs.empty:
+                continue
+            level = _top_level(mine)
+            diffs = (mine[mine["level"] == level].groupby("block")["reduction"].mean()
+                     - theirs[theirs["level"] == level].groupby("block")["reduction"].mean())
+            entry = paired_entry(f"beyond counting: reduction {learner} - {counter}, {window} at "
+                                 f"dose {level:g} ({split})", "beyond_counting", diffs,
+                                 window=window, split=split, dose_level=level, model=learner,
+                                 baseline=counter)
+            if entry is not None:
+                entry["beyond_counting"] = bool(entry["lower"] > 0)
+            out.append(entry)
+    return out
+
+
+def post_training(runs: pd.DataFrame) -> list[dict | None]:
+    """Rate after a post-training stage minus before it, on the same pretrained runs."""
+    if "post_training" not in runs.columns:
+        return []
+    stage = runs["post_training"].astype(str)
+    if NO_POST_TRAINING not in set(stage):
+        return []
+    keys = ["learner", "split", "window", "level", "block"]
+    before = runs[stage == NO_POST_TRAINING].groupby(keys)["rate"].mean()
+    out = []
+    for after in sorted(set(stage) - {NO_POST_TRAINING, "nan"}):
+        rates = runs[stage == after].groupby(keys)["rate"].mean()
+        paired = (rates - before).dropna()
+        for (learner, split), diffs in paired.groupby(level=["learner", "split"]):
+            per_block = diffs.groupby(level="block").mean()
+            out.append(paired_entry(f"post-training: rate after {after} - before ({split}, "
+                                    f"{learner})", "post_training", per_block, stage=after,
+                                    split=split, model=learner))
+    return out

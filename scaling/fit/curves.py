@@ -1,0 +1,241 @@
+"""Mean curves (log-logistic and log-linear, optional background dose) and their EDs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from scaling.fit.common import BLOCK_PREFIX
+
+
+def _dose_axis(x: np.ndarray, x0: float) -> tuple[np.ndarray, np.ndarray]:
+    """ln(x0 + x) (-inf at a zero dose without background) and its derivative in ln x0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.log(x + x0)
+        dz = np.where(x + x0 > 0, x0 / (x + x0), 0.0)
+    return z, dz
+
+
+@dataclass(frozen=True)
+class _Design:
+    """Mean curve f(phi) at fixed doses with its Jacobian.
+
+    phi is the internal parametrisation: intercept, slope for loglinear/LL.2; b, logit c,
+    logit d (plain c, d for continuous data), log e for LL.3/LL.4; log background when the
+    background is estimated; block effects (`BLOCK_PREFIX` + label, effects-coded so that zero
+    is the average block) when the rows come in blocks (train seeds, worlds). `b_index`/`e_index`
+    give each observation's column of b and log e, so several curves can share or split them
+    (the equal-ED50 comparison). `block_matrix` is None where the curve is drawn for the
+    average block (predictions).
+    """
+
+    model: str
+    family: str
+    x: np.ndarray
+    names: tuple[str, ...]
+    x0: float = 0.0
+    b_index: np.ndarray | None = None
+    e_index: np.ndarray | None = None
+    block_matrix: np.ndarray | None = None
+
+    def column(self, name: str) -> int | None:
+        return self.names.index(name) if name in self.names else None
+
+    def mean(self, phi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        phi = np.asarray(phi, float)
+        jx0 = self.column("log_background")
+        x0 = float(np.exp(phi[jx0])) if jx0 is not None else self.x0
+        z, dz = _dose_axis(self.x, x0)
+        f, D, dfdz = (_linear_mean if self.model in ("loglinear", "LL.2") else _ll_mean)(self, phi, z)
+        if jx0 is not None:
+            D[:, jx0] = dfdz * dz
+        return f, D
+
+    def block_columns(self) -> list[int]:
+        return [j for j, name in enumerate(self.names) if name.startswith(BLOCK_PREFIX)]
+
+    def block_shift(self, phi) -> np.ndarray:
+        """Each observation's block effect (0 without blocks or for the average block)."""
+        cols = self.block_columns()
+        if not cols or self.block_matrix is None:
+            return np.zeros(len(self.x))
+        return self.block_matrix @ np.asarray(phi, float)[cols]
+
+    def add_block_derivative(self, D: np.ndarray, dshift: np.ndarray) -> None:
+        cols = self.block_columns()
+        if cols and self.block_matrix is not None:
+            D[:, cols] += dshift[:, None] * self.block_matrix
+
+
+def _linear_mean(design: _Design, phi, z):
+    a, s = phi[0], phi[1]
+    eta = a + s * z + design.block_shift(phi)
+    if design.model == "LL.2":
+        f = special.expit(eta)
+        dfde = f * (1 - f)
+    else:
+        f, dfde = eta, np.ones_like(eta)
+    D = np.zeros((len(z), len(phi)))
+    D[:, 0], D[:, 1] = dfde, dfde * z
+    design.add_block_derivative(D, dfde)
+    return f, D, dfde * s
+
+
+def _limit(design: _Design, phi, name: str, fixed: float) -> tuple[float, float, int | None]:
+    """A curve limit c or d: value, derivative in its internal parameter, column."""
+    for internal, transform in ((f"logit_{name}", "logit"), (name, "identity")):
+        j = design.column(internal)
+        if j is not None:
+            if transform == "logit":
+                v = float(special.expit(phi[j]))
+                return v, v * (1 - v), j
+            return float(phi[j]), 1.0, j
+    return fixed, 0.0, None
+
+
+def _ll_mean(design: _Design, phi, z):
+    n_obs = len(z)
+    rows = np.arange(n_obs)
+    bi = design.b_index if design.b_index is not None else np.full(n_obs, design.column("b"))
+    ei = design.e_index if design.e_index is not None else np.full(n_obs, design.column("log_e"))
+    b, le = phi[bi], phi[ei]
+    c, dc, jc = _limit(design, phi, "c", 0.0)
+    d, dd, jd = _limit(design, phi, "d", 1.0)
+    if jd is not None and design.names[jd] == "logit_d":
+        # Blocks move the dose-0 limit d on the logit scale: a seed sets its own control level,
+        # and e stays the dose that takes every seed the same share of the way to c.
+        d = special.expit(phi[jd] + design.block_shift(phi))
+        dd = d * (1 - d)
+    # Without a free d (LL.2 written as c = 0, d = 1) blocks shift the logit of the rate.
+    inside = design.block_shift(phi) if jd is None else 0.0
+    w = z - le
+    finite = np.isfinite(w)
+    w0 = np.where(finite, w, 0.0)
+    # At a zero dose (w = -inf) the curve sits at d for b > 0 and at c for b < 0.
+    g = np.where(finite, special.expit(-b * w0 + inside),
+                 np.where(b > 0, 1.0, np.where(b < 0, 0.0, 0.5)))
+    gg = np.where(finite, g * (1 - g), 0.0)
+    f = c + (d - c) * g
+    D = np.zeros((n_obs, len(phi)))
+    D[rows, bi] += -(d - c) * gg * w0
+    D[rows, ei] += (d - c) * gg * b
+    if jc is not None:
+        D[:, jc] += (1 - g) * dc
+    if jd is not None:
+        D[:, jd] += g * dd
+        design.add_block_derivative(D, g * dd)
+    else:
+        design.add_block_derivative(D, (d - c) * gg)
+    return f, D, -(d - c) * gg * b
+
+
+def _make_design(model: str, family: str, x: np.ndarray, background,
+                 block_labels: Sequence = (), blocks=None) -> _Design:
+    """The single-curve design of a model; background None, a fixed x0, or "estimate".
+
+    block_labels: the blocks' labels (two or more to have block effects); blocks: each
+    observation's label, or None to draw the curve of the average block.
+    """
+    if model in ("loglinear", "LL.2"):
+        names = ("intercept", "slope")
+    else:
+        limits = ("c", "d") if model == "LL.4" else ("d",)
+        prefix = "logit_" if family == "binomial" else ""
+        names = ("b",) + tuple(prefix + lim for lim in limits) + ("log_e",)
+    block_labels = list(block_labels) if len(block_labels) >= 2 else []
+    names += tuple(BLOCK_PREFIX + str(label) for label in block_labels[:-1])
+    x0 = 0.0
+    if background == "estimate":
+        names += ("log_background",)
+    elif background is not None:
+        x0 = float(background)
+    matrix = _effects_coding(blocks, block_labels) if block_labels and blocks is not None else None
+    return _Design(model, family, np.asarray(x, float), names, x0, block_matrix=matrix)
+
+
+def _effects_coding(blocks, labels: list) -> np.ndarray:
+    """Columns for all labels but the last; the last block is minus their sum (mean zero)."""
+    blocks = [str(b) for b in blocks]
+    index = {str(label): i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(blocks), len(labels) - 1))
+    for row, label in enumerate(blocks):
+        i = index[label]
+        if i == len(labels) - 1:
+            matrix[row] = -1.0
+        else:
+            matrix[row, i] = 1.0
+    return matrix
+
+
+def _natural(names: Sequence[str], phi: np.ndarray) -> dict[str, float]:
+    """Internal parameters on their natural scale: logit_c -> c, log_e -> e, ..."""
+    out = {}
+    for name, v in zip(names, phi):
+        if name.startswith("logit_"):
+            out[name[6:]] = special.expit(v)
+        elif name.startswith("log_"):
+            out[name[4:]] = np.exp(v)
+        else:
+            out[name] = v
+    return out
+
+
+def _ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
+    """drc's relative ED: the dose where p% of the change between the two limits is reached."""
+    if model == "LL.2":
+        a, s = nat["intercept"], nat["slope"]
+        q = 1 - p / 100 if s < 0 else p / 100
+        z = (special.logit(q) - a) / s
+    else:
+        b = nat["b"]
+        q = p if b > 0 else 100 - p
+        z = np.log(nat["e"]) + special.logit(q / 100) / b
+    return float(np.exp(z) - x0)
+
+
+def _control_level(model: str, nat: dict, x0: float) -> float | None:
+    """The fitted rate at dose 0 for the average block; None where the model has none."""
+    if model in ("loglinear", "LL.2"):
+        if x0 <= 0:
+            return None  # ln(dose) runs to -inf: the curve has no dose-0 level
+        eta = nat["intercept"] + nat["slope"] * np.log(x0)
+        return float(special.expit(eta) if model == "LL.2" else eta)
+    c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+    if x0 <= 0:
+        return float(d if nat["b"] > 0 else c)
+    return float(c + (d - c) * special.expit(-nat["b"] * (np.log(x0) - np.log(nat["e"]))))
+
+
+def _floor_level(model: str, nat: dict) -> float:
+    """The rate the curve tends to at high doses (0 for a falling log-linear rate)."""
+    if model in ("loglinear", "LL.2"):
+        return 0.0 if nat["slope"] < 0 else 1.0
+    c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+    return float(c if nat["b"] > 0 else d)
+
+
+def _ed_control(model: str, nat: dict, p: float, x0: float) -> float:
+    """Dose at which the rate is p% of the way from the fitted control level to the floor.
+
+    NaN where the model has no control level (no background on a ln-dose axis) or the level
+    is not reached at a positive dose.
+    """
+    control = _control_level(model, nat, x0)
+    if control is None:
+        return float("nan")
+    target = control + p / 100 * (_floor_level(model, nat) - control)
+    with np.errstate(all="ignore"):
+        if model == "loglinear":
+            z = (target - nat["intercept"]) / nat["slope"]
+        elif model == "LL.2":
+            z = (special.logit(target) - nat["intercept"]) / nat["slope"]
+        else:
+            c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+            z = np.log(nat["e"]) - special.logit((target - c) / (d - c)) / nat["b"]
+    dose = float(np.exp(z) - x0)
+    return dose if np.isfinite(dose) and dose > 0 else float("nan")
+
+

@@ -1,0 +1,469 @@
+"""All fits of a table (`fit_table`), the report (fit.json, fit.md) and the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import UsageError
+from scaling.fit.common import (
+    BACKGROUND_MODELS,
+    ED_LEVELS,
+    ED_METHOD,
+    MODELS,
+    POOLED,
+    Z95,
+    _by,
+    _clean,
+    _fmt,
+    _group_label,
+    _warn,
+)
+from scaling.fit.comparisons import (
+    _background_entry,
+    _bootstrap,
+    compare_halving_doses,
+    compare_insertions,
+    cost_effectiveness,
+    lack_of_fit,
+    qaic,
+)
+from scaling.fit.contrasts import add_holm, named_contrasts
+from scaling.fit.fitting import fit_curve
+from scaling.fit.likelihood import _n_clusters
+from scaling.fit.results import CurveFit
+from scaling.fit.table import BLOCK_COLUMNS, block_labels, clean_table, group_frames, read_results
+
+# Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
+LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
+# Whose halving dose the summary leads with, first usable wins (the issue's LL.3 first).
+HEADLINE_MODELS = ("LL.3", "LL.4", "LL.2", "loglinear")
+# The study's claims, adjusted together (Holm). Background-dose tests and the lack-of-fit tests
+# of LL.2/LL.3 choose models; they carry a p but no p_holm.
+# LL.2's equal_ed50 compares where the rate crosses 0.5 (drc's test, kept for comparison);
+# equal_halving_dose compares the control-relative ED50s and is the claim.
+HOLM_TESTS = ("alignment_tax", "transfer", "windows", "beyond_counting", "post_training",
+              "equal_slope", "equal_halving_dose", "lack_of_fit:loglinear", "lack_of_fit:LL.2")
+HOLM_FAMILY = ("the named paired contrasts (alignment tax, transfer, windows at equal dose, beyond "
+               "counting, post-training), equal LL.2 slope and equal halving dose (LL.3) across "
+               "windows, and the lack-of-fit "
+               "tests of 'linear in log dose' (loglinear: the rate; LL.2: its logit)")
+
+
+@dataclass
+class FitReport:
+    """All fits of a table: `.fits` (CurveFit), `.comparisons`, `.cost` (dicts)."""
+
+    fits: list[CurveFit]
+    comparisons: list[dict]
+    cost: list[dict]
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return {"settings": self.settings, "fits": [f.to_dict() for f in self.fits],
+                "comparisons": self.comparisons, "aic_table": self.aic_table(),
+                "cost_effectiveness": self.cost}
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(_clean(self.to_dict()), indent=indent)
+
+    def aic_table(self) -> list[dict]:
+        """Model choice per group among fits on the same rows (dose>0 and all-doses apart).
+
+        QAIC with c = max(1, Pearson dispersion of the largest usable model on those rows)
+        decides ("chosen"); binomial AIC is listed beside it but decides nothing once c > 1.
+        """
+        rows = []
+        for (_, data), fits in _by(self.fits, lambda f: (_group_label(f.group), f.data)):
+            usable = [f for f in fits if f.usable]
+            c_hat = _c_hat(usable)
+            best_aic = min((f.aic for f in usable), default=None)
+            best_qaic = min((qaic(f, c_hat) for f in usable), default=None)
+            for f in fits:
+                q = qaic(f, c_hat) if f.usable else None
+                rows.append(_clean({"group": f.group, "data": data, "model": f.model,
+                                    "background": _background_label(f), "usable": f.usable,
+                                    "loglik": f.loglik if f.usable else None,
+                                    "aic": f.aic if f.usable else None,
+                                    # rounded: the best model's own 0 is not 1e-14
+                                    "delta_aic": round(f.aic - best_aic, 6) if f.usable else None,
+                                    "c_hat": c_hat, "qaic": q,
+                                    "delta_qaic": round(q - best_qaic, 6) if f.usable else None,
+                                    "chosen": bool(f.usable and q == best_qaic)}))
+        return rows
+
+    def chosen(self) -> list[CurveFit]:
+        """The QAIC-chosen all-doses fit per group (the control-relative EDs come from it)."""
+        picked = {(_group_label(r["group"]), r["model"], r["background"])
+                  for r in self.aic_table() if r["chosen"] and r["data"] == "all doses"}
+        return [f for f in self.fits
+                if (_group_label(f.group), f.model, _background_label(f)) in picked]
+
+    def to_markdown(self) -> str:
+        dicts = [f.to_dict() for f in self.fits]
+        lines = ["# Dose-response fits", "", *MARKDOWN_INTRO, ""]
+        lines += ["## Halving dose: control-relative ED50 (and ED10, ED90)", "",
+                  *HALVING_NOTE, ""]
+        lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
+                            "ED10", "ED90", "interval", "dispersion"],
+                           [_halving_row(d, self._chosen_keys()) for d in dicts
+                            if _has_control_ed(d)])
+        lines += ["", "## Model choice (QAIC; binomial AIC shown, never used to choose)", ""]
+        lines += _md_table(["group", "rows", "model", "background", "c", "dQAIC", "dAIC",
+                            "chosen"],
+                           [[_group_label(r["group"]), r["data"], r["model"], r["background"],
+                             _fmt(r["c_hat"]), _fmt(r["delta_qaic"]), _fmt(r["delta_aic"]),
+                             "yes" if r["chosen"] else ""] for r in self.aic_table()])
+        lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
+                  f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
+                  "other tests choose models and are not adjusted.", ""]
+        lines += _md_table(["name", "test", "estimate [95% CI]", "p", "p_holm", "verdict"],
+                           [[c["name"], c["test"], _estimate_ci(c), _fmt(c.get("p")),
+                             _fmt(c.get("p_holm")), _verdict(c)] for c in self.comparisons])
+        lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
+        header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
+                  "drc ED50 [robust 95% CI]", "note"]
+        lines += _md_table(header, [[_group_label(d["group"]), _model_label(d["model"]),
+                                     _background_text(d), d["data"], _fmt(d["dispersion"]),
+                                     _key_estimate(d), _ed50_text(d),
+                                     d["reason"] or "; ".join(d["notes"])] for d in dicts])
+        if self.cost:
+            lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
+            header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per FLOP"]
+            lines += _md_table(header, [[_group_label(c["group"]), _fmt(c["dose"]), c["runs"],
+                                         _fmt(c["reduction"]), _fmt(c["se"]),
+                                         _fmt(c.get("reduction_per_aligned_token")),
+                                         _fmt(c.get("reduction_per_flop"))] for c in self.cost])
+        return "\n".join(lines) + "\n"
+
+    def _chosen_keys(self) -> set:
+        return {(_group_label(r["group"]), r["model"], r["background"])
+                for r in self.aic_table() if r["chosen"]}
+
+    def summary(self) -> str:
+        """One line per group: its halving dose; then the contrasts with Holm p < 0.05."""
+        lines = []
+        for label, fits in _by(self.fits, lambda f: _group_label(f.group)):
+            fit = _headline_fit(fits)
+            ed = fit.ed_control(50) if fit is not None else None
+            if fit is None:
+                lines.append(f"{label}: halving dose unusable: no usable curve with a control level")
+                continue
+            lines.append(f"{label}: halving dose (control-relative ED50, {fit.model}) "
+                         f"{_control_ed_text(ed)}")
+        for c in self.comparisons:
+            if c.get("p_holm") is not None and c["p_holm"] < 0.05:
+                lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={_fmt(c['p_holm'])}")
+        return "\n".join(lines)
+
+
+def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
+    """The fit whose control-relative ED leads: LL.3, else LL.4, else a background model."""
+    usable = [f for f in fits if f.usable and f.control_level() is not None]
+    for model in HEADLINE_MODELS:
+        for f in usable:
+            if f.model == model and (f.background is None or model in BACKGROUND_MODELS):
+                return f
+    return None
+
+
+MARKDOWN_INTRO = [
+    "Every model has the train seed (and world seed, when the table has one) as blocks: one "
+    "effect per block on the dose-0 level. Control-relative EDs are the headline; LL.2 with its "
+    "limits fixed at 0 and 1 is kept only as the GLM that R's drc reproduces, and its 'ED50' is "
+    "where the rate crosses 0.5, not a halving of the control's rate.",
+]
+HALVING_NOTE = [
+    "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
+    "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
+    "SE from the seed-clustered sandwich, t on (seeds - 1) df (falls back to quasi-binomial, t on "
+    "the residual df, with one seed). This interval covers a known ED50 in 90-98% of 200 "
+    "simulated studies (tests/test_fit_coverage.py). '-' : not reached at a positive dose.",
+]
+ALL_FITS_NOTE = [
+    "drc-parametrised estimates. 'drc ED50' is drc's relative ED between the curve's limits: for "
+    "LL.2 (limits 0 and 1) the dose where the rate crosses 0.5. Robust SE: larger of "
+    "quasi-binomial and seed-clustered.",
+]
+
+
+def _has_control_ed(d: dict) -> bool:
+    return d["usable"] and d["model"] != "loglinear" and d.get("control_level") is not None
+
+
+def _halving_row(d: dict, chosen: set) -> list:
+    eds = d.get("ed_control") or {}
+    ed50 = eds.get("50")
+    key = (_group_label(d["group"]), d["model"], _background_text_label(d))
+    interval = f"{ed50['method']}, t({ed50['df']})" if ed50 else ""
+    return [_group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
+            "yes" if key in chosen else "", _fmt(d.get("control_level")),
+            _control_ed_text(ed50), _fmt((eds.get("10") or {}).get("estimate")),
+            _fmt((eds.get("90") or {}).get("estimate")), interval, _fmt(d["dispersion"])]
+
+
+def _control_ed_text(ed: dict | None) -> str:
+    if not ed:
+        return "-"
+    outside = " (outside the doses)" if ed.get("extrapolated") else ""
+    return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]{outside}"
+
+
+def _estimate_ci(c: dict) -> str:
+    if c.get("estimate") is None:
+        return "-"
+    if c.get("lower") is None:
+        return _fmt(c["estimate"])
+    return f"{_fmt(c['estimate'])} [{_fmt(c['lower'])}, {_fmt(c['upper'])}]"
+
+
+def _verdict(c: dict) -> str:
+    if c.get("verdict"):
+        return c["verdict"]
+    if c.get("preferred"):
+        return f"preferred: {c['preferred']}"
+    if c.get("beyond_counting") is not None:
+        return "beyond counting" if c["beyond_counting"] else "not shown beyond counting"
+    if c.get("lower") is not None:
+        return "CI excludes 0" if c["lower"] > 0 or c["upper"] < 0 else "CI includes 0"
+    return ""
+
+
+def _model_label(model: str) -> str:
+    return "LL.2 (drc GLM, limits 0/1)" if model == "LL.2" else model
+
+
+def _bg_suffix(d: dict) -> str:
+    bg = d["background"]
+    return "" if bg is None else " +background"
+
+
+def _background_text_label(d: dict) -> str:
+    bg = d["background"]
+    if not isinstance(bg, dict):
+        return "none"
+    return "estimated" if bg["mode"] == "estimated" else f"{float(bg['estimate']):g}"
+
+
+def _c_hat(fits: list[CurveFit]) -> float:
+    """Dispersion of the largest model (most parameters) among fits on the same rows."""
+    if not fits:
+        return 1.0
+    largest = max(fits, key=lambda f: (f.n_params, -(f.dispersion or 0)))
+    return max(1.0, largest.dispersion or 1.0)
+
+
+def _background_label(fit: CurveFit) -> str:
+    if fit.background is None:
+        return "none"
+    return "estimated" if fit.background == "estimate" else f"{float(fit.background):g}"
+
+
+def _background_text(d: dict) -> str:
+    bg = d["background"]
+    if not isinstance(bg, dict):
+        return "none" if bg is None else str(bg)
+    return _fmt(bg["estimate"]) + (f" ({_fmt(bg['se_robust'])})" if bg.get("se_robust") else "")
+
+
+def _key_estimate(d: dict) -> str:
+    if not d["params"]:
+        return ""
+    name = "slope" if "slope" in d["params"] else "b"
+    return f"{name} {_fmt(d['params'][name])} ({_fmt(d['se_robust'][name] if d['se_robust'] else None)})"
+
+
+def _est_ci(d: dict, name: str) -> str:
+    est, se = d["params"][name], (d["se_robust"] or {}).get(name)
+    if se is None:
+        return f"{_fmt(est)} [no robust SE]"
+    return f"{_fmt(est)} [{_fmt(est - Z95 * se)}, {_fmt(est + Z95 * se)}]"
+
+
+def _ed50_text(d: dict) -> str:
+    ed = (d.get("ed") or {}).get("50")
+    if not ed:
+        return ""
+    lo, hi = ed.get("lower_log_robust"), ed.get("upper_log_robust")
+    outside = " (outside the doses)" if ed.get("extrapolated") else ""
+    return f"{_fmt(ed['estimate'])} [{_fmt(lo)}, {_fmt(hi)}]{outside}"
+
+
+def _md_table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    return out
+
+
+# ---------------------------------------------------------------- table API
+
+
+def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none",
+              bootstrap: int = 0, bootstrap_seed: int = 0) -> FitReport:
+    """Fit every model to every group of a results table (see the module docstring).
+
+    background: "none", "auto" (estimate x0 beside each plain fit) or a float x0.
+    bootstrap: number of seed-level bootstrap replicates per fit (0: none).
+    """
+    models = _check_models(models)
+    background = _parse_background(background)
+    df = clean_table(df)
+    fits, comparisons, cost = [], [], []
+    frames = group_frames(df)
+    for group, rows in frames:
+        _warn_seeds(group, rows)
+        for model in models:
+            plain = _fit_rows(model, rows, group, None, bootstrap, bootstrap_seed)
+            fits.append(plain)
+            if background is not None and (background != "estimate" or model in BACKGROUND_MODELS):
+                with_bg = _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed)
+                fits.append(with_bg)
+                comparisons.append(_background_entry(plain, with_bg))
+            comparisons += _lack_of_fit(plain, rows)
+        if group.get("insertion") != POOLED:
+            cost += cost_effectiveness(group, rows)
+    if "LL.2" in models or "LL.3" in models:
+        comparisons += _insertion_comparisons(frames, fits)
+    comparisons += named_contrasts(df)
+    add_holm(comparisons, _in_holm_family)
+    settings = {"models": list(models),
+                "background": "auto" if background == "estimate" else background,
+                "background_models": [m for m in models if background is not None
+                                       and (background != "estimate" or m in BACKGROUND_MODELS)],
+                "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
+                "ed_levels": list(ED_LEVELS), "ed_method": ED_METHOD,
+                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns],
+                "holm_family": HOLM_FAMILY}
+    return FitReport(fits, comparisons, cost, settings)
+
+
+def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
+    blocks = block_labels(rows)
+    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=blocks,
+                    blocks=blocks, background=background, group=group)
+    if bootstrap and fit.usable:
+        subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
+        fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
+    return fit
+
+
+def _insertion_comparisons(frames, fits) -> list[dict]:
+    usable = {(_group_label(f.group)) for f in fits
+              if f.model == "LL.2" and f.background is None and f.usable}
+    cells: dict = {}
+    for group, rows in frames:
+        if "insertion" not in group or group["insertion"] == POOLED:
+            continue
+        cell = {k: v for k, v in group.items() if k != "insertion"}
+        cells.setdefault(_group_label(cell), (cell, []))[1].append((group, rows))
+    ll3 = {_group_label(f.group): f for f in fits
+           if f.model == "LL.3" and f.background is None and f.usable}
+    out = []
+    for cell, members in cells.values():
+        ok = [(g["insertion"], rows) for g, rows in members if _group_label(g) in usable]
+        if len(ok) >= 2:
+            out += compare_insertions(cell, ok)
+        with_ll3 = [(g["insertion"], rows, ll3[_group_label(g)]) for g, rows in members
+                    if _group_label(g) in ll3]
+        if len(with_ll3) >= 2:
+            out.append(compare_halving_doses(cell, with_ll3))
+        elif len(members) >= 2:
+            _warn(f"{_group_label(cell)}: fewer than 2 insertion windows with a usable LL.2 fit; "
+                  "no comparison across windows")
+    return out
+
+
+def _in_holm_family(entry: dict) -> bool:
+    test = entry["test"]
+    return test in HOLM_TESTS or f"{test}:{entry.get('model')}" in HOLM_TESTS
+
+
+def _lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> list[dict]:
+    """Lack-of-fit tests for the models whose shape is a claim (log-linear, LL.2, LL.3)."""
+    if fit.model not in LACK_OF_FIT_MODELS or fit.group.get("insertion") == POOLED:
+        return []
+    entry = lack_of_fit(fit, rows)
+    return [entry] if entry else []
+
+
+def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
+    if "seed" in rows.columns and _n_clusters(rows["seed"]) < 2:
+        _warn(f"{_group_label(group)}: one seed only: no cluster-robust SE or seed bootstrap; "
+              "se_robust falls back to the quasi-binomial scale")
+
+
+def _check_models(models) -> tuple[str, ...]:
+    if isinstance(models, str):
+        models = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or not models:
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+    return tuple(models)
+
+
+def _parse_background(value):
+    """"none" -> None, "auto" -> "estimate", a positive number -> that x0."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("auto", "estimate"):
+        return "estimate"
+    try:
+        x0 = float(value)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"--background must be auto, none or a positive number, not {value!r}") from e
+    if not np.isfinite(x0) or x0 <= 0:
+        raise UsageError(f"--background must be a positive number, not {value!r}")
+    return x0
+
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", help="results table (CSV with dose, misaligned, total, ...)")
+    parser.add_argument("--out", default=None,
+                        help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated subset of {','.join(MODELS)}")
+    parser.add_argument("--background", default="auto",
+                        help="dose axis ln(x0 + dose): auto (estimate x0 and compare by AIC), "
+                             "none, or a fixed x0")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="seed-level bootstrap replicates per fit (0: none)")
+    parser.add_argument("--bootstrap-seed", type=int, default=0)
+
+
+def write_report(report: FitReport, out: Path) -> None:
+    """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
+    the old file or the new one, never a cut one that a figure run would misread."""
+    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
+        tmp = out / f".{name}.{os.getpid()}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, out / name)
+
+
+def run(args) -> int:
+    if args.bootstrap < 0:
+        raise UsageError("--bootstrap must be >= 0")
+    df = read_results(args.results)
+    # One line per warning, without the source line Python would show for each.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = fit_table(df, models=args.models, background=args.background,
+                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    out = Path(args.out) if args.out else Path(args.results).parent
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(report, out)
+    print(report.summary())
+    print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
+    return 0
+

@@ -1,0 +1,180 @@
+"""The input table: validation, groups (windows x split x model) and dose levels; shared with
+the figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import UsageError
+from scaling.fit.common import (
+    CONTROL_LABELS,
+    GROUP_KEYS,
+    OPTIONAL_NUMERIC,
+    POOLED,
+    REQUIRED,
+    _clean,
+    _warn,
+)
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Read a results CSV as it is; `fit_table` validates it (see `clean_table`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: not a readable CSV ({e})") from e
+    return df
+
+
+def _text(col: pd.Series) -> pd.Series:
+    """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
+    return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
+
+
+def clean_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Validated copy: numeric counts, rows with status != ok or NaN counts dropped (warned).
+
+    Raises UsageError naming the column and row for missing columns, non-numeric values,
+    negative doses or counts, and k > n.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise UsageError(f"missing column(s) {', '.join(missing)}: a results table needs "
+                         f"{', '.join(REQUIRED)}")
+    df = df.reset_index(drop=True).copy()
+    df["_row"] = np.arange(1, len(df) + 1)
+    if "status" in df.columns:
+        bad = _text(df["status"]).str.strip() != "ok"
+        if bad.any():
+            _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
+                  f"({', '.join(sorted(_text(df.loc[bad, 'status']).unique()))})")
+            df = df[~bad]
+    if "arm" in df.columns:
+        other = _text(df["arm"]).str.strip() != "dose"
+        if other.any():
+            _warn(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
+                  f"({', '.join(sorted(_text(df.loc[other, 'arm']).unique()))}): a dose-response "
+                  "curve is fitted to the aligned-dose arm and its controls")
+            df = df[~other]
+    for col in REQUIRED + tuple(c for c in OPTIONAL_NUMERIC if c in df.columns):
+        df[col] = _numeric_column(df, col)
+    nan_rows = df[list(REQUIRED)].isna().any(axis=1)
+    if nan_rows.any():
+        _warn(f"dropping {int(nan_rows.sum())} row(s) with a missing dose, misaligned or total "
+              f"(rows {_row_list(df[nan_rows])})")
+        df = df[~nan_rows]
+    _reject(df, df["dose"] < 0, "dose", "is negative")
+    _reject(df, df["total"] < 0, "total", "is negative")
+    _reject(df, df["misaligned"] < 0, "misaligned", "is negative")
+    _reject(df, df["misaligned"] > df["total"], "misaligned", "exceeds total (k > n)")
+    empty = df["total"] == 0
+    if empty.any():
+        _warn(f"dropping {int(empty.sum())} row(s) with total = 0 (rows {_row_list(df[empty])})")
+        df = df[~empty]
+    return df
+
+
+def _numeric_column(df: pd.DataFrame, col: str) -> pd.Series:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = (values.isna() & df[col].notna()) | np.isinf(values)
+    if bad.any():
+        row = df[bad].iloc[0]
+        raise UsageError(f"column {col!r}, row {int(row['_row'])}: {row[col]!r} is not a "
+                         "finite number")
+    return values.astype(float)
+
+
+def _reject(df: pd.DataFrame, bad: pd.Series, col: str, what: str) -> None:
+    if bad.any():
+        row = df[bad].iloc[0]
+        raise UsageError(f"column {col!r}, row {int(row['_row'])}: {row[col]:g} {what} "
+                         f"(misaligned={row['misaligned']:g}, total={row['total']:g})")
+
+
+def _row_list(df: pd.DataFrame, limit: int = 8) -> str:
+    rows = [str(int(r)) for r in df["_row"].tolist()]
+    return ", ".join(rows[:limit]) + (", ..." if len(rows) > limit else "")
+
+
+
+def _is_control_label(value) -> bool:
+    return pd.isna(value) or str(value).strip().lower() in CONTROL_LABELS
+
+
+def group_frames(df: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
+    """(group, rows) per combination of insertion, split, model present, then pooled ones.
+
+    Dose-0 controls without an insertion window join every window of their (split, model);
+    "pooled" joins all windows of a (split, model) when there are two or more.
+    """
+    keys = [k for k in GROUP_KEYS if k in df.columns]
+    if not keys:
+        return [({}, df)]
+    df = df.copy()
+    for key in keys:
+        df[key] = df[key].astype(object).where(df[key].notna(), None)
+    other = [k for k in keys if k != "insertion"]
+    shared = (df["dose"] == 0) & df["insertion"].map(_is_control_label) if "insertion" in keys \
+        else pd.Series(False, index=df.index)
+    out = []
+    for cell, cell_rows in _groupby(df, other):
+        in_cell = shared.loc[cell_rows.index]
+        controls, windows = cell_rows[in_cell], cell_rows[~in_cell]
+        if "insertion" not in keys or windows.empty:
+            out += [({**cell, **g}, rows) for g, rows in _groupby(cell_rows, ["insertion"] if "insertion" in keys else [])]
+            continue
+        by_window = _groupby(windows, ["insertion"])
+        for g, rows in by_window:
+            out.append((_ordered({**cell, **g}), pd.concat([rows, controls])))
+        if len(by_window) >= 2:
+            out.append((_ordered({**cell, "insertion": POOLED}), cell_rows))
+    return out
+
+
+def _groupby(df: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFrame]]:
+    if not keys:
+        return [({}, df)]
+    groups = df.groupby(keys, dropna=False, sort=True)
+    return [(dict(zip(keys, v if isinstance(v, tuple) else (v,))), rows) for v, rows in groups]
+
+
+def _ordered(group: dict) -> dict:
+    return {k: _clean(group[k]) for k in GROUP_KEYS if k in group}
+
+
+
+
+# Columns that name a configured dose level, best first: the seeds of one level see slightly
+# different measured doses (finetune doses all have aligned_fraction 1), so levels group them.
+LEVEL_COLUMNS = ("nominal_dose", "aligned_fraction", "dose")
+# Blocking factors: a train seed fixes the initialisation and base data order at every dose,
+# a world seed the world; every fit and comparison treats their combinations as blocks.
+BLOCK_COLUMNS = ("seed", "world_seed")
+
+
+def level_column(rows: pd.DataFrame) -> str:
+    """The column that groups rows by configured dose level (see LEVEL_COLUMNS)."""
+    return next(c for c in LEVEL_COLUMNS if c in rows.columns and rows[c].notna().all())
+
+
+def block_columns(rows: pd.DataFrame) -> list[str]:
+    return [c for c in BLOCK_COLUMNS if c in rows.columns and rows[c].notna().all()]
+
+
+def block_labels(rows: pd.DataFrame) -> np.ndarray | None:
+    """Each row's block ("seed=1" or "seed=1|world_seed=7"); None without block columns."""
+    cols = block_columns(rows)
+    if not cols:
+        return None
+    parts = [rows[c].astype(str).radd(f"{c}=") for c in cols]
+    label = parts[0]
+    for part in parts[1:]:
+        label = label + "|" + part
+    return label.to_numpy(dtype=object)
