@@ -19,6 +19,7 @@ run executes exactly the same compiled calls on the same data as an uninterrupte
 from __future__ import annotations
 
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
@@ -307,8 +308,16 @@ class DamagedCheckpointError(RuntimeError):
 def save_checkpoint(mngr, step: int, state) -> None:
     import orbax.checkpoint as ocp
 
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
+    try:
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        mngr.wait_until_finished()
+    except Exception as e:
+        # tensorstore reports a full disk as its own error type: make it the OSError that
+        # the CLI and the sweep treat as "stop, everything written so far is good"
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e) \
+                or "Disk quota exceeded" in str(e):
+            raise OSError(errno.ENOSPC, f"checkpoint {step} not written: {e}") from e
+        raise
     run_dir = Path(mngr.directory).parent
     kept = {str(s) for s in mngr.all_steps()}
     sums = {k: v for k, v in _read_sums(run_dir).items() if k in kept}

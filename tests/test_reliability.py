@@ -319,3 +319,24 @@ def test_a_packed_run_is_bitwise_the_same_whatever_it_is_packed_with(tiny, tmp_p
         assert loss_lines(tmp_path / other) == loss_lines(tmp_path / "a")
         for x, y in zip(_arrays(tmp_path / "a", 20), _arrays(tmp_path / other, 20)):
             assert np.asarray(x).tobytes() == np.asarray(y).tobytes()
+
+
+def test_full_disk_inside_a_checkpoint_write_is_a_disk_full_error(tiny, tmp_path, monkeypatch):
+    """However the checkpoint library reports it, a full disk during a save reads as ENOSPC."""
+    import orbax.checkpoint as ocp
+
+    real = ocp.CheckpointManager.save
+
+    def save(self, step, *a, **k):
+        if step == 10:
+            raise ValueError("Error writing local file: No space left on device [tensorstore]")
+        return real(self, step, *a, **k)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", save)
+    with pytest.raises(OSError) as e:
+        _train(tiny(), tmp_path / "run")
+    assert e.value.errno == errno.ENOSPC and "checkpoint 10" in str(e.value)
+    monkeypatch.undo()
+    assert _train(tiny(), tmp_path / "run")["status"] == "done"
+    _train(tiny(), tmp_path / "ref")
+    assert loss_lines(tmp_path / "run") == loss_lines(tmp_path / "ref")
