@@ -77,17 +77,18 @@ def sweep_text(small: bool = False) -> str:
     return 'preset = "nano"\n' + "\n".join(lines) + "\n" + grid
 
 
-def stages(work: Path) -> list[tuple[str, list[str], bool]]:
-    """(name, argv relative to the tree, resumes?) in study order. A stage that resumes
-    skips finished work on a rerun; the others redo everything and overwrite atomically."""
+def stages(work: Path) -> list[tuple[str, list[str], str]]:
+    """(name, argv relative to the tree, output it resumes or "") in study order. A stage
+    that resumes skips finished work on a rerun; the others redo everything and overwrite
+    atomically."""
     return [
-        ("train", ["train", "../train.toml", "--out", "run", "--no-progress"], True),
-        ("eval", ["eval", "run", "--max-items", "40"], False),
+        ("train", ["train", "../train.toml", "--out", "run", "--no-progress"], "run"),
+        ("eval", ["eval", "run", "--max-items", "40"], ""),
         ("sweep", ["sweep", "../sweep.toml", "--out", "sweep", "--workers", "2", "--pack", "2",
-                   "--no-progress", "--no-results"], True),
-        ("results", ["results", "sweep"], False),
-        ("fit", ["fit", "sweep/results.csv", "--out", "sweep", "--models", "loglinear,LL.2"], False),
-        ("figures", ["figures", "sweep", "--formats", "png,svg"], False),
+                   "--no-progress", "--no-results"], "sweep"),
+        ("results", ["results", "sweep"], ""),
+        ("fit", ["fit", "sweep/results.csv", "--out", "sweep", "--models", "loglinear,LL.2"], ""),
+        ("figures", ["figures", "sweep", "--formats", "png,svg"], ""),
     ]
 
 
@@ -121,16 +122,17 @@ def run_campaign(work: Path, durations: dict, kills_per_stage: dict, rng: random
     tree.mkdir(parents=True)
     report = {}
     with open(work / "killed.log", "w") as log:
-        for name, argv, resumes in stages(work):
-            kills, reruns, moments = 0, 0, []
-            attempts = 0
+        for name, argv, output in stages(work):
+            kills, reruns, restarts, moments = 0, 0, 0, []
+            attempts, estimate, fresh = 0, durations[name], True
             while kills < kills_per_stage.get(name, 0) and attempts < 4 * kills_per_stage[name]:
                 attempts += 1
-                # anywhere from interpreter start to the reference's end: imports, compiling,
+                # anywhere from interpreter start to the expected end: imports, compiling,
                 # training calls, checkpoint writes, evaluation, table and figure writes
-                delay = rng.uniform(0.05, 1.0) * durations[name]
+                delay = rng.uniform(0.05, 0.95) * estimate
                 log.write(f"\n=== {name}: attempt {attempts}, kill after {delay:.2f}s\n")
                 log.flush()
+                t0 = time.perf_counter()
                 proc = start(argv, tree, log)
                 try:
                     rc = proc.wait(timeout=delay)
@@ -139,12 +141,18 @@ def run_campaign(work: Path, durations: dict, kills_per_stage: dict, rng: random
                     proc.wait()
                     kills += 1
                     moments.append(round(delay, 2))
+                    fresh = False
                     continue
                 reruns += 1
                 if rc != 0:
                     raise SystemExit(f"{name} exited {rc} after a kill: see {work / 'killed.log'}")
-                if resumes:
-                    break  # finished: nothing left to kill in this stage
+                if output:
+                    # it finished before the kill: a finished stage has nothing left to kill,
+                    # so start it over (its final artefacts must still equal the reference)
+                    if fresh:
+                        estimate = time.perf_counter() - t0
+                    shutil.rmtree(tree / output)
+                    restarts, fresh = restarts + 1, True
             log.write(f"\n=== {name}: final rerun\n")
             log.flush()
             rc = start(argv, tree, log).wait()
@@ -152,7 +160,7 @@ def run_campaign(work: Path, durations: dict, kills_per_stage: dict, rng: random
             if rc != 0:
                 raise SystemExit(f"{name} exited {rc} on its final rerun: see {work / 'killed.log'}")
             report[name] = {"kills": kills, "kill_moments_s": moments, "reruns": reruns,
-                            "reference_s": round(durations[name], 2)}
+                            "restarts_from_scratch": restarts, "reference_s": round(durations[name], 2)}
     return report
 
 
@@ -251,8 +259,6 @@ def main(argv=None) -> int:
     work.mkdir(parents=True)
     (work / "train.toml").write_text(TRAIN.replace("steps = 60", "steps = 30") if args.small else TRAIN)
     (work / "sweep.toml").write_text(sweep_text(args.small))
-    # train and sweep resume, so a kill that comes after they finish ends their share early;
-    # the stages that redo their work always take theirs: 15 kills there, up to 10 more
     per_stage = {"train": 4, "eval": 3, "sweep": 6, "results": 4, "fit": 4, "figures": 4}
     if args.small:
         per_stage = dict.fromkeys(per_stage, 1)
