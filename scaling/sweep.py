@@ -18,7 +18,9 @@ into the length of the finetune stage (`data.finetune_tokens`), for equal-dose c
 Each run lives in `OUT/runs/RUN_ID`, RUN_ID a hash of its resolved config. A launcher claims
 a run with an exclusive lock file (heartbeat-refreshed; a lock whose owner died is taken
 over), so launchers racing on one OUT, `--workers` processes and `--shard i/n` array jobs
-never train a run twice; finished runs are skipped and interrupted ones resume.
+never train a run twice; finished runs are skipped and interrupted ones resume. A launcher
+whose remaining runs are claimed by live launchers waits for them (`--no-wait`: it exits 0
+and says so); `--retry-errors` trains runs recorded as `error` again.
 """
 
 from __future__ import annotations
