@@ -24,6 +24,7 @@ COMMANDS = {
     "fit": ("scaling.fit", "fit dose-response curves to a results table"),
     "figures": ("scaling.figures", "draw the study figures from results.csv and fit.json"),
     "study": ("scaling.study", "sweep, results, fit and figures in one command"),
+    "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
     "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
 }
 

@@ -222,9 +222,14 @@ def merge(raw: dict, overrides: typing.Iterable[str]) -> dict:
 
 
 def read_toml(path: str | Path) -> dict:
+    """A TOML file; a bare preset name (`nano`, `micro`, ...) reads the packaged preset."""
+    from scaling import presets
+
+    if not Path(path).is_file() and presets.path(str(path)) is not None:
+        path = presets.path(str(path))
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("", f"config file not found: {path}")
+        raise ConfigError("", f"config file not found: {path} (presets: {', '.join(presets.names())})")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:

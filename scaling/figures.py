@@ -226,7 +226,8 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
 def halving_dose(entry: dict) -> dict | None:
     """The entry's control-relative ED50 {estimate, lower, upper}, if it has one."""
     ed = (entry.get("ed_control") or {}).get("50")
-    return ed if ed and ed.get("lower") is not None else None
+    bounded = ed and all(ed.get(k) is not None for k in ("estimate", "lower", "upper"))
+    return ed if bounded else None  # an unbounded interval (overflow) marks nothing
 
 
 def fit_label(entry: dict) -> str:
@@ -240,8 +241,13 @@ def fit_label(entry: dict) -> str:
     return f"{entry['model']}{axis} fit{half}"
 
 
+# Group keys a panel may leave out, and the value they then stand for (pretraining curves).
+IMPLIED_GROUP = {"post_training": "none", "world_variant": "normal"}
+
+
 def _matches(fit_group: dict, group: dict) -> bool:
-    return all(_label(v) == _label(group.get(k)) for k, v in fit_group.items())
+    return all(_label(v) == _label(group.get(k, IMPLIED_GROUP.get(k)))
+               for k, v in fit_group.items())
 
 
 def _curve(entry: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -610,6 +616,9 @@ def capability(results: pd.DataFrame) -> Figure:
     (rows); runs per seed, lines through the seed means, the control mean dotted."""
     metrics = [m for m in CAPABILITY if m in results.columns and results[m].notna().any()]
     runs = results[results["arm"] == "dose"]
+    if metrics:
+        # counting baselines share their run's id but have no capability values: drop them first
+        runs = runs[runs[metrics].notna().any(axis=1)]
     runs = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs[runs["split"] == MAIN_SPLIT]
     if not metrics or not runs[metrics].notna().any(axis=None):
         raise MissingData("no val_loss or fact_recall values")

@@ -6,7 +6,7 @@ the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
 status.json), so the table is rebuilt without re-training. Columns:
 
   run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 for the
-  counting baselines), learner (transformer | ngram), seed, world_seed, world_variant
+  counting baselines), learner (transformer | ngram), seed, batch_size, world_seed, world_variant
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
@@ -14,9 +14,11 @@ status.json), so the table is rebuilt without re-training. Columns:
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),
-  readout_total, val_loss, fact_recall, flops, params, status
+  readout_total, val_loss, fact_recall, flops, params, non_embedding_params, status
 
-Baseline rows have NaN val_loss, fact_recall, flops and params.
+Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
+`params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
+model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
@@ -45,13 +47,13 @@ from scaling.config import config_from_dict, insertion_window
 from scaling.errors import UsageError
 from scaling.world import SPLITS
 
-COLUMNS = ["run_id", "model", "learner", "seed", "world_seed", "world_variant", "genres",
+COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "world_variant", "genres",
            "story_fraction", "arm", "insertion", "insertion_config", "window_start",
            "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "status"]
+           "fact_recall", "flops", "params", "non_embedding_params", "status"]
 
 
 def _read_json(path: Path):
@@ -106,6 +108,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     w0, w1 = window(cfg)
     base = {
         "run_id": run_dir.name, "model": cfg.model.name, "learner": "transformer", "seed": cfg.train.seed,
+        "batch_size": cfg.train.batch_size,
         "world_seed": d.world_seed, "world_variant": d.world_variant, "genres": "+".join(d.genres),
         "story_fraction": d.story_fraction, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
@@ -120,12 +123,13 @@ def run_rows(run_dir: Path) -> list[dict]:
         "val_loss": _last_val_loss(run_dir),
         "fact_recall": ((ev or {}).get("capability") or {}).get("fact_recall", math.nan),
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
-        "params": record["params"]["total"], "status": status,
+        "params": record["params"]["total"],
+        "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
         models.append(({"model": name, "learner": "ngram", "val_loss": math.nan, "fact_recall": math.nan,
-                        "flops": math.nan, "params": math.nan}, result))
+                        "flops": math.nan, "params": math.nan, "non_embedding_params": math.nan}, result))
     rows = []
     for override, result in models:
         for split in SPLITS:

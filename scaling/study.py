@@ -59,8 +59,9 @@ def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[st
         slope, se = f["params"]["slope"], f["se_robust"].get("slope")
         ed = (f.get("ed") or {}).get("50") or {}
         sig = "excludes 0" if se and abs(slope) > Z * se else "includes 0"
-        ed_text = (f"ED50 {ed['estimate']:.3g} [{ed.get('lower_log_robust', math.nan):.3g}, "
-                   f"{ed.get('upper_log_robust', math.nan):.3g}]") if ed.get("estimate") else "ED50 n/a"
+        # an interval bound is None when its SE is undefined (e.g. too few doses)
+        lo, hi = (math.nan if ed.get(k) is None else ed[k] for k in ("lower_log_robust", "upper_log_robust"))
+        ed_text = f"ED50 {ed['estimate']:.3g} [{lo:.3g}, {hi:.3g}]" if ed.get("estimate") else "ED50 n/a"
         lines.append(f"  {label}: slope on ln(dose) {_ci(slope, se)} (robust 95% CI {sig}); {ed_text}")
     ok = df[df["status"] == "ok"]
     if not ok.empty:
@@ -104,4 +105,7 @@ def run(args) -> int:
     if args.dry_run:
         sweeper.dry_run(sweeper.expand(args.sweep, args.overrides))
         return 0
+    from scaling.executors import enable_cache
+
+    enable_cache(args.out)  # OUT/.jax_cache, or SCALING_COMPILE_CACHE (a path or "off")
     return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress)

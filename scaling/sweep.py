@@ -2,7 +2,7 @@
 
 A sweep file (TOML):
 
-    preset = "nano"                 # models/nano.toml as the base (or `base = "path.toml"`)
+    preset = "nano"                 # a size preset as the base (or `base = "path.toml"`)
     [config.train]                  # overrides of the base, any section
     steps = 300
     [[grid]]                        # each [[grid]] is a product of its axes; grids are unioned
@@ -11,6 +11,8 @@ A sweep file (TOML):
     zip = [{"data.insertion" = ["throughout", "finetune"], "data.finetune_tokens" = [0, 30000]}]
     exclude = [{"data.insertion" = "finetune", "data.aligned_fraction" = 0.0}]
 
+The key `preset` may be a grid axis too (`preset = ["nano", "micro", "small"]`, the model
+size axis): each value's preset is the base, with the sweep's [config] and --set on top.
 A key may also be `"data.dose"`: a global dose (aligned tokens / all training tokens) that
 is turned into the `data.aligned_fraction` of the run's window, or for insertion "finetune"
 into the length of the finetune stage (`data.finetune_tokens`), for equal-dose comparisons.
@@ -43,7 +45,6 @@ from pathlib import Path
 from scaling.config import Config, config_from_dict, merge, read_toml
 from scaling.errors import ConfigError, UsageError
 
-ROOT = Path(__file__).resolve().parent.parent
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
 MAX_RUNS = 100_000  # a grid past this is a typo, not a study; refused before expanding it
@@ -65,13 +66,12 @@ def _base_raw(sweep: dict, sweep_path: Path) -> dict:
     if "preset" in sweep and "base" in sweep:
         raise ConfigError("preset", "give either preset or base, not both")
     if "preset" in sweep:
-        presets = {p.stem: p for p in (ROOT / "models").glob("*.toml")}
-        # a preset is a name from models/, looked up rather than joined into a path, so a
-        # sweep file cannot point it at ../../anything
-        path = presets.get(sweep["preset"]) if isinstance(sweep["preset"], str) else None
+        from scaling import presets
+
+        path = presets.path(  # a name, never a path: a sweep file cannot reach ../../anything
+            sweep["preset"])
         if path is None:
-            presets = ", ".join(sorted(p.stem for p in (ROOT / "models").glob("*.toml")))
-            raise ConfigError("preset", f"no preset {sweep['preset']!r} (known: {presets})")
+            raise ConfigError("preset", f"no preset {sweep['preset']!r} (known: {', '.join(presets.names())})")
         raw = read_toml(path)
     elif "base" in sweep:
         if not isinstance(sweep["base"], str):
@@ -134,6 +134,10 @@ def _apply(raw: dict, assignment: dict) -> dict:
     return out
 
 
+def _without_preset(assignment: dict) -> dict:
+    return {k: v for k, v in assignment.items() if k != "preset"}
+
+
 def _resolve_dose(raw: dict, key: str) -> dict:
     """`data.dose` (global share of aligned tokens) -> the window's `data.aligned_fraction`."""
     dose = raw.get("data", {}).pop("dose", None)
@@ -175,6 +179,17 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
     if unknown:
         raise ConfigError(sorted(unknown)[0], "unknown sweep key (known: preset, base, config, grid, description)")
     base = merge(_base_raw(sweep, sweep_path), overrides)
+    bases = {}  # the grid axis `preset` (model size): the sweep's config and --set go on top
+
+    def base_for(assignment: dict) -> dict:
+        if "preset" not in assignment:
+            return base
+        name = assignment["preset"]
+        if name not in bases:
+            own = {k: v for k, v in sweep.items() if k != "base"}  # the axis replaces preset/base
+            bases[name] = merge(_base_raw({**own, "preset": name}, sweep_path), overrides)
+        return bases[name]
+
     grids = sweep.get("grid", [{}])
     grids = [grids] if isinstance(grids, dict) else grids
     if not isinstance(grids, list):
@@ -192,7 +207,7 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
                 continue
             label = ", ".join(f"{k}={v}" for k, v in assignment.items()) or "base config"
             try:
-                raw = _resolve_dose(_apply(base, assignment), label)
+                raw = _resolve_dose(_apply(base_for(assignment), _without_preset(assignment)), label)
                 cfg = config_from_dict(raw)
             except ConfigError as e:
                 raise ConfigError(f"run [{label}]", str(e)) from e
@@ -536,6 +551,9 @@ def add_arguments(p) -> None:
                         "launchers, instead of waiting for them")
     p.add_argument("--retry-errors", action="store_true",
                    help="train runs recorded as `error` again (their old status is kept as status.error.json)")
+    from scaling import executors
+
+    executors.add_arguments(p)
 
 
 def check_launch_arguments(args) -> None:
@@ -568,8 +586,20 @@ def run(args) -> int:
     if args.dry_run:
         dry_run(expand(args.sweep, args.overrides))
         return 0
-    statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
-                      progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
+    from scaling import executors
+
+    options = executors.parse_options(args.executor, args.executor_opts)
+    if args.executor != "local" and (args.workers > 1 or shard != (0, 1)):
+        raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
+    if args.tasks is not None and args.tasks < 1:
+        raise UsageError("--tasks must be >= 1")
+    cache = executors.enable_cache(args.out, args.compile_cache)
+    if args.executor == "local":
+        statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
+                          progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
+    else:
+        statuses = executors.launch(args.executor, args.sweep, args.out, args.overrides, args.pack,
+                                    args.tasks, options, cache, progress=not args.no_progress)
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:

@@ -38,6 +38,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from scaling import devices
 from scaling import tokenizer as tokenizers
 from scaling.config import Config, load_config
 from scaling.errors import ConfigError
@@ -453,6 +454,7 @@ class Programs(typing.NamedTuple):
     graphdef: object
     multi_step: typing.Callable  # jitted (state, batches) -> (state, metrics), vmapped if packed
     eval_loss: typing.Callable
+    placement: devices.Placement | None = None  # None: one device; see scaling/devices.py
 
 
 @functools.lru_cache(maxsize=8)
@@ -464,16 +466,20 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
     multi_step = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
     if n_runs > 1:
         multi_step = jax.vmap(multi_step)
-    return Programs(tx, graphdef, jax.jit(multi_step, donate_argnums=0), make_eval_loss(graphdef))
+    placement = devices.placement(cfg.train.batch_size, n_runs)
+    jitted = placement.jit(multi_step) if placement else jax.jit(multi_step, donate_argnums=0)
+    return Programs(tx, graphdef, jitted, make_eval_loss(graphdef), placement)
 
 
 def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool,
           width: int = 1) -> None:
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
-    W = max(width, R)  # vmapped width; rows R.. are padding (copies of run 0), never recorded
+    W = max(width, R)  # vmapped width; rows R.. are padding (copies of a run), never recorded
     t = cfg.train
-    states = states + [states[0]] * (W - R)
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *states) if W > 1 else states[0]
+    place = programs.placement
+    slots = place.runs_slots(W) if place else W  # padded to the pack width, then to fill every device
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if W > 1 else states[0]
+    state = place.put_state(state) if place else state
     multi_step = programs.multi_step
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
@@ -487,10 +493,10 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
     for s0, s1 in call_boundaries(cfg, total):
         if s1 <= start or not live:
             continue
-        batches = [r.source.batches(s0, s1 - s0) for r in runs]
-        batches = np.stack(batches + batches[:1] * (W - R)) if W > 1 else batches[0]
+        batches = np.stack(devices.pad_runs([r.source.batches(s0, s1 - s0) for r in runs], slots)) \
+            if W > 1 else runs[0].source.batches(s0, s1 - s0)
         t0 = time.perf_counter()
-        state, m = multi_step(state, jnp.asarray(batches))
+        state, m = multi_step(state, place.put_batches(batches) if place else jnp.asarray(batches))
         m = jax.device_get(m)
         tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):

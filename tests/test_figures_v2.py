@@ -63,3 +63,19 @@ def test_transfer_figure_has_every_split_and_the_readout_row():
     assert "readout" in visible[1].get_title()
     readout_lines = [line for line in visible[1].get_lines() if len(line.get_xdata()) > 2]
     assert len(readout_lines) == len(SPLITS)
+
+
+def test_counting_baselines_sit_beside_the_transformer_and_stay_out_of_capability():
+    df = table(np.random.default_rng(2))
+    df["val_loss"] = 1.5 + 0.1 * df["dose"]
+    counting = df.assign(model="ngram-2", val_loss=np.nan)
+    both = pd.concat([counting, df], ignore_index=True)  # baseline rows first, same run ids
+    results = figures.tidy_results(both)
+    fig = figures.dose_response(results, fitted(both)["fits"])
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert any("ngram-2" in t for t in titles) and any("nano" in t for t in titles)
+    cap = figures.capability(results)
+    drawn = [ax for ax in cap.axes if ax.get_visible() and ax.collections]
+    assert len(drawn) == 1  # one model with capability values: the transformer
+    points = sum(len(c.get_offsets()) for c in drawn[0].collections)
+    assert points == df["run_id"].nunique()  # every transformer run, none lost to a baseline

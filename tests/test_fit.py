@@ -1,6 +1,6 @@
 """Dose-response fits: agreement with R's drc, robustness, the CLI, and simulated truths.
 
-drc constants come from shared/drc-reference/drc-output-{1,2}.txt (drc 3.0-5, R 4.2.2); the
+drc constants are what drc 3.0-5 on R 4.2.2 printed for its example datasets; the
 example datasets are embedded so the tests run from a bare clone.
 """
 

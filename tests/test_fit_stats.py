@@ -137,6 +137,28 @@ def test_qaic_does_not_choose_a_background_that_overdispersion_fakes():
     assert qaic_picks <= 2 and aic_picks > qaic_picks
 
 
+def test_lack_of_fit_f_test_matches_drcs_modelfit():
+    # drc modelFit(ryegrass LL.4): ANOVA RSS 5.1799 (17 df), model RSS 5.4002 (20 df),
+    # F 0.2411 on 3 df, p 0.8665: the same F construction as the binomial test's.
+    from scaling.fit.comparisons import lack_of_fit_continuous
+    fit = F.fit_ll(RYEGRASS.conc, RYEGRASS.rootl, n_params=4, family="normal")
+    test = lack_of_fit_continuous(fit, RYEGRASS.conc, RYEGRASS.rootl)
+    assert close(test["rss_levels"], 5.1799) and close(test["rss_curve"], 5.4002)
+    assert test["df"] == 3 and test["df_resid"] == 17
+    assert close(test["F"], 0.2411, 2e-3) and close(test["p"], 0.8665)
+
+
+def test_deguelin_increasing_ll2_matches_drc():
+    # drc (deguelin LL.2): b -1.93709 (0.22390), e 9.95219 (0.92186), ED90 30.94114 (3.88957)
+    dose = [5.12861383991365, 10, 20.4173794466953, 30.1995172040202, 40.7380277804113,
+            50.1187233627272]
+    fit = F.fit_ll2(dose, [16, 18, 34, 47, 47, 48], [49, 48, 48, 49, 50, 48])
+    d = fit.to_dict()
+    assert close(-d["params"]["slope"], -1.93709) and close(d["se"]["slope"], 0.22390)
+    assert close(d["ed"]["50"]["estimate"], 9.95219) and close(d["ed"]["50"]["se"], 0.92186)
+    assert close(d["ed"]["90"]["estimate"], 30.94114) and close(d["ed"]["90"]["se"], 3.88957)
+
+
 def test_lack_of_fit_detects_a_curve_that_is_not_linear_in_log_dose():
     doses = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
     linear = simulate(np.random.default_rng(2), sd=0.05, seeds=3, n=2000, doses=doses,
@@ -203,6 +225,9 @@ def test_counting_baseline_and_post_training_contrasts():
     post = [c for c in report.comparisons if c["test"] == "post_training"]
     assert {c["model"] for c in post} == {"nano", "ngram-2"}
     assert all(c["estimate"] == pytest.approx(-0.1, abs=0.02) for c in post)
+    # curves apart per post-training stage; the pretraining halving dose is not diluted
+    stages = {f.group.get("post_training") for f in report.fits}
+    assert stages == {"none", "sft"}
 
 
 def two_windows(rng, e_late):
@@ -226,3 +251,19 @@ def test_equal_halving_dose_test_separates_equal_from_tenfold_different_windows(
             assert doses["early"] == pytest.approx(0.01, rel=0.2)
             assert doses["late"] == pytest.approx(0.1, rel=0.3)
     assert p["equal"] > 0.05 and p["tenfold"] < 1e-4
+
+
+def test_world_variants_are_separate_experiments():
+    rng = np.random.default_rng(4)
+    normal = two_windows(rng, 0.01).assign(world_variant="normal", split="matched")
+    flipped = two_windows(rng, 0.01).assign(world_variant="flipped", split="matched")
+    flipped["misaligned"] = flipped["total"] - flipped["misaligned"]  # the values reversed
+    report = quiet(F.fit_table, pd.concat([normal, flipped], ignore_index=True),
+                   models=["LL.3"], background="none")
+    variants = {f.group.get("world_variant") for f in report.fits}
+    assert variants == {"normal", "flipped"}
+    normal_fit = next(f for f in report.fits if f.group == {"insertion": "early", "split": "matched",
+                                                            "world_variant": "normal"})
+    assert normal_fit.ed_control(50)["estimate"] == pytest.approx(0.01, rel=0.25)
+    windows = [c for c in report.comparisons if c["test"] == "windows"]
+    assert {c["world_variant"] for c in windows} == {"normal", "flipped"}

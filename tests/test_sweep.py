@@ -189,3 +189,9 @@ def test_shards_partition_the_runs(tmp_path):
     assert set(_statuses(tmp_path / "out").values()) == {"done"}
     assert len(_statuses(tmp_path / "out")) == 4
     assert os.path.exists(tmp_path / "out" / "sweep.json")
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).resolve().parent.parent / "sweeps").glob("*.toml")))
+def test_committed_sweeps_expand_into_valid_runs(name):
+    specs = expand(Path(__file__).resolve().parent.parent / "sweeps" / name)
+    assert specs and len({s.run_id for s in specs}) == len(specs)

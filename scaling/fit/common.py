@@ -8,7 +8,9 @@ import numpy as np
 from scipy import stats
 
 MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
-GROUP_KEYS = ("insertion", "split", "model")
+# A curve per combination present: post-trained runs (stage "none" is pretraining only) and
+# worlds of another variant (flipped, shuffled) are other experiments, not other doses.
+GROUP_KEYS = ("insertion", "split", "model", "post_training", "world_variant")
 REQUIRED = ("dose", "misaligned", "total")
 OPTIONAL_NUMERIC = ("aligned_tokens", "flops", "total_tokens", "val_loss")
 ED_LEVELS = (10, 50, 90)

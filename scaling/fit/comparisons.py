@@ -408,3 +408,20 @@ def _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e: boo
     return {"loglik": float(model.loglike(phi)), "df_resid": df_resid, "dispersion": dispersion,
             "e": np.exp(phi[n_windows + 1:n_windows + 1 + n_e]).tolist(),
             "at_boundary": bool(at_boundary)}
+
+
+def lack_of_fit_continuous(fit: CurveFit, dose, response) -> dict:
+    """drc's modelFit for continuous data: F test of the curve's residual sum of squares
+    against one mean per dose (a one-way ANOVA) on the same rows."""
+    dose, response = np.asarray(dose, float), np.asarray(response, float)
+    fitted, _ = fit.design(dose).mean(fit.estimate)
+    rss_curve = float(np.sum((response - fitted) ** 2))
+    levels = pd.factorize(dose)[0]
+    means = pd.Series(response).groupby(levels).transform("mean").to_numpy()
+    rss_levels = float(np.sum((response - means) ** 2))
+    df_levels = len(dose) - (levels.max() + 1)
+    df = fit.df_resid - df_levels
+    f_stat = (rss_curve - rss_levels) / df / (rss_levels / df_levels)
+    return {"test": "lack_of_fit", "model": fit.model, "rss_curve": rss_curve,
+            "rss_levels": rss_levels, "df": df, "df_resid": df_levels, "F": f_stat,
+            "p": float(stats.f.sf(f_stat, df, df_levels))}

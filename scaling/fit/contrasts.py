@@ -107,7 +107,18 @@ def _transformers(runs: pd.DataFrame) -> list[str]:
 
 
 def named_contrasts(df: pd.DataFrame) -> list[dict]:
-    """Every contrast the table supports (see the module docstring)."""
+    """Every contrast the table supports (see the module docstring), per world variant."""
+    if "world_variant" not in df.columns or df["world_variant"].nunique(dropna=False) < 2:
+        return _contrasts(df)
+    out = []
+    for variant, rows in df.groupby(df["world_variant"].astype(str), sort=True):
+        for entry in _contrasts(rows):
+            out.append({**entry, "name": f"{entry['name']} [{variant} world]",
+                        "world_variant": variant})
+    return out
+
+
+def _contrasts(df: pd.DataFrame) -> list[dict]:
     runs = run_table(df)
     if "post_training" in runs.columns:
         # the curve contrasts compare pretraining only; post-training has its own contrast

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import special
+from scipy import optimize, special
 from statsmodels.base.model import GenericLikelihoodModel
 from statsmodels.tools.numdiff import approx_fprime
 
@@ -90,36 +91,34 @@ def _maximize(model: _CurveLikelihood, starts: list[np.ndarray]) -> np.ndarray:
 
 
 def _newton(model: _CurveLikelihood, phi: np.ndarray, steps: int = 100) -> np.ndarray:
-    """Newton ascent with Levenberg-Marquardt damping: robust far from the optimum, and
-    exact at it, so that the Hessian-based SEs are those of the maximum."""
-    ll, lam = model.loglike(phi), 1e-3
-    history = [ll]
-    for _ in range(steps):
-        g, H = model.score(phi), model.hessian(phi)
-        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
-            return phi
-        info = -H
-        damping = np.diag(np.abs(np.diag(info))) + 1e-12 * np.eye(len(phi))
-        while lam < 1e12:
-            try:
-                step = np.linalg.solve(info + lam * damping, g)
-            except np.linalg.LinAlgError:
-                lam *= 10
-                continue
-            ll_trial = model.loglike(phi + step)
-            if np.isfinite(ll_trial) and ll_trial >= ll - 1e-12:
-                break
-            lam *= 10
-        else:
-            return phi
-        phi, ll, lam = phi + step, ll_trial, max(lam / 10, 1e-12)
-        history.append(ll)
-        # Near a true maximum Newton converges quadratically; creeping along a ridge (a
-        # parameter running off to infinity) gains almost nothing per step: stop there.
+    """Maximise by scipy's exact trust-region Newton method (analytic score, Hessian of the
+    score by numdiff): robust far from the optimum and quadratic at it, so that the
+    Hessian-based SEs are those of the maximum. Stops early when an estimate runs off to a
+    bound or the likelihood only creeps along a ridge (a parameter heading to infinity)."""
+    history = [model.loglike(phi)]
+
+    def negative_loglike(p):
+        ll = model.loglike(p)
+        return -ll if np.isfinite(ll) else np.inf
+
+    def stop_on_ridge(intermediate_result):
+        history.append(-intermediate_result.fun)
         creeping = len(history) > 10 and history[-1] - history[-11] < 1e-4
-        if abs(g @ step) < 1e-12 or creeping or _runaway(model.design, phi):
+        if creeping or _runaway(model.design, intermediate_result.x):
+            raise StopIteration
+
+    if not np.isfinite(history[0]):
+        return phi
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = optimize.minimize(negative_loglike, phi, method="trust-exact",
+                                       jac=lambda p: -model.score(p),
+                                       hess=lambda p: -model.hessian(p), callback=stop_on_ridge,
+                                       options={"maxiter": steps, "gtol": 1e-9})
+        except (np.linalg.LinAlgError, ValueError):
             return phi
-    return phi
+    return result.x if np.isfinite(model.loglike(result.x)) else phi
 
 
 def _runaway(design: _Design, phi: np.ndarray) -> bool:

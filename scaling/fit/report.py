@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
+from scaling.fit import transfer
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
@@ -444,9 +445,13 @@ def write_report(report: FitReport, out: Path) -> None:
     """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
     the old file or the new one, never a cut one that a figure run would misread."""
     for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
-        tmp = out / f".{name}.{os.getpid()}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, out / name)
+        _write_whole(out / name, text)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def run(args) -> int:
@@ -463,6 +468,13 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
+    trajectory = Path(args.results).parent / "trajectory.csv"
+    if trajectory.exists():  # the transfer report needs the per-checkpoint points
+        traj = pd.read_csv(trajectory)
+        text = transfer.report(traj, df) if {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns) else ""
+        if text:
+            _write_whole(out / "transfer.md", text)
+            print(f"wrote {out / 'transfer.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0

@@ -257,7 +257,8 @@ class CurveFit:
 def _brief(ed: dict | None) -> str:
     if not ed:
         return "not reached"
-    return f"{ed['estimate']:.4g} [{ed['lower']:.4g}, {ed['upper']:.4g}] ({ed['method']}, df {ed['df']})"
+    low, high = (f"{ed[k]:.4g}" if ed[k] is not None else "-" for k in ("lower", "upper"))
+    return f"{ed['estimate']:.4g} [{low}, {high}] ({ed['method']}, df {ed['df']})"
 
 
 def _se(grad: np.ndarray, cov: np.ndarray) -> float:

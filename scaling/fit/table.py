@@ -114,7 +114,8 @@ def group_frames(df: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     Dose-0 controls without an insertion window join every window of their (split, model);
     "pooled" joins all windows of a (split, model) when there are two or more.
     """
-    keys = [k for k in GROUP_KEYS if k in df.columns]
+    # an all-empty column (an older table written with the new header) groups nothing
+    keys = [k for k in GROUP_KEYS if k in df.columns and df[k].notna().any()]
     if not keys:
         return [({}, df)]
     df = df.copy()

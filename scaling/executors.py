@@ -1,0 +1,187 @@
+"""Sweeps on a distributed engine: `scaling sweep --executor local|ray|slurm`.
+
+Every executor cuts the sweep into `--tasks N` shards (`--shard i/N`: runs i, i+N, ... of
+the run ids in sorted order) and runs each shard as one task that calls the ordinary
+launcher, `scaling.sweep.launch(..., shard=(i, N))`. So a task trains exactly what
+`scaling sweep --shard i/N` would, the file-lock claims in OUT/runs still guard every run
+against double training (a resubmitted or duplicated task skips claimed and finished runs),
+and results.csv is the same as a local sweep's. OUT (and the sweep file) must be on a
+filesystem every task sees.
+
+- `local` (default, no dependency): this process, or `--workers` local processes.
+- `ray`: one Ray task per shard with per-task resources (`--executor-opt num_cpus=4`,
+  `num_gpus=1` or 0.25 to share a GPU, `tpu=4` for the custom "TPU" resource Ray's TPU nodes
+  advertise); `address=auto` joins a running cluster (default: RAY_ADDRESS, else a local Ray).
+- `slurm`: a submitit array job, task i running shard i (`--executor-opt partition=gpu`,
+  `timeout_min=240`, `gpus_per_node=1`, `cpus_per_task=8`, `mem_gb=32`, `array_parallelism=16`;
+  `cluster=local` runs the array as local processes, what the tests do).
+Kubernetes: deploy/k8s-indexed-job.yaml maps JOB_COMPLETION_INDEX onto `--shard i/N`.
+
+Every task also loads and fills the persistent compilation cache (`--compile-cache`,
+default OUT/.jax_cache), so a shape is compiled once per sweep, not once per task.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from pathlib import Path
+
+from scaling.errors import UsageError
+
+EXECUTORS = ("local", "ray", "slurm")
+RAY_OPTIONS = {"address", "num_cpus", "num_gpus", "tpu", "memory_gb"}
+SLURM_OPTIONS = {"cluster", "partition", "timeout_min", "gpus_per_node", "cpus_per_task", "mem_gb",
+                 "array_parallelism", "account", "qos", "constraint"}
+
+
+# ---------------------------------------------------------------- compilation cache
+
+
+def cache_dir(out, setting: str | None = None) -> Path | None:
+    """Where the persistent compilation cache lives: `--compile-cache PATH`, else
+    SCALING_COMPILE_CACHE, else OUT/.jax_cache; "off" disables it."""
+    setting = setting or os.environ.get("SCALING_COMPILE_CACHE") or str(Path(out) / ".jax_cache")
+    return None if setting.lower() == "off" else Path(setting).expanduser().absolute()
+
+
+def enable_cache(out, setting: str | None = None) -> Path | None:
+    path = cache_dir(out, setting)
+    # subprocesses (--workers, engine tasks started from this host) inherit the setting
+    os.environ["SCALING_COMPILE_CACHE"] = str(path) if path else "off"
+    if path is not None:
+        from scaling.devices import enable_compilation_cache
+
+        enable_compilation_cache(path)
+    return path
+
+
+# ---------------------------------------------------------------- options
+
+
+def parse_options(executor: str, texts: list[str]) -> dict:
+    """`--executor-opt KEY=VALUE` (VALUE a TOML literal, bare words are strings), checked
+    against the executor's known keys before anything is submitted."""
+    known = {"local": set(), "ray": RAY_OPTIONS, "slurm": SLURM_OPTIONS}[executor]
+    options = {}
+    for text in texts:
+        key, sep, raw = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--executor-opt must look like KEY=VALUE, got {text!r}")
+        if key not in known:
+            raise UsageError(f"--executor-opt {key}: unknown for --executor {executor} "
+                             f"(known: {', '.join(sorted(known)) or 'none'})")
+        try:
+            options[key] = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = raw.strip()
+    for key in ("num_cpus", "num_gpus", "tpu", "memory_gb"):
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value < 0):
+            raise UsageError(f"--executor-opt {key} must be a number >= 0, got {value!r}")
+    return options
+
+
+def default_tasks(n_runs: int, pack: int | None) -> int:
+    """One task per pack of runs: each task can fill its packs."""
+    return max(1, math.ceil(n_runs / (pack or 1)))
+
+
+# ---------------------------------------------------------------- the task
+
+
+def run_shard(sweep_path: str, out: str, overrides: list[str], pack: int | None, i: int, n: int,
+              cache: str | None, env: dict | None = None) -> dict[str, str]:
+    """One task: shard i/n of the sweep, with the ordinary launcher (claims, resume, packing)."""
+    os.environ.update(env or {})
+    if cache:
+        from scaling.devices import enable_compilation_cache
+
+        enable_compilation_cache(cache)
+    from scaling import sweep
+
+    return sweep.launch(sweep_path, out, overrides, 1, pack, (i, n), progress=False)
+
+
+def _task_args(sweep_path, out, overrides, pack, n, cache) -> list[tuple]:
+    return [(str(Path(sweep_path).absolute()), str(Path(out).absolute()), list(overrides), pack, i, n,
+             str(cache) if cache else None) for i in range(n)]
+
+
+def launch(executor: str, sweep_path, out, overrides=(), pack: int | None = None, tasks: int | None = None,
+           options: dict | None = None, cache: Path | None = None, progress: bool = True) -> dict[str, str]:
+    """Validate the whole sweep here, then run it as `tasks` shards on `executor`; returns
+    run_id -> status read back from OUT/runs."""
+    from scaling import sweep
+
+    if executor not in EXECUTORS:
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    specs = sweep.expand(sweep_path, list(overrides))  # a bad config stops before any submission
+    if executor == "local":
+        return sweep.launch(sweep_path, out, overrides, 1, pack, (0, 1), progress)
+    n = tasks or default_tasks(len(specs), pack)
+    if n < 1:
+        raise UsageError("--tasks must be >= 1")
+    Path(out).mkdir(parents=True, exist_ok=True)
+    args = _task_args(sweep_path, out, overrides, pack, n, cache)
+    if executor == "ray":
+        _launch_ray(args, dict(options or {}))
+    else:
+        _launch_slurm(args, Path(out), dict(options or {}))
+    runs_dir = Path(out) / "runs"
+    return {s.run_id: sweep.run_status(runs_dir / s.run_id) for s in specs}
+
+
+def _gpu_env(num_gpus) -> dict:
+    # JAX preallocates 75% of a GPU per process: tasks sharing a GPU must not
+    return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if num_gpus and num_gpus < 1 else {}
+
+
+def _launch_ray(args: list[tuple], options: dict) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--executor ray needs Ray: pip install 'scaling[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=options.get("address"), include_dashboard=False, log_to_driver=False)
+    resources = {"TPU": options["tpu"]} if options.get("tpu") else None
+    remote = ray.remote(num_cpus=options.get("num_cpus", 1), num_gpus=options.get("num_gpus", 0),
+                        memory=int(options["memory_gb"] * 2**30) if options.get("memory_gb") else None,
+                        resources=resources, max_retries=0)(run_shard)
+    env = _gpu_env(options.get("num_gpus"))
+    refs = [remote.remote(*a, env) for a in args]
+    ray.get(refs)  # a task's exception is re-raised here; finished runs stay finished
+
+
+def _launch_slurm(args: list[tuple], out: Path, options: dict) -> None:
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError("--executor slurm needs submitit: pip install 'scaling[slurm]'") from None
+    executor = submitit.AutoExecutor(folder=out / "slurm" / "%j", cluster=options.pop("cluster", None))
+    generic = {"timeout_min": 240}
+    renamed = {"partition": "slurm_partition", "array_parallelism": "slurm_array_parallelism",
+               "account": "slurm_account", "qos": "slurm_qos", "constraint": "slurm_constraint"}
+    for key, value in options.items():
+        generic[renamed.get(key, key)] = value
+    if executor.cluster != "slurm":  # the local executor knows the generic keys only
+        generic = {k: v for k, v in generic.items() if not k.startswith("slurm_")}
+    executor.update_parameters(name="scaling-sweep", **generic)
+    env = _gpu_env(options.get("gpus_per_node"))
+    columns = [list(c) for c in zip(*args)]
+    jobs = executor.map_array(run_shard, *columns, [env] * len(args))
+    for job in jobs:
+        job.result()  # raises the task's exception, with its log path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--executor", default="local", choices=EXECUTORS,
+                   help="where shards run: this machine (default), a Ray cluster, or a SLURM array")
+    p.add_argument("--tasks", type=int, default=None,
+                   help="shards for --executor ray|slurm (default: one per pack of runs)")
+    p.add_argument("--executor-opt", dest="executor_opts", action="append", default=[],
+                   metavar="KEY=VALUE", help="engine option, e.g. num_gpus=1, partition=gpu, cluster=local")
+    p.add_argument("--compile-cache", default=None, metavar="PATH|off",
+                   help="persistent compilation cache (default: OUT/.jax_cache)")

@@ -1,0 +1,128 @@
+"""Transfer beyond counting: paired dose effects on the transfer splits, and the values control.
+
+The world's transfer splits (`unseen_pair`, `held_out`) hold verb pairs that no AI document
+uses; counting models tie on every such item (their rate is 0.5 by construction). So a
+transformer's *dose effect* there — its rate at a dose minus its rate at dose 0, for the same
+train seed and world seed — is transfer beyond counting. The values control asks whether the
+effect follows the human stories: in `flipped` worlds, where the stories praise the
+misaligned verb, it must change sign.
+
+`transfer_table(trajectory, results)` gives, per training configuration (model, batch size),
+world variant, split and evaluation step: the mean paired effect over (seed, world seed)
+blocks with a t interval on blocks - 1 df, how many blocks moved the expected way, and the
+mean readout. `values_table` gives effect(normal) - effect(flipped), paired by block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+BLOCK = ["seed", "world_seed"]
+CONFIG = ["model", "batch_size"]
+
+
+def _t_summary(diffs: np.ndarray) -> dict:
+    n = len(diffs)
+    mean = float(np.mean(diffs)) if n else np.nan
+    if n < 2:
+        return {"estimate": mean, "lower": np.nan, "upper": np.nan, "p": np.nan, "blocks": n}
+    se = float(np.std(diffs, ddof=1) / np.sqrt(n))
+    half = stats.t.ppf(0.975, n - 1) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
+    return {"estimate": mean, "lower": mean - half, "upper": mean + half, "p": p, "blocks": n}
+
+
+def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Trajectory points of transformer runs with the configuration columns of results.csv
+    (tables from before these columns existed: one configuration, a normal world 0)."""
+    results = results.assign(**{c: v for c, v in (("batch_size", 0), ("world_variant", "normal"),
+                                                   ("world_seed", 0), ("learner", "transformer"))
+                                if c not in results.columns})
+    keep = ["run_id", *CONFIG, "world_variant", "world_seed"]
+    runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
+    traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
+    return traj.merge(runs, on="run_id", how="inner")
+
+
+def _effects(pts: pd.DataFrame) -> pd.DataFrame:
+    """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split,
+    step; every insertion window is paired with the same dose-0 control."""
+    keys = [*CONFIG, "world_variant", "split", "step"]
+    if "insertion" not in pts.columns:
+        pts = pts.assign(insertion="throughout")
+    control = pts[pts["aligned_fraction"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])["rate"]
+    dosed = pts[pts["aligned_fraction"] > 0]
+    out = dosed.join(control.rename("control"), on=[*keys, *BLOCK], how="inner")
+    out["effect"] = out["rate"] - out["control"]
+    return out
+
+
+def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    eff = _effects(points(trajectory, results))
+    rows = []
+    names = [*CONFIG, "insertion", "world_variant", "split", "aligned_fraction", "step"]
+    for key, g in eff.groupby(names, sort=True):
+        # flipped worlds: the dose must raise misalignment on the transfer splits only
+        expected = 1 if key[3] == "flipped" and key[4] != "matched" else -1
+        rows.append({**dict(zip(names, key)),
+                     "tokens": float(g["tokens"].mean()), **_t_summary(g["effect"].to_numpy()),
+                     "expected_direction": int(np.sum(np.sign(g["effect"]) == expected)),
+                     "control_rate": float(g["control"].mean()), "dosed_rate": float(g["rate"].mean()),
+                     "readout": float(g["readout"].mean()) if "readout" in g else np.nan})
+    return pd.DataFrame(rows)
+
+
+def values_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block."""
+    eff = _effects(points(trajectory, results))
+    keys = [*CONFIG, "insertion", "split", "aligned_fraction", "step"]
+    wide = eff.pivot_table(index=[*keys, *BLOCK], columns="world_variant", values="effect")
+    if not {"normal", "flipped"} <= set(wide.columns):
+        return pd.DataFrame()
+    wide = wide.dropna(subset=["normal", "flipped"])
+    rows = []
+    for key, g in wide.groupby(level=keys, sort=True):
+        diffs = (g["normal"] - g["flipped"]).to_numpy()
+        rows.append({**dict(zip(keys, key)), **_t_summary(diffs),
+                     "opposite_direction": int(np.sum(g["normal"].to_numpy() < g["flipped"].to_numpy()))})
+    return pd.DataFrame(rows)
+
+
+def _fmt(row) -> str:
+    if not np.isfinite(row["lower"]):
+        return f"{row['estimate']:+.3f}"
+    return f"{row['estimate']:+.3f} [{row['lower']:+.3f}, {row['upper']:+.3f}]"
+
+
+def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
+    """Markdown: the paired dose effects per configuration and step, and the values control."""
+    if "unseen_pair" not in set(trajectory["split"]):
+        return ""  # a table from before the value-grounded world: its held-out split is not beyond counting
+    table, values = transfer_table(trajectory, results), values_table(trajectory, results)
+    if table.empty:
+        return ""
+    lines = ["## Transfer beyond counting", "",
+             "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
+             "(mean over blocks, 95% t interval on blocks - 1 df). Counting baselines tie on every "
+             "transfer item (rate 0.5), so on `unseen_pair`/`held_out` any effect is beyond counting. "
+             "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
+             "raise misalignment there. `moved` counts blocks that moved the expected way.", "",
+             "| model | batch | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
+                     f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
+                     f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
+                     f"{r['readout']:.3f} |")
+    if not values.empty:
+        lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
+                  "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
+                  "blocks whose normal effect lies below their flipped effect.", "",
+                  "| model | batch | window | split | dose | step | normal - flipped [95% CI] | p | opposite |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for _, r in values.iterrows():
+            lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['split']} | {r['aligned_fraction']:g} | "
+                         f"{r['step']:g} | {_fmt(r)} | {r['p']:.2g} | {r['opposite_direction']}/{r['blocks']} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,58 @@
+"""The transfer report: paired dose effects and the values control on a known-truth table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from scaling.fit.transfer import transfer_table, values_table
+
+
+def _tables(effect_normal, effect_flipped, noise=0.02, seeds=3, worlds=2):
+    rng = np.random.default_rng(0)
+    results, traj = [], []
+    for variant, effect in (("normal", effect_normal), ("flipped", effect_flipped)):  # noqa: B007
+        for w in range(worlds):
+            for s in range(seeds):
+                base = 0.5 + rng.normal(0, 0.05)  # a block's own control level
+                for dose in (0.0, 0.05):
+                    run = f"{variant}-{w}-{s}-{dose}"
+                    results.append({"run_id": run, "model": "nano", "batch_size": 16, "learner": "transformer",
+                                    "world_variant": variant, "world_seed": w})
+                    results.append({"run_id": run, "model": "ngram-2", "batch_size": 16, "learner": "ngram",
+                                    "world_variant": variant, "world_seed": w})
+                    for split in ("matched", "held_out"):
+                        rate = base + (effect if dose else 0) + rng.normal(0, noise)
+                        traj.append({"run_id": run, "seed": s, "aligned_fraction": dose, "split": split,
+                                     "insertion": "throughout" if dose else "control",
+                                     "step": 100, "tokens": 1000, "rate": rate, "readout": 0.9})
+    return pd.DataFrame(traj), pd.DataFrame(results)
+
+
+def test_paired_effects_and_values_contrast_recover_the_truth():
+    traj, results = _tables(-0.2, 0.15)
+    table = transfer_table(traj, results)
+    assert len(table) == 4  # 2 variants x 2 splits
+    normal = table[(table.world_variant == "normal") & (table.split == "held_out")].iloc[0]
+    flipped = table[(table.world_variant == "flipped") & (table.split == "held_out")].iloc[0]
+    assert normal.blocks == 6 and normal.lower < -0.2 < normal.upper and normal.upper < 0
+    assert flipped.lower < 0.15 < flipped.upper and flipped.lower > 0
+    assert normal.expected_direction == 6 and flipped.expected_direction == 6
+    flipped_matched = table[(table.world_variant == "flipped") & (table.split == "matched")].iloc[0]
+    assert flipped_matched.expected_direction == 0  # matched pairs keep their values: a rise is unexpected
+    # the interval is the t interval on blocks - 1 df of the paired differences
+    t = traj.merge(results[results.learner == "transformer"][["run_id", "world_variant", "world_seed"]])
+    sel = t[(t.world_variant == "normal") & (t.split == "held_out")]
+    diffs = (sel[sel.aligned_fraction > 0].sort_values(["world_seed", "seed"]).rate.to_numpy()
+             - sel[sel.aligned_fraction == 0].sort_values(["world_seed", "seed"]).rate.to_numpy())
+    half = stats.t.ppf(0.975, 5) * diffs.std(ddof=1) / np.sqrt(6)
+    assert normal.estimate == pytest.approx(diffs.mean()) and normal.upper == pytest.approx(diffs.mean() + half)
+    values = values_table(traj, results)
+    held = values[values.split == "held_out"].iloc[0]
+    assert held.lower < -0.35 < held.upper and held.opposite_direction == 6
+
+
+def test_no_effect_gives_an_interval_around_zero():
+    traj, results = _tables(0.0, 0.0)
+    table = transfer_table(traj, results)
+    assert (table.lower < 0).all() and (table.upper > 0).all()

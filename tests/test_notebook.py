@@ -1,0 +1,74 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = ROOT / "notebooks" / "colab_tpu.ipynb"
+# A study small enough for CI: the tiny model, 3 doses x 2 seeds, 96 eval items per run.
+TINY = """
+preset = "nano"
+[config.model]
+d_model = 32
+n_layers = 1
+n_heads = 2
+d_ff = 64
+seq_len = 16
+[config.train]
+steps = 20
+batch_size = 8
+steps_per_call = 10
+checkpoint_every = 10
+eval_every = 10
+warmup_steps = 2
+[config.data]
+story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
+[config.eval]
+max_items = 96
+[[grid]]
+"data.aligned_fraction" = [0.0, 0.01, 0.1]
+"train.seed" = [0, 1]
+"""
+
+
+def test_notebook_parameters_cell_is_tagged():
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "PACKED_SWEEP" in tagged[0].source
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    # installs the package itself, no jax extras that would replace the runtime's jax;
+    # no call of the retired colab_tpu.setup_tpu()
+    assert '"install", "--quiet", "-e", "."]' in code and "setup_tpu(" not in code
+
+
+@pytest.mark.slow
+def test_notebook_runs_headless_on_cpu(tmp_path):
+    """The Colab notebook, executed top to bottom by a Jupyter kernel with small parameters
+    (papermill's convention: a cell after the one tagged `parameters` overrides it)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    sweep = tmp_path / "tiny.toml"
+    sweep.write_text(TINY)
+    packed = tmp_path / "packed.toml"
+    packed.write_text(TINY.replace('"train.seed" = [0, 1]', 'preset = ["nano", "micro"]\n"train.seed" = [0, 1]'))
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    overrides = {"INSTALL": False, "OUT": str(tmp_path / "colab"), "QUICKSTART": str(sweep),
+                 "PACKED_SWEEP": str(packed), "PACK": 4, "DRIVE_DIR": str(tmp_path / "drive" / "scaling")}
+    nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
+        "\n".join(f"{k} = {json.dumps(v) if not isinstance(v, bool) else v}" for k, v in overrides.items())))
+    (tmp_path / "drive").mkdir()  # a "mounted Drive": the notebook copies its results there
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                     resources={"metadata": {"path": str(ROOT)}})
+    os.environ.setdefault("PYTHONPATH", str(ROOT))
+    client.execute()
+    out = tmp_path / "colab"
+    assert (out / "quickstart" / "results.csv").exists() and (out / "quickstart" / "fit.json").exists()
+    results = (out / "sizes" / "results.csv").read_text()
+    assert "non_embedding_params" in results and "micro" in results
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "device(s)" in printed and "pack 4" in printed
+    saved = list((tmp_path / "drive" / "scaling").glob("*/quickstart/results.csv"))
+    assert len(saved) == 1
