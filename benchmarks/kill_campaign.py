@@ -16,8 +16,8 @@ it again, ... and finally lets it finish. Then every artefact is compared with t
 and no file may be missing or extra (locks and temporary files of killed writers aside,
 which are counted and reported as debris).
 
-    python benchmarks/kill_campaign.py --work /tmp/campaign              # full: >= 20 kills
-    python benchmarks/kill_campaign.py --work /tmp/campaign --small      # the CI version
+    python benchmarks/kill_campaign.py --work runs/campaign               # full: >= 20 kills
+    python benchmarks/kill_campaign.py --work runs/campaign --small       # the CI version
 
 Prints one JSON report (kills per stage, reruns, artefacts compared, mismatches) and exits
 1 on any mismatch. Needs the world datasets built once (SCALING_DATA_DIR is shared).
