@@ -93,7 +93,7 @@ def main() -> int:
     args = p.parse_args()
     import jax
 
-    from scaling.train import environment
+    from scaling.rundir import environment
 
     result = {"tiny": args.tiny, "environment": environment(),
               "devices": [getattr(d, "device_kind", str(d)) for d in jax.devices()], "sections": {}}

@@ -7,6 +7,7 @@ module of the chosen command is imported, so `scaling fit` does not pay for impo
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import sys
@@ -24,6 +25,7 @@ COMMANDS = {
     "figures": ("scaling.figures", "draw the study figures from results.csv and fit.json"),
     "study": ("scaling.study", "sweep, results, fit and figures in one command"),
     "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
+    "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
 }
 
 
@@ -58,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"scaling {name}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        # Every file is written atomically, so what is on disk is the last good state.
+        print(f"scaling {name}: error: disk full ({e}); stopped. Finished work and the last "
+              "checkpoint of each run are intact: free space and run the same command again "
+              "to resume.", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

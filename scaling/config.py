@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
@@ -160,9 +161,12 @@ _KNOWN_SECTIONS = (*_SECTION_CLASSES, "stages")
 # ---------------------------------------------------------------- parsing and typing
 
 
-def _coerce(key: str, value, annotation):
-    """Check `value` against a field annotation; lists become tuples, ints widen to floats."""
-    hint = eval(annotation, vars(typing)) if isinstance(annotation, str) else annotation  # noqa: S307
+# Field types resolved once from this module's own annotations (never from user text).
+_HINTS = {cls: typing.get_type_hints(cls) for cls in (*_SECTION_CLASSES.values(), StageConfig)}
+
+
+def _coerce(key: str, value, hint):
+    """Check `value` against a resolved field type; lists become tuples, ints widen to floats."""
     origin = typing.get_origin(hint)
     if hint is type(None):
         if value is None:  # only from config.json records: TOML has no null
@@ -177,9 +181,12 @@ def _coerce(key: str, value, annotation):
             return int(value)
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):  # TOML allows inf and nan; no config value means them
+                raise ConfigError(key, f"must be a finite number, got {value!r}")
             return float(value)
     elif hint is str:
         if isinstance(value, str):
+            _check_text(key, value)
             return value
     elif origin is tuple:
         args = typing.get_args(hint)
@@ -199,16 +206,27 @@ def _coerce(key: str, value, annotation):
     raise ConfigError(key, f"expected {name}, got {type(value).__name__} {value!r}")
 
 
+def _check_text(key: str, value: str) -> None:
+    """Strings end up in file names, JSON and figure labels: no NUL or control characters and
+    valid UTF-8 (a `--set` from a non-UTF-8 shell carries lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(key, f"not valid UTF-8: {value!r}") from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(key, f"control characters are not allowed: {value!r}")
+
+
 def _build_section(section: str, values: dict, cls=None):
     cls = cls or _SECTION_CLASSES[section]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = _HINTS.get(cls) or _HINTS.setdefault(cls, typing.get_type_hints(cls))
     kwargs = {}
     for key, value in values.items():
         full = f"{section}.{key}"
-        if key not in fields:
-            known = ", ".join(sorted(fields))
+        if key not in hints:
+            known = ", ".join(sorted(hints))
             raise ConfigError(full, f"unknown key (known keys of [{section}]: {known})")
-        kwargs[key] = _coerce(full, value, fields[key].type)
+        kwargs[key] = _coerce(full, value, hints[key])
     return cls(**kwargs)
 
 
@@ -301,9 +319,13 @@ def read_toml(path: str | Path) -> dict:
     if not path.is_file():
         raise ConfigError("", f"config file not found: {path} (presets: {', '.join(presets.names())})")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{path}: invalid TOML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError("", f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except OSError as e:
+        raise ConfigError("", f"{path}: cannot read ({e.strerror})") from e
 
 
 def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:

@@ -228,7 +228,7 @@ class Pool:
 
     @classmethod
     def load(cls, path: Path) -> Pool:
-        with np.load(path) as z:
+        with np.load(path, allow_pickle=False) as z:  # cache files are data, never code
             return cls(z["tokens"], z["starts"], z["ids"], z["genre"], z["family"])
 
 
@@ -309,17 +309,33 @@ def jsonl_texts(key: str, paths) -> list[str]:
         p = Path(path).expanduser()
         if not p.is_file():
             raise ConfigError(key, f"file not found: {path}")
-        with open(p, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ConfigError(key, f"{path}:{n}: invalid JSON ({e.msg})") from e
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                    raise ConfigError(key, f"{path}:{n}: each line needs a string field 'text'")
-                texts.append(record["text"])
+        try:
+            with open(p, "rb") as f:
+                lines = f.read().split(b"\n")
+        except OSError as e:
+            raise ConfigError(key, f"{path}: cannot read ({e.strerror})") from e
+        for n, raw in enumerate(lines, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ConfigError(key, f"{path}:{n}: not UTF-8 ({e.reason} at byte {e.start})") from e
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                # a last line without its end is what a killed writer leaves: say so
+                cut = " (the file looks cut short)" if n == len(lines) else ""
+                raise ConfigError(key, f"{path}:{n}: invalid JSON ({e.msg}){cut}") from e
+            except RecursionError:
+                raise ConfigError(key, f"{path}:{n}: JSON nested too deeply") from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ConfigError(key, f"{path}:{n}: each line needs a string field 'text'")
+            try:
+                record["text"].encode("utf-8")
+            except UnicodeEncodeError:
+                raise ConfigError(key, f"{path}:{n}: 'text' holds an unpaired surrogate escape") from None
+            texts.append(record["text"])
     if not texts:
         raise ConfigError(key, f"no documents in {', '.join(map(str, paths))}")
     return texts

@@ -33,8 +33,9 @@ def train(cfg: Config, out: str | Path, source=None, tok=None, progress: bool = 
     return trainer.train(cfg, out, source, tok, progress, evaluate, EVALUATOR)
 
 
-def train_pack(runs: list, progress: bool = True, evaluate: bool | None = None) -> list[dict]:
-    return trainer.train_pack(runs, progress, evaluate, EVALUATOR)
+def train_pack(runs: list, progress: bool = True, evaluate: bool | None = None,
+               width: int | None = None) -> list[dict]:
+    return trainer.train_pack(runs, progress, evaluate, EVALUATOR, width=width)
 
 
 # ---------------------------------------------------------------- CLI

@@ -285,11 +285,21 @@ def read_trajectory(sweep_dir: str | Path, results: pd.DataFrame | None = None) 
     return trajectory_table(sweep_dir, results)
 
 
+def _rows_or_named_error(run_dir: Path) -> list[dict]:
+    """A run whose config.json is readable JSON but not a run record (damaged, edited) is
+    named instead of ending the command in a traceback."""
+    try:
+        return run_rows(run_dir)
+    except (UsageError, KeyError, TypeError, AttributeError, ValueError) as e:
+        raise UsageError(f"{run_dir}: not a readable run ({type(e).__name__}: {e}); "
+                         f"`scaling verify {run_dir.parent.parent}` says what to rerun") from e
+
+
 def results_table(sweep_dir: str | Path) -> pd.DataFrame:
     runs = Path(sweep_dir) / "runs"
     if not runs.is_dir():
         raise UsageError(f"{sweep_dir} has no runs/ directory: is it a sweep output (scaling sweep --out)?")
-    rows = [row for run_dir in sorted(runs.iterdir()) if run_dir.is_dir() for row in run_rows(run_dir)]
+    rows = [row for run_dir in sorted(runs.iterdir()) if run_dir.is_dir() for row in _rows_or_named_error(run_dir)]
     df = pd.DataFrame(rows, columns=COLUMNS)
     return df.sort_values(["learner", "model", "arm", "insertion", "aligned_fraction", "world_seed", "seed",
                            "split", "run_id"], kind="stable").reset_index(drop=True)

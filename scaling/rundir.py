@@ -20,9 +20,13 @@ writes exactly the lines an uninterrupted one would have.
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
 import platform
+import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -52,8 +56,36 @@ def read_json(path: Path):
         return None
 
 
-def read_status(out: Path) -> dict | None:
-    return read_json(Path(out) / "status.json")
+class DamagedStateWarning(UserWarning):
+    """A damaged file of a run directory was repaired or set aside; the message says which."""
+
+
+class DamagedRunError(ConfigError):
+    """A run directory file that cannot be read: named, with what to do, before any compute."""
+
+    def __init__(self, path: Path, e: BaseException):
+        super().__init__("--out", f"{path} is damaged ({type(e).__name__}: {e}); the run cannot be "
+                         "identified. Move the directory away and rerun (a sweep repairs it itself), "
+                         "or run `scaling verify` on it")
+
+
+class DamagedCheckpointError(RuntimeError):
+    """The checkpoint asked for cannot be read (see `scaling verify --deep`)."""
+
+
+def read_status(out: Path) -> dict:
+    """status.json, or {} when missing or damaged: a damaged status is re-derived by resuming
+    from the checkpoints (a finished run resumes at its last step and is marked done again)."""
+    path = Path(out) / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        warnings.warn(f"{path} is damaged ({type(e).__name__}); resuming from the checkpoints",
+                      DamagedStateWarning, stacklevel=2)
+        return {}
+    return status if isinstance(status, dict) else {}
 
 
 def write_status(out: Path, status: dict) -> None:
@@ -106,7 +138,10 @@ def check_run_dir(out: Path, cfg: Config) -> str:
     path = Path(out) / "config.json"
     if not path.exists():
         return "new"
-    stored = json.loads(path.read_text())["config"]
+    try:
+        stored = json.loads(path.read_text())["config"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise DamagedRunError(path, e) from e
     diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
     if diffs:
         raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
@@ -129,16 +164,25 @@ def load_tokenizer(out: Path):
 
 
 def truncate_jsonl(path: Path, step: int) -> None:
-    """Drop lines past the checkpoint we resume from (they will be recomputed)."""
+    """Drop lines past the checkpoint we resume from (they will be recomputed). A cut last
+    line is what a kill leaves and goes silently; a damaged line elsewhere with a warning."""
     if not path.exists():
         return
-    keep = []
-    for line in path.read_text().splitlines():
+    keep, damaged = [], []
+    lines = path.read_bytes().split(b"\n")
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
         try:
+            line = raw.decode("utf-8")
             if json.loads(line)["step"] <= step:
                 keep.append(line)
-        except (json.JSONDecodeError, KeyError):
-            break  # a line cut by the kill
+        except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+            if n < len(lines):
+                damaged.append(n)
+    if damaged:
+        warnings.warn(f"{path}: dropped damaged line(s) {damaged[:10]}; their steps stay missing "
+                      "(`scaling verify` lists them)", DamagedStateWarning, stacklevel=2)
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(x + "\n" for x in keep))
     os.replace(tmp, path)
@@ -190,18 +234,83 @@ def restore(mngr, step: int, like):
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
-def restore_latest(mngr, state):
-    step = latest_step(mngr)
-    if step is None:
-        return state, 0
-    return restore(mngr, step, state), step
+SUMS = "checkpoint_sums.json"  # sha256 of every file of each checkpoint, beside checkpoints/
+
+
+def _step_sums(step_dir: Path) -> dict:
+    return {str(p.relative_to(step_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(step_dir.rglob("*")) if p.is_file()}
+
+
+def _read_sums(run_dir: Path) -> dict:
+    try:
+        sums = json.loads((run_dir / SUMS).read_text())
+    except (OSError, ValueError):
+        return {}  # missing or damaged: checkpoints are then checked by restoring them only
+    return sums if isinstance(sums, dict) else {}
+
+
+def checkpoint_damage(run_dir: Path, step: int, sums: dict | None = None) -> str:
+    """Why checkpoint `step` is damaged, or "". Orbax restores flipped bytes silently as
+    other numbers, so its files are checked against the sums recorded when it was saved."""
+    want = (_read_sums(run_dir) if sums is None else sums).get(str(step))
+    if not isinstance(want, dict):
+        return ""  # saved before sums existed, or killed between save and record
+    have = _step_sums(run_dir / "checkpoints" / str(step))
+    bad = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    return f"{len(bad)} file(s) differ from their recorded sha256: {', '.join(bad[:3])}" if bad else ""
+
+
+def restore_newest(mngr, like_at, fallback: bool = True):
+    """(state, step) of the newest readable checkpoint, or (None, 0) if none; `like_at(step)`
+    is the pytree a checkpoint of that step has (its stage decides). With `fallback`, a
+    damaged checkpoint is set aside into damaged_checkpoints/ with a warning and the previous
+    one is tried; without, it raises DamagedCheckpointError."""
+    run_dir = Path(mngr.directory).parent
+    sums = _read_sums(run_dir)
+    for step in sorted((int(s) for s in mngr.all_steps()), reverse=True):
+        why = checkpoint_damage(run_dir, step, sums)
+        if not why:
+            try:
+                return restore(mngr, step, like_at(step)), step
+            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types on bad files
+                why = f"{type(e).__name__}: {str(e)[:200]}"
+        if not fallback:
+            raise DamagedCheckpointError(f"{run_dir}: checkpoint {step} is damaged ({why})")
+        aside = run_dir / "damaged_checkpoints" / f"{step}.{time.time_ns()}"
+        aside.parent.mkdir(exist_ok=True)
+        os.replace(run_dir / "checkpoints" / str(step), aside)
+        mngr.reload()
+        warnings.warn(f"{run_dir}: checkpoint {step} is damaged ({why}); set aside as {aside.name} "
+                      "in damaged_checkpoints/, falling back to the previous checkpoint",
+                      DamagedStateWarning, stacklevel=2)
+    return None, 0
+
+
+def restore_latest(mngr, state, fallback: bool = True):
+    restored, step = restore_newest(mngr, lambda _: state, fallback)
+    return (state, 0) if restored is None else (restored, step)
 
 
 def save_checkpoint(mngr, step: int, state) -> None:
+    """Save atomically (orbax), then record the files' sha256; a full disk becomes the
+    OSError(ENOSPC) that the CLI and the sweep treat as "stop, what is written is good"."""
     import orbax.checkpoint as ocp
 
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
-    mngr.wait_until_finished()
+    try:
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        mngr.wait_until_finished()
+    except Exception as e:
+        # tensorstore reports a full disk as its own error type
+        if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e) \
+                or "Disk quota exceeded" in str(e):
+            raise OSError(errno.ENOSPC, f"checkpoint {step} not written: {e}") from e
+        raise
+    run_dir = Path(mngr.directory).parent
+    kept = {str(s) for s in mngr.all_steps()}
+    sums = {k: v for k, v in _read_sums(run_dir).items() if k in kept}
+    sums[str(step)] = _step_sums(run_dir / "checkpoints" / str(step))
+    write_json(run_dir / SUMS, sums)
 
 
 def checkpoint_steps(out: Path) -> list[int]:
@@ -252,6 +361,10 @@ def load_params(out: str | Path, step: int | None = None):
     if step is None:
         mngr.close()
         raise UsageError(f"{out} has no checkpoints")
+    why = checkpoint_damage(out, step)
+    if why:  # no fallback: an evaluation of an earlier step would be mislabelled
+        mngr.close()
+        raise DamagedCheckpointError(f"{out}: checkpoint {step} is damaged ({why})")
     import orbax.checkpoint as ocp
 
     graphdef, params = nnx.split(Transformer(cfg.model, nnx.Rngs(params=0)), nnx.Param)

@@ -35,8 +35,7 @@ def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
     for w in caught:
         if "arms other than 'dose'" not in str(w.message):
             print(f"fit warning: {w.message}", file=sys.stderr)
-    (out / "fit.json").write_text(report.to_json() + "\n")
-    (out / "fit.md").write_text(report.to_markdown())
+    fitting.write_report(report, out)
     return report
 
 

@@ -19,6 +19,7 @@ import json
 import math
 import time
 import typing
+import warnings
 from pathlib import Path
 from typing import Protocol
 
@@ -131,6 +132,13 @@ def resolve_config(cfg: Config, tok) -> Config:
     return cfg
 
 
+# Damaged-state handling lives in scaling.rundir; these names stay importable from here.
+DamagedStateWarning = rundir.DamagedStateWarning
+DamagedRunError = rundir.DamagedRunError
+DamagedCheckpointError = rundir.DamagedCheckpointError
+_truncate_metrics = rundir.truncate_jsonl
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -182,9 +190,12 @@ class Evaluator(Protocol):
     def at_end(self, run: Run, heldout) -> None: ...  # a finished run, before status "done"
 
 
-def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None) -> Run:
+def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
+            repair: bool = False) -> Run:
     """Validate the run directory and build the run's data; nothing is trained yet. A
-    finished run comes back with its `status` set."""
+    finished run comes back with its `status` set. `repair`: the caller knows the directory
+    belongs to `cfg` (a sweep names it by the config's hash), so a damaged config.json is
+    rewritten rather than refused."""
     out = Path(out)
     if source is None:
         from scaling.mixture import build_tokenizer
@@ -192,13 +203,19 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
         tok = build_tokenizer(cfg)
     if tok is not None:
         cfg = resolve_config(cfg, tok)
-    mode = rundir.check_run_dir(out, cfg)
+    try:
+        mode = rundir.check_run_dir(out, cfg)
+    except rundir.DamagedRunError as e:
+        if not repair:
+            raise
+        warnings.warn(f"{e}: rewriting it from the sweep's config", rundir.DamagedStateWarning, stacklevel=2)
+        mode = "repair"
     if mode == "done":
         return Run(cfg, out, source, tok, status=rundir.read_status(out))
     if source is None:
         source = posttrain.make_source(cfg, tok)
     out.mkdir(parents=True, exist_ok=True)
-    if mode == "new":
+    if mode in ("new", "repair"):
         if tok is not None:
             rundir.save_tokenizer(out, tok)
         rundir.write_config(out, cfg, source.total_steps)
@@ -213,17 +230,23 @@ def train(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=N
 
 
 def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = None,
-               evaluator: Evaluator | None = None) -> list[dict]:
+               evaluator: Evaluator | None = None, width: int | None = None) -> list[dict]:
     """Train runs of one pack key together: one run is jitted as is, several are vmapped
     over a leading run axis. Runs resuming from different steps are trained one by one.
-    `evaluate` (default: each run's eval.enabled) gates the `evaluator`'s calls."""
+    `evaluate` (default: each run's eval.enabled) gates the `evaluator`'s calls.
+
+    `width` (a sweep's --pack) fixes the vmapped width: a smaller group is padded with
+    copies of its first run, whose results are dropped. XLA's float summation order depends
+    on the width only (measured on CPU: not on the other runs nor the position), so a run
+    comes out bitwise the same whichever runs a race, a kill or the leftovers pack it with."""
     todo = [r for r in runs if r.status is None]
     if not todo:
         return [r.status for r in runs]
+    W = max(width or len(todo), len(todo))
     cfg0, total = todo[0].cfg, todo[0].source.total_steps
     if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
         raise ValueError("train_pack needs runs with one pack_key")
-    programs = _programs(_unseeded(cfg0), len(todo))
+    programs = _programs(_unseeded(cfg0), W)
     states = []
     for r in todo:
         _, state = init_state(r.cfg, programs.tx)
@@ -234,12 +257,12 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         for r in todo:
             r.mngr.close()
         for r in todo:
-            train_pack([r], progress, evaluate, evaluator)
+            train_pack([r], progress, evaluate, evaluator, width=W)
         return [rundir.read_status(r.out) for r in runs]
     for r in todo:
         wanted = r.cfg.eval.enabled if evaluate is None else evaluate
         r.evaluator = evaluator if wanted and r.tok is not None else None  # eval needs the tokenizer
-    _loop(todo, states, programs, total, progress)
+    _loop(todo, states, programs, total, progress, W)
     for r in todo:
         r.mngr.close()
         if r.status["status"] == "done" and r.evaluator is not None:
@@ -268,12 +291,11 @@ class Programs(typing.NamedTuple):
 
 
 def _restore(mngr, state, programs: Programs):
-    """(state, step) of the latest checkpoint, shaped as the stage it was saved in."""
-    step = rundir.latest_step(mngr)
-    if step is None:
-        return state, 0
-    like = programs.enter[staging.stage_at(programs.stages, step - 1)](state)
-    return rundir.restore(mngr, step, like), step
+    """(state, step) of the newest readable checkpoint, shaped as the stage it was saved in
+    (a damaged one is set aside with a warning and the previous one is used)."""
+    restored, step = rundir.restore_newest(
+        mngr, lambda step: programs.enter[staging.stage_at(programs.stages, step - 1)](state))
+    return (state, 0) if restored is None else (restored, step)
 
 
 @functools.lru_cache(maxsize=8)
@@ -299,12 +321,14 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
                     stages=stages, stage_steps=stage_steps, enter=enter)
 
 
-def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool) -> None:
+def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool,
+          width: int = 1) -> None:
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
+    W = max(width, R)  # vmapped width; rows R.. are padding (copies of a run), never recorded
     t = cfg.train
     place = programs.placement
-    slots = place.runs_slots(R) if place else R  # packed runs padded to fill every device
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if R > 1 else states[0]
+    slots = place.runs_slots(W) if place else W  # padded to the pack width, then to fill every device
+    state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if W > 1 else states[0]
     state = place.put_state(state) if place else state
     heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
@@ -322,15 +346,15 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
         if s0 == programs.stages[k].step0:
             state = programs.enter[k](state)
         batches = [r.source.batches(s0, s1 - s0) for r in runs]
-        batches = jax.tree.map(lambda *xs: np.stack(xs), *devices.pad_runs(batches, slots)) if R > 1 else batches[0]
+        batches = jax.tree.map(lambda *xs: np.stack(xs), *devices.pad_runs(batches, slots)) if W > 1 else batches[0]
         t0 = time.perf_counter()
         state, m = programs.stage_steps[k](state, place.put_batches(batches) if place else
                                            jax.tree.map(jnp.asarray, batches))
         m = jax.device_get(m)
         tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):
-            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if R > 1 else m)
-            run_state = jax.tree.map(lambda x, i=i: x[i], state) if R > 1 else state
+            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if W > 1 else m)
+            run_state = jax.tree.map(lambda x, i=i: x[i], state) if W > 1 else state
             if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every,
                                 programs.stages[k].name):
                 live.remove(i)

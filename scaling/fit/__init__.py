@@ -54,7 +54,7 @@ from scaling.fit.common import (
 from scaling.fit.comparisons import compare_insertions, cost_effectiveness
 from scaling.fit.curves import _ed_dose, _make_design
 from scaling.fit.fitting import _fit_glm, _fit_ml, fit_curve, fit_ll, fit_ll2, fit_loglinear
-from scaling.fit.report import FitReport, add_arguments, fit_table, run
+from scaling.fit.report import FitReport, add_arguments, fit_table, run, write_report
 from scaling.fit.results import CurveFit, curve_band, predict
 from scaling.fit.table import clean_table, group_frames, read_results
 
@@ -63,4 +63,5 @@ __all__ = [
     "FitReport", "FitWarning", "_ed_dose", "_fit_glm", "_fit_ml", "_make_design", "add_arguments",
     "clean_table", "compare_insertions", "cost_effectiveness", "curve_band", "fit_curve", "fit_ll",
     "fit_ll2", "fit_loglinear", "fit_table", "group_frames", "predict", "read_results", "run",
+    "write_report",
 ]

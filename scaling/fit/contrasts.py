@@ -75,7 +75,8 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
     runs["window"] = runs["insertion"].astype(str) if "insertion" in runs.columns else "all"
     runs["is_control"] = runs["dose"] == 0
     if "insertion" in runs.columns:
-        runs.loc[runs["insertion"].map(_is_control_label) & runs["is_control"], "window"] = "control"
+        # astype: pandas 3 maps an empty str column to an empty str column, which & refuses
+        runs.loc[runs["insertion"].map(_is_control_label).astype(bool) & runs["is_control"], "window"] = "control"
     runs["learner"] = runs["model"].astype(str) if "model" in runs.columns else "model"
     runs["split"] = runs["split"].astype(str) if "split" in runs.columns else "all"
     return runs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -440,6 +441,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
+def write_report(report: FitReport, out: Path) -> None:
+    """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
+    the old file or the new one, never a cut one that a figure run would misread."""
+    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
+        _write_whole(out / name, text)
+
+
+def _write_whole(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def run(args) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be >= 0")
@@ -453,14 +467,13 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    (out / "fit.json").write_text(report.to_json() + "\n")
-    (out / "fit.md").write_text(report.to_markdown())
+    write_report(report, out)
     trajectory = Path(args.results).parent / "trajectory.csv"
     if trajectory.exists():  # the transfer report needs the per-checkpoint points
         traj = pd.read_csv(trajectory)
         text = transfer.report(traj, df) if {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns) else ""
         if text:
-            (out / "transfer.md").write_text(text)
+            _write_whole(out / "transfer.md", text)
             print(f"wrote {out / 'transfer.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")

@@ -3,6 +3,7 @@ the figures."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def _text(col: pd.Series) -> pd.Series:
+    """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
+    return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
+
+
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     """Validated copy: numeric counts, rows with status != ok or NaN counts dropped (warned).
 
@@ -45,16 +51,16 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True).copy()
     df["_row"] = np.arange(1, len(df) + 1)
     if "status" in df.columns:
-        bad = df["status"].astype(str).str.strip() != "ok"
+        bad = _text(df["status"]).str.strip() != "ok"
         if bad.any():
             _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
-                  f"({', '.join(sorted(df.loc[bad, 'status'].astype(str).unique()))})")
+                  f"({', '.join(sorted(_text(df.loc[bad, 'status']).unique()))})")
             df = df[~bad]
     if "arm" in df.columns:
-        other = df["arm"].astype(str).str.strip() != "dose"
+        other = _text(df["arm"]).str.strip() != "dose"
         if other.any():
             _warn(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
-                  f"({', '.join(sorted(df.loc[other, 'arm'].astype(str).unique()))}): a dose-response "
+                  f"({', '.join(sorted(_text(df.loc[other, 'arm']).unique()))}): a dose-response "
                   "curve is fitted to the aligned-dose arm and its controls")
             df = df[~other]
     for col in REQUIRED + tuple(c for c in OPTIONAL_NUMERIC if c in df.columns):
