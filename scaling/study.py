@@ -107,5 +107,6 @@ def run(args) -> int:
         return 0
     from scaling.executors import enable_cache
 
+    sweeper.expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
     enable_cache(args.out)  # OUT/.jax_cache, or SCALING_COMPILE_CACHE (a path or "off")
     return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress)

@@ -570,6 +570,7 @@ def run(args) -> int:
         raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
     if args.tasks is not None and args.tasks < 1:
         raise UsageError("--tasks must be >= 1")
+    expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
     cache = executors.enable_cache(args.out, args.compile_cache)
     if args.executor == "local":
         statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
