@@ -45,7 +45,7 @@ import scaling.fit as fitlib
 from scaling.errors import UsageError
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "transfer", "trajectory", "capability",
+FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "trajectory", "capability",
            "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -401,6 +401,50 @@ def _styled(fn: Callable) -> Callable:
     wrapper.__name__, wrapper.__doc__ = fn.__name__, fn.__doc__
     wrapper.__wrapped__ = fn
     return wrapper
+
+
+# ---------------------------------------------------------------- transfer over training
+
+VARIANT_COLORS = {"normal": "#1f77b4", "flipped": "#d62728", "shuffled": "0.5"}
+
+
+@_styled
+def transfer_trajectory(table: pd.DataFrame) -> Figure:
+    """The dose effect (rate at the dose minus the same seed's and world's control) against
+    training tokens, per split (columns) and configuration (rows), one line per world
+    variant with its 95% t interval; the readout of the dosed runs below each panel row.
+    Counting baselines tie on the transfer splits, so their effect there is 0."""
+    if table.empty:
+        raise MissingData("no paired dose effects (needs dose-0 controls and value-grounded splits)")
+    table = table.assign(config=table["model"].astype(str) + ", batch " + table["batch_size"].map("{:g}".format)
+                         + ", dose " + table["aligned_fraction"].map("{:g}".format))
+    configs = sorted(table["config"].unique())
+    splits_ = _split_order(table["split"].unique())
+    fig, axes = _new_figure(2 * len(configs), len(splits_), "Transfer over training: dose effect and readout",
+                            sharey=False, extra_height=0.9)
+    for r, config in enumerate(configs):
+        for c, split in enumerate(splits_):
+            ax, ax_read = axes[2 * r, c], axes[2 * r + 1, c]
+            for variant, rows in table[(table["config"] == config) & (table["split"] == split)].groupby("world_variant"):
+                rows = rows.sort_values("tokens")
+                color = VARIANT_COLORS.get(variant, "0.3")
+                ax.plot(rows["tokens"], rows["estimate"], marker="o", color=color, label=variant)
+                ax.fill_between(rows["tokens"], rows["lower"], rows["upper"], color=color, alpha=0.15, lw=0)
+                ax_read.plot(rows["tokens"], rows["readout"], marker="s", color=color, ls="--")
+            ax.axhline(0, color="0.45", lw=0.9, ls="--")
+            ax.set_ylim(-1, 1)
+            ax.set_title(f"{split}\n{config}", fontsize="small")
+            _chance(ax_read)
+            _rate_axis(ax_read)
+            ax_read.set_title("readout (dosed runs)", fontsize="small")
+        axes[2 * r, 0].set_ylabel("effect: dosed - control")
+        axes[2 * r + 1, 0].set_ylabel("readout")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("training tokens")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), title="world")
+    return fig
 
 
 # ---------------------------------------------------------------- dose-response figures
@@ -906,6 +950,15 @@ def _find_fit(sweep_dir: Path, fit: str | Path | None) -> Path | None:
     return None
 
 
+def _transfer_table(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    from scaling.fit.transfer import transfer_table
+
+    traj = read_trajectory(sweep_dir, raw)
+    if traj.empty or "unseen_pair" not in set(traj["split"]):
+        return pd.DataFrame()
+    return transfer_table(traj, raw)
+
+
 def make_all(sweep_dir: str | Path, out: str | Path | None = None,
              formats: Sequence[str] = ("png", "svg"), fit: str | Path | None = None,
              note: Callable[[str], None] = print) -> list[Path]:
@@ -934,6 +987,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
         "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
         "transfer": lambda: transfer(cost_table(results, report), results),
         "arms": lambda: arms(results),
+        "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, raw)),
     }
     paths = []
     for name, build in builders.items():

@@ -56,3 +56,14 @@ def test_no_effect_gives_an_interval_around_zero():
     traj, results = _tables(0.0, 0.0)
     table = transfer_table(traj, results)
     assert (table.lower < 0).all() and (table.upper > 0).all()
+
+
+def test_transfer_trajectory_figure_draws_each_variant_and_needs_pairs():
+    from scaling import figures
+
+    traj, results = _tables(-0.2, 0.15)
+    fig = figures.transfer_trajectory(transfer_table(traj, results))
+    effect_ax = fig.axes[1]  # held_out, the first configuration's effect row
+    assert len(fig.axes) == 4 and {line.get_label() for line in effect_ax.lines} >= {"normal", "flipped"}
+    with pytest.raises(figures.MissingData):
+        figures.transfer_trajectory(transfer_table(traj[traj.aligned_fraction > 0], results))
