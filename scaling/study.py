@@ -1,9 +1,10 @@
 """`scaling study SWEEP.toml --out DIR`: sweep, results table, fits and figures in one go.
 
 Writes DIR/runs/*, DIR/results.csv, DIR/fit.json + fit.md (fitted on the aligned-dose arm:
-rows with arm == "dose"), DIR/figures/, and prints a summary: per insertion window and split,
-the LL.2 slope on ln(dose) and ED50 with 95% CIs from the overdispersion-robust SE, and the
-misalignment of the other arms next to the dose-0 controls.
+rows with arm == "dose"), DIR/transfer.md (paired dose effects on the transfer splits, for
+value-grounded tables), DIR/figures/, and prints a summary: per model, insertion window and
+split, the LL.2 slope on ln(dose) and ED50 with 95% CIs from the overdispersion-robust SE,
+and the pooled misalignment of every arm per model (transformer and counting baselines).
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
         if "arms other than 'dose'" not in str(w.message):
             print(f"fit warning: {w.message}", file=sys.stderr)
     fitting.write_report(report, out)
+    from scaling.fit.report import write_transfer
+
+    write_transfer(df, out / "trajectory.csv", out)
     return report
 
 
@@ -65,12 +69,12 @@ def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[st
         lines.append(f"  {label}: slope on ln(dose) {_ci(slope, se)} (robust 95% CI {sig}); {ed_text}")
     ok = df[df["status"] == "ok"]
     if not ok.empty:
-        by = ok.groupby(["arm", "insertion", "split"], sort=True)
+        by = ok.groupby(["model", "arm", "insertion", "split"], sort=True)
         rates = by.apply(lambda g: pd.Series({"rate": g["misaligned"].sum() / g["total"].sum(),
                                               "runs": g["run_id"].nunique()}), include_groups=False)
-        lines.append("  pooled misalignment rate by arm (all seeds and doses of the arm):")
-        for (arm, ins, split), r in rates.iterrows():
-            lines.append(f"    {arm:<12} {ins:<12} {split:<9} {r['rate']:.3f} ({int(r['runs'])} runs)")
+        lines.append("  pooled misalignment rate by model and arm (all seeds and doses of the arm):")
+        for (model, arm, ins, split), r in rates.iterrows():
+            lines.append(f"    {model:<8} {arm:<10} {ins:<12} {split:<11} {r['rate']:.3f} ({int(r['runs'])} runs)")
     return lines
 
 

@@ -448,6 +448,20 @@ def write_report(report: FitReport, out: Path) -> None:
         _write_whole(out / name, text)
 
 
+def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
+    """transfer.md (paired dose effects beyond counting, values control) when the table comes
+    from the value-grounded world and trajectory.csv is there; True if written."""
+    if not Path(trajectory).exists():
+        return False
+    traj = pd.read_csv(trajectory)
+    if not {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns):
+        return False
+    text = transfer.report(traj, results)
+    if text:
+        _write_whole(Path(out) / "transfer.md", text)
+    return bool(text)
+
+
 def _write_whole(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
@@ -468,13 +482,8 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
-    trajectory = Path(args.results).parent / "trajectory.csv"
-    if trajectory.exists():  # the transfer report needs the per-checkpoint points
-        traj = pd.read_csv(trajectory)
-        text = transfer.report(traj, df) if {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns) else ""
-        if text:
-            _write_whole(out / "transfer.md", text)
-            print(f"wrote {out / 'transfer.md'}")
+    if write_transfer(df, Path(args.results).parent / "trajectory.csv", out):
+        print(f"wrote {out / 'transfer.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0
