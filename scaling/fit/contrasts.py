@@ -78,6 +78,9 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
         # astype: pandas 3 maps an empty str column to an empty str column, which & refuses
         runs.loc[runs["insertion"].map(_is_control_label).astype(bool) & runs["is_control"], "window"] = "control"
     runs["learner"] = runs["model"].astype(str) if "model" in runs.columns else "model"
+    if "batch_size" in runs.columns and runs["batch_size"].nunique() > 1:
+        # runs of another batch size are another training configuration, never pooled
+        runs["learner"] += " batch " + runs["batch_size"].map("{:g}".format)
     runs["split"] = runs["split"].astype(str) if "split" in runs.columns else "all"
     return runs
 

@@ -16,6 +16,7 @@ from scaling.fit.common import (
     OPTIONAL_NUMERIC,
     POOLED,
     REQUIRED,
+    VARYING_GROUP_KEYS,
     _clean,
     _warn,
 )
@@ -115,7 +116,8 @@ def group_frames(df: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
     "pooled" joins all windows of a (split, model) when there are two or more.
     """
     # an all-empty column (an older table written with the new header) groups nothing
-    keys = [k for k in GROUP_KEYS if k in df.columns and df[k].notna().any()]
+    keys = [k for k in GROUP_KEYS if k in df.columns and df[k].notna().any()
+            and (k not in VARYING_GROUP_KEYS or df[k].nunique() > 1)]
     if not keys:
         return [({}, df)]
     df = df.copy()
