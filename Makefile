@@ -9,13 +9,16 @@ $(BIN)/scaling: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: study test lint reference
+.PHONY: study test test-fast lint reference transfer
 study: $(BIN)/scaling
 	$(BIN)/scaling study sweeps/quickstart.toml --out runs/quickstart
 
 test: $(BIN)/scaling
 	$(BIN)/ruff check scaling tests
 	$(BIN)/pytest
+
+test-fast: $(BIN)/scaling
+	$(BIN)/pytest -m "not slow"
 
 lint: $(BIN)/scaling
 	$(BIN)/ruff check scaling tests
@@ -26,3 +29,11 @@ reference: $(BIN)/scaling
 	mkdir -p fits/reference figures/reference
 	cp runs/reference/results.csv runs/reference/trajectory.csv runs/reference/fit.json runs/reference/fit.md fits/reference/
 	$(BIN)/scaling figures fits/reference --out figures/reference --formats png,svg
+
+# Transfer beyond counting (about 2 hours on a 2-core CPU, 40 runs); refreshes fits/transfer and figures/transfer.
+transfer: $(BIN)/scaling
+	$(BIN)/scaling sweep sweeps/transfer.toml --out runs/transfer --no-progress
+	$(BIN)/scaling fit runs/transfer/results.csv --out runs/transfer
+	mkdir -p fits/transfer figures/transfer
+	cp runs/transfer/results.csv runs/transfer/trajectory.csv runs/transfer/fit.json runs/transfer/fit.md runs/transfer/transfer.md fits/transfer/
+	$(BIN)/scaling figures fits/transfer --out figures/transfer --formats png,svg
