@@ -30,7 +30,7 @@ reference: $(BIN)/scaling
 	cp runs/reference/results.csv runs/reference/trajectory.csv runs/reference/fit.json runs/reference/fit.md fits/reference/
 	$(BIN)/scaling figures fits/reference --out figures/reference --formats png,svg
 
-# Transfer beyond counting (about 2 hours on a 2-core CPU, 40 runs); refreshes fits/transfer and figures/transfer.
+# Transfer beyond counting (40 runs: 57 min on the 2-core CPU while other jobs shared it); refreshes fits/transfer and figures/transfer.
 transfer: $(BIN)/scaling
 	$(BIN)/scaling sweep sweeps/transfer.toml --out runs/transfer --no-progress
 	$(BIN)/scaling fit runs/transfer/results.csv --out runs/transfer
