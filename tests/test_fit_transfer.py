@@ -67,3 +67,32 @@ def test_transfer_trajectory_figure_draws_each_variant_and_needs_pairs():
     assert len(fig.axes) == 4 and {line.get_label() for line in effect_ax.lines} >= {"normal", "flipped"}
     with pytest.raises(figures.MissingData):
         figures.transfer_trajectory(transfer_table(traj[traj.aligned_fraction > 0], results))
+
+
+def test_readme_transfer_table_is_what_the_committed_tables_give():
+    """The README's transfer findings are recomputed from fits/transfer, cell by cell."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results, traj = root / "fits" / "transfer" / "results.csv", root / "fits" / "transfer" / "trajectory.csv"
+    if not results.exists():
+        pytest.skip("transfer study not committed")
+    results, traj = pd.read_csv(results), pd.read_csv(traj)
+    table = transfer_table(traj, results)
+    table = table[(table.model == "nano") & (table.batch_size == 16)]
+    values = values_table(traj, results)
+    values = values[(values.model == "nano") & (values.batch_size == 16)]
+    readme = (root / "README.md").read_text()
+    checked = 0
+    for split in ("unseen_pair", "held_out"):
+        for variant in ("normal", "flipped", "normal - flipped"):
+            line = next(x for x in readme.splitlines() if x.startswith(f"| `{split}`, {variant}"))
+            cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+            rows = (values[values.split == split].sort_values("step") if variant == "normal - flipped" else
+                    table[(table.split == split) & (table.world_variant == variant)].sort_values("step"))
+            for cell, (_, row) in zip(cells, rows.iterrows()):
+                numbers = [float(x) for x in re.findall(r"[+-]?\d+\.\d+", cell)[:3]]
+                assert numbers == pytest.approx([row.estimate, row.lower, row.upper], abs=0.006), (split, variant, cell)
+                checked += 1
+    assert checked == 18

@@ -62,18 +62,21 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
         assert (out / "figures" / f"{name}.svg").stat().st_size > 0
 
 
-REFERENCE = ROOT / "fits" / "reference"
+COMMITTED = ("reference", "transfer")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not (REFERENCE / "results.csv").exists(), reason="reference study not committed yet")
-def test_committed_reference_figures_regenerate(tmp_path):
+@pytest.mark.parametrize("study", COMMITTED)
+def test_committed_figures_regenerate(tmp_path, study):
     from scaling.figures import make_all
 
-    paths = make_all(REFERENCE, out=tmp_path, formats=("png",), note=lambda _: None)
-    committed = sorted(p.name for p in (ROOT / "figures" / "reference").glob("*.png"))
+    fits = ROOT / "fits" / study
+    if not (fits / "results.csv").exists():
+        pytest.skip(f"{study} study not committed")
+    paths = make_all(fits, out=tmp_path, formats=("png",), note=lambda _: None)
+    committed = sorted(p.name for p in (ROOT / "figures" / study).glob("*.png"))
     assert sorted(p.name for p in paths) == committed
     for path in paths:
-        new, old = mpimg.imread(path), mpimg.imread(ROOT / "figures" / "reference" / path.name)
+        new, old = mpimg.imread(path), mpimg.imread(ROOT / "figures" / study / path.name)
         assert new.shape == old.shape
         assert np.abs(new - old).mean() < 0.01  # same figure (fonts may differ by version)
