@@ -416,8 +416,10 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
     Counting baselines tie on the transfer splits, so their effect there is 0."""
     if table.empty:
         raise MissingData("no paired dose effects (needs dose-0 controls and value-grounded splits)")
+    genres = table["genres"].astype(str) if "genres" in table.columns else ""
     table = table.assign(config=table["model"].astype(str) + ", batch " + table["batch_size"].map("{:g}".format)
-                         + ", dose " + table["aligned_fraction"].map("{:g}".format))
+                         + ", dose " + table["aligned_fraction"].map("{:g}".format)
+                         + (", " + genres if table.get("genres", pd.Series([""])).nunique() > 1 else ""))
     configs = sorted(table["config"].unique())
     splits_ = _split_order(table["split"].unique())
     fig, axes = _new_figure(2 * len(configs), len(splits_), "Transfer over training: dose effect and readout",

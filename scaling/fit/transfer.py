@@ -38,9 +38,10 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Trajectory points of transformer runs with the configuration columns of results.csv
     (tables from before these columns existed: one configuration, a normal world 0)."""
     results = results.assign(**{c: v for c, v in (("batch_size", 0), ("world_variant", "normal"),
-                                                   ("world_seed", 0), ("learner", "transformer"))
+                                                   ("world_seed", 0), ("learner", "transformer"),
+                                                   ("genres", "all"))
                                 if c not in results.columns})
-    keep = ["run_id", *CONFIG, "world_variant", "world_seed"]
+    keep = ["run_id", *CONFIG, "world_variant", "world_seed", "genres"]
     runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
     traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
     return traj.merge(runs, on="run_id", how="inner")
@@ -62,10 +63,11 @@ def _effects(pts: pd.DataFrame) -> pd.DataFrame:
 def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     eff = _effects(points(trajectory, results))
     rows = []
-    names = [*CONFIG, "insertion", "world_variant", "split", "aligned_fraction", "step"]
+    # genres and the window belong to the dosed runs: every one is paired with the same control
+    names = [*CONFIG, "genres", "insertion", "world_variant", "split", "aligned_fraction", "step"]
     for key, g in eff.groupby(names, sort=True):
         # flipped worlds: the dose must raise misalignment on the transfer splits only
-        expected = 1 if key[3] == "flipped" and key[4] != "matched" else -1
+        expected = 1 if key[4] == "flipped" and key[5] != "matched" else -1
         rows.append({**dict(zip(names, key)),
                      "tokens": float(g["tokens"].mean()), **_t_summary(g["effect"].to_numpy()),
                      "expected_direction": int(np.sum(np.sign(g["effect"]) == expected)),
@@ -77,7 +79,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFr
 def values_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block."""
     eff = _effects(points(trajectory, results))
-    keys = [*CONFIG, "insertion", "split", "aligned_fraction", "step"]
+    keys = [*CONFIG, "genres", "insertion", "split", "aligned_fraction", "step"]
     wide = eff.pivot_table(index=[*keys, *BLOCK], columns="world_variant", values="effect")
     if not {"normal", "flipped"} <= set(wide.columns):
         return pd.DataFrame()
@@ -109,10 +111,10 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              "transfer item (rate 0.5), so on `unseen_pair`/`held_out` any effect is beyond counting. "
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
              "raise misalignment there. `moved` counts blocks that moved the expected way.", "",
-             "| model | batch | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | batch | genres | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
-        lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
+        lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
                      f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
                      f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
                      f"{r['readout']:.3f} |")
@@ -120,9 +122,9 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
                   "blocks whose normal effect lies below their flipped effect.", "",
-                  "| model | batch | window | split | dose | step | normal - flipped [95% CI] | p | opposite |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| model | batch | genres | window | split | dose | step | normal - flipped [95% CI] | p | opposite |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for _, r in values.iterrows():
-            lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['insertion']} | {r['split']} | {r['aligned_fraction']:g} | "
+            lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['split']} | {r['aligned_fraction']:g} | "
                          f"{r['step']:g} | {_fmt(r)} | {r['p']:.2g} | {r['opposite_direction']}/{r['blocks']} |")
     return "\n".join(lines) + "\n"
