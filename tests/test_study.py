@@ -62,7 +62,7 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
         assert (out / "figures" / f"{name}.svg").stat().st_size > 0
 
 
-COMMITTED = ("reference", "transfer")
+COMMITTED = ("reference", "transfer", "genres")
 
 
 @pytest.mark.slow
