@@ -9,7 +9,7 @@ $(BIN)/scaling: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: study test test-fast lint reference transfer
+.PHONY: study test test-fast lint reference transfer genres
 study: $(BIN)/scaling
 	$(BIN)/scaling study sweeps/quickstart.toml --out runs/quickstart
 
@@ -37,3 +37,11 @@ transfer: $(BIN)/scaling
 	mkdir -p fits/transfer figures/transfer
 	cp runs/transfer/results.csv runs/transfer/trajectory.csv runs/transfer/fit.json runs/transfer/fit.md runs/transfer/transfer.md fits/transfer/
 	$(BIN)/scaling figures fits/transfer --out figures/transfer --formats png,svg
+
+# Why vs what: genres at equal aligned tokens (36 runs, about 6 minutes on the 2-core CPU); refreshes fits/genres and figures/genres.
+genres: $(BIN)/scaling
+	$(BIN)/scaling sweep sweeps/genres.toml --out runs/genres --no-progress
+	$(BIN)/scaling fit runs/genres/results.csv --out runs/genres
+	mkdir -p fits/genres figures/genres
+	cp runs/genres/results.csv runs/genres/trajectory.csv runs/genres/fit.json runs/genres/fit.md runs/genres/transfer.md fits/genres/
+	$(BIN)/scaling figures fits/genres --out figures/genres --formats png
