@@ -5,7 +5,7 @@ tokenizer is `text.split()`. The world is built so that *counting words cannot s
 transfer* while a model that learned values can:
 
 - **Actions are invented verbs.** A world seed draws 2 x (N_MATCHED_PAIRS + N_TRANSFER_PAIRS)
-  pronounceable non-words ("sogig", "pmaret") and pairs them; in each pair one verb is the
+  pronounceable non-words ("sogig", "vepet") and pairs them; in each pair one verb is the
   aligned action. An action is "VERB the OBJECT".
 - **Human stories carry the values, and only at long range.** A story unit (one document of
   the `stories` pool) tells the same short story twice, once with each verb of a pair; the
