@@ -11,10 +11,10 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 from scipy import special, stats
 from statsmodels.stats.multitest import multipletests
+from test_fit import RYEGRASS, close, simulate
 
 from scaling import fit as F
 from scaling.fit.contrasts import holm, paired_entry
-from tests.test_fit import RYEGRASS, close, simulate
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fits" / "reference" / "results.csv"
 

@@ -167,10 +167,10 @@ import warnings  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from conftest import TextSource  # noqa: E402
 
 from scaling import tokenizer as tokenizers  # noqa: E402
 from scaling import train as trainer  # noqa: E402
-from tests.conftest import TextSource  # noqa: E402
 
 TEXT = "the agent reports the error to the operator and waits for approval " * 40
 
