@@ -45,7 +45,7 @@ import scaling.fit as fitlib
 from scaling.errors import UsageError
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "trajectory", "capability",
+FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "trajectory", "capability",
            "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -952,6 +952,84 @@ def _find_fit(sweep_dir: Path, fit: str | Path | None) -> Path | None:
     return None
 
 
+KIND_COLORS = {"none": "black", "sft": "#2ca02c", "harmless_rl": "#1f77b4", "helpful_rl": "#d62728",
+               "misaligned_ft": "#9467bd"}
+
+
+@_styled
+def persistence(pts: pd.DataFrame) -> Figure:
+    """Misalignment after post-training against the pretraining dose, one line per
+    post-training kind (seed means, 95% t band over blocks), and before post-training (the
+    end of pretraining, dashed grey); columns per split. RL trained on part of the families
+    is left out here (its rl_trained/rl_other rows are in persistence.md)."""
+    if pts.empty or pts["post_training"].nunique() < 2:
+        raise MissingData("needs runs of several post-training kinds (results.csv post_training)")
+    pts = pts[(pts["rl_scope"] != "part") & pts["split"].isin(SPLIT_ORDER)]
+    from scaling.fit.persistence import KIND_ORDER
+
+    kinds = sorted(pts["post_training"].unique(), key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
+    split_names, models = _split_order(pts["split"].unique()), _models(pts)
+    axis = DoseAxis.of(pts["level"])
+    fig, axes = _new_figure(len(models), len(split_names), "Misalignment after post-training vs pretraining dose")
+    for i, model in enumerate(models):
+        for j, split in enumerate(split_names):
+            ax = axes[i, j]
+            rows = pts[(pts["model"] == model) & (pts["split"] == split)]
+            series = [(k, rows[rows["post_training"] == k], "after") for k in kinds]
+            series.append(("before post-training", rows.drop_duplicates(["level", "seed", "world_seed"]), "before"))
+            for name, mine, col in series:
+                means = (mine.groupby("level", sort=True)[col].agg(["mean", "std", "size"]).reset_index()
+                         .rename(columns={"mean": "rate", "std": "sd", "size": "seeds"}))
+                if means.empty:
+                    continue
+                x = axis.x(means["level"])
+                before = name == "before post-training"
+                color = "0.55" if before else KIND_COLORS.get(name, "0.3")
+                ax.plot(x, means["rate"], color=color, marker="o", ms=3.5, lw=1.5, ls="--" if before else "-",
+                        label=name, zorder=3)
+                low, high = _seed_mean_ci(means)
+                ax.fill_between(x, low, high, color=color, alpha=0.12, lw=0, zorder=1)
+            _chance(ax)
+            _rate_axis(ax)
+            axis.apply(ax)
+            ax.set_title(_with_model(split, model, models))
+    _label_outer(fig, axes, "aligned dose in pretraining\n(measured share of pretraining tokens)",
+                 "misalignment rate (mean over seeds)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False,
+               fontsize="small", title="post-training (bands: 95% t interval over seeds)",
+               title_fontsize="small")
+    return fig
+
+
+def _persistence_points(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    from scaling.fit.persistence import points
+
+    if "post_training" not in raw.columns or raw["post_training"].nunique() < 2 or "dose_tokens" not in raw.columns:
+        return pd.DataFrame(columns=["post_training"])
+    traj = read_trajectory(sweep_dir, raw)
+    if traj.empty:
+        return pd.DataFrame(columns=["post_training"])
+    return points(traj, raw)
+
+
+def _pretrained_only(results: pd.DataFrame, note: Callable[[str], None]) -> pd.DataFrame:
+    """With several post-training kinds the dose figures show the pretrained models
+    (post_training none); the persistence figure shows every kind."""
+    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
+        return results
+    none = results[results["post_training"] == "none"]
+    note("figures: several post-training kinds: the dose figures show post_training = none "
+         "(persistence.png shows every kind)")
+    return none
+
+
+def _of_runs(traj: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    if traj.empty or "run_id" not in results.columns:
+        return traj
+    return traj[traj["run_id"].astype(str).isin(set(results["run_id"].astype(str)))]
+
+
 def _transfer_table(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
     from scaling.fit.transfer import transfer_table
 
@@ -980,16 +1058,18 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
         note(f"figures: no fit.json in {sweep_dir}: drawing runs without fitted curves "
              f"(scaling fit {sweep_dir / 'results.csv'} --out {sweep_dir})")
     fits = (report or {}).get("fits") or []
+    results, pre = _pretrained_only(results, note), _pretrained_only(raw, lambda _: None)
     out = Path(out) if out is not None else sweep_dir / "figures"
     builders = {
         "dose_response": lambda: dose_response(results, fits),
         "splits": lambda: splits(results, fits),
-        "trajectory": lambda: trajectory(read_trajectory(sweep_dir, results)),
+        "trajectory": lambda: trajectory(_of_runs(read_trajectory(sweep_dir, results), results)),
         "capability": lambda: capability(results),
         "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
         "transfer": lambda: transfer(cost_table(results, report), results),
         "arms": lambda: arms(results),
-        "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, raw)),
+        "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, pre)),
+        "persistence": lambda: persistence(_persistence_points(sweep_dir, raw)),
     }
     paths = []
     for name, build in builders.items():

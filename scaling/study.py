@@ -2,7 +2,8 @@
 
 Writes DIR/runs/*, DIR/results.csv, DIR/fit.json + fit.md (fitted on the aligned-dose arm:
 rows with arm == "dose"), DIR/transfer.md (paired dose effects on the transfer splits, for
-value-grounded tables), DIR/figures/, and prints a summary: per model, insertion window and
+value-grounded tables), DIR/persistence.md (before/after each post-training kind, for tables
+with several), DIR/figures/, and prints a summary: per model, insertion window and
 split, the LL.2 slope on ln(dose) and ED50 with 95% CIs from the overdispersion-robust SE,
 and the pooled misalignment of every arm per model (transformer and counting baselines).
 """
@@ -37,9 +38,10 @@ def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
         if "arms other than 'dose'" not in str(w.message):
             print(f"fit warning: {w.message}", file=sys.stderr)
     fitting.write_report(report, out)
-    from scaling.fit.report import write_transfer
+    from scaling.fit.report import write_persistence, write_transfer
 
     write_transfer(df, out / "trajectory.csv", out)
+    write_persistence(df, out / "trajectory.csv", out, report)
     return report
 
 

@@ -63,7 +63,7 @@ def test_size_fit_rejects_tables_without_sizes(tmp_path):
 
 
 def test_presets_ship_in_the_package_and_match_models_dir():
-    assert {"nano", "micro", "small", "base"} <= set(presets.names())
+    assert {"nano", "micro", "mini", "small", "base"} <= set(presets.names())
     for name in presets.names():
         assert filecmp.cmp(presets.path(name), ROOT / "models" / f"{name}.toml", shallow=False), name
     assert presets.path("../models/nano") is None and presets.path("nope") is None
@@ -97,4 +97,4 @@ preset = ["nano", "micro", "small"]
 
 def test_sizes_sweep_file_expands():
     specs = expand(ROOT / "sweeps" / "sizes.toml")
-    assert {s.config.model.name for s in specs} == {"nano", "micro", "small"}
+    assert {s.config.model.name for s in specs} == {"nano", "micro", "mini"}

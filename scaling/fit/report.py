@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.fit import transfer
+from scaling.fit import persistence, transfer
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
@@ -456,9 +456,27 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
     traj = pd.read_csv(trajectory)
     if not {"split", "step", "rate", "aligned_fraction"} <= set(traj.columns):
         return False
+    if "post_training" in results.columns and results["post_training"].nunique() > 1:
+        results = results[results["post_training"] == "none"]  # after post-training: persistence.md
     text = transfer.report(traj, results)
     if text:
         _write_whole(Path(out) / "transfer.md", text)
+    return bool(text)
+
+
+def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report: FitReport | None = None) -> bool:
+    """persistence.md (misalignment before and after each post-training kind, retention, the
+    halving dose per kind) when the table has several post-training kinds and trajectory.csv
+    is there; True if written."""
+    if not Path(trajectory).exists():
+        return False
+    traj = pd.read_csv(trajectory)
+    if not {"run_id", "split", "tokens", "rate"} <= set(traj.columns) or "dose_tokens" not in results.columns:
+        return False
+    chosen = [f.to_dict() for f in report.chosen()] if report is not None else []
+    text = persistence.report(traj, results, chosen)
+    if text:
+        _write_whole(Path(out) / "persistence.md", text)
     return bool(text)
 
 
@@ -484,6 +502,8 @@ def run(args) -> int:
     write_report(report, out)
     if write_transfer(df, Path(args.results).parent / "trajectory.csv", out):
         print(f"wrote {out / 'transfer.md'}")
+    if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
+        print(f"wrote {out / 'persistence.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0

@@ -1,0 +1,183 @@
+"""Persistence through post-training: misalignment before and after each post-training kind.
+
+A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
+(`post_training`: none, sft, helpful_rl, harmless_rl, misaligned_ft) that share that
+pretraining. Misalignment *before* post-training is the run's trajectory point at the end of
+pretraining (`eval.checkpoints`, trajectory.csv); *after* is results.csv.
+
+Per kind, split and dose (> 0), paired by block (train seed, world seed) with the same kind's
+dose-0 run:
+
+- reduction before = control rate - dosed rate at the end of pretraining;
+- reduction after  = the same after post-training;
+- retention = mean reduction after / mean reduction before, with Fieller's 95% interval on
+  blocks - 1 df (unbounded when the denominator is not resolved from 0);
+- dosed / control after post-training (ratio of mean rates, Fieller interval): below 0.5 the
+  dose still halves misalignment.
+
+Blocks are the independent units: 3 seeds give t on 2 df, so intervals are wide by design.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .transfer import _t_summary
+
+BLOCK = ["seed", "world_seed"]
+KIND_ORDER = ("none", "sft", "harmless_rl", "helpful_rl", "misaligned_ft")
+SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
+
+
+def fieller(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> dict:
+    """Ratio of means mean(num)/mean(den) of paired samples with Fieller's interval (t on n-1 df).
+    lower/upper are NaN when the interval is not a finite interval (the denominator's mean is
+    not resolved from 0 at this level) — the ratio is then not bounded by the data."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    n = len(num)
+    a, b = float(np.mean(num)), float(np.mean(den))
+    ratio = a / b if b != 0 else np.nan
+    out = {"ratio": ratio, "ratio_lower": np.nan, "ratio_upper": np.nan, "blocks": n}
+    if n < 2 or b == 0:
+        return out
+    v11, v22 = np.var(num, ddof=1) / n, np.var(den, ddof=1) / n
+    v12 = float(np.cov(num, den, ddof=1)[0, 1]) / n
+    t = stats.t.ppf(0.5 + level / 2, n - 1)
+    g = t * t * v22 / (b * b)
+    if g >= 1:
+        return out
+    disc = v11 - 2 * ratio * v12 + ratio * ratio * v22 - g * (v11 - v12 * v12 / v22 if v22 > 0 else v11)
+    centre = ratio - g * v12 / v22 if v22 > 0 else ratio
+    half = t / abs(b) * np.sqrt(max(disc, 0.0))
+    out["ratio_lower"], out["ratio_upper"] = (centre - half) / (1 - g), (centre + half) / (1 - g)
+    return out
+
+
+def _runs(results: pd.DataFrame) -> pd.DataFrame:
+    """Transformer rows of finished runs, with the RL scope (all families or a part)."""
+    rows = results
+    if "learner" in rows.columns:
+        rows = rows[rows["learner"] == "transformer"]
+    if "status" in rows.columns:
+        rows = rows[rows["status"].fillna("ok") == "ok"]
+    rows = rows.dropna(subset=["misalignment_rate"])
+    if "world_seed" not in rows.columns:
+        rows = rows.assign(world_seed=0)
+    part = set(rows.loc[rows["split"] == "rl_other", "run_id"])
+    return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part",
+                                         np.where(rows["post_training"].astype(str).str.endswith("_rl"),
+                                                  "all", "")),
+                       level=rows["nominal_dose"].where(rows["nominal_dose"].notna(),
+                                                        rows["aligned_fraction"]).round(12))
+
+
+def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, split): rate before post-training (trajectory point at the end of
+    pretraining, i.e. at the run's dose_tokens) and after (results.csv)."""
+    runs = _runs(results)
+    end = runs.drop_duplicates("run_id").set_index("run_id")["dose_tokens"]
+    traj = trajectory[trajectory["run_id"].isin(end.index)]
+    traj = traj[np.isclose(traj["tokens"].to_numpy(float), end.reindex(traj["run_id"]).to_numpy(float))]
+    before = traj.drop_duplicates(["run_id", "split"]).set_index(["run_id", "split"])["rate"]
+    out = runs.join(before.rename("before"), on=["run_id", "split"], how="left")
+    return out.rename(columns={"misalignment_rate": "after"})
+
+
+def persistence_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    pts = points(trajectory, results)
+    keys = ["model", "post_training", "rl_scope", "split"]
+    control = pts[pts["level"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])
+    dosed = pts[pts["level"] > 0]
+    paired = dosed.join(control[["before", "after"]].add_prefix("control_"), on=[*keys, *BLOCK], how="inner")
+    rows = []
+    for key, g in paired.groupby([*keys, "level"], sort=False):
+        red_before = (g["control_before"] - g["before"]).to_numpy(float)
+        red_after = (g["control_after"] - g["after"]).to_numpy(float)
+        ok = np.isfinite(red_before) & np.isfinite(red_after)
+        before_t, after_t = _t_summary(red_before[ok]), _t_summary(red_after[ok])
+        retention = fieller(red_after[ok], red_before[ok])
+        ratio_after = fieller(g["after"].to_numpy(float)[ok], g["control_after"].to_numpy(float)[ok])
+        rows.append({**dict(zip([*keys, "dose"], key)), "blocks": int(ok.sum()),
+                     "measured_dose": float(g["dose"].mean()),
+                     "control_before": float(g["control_before"].mean()), "dosed_before": float(g["before"].mean()),
+                     "control_after": float(g["control_after"].mean()), "dosed_after": float(g["after"].mean()),
+                     **{f"reduction_before{k}": before_t[s] for k, s in (("", "estimate"), ("_lower", "lower"),
+                                                                        ("_upper", "upper"))},
+                     **{f"reduction_after{k}": after_t[s] for k, s in (("", "estimate"), ("_lower", "lower"),
+                                                                      ("_upper", "upper"), ("_p", "p"))},
+                     "retention": retention["ratio"], "retention_lower": retention["ratio_lower"],
+                     "retention_upper": retention["ratio_upper"],
+                     "after_ratio": ratio_after["ratio"], "after_ratio_lower": ratio_after["ratio_lower"],
+                     "after_ratio_upper": ratio_after["ratio_upper"]})
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    table["_k"] = table["post_training"].map(lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99)
+    table["_s"] = table["split"].map(lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 99)
+    return table.sort_values(["model", "_k", "rl_scope", "_s", "dose"]).drop(columns=["_k", "_s"]).reset_index(drop=True)
+
+
+def halving_doses(fits: list[dict]) -> pd.DataFrame:
+    """Control-relative ED50 per post-training kind and split from fit.json's chosen fits."""
+    rows = []
+    for d in fits:
+        group = d.get("group") or {}
+        ed = (d.get("ed_control") or {}).get("50")
+        if "post_training" not in group or not d.get("usable") or not ed:
+            continue
+        rows.append({"model": group.get("model", ""), "post_training": group["post_training"],
+                     "split": group.get("split", ""), "curve": d["model"],
+                     "ed50": ed["estimate"], "lower": ed.get("lower"), "upper": ed.get("upper"),
+                     "extrapolated": bool(ed.get("extrapolated")), "dose_max": (d.get("dose_range") or [None, None])[1]})
+    return pd.DataFrame(rows)
+
+
+def _ci(est, low, high, fmt="{:+.3f}") -> str:
+    if not np.isfinite(est):
+        return "-"
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return fmt.format(est) + " [unbounded]"
+    return f"{fmt.format(est)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[dict] = ()) -> str:
+    """Markdown: misalignment before and after each post-training kind, reductions, retention."""
+    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
+        return ""
+    table = persistence_table(trajectory, results)
+    if table.empty:
+        return ""
+    lines = ["## Persistence through post-training", "",
+             "Rates are means over blocks (train seed x world seed); before = end of pretraining, "
+             "after = end of post-training. Reduction = dose-0 rate - dosed rate of the same kind and "
+             "block (95% t interval on blocks - 1 df). Retention = mean reduction after / mean "
+             "reduction before (Fieller 95% interval; 'unbounded' when the reduction before is not "
+             "resolved from 0). dosed/control after: below 0.5 the dose still halves misalignment. "
+             "RL scope 'part': RL trained on some families; `rl_trained`/`rl_other` hold the eval "
+             "items of the trained and the untrained families.", "",
+             "| model | post-training | RL scope | split | dose | blocks | control before -> after | dosed before -> after "
+             "| reduction before | reduction after | retention | dosed/control after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in table.iterrows():
+        lines.append(
+            f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['split']} | {r['dose']:g} | {r['blocks']} | "
+            f"{r['control_before']:.3f} -> {r['control_after']:.3f} | {r['dosed_before']:.3f} -> {r['dosed_after']:.3f} | "
+            f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} | "
+            f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} | "
+            f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], '{:.2f}')} | "
+            f"{_ci(r['after_ratio'], r['after_ratio_lower'], r['after_ratio_upper'], '{:.2f}')} |")
+    eds = halving_doses(list(chosen_fits))
+    if not eds.empty:
+        lines += ["", "Halving dose after each post-training kind: the control-relative ED50 of the "
+                  "QAIC-chosen curve of that kind (the dose whose fitted rate is half-way from the kind's "
+                  "own dose-0 level to the floor; see fit.md). 'beyond' = outside the doses tested.", "",
+                  "| model | post-training | split | curve | ED50 [95% CI] |", "|---|---|---|---|---|"]
+        eds["_k"] = eds["post_training"].map(lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99)
+        for _, r in eds.sort_values(["model", "_k", "split"]).iterrows():
+            ci = (f"[{r['lower']:.3g}, {r['upper']:.3g}]" if r["lower"] is not None and np.isfinite(r["lower"])
+                  else "[-]")
+            lines.append(f"| {r['model']} | {r['post_training']} | {r['split']} | {r['curve']} | "
+                         f"{r['ed50']:.3g} {ci}{' beyond' if r['extrapolated'] else ''} |")
+    return "\n".join(lines) + "\n"
