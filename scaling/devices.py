@@ -154,11 +154,13 @@ def collectives(hlo_text: str) -> list[str]:
 def distributed_request(environ=None, coordinator: str | None = None) -> dict | None:
     """Arguments for `jax.distributed.initialize`, or None when this is a single process.
 
-    Asked for by an explicit coordinator (`--coordinator HOST:PORT` with SCALING_NUM_PROCESSES
-    and SCALING_PROCESS_ID), or by the environment of a multi-process job: SLURM with more
-    than one task, a Kubernetes/JobSet pod group (JAX's own detection), or a multi-host TPU
-    slice (TPU_WORKER_HOSTNAMES with several hosts). JAX detects the rest itself from those
-    variables, so for them the arguments are empty."""
+    Asked for by an explicit coordinator (the `coordinator` argument or SCALING_COORDINATOR
+    =HOST:PORT, with SCALING_NUM_PROCESSES and SCALING_PROCESS_ID), or by the environment of a
+    multi-process job: a SLURM job step with more than one task, a JobSet pod group
+    (JOBSET_NAME set and SCALING_NUM_PROCESSES > 1), or a multi-host TPU slice
+    (TPU_WORKER_HOSTNAMES with several hosts). For those JAX reads the rest from the
+    environment itself, so the arguments are empty. This is a library call (the package's
+    commands do not call it: multi-host sweeps run one launcher per host)."""
     env = os.environ if environ is None else environ
     coordinator = coordinator or env.get("SCALING_COORDINATOR")
     if coordinator:

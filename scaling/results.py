@@ -10,7 +10,7 @@ status.json), so the table is rebuilt without re-training. Columns:
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
-  all training tokens), nominal_dose, misaligned_dose, aligned_tokens, total_tokens, split,
+  dose_tokens, the tokens of the non-post stages: post-training is outside the denominator), nominal_dose, misaligned_dose, aligned_tokens, total_tokens, split,
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),

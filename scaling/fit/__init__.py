@@ -29,8 +29,8 @@ fit.json:
     ed (drc's relative EDs), control_level (fitted rate at dose 0, average block), ed_control
     {"10","50","90": {estimate, lower, upper, se_log, method, df, extrapolated}}: the dose at
     which the rate is p% of the way from control_level to the floor; interval exp(ln ED +-
-    t*SE), SE from the seed-clustered sandwich with t on seeds - 1 df (method "cluster"; the
-    quasi-binomial SE with t on df_resid when there is one seed), vcov, bootstrap.
+    t*SE), SE from the sandwich clustered by block (train seed x world seed) with t on blocks - 1
+    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one block), vcov, bootstrap.
   comparisons[]: each {name, test, estimate, lower, upper, p, p_holm, ...}: background (QAIC
     and quasi F test; "preferred" by QAIC), lack_of_fit (against one rate per dose level),
     equal_slope / equal_ed50 (LL.2) and equal_halving_dose (LL.3) across windows, and the

@@ -9,10 +9,12 @@ from scipy import stats
 
 MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
 # A curve per combination present: post-trained runs (stage "none" is pretraining only) and
-# worlds of another variant (flipped, shuffled) are other experiments, not other doses.
-GROUP_KEYS = ("insertion", "split", "model", "post_training", "world_variant", "batch_size")
+# worlds of another variant (flipped, shuffled) are other experiments, not other doses; so is
+# RL trained on another set of families (rl_families). Genres are not a key: a genre study's
+# dose-0 controls carry every genre, and its per-genre effects are in transfer.md.
+GROUP_KEYS = ("insertion", "split", "model", "post_training", "world_variant", "batch_size", "rl_families")
 # Keys that make a group only where a table has several values (a study that varies them).
-VARYING_GROUP_KEYS = ("batch_size",)
+VARYING_GROUP_KEYS = ("batch_size", "rl_families")
 REQUIRED = ("dose", "misaligned", "total")
 OPTIONAL_NUMERIC = ("aligned_tokens", "flops", "total_tokens", "val_loss")
 ED_LEVELS = (10, 50, 90)

@@ -139,11 +139,11 @@ class FitReport:
                                      d["reason"] or "; ".join(d["notes"])] for d in dicts])
         if self.cost:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
-            header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per FLOP"]
+            header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per marginal FLOP"]
             lines += _md_table(header, [[_group_label(c["group"]), _fmt(c["dose"]), c["runs"],
                                          _fmt(c["reduction"]), _fmt(c["se"]),
                                          _fmt(c.get("reduction_per_aligned_token")),
-                                         _fmt(c.get("reduction_per_flop"))] for c in self.cost])
+                                         _fmt(c.get("reduction_per_marginal_flop"))] for c in self.cost])
         return "\n".join(lines) + "\n"
 
     def _chosen_keys(self) -> set:
@@ -186,7 +186,7 @@ MARKDOWN_INTRO = [
 HALVING_NOTE = [
     "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
     "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
-    "SE from the seed-clustered sandwich, t on (seeds - 1) df (falls back to quasi-binomial, t on "
+    "SE from the sandwich clustered by block (train seed x world seed), t on (blocks - 1) df (falls back to quasi-binomial, t on "
     "the residual df, with one seed). This interval covers a known ED50 in 90-98% of 200 "
     "simulated studies (tests/test_fit_coverage.py). '-' : not reached at a positive dose.",
 ]
@@ -313,7 +313,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     """Fit every model to every group of a results table (see the module docstring).
 
     background: "none", "auto" (estimate x0 beside each plain fit) or a float x0.
-    bootstrap: number of seed-level bootstrap replicates per fit (0: none).
+    bootstrap: number of block-level (train seed x world seed) bootstrap replicates per fit (0: none).
     """
     models = _check_models(models)
     background = _parse_background(background)
@@ -389,7 +389,7 @@ def _in_holm_family(entry: dict) -> bool:
 
 
 def _lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> list[dict]:
-    """Lack-of-fit tests for the models whose shape is a claim (log-linear, LL.2, LL.3)."""
+    """Lack-of-fit tests for the models whose shape is a claim (LACK_OF_FIT_MODELS: log-linear and LL.2)."""
     if fit.model not in LACK_OF_FIT_MODELS or fit.group.get("insertion") == POOLED:
         return []
     entry = lack_of_fit(fit, rows)
@@ -434,10 +434,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated subset of {','.join(MODELS)}")
     parser.add_argument("--background", default="auto",
-                        help="dose axis ln(x0 + dose): auto (estimate x0 and compare by AIC), "
-                             "none, or a fixed x0")
+                        help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
+                             "test, binomial AIC only shown), none, or a fixed x0")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                        help="seed-level bootstrap replicates per fit (0: none)")
+                        help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
