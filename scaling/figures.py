@@ -967,7 +967,17 @@ def persistence(pts: pd.DataFrame) -> Figure:
     pts = pts[(pts["rl_scope"] != "part") & pts["split"].isin(SPLIT_ORDER)]
     from scaling.fit.persistence import KIND_ORDER
 
-    kinds = sorted(pts["post_training"].unique(), key=lambda k: (KIND_ORDER.index(k) if k in KIND_ORDER else 99, k))
+    # the main window (the commonest among dosed runs) and its dose-0 controls
+    dosed = pts[pts["level"] > 0]
+    if "insertion" in pts.columns and len(dosed):
+        main = dosed["insertion"].value_counts().idxmax()
+        pts = pts[(pts["level"] == 0) | (pts["insertion"] == main)]
+    tokens = pts["post_training_tokens"] if "post_training_tokens" in pts.columns else pd.Series(0, index=pts.index)
+    several = pts.assign(t=tokens).groupby("post_training")["t"].nunique() > 1
+    pts = pts.assign(kind=[f"{k}, {t / 1e3:,.0f}k tokens" if several.get(k, False) else k
+                           for k, t in zip(pts["post_training"], tokens)])
+    kinds = sorted(pts["kind"].unique(), key=lambda k: (KIND_ORDER.index(k.split(",")[0])
+                                                        if k.split(",")[0] in KIND_ORDER else 99, k))
     split_names, models = _split_order(pts["split"].unique()), _models(pts)
     axis = DoseAxis.of(pts["level"])
     fig, axes = _new_figure(len(models), len(split_names), "Misalignment after post-training vs pretraining dose")
@@ -975,7 +985,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
         for j, split in enumerate(split_names):
             ax = axes[i, j]
             rows = pts[(pts["model"] == model) & (pts["split"] == split)]
-            series = [(k, rows[rows["post_training"] == k], "after") for k in kinds]
+            series = [(k, rows[rows["kind"] == k], "after") for k in kinds]
             series.append(("before post-training", rows.drop_duplicates(["level", "seed", "world_seed"]), "before"))
             for name, mine, col in series:
                 means = (mine.groupby("level", sort=True)[col].agg(["mean", "std", "size"]).reset_index()
@@ -984,8 +994,11 @@ def persistence(pts: pd.DataFrame) -> Figure:
                     continue
                 x = axis.x(means["level"])
                 before = name == "before post-training"
-                color = "0.55" if before else KIND_COLORS.get(name, "0.3")
-                ax.plot(x, means["rate"], color=color, marker="o", ms=3.5, lw=1.5, ls="--" if before else "-",
+                color = "0.55" if before else KIND_COLORS.get(name.split(",")[0], "0.3")
+                weak = "," in name and name != max((k for k in kinds if k.split(",")[0] == name.split(",")[0]),
+                                                  key=lambda k: float(k.split(", ")[1].rstrip("k tokens").replace(",", "")))
+                ax.plot(x, means["rate"], color=color, marker="o", ms=3.5, lw=1.5,
+                        ls="--" if before else (":" if weak else "-"),
                         label=name, zorder=3)
                 low, high = _seed_mean_ci(means)
                 ax.fill_between(x, low, high, color=color, alpha=0.12, lw=0, zorder=1)

@@ -55,7 +55,7 @@ def _tables():
                 res.append({"run_id": run, "model": "nano", "learner": "transformer", "seed": seed,
                             "world_seed": 0, "post_training": kind, "split": "matched",
                             "misalignment_rate": after, "aligned_fraction": dose, "nominal_dose": dose,
-                            "dose": dose, "status": "ok", "dose_tokens": 5000,
+                            "dose": dose, "status": "ok", "dose_tokens": 5000, "post_training_tokens": post,
                             "arm": "dose", "insertion": "control" if dose == 0 else "throughout",
                             "misaligned": round(after * 100), "total": 100})
                 traj.append({"run_id": run, "split": "matched", "step": 50, "tokens": 5000, "rate": before[dose]})
@@ -85,7 +85,7 @@ def test_write_persistence_needs_several_kinds(tmp_path):
     traj.to_csv(tmp_path / "trajectory.csv", index=False)
     assert write_persistence(results, tmp_path / "trajectory.csv", tmp_path)
     text = (tmp_path / "persistence.md").read_text()
-    assert "| nano | helpful_rl | all | matched | 0.01 | 3 |" in text
+    assert "| nano | helpful_rl | all | 1,000 | throughout | matched | 0.01 | 3 |" in text
     (tmp_path / "persistence.md").unlink()
     assert not write_persistence(results[results.post_training == "none"], tmp_path / "trajectory.csv", tmp_path)
     assert not (tmp_path / "persistence.md").exists()

@@ -12,9 +12,10 @@ MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
 # worlds of another variant (flipped, shuffled) are other experiments, not other doses; so is
 # RL trained on another set of families (rl_families). Genres are not a key: a genre study's
 # dose-0 controls carry every genre, and its per-genre effects are in transfer.md.
-GROUP_KEYS = ("insertion", "split", "model", "post_training", "world_variant", "batch_size", "rl_families")
+GROUP_KEYS = ("insertion", "split", "model", "post_training", "world_variant", "batch_size", "rl_families",
+              "post_training_tokens")
 # Keys that make a group only where a table has several values (a study that varies them).
-VARYING_GROUP_KEYS = ("batch_size", "rl_families")
+VARYING_GROUP_KEYS = ("batch_size", "rl_families", "post_training_tokens")
 REQUIRED = ("dose", "misaligned", "total")
 OPTIONAL_NUMERIC = ("aligned_tokens", "flops", "total_tokens", "val_loss")
 ED_LEVELS = (10, 50, 90)

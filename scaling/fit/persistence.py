@@ -86,20 +86,27 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
 
 
 def persistence_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """Per model, post-training kind (with its RL scope and length in tokens), insertion
+    window, split and dose > 0: rates before/after, reductions, retention, dosed/control."""
     pts = points(trajectory, results)
-    keys = ["model", "post_training", "rl_scope", "split"]
+    if "insertion" not in pts.columns:
+        pts = pts.assign(insertion="throughout")
+    if "post_training_tokens" not in pts.columns:
+        pts = pts.assign(post_training_tokens=0)
+    keys = ["model", "post_training", "rl_scope", "post_training_tokens", "split"]
     control = pts[pts["level"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])
     dosed = pts[pts["level"] > 0]
     paired = dosed.join(control[["before", "after"]].add_prefix("control_"), on=[*keys, *BLOCK], how="inner")
     rows = []
-    for key, g in paired.groupby([*keys, "level"], sort=False):
+    for key, g in paired.groupby([*keys, "insertion", "level"], sort=False):
         red_before = (g["control_before"] - g["before"]).to_numpy(float)
         red_after = (g["control_after"] - g["after"]).to_numpy(float)
-        ok = np.isfinite(red_before) & np.isfinite(red_after)
-        before_t, after_t = _t_summary(red_before[ok]), _t_summary(red_after[ok])
-        retention = fieller(red_after[ok], red_before[ok])
+        ok = np.isfinite(red_after)
+        both = ok & np.isfinite(red_before)
+        before_t, after_t = _t_summary(red_before[both]), _t_summary(red_after[ok])
+        retention = fieller(red_after[both], red_before[both])
         ratio_after = fieller(g["after"].to_numpy(float)[ok], g["control_after"].to_numpy(float)[ok])
-        rows.append({**dict(zip([*keys, "dose"], key)), "blocks": int(ok.sum()),
+        rows.append({**dict(zip([*keys, "insertion", "dose"], key)), "blocks": int(ok.sum()),
                      "measured_dose": float(g["dose"].mean()),
                      "control_before": float(g["control_before"].mean()), "dosed_before": float(g["before"].mean()),
                      "control_after": float(g["control_after"].mean()), "dosed_after": float(g["after"].mean()),
@@ -116,7 +123,8 @@ def persistence_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Dat
         return table
     table["_k"] = table["post_training"].map(lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99)
     table["_s"] = table["split"].map(lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 99)
-    return table.sort_values(["model", "_k", "rl_scope", "_s", "dose"]).drop(columns=["_k", "_s"]).reset_index(drop=True)
+    order = ["model", "_k", "rl_scope", "post_training_tokens", "insertion", "_s", "dose"]
+    return table.sort_values(order).drop(columns=["_k", "_s"]).reset_index(drop=True)
 
 
 def halving_doses(fits: list[dict]) -> pd.DataFrame:
@@ -125,9 +133,14 @@ def halving_doses(fits: list[dict]) -> pd.DataFrame:
     for d in fits:
         group = d.get("group") or {}
         ed = (d.get("ed_control") or {}).get("50")
-        if "post_training" not in group or not d.get("usable") or not ed:
+        if "post_training" not in group or not d.get("usable") or not ed \
+                or str(group.get("model", "")).startswith("ngram"):
             continue
+        families = group.get("rl_families")
         rows.append({"model": group.get("model", ""), "post_training": group["post_training"],
+                     "insertion": group.get("insertion", ""),
+                     "rl_families": len(str(families).split("+")) if families not in (None, "", "None") else 0,
+                     "post_training_tokens": group.get("post_training_tokens", ""),
                      "split": group.get("split", ""), "curve": d["model"],
                      "ed50": ed["estimate"], "lower": ed.get("lower"), "upper": ed.get("upper"),
                      "extrapolated": bool(ed.get("extrapolated")), "dose_max": (d.get("dose_range") or [None, None])[1]})
@@ -157,12 +170,13 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
              "resolved from 0). dosed/control after: below 0.5 the dose still halves misalignment. "
              "RL scope 'part': RL trained on some families; `rl_trained`/`rl_other` hold the eval "
              "items of the trained and the untrained families.", "",
-             "| model | post-training | RL scope | split | dose | blocks | control before -> after | dosed before -> after "
-             "| reduction before | reduction after | retention | dosed/control after |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | post-training | RL scope | post tokens | window | split | dose | blocks | control before -> after "
+             "| dosed before -> after | reduction before | reduction after | retention | dosed/control after |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['split']} | {r['dose']:g} | {r['blocks']} | "
+            f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['post_training_tokens']:,.0f} | "
+            f"{r['insertion']} | {r['split']} | {r['dose']:g} | {r['blocks']} | "
             f"{r['control_before']:.3f} -> {r['control_after']:.3f} | {r['dosed_before']:.3f} -> {r['dosed_after']:.3f} | "
             f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} | "
             f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} | "
@@ -173,11 +187,15 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
         lines += ["", "Halving dose after each post-training kind: the control-relative ED50 of the "
                   "QAIC-chosen curve of that kind (the dose whose fitted rate is half-way from the kind's "
                   "own dose-0 level to the floor; see fit.md). 'beyond' = outside the doses tested.", "",
-                  "| model | post-training | split | curve | ED50 [95% CI] |", "|---|---|---|---|---|"]
+                  "| model | post-training | RL families | post tokens | window | split | curve | ED50 [95% CI] |",
+                  "|---|---|---|---|---|---|---|---|"]
         eds["_k"] = eds["post_training"].map(lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99)
-        for _, r in eds.sort_values(["model", "_k", "split"]).iterrows():
+        eds["_s"] = eds["split"].map(lambda s: SPLIT_ORDER.index(s) if s in SPLIT_ORDER else 99)
+        for _, r in eds.sort_values(["model", "_k", "rl_families", "post_training_tokens", "insertion", "_s"]).iterrows():
             ci = (f"[{r['lower']:.3g}, {r['upper']:.3g}]" if r["lower"] is not None and np.isfinite(r["lower"])
                   else "[-]")
-            lines.append(f"| {r['model']} | {r['post_training']} | {r['split']} | {r['curve']} | "
+            tokens = f"{r['post_training_tokens']:,.0f}" if r["post_training_tokens"] != "" else "-"
+            lines.append(f"| {r['model']} | {r['post_training']} | {r['rl_families'] or '-'} | {tokens} | "
+                         f"{r['insertion']} | {r['split']} | {r['curve']} | "
                          f"{r['ed50']:.3g} {ci}{' beyond' if r['extrapolated'] else ''} |")
     return "\n".join(lines) + "\n"

@@ -51,6 +51,8 @@ def _effects(pts: pd.DataFrame) -> pd.DataFrame:
     """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split,
     step; every insertion window is paired with the same dose-0 control."""
     keys = [*CONFIG, "world_variant", "split", "step"]
+    if "arm" in pts.columns:  # filtering / misaligned arms have aligned_fraction 0 but are no control
+        pts = pts[pts["arm"].fillna("dose") == "dose"]
     if "insertion" not in pts.columns:
         pts = pts.assign(insertion="throughout")
     control = pts[pts["aligned_fraction"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])["rate"]
