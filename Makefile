@@ -9,7 +9,7 @@ $(BIN)/scaling: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: study test test-fast lint reference transfer genres
+.PHONY: study test test-fast lint
 study: $(BIN)/scaling
 	$(BIN)/scaling study sweeps/quickstart.toml --out runs/quickstart
 
@@ -23,25 +23,46 @@ test-fast: $(BIN)/scaling
 lint: $(BIN)/scaling
 	$(BIN)/ruff check scaling tests
 
-# The reference study (about 40 minutes on a 2-core CPU); refreshes fits/reference and figures/reference.
-reference: $(BIN)/scaling
-	$(BIN)/scaling study sweeps/reference.toml --out runs/reference --no-progress
-	mkdir -p fits/reference figures/reference
-	cp runs/reference/results.csv runs/reference/trajectory.csv runs/reference/fit.json runs/reference/fit.md fits/reference/
-	$(BIN)/scaling figures fits/reference --out figures/reference --formats png,svg
+# The reference suite (world v2): six studies, each a sweep file with committed outputs in
+# fits/<study>/ and figures/<study>/. `make reference` runs them all; `make reference-NAME`
+# one (NAME: dose-response, transfer, genres, timing, persistence, sizes). Measured times on
+# the 2-core CPU are in the README ("The reference suite"). A rerun skips finished runs.
+RUNS ?= runs
+STUDIES := dose-response transfer genres timing persistence sizes
+.PHONY: reference $(addprefix reference-,$(STUDIES)) findings
 
-# Transfer beyond counting (40 runs: 57 min on the 2-core CPU while other jobs shared it); refreshes fits/transfer and figures/transfer.
-transfer: $(BIN)/scaling
-	$(BIN)/scaling sweep sweeps/transfer.toml --out runs/transfer --no-progress
-	$(BIN)/scaling fit runs/transfer/results.csv --out runs/transfer
-	mkdir -p fits/transfer figures/transfer
-	cp runs/transfer/results.csv runs/transfer/trajectory.csv runs/transfer/fit.json runs/transfer/fit.md runs/transfer/transfer.md fits/transfer/
-	$(BIN)/scaling figures fits/transfer --out figures/transfer --formats png,svg
+reference: $(addprefix reference-,$(STUDIES))
+	$(BIN)/scaling findings --root .
 
-# Why vs what: genres at equal aligned tokens (36 runs, about 6 minutes on the 2-core CPU); refreshes fits/genres and figures/genres.
-genres: $(BIN)/scaling
-	$(BIN)/scaling sweep sweeps/genres.toml --out runs/genres --no-progress
-	$(BIN)/scaling fit runs/genres/results.csv --out runs/genres
-	mkdir -p fits/genres figures/genres
-	cp runs/genres/results.csv runs/genres/trajectory.csv runs/genres/fit.json runs/genres/fit.md runs/genres/transfer.md fits/genres/
-	$(BIN)/scaling figures fits/genres --out figures/genres --formats png
+# sweep, results, fit (fit.json, fit.md, transfer.md, persistence.md), copy, figures
+define study
+	$(BIN)/scaling sweep sweeps/$(1).toml --out $(RUNS)/$(1) --no-progress
+	$(BIN)/scaling fit $(RUNS)/$(1)/results.csv --out $(RUNS)/$(1)
+	mkdir -p fits/$(1) figures/$(1)
+	cp $(RUNS)/$(1)/results.csv $(RUNS)/$(1)/trajectory.csv $(RUNS)/$(1)/fit.json $(RUNS)/$(1)/fit.md fits/$(1)/
+	for f in transfer.md persistence.md; do if [ -f $(RUNS)/$(1)/$$f ]; then cp $(RUNS)/$(1)/$$f fits/$(1)/; fi; done
+	$(BIN)/scaling figures fits/$(1) --out figures/$(1) --formats png
+endef
+
+reference-dose-response: $(BIN)/scaling
+	$(call study,dose_response)
+
+reference-transfer: $(BIN)/scaling
+	$(call study,transfer)
+
+reference-genres: $(BIN)/scaling
+	$(call study,genres)
+
+reference-timing: $(BIN)/scaling
+	$(call study,timing)
+
+reference-persistence: $(BIN)/scaling
+	$(call study,persistence)
+
+reference-sizes: $(BIN)/scaling
+	$(call study,sizes)
+	$(BIN)/scaling sizes fits/sizes/results.csv --out fits/sizes
+
+# the README's findings table, recomputed from the committed fits/ (exit 1 if it differs)
+findings: $(BIN)/scaling
+	$(BIN)/scaling findings --root . --check README.md

@@ -16,7 +16,7 @@ from test_fit import RYEGRASS, close, simulate
 from scaling import fit as F
 from scaling.fit.contrasts import holm, paired_entry
 
-REFERENCE = Path(__file__).resolve().parents[1] / "fits" / "reference" / "results.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "fits" / "world_v1" / "results.csv"
 
 
 def quiet(fun, *args, **kwargs):

@@ -62,7 +62,7 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
         assert (out / "figures" / f"{name}.svg").stat().st_size > 0
 
 
-COMMITTED = ("reference", "transfer", "genres")
+COMMITTED = ("world_v1", "transfer", "genres", "dose_response", "timing", "persistence", "sizes")
 
 
 @pytest.mark.slow
