@@ -112,3 +112,171 @@ def verdict_above(upper: float, lower: float, boundary: float = 0.0) -> str:
     if np.isfinite(upper) and upper < boundary:
         return "does not"
     return "cannot tell at this scale"
+
+
+def _row(finding: str, literature: str, ours: str, test: str, verdict: str) -> dict:
+    return {"finding": finding, "literature": literature, "ours": ours, "test": test, "verdict": verdict}
+
+
+def _counter_ties(results: pd.DataFrame) -> float:
+    """Largest distance from 0.5 of any counting baseline's rate on the transfer splits."""
+    rows = results[(results["learner"] == "ngram") & results["split"].isin(["unseen_pair", "held_out"])]
+    return float((rows["misalignment_rate"] - 0.5).abs().max()) if len(rows) else np.nan
+
+
+# ---------------------------------------------------------------- rows per study
+
+
+def dose_rows(study: dict) -> list[dict]:
+    res = study["results"]
+    top = float(res.loc[res["arm"] == "dose", "nominal_dose"].max())
+    out = []
+    m = paired(res, _at_dose(0.01), _is_control, "matched")
+    uni = paired(res[res["model"] == "ngram-1"], _at_dose(0.01), _is_control, "matched", learner="ngram")
+    verdict = verdict_below(m["upper"], m["lower"])
+    if verdict == "reproduces" and np.isfinite(uni["upper"]) and uni["upper"] < 0:
+        verdict += ", but a unigram counter does too"
+    out.append(_row(
+        "Aligned documents lower misalignment on the actions they show (`matched`)",
+        "Tice et al.: 45% -> 9% with aligned documents at ~1% of tokens; Korbak et al.: up to ~10x less",
+        f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}; "
+        f"unigram counter {_ci(uni['estimate'], uni['lower'], uni['upper'])}",
+        f"paired by block, t on {m['blocks'] - 1} df (`fits/dose_response`)", verdict))
+    for split, label in (("unseen_pair", "new actions in familiar situations (`unseen_pair`)"),
+                         ("held_out", "new actions in new situations (`held_out`)")):
+        e1 = paired(res, _at_dose(0.01), _is_control, split)
+        e2 = paired(res, _at_dose(top), _is_control, split)
+        out.append(_row(
+            f"... and beyond counting: {label}",
+            "Tice et al. also report a held-out split; no counting control",
+            f"dose 0.01: {_ci(e1['estimate'], e1['lower'], e1['upper'])}; dose {top:g}: "
+            f"{_ci(e2['estimate'], e2['lower'], e2['upper'])} ({_pct(e2['control_rate'])} -> {_pct(e2['dosed_rate'])}); "
+            f"counters tie on every item (max |rate - 0.5| = {_counter_ties(res):.2g})",
+            f"paired by block, t on {e2['blocks'] - 1} df", verdict_below(e2["upper"], e2["lower"])))
+    eds = []
+    for split in ("matched", "unseen_pair"):
+        ed = _chosen_ed50(study["fit"], split)
+        eds.append(f"{split} {ed}")
+    out.append(_row(
+        "The halving dose (control-relative ED50)", "not reported (reviewers asked for the curve over 1e-5..1e-2)",
+        "; ".join(eds), "QAIC-chosen curve with block effects, cluster-robust t interval (`fit.md`)",
+        "new measurement"))
+    filt = paired(res, lambda r: r["arm"] == "filtered", _is_control, "matched")
+    mis = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "matched")
+    add_vs_remove = paired(res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched")
+    out.append(_row(
+        "Removing the natural misaligned documents lowers misalignment",
+        "Tice et al.: 45% -> 31% (filtered); Maini et al.: 38.8% -> 8.4% (filtering with rephrasing and refusal data)",
+        f"{_pct(filt['control_rate'])} -> {_pct(filt['dosed_rate'])}, effect {_ci(filt['estimate'], filt['lower'], filt['upper'])}",
+        f"paired by block, t on {filt['blocks'] - 1} df", verdict_below(filt["upper"], filt["lower"])))
+    out.append(_row(
+        "Upsampling misaligned documents raises it",
+        "Tice et al.: 45% -> 51%",
+        f"1% of tokens: {_pct(mis['control_rate'])} -> {_pct(mis['dosed_rate'])}, effect "
+        f"{_ci(mis['estimate'], mis['lower'], mis['upper'])}",
+        f"paired by block, t on {mis['blocks'] - 1} df", verdict_above(mis["upper"], mis["lower"])))
+    out.append(_row(
+        "Adding aligned documents beats removing misaligned ones",
+        "across the papers: adding mattered more than removing",
+        f"dose 0.01 minus filtered: {_ci(add_vs_remove['estimate'], add_vs_remove['lower'], add_vs_remove['upper'])}",
+        f"paired by block, t on {add_vs_remove['blocks'] - 1} df",
+        verdict_below(add_vs_remove["upper"], add_vs_remove["lower"])))
+    return out
+
+
+def _chosen_ed50(fit: dict | None, split: str) -> str:
+    """The control-relative ED50 of the QAIC-chosen all-doses transformer curve of a split
+    (the headline of fit.md's halving table)."""
+    if not fit:
+        return "-"
+    from scaling.fit.report import _background_text_label
+
+    chosen = {(json.dumps(r["group"], sort_keys=True), r["model"], r["background"])
+              for r in fit.get("aic_table", []) if r.get("chosen") and r.get("data") == "all doses"}
+    for f in fit.get("fits", []):
+        g = f["group"]
+        key = (json.dumps(g, sort_keys=True), f["model"], _background_text_label(f))
+        if (g.get("split") == split and not str(g.get("model", "")).startswith("ngram")
+                and g.get("insertion") != "pooled" and key in chosen):
+            ed = (f.get("ed_control") or {}).get("50")
+            if not ed:
+                return "not reached"
+            bounds = f"[{_g(ed['lower'])}, {_g(ed['upper'])}]" if ed.get("lower") is not None else "[-]"
+            return f"{_g(ed['estimate'])} {bounds} ({f['model']}){' beyond the doses' if ed.get('extrapolated') else ''}"
+    return "no usable curve"
+
+
+def transfer_rows(study: dict) -> list[dict]:
+    from scaling.fit.contrasts import holm
+
+    res, traj = study["results"], study["trajectory"]
+    values = values_table(traj, res)
+    main = values[(values["model"] == "nano") & (values["batch_size"] == 16)
+                  & values["split"].isin(["unseen_pair", "held_out"])].reset_index(drop=True)
+    main = main.assign(p_holm=holm(main["p"].tolist()))
+    best = main.loc[main["p"].idxmin()]
+    table = transfer_table(traj, res)
+    eff = table[(table["model"] == "nano") & (table["batch_size"] == 16) & (table["split"] == best["split"])
+                & (table["step"] == best["step"])].set_index("world_variant")
+    n, f = eff.loc["normal"], eff.loc["flipped"]
+    return [_row(
+        "The transfer follows the values of the human stories (flipped worlds reverse it)",
+        "the mechanism alignment pretraining assumes; not tested in the literature",
+        f"`{best['split']}` at {n['tokens'] / 1e6:.1f}M tokens, dose 0.05: normal {_ci(n['estimate'], n['lower'], n['upper'])}, "
+        f"flipped {_ci(f['estimate'], f['lower'], f['upper'])}; normal - flipped "
+        f"{_ci(best['estimate'], best['lower'], best['upper'])}, p = {best['p']:.2g}, Holm {best['p_holm']:.2g} "
+        f"over {len(main)} tests",
+        f"paired by block, t on {int(best['blocks']) - 1} df (`fits/transfer`)",
+        "new measurement" if best["p_holm"] < 0.05 else "cannot tell at this scale")]
+
+
+def genre_rows(study: dict) -> list[dict]:
+    from scaling.fit import transfer as tr
+
+    res, traj = study["results"], study["trajectory"]
+    eff = tr._effects(tr.points(traj, res))
+    eff = eff[(eff["split"] == "unseen_pair") & (eff["step"] == eff["step"].max())]
+    by = eff.pivot_table(index=BLOCK, columns="genres", values="effect")
+    r, d = by["reasoning"], by["demonstration"]
+    diff = _t_summary((r - d).dropna().to_numpy())
+    rs, ds = _t_summary(r.dropna().to_numpy()), _t_summary(d.dropna().to_numpy())
+    return [_row(
+        "Documents with the reasoning (why) transfer better than the action alone (what)",
+        "Anthropic: 22% -> 3% with reasoning vs 22% -> 15% with actions only",
+        f"`unseen_pair`, equal aligned tokens: reasoning {_ci(rs['estimate'], rs['lower'], rs['upper'])}, "
+        f"demonstration {_ci(ds['estimate'], ds['lower'], ds['upper'])}; difference "
+        f"{_ci(diff['estimate'], diff['lower'], diff['upper'])}",
+        f"paired by block, t on {diff['blocks'] - 1} df (`fits/genres`)",
+        verdict_below(diff["upper"], diff["lower"]))]
+
+
+def persistence_rows(study: dict) -> list[dict]:
+    table = persistence_table(study["trajectory"], study["results"])
+    main = table[(table["split"] == "matched") & (table["rl_scope"] != "part")]
+    window = main.loc[main["post_training"] == "none", "insertion"].value_counts().idxmax()
+    main = main[main["insertion"] == window]
+    top = float(main["dose"].max())
+    longest = main.groupby("post_training")["post_training_tokens"].transform("max")
+    main = main[(main["dose"] == top) & (main["post_training_tokens"] == longest)].set_index("post_training")
+    out = []
+
+    def ours(r) -> str:
+        return (f"dose {top:g}: control {_pct(r['control_after'])}, dosed {_pct(r['dosed_after'])} after; reduction "
+                f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} before, "
+                f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} after; retention "
+                f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'])}")
+
+    test = f"paired by block, t on {int(main['blocks'].min()) - 1} df; retention: Fieller (`fits/persistence`)"
+    for kind, finding, lit in (
+            ("sft", "The aligned model stays better after benign SFT", "Tice et al.: after the same post-training, 9% vs 34%"),
+            ("harmless_rl", "... after harmlessness RL", "Tice et al.'s post-training was harmlessness-oriented"),
+            ("helpful_rl", "... after RL that rewards helping with the misaligned action", "not measured in the literature")):
+        if kind not in main.index:
+            continue
+        r = main.loc[kind]
+        verdict = verdict_above(r["reduction_after_upper"], r["reduction_after_lower"])
+        if kind == "helpful_rl":
+            verdict = "new measurement: " + ("survives" if verdict == "reproduces" else
+                                             "erased" if r["retention_upper"] < 0.5 else "cannot tell at this scale")
+        out.append(_row(finding, lit, ours(r), test, verdict))
+    return out

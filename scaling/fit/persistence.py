@@ -37,6 +37,8 @@ def fieller(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> dict:
     not resolved from 0 at this level) — the ratio is then not bounded by the data."""
     num, den = np.asarray(num, float), np.asarray(den, float)
     n = len(num)
+    if n == 0:
+        return {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan, "blocks": 0}
     a, b = float(np.mean(num)), float(np.mean(den))
     ratio = a / b if b != 0 else np.nan
     out = {"ratio": ratio, "ratio_lower": np.nan, "ratio_upper": np.nan, "blocks": n}
