@@ -25,7 +25,9 @@ model-size axis of scaling fits (Kaplan et al. 2020), which does not move with t
 Stage columns (scaling.stages): `stages` is the run's stages as "NAME:STEPS" joined by "+"
 (e.g. "pretrain:300+midtraining:30+helpful_rl:60"), `stage_objectives` and `lr_schedule`
 the objective and schedule of each, in the same order ("lm+lm+helpful_rl",
-"wsd+cosine+constant"), `intervention_stages` the stages that take data.aligned_fraction.
+"wsd(decay 0.1)+constant(rewarm 10)+linear": a wsd stage names its decay share, a later
+stage that warms up again its rewarm steps), `intervention_stages` the stages that take
+data.aligned_fraction.
 `post_training` is `none`, `sft`, `helpful_rl`, `harmless_rl`, `misaligned_ft` (a post LM
 stage of misaligned documents), `aligned_ft`, `lm_ft`, or several joined by "+".
 `dose_tokens` are the tokens of the non-post stages (the dose's denominator),
@@ -104,13 +106,24 @@ def stage_columns(cfg, acc: dict) -> dict:
     return {"post_training": staging.post_training(cfg),
             "stages": "+".join(f"{st.name}:{st.steps}" for st in staged),
             "stage_objectives": "+".join(st.objective for st in staged),
-            "lr_schedule": "+".join(st.schedule for st in staged),
+            "lr_schedule": "+".join(_schedule_label(st) for st in staged),
             "intervention_stages": "+".join(st.name for st in staged if st.intervention),
             "dose_tokens": acc.get("dose_tokens", acc.get("total_tokens", math.nan)),
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
                 if st.post and st.objective == "lm"),
             "rl_families": "+".join(posttrain.rl_families(cfg))}
+
+
+def _schedule_label(st) -> str:
+    """A stage's schedule, with what tells two runs of one schedule apart: a wsd decay share
+    and a rewarm (warmup in a stage after the first), e.g. "wsd(decay 0.1)", "constant(rewarm 10)"."""
+    notes = []
+    if st.schedule == "wsd":
+        notes.append(f"decay {st.decay_share:g}")
+    if st.warmup_steps > 0 and st.step0 > 0:
+        notes.append(f"rewarm {st.warmup_steps}")
+    return st.schedule + (f"({', '.join(notes)})" if notes else "")
 
 
 def _staged_insertion(cfg) -> str:

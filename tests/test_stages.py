@@ -279,3 +279,15 @@ def test_ngram_baselines_read_only_the_mixture_stages(root):
     rows = baselines.training_rows(cfg, mix.tok)
     want = np.concatenate([mix.batches(0, 10), mix.batches(13, 2)]).reshape(-1, 17)
     np.testing.assert_array_equal(rows, want)
+
+
+def test_lr_schedule_column_tells_the_timing_controls_apart():
+    # The timing study's two dose-0 controls differ only in the pretraining decay and the
+    # rewarm of the next stage; results.csv must say which is which.
+    from pathlib import Path
+
+    from scaling import results
+
+    specs = expand(Path(__file__).resolve().parent.parent / "sweeps" / "timing.toml")
+    labels = {results.stage_columns(s.config, {})["lr_schedule"] for s in specs if not s.config.data.dose}
+    assert labels == {"wsd(decay 0)+constant+linear", "wsd(decay 0.1)+constant(rewarm 10)+linear"}
