@@ -25,6 +25,7 @@ COMMANDS = {
     "figures": ("scaling.figures", "draw the study figures from results.csv and fit.json"),
     "study": ("scaling.study", "sweep, results, fit and figures in one command"),
     "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
+    "findings": ("scaling.findings", "the reference suite's findings against the literature (README table)"),
     "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
 }
 
@@ -36,7 +37,7 @@ def _available() -> dict[str, tuple[str, str]]:
 def _top_help() -> str:
     lines = ["usage: scaling COMMAND [options]  (scaling COMMAND --help for details)", "",
              "Alignment dose-response studies with small JAX transformers.", "", "commands:"]
-    lines += [f"  {name:<9} {help_text}" for name, (_, help_text) in _available().items()]
+    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in _available().items()]
     return "\n".join(lines)
 
 

@@ -52,15 +52,22 @@ def _final(results: pd.DataFrame, learner: str = "transformer") -> pd.DataFrame:
     return rows.assign(world_seed=rows["world_seed"] if "world_seed" in rows else 0)
 
 
-def paired(results: pd.DataFrame, dosed, control, split: str, learner: str = "transformer") -> dict:
-    """Mean over blocks of (rate of the `dosed` run - rate of the `control` run), same block;
+def block_effects(results: pd.DataFrame, dosed, control, split: str, learner: str = "transformer") -> pd.DataFrame:
+    """Per block: the `dosed` run's rate, the `control` run's rate and their difference;
     `dosed`/`control` select rows of results.csv (functions of the frame)."""
     rows = _final(results, learner)
     rows = rows[rows["split"] == split]
     a = rows[dosed(rows)].groupby(BLOCK)["misalignment_rate"].mean()
     b = rows[control(rows)].groupby(BLOCK)["misalignment_rate"].mean()
     both = pd.concat([a.rename("dosed"), b.rename("control")], axis=1).dropna()
-    out = _t_summary((both["dosed"] - both["control"]).to_numpy())
+    return both.assign(effect=both["dosed"] - both["control"])
+
+
+def paired(results: pd.DataFrame, dosed, control, split: str, learner: str = "transformer") -> dict:
+    """Mean over blocks of (rate of the `dosed` run - rate of the `control` run), same block,
+    with its t interval."""
+    both = block_effects(results, dosed, control, split, learner)
+    out = _t_summary(both["effect"].to_numpy())
     out.update(dosed_rate=float(both["dosed"].mean()) if len(both) else np.nan,
                control_rate=float(both["control"].mean()) if len(both) else np.nan)
     return out
@@ -280,3 +287,135 @@ def persistence_rows(study: dict) -> list[dict]:
                                              "erased" if r["retention_upper"] < 0.5 else "cannot tell at this scale")
         out.append(_row(finding, lit, ours(r), test, verdict))
     return out
+
+
+TIMING_ARMS = {"early": "pretrain 0.1-0.2", "middle": "pretrain 0.45-0.55", "late": "pretrain 0.9-1",
+               "finetune": "post", "rewarmed midtraining": "post rewarm", "throughout": "pretrain"}
+
+
+def _arm(label: str, level: float):
+    def select(rows):
+        return (rows["insertion"] == TIMING_ARMS[label]) & _at_dose(level)(rows)
+    return select
+
+
+def _timing_control(label: str):
+    rewarm = label == "rewarmed midtraining"
+
+    def select(rows):
+        return _is_control(rows) & (rows["lr_schedule"].astype(str).str.contains("rewarm") == rewarm)
+    return select
+
+
+def timing_reductions(results: pd.DataFrame, level: float, split: str = "matched") -> pd.DataFrame:
+    """Per arm and block: reduction = own-schedule control rate - arm rate at the dose."""
+    cols = {}
+    for label in TIMING_ARMS:
+        eff = block_effects(results, _arm(label, level), _timing_control(label), split)
+        cols[label] = -eff["effect"]
+    return pd.DataFrame(cols)
+
+
+def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
+    red = timing_reductions(study["results"], level)
+    means = {k: _t_summary(v.dropna().to_numpy()) for k, v in red.items()}
+    both = red[["late", "throughout"]].dropna()
+    late = fieller(both["late"].to_numpy(), both["throughout"].to_numpy())
+    both = red[["rewarmed midtraining", "throughout"]].dropna()
+    rewarm = fieller(both["rewarmed midtraining"].to_numpy(), both["throughout"].to_numpy())
+    start_end = _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+    arms = ", ".join(f"{k} {_ci(v['estimate'], v['lower'], v['upper'])}" for k, v in means.items())
+    n = int(late["blocks"])
+    return [
+        _row("Inserting the documents only in the last 10% captures most of the benefit",
+             "Tice et al.: the final 10% captured most of the benefit, at a fraction of the cost",
+             f"reduction at dose {level:g}, equal compute and peak LR: {arms}; late / throughout "
+             f"{_ci(late['ratio'], late['ratio_lower'], late['ratio_upper'])}, rewarmed midtraining / throughout "
+             f"{_ci(rewarm['ratio'], rewarm['ratio_lower'], rewarm['ratio_upper'])}",
+             f"Fieller interval over {n} blocks; \"most\" = ratio > 0.5 (`fits/timing`)",
+             verdict_above(late["ratio_upper"], late["ratio_lower"], 0.5)),
+        _row("Feedback from the start of pretraining beats feedback at the end",
+             "Korbak et al.: from the start beat the last 1.6B or 330M tokens",
+             f"throughout - finetune reduction at dose {level:g}: {_ci(start_end['estimate'], start_end['lower'], start_end['upper'])}",
+             f"paired by block, t on {start_end['blocks'] - 1} df",
+             verdict_above(start_end["upper"], start_end["lower"])),
+    ]
+
+
+def size_rows(study: dict) -> list[dict]:
+    from scaling.sizes import size_report
+
+    report = size_report(study["results"])
+    per = pd.DataFrame(report["per_size"])
+    per = per[per["split"] == "matched"].sort_values("non_embedding_params")
+    eds = "; ".join(f"{r['model']} ({r['non_embedding_params'] / 1e6:.1f}M) "
+                    + (f"{_g(r['ed50'])} [{_g(r['ed50_lower'])}, {_g(r['ed50_upper'])}]" if r["usable"] else "unusable")
+                    for _, r in per.iterrows())
+    t = report["trends"]["matched"]["ln_ed50_vs_ln_n"]
+    if np.isfinite(t["exponent"]) and t["upper"] < 0:
+        verdict = "new measurement: shrinks with size"
+    elif np.isfinite(t["exponent"]) and t["lower"] > 0:
+        verdict = "new measurement: grows with size"
+    else:
+        verdict = "cannot tell at this scale"
+    return [_row("How the halving dose changes with model size",
+                 "open question (asked of the alignment-pretraining papers)",
+                 f"matched ED50: {eds}; d ln ED50 / d ln N = {_ci(t['exponent'], t['lower'], t['upper'])}",
+                 f"LL.3 per size, weighted least squares on ln N over {t['n_sizes']} sizes (`fits/sizes`)", verdict)]
+
+
+# ---------------------------------------------------------------- the table
+
+
+def findings(root: str | Path = ".") -> list[dict]:
+    root = Path(root)
+    rows = []
+    for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
+                     ("timing", timing_rows), ("persistence", persistence_rows), ("sizes", size_rows)):
+        rows += fn(_study(root, name))
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    lines = [START, "",
+             "| finding | literature | ours [95% CI] | test | verdict |", "|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r[k].replace("|", "\\|") for k in ("finding", "literature", "ours", "test", "verdict")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", END])
+
+
+def readme_block(text: str) -> str | None:
+    if START not in text or END not in text:
+        return None
+    return text[text.index(START):text.index(END) + len(END)]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--root", default=".", help="repository root holding fits/<study>/ (default: .)")
+    p.add_argument("--check", default=None, metavar="README",
+                   help="compare the table between the findings markers of this file; exit 1 if it differs")
+    p.add_argument("--write", default=None, metavar="README",
+                   help="replace the table between the findings markers of this file")
+
+
+def run(args) -> int:
+    table = render(findings(args.root))
+    if args.check or args.write:
+        path = Path(args.check or args.write)
+        text = path.read_text()
+        block = readme_block(text)
+        if block is None:
+            raise UsageError(f"{path} has no {START} ... {END} block")
+        if args.write:
+            path.write_text(text.replace(block, table))
+            print(f"wrote the findings table into {path}")
+            return 0
+        if block != table:
+            print(f"{path}: the findings table differs from the committed tables' (scaling findings --write {path})",
+                  file=sys.stderr)
+            return 1
+        print(f"{path}: the findings table matches fits/")
+        return 0
+    print(table)
+    return 0
