@@ -975,7 +975,9 @@ def persistence(pts: pd.DataFrame) -> Figure:
     tokens = pts["post_training_tokens"] if "post_training_tokens" in pts.columns else pd.Series(0, index=pts.index)
     several = pts.assign(t=tokens).groupby("post_training")["t"].nunique() > 1
     pts = pts.assign(kind=[f"{k}, {t / 1e3:,.0f}k tokens" if several.get(k, False) else k
-                           for k, t in zip(pts["post_training"], tokens)])
+                           for k, t in zip(pts["post_training"], tokens)], t=tokens)
+    # a shorter post-training of a kind that also has a longer one is drawn dotted
+    shorter = set(pts.loc[pts["t"] < pts.groupby("post_training")["t"].transform("max"), "kind"])
     kinds = sorted(pts["kind"].unique(), key=lambda k: (KIND_ORDER.index(k.split(",")[0])
                                                         if k.split(",")[0] in KIND_ORDER else 99, k))
     split_names, models = _split_order(pts["split"].unique()), _models(pts)
@@ -995,10 +997,8 @@ def persistence(pts: pd.DataFrame) -> Figure:
                 x = axis.x(means["level"])
                 before = name == "before post-training"
                 color = "0.55" if before else KIND_COLORS.get(name.split(",")[0], "0.3")
-                weak = "," in name and name != max((k for k in kinds if k.split(",")[0] == name.split(",")[0]),
-                                                  key=lambda k: float(k.split(", ")[1].rstrip("k tokens").replace(",", "")))
                 ax.plot(x, means["rate"], color=color, marker="o", ms=3.5, lw=1.5,
-                        ls="--" if before else (":" if weak else "-"),
+                        ls="--" if before else (":" if name in shorter else "-"),
                         label=name, zorder=3)
                 low, high = _seed_mean_ci(means)
                 ax.fill_between(x, low, high, color=color, alpha=0.12, lw=0, zorder=1)
