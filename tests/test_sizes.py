@@ -98,3 +98,9 @@ preset = ["nano", "micro", "small"]
 def test_sizes_sweep_file_expands():
     specs = expand(ROOT / "sweeps" / "sizes.toml")
     assert {s.config.model.name for s in specs} == {"nano", "micro", "mini"}
+
+
+def test_accelerator_sizes_sweep_expands_every_preset():
+    specs = expand(ROOT / "sweeps" / "sizes_accelerator.toml")
+    assert {s.config.model.name for s in specs} == {"nano", "micro", "mini", "small", "base"}
+    assert {s.config.model.seq_len * s.config.train.batch_size * s.config.train.steps for s in specs} == {16_777_216}
