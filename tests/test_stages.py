@@ -200,7 +200,7 @@ steps = 5
 
 def test_timing_sweep_arms_have_equal_dose_compute_and_learning_rate():
     runs = expand("sweeps/timing.toml")
-    assert len(runs) == 5 * 5 * 3 + 2 * 3
+    assert len(runs) == 5 * 6 * 3 + 2 * 3  # 5 doses x 6 arms x 3 seeds + two controls x 3 seeds
     by_dose = {}
     for r in runs:
         staged = S.resolve(r.config)
@@ -209,15 +209,18 @@ def test_timing_sweep_arms_have_equal_dose_compute_and_learning_rate():
             assert r.config.data.aligned_fraction == 0
             continue
         inside = [(st.name, st.w1 - st.w0) for st in staged if st.intervention]
-        assert len(inside) == 1 and inside[0][1] == 30
+        assert len(inside) == 1 and inside[0][1] in (30, 300)  # a 10% window, or throughout
+        length = inside[0][1]
         if r.config.data.dose:
-            by_dose.setdefault(r.config.data.dose, set()).add(r.config.data.aligned_fraction)
+            by_dose.setdefault((r.config.data.dose, length), set()).add(r.config.data.aligned_fraction)
         lr = lr_at(staged, range(360))
         window = [lr[s] for st in staged if st.intervention for s in range(st.w0, st.w1)]
         rewarm = r.config.stages[1].warmup_steps > 0
-        if not rewarm:  # every window trains at the peak LR
+        if not rewarm and length == 30:  # every 10% window trains at the peak LR
             assert window == pytest.approx([r.config.train.lr] * 30)
-    assert all(len(f) == 1 for f in by_dose.values())  # equal dose: one fraction per dose
+    assert all(len(f) == 1 for f in by_dose.values())  # equal dose: one fraction per dose and length
+    for (dose, length), (fraction,) in by_dose.items():  # the throughout arm spreads the same dose
+        assert fraction * length == pytest.approx(next(iter(by_dose[(dose, 30)])) * 30)
 
 
 def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
@@ -228,7 +231,7 @@ def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
     assert 0.0 in doses and len(doses - {0.0}) >= 3
     pretraining = {}
     for r in runs:
-        key = (r.config.data.dose, r.config.train.seed)
+        key = (r.config.data.dose, r.config.train.seed, r.config.stages[0].window)
         pre = (r.config.data.aligned_fraction, S.resolve(r.config)[0])
         assert pretraining.setdefault(key, pre) == pre
     seeds = {}
