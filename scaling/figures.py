@@ -235,9 +235,10 @@ def fit_label(entry: dict) -> str:
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
     ed = halving_dose(entry)
     half = ""
-    if ed:
-        beyond = " beyond the doses" if ed.get("extrapolated") else ""
-        half = f"; halving dose{beyond} {ed['estimate']:.2g} [{ed['lower']:.2g}, {ed['upper']:.2g}]"
+    if ed and ed.get("extrapolated"):  # a number outside the doses tested says nothing
+        half = "; halving dose beyond the doses"
+    elif ed:
+        half = f"; halving dose {ed['estimate']:.2g} [{ed['lower']:.2g}, {ed['upper']:.2g}]"
     return f"{entry['model']}{axis} fit{half}"
 
 
@@ -579,7 +580,7 @@ def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
         raise MissingData(f"only one eval split ({split_names[0]})")
     panels = [[{"model": m, "split": s, "insertion": w} for s in split_names]
               for m in _models(rows) for w in _window_order(rows)]
-    return _dose_grid(rows, fits, panels, "Transfer: matched vs held-out families")
+    return _dose_grid(rows, fits, panels, "Misalignment by eval split: matched, unseen pairs, held-out families")
 
 
 # ---------------------------------------------------------------- trajectory

@@ -166,7 +166,7 @@ def dose_rows(study: dict) -> list[dict]:
         eds.append(f"{split} {ed}")
     out.append(_row(
         "The halving dose (control-relative ED50)", "not reported (reviewers asked for the curve over 1e-5..1e-2)",
-        "; ".join(eds), "QAIC-chosen curve with block effects, cluster-robust t interval (`fit.md`)",
+        "; ".join(eds), "LL.3 with block effects, cluster-robust t interval (`fit.md`)",
         "new measurement"))
     filt = paired(res, lambda r: r["arm"] == "filtered", _is_control, "matched")
     mis = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "matched")
@@ -192,24 +192,26 @@ def dose_rows(study: dict) -> list[dict]:
 
 
 def _chosen_ed50(fit: dict | None, split: str) -> str:
-    """The control-relative ED50 of the QAIC-chosen all-doses transformer curve of a split
-    (the headline of fit.md's halving table)."""
+    """The halving dose (control-relative ED50) of the transformer's headline curve of a
+    split: LL.3 (floor 0, the controls fix the plateau), else LL.4, as in the study summary
+    and the figures."""
     if not fit:
         return "-"
-    from scaling.fit.report import _background_text_label
+    from scaling.fit.report import HEADLINE_MODELS
 
-    chosen = {(json.dumps(r["group"], sort_keys=True), r["model"], r["background"])
-              for r in fit.get("aic_table", []) if r.get("chosen") and r.get("data") == "all doses"}
-    for f in fit.get("fits", []):
-        g = f["group"]
-        key = (json.dumps(g, sort_keys=True), f["model"], _background_text_label(f))
-        if (g.get("split") == split and not str(g.get("model", "")).startswith("ngram")
-                and g.get("insertion") != "pooled" and key in chosen):
-            ed = (f.get("ed_control") or {}).get("50")
-            if not ed:
-                return "not reached"
-            bounds = f"[{_g(ed['lower'])}, {_g(ed['upper'])}]" if ed.get("lower") is not None else "[-]"
-            return f"{_g(ed['estimate'])} {bounds} ({f['model']}){' beyond the doses' if ed.get('extrapolated') else ''}"
+    fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
+            and not str(f["group"].get("model", "")).startswith("ngram") and f["group"].get("insertion") != "pooled"
+            and f.get("background") is None and f.get("control_level") is not None]
+    for model in HEADLINE_MODELS:
+        for f in fits:
+            if f["model"] == model:
+                ed = (f.get("ed_control") or {}).get("50")
+                if not ed:
+                    return f"not reached ({model})"
+                if ed.get("extrapolated"):
+                    return f"beyond the doses tested ({model})"
+                bounds = f"[{_g(ed['lower'])}, {_g(ed['upper'])}]" if ed.get("lower") is not None else "[-]"
+                return f"{_g(ed['estimate'])} {bounds} ({model})"
     return "no usable curve"
 
 
