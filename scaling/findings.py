@@ -170,17 +170,20 @@ def dose_rows(study: dict) -> list[dict]:
         "new measurement"))
     filt = paired(res, lambda r: r["arm"] == "filtered", _is_control, "matched")
     mis = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "matched")
+    filt_u = paired(res, lambda r: r["arm"] == "filtered", _is_control, "unseen_pair")
+    mis_u = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "unseen_pair")
     add_vs_remove = paired(res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched")
     out.append(_row(
         "Removing the natural misaligned documents lowers misalignment",
         "Tice et al.: 45% -> 31% (filtered); Maini et al.: 38.8% -> 8.4% (filtering with rephrasing and refusal data)",
-        f"{_pct(filt['control_rate'])} -> {_pct(filt['dosed_rate'])}, effect {_ci(filt['estimate'], filt['lower'], filt['upper'])}",
+        f"`matched` {_pct(filt['control_rate'])} -> {_pct(filt['dosed_rate'])}, effect "
+        f"{_ci(filt['estimate'], filt['lower'], filt['upper'])}; `unseen_pair` {_ci(filt_u['estimate'], filt_u['lower'], filt_u['upper'])}",
         f"paired by block, t on {filt['blocks'] - 1} df", verdict_below(filt["upper"], filt["lower"])))
     out.append(_row(
         "Upsampling misaligned documents raises it",
         "Tice et al.: 45% -> 51%",
-        f"1% of tokens: {_pct(mis['control_rate'])} -> {_pct(mis['dosed_rate'])}, effect "
-        f"{_ci(mis['estimate'], mis['lower'], mis['upper'])}",
+        f"1% of tokens: `matched` {_pct(mis['control_rate'])} -> {_pct(mis['dosed_rate'])}, effect "
+        f"{_ci(mis['estimate'], mis['lower'], mis['upper'])}; `unseen_pair` {_ci(mis_u['estimate'], mis_u['lower'], mis_u['upper'])}",
         f"paired by block, t on {mis['blocks'] - 1} df", verdict_above(mis["upper"], mis["lower"])))
     out.append(_row(
         "Adding aligned documents beats removing misaligned ones",
