@@ -200,7 +200,7 @@ steps = 5
 
 def test_timing_sweep_arms_have_equal_dose_compute_and_learning_rate():
     runs = expand("sweeps/timing.toml")
-    assert len(runs) == 5 * 6 * 3 + 2 * 3  # 5 doses x 6 arms x 3 seeds + two controls x 3 seeds
+    assert len(runs) == 3 * 6 * 3 + 2 * 3  # 3 doses x 6 arms x 3 seeds + two controls x 3 seeds
     by_dose = {}
     for r in runs:
         staged = S.resolve(r.config)
