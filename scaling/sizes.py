@@ -133,7 +133,7 @@ def trend(ln_n, y, se) -> dict:
     result = {"n_sizes": int(ok.sum()), "exponent": math.nan, "se": math.nan, "lower": math.nan,
               "upper": math.nan, "intercept": math.nan, "dispersion": math.nan}
     if ok.sum() < 2 or np.ptp(ln_n[ok]) == 0:
-        result["reason"] = "needs at least two sizes with a usable fit"
+        result["reason"] = "needs at least two sizes with a usable fit (ED50 inside the doses tested)"
         return result
     X = np.column_stack([np.ones(ok.sum()), ln_n[ok]])
     w = 1.0 / se[ok] ** 2
@@ -155,9 +155,12 @@ def size_report(df: pd.DataFrame) -> dict:
     for split, g in table.groupby("split", sort=True):
         ln_n = np.log(g["non_embedding_params"].astype(float))
         usable = g["usable"].astype(bool)
-        ed = g["ed50"].where(usable)
+        # an ED50 beyond the doses tested is an extrapolation, not a measurement: left out
+        inside = usable & ~g["ed50_extrapolated"].fillna(False).astype(bool) \
+            if "ed50_extrapolated" in g else usable
+        ed = g["ed50"].where(inside)
         trends[split] = {
-            "ln_ed50_vs_ln_n": trend(ln_n, np.log(ed), g["ln_ed50_se"].where(usable)),
+            "ln_ed50_vs_ln_n": trend(ln_n, np.log(ed), g["ln_ed50_se"].where(inside)),
             "slope_vs_ln_n": trend(ln_n, g["slope"].where(usable), g["slope_se"].where(usable)),
         }
     return {"per_size": json.loads(table.to_json(orient="records")), "trends": trends}
@@ -173,6 +176,8 @@ def to_markdown(report: dict) -> str:
     for r in report["per_size"]:
         if r["usable"]:
             ed = f"{r['ed50']:.3g} [{r['ed50_lower']:.3g}, {r['ed50_upper']:.3g}]"
+            if r.get("ed50_extrapolated"):
+                ed = f"beyond the doses tested ({r['ed50']:.3g}; not used in the trend)"
             b = f"{r['slope']:.3g} [{r['slope_lower']:.3g}, {r['slope_upper']:.3g}]"
         else:
             ed, b = f"unusable ({r['reason']})", ""

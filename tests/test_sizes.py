@@ -104,3 +104,19 @@ def test_accelerator_sizes_sweep_expands_every_preset():
     specs = expand(ROOT / "sweeps" / "sizes_accelerator.toml")
     assert {s.config.model.name for s in specs} == {"nano", "micro", "mini", "small", "base"}
     assert {s.config.model.seq_len * s.config.train.batch_size * s.config.train.steps for s in specs} == {16_777_216}
+
+
+def test_an_ed50_beyond_the_doses_stays_out_of_the_trend():
+    # The largest size barely responds: its fitted ED50 lies far beyond the top dose, an
+    # extrapolation the trend must not treat as a measurement.
+    rng = np.random.default_rng(2)
+    df = synthetic(rng)
+    big = (df["model"] == "small") & (df["dose"] > 0)
+    p = 0.5 / (1 + np.exp(1.2 * (np.log(df.loc[big, "dose"]) - np.log(0.5))))  # ED50 0.5, top dose 0.1
+    df.loc[big, "misaligned"] = rng.binomial(df.loc[big, "total"], p)
+    report = sizes.size_report(df)
+    small = next(r for r in report["per_size"] if r["model"] == "small")
+    assert small["ed50_extrapolated"]
+    t = report["trends"]["matched"]["ln_ed50_vs_ln_n"]
+    assert t["n_sizes"] == 2 and t["lower"] < EXPONENT < t["upper"]
+    assert "beyond the doses tested" in sizes.to_markdown(report)
