@@ -159,8 +159,12 @@ def size_report(df: pd.DataFrame) -> dict:
         inside = usable & ~g["ed50_extrapolated"].fillna(False).astype(bool) \
             if "ed50_extrapolated" in g else usable
         ed = g["ed50"].where(inside)
+        # each size's SE as wide as its own interval (t on seeds - 1 df with few seeds), so the
+        # trend does not treat a 2-seed SE as known
+        width = (np.log(g["ed50_upper"].astype(float)) - np.log(g["ed50_lower"].astype(float))) / (2 * Z95)
+        se = width.where(np.isfinite(width), g["ln_ed50_se"])
         trends[split] = {
-            "ln_ed50_vs_ln_n": trend(ln_n, np.log(ed), g["ln_ed50_se"].where(inside)),
+            "ln_ed50_vs_ln_n": trend(ln_n, np.log(ed), se.where(inside)),
             "slope_vs_ln_n": trend(ln_n, g["slope"].where(usable), g["slope_se"].where(usable)),
         }
     return {"per_size": json.loads(table.to_json(orient="records")), "trends": trends}
@@ -183,7 +187,9 @@ def to_markdown(report: dict) -> str:
             ed, b = f"unusable ({r['reason']})", ""
         lines.append(f"| {r['split']} | {r['model']} | {r['non_embedding_params']:,} | {r['n_runs']} | "
                      f"{r['control_rate']:.3f} | {ed} | {b} |")
-    lines += ["", "Trends across sizes (weighted least squares on ln N, N = non-embedding parameters):", "",
+    lines += ["", "Trends across sizes (weighted least squares on ln N, N = non-embedding parameters; each "
+              "size's ln ED50 weighted by the width of its own interval, ED50s beyond the doses tested "
+              "left out):", "",
               "| split | quantity | sizes | exponent [95% CI] |", "|---|---|---|---|"]
     for split, t in report["trends"].items():
         for name, label in (("ln_ed50_vs_ln_n", "d ln ED50 / d ln N"), ("slope_vs_ln_n", "d b / d ln N")):
