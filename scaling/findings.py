@@ -269,6 +269,7 @@ def persistence_rows(study: dict) -> list[dict]:
     main = main[main["insertion"] == window]
     top = float(main["dose"].max())
     longest = main.groupby("post_training")["post_training_tokens"].transform("max")
+    shorter = main[(main["dose"] == top) & (main["post_training_tokens"] < longest)].set_index("post_training")
     main = main[(main["dose"] == top) & (main["post_training_tokens"] == longest)].set_index("post_training")
     out = []
 
@@ -276,7 +277,7 @@ def persistence_rows(study: dict) -> list[dict]:
         return (f"dose {top:g}: control {_pct(r['control_after'])}, dosed {_pct(r['dosed_after'])} after; reduction "
                 f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} before, "
                 f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} after; retention "
-                f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'])}")
+                f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], signed=False)}")
 
     test = f"paired by block, t on {int(main['blocks'].min()) - 1} df; retention: Fieller (`fits/persistence`)"
     for kind, finding, lit in (
@@ -287,10 +288,15 @@ def persistence_rows(study: dict) -> list[dict]:
             continue
         r = main.loc[kind]
         verdict = verdict_above(r["reduction_after_upper"], r["reduction_after_lower"])
+        text = ours(r)
         if kind == "helpful_rl":
             verdict = "new measurement: " + ("survives" if verdict == "reproduces" else
                                              "erased" if r["retention_upper"] < 0.5 else "cannot tell at this scale")
-        out.append(_row(finding, lit, ours(r), test, verdict))
+            for _, w in shorter[shorter.index == kind].iterrows():
+                text += (f"; a shorter RL ({w['post_training_tokens'] / 1e3:,.0f}k tokens, not "
+                         f"{r['post_training_tokens'] / 1e3:,.0f}k): control {_pct(w['control_after'])}, dosed "
+                         f"{_pct(w['dosed_after'])}, retention {_ci(w['retention'], w['retention_lower'], w['retention_upper'], signed=False)}")
+        out.append(_row(finding, lit, text, test, verdict))
     return out
 
 
@@ -335,8 +341,8 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
         _row("Inserting the documents only in the last 10% captures most of the benefit",
              "Tice et al.: the final 10% captured most of the benefit, at a fraction of the cost",
              f"reduction at dose {level:g}, equal compute and peak LR: {arms}; late / throughout "
-             f"{_ci(late['ratio'], late['ratio_lower'], late['ratio_upper'])}, rewarmed midtraining / throughout "
-             f"{_ci(rewarm['ratio'], rewarm['ratio_lower'], rewarm['ratio_upper'])}",
+             f"{_ci(late['ratio'], late['ratio_lower'], late['ratio_upper'], signed=False)}, rewarmed midtraining / "
+             f"throughout {_ci(rewarm['ratio'], rewarm['ratio_lower'], rewarm['ratio_upper'], signed=False)}",
              f"Fieller interval over {n} blocks; \"most\" = ratio > 0.5 (`fits/timing`)",
              verdict_above(late["ratio_upper"], late["ratio_lower"], 0.5)),
         _row("Feedback from the start of pretraining beats feedback at the end",

@@ -136,7 +136,7 @@ def halving_doses(fits: list[dict]) -> pd.DataFrame:
         group = d.get("group") or {}
         ed = (d.get("ed_control") or {}).get("50")
         if "post_training" not in group or not d.get("usable") or not ed \
-                or str(group.get("model", "")).startswith("ngram"):
+                or str(group.get("model", "")).startswith("ngram") or group.get("insertion") == "pooled":
             continue
         families = group.get("rl_families")
         rows.append({"model": group.get("model", ""), "post_training": group["post_training"],
@@ -188,7 +188,8 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
     if not eds.empty:
         lines += ["", "Halving dose after each post-training kind: the control-relative ED50 of the "
                   "QAIC-chosen curve of that kind (the dose whose fitted rate is half-way from the kind's "
-                  "own dose-0 level to the floor; see fit.md). 'beyond' = outside the doses tested.", "",
+                  "own dose-0 level to the floor; see fit.md); an estimate outside the doses tested is not "
+                  "shown.", "",
                   "| model | post-training | RL families | post tokens | window | split | curve | ED50 [95% CI] |",
                   "|---|---|---|---|---|---|---|---|"]
         eds["_k"] = eds["post_training"].map(lambda k: KIND_ORDER.index(k) if k in KIND_ORDER else 99)
@@ -196,8 +197,9 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
         for _, r in eds.sort_values(["model", "_k", "rl_families", "post_training_tokens", "insertion", "_s"]).iterrows():
             ci = (f"[{r['lower']:.3g}, {r['upper']:.3g}]" if r["lower"] is not None and np.isfinite(r["lower"])
                   else "[-]")
+            text = "beyond the doses tested" if r["extrapolated"] else f"{r['ed50']:.3g} {ci}"
             tokens = f"{r['post_training_tokens']:,.0f}" if r["post_training_tokens"] != "" else "-"
             lines.append(f"| {r['model']} | {r['post_training']} | {r['rl_families'] or '-'} | {tokens} | "
                          f"{r['insertion']} | {r['split']} | {r['curve']} | "
-                         f"{r['ed50']:.3g} {ci}{' beyond' if r['extrapolated'] else ''} |")
+                         f"{text} |")
     return "\n".join(lines) + "\n"
