@@ -149,6 +149,10 @@ def halving_doses(fits: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _rate(x: float) -> str:
+    return f"{x:.3f}" if np.isfinite(x) else "-"
+
+
 def _ci(est, low, high, fmt="{:+.3f}") -> str:
     if not np.isfinite(est):
         return "-"
@@ -179,7 +183,8 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
         lines.append(
             f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['post_training_tokens']:,.0f} | "
             f"{r['insertion']} | {r['split']} | {r['dose']:g} | {r['blocks']} | "
-            f"{r['control_before']:.3f} -> {r['control_after']:.3f} | {r['dosed_before']:.3f} -> {r['dosed_after']:.3f} | "
+            f"{_rate(r['control_before'])} -> {_rate(r['control_after'])} | {_rate(r['dosed_before'])} -> "
+            f"{_rate(r['dosed_after'])} | "
             f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} | "
             f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} | "
             f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], '{:.2f}')} | "
