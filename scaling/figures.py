@@ -714,10 +714,12 @@ def capability(results: pd.DataFrame) -> Figure:
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     """Reduction vs the dose-0 controls, and per aligned token and per marginal FLOP (columns),
-    against dose, per window (color) and split (rows). Bars: 95% CIs paired by seed. Linear
+    against dose, per window (color) and split (rows), for the transformer models. Bars: 95% CIs paired by seed. Linear
     scales with a zero line: a dose that does not help shows as zero or negative."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
+        # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
+        cost = cost[~cost["model"].astype(str).str.startswith("ngram")]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
     measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
@@ -769,6 +771,8 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     human stories' value word (0.5: does not know the values)."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
+        # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
+        cost = cost[~cost["model"].astype(str).str.startswith("ngram")]
     if cost.empty or cost["split"].nunique() < 2:
         raise MissingData("needs reductions on two or more eval splits")
     windows, split_names = _window_order(cost), _split_order(cost["split"])
