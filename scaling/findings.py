@@ -239,7 +239,8 @@ def transfer_rows(study: dict) -> list[dict]:
         f"{_ci(best['estimate'], best['lower'], best['upper'])}, p = {best['p']:.2g}, Holm {best['p_holm']:.2g} "
         f"over {len(main)} tests",
         f"paired by block, t on {int(best['blocks']) - 1} df (`fits/transfer`)",
-        "new measurement" if best["p_holm"] < 0.05 else "cannot tell at this scale")]
+        "new measurement: it follows the values" if best["p_holm"] < 0.05 and best["upper"] < 0
+        else "cannot tell at this scale")]
 
 
 def genre_rows(study: dict) -> list[dict]:
