@@ -158,7 +158,7 @@ def dose_rows(study: dict) -> list[dict]:
             "Tice et al. also report a held-out split; no counting control",
             f"dose 0.01: {_ci(e1['estimate'], e1['lower'], e1['upper'])}; dose {top:g}: "
             f"{_ci(e2['estimate'], e2['lower'], e2['upper'])} ({_pct(e2['control_rate'])} -> {_pct(e2['dosed_rate'])}); "
-            f"counters tie on every item (max |rate - 0.5| = {_counter_ties(res):.2g})",
+            f"counters at 0.5 in every run (max |rate - 0.5| = {_counter_ties(res):.2g})",
             f"paired by block, t on {e2['blocks'] - 1} df", verdict_below(e2["upper"], e2["lower"])))
     eds = []
     for split in ("matched", "unseen_pair"):
