@@ -5,8 +5,9 @@ A persistence sweep pretrains each (dose, seed) once and then applies post-train
 pretraining. Misalignment *before* post-training is the run's trajectory point at the end of
 pretraining (`eval.checkpoints`, trajectory.csv); *after* is results.csv.
 
-Per kind, split and dose (> 0), paired by block (train seed, world seed) with the same kind's
-dose-0 run:
+Per kind (with its RL scope and its length in tokens), insertion window, split and dose
+(> 0), paired by block (train seed, world seed) with the same kind's dose-0 run of the same
+length:
 
 - reduction before = control rate - dosed rate at the end of pretraining;
 - reduction after  = the same after post-training;
