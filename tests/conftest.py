@@ -1,3 +1,4 @@
+import json
 import os
 
 # Tests run on the CPU; tests of sharding code set their own device count.
@@ -34,7 +35,8 @@ class TextSource:
         return {"steps": steps_done}
 
 
-def tiny_config(**sections):
+def _tiny_raw(**sections) -> dict:
+    """The tiny model's config as sections; `sections` update them (train={"steps": 10})."""
     raw = {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16},
            "train": {"steps": 20, "batch_size": 4, "steps_per_call": 5, "checkpoint_every": 5,
                      "eval_every": 10, "warmup_steps": 2},
@@ -42,7 +44,23 @@ def tiny_config(**sections):
            "eval": {"enabled": False}}
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
-    return config_from_dict(raw)
+    return raw
+
+
+def tiny_config(**sections):
+    return config_from_dict(_tiny_raw(**sections))
+
+
+def tiny_sweep(grid: str = "", **sections) -> str:
+    """A sweep file's text for the tiny model (the `tiny_config` sections as `[config.*]`
+    tables on the nano preset), followed by `grid` (its `[[grid]]` tables)."""
+    def value(v) -> str:
+        return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
+
+    lines = ['preset = "nano"']
+    for section, values in _tiny_raw(**sections).items():
+        lines += [f"[config.{section}]", *(f"{k} = {value(v)}" for k, v in values.items())]
+    return "\n".join(lines) + "\n" + grid
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import tiny_sweep
 
 from scaling import executors
 from scaling.cli import main
@@ -12,28 +13,7 @@ from scaling.errors import UsageError
 
 HERE = Path(__file__).parent
 # Two runs of the tiny model: enough to cut into two shards.
-SWEEP = """
-preset = "nano"
-[config.model]
-d_model = 32
-n_layers = 1
-n_heads = 2
-d_ff = 64
-seq_len = 16
-[config.train]
-steps = 10
-batch_size = 4
-steps_per_call = 5
-checkpoint_every = 5
-eval_every = 5
-warmup_steps = 2
-[config.data]
-story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
-[config.eval]
-enabled = false
-[[grid]]
-"data.aligned_fraction" = [0.0, 0.1]
-"""
+SWEEP = tiny_sweep('[[grid]]\n"data.aligned_fraction" = [0.0, 0.1]\n', train={"steps": 10, "eval_every": 5})
 TIMING = []  # results.csv has no wall-clock columns today; listed here if one is added
 
 

@@ -3,33 +3,14 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import tiny_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "colab_tpu.ipynb"
 # A study small enough for CI: the tiny model, 3 doses x 2 seeds, 96 eval items per run.
-TINY = """
-preset = "nano"
-[config.model]
-d_model = 32
-n_layers = 1
-n_heads = 2
-d_ff = 64
-seq_len = 16
-[config.train]
-steps = 20
-batch_size = 8
-steps_per_call = 10
-checkpoint_every = 10
-eval_every = 10
-warmup_steps = 2
-[config.data]
-story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
-[config.eval]
-max_items = 96
-[[grid]]
-"data.aligned_fraction" = [0.0, 0.01, 0.1]
-"train.seed" = [0, 1]
-"""
+TINY = tiny_sweep('[[grid]]\n"data.aligned_fraction" = [0.0, 0.01, 0.1]\n"train.seed" = [0, 1]\n',
+                  train={"batch_size": 8, "steps_per_call": 10, "checkpoint_every": 10},
+                  eval={"enabled": True, "max_items": 96})
 
 
 def test_notebook_parameters_cell_is_tagged():

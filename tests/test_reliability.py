@@ -13,31 +13,13 @@ import time
 
 import pandas as pd
 import pytest
+from conftest import tiny_sweep
 
 from scaling import sweep as sweeper
 from scaling.cli import main
 from scaling.sweep import expand, launch, run_sweep
 
-TINY = """
-preset = "nano"
-[config.model]
-d_model = 32
-n_layers = 1
-n_heads = 2
-d_ff = 64
-seq_len = 16
-[config.data]
-story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
-[config.train]
-steps = 10
-batch_size = 4
-steps_per_call = 5
-checkpoint_every = 5
-eval_every = 5
-warmup_steps = 2
-[config.eval]
-enabled = false
-"""
+TINY = tiny_sweep(train={"steps": 10, "eval_every": 5})
 
 
 def write_sweep(tmp_path, seeds=(0, 1), name="s.toml"):

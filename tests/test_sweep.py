@@ -10,32 +10,14 @@ import jax
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_sweep
 
 from scaling.cli import main
 from scaling.errors import ConfigError
 from scaling.sweep import expand, launch, run_id
 from scaling.train import load_params
 
-TINY = """
-preset = "nano"
-[config.model]
-d_model = 32
-n_layers = 1
-n_heads = 2
-d_ff = 64
-seq_len = 16
-[config.data]
-story_fraction = 0.0
-[config.train]
-steps = 20
-batch_size = 4
-steps_per_call = 5
-checkpoint_every = 5
-eval_every = 10
-warmup_steps = 2
-[config.eval]
-enabled = false
-"""
+TINY = tiny_sweep()
 
 
 def write_sweep(tmp_path, grid: str, name="s.toml") -> Path:

@@ -5,33 +5,13 @@ import json
 import shutil
 
 import pytest
+from conftest import tiny_sweep
 
 from scaling.cli import main
 from scaling.results import collect
 from scaling.sweep import launch
 
-SWEEP = """
-preset = "nano"
-[config.model]
-d_model = 32
-n_layers = 1
-n_heads = 2
-d_ff = 64
-seq_len = 16
-[config.data]
-story_fraction = 0.0  # rows of 17 tokens cannot hold a story unit
-[config.train]
-steps = 10
-batch_size = 4
-steps_per_call = 5
-checkpoint_every = 5
-eval_every = 5
-warmup_steps = 2
-[config.eval]
-enabled = false
-[[grid]]
-"data.aligned_fraction" = [0.0, 0.1]
-"""
+SWEEP = tiny_sweep('[[grid]]\n"data.aligned_fraction" = [0.0, 0.1]\n', train={"steps": 10, "eval_every": 5})
 
 
 @pytest.fixture(scope="module")
