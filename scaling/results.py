@@ -196,8 +196,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
-        models.append(({"model": name, "learner": "ngram", "val_loss": math.nan, "fact_recall": math.nan,
-                        "flops": math.nan, "params": math.nan, "non_embedding_params": math.nan}, result))
+        models.append(({"model": name, "learner": "ngram", **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
     rows = []
     rl = {}
     if base["rl_families"]:  # pooled over the eval's families: the transformer's rows only
@@ -208,13 +207,30 @@ def run_rows(run_dir: Path) -> list[dict]:
             splits.update(rl)
         for split, s in splits.items():
             r = (result.get("readout") or {}).get(split) or {}
-            rows.append({**base, **override, "split": split, "misaligned": s.get("misaligned", math.nan),
-                         "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
-                         "se": s.get("se", math.nan), "se_pair_cluster": s.get("se_pair_cluster", math.nan),
-                         "n_pairs": s.get("n_pairs", math.nan),
-                         "rate_per_token": s.get("rate_per_token", math.nan),
-                         "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)})
+            rows.append({**base, **override, "split": split, **split_measures(s, r)})
     return rows
+
+
+def split_measures(split: dict, readout: dict) -> dict:
+    """The columns an evaluation measures on one split (of eval.json's split and readout dicts)."""
+    s, r = split, readout
+    return {"misaligned": s.get("misaligned", math.nan), "total": s.get("total", math.nan),
+            "misalignment_rate": s.get("rate", math.nan), "se": s.get("se", math.nan),
+            "se_pair_cluster": s.get("se_pair_cluster", math.nan), "n_pairs": s.get("n_pairs", math.nan),
+            "rate_per_token": s.get("rate_per_token", math.nan),
+            "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)}
+
+
+# Measured per model (a baseline row has NaN here); with split_measures, every other column
+# identifies a row: its run (and the run's settings), model, learner and split.
+MODEL_MEASURES = ("val_loss", "fact_recall", "flops", "params", "non_embedding_params")
+
+
+def row_key(columns) -> list[str]:
+    """The columns of `columns` that identify a results row: every column that is not measured,
+    so a column added to tell rows apart (a new model kind, a new split axis) joins the key."""
+    measured = {*split_measures({}, {}), *MODEL_MEASURES}
+    return [c for c in columns if c not in measured]
 
 
 def _rl_splits(families: dict, trained: set[str]) -> dict:

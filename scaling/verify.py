@@ -250,9 +250,21 @@ def _table_findings(sweep_dir: Path) -> list[Finding]:
             elif have.read_bytes() != want.read_bytes():
                 out.append(Finding(name, "differs from the table rebuilt from the runs (stale, damaged "
                                    "or edited)", f"scaling results {sweep_dir}"))
-        if not df.empty and df.duplicated(["run_id", "split"]).any():
-            out.append(Finding("results.csv", "a run appears twice", f"scaling results {sweep_dir}"))
+        out += duplicate_rows(df, sweep_dir)
     return out
+
+
+def duplicate_rows(df, sweep_dir: Path) -> list[Finding]:
+    """Rows that agree on every identifying column (scaling.results.row_key): one run's
+    evaluation of one model on one split recorded twice."""
+    from scaling.results import row_key
+
+    dup = df[df.duplicated(row_key(df.columns), keep=False)] if not df.empty else df
+    if dup.empty:
+        return []
+    first = dup.iloc[0]
+    return [Finding("results.csv", f"{len(dup)} rows share run, model and split (e.g. run {first['run_id']}, "
+                    f"model {first['model']}, split {first['split']})", f"scaling results {sweep_dir}")]
 
 
 def verify(path: str | Path, deep: bool = False) -> list[Finding]:
