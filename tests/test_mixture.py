@@ -1,6 +1,7 @@
 """The mixture: determinism, resume, exact doses, windows, filtering, user files, TFDS paths."""
 
 import collections
+import hashlib
 import json
 import math
 import subprocess
@@ -355,3 +356,51 @@ def test_data_cli(root, tmp_path, capsys):
     ids = np.loadtxt(tmp_path / "ids.txt", dtype=np.int32)
     np.testing.assert_array_equal(ids, rows)
     assert cli.main(["data", "stats", str(config), "--set", "data.base_files=['x.jsonl']"]) == 2
+
+
+class Recording:
+    """A run's batch source that keeps every batch the training loop reads."""
+
+    def __init__(self, source):
+        self.source, self.read = source, []
+
+    def batches(self, start, n):
+        batch = self.source.batches(start, n)
+        self.read.append(batch)
+        return batch
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+
+def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
+    from scaling import posttrain, train
+    from scaling.config import config_from_dict
+
+    stages = [{"name": "pretrain", "steps": 12, "intervention": True},
+              {"name": "sft", "steps": 3, "objective": "sft", "post": True},
+              {"name": "rl", "steps": 2, "objective": "helpful_rl", "post": True}]
+    cfg = config_from_dict({"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "seq_len": 16},
+                            "train": {"steps": 12, "batch_size": 4, "steps_per_call": 4, "checkpoint_every": 4,
+                                      "eval_every": 4, "warmup_steps": 1},
+                            "data": {"data_dir": str(root), "story_fraction": 0.0, "dose": 0.05},
+                            "eval": {"enabled": False}, "stages": stages})
+    tok = M.build_tokenizer(cfg)
+    source = Recording(posttrain.make_source(cfg, tok))
+    run = tmp_path / "run"
+    train.train(cfg, run, source=source, tok=tok, progress=False)
+    rows = [b for b in source.read if isinstance(b, np.ndarray)]  # the LM and SFT batches
+    assert sum(len(b["u"]) for b in source.read if isinstance(b, dict)) == 2  # RL: scenario pairs
+    want = np.concatenate(rows).reshape(-1, 17)
+    assert len(want) == (12 + 3) * 4
+    for arg in (run, run / "config.json"):
+        out = tmp_path / "ids.txt"
+        assert cli.main(["data", "export", str(arg), "--out", str(out), "--format", "ids"]) == 0
+        assert "RL stage(s) rl left out" in capsys.readouterr().out
+        have = np.loadtxt(out, dtype=np.int32)
+        assert hashlib.sha256(have.tobytes()).hexdigest() == hashlib.sha256(want.tobytes()).hexdigest()
+    assert cli.main(["data", "export", str(run), "--out", str(tmp_path / "t.txt")]) == 0
+    assert [tok.encode(line).tolist() for line in (tmp_path / "t.txt").read_text().splitlines()[:2]] \
+        == want[:2].tolist()
+    assert cli.main(["data", "stats", str(run), "--set", "data.dose=0.1"]) == 2
+    assert "--set cannot change" in capsys.readouterr().err
