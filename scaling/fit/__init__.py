@@ -13,7 +13,8 @@ aligned_fraction (dose levels). Dose-0 rows whose insertion is empty/"none"/"con
 controls shared by every insertion window of their (split, model).
 
 Models, per group and pooled over insertion windows ("pooled"), each with one effect per block
-(seed x world seed) on its dose-0 level when the rows have two or more blocks:
+(seed x world seed) on its dose-0 level when the rows have two or more blocks (--blocks none:
+no blocks, the pooled fits of R's drc; table.BLOCK_MODES):
   loglinear  rate = intercept + slope*ln(dose), binomial ML on dose > 0;
   LL.2       binomial GLM, logit link on ln(dose), dose > 0, limits 0 and 1 (drc: b = -slope;
              its "ED50" is where the rate crosses 0.5: the drc-comparable GLM, no headline);

@@ -42,7 +42,16 @@ from scaling.fit.contrasts import add_holm, named_contrasts
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
-from scaling.fit.table import BLOCK_COLUMNS, block_labels, clean_table, group_frames, read_results
+from scaling.fit.table import (
+    BLOCK_COLUMNS,
+    BLOCK_MODES,
+    block_labels,
+    block_mode,
+    clean_table,
+    group_frames,
+    read_results,
+    without_blocks,
+)
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -111,7 +120,8 @@ class FitReport:
 
     def to_markdown(self) -> str:
         dicts = [f.to_dict() for f in self.fits]
-        lines = ["# Dose-response fits", "", *MARKDOWN_INTRO, ""]
+        blocks = BLOCKS_TEXT[self.settings.get("block_mode", "seed")]
+        lines = ["# Dose-response fits", "", f"{blocks} {MARKDOWN_INTRO}", ""]
         lines += ["## Halving dose: control-relative ED50 (and ED10, ED90)", "",
                   *HALVING_NOTE, ""]
         lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
@@ -177,12 +187,15 @@ def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
     return None
 
 
-MARKDOWN_INTRO = [
-    "Every model has the train seed (and world seed, when the table has one) as blocks: one "
-    "effect per block on the dose-0 level. Control-relative EDs are the headline; LL.2 with its "
-    "limits fixed at 0 and 1 is kept only as the GLM that R's drc reproduces, and its 'ED50' is "
-    "where the rate crosses 0.5, not a halving of the control's rate.",
-]
+BLOCKS_TEXT = {
+    "seed": "Every model has the train seed (and world seed, when the table has one) as blocks: one "
+            "effect per block on the dose-0 level.",
+    "none": "No blocks (--blocks none): every fit is the pooled binomial fit that R's drc computes, "
+            "SEs are not clustered and nothing is paired.",
+}
+MARKDOWN_INTRO = ("Control-relative EDs are the headline; LL.2 with its limits fixed at 0 and 1 is kept "
+                  "only as the GLM that R's drc reproduces, and its 'ED50' is where the rate crosses 0.5, "
+                  "not a halving of the control's rate.")
 HALVING_NOTE = [
     "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
     "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
@@ -309,15 +322,19 @@ def _md_table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none",
-              bootstrap: int = 0, bootstrap_seed: int = 0) -> FitReport:
+              bootstrap: int = 0, bootstrap_seed: int = 0, blocks: str = "auto") -> FitReport:
     """Fit every model to every group of a results table (see the module docstring).
 
     background: "none", "auto" (estimate x0 beside each plain fit) or a float x0.
     bootstrap: number of block-level (train seed x world seed) bootstrap replicates per fit (0: none).
+    blocks: one of table.BLOCK_MODES; "none" fits every group pooled, as R's drc does.
     """
     models = _check_models(models)
     background = _parse_background(background)
+    mode = block_mode(df, blocks)
     df = clean_table(df)
+    if mode == "none":
+        df = without_blocks(df)
     fits, comparisons, cost = [], [], []
     frames = group_frames(df)
     for group, rows in frames:
@@ -342,7 +359,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
                                        and (background != "estimate" or m in BACKGROUND_MODELS)],
                 "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
                 "ed_levels": list(ED_LEVELS), "ed_method": ED_METHOD,
-                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns],
+                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns], "block_mode": mode,
                 "holm_family": HOLM_FAMILY}
     return FitReport(fits, comparisons, cost, settings)
 
@@ -436,6 +453,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--background", default="auto",
                         help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
                              "test, binomial AIC only shown), none, or a fixed x0")
+    parser.add_argument("--blocks", choices=BLOCK_MODES, default="auto",
+                        help="auto (= seed); seed: one effect per train seed x world seed block on the "
+                             "dose-0 level, SEs clustered by block, contrasts paired by block; none: "
+                             "pooled binomial fits (R's drc), no paired contrasts")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
@@ -494,7 +515,7 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = fit_table(df, models=args.models, background=args.background,
-                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed, blocks=args.blocks)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent

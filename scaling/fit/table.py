@@ -160,6 +160,22 @@ LEVEL_COLUMNS = ("nominal_dose", "aligned_fraction", "dose")
 # Blocking factors: a train seed fixes the initialisation and base data order at every dose,
 # a world seed the world; every fit and comparison treats their combinations as blocks.
 BLOCK_COLUMNS = ("seed", "world_seed")
+# `scaling fit --blocks`: auto (seed, the default), none (pooled fits, as R's drc computes
+# them: no block effects, no clustering, no paired contrasts), seed (seed x world seed blocks).
+BLOCK_MODES = ("auto", "none", "seed")
+
+
+def block_mode(df: pd.DataFrame, mode: str) -> str:
+    """The blocks `df` is analysed with (see BLOCK_MODES): "none" or "seed"."""
+    if mode not in BLOCK_MODES:
+        raise UsageError(f"--blocks must be one of {', '.join(BLOCK_MODES)}, not {mode!r}")
+    return "seed" if mode == "auto" else mode
+
+
+def without_blocks(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` as a table of independent runs: the block columns left out, so every fit is the
+    pooled binomial fit and nothing is paired."""
+    return df.drop(columns=[c for c in BLOCK_COLUMNS if c in df.columns])
 
 
 def level_column(rows: pd.DataFrame) -> str:
