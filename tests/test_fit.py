@@ -253,6 +253,30 @@ def test_blocks_option_on_the_cli(tmp_path, capsys):
         F.fit_table(with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5), blocks="seeds")
 
 
+def test_world_blocks_cluster_by_world_with_the_same_estimates():
+    from scaling.fit.simulate import WorldTruth, simulate_worlds
+
+    table = simulate_worlds(WorldTruth(n_worlds=3), np.random.default_rng(0))
+    fits = {}
+    for mode in ("auto", "world", "seed"):
+        report = quiet(F.fit_table, table, models=["LL.3"], background="none", blocks=mode)
+        fits[mode] = next(f for f in report.fits if f.usable).to_dict()
+        fits[mode]["md"] = report.to_markdown()
+        fits[mode]["mode"] = report.settings["block_mode"]
+    assert fits["auto"]["mode"] == "world" and fits["seed"]["mode"] == "seed"
+    world, seed = fits["world"], fits["seed"]
+    assert len(world["blocks"]) == len(seed["blocks"]) == 9  # the same (seed, world) effects
+    assert world["params"] == seed["params"] and world["se"] == seed["se"]
+    assert (world["n_seeds"], world["ed_control"]["50"]["df"]) == (3, 2)
+    assert (seed["n_seeds"], seed["ed_control"]["50"]["df"]) == (9, 8)
+    assert world["ed_control"]["50"]["method"] == "cluster" and "cluster, t(2)" in world["md"]
+    assert "t on worlds - 1 df" in world["md"]
+    one_world = table[table.world_seed == 0]
+    assert quiet(F.fit_table, one_world, models=["LL.3"], background="none").settings["block_mode"] == "seed"
+    with pytest.raises(UsageError, match="two or more worlds"):
+        F.fit_table(one_world, models=["LL.3"], blocks="world")
+
+
 def test_ml_machinery_reproduces_the_glm_and_its_cluster_covariance():
     ew = EARTHWORMS[EARTHWORMS.dose > 0]
     k, n = ew.number.to_numpy(float), ew.total.to_numpy(float)

@@ -38,7 +38,7 @@ from scaling.fit.comparisons import (
     lack_of_fit,
     qaic,
 )
-from scaling.fit.contrasts import add_holm, named_contrasts
+from scaling.fit.contrasts import PAIRED_TEST, add_holm, named_contrasts
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
@@ -48,9 +48,10 @@ from scaling.fit.table import (
     block_labels,
     block_mode,
     clean_table,
+    cluster_labels,
     group_frames,
     read_results,
-    without_blocks,
+    with_blocks,
 )
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
@@ -137,8 +138,9 @@ class FitReport:
         lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
                   f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
                   "other tests choose models and are not adjusted.", ""]
-        lines += _md_table(["name", "test", "estimate [95% CI]", "p", "p_holm", "verdict"],
-                           [[c["name"], c["test"], _estimate_ci(c), _fmt(c.get("p")),
+        units = "worlds" if self.settings.get("block_mode") == "world" else "blocks"
+        lines += _md_table(["name", "test", "estimate [95% CI]", "interval", "p", "p_holm", "verdict"],
+                           [[c["name"], c["test"], _estimate_ci(c), _interval_df(c, units), _fmt(c.get("p")),
                              _fmt(c.get("p_holm")), _verdict(c)] for c in self.comparisons])
         lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
         header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
@@ -149,9 +151,11 @@ class FitReport:
                                      d["reason"] or "; ".join(d["notes"])] for d in dicts])
         if self.cost:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
-            header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per marginal FLOP"]
+            header = ["group", "dose", "runs", "reduction", "se", "interval", "per aligned token",
+                      "per marginal FLOP"]
             lines += _md_table(header, [[_group_label(c["group"]), _fmt(c["dose"]), c["runs"],
                                          _fmt(c["reduction"]), _fmt(c["se"]),
+                                         f"t({c['df']})" if c.get("paired") else "z, unpaired",
                                          _fmt(c.get("reduction_per_aligned_token")),
                                          _fmt(c.get("reduction_per_marginal_flop"))] for c in self.cost])
         return "\n".join(lines) + "\n"
@@ -189,7 +193,11 @@ def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
 
 BLOCKS_TEXT = {
     "seed": "Every model has the train seed (and world seed, when the table has one) as blocks: one "
-            "effect per block on the dose-0 level.",
+            "effect per block on the dose-0 level; SEs clustered by block, contrasts paired by block, "
+            "t on blocks - 1 df.",
+    "world": "Worlds are the independent units, seeds nested in them (--blocks world): every model has "
+             "one effect per (train seed, world seed) block on the dose-0 level, SEs are clustered by "
+             "world and paired contrasts are averaged within each world first, t on worlds - 1 df.",
     "none": "No blocks (--blocks none): every fit is the pooled binomial fit that R's drc computes, "
             "SEs are not clustered and nothing is paired.",
 }
@@ -199,9 +207,11 @@ MARKDOWN_INTRO = ("Control-relative EDs are the headline; LL.2 with its limits f
 HALVING_NOTE = [
     "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
     "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
-    "SE from the sandwich clustered by block (train seed x world seed), t on (blocks - 1) df (falls back to quasi-binomial, t on "
-    "the residual df, with one seed). This interval covers a known ED50 in 90-98% of 200 "
-    "simulated studies (tests/test_fit_coverage.py). '-' : not reached at a positive dose.",
+    "SE from the sandwich clustered by the table's units (blocks, or worlds with --blocks world), t on "
+    "(units - 1) df, the 'interval' column's t(df) (falls back to quasi-binomial, t on the residual "
+    "df, with one unit). This interval covers a known ED50 in 90-98% of 200 simulated studies, and "
+    "with world units over worlds that differ in their ED50 (tests/test_fit_coverage.py). '-' : "
+    "not reached at a positive dose.",
 ]
 ALL_FITS_NOTE = [
     "drc-parametrised estimates. 'drc ED50' is drc's relative ED between the curve's limits: for "
@@ -238,6 +248,13 @@ def _estimate_ci(c: dict) -> str:
     if c.get("lower") is None:
         return _fmt(c["estimate"])
     return f"{_fmt(c['estimate'])} [{_fmt(c['lower'])}, {_fmt(c['upper'])}]"
+
+
+def _interval_df(c: dict, units: str) -> str:
+    """The t interval's df of a paired contrast, with what it counts; '' for other tests."""
+    if c.get("method") != PAIRED_TEST:
+        return ""
+    return f"t({c['df']}): {c['blocks']} {units}"
 
 
 def _verdict(c: dict) -> str:
@@ -331,10 +348,9 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     """
     models = _check_models(models)
     background = _parse_background(background)
-    mode = block_mode(df, blocks)
     df = clean_table(df)
-    if mode == "none":
-        df = without_blocks(df)
+    mode = block_mode(df, blocks)
+    df = with_blocks(df, mode)
     fits, comparisons, cost = [], [], []
     frames = group_frames(df)
     for group, rows in frames:
@@ -365,9 +381,8 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
 
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
-    blocks = block_labels(rows)
-    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=blocks,
-                    blocks=blocks, background=background, group=group)
+    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
+                    blocks=block_labels(rows), background=background, group=group)
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
@@ -454,9 +469,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
                              "test, binomial AIC only shown), none, or a fixed x0")
     parser.add_argument("--blocks", choices=BLOCK_MODES, default="auto",
-                        help="auto (= seed); seed: one effect per train seed x world seed block on the "
-                             "dose-0 level, SEs clustered by block, contrasts paired by block; none: "
-                             "pooled binomial fits (R's drc), no paired contrasts")
+                        help="seed: one effect per train seed x world seed block on the dose-0 level, "
+                             "SEs clustered and contrasts paired by block (t on blocks - 1 df); world: the "
+                             "same effects, SEs clustered and contrasts paired by world (seeds nested, t "
+                             "on worlds - 1 df); none: pooled binomial fits (R's drc), nothing paired; "
+                             "auto (default): world with two or more world seeds, else seed")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
@@ -469,9 +486,10 @@ def write_report(report: FitReport, out: Path) -> None:
         _write_whole(out / name, text)
 
 
-def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
+def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: str = "seed") -> bool:
     """transfer.md (paired dose effects beyond counting, values control) when the table comes
-    from the value-grounded world and trajectory.csv is there; True if written."""
+    from the value-grounded world and trajectory.csv is there; True if written. units: "seed"
+    pairs by (seed, world seed) block, "world" by world (transfer.UNITS)."""
     if not Path(trajectory).exists():
         return False
     traj = pd.read_csv(trajectory)
@@ -479,7 +497,7 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
         return False
     if "post_training" in results.columns and results["post_training"].nunique() > 1:
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
-    text = transfer.report(traj, results)
+    text = transfer.report(traj, results, units)
     if text:
         _write_whole(Path(out) / "transfer.md", text)
     return bool(text)
@@ -521,10 +539,14 @@ def run(args) -> int:
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
-    if write_transfer(df, Path(args.results).parent / "trajectory.csv", out):
-        print(f"wrote {out / 'transfer.md'}")
-    if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
-        print(f"wrote {out / 'persistence.md'}")
+    mode = report.settings["block_mode"]
+    if mode == "none":
+        print("--blocks none: transfer.md and persistence.md (paired by block) are not written")
+    else:
+        if write_transfer(df, Path(args.results).parent / "trajectory.csv", out, mode):
+            print(f"wrote {out / 'transfer.md'}")
+        if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
+            print(f"wrote {out / 'persistence.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0
