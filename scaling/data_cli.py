@@ -16,9 +16,9 @@ import json
 import os
 from pathlib import Path
 
-from scaling.config import load_config
 from scaling.errors import UsageError
 from scaling.mixture import POOLS, Mixture
+from scaling.plan import load_config
 from scaling.world import SPLITS, World
 
 

@@ -66,8 +66,9 @@ import pandas as pd
 
 from scaling import posttrain
 from scaling import stages as staging
-from scaling.config import config_from_dict, insertion_window
+from scaling.config import insertion_window
 from scaling.errors import UsageError
+from scaling.plan import config_from_dict
 from scaling.world import SPLITS
 
 STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",

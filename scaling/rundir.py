@@ -32,9 +32,10 @@ from pathlib import Path
 import jax
 
 from scaling import tokenizer as tokenizers
-from scaling.config import Config, config_from_dict
+from scaling.config import Config
 from scaling.errors import ConfigError, UsageError
 from scaling.model import Transformer, flops_per_token, param_counts
+from scaling.plan import config_from_dict
 
 LOGS = ("metrics.jsonl", "eval_steps.jsonl")
 

@@ -44,8 +44,9 @@ import time
 import traceback
 from pathlib import Path
 
-from scaling.config import Config, config_from_dict, copy_raw, merge, read_toml, set_key
+from scaling.config import Config, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
+from scaling.plan import config_from_dict
 
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0

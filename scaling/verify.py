@@ -114,8 +114,8 @@ def _live_claim(run_dir: Path) -> bool:
 
 def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> list[Finding]:
     """Findings for one run directory; `rerun` is the command that resumes it."""
-    from scaling.config import config_from_dict
     from scaling.errors import ConfigError
+    from scaling.plan import config_from_dict
 
     rid = run_dir.name
     out: list[Finding] = []
