@@ -32,10 +32,13 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from scaling.errors import ConfigError
 
+# The size presets are package data (a non-editable install has them); scaling.presets names them.
+_PRESETS = resources.files(__package__) / "presets"
 INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
 POST_STAGES = ("continued", "finetune")
 GENRES = ("demonstration", "reasoning", "fiction", "advice")
@@ -310,15 +313,26 @@ def merge(raw: dict, overrides: typing.Iterable[str]) -> dict:
     return merged
 
 
+def preset_names() -> list[str]:
+    """The model-size presets shipped in the package (scaling/presets/*.toml)."""
+    return sorted(p.name[:-5] for p in _PRESETS.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_path(name: str) -> Path | None:
+    """The preset's file, or None if there is no such preset."""
+    if not isinstance(name, str) or "/" in name or "\\" in name:
+        return None
+    entry = _PRESETS / f"{name}.toml"
+    return Path(str(entry)) if entry.is_file() else None
+
+
 def read_toml(path: str | Path) -> dict:
     """A TOML file; a bare preset name (`nano`, `micro`, ...) reads the packaged preset."""
-    from scaling import presets
-
-    if not Path(path).is_file() and presets.path(str(path)) is not None:
-        path = presets.path(str(path))
+    if not Path(path).is_file() and preset_path(str(path)) is not None:
+        path = preset_path(str(path))
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("", f"config file not found: {path} (presets: {', '.join(presets.names())})")
+        raise ConfigError("", f"config file not found: {path} (presets: {', '.join(preset_names())})")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
