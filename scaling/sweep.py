@@ -37,8 +37,6 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import traceback
@@ -479,12 +477,9 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
         retried = retry_errors(mine, out)
         print(f"retrying {len(retried)} run(s) recorded as error" + (f": {', '.join(retried)}" if retried else ""))
     if workers > 1:
-        cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
-               "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
-        cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
-        cmd += [] if wait else ["--no-wait"]
-        procs = [subprocess.Popen(cmd) for _ in range(workers)]
-        codes = [p.wait() for p in procs]
+        from scaling import executors
+
+        codes = executors.start_workers(sweep_path, out, overrides, workers, pack, shard, wait)
         if DISK_FULL_EXIT in codes:
             raise OSError(errno.ENOSPC, "a worker stopped because the disk is full")
         runs_dir = out / "runs"
@@ -571,14 +566,16 @@ def run(args) -> int:
         raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
     if args.tasks is not None and args.tasks < 1:
         raise UsageError("--tasks must be >= 1")
-    expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
+    specs = expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
     cache = executors.enable_cache(args.out, args.compile_cache)
     if args.executor == "local":
         statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
                           progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
     else:
-        statuses = executors.launch(args.executor, args.sweep, args.out, args.overrides, args.pack,
-                                    args.tasks, options, cache, progress=not args.no_progress)
+        executors.submit(args.executor, launch, len(specs), args.sweep, args.out, args.overrides, args.pack,
+                         args.tasks, options, cache)
+        runs_dir = Path(args.out) / "runs"
+        statuses = {s.run_id: run_status(runs_dir / s.run_id) for s in specs}
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:
