@@ -44,6 +44,7 @@ from pathlib import Path
 
 from scaling.config import Config, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
+from scaling.io import STATUS, run_status, write_text
 from scaling.plan import config_from_dict
 
 LOCK_STALE_S = 120.0
@@ -291,13 +292,6 @@ def claimed_by_live_launcher(run_dir: Path) -> bool:
     return lock.exists() and not _lock_is_stale(lock)
 
 
-def run_status(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "status.json").read_text())["status"]
-    except (OSError, json.JSONDecodeError, KeyError):
-        return "pending"
-
-
 def finished(run_dir: Path) -> bool:
     return run_status(run_dir) in ("done", "failed", "error")
 
@@ -313,14 +307,8 @@ def default_pack() -> int:
     return 1 if jax.default_backend() == "cpu" else 8
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
-
-
 def _write_error(run_dir: Path, reason: str) -> None:
-    _write_atomic(run_dir / "status.json", json.dumps({"status": "error", "step": None, "reason": reason}))
+    write_text(run_dir / STATUS, json.dumps({"status": "error", "step": None, "reason": reason}))
 
 
 def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: tuple[int, int] = (0, 1),
@@ -399,20 +387,13 @@ def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
             continue
         try:
             if run_status(run_dir) == "error":
-                os.replace(run_dir / "status.json", run_dir / "status.error.json")
+                os.replace(run_dir / STATUS, run_dir / "status.error.json")
                 if (run_dir / "error.txt").exists():
                     os.replace(run_dir / "error.txt", run_dir / "error.previous.txt")
                 retried.append(spec.run_id)
         finally:
             claim.release()
     return retried
-
-
-def _reason(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "status.json").read_text()).get("reason") or "?"
-    except (OSError, ValueError, AttributeError):
-        return "?"
 
 
 def is_disk_full(e: BaseException) -> bool:
@@ -424,7 +405,7 @@ def is_disk_full(e: BaseException) -> bool:
 def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> None:
     reason = f"{type(e).__name__}: {e}"
     _write_error(run_dir, reason)
-    _write_atomic(run_dir / "error.txt", traceback.format_exc())
+    write_text(run_dir / "error.txt", traceback.format_exc())
     claim.release()
     bar.write(f"run {spec.run_id} failed: {reason}")
     bar.update(1)
@@ -470,7 +451,7 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"sweep": str(sweep_path), "overrides": list(overrides),
                 "runs": {s.run_id: s.assignment for s in specs}}
-    _write_atomic(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    write_text(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
     if retry:
         i, n = shard
         mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
