@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
 from scaling.fit.table import BLOCK_COLUMNS, block_labels, clean_table, group_frames, read_results
+from scaling.io import write_text
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -445,7 +445,7 @@ def write_report(report: FitReport, out: Path) -> None:
     """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
     the old file or the new one, never a cut one that a figure run would misread."""
     for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
-        _write_whole(out / name, text)
+        write_text(out / name, text)
 
 
 def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
@@ -460,7 +460,7 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
     text = transfer.report(traj, results)
     if text:
-        _write_whole(Path(out) / "transfer.md", text)
+        write_text(Path(out) / "transfer.md", text)
     return bool(text)
 
 
@@ -476,14 +476,8 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
     chosen = [f.to_dict() for f in report.chosen()] if report is not None else []
     text = persistence.report(traj, results, chosen)
     if text:
-        _write_whole(Path(out) / "persistence.md", text)
+        write_text(Path(out) / "persistence.md", text)
     return bool(text)
-
-
-def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:
