@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from scaling.errors import UsageError
+from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.world import SPLITS, World
@@ -62,13 +62,11 @@ def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
     if fmt == "text" and mixture.tok.kind != "word":
         raise UsageError("--format text needs the word tokenizer; use --format ids")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
+    with replacing(out) as tmp, open(tmp, "w") as f:
         for s0 in range(0, steps, 100):  # in slices: memory stays flat for long runs
             for row in mixture.batches(s0, min(100, steps - s0)).reshape(-1, mixture.L + 1):
                 f.write((" ".join(mixture.tok.itos[t] for t in row) if fmt == "text"
                          else " ".join(map(str, row.tolist()))) + "\n")
-    os.replace(tmp, out)
     print(f"{steps * mixture.B} rows of {mixture.L + 1} tokens ({steps} steps) -> {out}")
     return 0
 
