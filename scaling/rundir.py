@@ -211,10 +211,7 @@ SUMS = "checkpoint_sums.json"  # sha256 of every file of each checkpoint, beside
 
 
 def _read_sums(run_dir: Path) -> dict:
-    try:
-        sums = json.loads((run_dir / SUMS).read_text())
-    except (OSError, ValueError):
-        return {}  # missing or damaged: checkpoints are then checked by restoring them only
+    sums = read_json(run_dir / SUMS)  # missing or damaged: checkpoints are then checked by restoring them only
     return sums if isinstance(sums, dict) else {}
 
 
