@@ -188,6 +188,35 @@ def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
     return [first, second]
 
 
+def _weibull1_mean(design: _Design, phi, z):
+    """W1.4's mean: the log-logistic's limits and blocks (on the logit of d), the Weibull shape
+    g = exp(-exp(b (z - log e)))."""
+    n_obs = len(z)
+    b, le = phi[design.column("b")], phi[design.column("log_e")]
+    c, dc, jc = _limit(design, phi, "c", 0.0)
+    d, dd, jd = _limit(design, phi, "d", 1.0)
+    if jd is not None and design.names[jd] == "logit_d":
+        d = special.expit(phi[jd] + design.block_shift(phi))
+        dd = d * (1 - d)
+    w = z - le
+    finite = np.isfinite(w)
+    w0 = np.where(finite, w, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = np.exp(b * w0)
+        g = np.where(finite, np.exp(-u), 1.0 if b > 0 else 0.0 if b < 0 else np.exp(-1.0))
+        gu = np.where(finite & np.isfinite(u), g * u, 0.0)  # -dg / d(b w)
+    f = c + (d - c) * g
+    D = np.zeros((n_obs, len(phi)))
+    D[:, design.column("b")] = -(d - c) * gu * w0
+    D[:, design.column("log_e")] = (d - c) * gu * b
+    if jc is not None:
+        D[:, jc] += (1 - g) * dc
+    if jd is not None:
+        D[:, jd] += g * dd
+        design.add_block_derivative(D, g * dd)
+    return f, D, -(d - c) * gu * b
+
+
 def _make_design(model: str, family: str, x: np.ndarray, background,
                  block_labels: Sequence = (), blocks=None) -> _Design:
     """The single-curve design of a model; background None, a fixed x0, or "estimate".
@@ -387,6 +416,31 @@ class LL3(LL4):
     """drc's LL.3: LL.4 with c = 0."""
 
     name, limits = "LL.3", ("d",)
+
+
+@register
+class W14(LL4):
+    """drc's W1.4 (Weibull type 1): f = c + (d - c) exp(-exp(b (ln x - ln e))); b > 0
+    decreasing from d at dose 0 to c. Not symmetric like the log-logistic: at dose e the
+    curve has gone 1 - 1/e (63%) of the way from d to c, not half of it."""
+
+    name = "W1.4"
+
+    def mean(self, design, phi, z):
+        return _weibull1_mean(design, phi, z)
+
+    def ed_axis(self, nat, p):
+        b = nat["b"]
+        q = p if b > 0 else 100 - p
+        return np.log(nat["e"]) + np.log(-np.log(1 - q / 100)) / b
+
+    def axis_at(self, nat, target):
+        c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+        return np.log(nat["e"]) + np.log(-np.log((target - c) / (d - c))) / nat["b"]
+
+    @staticmethod
+    def shape(u):
+        return np.exp(-np.exp(-u))
 
 
 def _ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
