@@ -277,7 +277,7 @@ def register(cls: type[CurveModel]) -> type[CurveModel]:
 def curve(name: str) -> CurveModel:
     """The registered model `name`. Designs of the comparisons (names such as "LL.2-common-e",
     several curves sharing b and log e) use the log-logistic form."""
-    return CURVES.get(name) or CURVES["LL.4"]
+    return CURVES.get(name) or _LOG_LOGISTIC
 
 
 class CurveModel:
@@ -368,12 +368,10 @@ class LL2(LogLinear):
     _inverse_link = staticmethod(special.expit)
 
 
-@register
-class LL4(CurveModel):
-    """drc's LL.4: f = c + (d - c) / (1 + exp(b (ln x - ln e))), binomial ML with the dose-0
-    controls (they fix d); b > 0 decreasing, as in drc."""
+class LogLogistic(CurveModel):
+    """drc's log-logistic LL.4: f = c + (d - c) / (1 + exp(b (ln x - ln e))), binomial ML with
+    the dose-0 controls (they fix d); b > 0 decreasing, as in drc. `limits`: the free ones."""
 
-    name = "LL.4"
     limits: tuple[str, ...] = ("c", "d")
 
     def names(self, family):
@@ -411,15 +409,23 @@ class LL4(CurveModel):
         return special.expit(u)
 
 
+_LOG_LOGISTIC = LogLogistic()
+
+
 @register
-class LL3(LL4):
+class LL3(LogLogistic):
     """drc's LL.3: LL.4 with c = 0."""
 
     name, limits = "LL.3", ("d",)
 
 
 @register
-class W14(LL4):
+class LL4(LogLogistic):
+    name = "LL.4"
+
+
+@register
+class W14(LogLogistic):
     """drc's W1.4 (Weibull type 1): f = c + (d - c) exp(-exp(b (ln x - ln e))); b > 0
     decreasing from d at dose 0 to c. Not symmetric like the log-logistic: at dose e the
     curve has gone 1 - 1/e (63%) of the way from d to c, not half of it."""
