@@ -91,3 +91,24 @@ def test_w14_jacobian_matches_finite_differences():
     numeric = np.column_stack([(design.mean(phi + step * e)[0] - design.mean(phi - step * e)[0]) / (2 * step)
                                for e in np.eye(len(phi))])
     np.testing.assert_allclose(D, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_a_registered_model_is_fitted_by_the_table_api_and_the_cli(tmp_path):
+    import pandas as pd
+
+    from scaling.cli import main
+
+    n = np.full(len(DOSES), 500)
+    k = np.random.default_rng(5).binomial(n, weibull1(DOSES, **TRUTH))
+    df = pd.DataFrame({"dose": DOSES, "misaligned": k, "total": n, "seed": np.tile([0, 1, 2, 3], 8)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", F.FitWarning)
+        report = F.fit_table(df, models="W1.4,LL.4")
+    fits = {f.model: f for f in report.fits}
+    assert set(fits) == {"W1.4", "LL.4"} and fits["W1.4"].usable
+    assert fits["W1.4"].loglik > fits["LL.4"].loglik  # the curve the data came from fits them better
+    df.to_csv(tmp_path / "r.csv", index=False)
+    assert main(["fit", str(tmp_path / "r.csv"), "--out", str(tmp_path / "fit"), "--models", "W1.4",
+                 "--background", "none"]) == 0
+    assert "W1.4" in (tmp_path / "fit" / "fit.md").read_text()
+    assert main(["fit", str(tmp_path / "r.csv"), "--models", "W9"]) == 2

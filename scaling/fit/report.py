@@ -38,6 +38,7 @@ from scaling.fit.comparisons import (
     qaic,
 )
 from scaling.fit.contrasts import add_holm, named_contrasts
+from scaling.fit.curves import CURVES
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
@@ -405,9 +406,9 @@ def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
 def _check_models(models) -> tuple[str, ...]:
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in CURVES]
     if unknown or not models:
-        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CURVES)}")
     return tuple(models)
 
 
@@ -432,7 +433,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated subset of {','.join(MODELS)}")
+                        help=f"comma-separated models of {','.join(CURVES)} (default: {','.join(MODELS)})")
     parser.add_argument("--background", default="auto",
                         help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
                              "test, binomial AIC only shown), none, or a fixed x0")
