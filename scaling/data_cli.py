@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 from scaling import posttrain, rundir
 from scaling import stages as staging
-from scaling.config import Config, load_config
+from scaling.config import Config
 from scaling.errors import UsageError
+from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
+from scaling.plan import load_config
 from scaling.world import SPLITS, World
 
 
@@ -96,16 +97,14 @@ def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
     if fmt == "text" and mixture.tok.kind != "word":
         raise UsageError("--format text needs the word tokenizer; use --format ids")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     n_rows, skipped = 0, [st.name for st in staging.resolve(mixture.cfg)
                           if st.objective.endswith("_rl") and st.step0 < steps]
-    with open(tmp, "w") as f:
+    with replacing(out) as tmp, open(tmp, "w") as f:
         for batch in row_batches(mixture, steps):
             for row in batch.reshape(-1, mixture.L + 1):
                 f.write((" ".join(mixture.tok.itos[t] for t in row) if fmt == "text"
                          else " ".join(map(str, row.tolist()))) + "\n")
                 n_rows += 1
-    os.replace(tmp, out)
     left_out = f"; RL stage(s) {', '.join(skipped)} left out (scenario pairs, not rows)" if skipped else ""
     print(f"{n_rows} rows of {mixture.L + 1} tokens ({steps} steps{left_out}) -> {out}")
     return 0

@@ -30,6 +30,7 @@ import tensorflow_datasets as tfds
 
 from scaling.config import GENRES, Config
 from scaling.errors import ConfigError
+from scaling.io import replacing
 from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import World
 
@@ -221,10 +222,9 @@ class Pool:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, tokens=self.tokens, starts=self.starts, ids=self.ids,
-                 genre=self.genre, family=self.family)
-        os.replace(tmp, path)  # readers see the whole file or none
+        with replacing(path, suffix=".npz") as tmp:  # np.savez would add .npz to another name
+            np.savez(tmp, tokens=self.tokens, starts=self.starts, ids=self.ids,
+                     genre=self.genre, family=self.family)
 
     @classmethod
     def load(cls, path: Path) -> Pool:

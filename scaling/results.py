@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import types
 from pathlib import Path
 
@@ -66,8 +65,10 @@ import pandas as pd
 
 from scaling import posttrain
 from scaling import stages as staging
-from scaling.config import config_from_dict, insertion_window
+from scaling.config import insertion_window
 from scaling.errors import UsageError
+from scaling.io import read_json, replacing, run_status
+from scaling.plan import config_from_dict
 from scaling.world import SPLITS
 
 STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
@@ -79,13 +80,6 @@ COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "wo
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
            "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS]
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -160,14 +154,14 @@ def arm(d) -> str:
 
 
 def run_rows(run_dir: Path) -> list[dict]:
-    record = _read_json(run_dir / "config.json")
+    record = read_json(run_dir / "config.json")
     if record is None:
         return []
     cfg = config_from_dict(record["config"])
     d = cfg.data
-    acc = _read_json(run_dir / "accounting.json") or {}
-    ev = _read_json(run_dir / "eval.json")
-    status = (_read_json(run_dir / "status.json") or {}).get("status", "pending")
+    acc = read_json(run_dir / "accounting.json") or {}
+    ev = read_json(run_dir / "eval.json")
+    status = run_status(run_dir)
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
     run_arm = arm(d)
@@ -272,7 +266,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
             windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
     for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
-        ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
+        ev, record = read_json(run_dir / "eval.json"), read_json(run_dir / "config.json")
         if not isinstance(ev, dict) or not isinstance(record, dict):
             continue
         cfg = record.get("config") or {}
@@ -335,9 +329,8 @@ def results_table(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(f".csv.{os.getpid()}")
-    df.to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
 
 
 def collect(sweep_dir: str | Path) -> Path:

@@ -9,8 +9,8 @@ import pytest
 
 from scaling import baselines as B
 from scaling import evaluate as E
-from scaling.config import config_from_dict
 from scaling.mixture import Mixture, build_tokenizer
+from scaling.plan import config_from_dict
 
 
 def _direct_logprob(rows, order, V, seq, n_scored, k=1.0):

@@ -15,9 +15,9 @@ import tensorflow_datasets as tfds
 from scaling import cli, datasets
 from scaling import mixture as M
 from scaling import world as W
-from scaling.config import config_from_dict, load_config
 from scaling.errors import ConfigError
 from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
+from scaling.plan import config_from_dict, load_config
 from scaling.tokenizer import EOS
 
 

@@ -21,6 +21,10 @@ default with two or more world seeds; none: no blocks, the pooled fits of R's dr
              its "ED50" is where the rate crosses 0.5: the drc-comparable GLM, no headline);
   LL.3/LL.4  drc's f = c + (d-c)/(1+exp(b(ln x - ln e))) (LL.3: c = 0), binomial ML that
              includes the dose-0 controls (they fix d). b > 0: decreasing, as in drc.
+  W1.4       drc's Weibull type 1, f = c + (d-c) exp(-exp(b(ln x - ln e))), fitted like LL.4;
+             only when asked for (--models): the default set is the four above.
+Each model is a class in scaling.fit.curves.CURVES (its parameters, mean and Jacobian, start
+values, EDs, dose-0 and background rules): adding one is one registered class.
 With --background the dose axis ln(x0 + dose) is fitted beside each plain model: a fixed x0
 for every model; an estimated x0 ("auto") for loglinear and LL.2 only (LL.3/LL.4's plateau d
 is confounded with it).

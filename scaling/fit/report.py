@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -39,6 +38,7 @@ from scaling.fit.comparisons import (
     qaic,
 )
 from scaling.fit.contrasts import PAIRED_TEST, add_holm, named_contrasts
+from scaling.fit.curves import CURVES
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
@@ -53,6 +53,7 @@ from scaling.fit.table import (
     read_results,
     with_blocks,
 )
+from scaling.io import write_text
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -437,9 +438,9 @@ def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
 def _check_models(models) -> tuple[str, ...]:
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in CURVES]
     if unknown or not models:
-        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CURVES)}")
     return tuple(models)
 
 
@@ -464,7 +465,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated subset of {','.join(MODELS)}")
+                        help=f"comma-separated models of {','.join(CURVES)} (default: {','.join(MODELS)})")
     parser.add_argument("--background", default="auto",
                         help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
                              "test, binomial AIC only shown), none, or a fixed x0")
@@ -483,7 +484,7 @@ def write_report(report: FitReport, out: Path) -> None:
     """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
     the old file or the new one, never a cut one that a figure run would misread."""
     for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
-        _write_whole(out / name, text)
+        write_text(out / name, text)
 
 
 def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: str = "seed") -> bool:
@@ -499,7 +500,7 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: st
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
     text = transfer.report(traj, results, units)
     if text:
-        _write_whole(Path(out) / "transfer.md", text)
+        write_text(Path(out) / "transfer.md", text)
     return bool(text)
 
 
@@ -515,14 +516,8 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
     chosen = [f.to_dict() for f in report.chosen()] if report is not None else []
     text = persistence.report(traj, results, chosen)
     if text:
-        _write_whole(Path(out) / "persistence.md", text)
+        write_text(Path(out) / "persistence.md", text)
     return bool(text)
-
-
-def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:
