@@ -1,7 +1,7 @@
 """Run configuration: frozen dataclasses loaded from TOML, validated once at the edge.
 
 A config file has sections `[model]`, `[data]`, `[train]`, `[eval]` and optionally a list of
-`[[stages]]`; missing keys take the defaults below. `load_config(path, overrides)` applies
+`[[stages]]`; missing keys take the defaults below. `parse_config_file(path, overrides)` applies
 `--set section.key=value` (or `--set stages.NAME.key=value`) overrides (values parsed as TOML
 literals) and rejects unknown keys, wrong types and impossible values with a `ConfigError`
 naming the key — before any compute.
@@ -9,7 +9,9 @@ naming the key — before any compute.
 This module is the ground floor: it imports no other module of the package but
 scaling.errors, and checks what needs no domain module. The checks that need the stages'
 step arithmetic or the World, and the dose (below), are scaling.plan's: a run's config comes
-from `scaling.plan.config_from_dict` / `load_config`, which call this module's and then those.
+from `scaling.plan.config_from_dict` / `load_config`, which call this module's `parse_config_dict` /
+`parse_config_file` and then those (the names differ so that nothing gets a half-checked config
+by importing the wrong one).
 
 Stages (scaling.stages resolves them into step ranges and the LR schedule): a run is a list
 of stages, each with a length (`steps`, `tokens` or `share` of train.steps), the shares of
@@ -250,7 +252,7 @@ def _build_stages(values) -> tuple[StageConfig, ...]:
     return tuple(out)
 
 
-def config_from_dict(raw: dict) -> Config:
+def parse_config_dict(raw: dict) -> Config:
     for section, values in raw.items():
         if section not in _KNOWN_SECTIONS:
             raise ConfigError(section, f"unknown section (known: {', '.join(_KNOWN_SECTIONS)})")
@@ -343,8 +345,8 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError("", f"{path}: cannot read ({e.strerror})") from e
 
 
-def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    return config_from_dict(merge(read_toml(path), overrides))
+def parse_config_file(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    return parse_config_dict(merge(read_toml(path), overrides))
 
 
 # ---------------------------------------------------------------- validation

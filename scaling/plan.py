@@ -50,11 +50,11 @@ def resolve(cfg: Config) -> RunPlan:
 
 def config_from_dict(raw: dict) -> Config:
     """A raw (parsed TOML or config.json) config, parsed, checked and dose-resolved."""
-    return resolve(parsing.config_from_dict(raw)).config
+    return resolve(parsing.parse_config_dict(raw)).config
 
 
 def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    return resolve(parsing.load_config(path, overrides)).config
+    return resolve(parsing.parse_config_file(path, overrides)).config
 
 
 # ---------------------------------------------------------------- checks

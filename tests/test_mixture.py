@@ -375,7 +375,7 @@ class Recording:
 
 def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
     from scaling import posttrain, train
-    from scaling.config import config_from_dict
+    from scaling.plan import config_from_dict
 
     stages = [{"name": "pretrain", "steps": 12, "intervention": True},
               {"name": "sft", "steps": 3, "objective": "sft", "post": True},

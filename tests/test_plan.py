@@ -30,7 +30,7 @@ def raw(stages=(), **sections) -> dict:
     (raw(data={"dose": 0.5, "insertion": "midtraining"}), "data.dose"),  # needs aligned_fraction 5
 ])
 def test_checks_above_the_ground_floor_name_the_key(config, key):
-    parsing.config_from_dict(config)  # the ground floor alone has nothing against it
+    parsing.parse_config_dict(config)  # the ground floor alone has nothing against it
     with pytest.raises(ConfigError) as e:
         plan.config_from_dict(config)
     assert e.value.key == key, str(e.value)
@@ -38,17 +38,17 @@ def test_checks_above_the_ground_floor_name_the_key(config, key):
 
 def test_the_dose_is_resolved_by_the_plan_not_by_parsing():
     config = raw([{**PRE, "intervention": True, "window": [0.5, 1.0]}], data={"dose": 0.01})
-    assert parsing.config_from_dict(config).data.aligned_fraction == 0.0
+    assert parsing.parse_config_dict(config).data.aligned_fraction == 0.0
     resolved = plan.config_from_dict(config)
     assert resolved.data.aligned_fraction == pytest.approx(0.02)  # 0.01 of 10 steps in 5 window steps
     assert plan.config_from_dict(resolved.to_dict()) == resolved  # a stored config.json reads back equal
 
 
 def test_run_plan_holds_the_resolved_stages():
-    run = plan.resolve(parsing.config_from_dict(raw([PRE, RL])))
+    run = plan.resolve(parsing.parse_config_dict(raw([PRE, RL])))
     assert [(st.name, st.step0, st.step1, st.post) for st in run.stages] == [
         ("pre", 0, 10, False), ("rl", 10, 13, True)]
     assert run.total_steps == 13
     assert run.vocab_size == build_tokenizer(run.config).vocab_size > 0
-    sized = plan.resolve(parsing.config_from_dict(raw([PRE], model={"vocab_size": 300})))
+    sized = plan.resolve(parsing.parse_config_dict(raw([PRE], model={"vocab_size": 300})))
     assert sized.vocab_size == 300
