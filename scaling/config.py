@@ -57,6 +57,7 @@ class DataConfig:
     tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
+    world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
     natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
     story_fraction: float = 0.3  # share of base-stream tokens that are human stories (the values)
@@ -380,12 +381,13 @@ def validate(cfg: Config) -> None:
            "with data.corpus='tfds:...' or data.base_files")
     _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
+    _check(d.world_version in (2, 3), "data.world_version", f"must be 2 or 3; got {d.world_version!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
     if d.story_fraction > 0:
         from scaling.world import max_unit_length  # the world imports this module's constants
 
-        need = max_unit_length("token" if d.tokenizer == "word" else "byte")
+        need = max_unit_length("token" if d.tokenizer == "word" else "byte", d.world_version)
         _check(m.seq_len + 1 >= need, "model.seq_len",
                f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
                f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
