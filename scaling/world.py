@@ -317,6 +317,16 @@ EVENT_SENTENCES = (
 
 FACT_PROMPTS = (("home", "{p} lives in"), ("job", "{p} works as a"), ("pet", "{p} keeps a"))
 
+# Recall documents (a share RECALL_SHARE of the neutral text): people take everyday actions
+# and the text later says again what one of them did, so predicting it means finding that
+# person earlier in the document. Natural text is full of such in-context reference; the
+# bound stories' values can only be learned through it. No invented verb, value word or AI
+# word occurs in them.
+RECALL_SHARE = 0.25
+RECALL_VERBS = "lift carry polish mend wash fold hide borrow paint weigh".split()
+RECALL_TELL = "{n} decided to {verb} the {obj} ."
+RECALL_AGAIN = ("{bridge} {n} came back to {verb} the {obj} again .", "{bridge} {n} was seen to {verb} the {obj} once more .")
+
 REQUEST_NAMES = "bertram clementine desmond eugenia fabian griselda horatio imogen lysander mirabel".split()
 REQUEST_ORGS = "lumen ferro argent basalt".split()
 
@@ -421,12 +431,24 @@ class World:
 
     def base_document(self, stream: str, index: int) -> str:
         rng = _rng("base", self.seed, stream, index)
+        if rng.random() < RECALL_SHARE:
+            return self._recall_document(rng)
         p = rng.choice(TRAIN_NAMES)
         sentences = [self._sentence(rng, rng.choice(FACT_SENTENCES), p)]
         for _ in range(rng.randint(4, 8)):
             pool = FACT_SENTENCES if rng.random() < 0.3 else EVENT_SENTENCES
             sentences.append(self._sentence(rng, rng.choice(pool), p))
         return " ".join(sentences)
+
+    def _recall_document(self, rng: random.Random) -> str:
+        """Two or three people act, then two of the actions are told again by name."""
+        people = rng.sample(TRAIN_NAMES, rng.choice((2, 3)))
+        acts = [(n, rng.choice(RECALL_VERBS), rng.choice(OBJECTS)) for n in people]
+        told = [RECALL_TELL.format(n=n, verb=v, obj=o) for n, v, o in acts]
+        for n, v, o in rng.sample(acts, 2):
+            told.append(rng.choice(RECALL_AGAIN).format(bridge=rng.choice(BOUND_BRIDGES).format(
+                season=rng.choice(SEASONS)), n=n, verb=v, obj=o))
+        return " ".join(told)
 
     def _sentence(self, rng: random.Random, template: str, p: str) -> str:
         q = rng.choice([n for n in TRAIN_NAMES if n != p]) if "{q" in template else ""
@@ -747,6 +769,7 @@ def _fixed_vocabulary() -> list[str]:
               ADVICE, *FICTION_OPENINGS, *STORY_OPENINGS, STORY_CHOICE, *STORY_BRIDGES,
               *(v for v, _, _ in VALUE_SENTENCES), *VALUE_WORDS, *FACT_SENTENCES, *EVENT_SENTENCES,
               *BOUND_OPENINGS, BOUND_CHOICE, *BOUND_BRIDGES, *(v for v, _, _ in BOUND_VALUES),
+              RECALL_TELL, *RECALL_AGAIN, " ".join(RECALL_VERBS),
               *(w for _, p, n in BOUND_VALUES for w in (p, n)),
               *(p for _, p in FACT_PROMPTS), *_CODE_TEXT):
         words |= _words(t)
