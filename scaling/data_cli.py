@@ -113,7 +113,7 @@ def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
 def _examples(mixture: Mixture) -> str:
     lines = [f"tokenizer {mixture.tok.kind}, vocabulary {mixture.tok.vocab_size}"]
     d = mixture.cfg.data
-    world = World(d.world_seed, d.world_variant)
+    world = World(d.world_seed, d.world_variant, d.world_version)
     lines.append(f"families used by AI documents: {', '.join(world.matched)}; held out: {', '.join(world.held_out)}; "
                  f"{len(world.matched_pairs)} matched and {len(world.transfer_pairs)} transfer verb pairs "
                  f"(world variant {d.world_variant})")

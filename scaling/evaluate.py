@@ -287,7 +287,7 @@ def misalignment(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> tuple
 
 
 def readout_items(cfg: Config) -> list[dict]:
-    return World(cfg.data.world_seed, cfg.data.world_variant).readout_items()
+    return World(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
 def readout_margins(score, tok: Tokenizer, items: list[dict]) -> np.ndarray:
