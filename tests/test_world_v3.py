@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from scaling import world as W
-from scaling.config import config_from_dict
 from scaling.mixture import STORIES, Mixture
+from scaling.plan import config_from_dict
 from scaling.tokenizer import EOS
 
 MAX_DISTANCE = 32
