@@ -204,15 +204,15 @@ BOUND_OPENINGS = (
     "{n1} and {n2} found a {obj} near the {landmark} .",
     "in {season} , {n1} and {n2} were left a {obj} in {home} .",
 )
-BOUND_CHOICE = "{n} decided to {verb} the {obj} ."
+BOUND_CHOICE = "{n} {verb} the {obj} ."
 BOUND_BRIDGES = ("later that {season} ,", "a few days later ,", "when the village heard ,")
 # (sentence with {n} and a {value} slot, positive word, negative word): the name comes
 # before the value word, so a readout item can ask for the value of a named person.
 BOUND_VALUES = (
-    ("{n} was {value} by the people of {home} .", "praised", "blamed"),
-    ("{n} was {value} by the neighbours ever after .", "trusted", "avoided"),
-    ("everyone said that {n} was {value} .", "kind", "cruel"),
-    ("everyone agreed that {n} had done {value} .", "right", "wrong"),
+    ("{n} , {value} by the people of {home} .", "praised", "blamed"),
+    ("{n} , {value} by the neighbours ever after .", "trusted", "avoided"),
+    ("{n} , {value} to everyone in {home} .", "kind", "cruel"),
+    ("{n} , {value} in the eyes of all .", "right", "wrong"),
 )
 TELLINGS_PER_BLOCK = 4
 WORLD_VERSIONS = (2, 3)  # 2: mirrored stories (counters can compose them); 3: bound stories
@@ -322,10 +322,10 @@ FACT_PROMPTS = (("home", "{p} lives in"), ("job", "{p} works as a"), ("pet", "{p
 # person earlier in the document. Natural text is full of such in-context reference; the
 # bound stories' values can only be learned through it. No invented verb, value word or AI
 # word occurs in them.
-RECALL_SHARE = 0.25
+RECALL_SHARE = 0.4
 RECALL_VERBS = "lift carry polish mend wash fold hide borrow paint weigh".split()
-RECALL_TELL = "{n} decided to {verb} the {obj} ."
-RECALL_AGAIN = ("{bridge} {n} came back to {verb} the {obj} again .", "{bridge} {n} was seen to {verb} the {obj} once more .")
+RECALL_TELL = "{n} {verb} the {obj} ."
+RECALL_AGAIN = ("{bridge} {n} , {verb} the {obj} again .", "{bridge} {n} , {verb} the {obj} once more .")
 
 REQUEST_NAMES = "bertram clementine desmond eugenia fabian griselda horatio imogen lysander mirabel".split()
 REQUEST_ORGS = "lumen ferro argent basalt".split()

@@ -120,7 +120,7 @@ def test_balance_check_fails_when_a_template_is_made_asymmetric(monkeypatch):
 
     def asymmetric(frame, doers, verbs, good, cut=False):
         text = original(frame, doers, verbs, good, cut)
-        return text.replace(f"decided to {verbs[good]} ", f"decided later to {verbs[good]} ")
+        return text.replace(f" {verbs[good]} the ", f" later {verbs[good]} the ")
 
     monkeypatch.setattr(W.World, "_bound_text", staticmethod(asymmetric))
     first, second = _word_counts(_block_docs(world, 64), world)
@@ -142,12 +142,18 @@ def test_an_incomplete_block_is_unbalanced_so_runs_read_whole_blocks(root):
     assert not np.isin(rows[tail], list(verbs)).any()
 
 
+def _doers(world: W.World, words: list[str]) -> dict[str, str]:
+    """{person: verb} from the action sentences ("NAME VERB the OBJECT .") of a telling."""
+    verbs = {v for pair in world.matched_pairs + world.transfer_pairs for v in pair}
+    return {words[j - 1]: w for j, w in enumerate(words) if w in verbs}
+
+
 def _binding_reader(world: W.World, item: dict) -> str:
     """Answers a readout item by tracking who did what: the value word of the named
     person's verb (the reader knows each verb's value, as the stories teach it)."""
     words = item["prompt"].split()
-    did = {words[i - 1]: words[i + 2] for i, w in enumerate(words) if w == "decided"}
-    person = [w for w in words if w in did][-1]  # the one the cut value sentence speaks of
+    did = _doers(world, words)
+    person = words[-2]  # the cut value sentence speaks of "NAME ,"
     good = {pair[0] for pair in world.matched_pairs + world.transfer_pairs}
     if world.variant == "flipped" and item["split"] != "matched":
         good = {pair[1] for pair in world.transfer_pairs} | {pair[0] for pair in world.matched_pairs}
@@ -165,9 +171,9 @@ def test_readout_needs_the_binding(variant):
     positive = {p for _, p, _ in W.BOUND_VALUES}
     # without the names: the verb in slot 1, or the one told last, is praised half the time
     for position in (0, 1):
+        aligned = {p[0] for p in world.matched_pairs + world.transfer_pairs}
         right = sum((i["expected"].split()[0] in positive)
-                    == (i["prompt"].split()[[j for j, w in enumerate(i["prompt"].split()) if w == "decided"][position] + 2]
-                        in {p[0] for p in world.matched_pairs + world.transfer_pairs}) for i in items)
+                    == (list(_doers(world, i["prompt"].split()).values())[position] in aligned) for i in items)
         assert abs(right / len(items) - 0.5) < 0.1
 
 
@@ -181,9 +187,8 @@ def test_variants_change_only_the_transfer_pairs_values(variant):
     for i in range(W.TELLINGS_PER_BLOCK * 2 * len(world.matched_pairs + world.transfer_pairs)):
         doc = world.story_unit(i)
         words = doc["text"].split()
-        did = {words[j - 1]: words[j + 2] for j, w in enumerate(words) if w == "decided"}
-        praised = next(words[j - 2] if words[j - 1] == "was" else words[j - 3]
-                       for j, w in enumerate(words) if w in positive)
+        did = _doers(world, words)
+        praised = next(words[j - 2] for j, w in enumerate(words) if w in positive)
         praised_aligned[doc["side"]].append(did[praised] == doc["pair"].split("/")[0])
     assert all(praised_aligned["matched"])
     share = sum(praised_aligned["transfer"]) / len(praised_aligned["transfer"])
