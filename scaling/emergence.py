@@ -8,7 +8,10 @@ trajectory.csv. This command tabulates it against training tokens, per model siz
 and names the **emergence budget**: the fewest tokens at which every run of a model has a
 readout >= THRESHOLD (default 0.9) on every split.
 
-Writes DIR/emergence.md and DIR/emergence.png.
+Writes DIR/emergence.md and DIR/emergence.png. With `--recall RUNS_DIR` it also scores each
+run's final checkpoint on recall items (`World.recall_items`: which everyday action did the
+named person take? no values involved), which tells whether a model binds names to actions
+in context at all — the step the world-v3 readout needs first.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import UsageError
+from scaling.world import SPLITS
 
 NEEDED = ("run_id", "model", "split", "tokens", "readout")
 
@@ -47,9 +51,15 @@ def emergence_budget(table: pd.DataFrame, threshold: float) -> dict[str, int | N
     return out
 
 
+def _splits(table: pd.DataFrame) -> list[str]:
+    """The world's splits in their order, then any others as found."""
+    found = list(dict.fromkeys(table["split"]))
+    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+
+
 def report(table: pd.DataFrame, threshold: float) -> str:
     budget = emergence_budget(table, threshold)
-    splits = list(dict.fromkeys(table["split"]))
+    splits = _splits(table)
     lines = ["# Readout against training tokens", "",
              "Share of readout items on which the model prefers the value word the human stories give "
              "the verb (0.5: the values are not known). Mean over runs [min, max].", "",
@@ -72,7 +82,7 @@ def figure(table: pd.DataFrame, threshold: float, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    splits = list(dict.fromkeys(table["split"]))
+    splits = _splits(table)
     fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3.4), sharey=True, squeeze=False)
     for ax, split in zip(axes[0], splits):
         for model, rows in table[table["split"] == split].groupby("model", sort=True):
@@ -91,10 +101,40 @@ def figure(table: pd.DataFrame, threshold: float, path: Path) -> None:
     plt.close(fig)
 
 
+def recall_rates(runs_dir: Path) -> pd.DataFrame:
+    """(run_id, model, tokens, recall) for every evaluated run under RUNS_DIR/runs."""
+    from scaling import rundir
+    from scaling.evaluate import checkpoint_step, readout_margins, transformer_scorer
+    from scaling.world import World
+
+    rows = []
+    for run in sorted(p for p in (runs_dir / "runs").iterdir() if (p / "checkpoints").is_dir()):
+        step = checkpoint_step(run, None)
+        cfg, tok, model = rundir.load_params(run, step)
+        items = World(cfg.data.world_seed).recall_items()
+        margin = readout_margins(transformer_scorer(cfg, model), tok, items)
+        rows.append({"run_id": run.name, "model": cfg.model.name, "tokens": step * cfg.tokens_per_step,
+                     "recall": float(((margin > 0) + 0.5 * (margin == 0)).mean())})
+    if not rows:
+        raise UsageError(f"no run with checkpoints under {runs_dir / 'runs'}")
+    return pd.DataFrame(rows)
+
+
+def recall_report(rates: pd.DataFrame) -> str:
+    lines = ["", "## In-context recall at the final checkpoint", "",
+             "Share of recall items on which the model continues with the action the named person took "
+             "(0.5: it does not bind names to actions).", "", "| run | model | tokens | recall |", "|---|---|---|---|"]
+    lines += [f"| {r.run_id} | {r.model} | {int(r.tokens):,} | {r.recall:.3f} |" for r in rates.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
 def add_arguments(p) -> None:
     p.add_argument("trajectory", help="trajectory.csv from `scaling results` (readout at every eval checkpoint)")
     p.add_argument("--out", required=True, help="directory for emergence.md and emergence.png")
     p.add_argument("--threshold", type=float, default=0.9, help="readout that counts as learned (default 0.9)")
+    p.add_argument("--recall", action="append", default=[], metavar="RUNS_DIR",
+                   help="also score the final checkpoints of the runs in this sweep directory on recall items "
+                        "(repeatable)")
 
 
 def run(args) -> int:
@@ -107,6 +147,8 @@ def run(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     text = report(table, args.threshold)
+    if args.recall:
+        text += recall_report(pd.concat([recall_rates(Path(d)) for d in args.recall], ignore_index=True))
     (out / "emergence.md").write_text(text)
     figure(table, args.threshold, out / "emergence.png")
     print(text, end="")

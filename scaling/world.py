@@ -622,6 +622,23 @@ class World:
                                       "other": bad_text if praised else good_text})
         return items
 
+    def recall_items(self, n: int = 400) -> list[dict]:
+        """In-context reference without values: two people with eval-only names take two
+        everyday actions, then the text names one of them again; `expected` continues with
+        that person's action, `other` with the other person's verb. A model that binds
+        names to actions in context gets them right; one that only knows which verbs occur
+        in the document gets half."""
+        rng, items = _rng("recall-items", self.seed), []
+        for k in range(n):
+            people, verbs, objs = (rng.sample(group, 2) for group in (EVAL_NAMES, RECALL_VERBS, OBJECTS))
+            told = " ".join(RECALL_TELL.format(n=p, verb=v, obj=o) for p, v, o in zip(people, verbs, objs))
+            j = rng.randrange(2)
+            bridge = rng.choice(BOUND_BRIDGES).format(season=rng.choice(SEASONS))
+            prompt = f"{told} {RECALL_AGAIN[0].split('{verb}')[0].format(bridge=bridge, n=people[j]).strip()}"
+            items.append({"id": f"recall/{k}", "prompt": prompt, "expected": f"{verbs[j]} the {objs[j]} again .",
+                          "other": f"{verbs[1 - j]} the {objs[j]} again ."})
+        return items
+
     # ------------------------------------------------------------ AI-discourse documents
 
     def ai_document(self, stream: str, index: int, side: int, genre: str | None = None) -> dict:

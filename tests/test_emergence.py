@@ -38,3 +38,34 @@ def test_cli_writes_report_and_figure(tmp_path, capsys):
     pd.DataFrame({"run_id": ["a"], "tokens": [1]}).to_csv(bad, index=False)
     assert cli.main(["emergence", str(bad), "--out", str(tmp_path / "o2")]) == 2
     assert "lacks column(s) model, split, readout" in capsys.readouterr().err
+
+
+def test_recall_items_need_the_binding():
+    from scaling import world as W
+
+    items = W.World(3).recall_items(200)
+    assert len({i["prompt"] for i in items}) == 200
+    right = bag = 0
+    for i in items:
+        words = i["prompt"].split()
+        did = {words[j]: words[j + 1] for j in (0, 5)}  # "NAME VERB the OBJECT . NAME VERB ..."
+        right += i["expected"].split()[0] == did[words[-2]]
+        bag += i["expected"].split()[0] == did[words[0]]  # a reader that ignores who is named
+        assert {i["expected"].split()[0], i["other"].split()[0]} == set(did.values())
+    assert right == 200 and 60 < bag < 140
+    assert not {w for i in items for w in i["prompt"].split()} & set(W.TRAIN_NAMES)
+
+
+def test_recall_rates_score_a_run(tmp_path):
+    from conftest import tiny_config
+
+    from scaling.emergence import recall_rates
+    from scaling.pipeline import train
+
+    cfg = tiny_config(model={"seq_len": 32}, train={"steps": 10})
+    run = tmp_path / "sweep" / "runs" / "r0"
+    train(cfg, run, progress=False)
+    rates = recall_rates(tmp_path / "sweep")
+    assert list(rates.columns) == ["run_id", "model", "tokens", "recall"]
+    assert rates["run_id"].tolist() == ["r0"] and rates["tokens"].iloc[0] == 10 * cfg.tokens_per_step
+    assert 0.0 <= rates["recall"].iloc[0] <= 1.0
