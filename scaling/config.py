@@ -104,6 +104,9 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
+    files: tuple[str, ...] = ()  # your own scenarios, JSONL (scaling.scenarios documents the fields)
+    format: str = "continuation"  # scenarios scored as written, or "choice": A/B, both answer orders
+    world_items: bool = True  # also score the embedded world's items (off for a model of real text)
 
 
 OBJECTIVES = ("lm", "sft", "helpful_rl", "harmless_rl")
@@ -414,6 +417,7 @@ def validate(cfg: Config) -> None:
             _check(Path(f).expanduser().is_file(), f"data.{name}", f"file not found: {f}")
 
     _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
+    _validate_scenarios(e)
     _check(e.samples > 0, "eval.samples", "must be positive")
     _check(e.temperature > 0, "eval.temperature", "must be positive")
     _check(d.dose is None or 0.0 <= d.dose < 1.0, "data.dose", f"must be a number in [0, 1), got {d.dose}")
@@ -424,6 +428,22 @@ def validate(cfg: Config) -> None:
     else:
         for s in e.checkpoints:
             _check(s <= t.steps, "eval.checkpoints", f"step {s} is outside 1..train.steps={t.steps}")
+
+
+def _validate_scenarios(e: EvalConfig) -> None:
+    from scaling import scenarios
+    from scaling.world import SPLITS  # the world imports this module's constants
+
+    _check(e.format in scenarios.FORMATS, "eval.format",
+           f"must be one of {', '.join(scenarios.FORMATS)}; got {e.format!r}")
+    _check(e.world_items or bool(e.files), "eval.world_items",
+           "with eval.world_items = false, eval.files must name your scenarios (nothing to evaluate)")
+    if not e.files:
+        return
+    names = scenarios.split_names(e.files)  # reads and checks every record
+    clash = sorted(set(names) & set(SPLITS)) if e.world_items else []
+    _check(not clash, "eval.files", f"split {clash[0] if clash else ''!r} is a split of the world's items; "
+           "name your splits otherwise, or set eval.world_items = false")
 
 
 def _validate_stages(cfg: Config) -> None:
