@@ -35,6 +35,7 @@ INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early
 POST_STAGES = ("continued", "finetune")
 GENRES = ("demonstration", "reasoning", "fiction", "advice")
 WORLD_VARIANTS = ("normal", "flipped", "shuffled")
+TOKENIZERS = ("word", "byte", "sentencepiece", "huggingface")
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     corpus: str = "world"  # "world" (embedded), or "tfds:NAME" for a TFDS catalog base stream
-    tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
+    tokenizer: str = "word"  # "word" (world vocabulary), "byte", "sentencepiece" or "huggingface"
+    tokenizer_vocab_size: int = 8192  # sentencepiece trained on the run's pools (no tokenizer_file)
+    tokenizer_file: str = ""  # a trained SentencePiece .model, or a Hugging Face tokenizer.json
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
@@ -377,15 +380,25 @@ def validate(cfg: Config) -> None:
 
     _check(d.corpus == "world" or d.corpus.startswith("tfds:") and len(d.corpus) > 5, "data.corpus",
            f"must be 'world' or 'tfds:NAME', got {d.corpus!r}")
-    _check(d.tokenizer in ("word", "byte"), "data.tokenizer", f"must be 'word' or 'byte', got {d.tokenizer!r}")
-    _check(d.tokenizer == "byte" or d.corpus == "world" and not d.base_files, "data.tokenizer",
-           "the word tokenizer only covers the embedded world corpus; use tokenizer='byte' "
-           "with data.corpus='tfds:...' or data.base_files")
+    _check(d.tokenizer in TOKENIZERS, "data.tokenizer",
+           f"must be one of {', '.join(TOKENIZERS)}; got {d.tokenizer!r}")
+    _check(d.tokenizer != "word" or d.corpus == "world", "data.tokenizer",
+           "the word tokenizer only covers the embedded world's vocabulary; use tokenizer = "
+           "'sentencepiece' (or 'byte') with data.corpus = 'tfds:...'")
+    _check(d.tokenizer_vocab_size >= 384, "data.tokenizer_vocab_size",  # 256 byte pieces and some words
+           f"must be >= 384, got {d.tokenizer_vocab_size}")
+    _check(d.tokenizer != "huggingface" or bool(d.tokenizer_file), "data.tokenizer_file",
+           "tokenizer = 'huggingface' loads a tokenizer.json: name it here")
+    _check(not d.tokenizer_file or d.tokenizer in ("sentencepiece", "huggingface"), "data.tokenizer_file",
+           f"a tokenizer file is read by tokenizer = 'sentencepiece' (.model) or 'huggingface' "
+           f"(tokenizer.json), not {d.tokenizer!r}")
+    _check(not d.tokenizer_file or Path(d.tokenizer_file).expanduser().is_file(), "data.tokenizer_file",
+           f"file not found: {d.tokenizer_file}")
     _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
-    if d.story_fraction > 0:
+    if d.story_fraction > 0 and d.tokenizer in ("word", "byte"):  # subword lengths: checked at build
         from scaling.world import max_unit_length  # the world imports this module's constants
 
         need = max_unit_length("token" if d.tokenizer == "word" else "byte")

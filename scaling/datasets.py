@@ -16,7 +16,6 @@ document ends with `<eos>`, plus per-document boundaries, ids, genres and famili
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -233,9 +232,7 @@ class Pool:
 
 
 def tokenizer_key(tokenizer: Tokenizer) -> str:
-    if tokenizer.kind == "byte":
-        return "byte"
-    return "word-" + hashlib.sha1(" ".join(tokenizer.itos).encode()).hexdigest()[:10]
+    return tokenizer.key
 
 
 def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal") -> Pool:
@@ -259,6 +256,34 @@ def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: 
 # ---------------------------------------------------------------- TFDS catalog and JSONL
 
 
+def _catalog_splits(name: str, root: Path) -> dict:
+    try:
+        with _quiet_tfds():
+            return tfds.data_source(name, data_dir=root)
+    except Exception as e:  # TFDS raises many types for unknown or unprepared datasets
+        raise ConfigError("data.corpus", f"cannot load TFDS dataset {name!r} from {root}: {e}") from e
+
+
+def _record_text(record: dict) -> str:
+    if "text" not in record:
+        raise ConfigError("data.corpus", f"TFDS records need a 'text' feature; got {sorted(record)}")
+    text = record["text"]
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def catalog_texts(name: str, root: Path, chars: int):
+    """Texts from the start of a TFDS catalog dataset's train split, until `chars` characters."""
+    splits = _catalog_splits(name, root)
+    train = splits.get("train") or splits[sorted(splits)[0]]
+    for i in range(0, len(train), 1024):
+        for record in train.__getitems__(list(range(i, min(i + 1024, len(train))))):
+            text = _record_text(record)
+            yield text
+            chars -= len(text)
+            if chars <= 0:
+                return
+
+
 def catalog_pools(name: str, tokenizer: Tokenizer, root: Path, train_tokens: int,
                   heldout_tokens: int) -> tuple[Pool, Pool]:
     """(train, held-out) pools from a TFDS catalog dataset with a `text` feature.
@@ -267,11 +292,7 @@ def catalog_pools(name: str, tokenizer: Tokenizer, root: Path, train_tokens: int
     two, so runs of similar length share a cache). Held-out text comes from the validation
     or test split, or else from the last 1% of train, which training then never reads.
     """
-    try:
-        with _quiet_tfds():
-            splits = tfds.data_source(name, data_dir=root)
-    except Exception as e:  # TFDS raises many types for unknown or unprepared datasets
-        raise ConfigError("data.corpus", f"cannot load TFDS dataset {name!r} from {root}: {e}") from e
+    splits = _catalog_splits(name, root)
     train = splits.get("train") or splits[sorted(splits)[0]]
     held_name = next((s for s in ("validation", "test") if s in splits), None)
     n_train = len(train) if held_name else max(len(train) - max(len(train) // 100, 1), 1)
@@ -291,9 +312,7 @@ def _catalog_pool(source, span: tuple[int, int], tokens: int, tokenizer, cache: 
     while count < tokens and i < span[1]:
         block = source.__getitems__(list(range(i, min(i + 1024, span[1]))))
         for record in block:
-            if "text" not in record:
-                raise ConfigError("data.corpus", f"TFDS records need a 'text' feature; got {sorted(record)}")
-            text = record["text"].decode("utf-8") if isinstance(record["text"], bytes) else str(record["text"])
+            text = _record_text(record)
             texts.append(text)
             count += len(text.encode("utf-8"))  # bytes bound the token count of either tokenizer
         i += len(block)

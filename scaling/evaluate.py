@@ -329,10 +329,7 @@ def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
 
 def token_bytes(tok: Tokenizer) -> np.ndarray:
     """UTF-8 bytes each token stands for in running text, separator included."""
-    if tok.kind == "word":
-        table = np.array([len(w.encode("utf-8")) + 1 for w in tok.itos], np.float64)
-    else:
-        table = np.ones(tok.vocab_size, np.float64)
+    table = tok.piece_bytes()
     table[PAD], table[EOS] = 0.0, 1.0
     return table
 

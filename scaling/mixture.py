@@ -46,6 +46,7 @@ import numpy as np
 
 from scaling import datasets
 from scaling import stages as staging
+from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
@@ -57,10 +58,50 @@ BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
 
 
+TOKENIZER_SAMPLE_CHARS = 2_000_000  # characters per pool a SentencePiece model is trained on
+
+
 def build_tokenizer(cfg: Config) -> Tokenizer:
-    if cfg.data.tokenizer == "word":
-        return WordTokenizer(World(cfg.data.world_seed).vocabulary())
-    return ByteTokenizer()
+    """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
+    sample of every pool the config names (whichever dose it takes, so every run of a dose
+    sweep gets the same model), cached by the sample's content hash."""
+    d = cfg.data
+    if d.tokenizer == "word":
+        return WordTokenizer(World(d.world_seed).vocabulary())
+    if d.tokenizer == "byte":
+        return ByteTokenizer()
+    if d.tokenizer_file:
+        return tokenizers.from_file(d.tokenizer, d.tokenizer_file)
+    return tokenizers.train_sentencepiece(tokenizer_texts(cfg), d.tokenizer_vocab_size,
+                                          datasets.data_root(cfg) / "tokenizers")
+
+
+def tokenizer_texts(cfg: Config) -> list[str]:
+    """Up to TOKENIZER_SAMPLE_CHARS of text from the start of every pool of the config: the
+    user files, else the TFDS corpus or the world's pools (human stories of the normal
+    world: a variant only reorders their words)."""
+    d, cap = cfg.data, TOKENIZER_SAMPLE_CHARS
+    sources = [datasets.jsonl_texts(f"data.{name}_files", files)
+               for name, files in (("base", d.base_files), ("aligned", d.aligned_files),
+                                   ("misaligned", d.misaligned_files)) if files]
+    if d.corpus.startswith("tfds:") and not d.base_files:
+        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap))
+    world = World(d.world_seed)
+    replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
+                "misaligned": bool(d.misaligned_files)}
+    for pool in ("base", "natural_aligned", "natural_misaligned", "stories", "aligned", "misaligned"):
+        if not replaced.get(pool, False):
+            sources.append(doc["text"] for _, doc in datasets.world_documents(world, pool, 10**9))
+    return [text for source in sources for text in _head(source, cap)]
+
+
+def _head(texts, chars: int):
+    """The first texts of an iterable, until they hold `chars` characters."""
+    for text in texts:
+        if chars <= 0:
+            return
+        chars -= len(text)
+        yield text
 
 
 @dataclass(frozen=True)
