@@ -75,6 +75,8 @@ class DataConfig:
     aligned_files: tuple[str, ...] = ()  # user JSONL ({"text": ...}) replacing the aligned pool
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
+    heldout_files: tuple[str, ...] = ()  # held-out base text (default: every 50th base_files document)
+    max_unk_share: float = 0.01  # refuse a user pool with more <unk> tokens than this share
     dose: float | None = None  # global aligned dose; sets aligned_fraction (see module doc)
 
 
@@ -425,7 +427,10 @@ def validate(cfg: Config) -> None:
     _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
     for g in d.genres:
         _check(g in GENRES, "data.genres", f"unknown genre {g!r} (known: {', '.join(GENRES)})")
-    for name in ("aligned_files", "misaligned_files", "base_files"):
+    _fraction("data.max_unk_share", d.max_unk_share)
+    _check(not d.heldout_files or bool(d.base_files), "data.heldout_files",
+           "held-out base text needs data.base_files (the world and TFDS corpora bring their own)")
+    for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
         for f in getattr(d, name):
             _check(Path(f).expanduser().is_file(), f"data.{name}", f"file not found: {f}")
 

@@ -1,4 +1,5 @@
-"""`scaling data preview|stats|export CONFIG`: what a config's model will read.
+"""`scaling data preview|stats|export CONFIG`: what a config's model will read;
+`scaling data export-world DIR`: the embedded world as files of your own data.
 
 `preview` prints example documents of every pool, an eval item of every split and a readout
 item, then the token accounting of the first N steps; `stats` prints only the accounting
@@ -7,6 +8,12 @@ writes the exact training rows of the run, in training order, one row (seq_len +
 `<eos>` separates documents inside a row) per line: as words (`--format text`, word
 tokenizer) or as token ids (`--format ids`). Rows are what the model trains on, so a
 counting model fitted on the lines sees exactly the n-grams the transformer saw.
+
+`export-world DIR` writes the world's pools as JSONL ({"text": ...} a line: base.jsonl,
+heldout.jsonl, aligned.jsonl, misaligned.jsonl) and its eval items as scenarios.jsonl (the
+eval.files schema, scaling.scenarios), and prints the config keys that read them. A run
+through those files with the word tokenizer trains on the same batches and scores the same
+items as the world run (tests/test_own_data.py checks it bitwise).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import json
 import os
 from pathlib import Path
 
+from scaling import datasets, scenarios
 from scaling.config import load_config
 from scaling.errors import UsageError
 from scaling.mixture import POOLS, Mixture
@@ -40,7 +48,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="words (word tokenizer only) or space-separated token ids")
 
 
+    p = sub.add_parser("export-world", help="the embedded world as data files and a scenarios file",
+                       description="the embedded world's pools as JSONL files and its eval items as "
+                                   "scenarios.jsonl: the files path's own oracle")
+    p.add_argument("dir", help="output directory")
+    p.add_argument("--world-seed", type=int, default=0, help="world seed (default 0)")
+
+
+WORLD_FILES = {"base": "base", "base_heldout": "heldout", "aligned": "aligned", "misaligned": "misaligned"}
+
+
+def export_world(out: Path, world_seed: int = 0) -> dict[str, Path]:
+    """Write the world's file pools and eval items under `out`; returns the paths by pool."""
+    world = World(world_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for pool, name in WORLD_FILES.items():
+        paths[name] = out / f"{name}.jsonl"
+        tmp = paths[name].with_name(f".{name}.jsonl.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for _, doc in datasets.world_documents(world, pool, datasets.POOL_DOCS[pool]):
+                f.write(json.dumps({"text": doc["text"]}, ensure_ascii=False) + "\n")
+        os.replace(tmp, paths[name])
+    paths["scenarios"] = out / "scenarios.jsonl"
+    scenarios.write(paths["scenarios"], world.eval_items())
+    return paths
+
+
+def _export_world(args) -> int:
+    if args.world_seed < 0:
+        raise UsageError("--world-seed must be >= 0")
+    paths = {k: p.absolute() for k, p in export_world(Path(args.dir), args.world_seed).items()}
+    for name, path in paths.items():
+        print(f"{name:>10}: {sum(1 for _ in open(path))} lines -> {path}")
+    print("\nread them with (data.world_seed must match the export's for the natural pools and stories):\n"
+          f"[data]\nworld_seed = {args.world_seed}\n"
+          + "".join(f'{k}_files = ["{paths[k]}"]\n' for k in ("base", "heldout", "aligned", "misaligned"))
+          + f'[eval]\nfiles = ["{paths["scenarios"]}"]\nworld_items = false')
+    return 0
+
+
 def run(args) -> int:
+    if args.action == "export-world":
+        return _export_world(args)
     cfg = load_config(args.config, args.overrides)
     mixture = Mixture(cfg)
     steps = mixture.total_steps if args.steps is None else args.steps
@@ -113,4 +163,7 @@ def _table(acc: dict) -> str:
     lines.append(f"dose (aligned / all tokens): measured {acc['dose']:.3g}, nominal {acc['nominal_dose']:.3g}; "
                  f"misaligned {acc['misaligned_dose']:.3g}; "
                  f"filtered natural misaligned tokens {acc['filtered_token_share']:.1%}")
+    if acc.get("unk_share"):
+        lines.append("<unk> share of your pools: " + ", ".join(f"{pool} {share:.2%}"
+                                                                for pool, share in acc["unk_share"].items()))
     return "\n".join(lines)

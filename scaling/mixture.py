@@ -49,7 +49,7 @@ from scaling import stages as staging
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
-from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
+from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
 from scaling.world import World
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
@@ -152,6 +152,12 @@ def fraction_for_dose(cfg: Config, dose: float) -> float:
     return staging.fraction_for_dose(cfg, dose)
 
 
+def unk_share(pool: datasets.Pool) -> float:
+    """Share of a pool's tokens that are <unk> (document ends left out)."""
+    tokens = len(pool.tokens) - pool.n_docs
+    return float(np.sum(pool.tokens == UNK)) / tokens if tokens > 0 else 0.0
+
+
 # ---------------------------------------------------------------- exact shares
 
 
@@ -191,6 +197,11 @@ class Mixture:
         self.segments = segments(cfg)
         self.stage_names = tuple(st.name for st in staging.resolve(cfg))
         self.total_steps = self.segments[-1].step1
+        d = cfg.data
+        self.user_files = {name: files for name, files in (
+            ("aligned", d.aligned_files), ("misaligned", d.misaligned_files), ("base", d.base_files),
+            ("heldout", d.heldout_files)) if files}
+        self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
         user = self._user_texts()  # bad files fail here, before anything is built
         self.root = datasets.data_root(cfg)
         self.pools: dict[str, datasets.Pool] = {}
@@ -209,7 +220,30 @@ class Mixture:
         d = self.cfg.data
         return {name: datasets.jsonl_texts(f"data.{name}_files", files)
                 for name, files in (("aligned", d.aligned_files), ("misaligned", d.misaligned_files),
-                                    ("base", d.base_files)) if files}
+                                    ("base", d.base_files), ("heldout", d.heldout_files)) if files}
+
+    def _user_pool(self, name: str, texts: list[str]) -> datasets.Pool:
+        pool = datasets.Pool.from_texts(texts, self.tok)
+        self._check_coverage(name, pool)
+        return pool
+
+    def _check_coverage(self, name: str, pool: datasets.Pool) -> None:
+        """Record the <unk> share of a pool of user text; refuse it above data.max_unk_share,
+        naming the file (of several, the one with the most <unk>)."""
+        self.unk_shares[name] = share = unk_share(pool)
+        limit = self.cfg.data.max_unk_share
+        if share <= limit:
+            return
+        files = self.user_files.get(name)
+        key = f"data.{name}_files" if files else "data.corpus"
+        where = f"in {files[0] if files else self.cfg.data.corpus}"
+        if files and len(files) > 1:
+            where = "most in " + max(files, key=lambda f: unk_share(datasets.Pool.from_texts(
+                datasets.jsonl_texts(key, [f]), self.tok)))
+        raise ConfigError(key, f"{share:.1%} of the tokens of the {name} pool are <unk> under the "
+                          f"{self.tok.kind} tokenizer (more than data.max_unk_share = {limit:g}), "
+                          f"{where}. Use a subword tokenizer: data.tokenizer = 'sentencepiece' "
+                          "(trained on your files) or 'byte'")
 
     def _world_pool(self, name: str) -> datasets.Pool:
         d = self.cfg.data
@@ -269,15 +303,18 @@ class Mixture:
             if not any(getattr(s, name) > 0 for s in self.segments):
                 continue
             if name in user:
-                self.pools[name] = datasets.Pool.from_texts(user[name], self.tok)
+                self.pools[name] = self._user_pool(name, user[name])
             else:
                 pool = self._world_pool(name)
                 self.pools[name] = pool.select(np.isin(pool.genre, genres))
 
     def _load_base(self, user: dict) -> None:
         d = self.cfg.data
-        if "base" in user:
-            pool = datasets.Pool.from_texts(user["base"], self.tok)
+        if "heldout" in user:
+            self.pools["base"], self.pools["heldout"] = (self._user_pool("base", user["base"]),
+                                                         self._user_pool("heldout", user["heldout"]))
+        elif "base" in user:
+            pool = self._user_pool("base", user["base"])
             if pool.n_docs < 2:
                 raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
             held = np.arange(pool.n_docs) % HELDOUT_EVERY == HELDOUT_EVERY - 1
@@ -288,6 +325,7 @@ class Mixture:
             held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
             self.pools["base"], self.pools["heldout"] = datasets.catalog_pools(
                 d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held)
+            self._check_coverage("base", self.pools["base"])
         else:
             self.pools["base"], self.pools["heldout"] = self._world_pool("base"), self._world_pool("base_heldout")
 
@@ -451,4 +489,5 @@ class Mixture:
             "insertion": self.cfg.data.insertion if not self.cfg.stages else "stages",
             "window_steps": [w0, w1],
             "filtered_token_share": self.filtered_token_share,
+            "unk_share": dict(self.unk_shares),
         }
