@@ -21,6 +21,7 @@ the length of that stage, whole steps as before).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import tomllib
@@ -72,9 +73,10 @@ class DataConfig:
     continued_tokens: int = 0  # post-pretraining stage of mixed tokens
     finetune_tokens: int = 0  # post-pretraining stage of intervention documents only
     genres: tuple[str, ...] = GENRES  # genres of intervention documents
-    aligned_files: tuple[str, ...] = ()  # user JSONL ({"text": ...}) replacing the aligned pool
+    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.corpora: formats, globs)
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
+    text_field: str = "text"  # the text of a JSONL record, Parquet/HF column or TFDS feature
     heldout_files: tuple[str, ...] = ()  # held-out base text (default: every 50th base_files document)
     max_unk_share: float = 0.01  # refuse a user pool with more <unk> tokens than this share
     dose: float | None = None  # global aligned dose; sets aligned_fraction (see module doc)
@@ -430,9 +432,11 @@ def validate(cfg: Config) -> None:
     _fraction("data.max_unk_share", d.max_unk_share)
     _check(not d.heldout_files or bool(d.base_files), "data.heldout_files",
            "held-out base text needs data.base_files (the world and TFDS corpora bring their own)")
+    _check(bool(d.text_field), "data.text_field", "must name a field")
     for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
-        for f in getattr(d, name):
-            _check(Path(f).expanduser().is_file(), f"data.{name}", f"file not found: {f}")
+        for f in getattr(d, name):  # globs and remote paths (gs://...) are expanded when the data is built
+            _check(glob.has_magic(f) or "://" in f or Path(f).expanduser().exists(), f"data.{name}",
+                   f"file not found: {f}")
 
     _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
     _validate_scenarios(e)

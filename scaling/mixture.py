@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import datasets
+from scaling import corpora, datasets
 from scaling import stages as staging
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
@@ -81,11 +81,11 @@ def tokenizer_texts(cfg: Config) -> list[str]:
     user files, else the TFDS corpus or the world's pools (human stories of the normal
     world: a variant only reorders their words)."""
     d, cap = cfg.data, TOKENIZER_SAMPLE_CHARS
-    sources = [datasets.jsonl_texts(f"data.{name}_files", files)
+    sources = [corpora.iter_texts(f"data.{name}_files", files, d.text_field)
                for name, files in (("base", d.base_files), ("aligned", d.aligned_files),
                                    ("misaligned", d.misaligned_files)) if files]
     if d.corpus.startswith("tfds:") and not d.base_files:
-        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap))
+        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap, d.text_field))
     world = World(d.world_seed)
     replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
                 "misaligned": bool(d.misaligned_files)}
@@ -202,8 +202,8 @@ class Mixture:
             ("aligned", d.aligned_files), ("misaligned", d.misaligned_files), ("base", d.base_files),
             ("heldout", d.heldout_files)) if files}
         self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
-        user = self._user_texts()  # bad files fail here, before anything is built
         self.root = datasets.data_root(cfg)
+        user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
         self._load_natural()
         self._base_shares()
@@ -216,16 +216,20 @@ class Mixture:
 
     # ------------------------------------------------------------ pools
 
-    def _user_texts(self) -> dict[str, list[str]]:
-        d = self.cfg.data
-        return {name: datasets.jsonl_texts(f"data.{name}_files", files)
-                for name, files in (("aligned", d.aligned_files), ("misaligned", d.misaligned_files),
-                                    ("base", d.base_files), ("heldout", d.heldout_files)) if files}
-
-    def _user_pool(self, name: str, texts: list[str]) -> datasets.Pool:
-        pool = datasets.Pool.from_texts(texts, self.tok)
-        self._check_coverage(name, pool)
-        return pool
+    def _user_pools(self) -> dict[str, datasets.Pool]:
+        """Pools of the user's files, streamed into memory-mapped token files (scaling.corpora);
+        without data.heldout_files every HELDOUT_EVERY-th base document is held out."""
+        pools = {}
+        for name, files in self.user_files.items():
+            every = HELDOUT_EVERY if name == "base" and "heldout" not in self.user_files else 0
+            pools[name], held = corpora.stream_pool(f"data.{name}_files", files, self.tok, self.root,
+                                                    self.cfg.data.text_field, every)
+            self._check_coverage(name, pools[name])
+            if held is not None:
+                if pools[name].n_docs == 0 or held.n_docs == 0:
+                    raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
+                pools["heldout"] = held
+        return pools
 
     def _check_coverage(self, name: str, pool: datasets.Pool) -> None:
         """Record the <unk> share of a pool of user text; refuse it above data.max_unk_share,
@@ -238,8 +242,8 @@ class Mixture:
         key = f"data.{name}_files" if files else "data.corpus"
         where = f"in {files[0] if files else self.cfg.data.corpus}"
         if files and len(files) > 1:
-            where = "most in " + max(files, key=lambda f: unk_share(datasets.Pool.from_texts(
-                datasets.jsonl_texts(key, [f]), self.tok)))
+            where = "most in " + max(files, key=lambda f: unk_share(corpora.stream_pool(
+                key, [f], self.tok, self.root, self.cfg.data.text_field)[0]))
         raise ConfigError(key, f"{share:.1%} of the tokens of the {name} pool are <unk> under the "
                           f"{self.tok.kind} tokenizer (more than data.max_unk_share = {limit:g}), "
                           f"{where}. Use a subword tokenizer: data.tokenizer = 'sentencepiece' "
@@ -303,28 +307,20 @@ class Mixture:
             if not any(getattr(s, name) > 0 for s in self.segments):
                 continue
             if name in user:
-                self.pools[name] = self._user_pool(name, user[name])
+                self.pools[name] = user[name]
             else:
                 pool = self._world_pool(name)
                 self.pools[name] = pool.select(np.isin(pool.genre, genres))
 
     def _load_base(self, user: dict) -> None:
         d = self.cfg.data
-        if "heldout" in user:
-            self.pools["base"], self.pools["heldout"] = (self._user_pool("base", user["base"]),
-                                                         self._user_pool("heldout", user["heldout"]))
-        elif "base" in user:
-            pool = self._user_pool("base", user["base"])
-            if pool.n_docs < 2:
-                raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
-            held = np.arange(pool.n_docs) % HELDOUT_EVERY == HELDOUT_EVERY - 1
-            held = held if held.any() else np.arange(pool.n_docs) == pool.n_docs - 1
-            self.pools["base"], self.pools["heldout"] = pool.select(~held), pool.select(held)
+        if "base" in user:
+            self.pools["base"], self.pools["heldout"] = user["base"], user["heldout"]
         elif d.corpus.startswith("tfds:"):
             rows = self._count_rows(self.total_steps * self.B)[BASE]
             held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
             self.pools["base"], self.pools["heldout"] = datasets.catalog_pools(
-                d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held)
+                d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held, d.text_field)
             self._check_coverage("base", self.pools["base"])
         else:
             self.pools["base"], self.pools["heldout"] = self._world_pool("base"), self._world_pool("base_heldout")
