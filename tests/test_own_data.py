@@ -127,3 +127,54 @@ def test_sentencepiece_through_the_files_moves_the_matched_rate_the_worlds_way(r
     print("matched rates by tokenizer and aligned fraction", rates)
     for tokenizer in ("word", "sentencepiece"):
         assert rates[tokenizer, 0.5] < rates[tokenizer, 0.0] - 0.05, rates
+
+
+# ---------------------------------------------------------------- the documented example
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _doc_sweep() -> str:
+    import re
+
+    text = (REPO / "docs" / "own-data.md").read_text()
+    return next(block for block in re.findall(r"```toml\n(.*?)```", text, re.S) if "[[grid]]" in block)
+
+
+@pytest.fixture
+def example(root, tmp_path, monkeypatch):
+    """The docs' layout in a fresh folder: configs/own_data.toml and `export-world own_data`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SCALING_DATA_DIR", str(root))
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "own_data.toml").write_text((REPO / "configs" / "own_data.toml").read_text())
+    (tmp_path / "own_dose.toml").write_text(_doc_sweep())
+    assert main(["data", "export-world", "own_data"]) == 0
+    return tmp_path
+
+
+def test_the_documented_config_and_sweep_expand_on_the_exported_files(example):
+    from scaling.config import load_config
+    from scaling.sweep import expand
+
+    cfg = load_config("configs/own_data.toml")
+    assert cfg.data.tokenizer == "sentencepiece" and not cfg.eval.world_items
+    specs = expand(example / "own_dose.toml")
+    assert len(specs) == 15 and len({s.run_id for s in specs}) == 15
+
+
+@pytest.mark.slow
+def test_the_documented_example_trains_and_gives_rows_for_the_scenario_splits(example, monkeypatch, capsys):
+    from scaling import mixture
+
+    monkeypatch.setattr(mixture, "TOKENIZER_SAMPLE_CHARS", 100_000)
+    tiny = ["train.steps=20", "train.batch_size=8", "train.checkpoint_every=10", "train.eval_every=10",
+            "eval.max_items=96", "data.tokenizer_vocab_size=512"]
+    sets = [a for s in tiny for a in ("--set", s)]
+    assert main(["data", "stats", "configs/own_data.toml", *sets]) == 0
+    assert "<unk> share of your pools: aligned 0.00%, misaligned 0.00%, base 0.00%, heldout 0.00%" in capsys.readouterr().out
+    assert main(["train", "configs/own_data.toml", "--out", "runs/own", "--no-progress", *sets]) == 0
+    rows = results.run_rows(example / "runs" / "own")
+    assert {(r["learner"], r["split"]) for r in rows} == {
+        (learner, split) for learner in ("transformer", "ngram") for split in ("matched", "unseen_pair", "held_out")}
+    assert all(r["total"] > 0 and 0 <= r["misalignment_rate"] <= 1 for r in rows)
