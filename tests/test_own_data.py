@@ -173,7 +173,9 @@ def test_the_documented_example_trains_and_gives_rows_for_the_scenario_splits(ex
     sets = [a for s in tiny for a in ("--set", s)]
     assert main(["data", "stats", "configs/own_data.toml", *sets]) == 0
     assert "<unk> share of your pools: aligned 0.00%, misaligned 0.00%, base 0.00%, heldout 0.00%" in capsys.readouterr().out
-    assert main(["train", "configs/own_data.toml", "--out", "runs/own", "--no-progress", *sets]) == 0
+    assert main(["train", "configs/own_data.toml", "--out", "runs/own", "--no-progress", "--tracker", "tensorboard",
+                 *sets]) == 0
+    assert list((example / "runs" / "own" / "tensorboard").glob("events.out.tfevents.*"))
     rows = results.run_rows(example / "runs" / "own")
     assert {(r["learner"], r["split"]) for r in rows} == {
         (learner, split) for learner in ("transformer", "ngram") for split in ("matched", "unseen_pair", "held_out")}
