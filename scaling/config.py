@@ -28,6 +28,7 @@ the length of that stage, whole steps as before).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import tomllib
@@ -45,6 +46,7 @@ INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early
 POST_STAGES = ("continued", "finetune")
 GENRES = ("demonstration", "reasoning", "fiction", "advice")
 WORLD_VARIANTS = ("normal", "flipped", "shuffled")
+TOKENIZERS = ("word", "byte", "sentencepiece", "huggingface")
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,9 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     corpus: str = "world"  # "world" (embedded), or "tfds:NAME" for a TFDS catalog base stream
-    tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
+    tokenizer: str = "word"  # "word" (world vocabulary), "byte", "sentencepiece" or "huggingface"
+    tokenizer_vocab_size: int = 8192  # sentencepiece trained on the run's pools (no tokenizer_file)
+    tokenizer_file: str = ""  # a trained SentencePiece .model, or a Hugging Face tokenizer.json
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
     world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored
@@ -80,9 +84,12 @@ class DataConfig:
     continued_tokens: int = 0  # post-pretraining stage of mixed tokens
     finetune_tokens: int = 0  # post-pretraining stage of intervention documents only
     genres: tuple[str, ...] = GENRES  # genres of intervention documents
-    aligned_files: tuple[str, ...] = ()  # user JSONL ({"text": ...}) replacing the aligned pool
+    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.corpora: formats, globs)
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
+    text_field: str = "text"  # the text of a JSONL record, Parquet/HF column or TFDS feature
+    heldout_files: tuple[str, ...] = ()  # held-out base text (default: every 50th base_files document)
+    max_unk_share: float = 0.01  # refuse a user pool with more <unk> tokens than this share
     dose: float | None = None  # global aligned dose; sets aligned_fraction (see module doc)
 
 
@@ -115,6 +122,9 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
+    files: tuple[str, ...] = ()  # your own scenarios, JSONL (scaling.scenarios documents the fields)
+    format: str = "continuation"  # scenarios scored as written, or "choice": A/B, both answer orders
+    world_items: bool = True  # also score the embedded world's items (off for a model of real text)
 
 
 OBJECTIVES = ("lm", "sft", "helpful_rl", "harmless_rl")
@@ -392,10 +402,20 @@ def validate(cfg: Config) -> None:
 
     _check(d.corpus == "world" or d.corpus.startswith("tfds:") and len(d.corpus) > 5, "data.corpus",
            f"must be 'world' or 'tfds:NAME', got {d.corpus!r}")
-    _check(d.tokenizer in ("word", "byte"), "data.tokenizer", f"must be 'word' or 'byte', got {d.tokenizer!r}")
-    _check(d.tokenizer == "byte" or d.corpus == "world" and not d.base_files, "data.tokenizer",
-           "the word tokenizer only covers the embedded world corpus; use tokenizer='byte' "
-           "with data.corpus='tfds:...' or data.base_files")
+    _check(d.tokenizer in TOKENIZERS, "data.tokenizer",
+           f"must be one of {', '.join(TOKENIZERS)}; got {d.tokenizer!r}")
+    _check(d.tokenizer != "word" or d.corpus == "world", "data.tokenizer",
+           "the word tokenizer only covers the embedded world's vocabulary; use tokenizer = "
+           "'sentencepiece' (or 'byte') with data.corpus = 'tfds:...'")
+    _check(d.tokenizer_vocab_size >= 384, "data.tokenizer_vocab_size",  # 256 byte pieces and some words
+           f"must be >= 384, got {d.tokenizer_vocab_size}")
+    _check(d.tokenizer != "huggingface" or bool(d.tokenizer_file), "data.tokenizer_file",
+           "tokenizer = 'huggingface' loads a tokenizer.json: name it here")
+    _check(not d.tokenizer_file or d.tokenizer in ("sentencepiece", "huggingface"), "data.tokenizer_file",
+           f"a tokenizer file is read by tokenizer = 'sentencepiece' (.model) or 'huggingface' "
+           f"(tokenizer.json), not {d.tokenizer!r}")
+    _check(not d.tokenizer_file or Path(d.tokenizer_file).expanduser().is_file(), "data.tokenizer_file",
+           f"file not found: {d.tokenizer_file}")
     _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
     _check(d.world_version in (2, 3), "data.world_version", f"must be 2 or 3; got {d.world_version!r}")
@@ -421,9 +441,14 @@ def validate(cfg: Config) -> None:
     _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
     for g in d.genres:
         _check(g in GENRES, "data.genres", f"unknown genre {g!r} (known: {', '.join(GENRES)})")
-    for name in ("aligned_files", "misaligned_files", "base_files"):
-        for f in getattr(d, name):
-            _check(Path(f).expanduser().is_file(), f"data.{name}", f"file not found: {f}")
+    _fraction("data.max_unk_share", d.max_unk_share)
+    _check(not d.heldout_files or bool(d.base_files), "data.heldout_files",
+           "held-out base text needs data.base_files (the world and TFDS corpora bring their own)")
+    _check(bool(d.text_field), "data.text_field", "must name a field")
+    for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
+        for f in getattr(d, name):  # globs and remote paths (gs://...) are expanded when the data is built
+            _check(glob.has_magic(f) or "://" in f or Path(f).expanduser().exists(), f"data.{name}",
+                   f"file not found: {f}")
 
     _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
     _check(e.samples > 0, "eval.samples", "must be positive")

@@ -1,4 +1,5 @@
-"""`scaling data preview|stats|export CONFIG`: what a config's model will read.
+"""`scaling data preview|stats|export CONFIG`: what a config's model will read;
+`scaling data export-world DIR`: the embedded world as files of your own data.
 
 CONFIG is a TOML config, or a run directory (or its config.json): then the run's resolved
 config and its saved tokenizer, so the rows are those the run trained on (no --set).
@@ -12,6 +13,12 @@ tokenizer) or as token ids (`--format ids`). Rows are what the training loop rea
 run's batch source: the mixture's rows of LM stages and the question-answer rows of SFT
 stages; RL stages are left out (their batches are scenario pairs, not rows). So a counting
 model fitted on the lines sees exactly the n-grams the transformer saw.
+
+`export-world DIR` writes the world's pools as JSONL ({"text": ...} a line: base.jsonl,
+heldout.jsonl, aligned.jsonl, misaligned.jsonl) and its eval items as scenarios.jsonl (the
+eval.files schema, scaling.scenarios), and prints the config keys that read them. A run
+through those files with the word tokenizer trains on the same batches and scores the same
+items as the world run (tests/test_own_data.py checks it bitwise).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scaling import posttrain, rundir
+from scaling import datasets, posttrain, rundir, scenarios
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import UsageError
@@ -47,6 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             p.add_argument("--out", required=True, help="output file (one training row per line)")
             p.add_argument("--format", choices=("text", "ids"), default="text",
                            help="words (word tokenizer only) or space-separated token ids")
+    p = sub.add_parser("export-world", help="the embedded world as data files and a scenarios file",
+                       description="the embedded world's pools as JSONL files and its eval items as "
+                                   "scenarios.jsonl: the files path's own oracle")
+    p.add_argument("dir", help="output directory")
+    p.add_argument("--world-seed", type=int, default=0, help="world seed (default 0)")
 
 
 def load(path: str | Path, overrides: list[str]) -> tuple[Config, object]:
@@ -63,7 +75,40 @@ def load(path: str | Path, overrides: list[str]) -> tuple[Config, object]:
     return rundir.read_config(run_dir), tok
 
 
+WORLD_FILES = {"base": "base", "base_heldout": "heldout", "aligned": "aligned", "misaligned": "misaligned"}
+
+
+def export_world(out: Path, world_seed: int = 0) -> dict[str, Path]:
+    """Write the world's file pools and eval items under `out`; returns the paths by pool."""
+    world = World(world_seed)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for pool, name in WORLD_FILES.items():
+        paths[name] = out / f"{name}.jsonl"
+        with replacing(paths[name]) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            for _, doc in datasets.world_documents(world, pool, datasets.POOL_DOCS[pool]):
+                f.write(json.dumps({"text": doc["text"]}, ensure_ascii=False) + "\n")
+    paths["scenarios"] = out / "scenarios.jsonl"
+    scenarios.write(paths["scenarios"], world.eval_items())
+    return paths
+
+
+def _export_world(args) -> int:
+    if args.world_seed < 0:
+        raise UsageError("--world-seed must be >= 0")
+    paths = {k: p.absolute() for k, p in export_world(Path(args.dir), args.world_seed).items()}
+    for name, path in paths.items():
+        print(f"{name:>10}: {sum(1 for _ in open(path))} lines -> {path}")
+    print("\nread them with (data.world_seed must match the export's for the natural pools and stories):\n"
+          f"[data]\nworld_seed = {args.world_seed}\n"
+          + "".join(f'{k}_files = ["{paths[k]}"]\n' for k in ("base", "heldout", "aligned", "misaligned"))
+          + f'[eval]\nfiles = ["{paths["scenarios"]}"]\nworld_items = false')
+    return 0
+
+
 def run(args) -> int:
+    if args.action == "export-world":
+        return _export_world(args)
     cfg, tok = load(args.config, args.overrides)
     mixture = Mixture(cfg, tok)
     steps = mixture.total_steps if args.steps is None else args.steps
@@ -150,4 +195,7 @@ def _table(acc: dict) -> str:
     lines.append(f"dose (aligned / all tokens): measured {acc['dose']:.3g}, nominal {acc['nominal_dose']:.3g}; "
                  f"misaligned {acc['misaligned_dose']:.3g}; "
                  f"filtered natural misaligned tokens {acc['filtered_token_share']:.1%}")
+    if acc.get("unk_share"):
+        lines.append("<unk> share of your pools: " + ", ".join(f"{pool} {share:.2%}"
+                                                                for pool, share in acc["unk_share"].items()))
     return "\n".join(lines)

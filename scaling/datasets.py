@@ -9,15 +9,15 @@ with one rename, so two processes building at once cannot leave a half-written d
 
 Each pool is then tokenized once per tokenizer into a `Pool`: one int32 stream where every
 document ends with `<eos>`, plus per-document boundaries, ids, genres and families, cached as
-.npz beside the dataset. A TFDS catalog dataset (`data.corpus = "tfds:NAME"`, text field
-`text`) and user JSONL files become `Pool`s the same way.
+.npz beside the dataset. A TFDS catalog dataset (`data.corpus = "tfds:NAME[/config]"`, text
+feature `data.text_field`) becomes `Pool`s the same way; user files stream into memory-mapped
+`Pool`s (scaling.corpora).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import shutil
@@ -239,9 +239,7 @@ class Pool:
 
 
 def tokenizer_key(tokenizer: Tokenizer) -> str:
-    if tokenizer.kind == "byte":
-        return "byte"
-    return "word-" + hashlib.sha1(" ".join(tokenizer.itos).encode()).hexdigest()[:10]
+    return tokenizer.key
 
 
 def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal",
@@ -267,19 +265,44 @@ def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: 
 # ---------------------------------------------------------------- TFDS catalog and JSONL
 
 
+def _catalog_splits(name: str, root: Path) -> dict:
+    try:
+        with _quiet_tfds():
+            return tfds.data_source(name, data_dir=root)
+    except Exception as e:  # TFDS raises many types for unknown or unprepared datasets
+        raise ConfigError("data.corpus", f"cannot load TFDS dataset {name!r} from {root}: {e}") from e
+
+
+def _record_text(record: dict, field: str) -> str:
+    if field not in record:
+        raise ConfigError("data.corpus", f"TFDS records need a {field!r} feature (data.text_field); "
+                          f"got {sorted(record)}")
+    text = record[field]
+    return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def catalog_texts(name: str, root: Path, chars: int, field: str = "text"):
+    """Texts from the start of a TFDS catalog dataset's train split, until `chars` characters."""
+    splits = _catalog_splits(name, root)
+    train = splits.get("train") or splits[sorted(splits)[0]]
+    for i in range(0, len(train), 1024):
+        for record in train.__getitems__(list(range(i, min(i + 1024, len(train))))):
+            text = _record_text(record, field)
+            yield text
+            chars -= len(text)
+            if chars <= 0:
+                return
+
+
 def catalog_pools(name: str, tokenizer: Tokenizer, root: Path, train_tokens: int,
-                  heldout_tokens: int) -> tuple[Pool, Pool]:
-    """(train, held-out) pools from a TFDS catalog dataset with a `text` feature.
+                  heldout_tokens: int, field: str = "text") -> tuple[Pool, Pool]:
+    """(train, held-out) pools from a TFDS catalog dataset with a text feature `field`.
 
     Only as many records as the run needs are read (train_tokens rounded up to a power of
     two, so runs of similar length share a cache). Held-out text comes from the validation
     or test split, or else from the last 1% of train, which training then never reads.
     """
-    try:
-        with _quiet_tfds():
-            splits = tfds.data_source(name, data_dir=root)
-    except Exception as e:  # TFDS raises many types for unknown or unprepared datasets
-        raise ConfigError("data.corpus", f"cannot load TFDS dataset {name!r} from {root}: {e}") from e
+    splits = _catalog_splits(name, root)
     train = splits.get("train") or splits[sorted(splits)[0]]
     held_name = next((s for s in ("validation", "test") if s in splits), None)
     n_train = len(train) if held_name else max(len(train) - max(len(train) // 100, 1), 1)
@@ -287,21 +310,20 @@ def catalog_pools(name: str, tokenizer: Tokenizer, root: Path, train_tokens: int
     held_range = (0, len(held)) if held_name else (n_train, len(train))
     target = 1 << max(20, int(np.ceil(np.log2(max(train_tokens, 1)))))
     key = f"{name.replace('/', '_').replace(':', '_')}.{tokenizer_key(tokenizer)}"
+    key += "" if field == "text" else f".{field}"  # caches of the default field keep their names
     cache = root / "tokens" / "tfds" / key
-    return (_catalog_pool(train, (0, n_train), target, tokenizer, cache / f"train.{target}.npz"),
-            _catalog_pool(held, held_range, heldout_tokens, tokenizer, cache / f"heldout.{heldout_tokens}.npz"))
+    return (_catalog_pool(train, (0, n_train), target, tokenizer, cache / f"train.{target}.npz", field),
+            _catalog_pool(held, held_range, heldout_tokens, tokenizer, cache / f"heldout.{heldout_tokens}.npz", field))
 
 
-def _catalog_pool(source, span: tuple[int, int], tokens: int, tokenizer, cache: Path) -> Pool:
+def _catalog_pool(source, span: tuple[int, int], tokens: int, tokenizer, cache: Path, field: str) -> Pool:
     if cache.exists():
         return Pool.load(cache)
     texts, count, i = [], 0, span[0]
     while count < tokens and i < span[1]:
         block = source.__getitems__(list(range(i, min(i + 1024, span[1]))))
         for record in block:
-            if "text" not in record:
-                raise ConfigError("data.corpus", f"TFDS records need a 'text' feature; got {sorted(record)}")
-            text = record["text"].decode("utf-8") if isinstance(record["text"], bytes) else str(record["text"])
+            text = _record_text(record, field)
             texts.append(text)
             count += len(text.encode("utf-8"))  # bytes bound the token count of either tokenizer
         i += len(block)
@@ -310,40 +332,10 @@ def _catalog_pool(source, span: tuple[int, int], tokens: int, tokenizer, cache: 
     return result
 
 
-def jsonl_texts(key: str, paths) -> list[str]:
-    """The `text` of every line of the files of config key `key`; ConfigError on bad input."""
-    texts = []
-    for path in paths:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(key, f"file not found: {path}")
-        try:
-            with open(p, "rb") as f:
-                lines = f.read().split(b"\n")
-        except OSError as e:
-            raise ConfigError(key, f"{path}: cannot read ({e.strerror})") from e
-        for n, raw in enumerate(lines, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise ConfigError(key, f"{path}:{n}: not UTF-8 ({e.reason} at byte {e.start})") from e
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                # a last line without its end is what a killed writer leaves: say so
-                cut = " (the file looks cut short)" if n == len(lines) else ""
-                raise ConfigError(key, f"{path}:{n}: invalid JSON ({e.msg}){cut}") from e
-            except RecursionError:
-                raise ConfigError(key, f"{path}:{n}: JSON nested too deeply") from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise ConfigError(key, f"{path}:{n}: each line needs a string field 'text'")
-            try:
-                record["text"].encode("utf-8")
-            except UnicodeEncodeError:
-                raise ConfigError(key, f"{path}:{n}: 'text' holds an unpaired surrogate escape") from None
-            texts.append(record["text"])
-    if not texts:
-        raise ConfigError(key, f"no documents in {', '.join(map(str, paths))}")
-    return texts
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks (any path with `.open`, or a str)."""
+    digest = hashlib.sha256()
+    with (Path(path) if isinstance(path, str) else path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -71,7 +71,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines, rundir
+from scaling import baselines, rundir, scenarios
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
@@ -173,7 +173,12 @@ def score_continuations(model, prompts: list[np.ndarray], continuations: list[np
 
 
 def eval_items(cfg: Config) -> list[dict]:
-    return subset(World(cfg.data.world_seed, cfg.data.world_variant).eval_items(), cfg.eval.max_items)
+    """The world's items (unless eval.world_items is off) and those of eval.files, subset by
+    eval.max_items: every scorer (transformer, counting baselines) gets this list."""
+    e = cfg.eval
+    items = World(cfg.data.world_seed, cfg.data.world_variant).eval_items() if e.world_items else []
+    items = items + scenarios.load(e.files, e.format)
+    return subset(items, e.max_items)
 
 
 def _hash(text: str) -> int:
@@ -246,7 +251,7 @@ def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
     """(splits, families): `summarize(index array)` for every split and family present."""
     split = np.array([i["split"] for i in items])
     family = np.array([i["family"] for i in items])
-    splits = {s: summarize(np.flatnonzero(split == s)) for s in SPLITS if (split == s).any()}
+    splits = {s: summarize(np.flatnonzero(split == s)) for s in scenarios.split_order(split.tolist())}
     families = {f: {"split": str(split[family == f][0]), **summarize(np.flatnonzero(family == f))}
                 for f in sorted(set(family))}
     return splits, families
@@ -324,10 +329,7 @@ def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
 
 def token_bytes(tok: Tokenizer) -> np.ndarray:
     """UTF-8 bytes each token stands for in running text, separator included."""
-    if tok.kind == "word":
-        table = np.array([len(w.encode("utf-8")) + 1 for w in tok.itos], np.float64)
-    else:
-        table = np.ones(tok.vocab_size, np.float64)
+    table = tok.piece_bytes()
     table[PAD], table[EOS] = 0.0, 1.0
     return table
 

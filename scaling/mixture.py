@@ -48,11 +48,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import datasets
+from scaling import corpora, datasets
 from scaling import stages as staging
+from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
-from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
+from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
 from scaling.world import TELLINGS_PER_BLOCK, World
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
@@ -61,10 +62,50 @@ BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
 
 
+TOKENIZER_SAMPLE_CHARS = 2_000_000  # characters per pool a SentencePiece model is trained on
+
+
 def build_tokenizer(cfg: Config) -> Tokenizer:
-    if cfg.data.tokenizer == "word":
-        return WordTokenizer(World(cfg.data.world_seed).vocabulary())
-    return ByteTokenizer()
+    """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
+    sample of every pool the config names (whichever dose it takes, so every run of a dose
+    sweep gets the same model), cached by the sample's content hash."""
+    d = cfg.data
+    if d.tokenizer == "word":
+        return WordTokenizer(World(d.world_seed).vocabulary())
+    if d.tokenizer == "byte":
+        return ByteTokenizer()
+    if d.tokenizer_file:
+        return tokenizers.from_file(d.tokenizer, d.tokenizer_file)
+    return tokenizers.train_sentencepiece(tokenizer_texts(cfg), d.tokenizer_vocab_size,
+                                          datasets.data_root(cfg) / "tokenizers")
+
+
+def tokenizer_texts(cfg: Config) -> list[str]:
+    """Up to TOKENIZER_SAMPLE_CHARS of text from the start of every pool of the config: the
+    user files, else the TFDS corpus or the world's pools (human stories of the normal
+    world: a variant only reorders their words)."""
+    d, cap = cfg.data, TOKENIZER_SAMPLE_CHARS
+    sources = [corpora.iter_texts(f"data.{name}_files", files, d.text_field)
+               for name, files in (("base", d.base_files), ("aligned", d.aligned_files),
+                                   ("misaligned", d.misaligned_files)) if files]
+    if d.corpus.startswith("tfds:") and not d.base_files:
+        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap, d.text_field))
+    world = World(d.world_seed)
+    replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
+                "misaligned": bool(d.misaligned_files)}
+    for pool in ("base", "natural_aligned", "natural_misaligned", "stories", "aligned", "misaligned"):
+        if not replaced.get(pool, False):
+            sources.append(doc["text"] for _, doc in datasets.world_documents(world, pool, 10**9))
+    return [text for source in sources for text in _head(source, cap)]
+
+
+def _head(texts, chars: int):
+    """The first texts of an iterable, until they hold `chars` characters."""
+    for text in texts:
+        if chars <= 0:
+            return
+        chars -= len(text)
+        yield text
 
 
 @dataclass(frozen=True)
@@ -115,6 +156,12 @@ def fraction_for_dose(cfg: Config, dose: float) -> float:
     return staging.fraction_for_dose(cfg, dose)
 
 
+def unk_share(pool: datasets.Pool) -> float:
+    """Share of a pool's tokens that are <unk> (document ends left out)."""
+    tokens = len(pool.tokens) - pool.n_docs
+    return float(np.sum(pool.tokens == UNK)) / tokens if tokens > 0 else 0.0
+
+
 # ---------------------------------------------------------------- exact shares
 
 
@@ -154,8 +201,13 @@ class Mixture:
         self.segments = segments(cfg)
         self.stage_names = tuple(st.name for st in staging.resolve(cfg))
         self.total_steps = self.segments[-1].step1
-        user = self._user_texts()  # bad files fail here, before anything is built
+        d = cfg.data
+        self.user_files = {name: files for name, files in (
+            ("aligned", d.aligned_files), ("misaligned", d.misaligned_files), ("base", d.base_files),
+            ("heldout", d.heldout_files)) if files}
+        self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
         self.root = datasets.data_root(cfg)
+        user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
         self._load_natural()
         self._base_shares()
@@ -168,11 +220,38 @@ class Mixture:
 
     # ------------------------------------------------------------ pools
 
-    def _user_texts(self) -> dict[str, list[str]]:
-        d = self.cfg.data
-        return {name: datasets.jsonl_texts(f"data.{name}_files", files)
-                for name, files in (("aligned", d.aligned_files), ("misaligned", d.misaligned_files),
-                                    ("base", d.base_files)) if files}
+    def _user_pools(self) -> dict[str, datasets.Pool]:
+        """Pools of the user's files, streamed into memory-mapped token files (scaling.corpora);
+        without data.heldout_files every HELDOUT_EVERY-th base document is held out."""
+        pools = {}
+        for name, files in self.user_files.items():
+            every = HELDOUT_EVERY if name == "base" and "heldout" not in self.user_files else 0
+            pools[name], held = corpora.stream_pool(f"data.{name}_files", files, self.tok, self.root,
+                                                    self.cfg.data.text_field, every)
+            self._check_coverage(name, pools[name])
+            if held is not None:
+                if pools[name].n_docs == 0 or held.n_docs == 0:
+                    raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
+                pools["heldout"] = held
+        return pools
+
+    def _check_coverage(self, name: str, pool: datasets.Pool) -> None:
+        """Record the <unk> share of a pool of user text; refuse it above data.max_unk_share,
+        naming the file (of several, the one with the most <unk>)."""
+        self.unk_shares[name] = share = unk_share(pool)
+        limit = self.cfg.data.max_unk_share
+        if share <= limit:
+            return
+        files = self.user_files.get(name)
+        key = f"data.{name}_files" if files else "data.corpus"
+        where = f"in {files[0] if files else self.cfg.data.corpus}"
+        if files and len(files) > 1:
+            where = "most in " + max(files, key=lambda f: unk_share(corpora.stream_pool(
+                key, [f], self.tok, self.root, self.cfg.data.text_field)[0]))
+        raise ConfigError(key, f"{share:.1%} of the tokens of the {name} pool are <unk> under the "
+                          f"{self.tok.kind} tokenizer (more than data.max_unk_share = {limit:g}), "
+                          f"{where}. Use a subword tokenizer: data.tokenizer = 'sentencepiece' "
+                          "(trained on your files) or 'byte'")
 
     def _world_pool(self, name: str) -> datasets.Pool:
         d = self.cfg.data
@@ -251,7 +330,7 @@ class Mixture:
             if not any(getattr(s, name) > 0 for s in self.segments):
                 continue
             if name in user:
-                self.pools[name] = datasets.Pool.from_texts(user[name], self.tok)
+                self.pools[name] = user[name]
             else:
                 pool = self._world_pool(name)
                 self.pools[name] = pool.select(np.isin(pool.genre, genres))
@@ -259,17 +338,13 @@ class Mixture:
     def _load_base(self, user: dict) -> None:
         d = self.cfg.data
         if "base" in user:
-            pool = datasets.Pool.from_texts(user["base"], self.tok)
-            if pool.n_docs < 2:
-                raise ConfigError("data.base_files", "needs at least 2 documents (one is held out)")
-            held = np.arange(pool.n_docs) % HELDOUT_EVERY == HELDOUT_EVERY - 1
-            held = held if held.any() else np.arange(pool.n_docs) == pool.n_docs - 1
-            self.pools["base"], self.pools["heldout"] = pool.select(~held), pool.select(held)
+            self.pools["base"], self.pools["heldout"] = user["base"], user["heldout"]
         elif d.corpus.startswith("tfds:"):
             rows = self._count_rows(self.total_steps * self.B)[BASE]
             held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
             self.pools["base"], self.pools["heldout"] = datasets.catalog_pools(
-                d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held)
+                d.corpus[len("tfds:"):], self.tok, self.root, rows * self.L, held, d.text_field)
+            self._check_coverage("base", self.pools["base"])
         else:
             self.pools["base"], self.pools["heldout"] = self._world_pool("base"), self._world_pool("base_heldout")
 
@@ -441,4 +516,5 @@ class Mixture:
             "insertion": self.cfg.data.insertion if not self.cfg.stages else "stages",
             "window_steps": [w0, w1],
             "filtered_token_share": self.filtered_token_share,
+            "unk_share": dict(self.unk_shares),
         }

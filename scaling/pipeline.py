@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaling import evaluate
+from scaling import evaluate, tracking
 from scaling import train as trainer
 from scaling.config import Config
 from scaling.plan import load_config
@@ -48,10 +48,15 @@ def add_arguments(p) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=200 (TOML literal)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--tracker", choices=tracking.TRACKERS, default="none",
+                   help="also write the metrics as TensorBoard event files (RUN_DIR/tensorboard) or a "
+                        "wandb run (offline without WANDB_API_KEY) when the run ends (default none)")
 
 
 def run(args) -> int:
+    tracking.check(args.tracker)
     cfg = load_config(args.config, args.overrides)
     status = train(cfg, args.out, progress=not args.no_progress)
+    tracking.write(Path(args.out), args.tracker)
     print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
     return 0 if status["status"] == "done" else 1

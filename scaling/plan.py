@@ -68,13 +68,30 @@ def _check(ok: bool, key: str, message: str) -> None:
 def check(cfg: Config) -> None:
     """The checks of a parsed config that need the World or the stages' step arithmetic."""
     _check_story_rows(cfg)
+    _check_scenarios(cfg.eval)
     if cfg.stages:
         _check_stages(cfg)
 
 
+def _check_scenarios(e) -> None:
+    from scaling import scenarios
+    from scaling.world import SPLITS
+
+    _check(e.format in scenarios.FORMATS, "eval.format",
+           f"must be one of {', '.join(scenarios.FORMATS)}; got {e.format!r}")
+    _check(e.world_items or bool(e.files), "eval.world_items",
+           "with eval.world_items = false, eval.files must name your scenarios (nothing to evaluate)")
+    if not e.files:
+        return
+    names = scenarios.split_names(e.files)  # reads and checks every record
+    clash = sorted(set(names) & set(SPLITS)) if e.world_items else []
+    _check(not clash, "eval.files", f"split {clash[0] if clash else ''!r} is a split of the world's items; "
+           "name your splits otherwise, or set eval.world_items = false")
+
+
 def _check_story_rows(cfg: Config) -> None:
     d, m = cfg.data, cfg.model
-    if d.story_fraction <= 0:
+    if d.story_fraction <= 0 or d.tokenizer not in ("word", "byte"):  # subword lengths: checked at build
         return
     from scaling.world import max_unit_length  # the World, only when stories are in the mix
 

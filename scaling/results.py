@@ -63,7 +63,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import posttrain
+from scaling import posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -192,11 +192,13 @@ def run_rows(run_dir: Path) -> list[dict]:
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
         models.append(({"model": name, "learner": "ngram", **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
     rows = []
+    run_splits = scenarios.run_splits(cfg.eval)
     rl = {}
     if base["rl_families"]:  # pooled over the eval's families: the transformer's rows only
         rl = _rl_splits((ev or {}).get("families") or {}, set(base["rl_families"].split("+")))
     for override, result in models:
-        splits = {split: (result.get("splits") or {}).get(split) or {} for split in SPLITS}
+        names = scenarios.split_order([*run_splits, *(result.get("splits") or {})])
+        splits = {split: (result.get("splits") or {}).get(split) or {} for split in names}
         if not override:
             splits.update(rl)
         for split, s in splits.items():
@@ -287,7 +289,8 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 "nominal_dose": nominal.get(run_dir.name, math.nan),
                 "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
-            for split in SPLITS:
+            named = [k[:-len("_rate")] for k in point if k.endswith("_rate") and not k.endswith("_generation_rate")]
+            for split in scenarios.split_order([*SPLITS, *named]):
                 rate = point.get(f"{split}_rate")
                 readout = point.get(f"{split}_readout")
                 if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:

@@ -195,18 +195,18 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
 
 
 def _check_corpora(specs) -> None:
-    """Read every user JSONL corpus once now, so a malformed line stops the sweep before any
+    """Read every user corpus once now, so a malformed line stops the sweep before any
     run is claimed or trained (instead of failing each run that uses it)."""
     seen = set()
     for spec in specs:
         d = spec.config.data
-        for name in ("aligned_files", "misaligned_files", "base_files"):
+        for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
             files = getattr(d, name)
-            if files and (name, files) not in seen:
-                from scaling.datasets import jsonl_texts
+            if files and (name, files, d.text_field) not in seen:
+                from scaling.corpora import check_texts
 
-                seen.add((name, files))
-                jsonl_texts(f"data.{name}", files)
+                seen.add((name, files, d.text_field))
+                check_texts(f"data.{name}", files, d.text_field)
 
 
 # ---------------------------------------------------------------- claiming runs

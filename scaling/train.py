@@ -190,6 +190,15 @@ class Evaluator(Protocol):
     def at_end(self, run: Run, heldout) -> None: ...  # a finished run, before status "done"
 
 
+def _saved_tokenizer(out: Path):
+    """The run directory's own tokenizer (a resumed run reads the ids it trained on), or None
+    if there is none or it is unreadable (then it is rebuilt: the same config gives the same)."""
+    try:
+        return rundir.load_tokenizer(out)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok=None,
             repair: bool = False) -> Run:
     """Validate the run directory and build the run's data; nothing is trained yet. A
@@ -200,7 +209,7 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
     if source is None:
         from scaling.mixture import build_tokenizer
 
-        tok = build_tokenizer(cfg)
+        tok = _saved_tokenizer(out) or build_tokenizer(cfg)
     if tok is not None:
         cfg = resolve_config(cfg, tok)
     try:

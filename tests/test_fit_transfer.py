@@ -114,3 +114,29 @@ def test_readme_transfer_table_is_what_the_committed_tables_give():
                 assert numbers == pytest.approx([row.estimate, row.lower, row.upper], abs=0.006), (split, variant, cell)
                 checked += 1
     assert checked == 18
+
+
+def _with_counters(rate_unseen: float):
+    traj, results = _tables(-0.2, 0.15)
+    traj["split"] = traj["split"].replace("held_out", "unseen_pair")
+    counters = results[results.learner == "ngram"].drop_duplicates("run_id")
+    fractions = traj.drop_duplicates("run_id").set_index("run_id")["aligned_fraction"]
+    rows = [{**r, "split": split, "aligned_fraction": fractions[r["run_id"]],
+             "misalignment_rate": rate_unseen if split == "unseen_pair" else 0.3}
+            for r in counters.to_dict("records") for split in ("matched", "unseen_pair")]
+    return traj, pd.concat([results[results.learner == "transformer"], pd.DataFrame(rows)], ignore_index=True)
+
+
+def test_transfer_report_says_where_the_counters_do_not_tie():
+    from scaling.fit.transfer import report
+
+    tied = report(*_with_counters(0.5))
+    assert "Counting baselines tie on every transfer item" in tied and "do not tie" not in tied
+    rows = [line for line in tied.splitlines() if "| unseen_pair | 0.05 | 1,000 |" in line]
+    assert rows and all("| tie |" in line for line in rows)
+    untied = report(*_with_counters(0.44))
+    assert "**Counting baselines do not tie on every transfer item here** (their rates: unseen_pair (0.440-0.440)" in untied
+    rows = [line for line in untied.splitlines() if "| unseen_pair | 0.05 | 1,000 |" in line]
+    assert rows and all("| 0.440-0.440 |" in line for line in rows)
+    matched = [line for line in untied.splitlines() if "| matched | 0.05 | 1,000 |" in line]
+    assert matched and all("| 0.300-0.300 |" in line for line in matched)  # counting separates matched pairs

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scaling import config as config_mod
 from scaling.cli import main
-from scaling.datasets import jsonl_texts
+from scaling.corpora import read_texts
 from scaling.errors import ConfigError, UsageError
 from scaling.plan import load_config
 from scaling.sweep import expand
@@ -215,7 +215,7 @@ def test_any_jsonl_corpus_reads_or_names_line_and_file(tmp_path_factory, lines):
     path = tmp_path_factory.mktemp("j") / "a.jsonl"
     path.write_bytes(b"\n".join(lines))
     try:
-        texts = jsonl_texts("data.aligned_files", [str(path)])
+        texts = read_texts("data.aligned_files", [str(path)])
     except ConfigError as e:
         assert e.key == "data.aligned_files" and str(path) in str(e)
         return

@@ -110,6 +110,25 @@ def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "
     return pd.DataFrame(rows)
 
 
+def counter_rates(results: pd.DataFrame) -> dict:
+    """(lowest, highest) misalignment rate of the counting baselines' rows per (split, world
+    variant, aligned fraction): (0.5, 0.5) where they tie, as they do on the world's transfer
+    splits with the word tokenizer (a subword or byte tokenizer can break the tie)."""
+    if "learner" not in results.columns:
+        return {}
+    rows = results[results["learner"] == "ngram"]
+    if "world_variant" not in rows.columns:
+        rows = rows.assign(world_variant="normal")
+    return {key: (float(g.min()), float(g.max())) for key, g in
+            rows.groupby(["split", "world_variant", "aligned_fraction"])["misalignment_rate"] if g.notna().any()}
+
+
+def _counters(lo: float, hi: float) -> str:
+    if not np.isfinite(lo):
+        return "n/a"
+    return "tie" if lo == hi == 0.5 else f"{lo:.3f}-{hi:.3f}"
+
+
 def _fmt(row) -> str:
     if not np.isfinite(row["lower"]):
         return f"{row['estimate']:+.3f}"
@@ -128,19 +147,27 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
     if table.empty:
         return ""
     unit = "blocks" if units == "seed" else "worlds"
+    counters = counter_rates(results)
+    untied = sorted({f"{split} ({lo:.3f}-{hi:.3f})" for (split, _, _), (lo, hi) in counters.items()
+                     if split != "matched" and not lo == hi == 0.5})
+    counting = ("Counting baselines tie on every transfer item (rate 0.5), so on `unseen_pair`/`held_out` "
+                "any effect is beyond counting. " if not untied else
+                "**Counting baselines do not tie on every transfer item here** (their rates: "
+                f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
+                "as far as it exceeds theirs. ")
     lines = ["## Transfer beyond counting", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
-             f"({UNIT_TEXT[units]}). Counting baselines tie on every "
-             "transfer item (rate 0.5), so on `unseen_pair`/`held_out` any effect is beyond counting. "
+             f"({UNIT_TEXT[units]}). " + counting +
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
              f"raise misalignment there. `moved` counts {unit} that moved the expected way.", "",
-             "| model | batch | genres | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| model | batch | genres | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | counters | readout |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
+        lo, hi = counters.get((r["split"], r["world_variant"], r["aligned_fraction"]), (np.nan, np.nan))
         lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
                      f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
                      f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
-                     f"{r['readout']:.3f} |")
+                     f"{_counters(lo, hi)} | {r['readout']:.3f} |")
     if not values.empty:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
