@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from test_evaluate import bigram
 
 from scaling import evaluate as E
 from scaling import scenarios
@@ -13,7 +14,6 @@ from scaling.errors import ConfigError
 from scaling.mixture import build_tokenizer
 from scaling.plan import config_from_dict
 from scaling.world import World
-from tests.test_evaluate import bigram
 
 
 def _write(path, *records) -> str:
