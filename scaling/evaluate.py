@@ -562,7 +562,11 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
 
 def write_item_log(path: Path, records: list[dict]) -> None:
     """One JSON line per item, gzip-compressed (mtime 0: the same records give the same bytes)."""
-    with replacing(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    # The gzip header holds a file name: the one the earlier writes gave it (their temporary
+    # file's), not the process-dependent temporary name, so the bytes stay the same.
+    name = path.name + ".tmp"
+    with replacing(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(name, mode="wb", fileobj=raw, mtime=0) as f:
         for record in records:
             f.write((json.dumps(record, sort_keys=True) + "\n").encode())
 
