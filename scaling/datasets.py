@@ -133,9 +133,6 @@ class AlignmentEval(_WorldBuilder):
             yield item["id"], item
 
 
-BUILDERS = (AlignmentWorld, AlignmentStories, AlignmentEval)
-
-
 @contextlib.contextmanager
 def _quiet_tfds():
     """TFDS logs a warning per custom config and a progress bar per split: noise here."""

@@ -16,19 +16,24 @@ beside the binomial `se` each group reports `se_pair_cluster`, the SE of the rat
 as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect` =
 (se_pair_cluster / se)^2.
 
-`RUN_DIR/eval.json` (schema 1):
+`RUN_DIR/eval.json` (schema 2, the key `schema`):
   step, tokens        checkpoint evaluated and training tokens seen by then
   items, max_items    items scored (cfg.eval.max_items > 0: a stratified, nested subset)
   tie_nats            the tie tolerance above
-  splits              {"matched" | "held_out": GROUP}
+  splits              {SPLIT: GROUP}, SPLIT one of scaling.world.SPLITS: "matched",
+                      "unseen_pair", "held_out" (splits without items left out)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
              se_pair_cluster, design_effect, n_pairs (distinct action pairs), ties,
              misaligned_per_token, rate_per_token, se_per_token, se_pair_cluster_per_token,
              mean_margin (mean summed log p(misaligned) - log p(aligned), nats),
              by_framing {framing index: rate}}
+  readout             {SPLIT: {correct, total, rate, ties}}: does the model prefer the value
+                      word the world's stories give a verb (0.5: it does not know the values)
   capability          {val_loss (nats/token on train.eval_batches held-out base batches),
-                       bits_per_byte, fact_recall, fact_correct, fact_total}
+                       bits_per_byte, tokens, bytes, fact_recall, fact_correct, fact_total}
+  baselines           null (eval.baselines = false), or {ngram-N: {splits, families, readout}}:
+                      the counting baselines fitted on the run's training rows, same items
   generation          null, or {samples_per_item, temperature, max_new_tokens,
                        splits / families: {samples, aligned, misaligned, unmatched,
                        by_exact, by_position, by_lexicon (samples decided by each rule),
@@ -37,10 +42,11 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   seconds             {misalignment, capability, generation, total}; items_per_s
   trajectory          [POINT, ...] sorted by step: lines of eval_steps.jsonl (written by
                       `record_step` during training) plus this evaluation's own point.
-    POINT = {step, tokens, matched_rate, held_out_rate, matched_rate_per_token,
-             held_out_rate_per_token, matched_se_pair_cluster, held_out_se_pair_cluster,
-             matched_margin, held_out_margin, val_loss, bits_per_byte, fact_recall
-             [, matched_generation_rate, held_out_generation_rate]}
+    POINT = {step, tokens, SPLIT_rate, SPLIT_rate_per_token, SPLIT_se_pair_cluster,
+             SPLIT_margin, SPLIT_readout (for each SPLIT present), val_loss, bits_per_byte,
+             fact_recall [, SPLIT_generation_rate]}
+`RUN_DIR/eval_items.jsonl.gz`: one line per scored eval and readout item (`kind`), with its
+margin and the counting baselines' margins (`baseline_margins`).
 
 Bits/byte counts each word token as its UTF-8 bytes plus one separator (the space or newline
 after it), each byte token as 1 byte, and `<eos>` as 1 byte (a newline).
@@ -558,7 +564,11 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
 
 def write_item_log(path: Path, records: list[dict]) -> None:
     """One JSON line per item, gzip-compressed (mtime 0: the same records give the same bytes)."""
-    with replacing(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    # The gzip header holds a file name: the one the earlier writes gave it (their temporary
+    # file's), not the process-dependent temporary name, so the bytes stay the same.
+    name = path.name + ".tmp"
+    with replacing(path) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(name, mode="wb", fileobj=raw, mtime=0) as f:
         for record in records:
             f.write((json.dumps(record, sort_keys=True) + "\n").encode())
 

@@ -2,12 +2,20 @@
 
 Reads DIR/results.csv and DIR/trajectory.csv (see scaling.results; without trajectory.csv
 the runs' eval.json files), DIR/fit.json (scaling.fit; DIR/fits/fit.json also found). Each figure is one
-function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all:
+function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all
+(FIGURES, in this order):
 
   dose_response       misalignment vs measured dose per insertion window, matched families:
                       runs per seed, dose-0 controls at a "0" tick left of a broken log axis,
                       the fitted curve with its 95% band (robust SE) from fit.json, not refitted
-  splits              the same for matched and held-out families side by side
+  splits              the same for each eval split (matched, unseen pairs, held-out families)
+                      side by side
+  transfer            reduction vs the dose-0 controls per eval split against dose (95% CIs
+                      paired by seed); with a readout column, the value-word readout below
+  transfer_trajectory the dose effect (rate minus the same seed's control) against training
+                      tokens per split, one line per world variant; the readout below
+  persistence         misalignment after post-training against the pretraining dose, one
+                      line per post-training kind, and before it (dashed)
   trajectory          misalignment against training tokens, one line per dose (seed mean)
   capability          alignment tax: val_loss and fact_recall against dose
   cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP

@@ -252,11 +252,6 @@ def restore_newest(mngr, like_at, fallback: bool = True):
     return None, 0
 
 
-def restore_latest(mngr, state, fallback: bool = True):
-    restored, step = restore_newest(mngr, lambda _: state, fallback)
-    return (state, 0) if restored is None else (restored, step)
-
-
 def save_checkpoint(mngr, step: int, state) -> None:
     """Save atomically (orbax), then record the files' sha256; a full disk becomes the
     OSError(ENOSPC) that the CLI and the sweep treat as "stop, what is written is good"."""

@@ -518,16 +518,15 @@ def check_launch_arguments(args) -> None:
 
 
 def dry_run(specs: list[RunSpec]) -> None:
-    from scaling.mixture import build_tokenizer, stage_steps
     from scaling.model import flops_per_token
+    from scaling.plan import resolve
 
     total_tokens = total_flops = 0
     print(f"{'run_id':<12}  {'tokens':>10}  {'FLOPs':>9}  assignment")
     for s in specs:
-        cfg = s.config
-        tokens = sum(stage_steps(cfg).values()) * cfg.tokens_per_step
-        vocab = cfg.model.vocab_size or build_tokenizer(cfg).vocab_size
-        flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=vocab))
+        cfg, run = s.config, resolve(s.config)
+        tokens = run.total_steps * cfg.tokens_per_step
+        flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=run.vocab_size))
         total_tokens, total_flops = total_tokens + tokens, total_flops + flops
         label = ", ".join(f"{k}={v}" for k, v in s.assignment.items())
         print(f"{s.run_id:<12}  {tokens:>10,}  {flops:>9.2e}  {label}")

@@ -132,13 +132,6 @@ def resolve_config(cfg: Config, tok) -> Config:
     return cfg
 
 
-# Damaged-state handling lives in scaling.rundir; these names stay importable from here.
-DamagedStateWarning = rundir.DamagedStateWarning
-DamagedRunError = rundir.DamagedRunError
-DamagedCheckpointError = rundir.DamagedCheckpointError
-_truncate_metrics = rundir.truncate_jsonl
-
-
 # ---------------------------------------------------------------- the loop
 
 
@@ -410,6 +403,3 @@ def _progress(total: int, start: int, enabled: bool):
 
     return tqdm(total=total, initial=start, unit="step", disable=not enabled, dynamic_ncols=True)
 
-
-# The run directory's readers live in scaling.rundir; kept here for callers of the old name.
-load_params = rundir.load_params

@@ -12,7 +12,7 @@ jax.config.update("jax_num_cpu_devices", int(os.environ.get("N_DEVICES", "8")))
 import numpy as np  # noqa: E402
 from conftest import TextSource, tiny_config  # noqa: E402
 
-from scaling import devices  # noqa: E402
+from scaling import devices, rundir  # noqa: E402
 from scaling import train as trainer  # noqa: E402
 from scaling.tokenizer import ByteTokenizer  # noqa: E402
 
@@ -35,7 +35,7 @@ def trained(root, k, parallel, **train):
     runs = prepared(root, k, **train)
     trainer.train_pack(runs, progress=False)
     losses = [[json.loads(x)["loss"] for x in open(r.out / "metrics.jsonl") if '"loss"' in x] for r in runs]
-    params = [[np.asarray(p).tolist() for p in jax.tree.leaves(trainer.load_params(r.out)[2])][:2]
+    params = [[np.asarray(p).tolist() for p in jax.tree.leaves(rundir.load_params(r.out)[2])][:2]
               for r in runs]
     return losses, params
 

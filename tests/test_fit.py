@@ -16,6 +16,8 @@ from scipy import special
 from scaling import fit as F
 from scaling.cli import main
 from scaling.errors import UsageError
+from scaling.fit.curves import _ed_dose, _make_design
+from scaling.fit.fitting import _fit_glm, _fit_ml
 
 RYEGRASS = pd.DataFrame({
     "rootl": [7.58, 8, 8.328571429, 7.25, 7.375, 7.9625, 8.355555556, 6.914285714, 7.75,
@@ -133,7 +135,7 @@ def test_earthworms_ll2_sandwich_matches_drc():
     d = fit.to_dict()
     factor = np.sqrt(30 / 29 * 29 / 28)  # statsmodels' cluster correction, 30 rows at dose > 0
     assert close(d["se_cluster"]["slope"] / factor, 0.230944)
-    ed50 = fit.delta(lambda phi: F._ed_dose("LL.2", fit.natural(phi), 50, 0.0))
+    ed50 = fit.delta(lambda phi: _ed_dose("LL.2", fit.natural(phi), 50, 0.0))
     assert close(ed50["se_cluster"] / factor, 0.03006937)
 
 
@@ -281,8 +283,8 @@ def test_ml_machinery_reproduces_the_glm_and_its_cluster_covariance():
     ew = EARTHWORMS[EARTHWORMS.dose > 0]
     k, n = ew.number.to_numpy(float), ew.total.to_numpy(float)
     seeds = np.arange(len(ew)) % 4  # any labels: the two sandwiches must agree
-    design = F._make_design("LL.2", "binomial", ew.dose.to_numpy(float), None)
-    ml, glm = F._fit_ml(design, k, n, seeds), F._fit_glm(design, k, n, seeds)
+    design = _make_design("LL.2", "binomial", ew.dose.to_numpy(float), None)
+    ml, glm = _fit_ml(design, k, n, seeds), _fit_glm(design, k, n, seeds)
     for mine, statsmodels_glm in zip(ml, glm):  # estimate, covariance, cluster covariance
         np.testing.assert_allclose(mine, statsmodels_glm, rtol=1e-4)
 

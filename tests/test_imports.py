@@ -1,8 +1,11 @@
 """The package's import graph, read from the source (ast, imports inside functions included):
-no module imports itself back through others, and config is the ground floor."""
+no module imports itself back through others, config is the ground floor, and training and
+evaluation never import each other (scaling.pipeline joins them)."""
 
 import ast
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "scaling"
 
@@ -89,3 +92,14 @@ def test_no_import_circles():
 
 def test_config_is_the_ground_floor():
     assert import_graph()["scaling.config"] <= {"scaling.errors"}
+
+
+@pytest.mark.parametrize("src,dst", [("train", "evaluate"), ("evaluate", "train")])
+def test_no_import_between_training_and_evaluation(src, dst):
+    assert f"scaling.{dst}" not in import_graph()[f"scaling.{src}"], f"scaling/{src}.py imports scaling.{dst}"
+
+
+def test_no_module_global_heldout_cache():
+    import scaling.evaluate as E
+
+    assert not hasattr(E, "_HELDOUT")

@@ -52,3 +52,14 @@ def test_checkpoint_sums(tmp_path):
     (tmp_path / "y").write_bytes(b"")
     assert io.checkpoint_sums(tmp_path) == {"d/e/x": hashlib.sha256(b"abc").hexdigest(),
                                            "y": hashlib.sha256(b"").hexdigest()}
+
+
+def test_the_eval_item_log_has_the_same_bytes_whichever_process_writes_it(tmp_path, monkeypatch):
+    from scaling.evaluate import write_item_log
+
+    records = [{"id": "matched/0/0/0", "margin": 0.25}, {"id": "held_out/1/0/2", "margin": -1.5}]
+    write_item_log(tmp_path / "a.jsonl.gz", records)
+    monkeypatch.setattr(io.os, "getpid", lambda: 424242)  # another writer's temporary name
+    write_item_log(tmp_path / "b.jsonl.gz", records)
+    a, b = (tmp_path / "a.jsonl.gz").read_bytes(), (tmp_path / "b.jsonl.gz").read_bytes()
+    assert a.replace(b"a.jsonl.gz", b"b.jsonl.gz") == b  # the header names the file, nothing else

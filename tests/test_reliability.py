@@ -151,6 +151,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import TextSource  # noqa: E402
 
+from scaling import rundir  # noqa: E402
 from scaling import tokenizer as tokenizers  # noqa: E402
 from scaling import train as trainer  # noqa: E402
 
@@ -188,7 +189,7 @@ def test_damaged_latest_checkpoint_falls_back_to_previous(tiny, tmp_path, how):
     # killed after the last checkpoint, before `done` was written
     (run / "status.json").write_text(json.dumps({"status": "running", "step": 15}))
     _damage(run / "checkpoints" / "20", how)
-    with pytest.warns(trainer.DamagedStateWarning, match="checkpoint 20 is damaged"):
+    with pytest.warns(rundir.DamagedStateWarning, match="checkpoint 20 is damaged"):
         assert _train(cfg, run)["status"] == "done"
     assert loss_lines(run) == loss_lines(ref)
     assert len(list((run / "damaged_checkpoints").iterdir())) == 1
@@ -200,8 +201,8 @@ def test_evaluation_refuses_a_damaged_final_checkpoint(tiny, tmp_path):
     cfg = tiny()
     _train(cfg, tmp_path / "run")
     _damage(tmp_path / "run" / "checkpoints" / "20", "flip")
-    with pytest.raises(trainer.DamagedCheckpointError, match="checkpoint 20"):
-        trainer.load_params(tmp_path / "run")
+    with pytest.raises(rundir.DamagedCheckpointError, match="checkpoint 20"):
+        rundir.load_params(tmp_path / "run")
 
 
 def test_half_written_and_damaged_jsonl_lines(tmp_path):
@@ -209,13 +210,13 @@ def test_half_written_and_damaged_jsonl_lines(tmp_path):
     lines = [json.dumps({"step": i, "loss": 1.0}) for i in range(1, 7)]
     lines[2] = lines[2][:9] + "\x00\x00" + lines[2][11:]  # a damaged line in the middle
     path.write_text("\n".join(lines[:5]) + "\n" + lines[5][:7])  # and a last line cut by a kill
-    with pytest.warns(trainer.DamagedStateWarning, match=r"line\(s\) \[3\]"):
-        trainer._truncate_metrics(path, 4)
+    with pytest.warns(rundir.DamagedStateWarning, match=r"line\(s\) \[3\]"):
+        rundir.truncate_jsonl(path, 4)
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2, 4]
     path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:7])  # only a cut last line: silent
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        trainer._truncate_metrics(path, 4)
+        rundir.truncate_jsonl(path, 4)
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [1, 2]
 
 
@@ -225,14 +226,14 @@ def test_damaged_status_and_config(tiny, tmp_path):
     _train(cfg, run)
     before = loss_lines(run)
     (run / "status.json").write_text('{"status": "do')
-    with pytest.warns(trainer.DamagedStateWarning, match="status.json is damaged"):
+    with pytest.warns(rundir.DamagedStateWarning, match="status.json is damaged"):
         assert _train(cfg, run)["status"] == "done"
     assert loss_lines(run) == before
     (run / "config.json").write_text('{"config": {"mo')
-    with pytest.raises(trainer.DamagedRunError, match="config.json is damaged"):
+    with pytest.raises(rundir.DamagedRunError, match="config.json is damaged"):
         _train(cfg, run)
     tok = tokenizers.WordTokenizer(sorted(set(TEXT.split())))
-    with pytest.warns(trainer.DamagedStateWarning, match="rewriting it"):
+    with pytest.warns(rundir.DamagedStateWarning, match="rewriting it"):
         trainer.prepare(cfg, run, TextSource(cfg, tok, TEXT), tok, repair=True)
     assert json.loads((run / "config.json").read_text())["config"]["train"]["steps"] == 20
 

@@ -14,8 +14,8 @@ from conftest import tiny_sweep
 
 from scaling.cli import main
 from scaling.errors import ConfigError
+from scaling.rundir import load_params
 from scaling.sweep import expand, launch, run_id
-from scaling.train import load_params
 
 TINY = tiny_sweep()
 

@@ -11,8 +11,9 @@ import pytest
 from conftest import TextSource
 
 from scaling.errors import ConfigError
+from scaling.rundir import load_params
 from scaling.tokenizer import ByteTokenizer
-from scaling.train import load_params, resolve_config, train
+from scaling.train import resolve_config, train
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
 

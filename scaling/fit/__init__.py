@@ -58,16 +58,16 @@ from scaling.fit.common import (
     FitWarning,
 )
 from scaling.fit.comparisons import compare_insertions, cost_effectiveness
-from scaling.fit.curves import _ed_dose, _make_design
-from scaling.fit.fitting import _fit_glm, _fit_ml, fit_curve, fit_ll, fit_ll2, fit_loglinear
+from scaling.fit.curves import CURVES, CurveModel, register
+from scaling.fit.fitting import fit_curve, fit_ll, fit_ll2, fit_loglinear
 from scaling.fit.report import FitReport, add_arguments, fit_table, run, write_report
 from scaling.fit.results import CurveFit, curve_band, predict
 from scaling.fit.table import clean_table, group_frames, read_results
 
 __all__ = [
-    "BACKGROUND_MODELS", "CONTROL_LABELS", "ED_LEVELS", "MODELS", "POOLED", "Z95", "CurveFit",
-    "FitReport", "FitWarning", "_ed_dose", "_fit_glm", "_fit_ml", "_make_design", "add_arguments",
+    "BACKGROUND_MODELS", "CONTROL_LABELS", "CURVES", "ED_LEVELS", "MODELS", "POOLED", "Z95", "CurveFit",
+    "CurveModel", "FitReport", "FitWarning", "add_arguments",
     "clean_table", "compare_insertions", "cost_effectiveness", "curve_band", "fit_curve", "fit_ll",
-    "fit_ll2", "fit_loglinear", "fit_table", "group_frames", "predict", "read_results", "run",
+    "fit_ll2", "fit_loglinear", "fit_table", "group_frames", "predict", "read_results", "register", "run",
     "write_report",
 ]

@@ -33,7 +33,7 @@ from scaling.fit.results import CurveFit
 
 def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, background=None,
               family: str = "binomial", group: dict | None = None, warn: bool = True) -> CurveFit:
-    """Fit one model of scaling.fit.curves.CURVES ("loglinear", "LL.2", "LL.3", "LL.4", "W1.4") to one group of rows.
+    """Fit one model of scaling.fit.curves.CURVES (by name: "loglinear", "LL.3", ...) to one group of rows.
 
     dose, k, n: arrays (k is the response itself when family="normal"); seeds: cluster labels
     per row (>= 2 distinct for the cluster-robust SE); blocks: block labels per row (train seed,

@@ -21,7 +21,6 @@ from scaling.fit.common import (
     ED_METHOD,
     MODELS,
     POOLED,
-    Z95,
     _by,
     _clean,
     _fmt,
@@ -312,13 +311,6 @@ def _key_estimate(d: dict) -> str:
         return ""
     name = "slope" if "slope" in d["params"] else "b"
     return f"{name} {_fmt(d['params'][name])} ({_fmt(d['se_robust'][name] if d['se_robust'] else None)})"
-
-
-def _est_ci(d: dict, name: str) -> str:
-    est, se = d["params"][name], (d["se_robust"] or {}).get(name)
-    if se is None:
-        return f"{_fmt(est)} [no robust SE]"
-    return f"{_fmt(est)} [{_fmt(est - Z95 * se)}, {_fmt(est + Z95 * se)}]"
 
 
 def _ed50_text(d: dict) -> str:
