@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.fit.persistence import fieller, persistence_table
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
@@ -203,7 +204,7 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     from scaling.fit.report import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
-            and not str(f["group"].get("model", "")).startswith("ngram") and f["group"].get("insertion") != "pooled"
+            and not is_counting(str(f["group"].get("model", ""))) and f["group"].get("insertion") != "pooled"
             and f.get("background") is None and f.get("control_level") is not None]
     for model in HEADLINE_MODELS:
         for f in fits:
