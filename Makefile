@@ -29,7 +29,7 @@ lint: $(BIN)/scaling
 # the 2-core CPU are in the README ("The reference suite"). A rerun skips finished runs.
 RUNS ?= runs
 STUDIES := dose-response transfer genres timing persistence sizes
-.PHONY: reference $(addprefix reference-,$(STUDIES)) findings
+.PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence findings
 
 reference: $(addprefix reference-,$(STUDIES))
 	$(BIN)/scaling findings --root .
@@ -62,6 +62,14 @@ reference-persistence: $(BIN)/scaling
 reference-sizes: $(BIN)/scaling
 	$(call study,sizes)
 	$(BIN)/scaling sizes fits/sizes/results.csv --out fits/sizes
+
+# world v3: readout against tokens (the emergence budget); not part of `make reference`
+reference-emergence: $(BIN)/scaling
+	$(BIN)/scaling sweep sweeps/emergence.toml --out $(RUNS)/emergence --no-progress
+	mkdir -p fits/emergence figures/emergence
+	cp $(RUNS)/emergence/results.csv $(RUNS)/emergence/trajectory.csv fits/emergence/
+	$(BIN)/scaling emergence fits/emergence/trajectory.csv --out fits/emergence --recall $(RUNS)/emergence
+	mv fits/emergence/emergence.png figures/emergence/
 
 # the README's findings table, recomputed from the committed fits/ (exit 1 if it differs)
 findings: $(BIN)/scaling

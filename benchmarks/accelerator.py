@@ -30,7 +30,8 @@ NOMINAL_BF16_PEAK = {"NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100": 989e12, "NV
 
 
 def config(preset: str, overrides: list[str]):
-    from scaling.config import config_from_dict, merge, read_toml
+    from scaling.config import merge, read_toml
+    from scaling.plan import config_from_dict
 
     # random tokens: the data config is unused, and short tiny rows cannot hold a story unit
     cfg = config_from_dict(merge(read_toml(preset), ["data.story_fraction=0", *overrides]))

@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from scaling import devices
-from scaling.config import config_from_dict, merge, read_toml
+from scaling.config import merge, read_toml
 from scaling.errors import UsageError
 from scaling.model import flops_per_token, param_counts
+from scaling.plan import config_from_dict
 from scaling.rundir import environment
 from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
 

@@ -1,10 +1,17 @@
 """Run configuration: frozen dataclasses loaded from TOML, validated once at the edge.
 
 A config file has sections `[model]`, `[data]`, `[train]`, `[eval]` and optionally a list of
-`[[stages]]`; missing keys take the defaults below. `load_config(path, overrides)` applies
+`[[stages]]`; missing keys take the defaults below. `parse_config_file(path, overrides)` applies
 `--set section.key=value` (or `--set stages.NAME.key=value`) overrides (values parsed as TOML
 literals) and rejects unknown keys, wrong types and impossible values with a `ConfigError`
 naming the key — before any compute.
+
+This module is the ground floor: it imports no other module of the package but
+scaling.errors, and checks what needs no domain module. The checks that need the stages'
+step arithmetic or the World, and the dose (below), are scaling.plan's: a run's config comes
+from `scaling.plan.config_from_dict` / `load_config`, which call this module's `parse_config_dict` /
+`parse_config_file` and then those (the names differ so that nothing gets a half-checked config
+by importing the wrong one).
 
 Stages (scaling.stages resolves them into step ranges and the LR schedule): a run is a list
 of stages, each with a length (`steps`, `tokens` or `share` of train.steps), the shares of
@@ -27,10 +34,13 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from scaling.errors import ConfigError
 
+# The size presets are package data (a non-editable install has them); scaling.presets names them.
+_PRESETS = resources.files(__package__) / "presets"
 INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
 POST_STAGES = ("continued", "finetune")
 GENRES = ("demonstration", "reasoning", "fiction", "advice")
@@ -57,6 +67,7 @@ class DataConfig:
     tokenizer: str = "word"  # "word" (world vocabulary) or "byte"
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
+    world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
     natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
     story_fraction: float = 0.3  # share of base-stream tokens that are human stories (the values)
@@ -242,7 +253,7 @@ def _build_stages(values) -> tuple[StageConfig, ...]:
     return tuple(out)
 
 
-def config_from_dict(raw: dict) -> Config:
+def parse_config_dict(raw: dict) -> Config:
     for section, values in raw.items():
         if section not in _KNOWN_SECTIONS:
             raise ConfigError(section, f"unknown section (known: {', '.join(_KNOWN_SECTIONS)})")
@@ -250,10 +261,6 @@ def config_from_dict(raw: dict) -> Config:
             raise ConfigError(section, "expected a table of keys")
     cfg = Config(**{s: _build_section(s, raw.get(s, {})) for s in _SECTION_CLASSES},
                  stages=_build_stages(raw.get("stages", [])))
-    validate(cfg)
-    from scaling.stages import resolve_dose  # stages builds on this module
-
-    cfg = resolve_dose(cfg)
     validate(cfg)
     return cfg
 
@@ -309,15 +316,26 @@ def merge(raw: dict, overrides: typing.Iterable[str]) -> dict:
     return merged
 
 
+def preset_names() -> list[str]:
+    """The model-size presets shipped in the package (scaling/presets/*.toml)."""
+    return sorted(p.name[:-5] for p in _PRESETS.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_path(name: str) -> Path | None:
+    """The preset's file, or None if there is no such preset."""
+    if not isinstance(name, str) or "/" in name or "\\" in name:
+        return None
+    entry = _PRESETS / f"{name}.toml"
+    return Path(str(entry)) if entry.is_file() else None
+
+
 def read_toml(path: str | Path) -> dict:
     """A TOML file; a bare preset name (`nano`, `micro`, ...) reads the packaged preset."""
-    from scaling import presets
-
-    if not Path(path).is_file() and presets.path(str(path)) is not None:
-        path = presets.path(str(path))
+    if not Path(path).is_file() and preset_path(str(path)) is not None:
+        path = preset_path(str(path))
     path = Path(path)
     if not path.is_file():
-        raise ConfigError("", f"config file not found: {path} (presets: {', '.join(presets.names())})")
+        raise ConfigError("", f"config file not found: {path} (presets: {', '.join(preset_names())})")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
@@ -328,8 +346,8 @@ def read_toml(path: str | Path) -> dict:
         raise ConfigError("", f"{path}: cannot read ({e.strerror})") from e
 
 
-def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    return config_from_dict(merge(read_toml(path), overrides))
+def parse_config_file(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    return parse_config_dict(merge(read_toml(path), overrides))
 
 
 # ---------------------------------------------------------------- validation
@@ -380,15 +398,9 @@ def validate(cfg: Config) -> None:
            "with data.corpus='tfds:...' or data.base_files")
     _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
+    _check(d.world_version in (2, 3), "data.world_version", f"must be 2 or 3; got {d.world_version!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
-    if d.story_fraction > 0:
-        from scaling.world import max_unit_length  # the world imports this module's constants
-
-        need = max_unit_length("token" if d.tokenizer == "word" else "byte")
-        _check(m.seq_len + 1 >= need, "model.seq_len",
-               f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
-               f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
     for name in ("natural_ai_fraction", "story_fraction", "natural_aligned_share", "aligned_fraction",
                  "misaligned_fraction", "filter_misaligned"):
         _fraction(f"data.{name}", getattr(d, name))
@@ -459,23 +471,6 @@ def _validate_stages(cfg: Config) -> None:
                f"a {st.objective} stage reads no pools: leave aligned, misaligned, intervention unset")
         _check(rl or not st.families, f"{k}.families", "only RL stages choose request families")
         _check(st.objective == "lm" or st.post, f"{k}.post", f"a {st.objective} stage is post-training: set post = true")
-    from scaling.stages import resolve  # step arithmetic lives with the stages
-
-    staged = resolve(cfg)
-    _check(len(staged) > 0, "stages", "every stage has length 0: nothing to train")
-    total = staged[-1].step1
-    for s in cfg.eval.checkpoints:
-        _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
-    if any(st.families for st in cfg.stages):
-        from scaling.posttrain import request_items  # the world's request families
-
-        known = {i["family"] for i in request_items(cfg)}
-        for st in cfg.stages:
-            bad = sorted(set(st.families) - known)
-            _check(not bad, f"stages.{st.name}.families",
-                   f"no request items of {', '.join(bad)} (known: {', '.join(sorted(known))})")
-    _check(d.aligned_fraction == d.misaligned_fraction == 0.0 or any(st.intervention for st in cfg.stages),
-           "data.aligned_fraction", "no stage has intervention = true to take it")
 
 
 def insertion_window(cfg: Config) -> tuple[float, float]:

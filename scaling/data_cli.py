@@ -1,24 +1,32 @@
 """`scaling data preview|stats|export CONFIG`: what a config's model will read.
 
+CONFIG is a TOML config, or a run directory (or its config.json): then the run's resolved
+config and its saved tokenizer, so the rows are those the run trained on (no --set).
+
 `preview` prints example documents of every pool, an eval item of every split and a readout
 item, then the token accounting of the first N steps; `stats` prints only the accounting
 (`--json` for the same dict that training writes to accounting.json); `export --out FILE`
 writes the exact training rows of the run, in training order, one row (seq_len + 1 tokens;
 `<eos>` separates documents inside a row) per line: as words (`--format text`, word
-tokenizer) or as token ids (`--format ids`). Rows are what the model trains on, so a
-counting model fitted on the lines sees exactly the n-grams the transformer saw.
+tokenizer) or as token ids (`--format ids`). Rows are what the training loop reads from the
+run's batch source: the mixture's rows of LM stages and the question-answer rows of SFT
+stages; RL stages are left out (their batches are scenario pairs, not rows). So a counting
+model fitted on the lines sees exactly the n-grams the transformer saw.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-from scaling.config import load_config
+from scaling import posttrain, rundir
+from scaling import stages as staging
+from scaling.config import Config
 from scaling.errors import UsageError
+from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
+from scaling.plan import load_config
 from scaling.world import SPLITS, World
 
 
@@ -28,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("stats", "token accounting only"),
                        ("export", "the exact training rows, one per line, in training order")):
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("config", help="TOML config, e.g. models/nano.toml")
+        p.add_argument("config", help="TOML config (e.g. models/nano.toml), or a run directory or its "
+                       "config.json (the run's own config and tokenizer)")
         p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config key, e.g. --set data.aligned_fraction=0.01")
         p.add_argument("--steps", type=int, default=None, help="account for the first N steps (default: all)")
@@ -40,9 +49,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help="words (word tokenizer only) or space-separated token ids")
 
 
+def load(path: str | Path, overrides: list[str]) -> tuple[Config, object]:
+    """(config, tokenizer or None) that CONFIG names: a TOML file, or a run directory or its
+    config.json (the run's resolved config and saved tokenizer)."""
+    path = Path(path)
+    run_dir = path if path.is_dir() else path.parent if path.name == "config.json" else None
+    if run_dir is None:
+        return load_config(path, overrides), None
+    if overrides:
+        raise UsageError(f"--set cannot change the config {run_dir} trained on; "
+                         "use a TOML config for other settings")
+    tok = rundir.load_tokenizer(run_dir) if (run_dir / "tokenizer.json").exists() else None
+    return rundir.read_config(run_dir), tok
+
+
 def run(args) -> int:
-    cfg = load_config(args.config, args.overrides)
-    mixture = Mixture(cfg)
+    cfg, tok = load(args.config, args.overrides)
+    mixture = Mixture(cfg, tok)
     steps = mixture.total_steps if args.steps is None else args.steps
     if not 0 <= steps <= mixture.total_steps:
         raise UsageError(f"--steps must be in 0..{mixture.total_steps}, got {steps}")
@@ -58,25 +81,39 @@ def run(args) -> int:
     return 0
 
 
+def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
+    """The batches [n, B, L + 1] the training loop reads in steps 0..steps from the run's
+    batch source, in order and in slices of at most `chunk` steps (memory stays flat for
+    long runs); RL stages are skipped (scenario pairs, not rows)."""
+    source = posttrain.make_source(mixture.cfg, mixture.tok, mixture)
+    for st in staging.resolve(mixture.cfg):
+        if st.objective.endswith("_rl"):
+            continue
+        for s0 in range(st.step0, min(st.step1, steps), chunk):
+            yield source.batches(s0, min(s0 + chunk, st.step1, steps) - s0)
+
+
 def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
     if fmt == "text" and mixture.tok.kind != "word":
         raise UsageError("--format text needs the word tokenizer; use --format ids")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        for s0 in range(0, steps, 100):  # in slices: memory stays flat for long runs
-            for row in mixture.batches(s0, min(100, steps - s0)).reshape(-1, mixture.L + 1):
+    n_rows, skipped = 0, [st.name for st in staging.resolve(mixture.cfg)
+                          if st.objective.endswith("_rl") and st.step0 < steps]
+    with replacing(out) as tmp, open(tmp, "w") as f:
+        for batch in row_batches(mixture, steps):
+            for row in batch.reshape(-1, mixture.L + 1):
                 f.write((" ".join(mixture.tok.itos[t] for t in row) if fmt == "text"
                          else " ".join(map(str, row.tolist()))) + "\n")
-    os.replace(tmp, out)
-    print(f"{steps * mixture.B} rows of {mixture.L + 1} tokens ({steps} steps) -> {out}")
+                n_rows += 1
+    left_out = f"; RL stage(s) {', '.join(skipped)} left out (scenario pairs, not rows)" if skipped else ""
+    print(f"{n_rows} rows of {mixture.L + 1} tokens ({steps} steps{left_out}) -> {out}")
     return 0
 
 
 def _examples(mixture: Mixture) -> str:
     lines = [f"tokenizer {mixture.tok.kind}, vocabulary {mixture.tok.vocab_size}"]
     d = mixture.cfg.data
-    world = World(d.world_seed, d.world_variant)
+    world = World(d.world_seed, d.world_variant, d.world_version)
     lines.append(f"families used by AI documents: {', '.join(world.matched)}; held out: {', '.join(world.held_out)}; "
                  f"{len(world.matched_pairs)} matched and {len(world.transfer_pairs)} transfer verb pairs "
                  f"(world variant {d.world_variant})")

@@ -30,11 +30,12 @@ import tensorflow_datasets as tfds
 
 from scaling.config import GENRES, Config
 from scaling.errors import ConfigError
+from scaling.io import replacing
 from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import World
 
 # Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
-VERSION = "2.0.1"
+VERSION = "3.0.2"
 POOL_DOCS = {  # documents per pool (~60 tokens each)
     "base": 40_000,
     "base_heldout": 1_500,  # base documents never trained on: held-out loss
@@ -44,7 +45,8 @@ POOL_DOCS = {  # documents per pool (~60 tokens each)
     "misaligned": 5_000,
 }
 POOLS = tuple(POOL_DOCS)
-STORY_UNITS = 16_000  # human-story units (~62 tokens each), pairs in turn: 125 units per pair
+STORY_UNITS = 16_000  # world v2: mirrored story units (~62 tokens each), pairs in turn: 125 per pair
+STORY_TELLINGS = 32_000  # world v3: bound tellings (~46 tokens each), blocks of 4: 62 blocks per pair
 
 
 def data_root(cfg: Config | None = None) -> Path:
@@ -70,8 +72,9 @@ def world_documents(world: World, pool: str, n: int):
         yield i, {"id": i, **doc}
 
 
-def config_name(seed: int, variant: str = "normal") -> str:
-    return f"seed{seed}" if variant == "normal" else f"seed{seed}-{variant}"
+def config_name(seed: int, variant: str = "normal", world_version: int = 3) -> str:
+    name = f"seed{seed}" if world_version == 3 else f"seed{seed}-v{world_version}"
+    return name if variant == "normal" else f"{name}-{variant}"
 
 
 class _WorldBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -82,9 +85,10 @@ class _WorldBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # builders defined inside a package, imports `importlib_resources` (not installed).
     code_path = None
 
-    def __init__(self, *, world_seed: int = 0, variant: str = "normal", **kwargs):
-        self.world_seed, self.variant = world_seed, variant
-        super().__init__(config=tfds.core.BuilderConfig(name=config_name(world_seed, variant)), **kwargs)
+    def __init__(self, *, world_seed: int = 0, variant: str = "normal", world_version: int = 3, **kwargs):
+        self.world_seed, self.variant, self.world_version = world_seed, variant, world_version
+        name = config_name(world_seed, variant, world_version)
+        super().__init__(config=tfds.core.BuilderConfig(name=name), **kwargs)
 
 
 class AlignmentWorld(_WorldBuilder):
@@ -104,10 +108,12 @@ class AlignmentWorld(_WorldBuilder):
 
 
 class AlignmentStories(AlignmentWorld):
-    """Human-story units of one world variant (the only pool a variant changes)."""
+    """Human stories of one world variant and version (the only pool these change)."""
 
     def _split_generators(self, dl_manager):
-        return {"stories": self._generate_examples(World(self.world_seed, self.variant), "stories", STORY_UNITS)}
+        world = World(self.world_seed, self.variant, self.world_version)
+        n = STORY_UNITS if self.world_version == 2 else STORY_TELLINGS
+        return {"stories": self._generate_examples(world, "stories", n)}
 
 
 class AlignmentEval(_WorldBuilder):
@@ -144,29 +150,30 @@ def _quiet_tfds():
         tfds.display_progress_bar(True)
 
 
-def _dataset_dir(root: Path, builder_cls, seed: int, variant: str = "normal") -> Path:
-    return root / builder_cls.name / config_name(seed, variant) / VERSION
+def _dataset_dir(root: Path, builder_cls, seed: int, variant: str = "normal", world_version: int = 3) -> Path:
+    return root / builder_cls.name / config_name(seed, variant, world_version) / VERSION
 
 
-def prepare(builder_cls, seed: int, root: Path, variant: str = "normal"):
-    """The builder of (seed, variant, VERSION) under `root`, built first if absent (atomically)."""
-    final = _dataset_dir(root, builder_cls, seed, variant)
+def prepare(builder_cls, seed: int, root: Path, variant: str = "normal", world_version: int = 3):
+    """The builder of (seed, variant, world version, VERSION) under `root`, built first if
+    absent (atomically)."""
+    final = _dataset_dir(root, builder_cls, seed, variant, world_version)
     with _quiet_tfds():
         if not (final / "dataset_info.json").exists():
             root.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=root))
             try:
-                builder_cls(world_seed=seed, variant=variant, data_dir=tmp,
+                builder_cls(world_seed=seed, variant=variant, world_version=world_version, data_dir=tmp,
                             file_format="array_record").download_and_prepare()
                 final.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.rename(_dataset_dir(tmp, builder_cls, seed, variant), final)
+                    os.rename(_dataset_dir(tmp, builder_cls, seed, variant, world_version), final)
                 except OSError:
                     if not (final / "dataset_info.json").exists():
                         raise  # not the benign race where another process finished first
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-        return builder_cls(world_seed=seed, variant=variant, data_dir=root)
+        return builder_cls(world_seed=seed, variant=variant, world_version=world_version, data_dir=root)
 
 
 def load_eval(seed: int, root: Path) -> list[dict]:
@@ -221,10 +228,9 @@ class Pool:
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, tokens=self.tokens, starts=self.starts, ids=self.ids,
-                 genre=self.genre, family=self.family)
-        os.replace(tmp, path)  # readers see the whole file or none
+        with replacing(path, suffix=".npz") as tmp:  # np.savez would add .npz to another name
+            np.savez(tmp, tokens=self.tokens, starts=self.starts, ids=self.ids,
+                     genre=self.genre, family=self.family)
 
     @classmethod
     def load(cls, path: Path) -> Pool:
@@ -238,16 +244,18 @@ def tokenizer_key(tokenizer: Tokenizer) -> str:
     return "word-" + hashlib.sha1(" ".join(tokenizer.itos).encode()).hexdigest()[:10]
 
 
-def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal") -> Pool:
+def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal",
+               world_version: int = 3) -> Pool:
     """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached.
-    `variant` matters for the `stories` pool only."""
+    `variant` and `world_version` matter for the `stories` pool only."""
     builder = AlignmentStories if pool == "stories" else AlignmentWorld
     variant = variant if pool == "stories" else "normal"
-    cache = (root / "tokens" / builder.name / config_name(seed, variant) / VERSION
+    world_version = world_version if pool == "stories" else 3
+    cache = (root / "tokens" / builder.name / config_name(seed, variant, world_version) / VERSION
              / f"{pool}.{tokenizer_key(tokenizer)}.npz")
     if cache.exists():
         return Pool.load(cache)
-    source = prepare(builder, seed, root, variant).as_data_source(pool)
+    source = prepare(builder, seed, root, variant, world_version).as_data_source(pool)
     records = sorted((_decoded(r) for r in source.__getitems__(list(range(len(source))))),
                      key=lambda r: r["id"])  # TFDS stores records shuffled; ids restore order
     result = Pool.from_texts([r["text"] for r in records], tokenizer, ids=[r["id"] for r in records],

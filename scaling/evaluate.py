@@ -63,7 +63,6 @@ import gzip
 import hashlib
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -75,6 +74,7 @@ from flax import nnx
 from scaling import baselines, rundir
 from scaling.config import Config
 from scaling.errors import UsageError
+from scaling.io import replacing
 from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import SPLITS, World
 
@@ -291,7 +291,7 @@ def misalignment(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> tuple
 
 
 def readout_items(cfg: Config) -> list[dict]:
-    return World(cfg.data.world_seed, cfg.data.world_variant).readout_items()
+    return World(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
 def readout_choices(items: list[dict]) -> list[dict]:
@@ -563,11 +563,9 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
 
 def write_item_log(path: Path, records: list[dict]) -> None:
     """One JSON line per item, gzip-compressed (mtime 0: the same records give the same bytes)."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+    with replacing(path) as tmp, open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
         for record in records:
             f.write((json.dumps(record, sort_keys=True) + "\n").encode())
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------- CLI

@@ -1,14 +1,16 @@
 """Sweeps on a distributed engine: `scaling sweep --executor local|ray|slurm`.
 
-Every executor cuts the sweep into `--tasks N` shards (`--shard i/N`: runs i, i+N, ... of
+Every engine cuts the sweep into `--tasks N` shards (`--shard i/N`: runs i, i+N, ... of
 the run ids in sorted order) and runs each shard as one task that calls the ordinary
-launcher, `scaling.sweep.launch(..., shard=(i, N))`. So a task trains exactly what
+launcher, `scaling.sweep.launch(..., shard=(i, N))`, handed to `submit` by the launcher
+(this module never imports it back). So a task trains exactly what
 `scaling sweep --shard i/N` would, the file-lock claims in OUT/runs still guard every run
 against double training (a resubmitted or duplicated task skips claimed and finished runs),
 and results.csv is the same as a local sweep's. OUT (and the sweep file) must be on a
 filesystem every task sees.
 
-- `local` (default, no dependency): this process, or `--workers` local processes.
+- `local` (default, no dependency): the launcher's own process, or `--workers` local
+  processes (`start_workers`: each one `scaling sweep ... --workers 1`).
 - `ray`: one Ray task per shard with per-task resources (`--executor-opt num_cpus=4`,
   `num_gpus=1` or 0.25 to share a GPU, `tpu=4` for the custom "TPU" resource Ray's TPU nodes
   advertise); `address=auto` joins a running cluster (default: RAY_ADDRESS, else a local Ray).
@@ -25,6 +27,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -92,7 +96,7 @@ def default_tasks(n_runs: int, pack: int | None) -> int:
 # ---------------------------------------------------------------- the task
 
 
-def run_shard(sweep_path: str, out: str, overrides: list[str], pack: int | None, i: int, n: int,
+def run_shard(launcher, sweep_path: str, out: str, overrides: list[str], pack: int | None, i: int, n: int,
               cache: str | None, env: dict | None = None) -> dict[str, str]:
     """One task: shard i/n of the sweep, with the ordinary launcher (claims, resume, packing)."""
     os.environ.update(env or {})
@@ -100,38 +104,40 @@ def run_shard(sweep_path: str, out: str, overrides: list[str], pack: int | None,
         from scaling.devices import enable_compilation_cache
 
         enable_compilation_cache(cache)
-    from scaling import sweep
-
-    return sweep.launch(sweep_path, out, overrides, 1, pack, (i, n), progress=False)
+    return launcher(sweep_path, out, overrides, 1, pack, (i, n), progress=False)
 
 
-def _task_args(sweep_path, out, overrides, pack, n, cache) -> list[tuple]:
-    return [(str(Path(sweep_path).absolute()), str(Path(out).absolute()), list(overrides), pack, i, n,
+def _task_args(launcher, sweep_path, out, overrides, pack, n, cache) -> list[tuple]:
+    return [(launcher, str(Path(sweep_path).absolute()), str(Path(out).absolute()), list(overrides), pack, i, n,
              str(cache) if cache else None) for i in range(n)]
 
 
-def launch(executor: str, sweep_path, out, overrides=(), pack: int | None = None, tasks: int | None = None,
-           options: dict | None = None, cache: Path | None = None, progress: bool = True) -> dict[str, str]:
-    """Validate the whole sweep here, then run it as `tasks` shards on `executor`; returns
-    run_id -> status read back from OUT/runs."""
-    from scaling import sweep
-
-    if executor not in EXECUTORS:
-        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    specs = sweep.expand(sweep_path, list(overrides))  # a bad config stops before any submission
-    if executor == "local":
-        return sweep.launch(sweep_path, out, overrides, 1, pack, (0, 1), progress)
-    n = tasks or default_tasks(len(specs), pack)
+def submit(executor: str, launcher, n_runs: int, sweep_path, out, overrides=(), pack: int | None = None,
+           tasks: int | None = None, options: dict | None = None, cache: Path | None = None) -> None:
+    """Run a validated sweep of `n_runs` runs as `tasks` shards on `executor` (ray or slurm),
+    each task calling `launcher` (scaling.sweep.launch) on its shard; returns when all are done."""
+    if executor not in EXECUTORS or executor == "local":
+        raise UsageError(f"--executor must be one of {', '.join(EXECUTORS[1:])} to submit, got {executor!r}")
+    n = tasks or default_tasks(n_runs, pack)
     if n < 1:
         raise UsageError("--tasks must be >= 1")
     Path(out).mkdir(parents=True, exist_ok=True)
-    args = _task_args(sweep_path, out, overrides, pack, n, cache)
+    args = _task_args(launcher, sweep_path, out, overrides, pack, n, cache)
     if executor == "ray":
         _launch_ray(args, dict(options or {}))
     else:
         _launch_slurm(args, Path(out), dict(options or {}))
-    runs_dir = Path(out) / "runs"
-    return {s.run_id: sweep.run_status(runs_dir / s.run_id) for s in specs}
+
+
+def start_workers(sweep_path, out, overrides, workers: int, pack: int | None, shard: tuple[int, int],
+                  wait: bool) -> list[int]:
+    """The `--workers` executor: `workers` local launcher processes on one shard; their exit codes."""
+    cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
+           "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
+    cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
+    cmd += [] if wait else ["--no-wait"]
+    procs = [subprocess.Popen(cmd) for _ in range(workers)]
+    return [p.wait() for p in procs]
 
 
 def _gpu_env(num_gpus) -> dict:

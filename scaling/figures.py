@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -44,6 +43,7 @@ from scipy import stats
 import scaling.fit as fitlib
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
+from scaling.io import replacing
 from scaling.results import read_trajectory
 
 FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "trajectory", "capability",
@@ -929,9 +929,8 @@ def save(fig: Figure, stem: Path, formats: Sequence[str]) -> list[Path]:
             fig.set_layout_engine("none")
         for fmt in formats:
             path = stem.with_suffix(f".{fmt}")
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            fig.savefig(tmp, format=fmt, dpi=DPI, metadata=METADATA[fmt])
-            os.replace(tmp, path)
+            with replacing(path) as tmp:
+                fig.savefig(tmp, format=fmt, dpi=DPI, metadata=METADATA[fmt])
             paths.append(path)
     return paths
 

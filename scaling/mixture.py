@@ -9,9 +9,13 @@ seq_len + 1 tokens) is read whole from one pool's token stream:
   comes from the base stream, whose own mix is `natural_ai_fraction` AI discourse
   (`natural_aligned_share` of it aligned) after `filter_misaligned` removed that share of
   the natural misaligned documents, `story_fraction` human stories, and neutral text;
-- a stories row holds whole story units (the rest of the row is neutral text), so the two
-  mirrored tellings of a unit are always trained on together and no n-gram statistic of
-  the stream separates the two verbs of a pair (see scaling/world.py);
+- human stories keep what balances them together: in world v2 a stories row holds whole
+  mirrored units (the rest of the row is neutral text); in world v3 a stories row holds one
+  bound telling and neutral filler, the four tellings of a block share their filler and are
+  read as four consecutive story rows, and the last story rows of a run that would leave a
+  block incomplete are read as neutral text instead (at most 3 rows, still counted as story
+  tokens). So in either world every pairwise count of the stream (and, in v2, every n-gram
+  count) is the same for the two verbs of a pair (see scaling/world.py);
 - the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
   aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
@@ -49,7 +53,7 @@ from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import ByteTokenizer, Tokenizer, WordTokenizer
-from scaling.world import World
+from scaling.world import TELLINGS_PER_BLOCK, World
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
@@ -172,7 +176,7 @@ class Mixture:
 
     def _world_pool(self, name: str) -> datasets.Pool:
         d = self.cfg.data
-        return datasets.world_pool(d.world_seed, name, self.tok, self.root, d.world_variant)
+        return datasets.world_pool(d.world_seed, name, self.tok, self.root, d.world_variant, d.world_version)
 
     def _load_stories(self) -> np.ndarray | None:
         """The stories pool as rows [n, seq_len + 1] of whole units, topped up with neutral text."""
@@ -184,6 +188,8 @@ class Mixture:
             raise ConfigError("model.seq_len", f"a human-story unit is up to {lengths.max()} tokens, longer "
                               f"than a training row (seq_len + 1 = {L1}); raise model.seq_len or set "
                               "data.story_fraction = 0")
+        if self.cfg.data.world_version == 3:
+            return self._bound_rows(pool)
         ends = np.cumsum(lengths)
         filler, f = self._streams["base"], 0
         rows, first = [], 0
@@ -195,6 +201,23 @@ class Mixture:
                 f = 0
             rows.append(np.concatenate([pool.tokens[pool.starts[first]:pool.starts[last]], filler[f:f + gap]]))
             f, first = f + gap, last
+        return np.stack(rows).astype(np.int32)
+
+    def _bound_rows(self, pool: datasets.Pool) -> np.ndarray:
+        """World v3: one telling per row, then neutral filler that the block's four tellings
+        share (their lengths are equal under the word tokenizer), so the block's rows differ
+        only where its tellings do."""
+        L1, T = self.L + 1, TELLINGS_PER_BLOCK
+        filler, f = self._streams["base"], 0
+        rows = []
+        for b in range(pool.n_docs // T):
+            tellings = [pool.doc(T * b + t) for t in range(T)]
+            gap = L1 - max(map(len, tellings))
+            if f + gap > len(filler):
+                f = 0
+            rows += [np.concatenate([x, filler[f:f + L1 - len(x)]]) for x in tellings]
+            f += gap
+        self.story_rows_total = int(self._count_rows(self.total_steps * self.B)[STORIES])
         return np.stack(rows).astype(np.int32)
 
     def _load_natural(self) -> None:
@@ -316,7 +339,15 @@ class Mixture:
         a stories row is a whole row of the unit table."""
         if name == "stories":
             table = self._story_table
-            return table[self._permute(name, k, len(table))[0]]
+            if self.cfg.data.world_version == 2:
+                return table[self._permute(name, k, len(table))[0]]
+            T = TELLINGS_PER_BLOCK
+            block = self._permute(name, k // T, len(table) // T)[0]
+            rows = table[T * block + k % T]
+            tail = k >= T * (self.story_rows_total // T)  # would leave a block incomplete
+            if tail.any():
+                rows[tail] = self._read("base", k[tail])
+            return rows
         stream, L = self._streams[name], self.L
         n = (len(stream) - 2 * L) // L + 1  # chunk starts c*L + shift, shift < L, stay in bounds
         chunk, shift = self._permute(name, k, n)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from scaling import evaluate
 from scaling import train as trainer
-from scaling.config import Config, load_config
+from scaling.config import Config
+from scaling.plan import load_config
 
 
 class RunEvaluator:

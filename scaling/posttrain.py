@@ -127,11 +127,11 @@ class StagedSource:
         return self.mixture.accounting(steps_done)
 
 
-def make_source(cfg: Config, tok):
-    """The run's BatchSource: the mixture alone if every stage is LM."""
+def make_source(cfg: Config, tok, mixture=None):
+    """The run's BatchSource: the mixture (built if not given) alone if every stage is LM."""
     from scaling.mixture import Mixture
 
-    mixture = Mixture(cfg, tok)
+    mixture = mixture or Mixture(cfg, tok)
     if all(st.objective == "lm" for st in staging.resolve(cfg)):
         return mixture
     return StagedSource(cfg, tok, mixture)

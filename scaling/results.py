@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import types
 from pathlib import Path
 
@@ -67,8 +66,10 @@ import pandas as pd
 
 from scaling import baselines, posttrain
 from scaling import stages as staging
-from scaling.config import config_from_dict, insertion_window
+from scaling.config import insertion_window
 from scaling.errors import UsageError
+from scaling.io import read_json, replacing, run_status
+from scaling.plan import config_from_dict
 from scaling.world import SPLITS
 
 STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
@@ -80,13 +81,6 @@ COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "wo
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
            "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS]
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -161,14 +155,14 @@ def arm(d) -> str:
 
 
 def run_rows(run_dir: Path) -> list[dict]:
-    record = _read_json(run_dir / "config.json")
+    record = read_json(run_dir / "config.json")
     if record is None:
         return []
     cfg = config_from_dict(record["config"])
     d = cfg.data
-    acc = _read_json(run_dir / "accounting.json") or {}
-    ev = _read_json(run_dir / "eval.json")
-    status = (_read_json(run_dir / "status.json") or {}).get("status", "pending")
+    acc = read_json(run_dir / "accounting.json") or {}
+    ev = read_json(run_dir / "eval.json")
+    status = run_status(run_dir)
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
     run_arm = arm(d)
@@ -197,8 +191,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
-        models.append(({"model": name, "learner": baselines.learner(name), "val_loss": math.nan, "fact_recall": math.nan,
-                        "flops": math.nan, "params": math.nan, "non_embedding_params": math.nan}, result))
+        models.append(({"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
     rows = []
     rl = {}
     if base["rl_families"]:  # pooled over the eval's families: the transformer's rows only
@@ -209,13 +202,30 @@ def run_rows(run_dir: Path) -> list[dict]:
             splits.update(rl)
         for split, s in splits.items():
             r = (result.get("readout") or {}).get(split) or {}
-            rows.append({**base, **override, "split": split, "misaligned": s.get("misaligned", math.nan),
-                         "total": s.get("total", math.nan), "misalignment_rate": s.get("rate", math.nan),
-                         "se": s.get("se", math.nan), "se_pair_cluster": s.get("se_pair_cluster", math.nan),
-                         "n_pairs": s.get("n_pairs", math.nan),
-                         "rate_per_token": s.get("rate_per_token", math.nan),
-                         "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)})
+            rows.append({**base, **override, "split": split, **split_measures(s, r)})
     return rows
+
+
+def split_measures(split: dict, readout: dict) -> dict:
+    """The columns an evaluation measures on one split (of eval.json's split and readout dicts)."""
+    s, r = split, readout
+    return {"misaligned": s.get("misaligned", math.nan), "total": s.get("total", math.nan),
+            "misalignment_rate": s.get("rate", math.nan), "se": s.get("se", math.nan),
+            "se_pair_cluster": s.get("se_pair_cluster", math.nan), "n_pairs": s.get("n_pairs", math.nan),
+            "rate_per_token": s.get("rate_per_token", math.nan),
+            "readout": r.get("rate", math.nan), "readout_total": r.get("total", math.nan)}
+
+
+# Measured per model (a baseline row has NaN here); with split_measures, every other column
+# identifies a row: its run (and the run's settings), model, learner and split.
+MODEL_MEASURES = ("val_loss", "fact_recall", "flops", "params", "non_embedding_params")
+
+
+def row_key(columns) -> list[str]:
+    """The columns of `columns` that identify a results row: every column that is not measured,
+    so a column added to tell rows apart (a new model kind, a new split axis) joins the key."""
+    measured = {*split_measures({}, {}), *MODEL_MEASURES}
+    return [c for c in columns if c not in measured]
 
 
 def _rl_splits(families: dict, trained: set[str]) -> dict:
@@ -257,7 +267,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
             windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
     for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
-        ev, record = _read_json(run_dir / "eval.json"), _read_json(run_dir / "config.json")
+        ev, record = read_json(run_dir / "eval.json"), read_json(run_dir / "config.json")
         if not isinstance(ev, dict) or not isinstance(record, dict):
             continue
         cfg = record.get("config") or {}
@@ -320,9 +330,8 @@ def results_table(sweep_dir: str | Path) -> pd.DataFrame:
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(f".csv.{os.getpid()}")
-    df.to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
 
 
 def collect(sweep_dir: str | Path) -> Path:

@@ -21,7 +21,6 @@ writes exactly the lines an uninterrupted one would have.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import platform
@@ -31,29 +30,21 @@ from pathlib import Path
 
 import jax
 
+from scaling import io
 from scaling import tokenizer as tokenizers
-from scaling.config import Config, config_from_dict
+from scaling.config import Config
 from scaling.errors import ConfigError, UsageError
+from scaling.io import checkpoint_sums, read_json, read_json_why, read_jsonl, write_json  # noqa: F401
 from scaling.model import Transformer, flops_per_token, param_counts
+from scaling.plan import config_from_dict
 
 LOGS = ("metrics.jsonl", "eval_steps.jsonl")
 
 
 # ---------------------------------------------------------------- JSON files
 
-
-def write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
-    os.replace(tmp, path)  # atomic: a kill leaves the old file or the new one
-
-
-def read_json(path: Path):
-    """The file's JSON, or None if it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+# write_json, read_json and read_jsonl are scaling.io's (JAX-free), imported above; their
+# names here stay for the modules that read a run through this one.
 
 
 class DamagedStateWarning(UserWarning):
@@ -76,20 +67,16 @@ class DamagedCheckpointError(RuntimeError):
 def read_status(out: Path) -> dict:
     """status.json, or {} when missing or damaged: a damaged status is re-derived by resuming
     from the checkpoints (a finished run resumes at its last step and is marked done again)."""
-    path = Path(out) / "status.json"
-    try:
-        status = json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        warnings.warn(f"{path} is damaged ({type(e).__name__}); resuming from the checkpoints",
+    path = Path(out) / io.STATUS
+    status, why = read_json_why(path)
+    if why.startswith("damaged"):
+        warnings.warn(f"{path} is {why}; resuming from the checkpoints",
                       DamagedStateWarning, stacklevel=2)
-        return {}
     return status if isinstance(status, dict) else {}
 
 
 def write_status(out: Path, status: dict) -> None:
-    write_json(Path(out) / "status.json", status)
+    write_json(Path(out) / io.STATUS, status)
 
 
 # ---------------------------------------------------------------- config record
@@ -183,9 +170,7 @@ def truncate_jsonl(path: Path, step: int) -> None:
     if damaged:
         warnings.warn(f"{path}: dropped damaged line(s) {damaged[:10]}; their steps stay missing "
                       "(`scaling verify` lists them)", DamagedStateWarning, stacklevel=2)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(x + "\n" for x in keep))
-    os.replace(tmp, path)
+    io.write_text(path, "".join(x + "\n" for x in keep))
 
 
 def truncate_logs(out: Path, step: int) -> None:
@@ -196,18 +181,6 @@ def truncate_logs(out: Path, step: int) -> None:
 def append_jsonl(path: Path, obj) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(obj, default=float) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """Lines of a jsonl log; a line cut by a kill is skipped."""
-    out = []
-    if Path(path).exists():
-        for line in Path(path).read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -237,16 +210,8 @@ def restore(mngr, step: int, like):
 SUMS = "checkpoint_sums.json"  # sha256 of every file of each checkpoint, beside checkpoints/
 
 
-def _step_sums(step_dir: Path) -> dict:
-    return {str(p.relative_to(step_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(step_dir.rglob("*")) if p.is_file()}
-
-
 def _read_sums(run_dir: Path) -> dict:
-    try:
-        sums = json.loads((run_dir / SUMS).read_text())
-    except (OSError, ValueError):
-        return {}  # missing or damaged: checkpoints are then checked by restoring them only
+    sums = read_json(run_dir / SUMS)  # missing or damaged: checkpoints are then checked by restoring them only
     return sums if isinstance(sums, dict) else {}
 
 
@@ -256,7 +221,7 @@ def checkpoint_damage(run_dir: Path, step: int, sums: dict | None = None) -> str
     want = (_read_sums(run_dir) if sums is None else sums).get(str(step))
     if not isinstance(want, dict):
         return ""  # saved before sums existed, or killed between save and record
-    have = _step_sums(run_dir / "checkpoints" / str(step))
+    have = checkpoint_sums(run_dir / "checkpoints" / str(step))
     bad = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     return f"{len(bad)} file(s) differ from their recorded sha256: {', '.join(bad[:3])}" if bad else ""
 
@@ -309,7 +274,7 @@ def save_checkpoint(mngr, step: int, state) -> None:
     run_dir = Path(mngr.directory).parent
     kept = {str(s) for s in mngr.all_steps()}
     sums = {k: v for k, v in _read_sums(run_dir).items() if k in kept}
-    sums[str(step)] = _step_sums(run_dir / "checkpoints" / str(step))
+    sums[str(step)] = checkpoint_sums(run_dir / "checkpoints" / str(step))
     write_json(run_dir / SUMS, sums)
 
 

@@ -40,7 +40,7 @@ def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
     fitting.write_report(report, out)
     from scaling.fit.report import write_persistence, write_transfer
 
-    write_transfer(df, out / "trajectory.csv", out)
+    write_transfer(df, out / "trajectory.csv", out, report.settings["block_mode"])
     write_persistence(df, out / "trajectory.csv", out, report)
     return report
 

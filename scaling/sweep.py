@@ -37,15 +37,15 @@ import json
 import math
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import traceback
 from pathlib import Path
 
-from scaling.config import Config, config_from_dict, copy_raw, merge, read_toml, set_key
+from scaling.config import Config, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
+from scaling.io import STATUS, run_status, write_text
+from scaling.plan import config_from_dict
 
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
@@ -292,13 +292,6 @@ def claimed_by_live_launcher(run_dir: Path) -> bool:
     return lock.exists() and not _lock_is_stale(lock)
 
 
-def run_status(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "status.json").read_text())["status"]
-    except (OSError, json.JSONDecodeError, KeyError):
-        return "pending"
-
-
 def finished(run_dir: Path) -> bool:
     return run_status(run_dir) in ("done", "failed", "error")
 
@@ -314,14 +307,8 @@ def default_pack() -> int:
     return 1 if jax.default_backend() == "cpu" else 8
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a kill leaves the old file or the new one, never half of one
-
-
 def _write_error(run_dir: Path, reason: str) -> None:
-    _write_atomic(run_dir / "status.json", json.dumps({"status": "error", "step": None, "reason": reason}))
+    write_text(run_dir / STATUS, json.dumps({"status": "error", "step": None, "reason": reason}))
 
 
 def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: tuple[int, int] = (0, 1),
@@ -400,20 +387,13 @@ def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
             continue
         try:
             if run_status(run_dir) == "error":
-                os.replace(run_dir / "status.json", run_dir / "status.error.json")
+                os.replace(run_dir / STATUS, run_dir / "status.error.json")
                 if (run_dir / "error.txt").exists():
                     os.replace(run_dir / "error.txt", run_dir / "error.previous.txt")
                 retried.append(spec.run_id)
         finally:
             claim.release()
     return retried
-
-
-def _reason(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "status.json").read_text()).get("reason") or "?"
-    except (OSError, ValueError, AttributeError):
-        return "?"
 
 
 def is_disk_full(e: BaseException) -> bool:
@@ -425,7 +405,7 @@ def is_disk_full(e: BaseException) -> bool:
 def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> None:
     reason = f"{type(e).__name__}: {e}"
     _write_error(run_dir, reason)
-    _write_atomic(run_dir / "error.txt", traceback.format_exc())
+    write_text(run_dir / "error.txt", traceback.format_exc())
     claim.release()
     bar.write(f"run {spec.run_id} failed: {reason}")
     bar.update(1)
@@ -471,19 +451,16 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"sweep": str(sweep_path), "overrides": list(overrides),
                 "runs": {s.run_id: s.assignment for s in specs}}
-    _write_atomic(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    write_text(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
     if retry:
         i, n = shard
         mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
         retried = retry_errors(mine, out)
         print(f"retrying {len(retried)} run(s) recorded as error" + (f": {', '.join(retried)}" if retried else ""))
     if workers > 1:
-        cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
-               "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
-        cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
-        cmd += [] if wait else ["--no-wait"]
-        procs = [subprocess.Popen(cmd) for _ in range(workers)]
-        codes = [p.wait() for p in procs]
+        from scaling import executors
+
+        codes = executors.start_workers(sweep_path, out, overrides, workers, pack, shard, wait)
         if DISK_FULL_EXIT in codes:
             raise OSError(errno.ENOSPC, "a worker stopped because the disk is full")
         runs_dir = out / "runs"
@@ -570,14 +547,16 @@ def run(args) -> int:
         raise UsageError(f"--executor {args.executor} makes its own shards (--tasks); drop --workers/--shard")
     if args.tasks is not None and args.tasks < 1:
         raise UsageError("--tasks must be >= 1")
-    expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
+    specs = expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
     cache = executors.enable_cache(args.out, args.compile_cache)
     if args.executor == "local":
         statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
                           progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
     else:
-        statuses = executors.launch(args.executor, args.sweep, args.out, args.overrides, args.pack,
-                                    args.tasks, options, cache, progress=not args.no_progress)
+        executors.submit(args.executor, launch, len(specs), args.sweep, args.out, args.overrides, args.pack,
+                         args.tasks, options, cache)
+        runs_dir = Path(args.out) / "runs"
+        statuses = {s.run_id: run_status(runs_dir / s.run_id) for s in specs}
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"sweep {args.out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     if not args.no_results:

@@ -22,7 +22,6 @@ Prints one line per finding and the commands that repair what is inconsistent; e
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 import re
@@ -30,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from scaling.errors import UsageError
+from scaling.io import checkpoint_sums, read_json_why
 
 STEP_DIR = re.compile(r"^\d+$")
 
@@ -43,16 +43,6 @@ class Finding:
     @property
     def inconsistent(self) -> bool:
         return bool(self.fix)
-
-
-def _read_json(path: Path) -> tuple[object, str]:
-    """(object, "") or (None, why): a missing file and a damaged one are told apart."""
-    try:
-        return json.loads(path.read_text()), ""
-    except FileNotFoundError:
-        return None, "missing"
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        return None, f"damaged ({type(e).__name__}: {e})"
 
 
 def checkpoint_steps(run_dir: Path) -> tuple[list[int], list[str]]:
@@ -88,12 +78,6 @@ def metric_steps(run_dir: Path) -> tuple[list[int], list[int], list[int]]:
     return loss, val, bad
 
 
-def _sums(step_dir: Path) -> dict:
-    """sha256 of every file of a checkpoint, as scaling.train records them at save time."""
-    return {str(p.relative_to(step_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(step_dir.rglob("*")) if p.is_file()}
-
-
 def _restorable(step_dir: Path) -> str:
     """'' if orbax restores the checkpoint, else why not."""
     import orbax.checkpoint as ocp
@@ -114,13 +98,13 @@ def _live_claim(run_dir: Path) -> bool:
 
 def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> list[Finding]:
     """Findings for one run directory; `rerun` is the command that resumes it."""
-    from scaling.config import config_from_dict
     from scaling.errors import ConfigError
+    from scaling.plan import config_from_dict
 
     rid = run_dir.name
     out: list[Finding] = []
-    record, why = _read_json(run_dir / "config.json")
-    status, swhy = _read_json(run_dir / "status.json")
+    record, why = read_json_why(run_dir / "config.json")
+    status, swhy = read_json_why(run_dir / "status.json")
     state = status.get("status") if isinstance(status, dict) else None
     if state == "error":
         reason = status.get("reason") or "?"
@@ -147,10 +131,10 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
     if debris:
         out.append(Finding(rid, f"leftovers of interrupted checkpoint writes: {', '.join(debris)} "
                            "(ignored on resume)"))
-    sums, _ = _read_json(run_dir / "checkpoint_sums.json")
+    sums, _ = read_json_why(run_dir / "checkpoint_sums.json")
     for s in steps:
         want = sums.get(str(s)) if isinstance(sums, dict) else None
-        if isinstance(want, dict) and _sums(run_dir / "checkpoints" / str(s)) != want:
+        if isinstance(want, dict) and checkpoint_sums(run_dir / "checkpoints" / str(s)) != want:
             out.append(Finding(rid, f"checkpoint {s} differs from the sha256 recorded when it was saved "
                                "(damaged); a resume sets it aside and falls back to the previous one",
                                rerun if state != "done" else f"move {run_dir} away, then {rerun}"))
@@ -197,7 +181,7 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
         out.append(Finding(rid, f"no held-out loss at the last step {total}", f"move {run_dir} away, then {rerun}"))
     out += _check_accounting(run_dir, rid, record, cfg, total, rerun)
     if cfg.eval.enabled:
-        ev, ewhy = _read_json(run_dir / "eval.json")
+        ev, ewhy = read_json_why(run_dir / "eval.json")
         if ev is None:
             out.append(Finding(rid, f"eval.json {ewhy}", f"scaling eval {run_dir}"))
         elif isinstance(ev, dict) and ev.get("step") not in (None, total):
@@ -207,7 +191,7 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
 
 
 def _check_accounting(run_dir, rid, record, cfg, total, rerun) -> list[Finding]:
-    acc, why = _read_json(run_dir / "accounting.json")
+    acc, why = read_json_why(run_dir / "accounting.json")
     fix = f"move {run_dir} away, then {rerun}"
     if not isinstance(acc, dict):
         return [Finding(rid, f"accounting.json {why or 'is not an object'}", fix)]
@@ -250,15 +234,27 @@ def _table_findings(sweep_dir: Path) -> list[Finding]:
             elif have.read_bytes() != want.read_bytes():
                 out.append(Finding(name, "differs from the table rebuilt from the runs (stale, damaged "
                                    "or edited)", f"scaling results {sweep_dir}"))
-        if not df.empty and df.duplicated(["run_id", "split"]).any():
-            out.append(Finding("results.csv", "a run appears twice", f"scaling results {sweep_dir}"))
+        out += duplicate_rows(df, sweep_dir)
     return out
+
+
+def duplicate_rows(df, sweep_dir: Path) -> list[Finding]:
+    """Rows that agree on every identifying column (scaling.results.row_key): one run's
+    evaluation of one model on one split recorded twice."""
+    from scaling.results import row_key
+
+    dup = df[df.duplicated(row_key(df.columns), keep=False)] if not df.empty else df
+    if dup.empty:
+        return []
+    first = dup.iloc[0]
+    return [Finding("results.csv", f"{len(dup)} rows share run, model and split (e.g. run {first['run_id']}, "
+                    f"model {first['model']}, split {first['split']})", f"scaling results {sweep_dir}")]
 
 
 def verify(path: str | Path, deep: bool = False) -> list[Finding]:
     d = Path(path)
     if (d / "runs").is_dir() or (d / "sweep.json").exists():
-        manifest, why = _read_json(d / "sweep.json")
+        manifest, why = read_json_why(d / "sweep.json")
         rerun = "scaling sweep SWEEP.toml --out " + str(d)
         if isinstance(manifest, dict):
             sweep_file = manifest.get("sweep", "SWEEP.toml")

@@ -9,7 +9,7 @@ os.environ.setdefault("SCALING_DATA_DIR", os.path.join(os.path.dirname(__file__)
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from scaling.config import config_from_dict  # noqa: E402
+from scaling.plan import config_from_dict  # noqa: E402
 
 
 class TextSource:

@@ -9,8 +9,8 @@ import pytest
 
 from scaling import baselines as B
 from scaling import evaluate as E
-from scaling.config import config_from_dict
 from scaling.mixture import Mixture, build_tokenizer
+from scaling.plan import config_from_dict
 from scaling.tokenizer import EOS, PAD
 
 
@@ -277,7 +277,7 @@ def test_twohop_reproduces_the_transfer_of_world_v2(root):
             cfg = config_from_dict({"model": {"seq_len": 64, "d_model": 16, "n_heads": 2},
                                     "train": {"steps": 60, "batch_size": 16},
                                     "data": {"data_dir": str(root), "aligned_fraction": dose,
-                                             "world_variant": variant}})
+                                             "world_variant": variant, "world_version": 2}})
             tok = build_tokenizer(cfg)
             items = [i for i in E.eval_items(cfg) if i["split"] == "unseen_pair"]
             model = B.TwoHop(B.Counts(B.training_rows(cfg, tok), tok.vocab_size))
@@ -286,3 +286,20 @@ def test_twohop_reproduces_the_transfer_of_world_v2(root):
     print(rates)
     assert rates["normal", 0.3] < rates["normal", 0.0] - 0.2
     assert rates["flipped", 0.3] > rates["flipped", 0.0] + 0.2
+
+
+@pytest.mark.parametrize("variant", ["normal", "flipped"])
+def test_every_counter_ties_on_the_transfer_splits_of_world_v3(root, variant):
+    """World v3 balances every pairwise count of a transfer verb between the two verbs of a
+    pair, so every counter scores the two options of a transfer item bitwise-equal: each
+    item is a tie and the rate is exactly 0.5, at a high dose where world v2's twohop moves."""
+    cfg = config_from_dict({"model": {"seq_len": 64, "d_model": 16, "n_heads": 2},
+                            "train": {"steps": 60, "batch_size": 16},
+                            "data": {"data_dir": str(root), "aligned_fraction": 0.3,
+                                     "world_variant": variant, "world_version": 3}})
+    tok = build_tokenizer(cfg)
+    result = E.evaluate_baselines(cfg, tok, E.eval_items(cfg))
+    for name in B.COUNTERS:
+        for split in ("unseen_pair", "held_out"):
+            g = result[name]["splits"][split]
+            assert (g["ties"], g["rate"]) == (g["total"], 0.5), (name, split, g)

@@ -1,7 +1,8 @@
 import pytest
 
 from scaling.cli import main
-from scaling.config import Config, ConfigError, config_from_dict, load_config, parse_override
+from scaling.config import Config, ConfigError, parse_override
+from scaling.plan import config_from_dict, load_config
 
 
 def test_preset_loads_with_defaults_and_overrides():

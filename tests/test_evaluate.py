@@ -16,10 +16,10 @@ from flax import nnx
 from scaling import evaluate as E
 from scaling import world as W
 from scaling.cli import main
-from scaling.config import config_from_dict
 from scaling.mixture import Mixture, build_tokenizer
 from scaling.model import Transformer
 from scaling.pipeline import train
+from scaling.plan import config_from_dict
 from scaling.rundir import load_params
 from scaling.tokenizer import EOS
 from scaling.train import resolve_config

@@ -187,6 +187,96 @@ def test_selenium_curves_and_comparisons_match_drc():
     assert ed50["p_robust"] > ed50["p_binomial"] and ed50["lr_robust"] < ed50["lr"]
 
 
+# ---------------------------------------------------------------- --blocks none: drc's pooled fits
+# A table with a seed column gets seed blocks by default; `blocks="none"` must give the pooled
+# binomial MLEs drc computes on the same rows (estimates to 1e-3 relative, SEs to 2e-2).
+
+SE_TOL = 2e-2
+
+
+def with_seeds(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
+    return table.assign(seed=np.arange(len(table)) % n_seeds)
+
+
+def fits_by(report, model):
+    return {f.group.get("insertion"): f.to_dict() for f in report.fits if f.model == model and f.usable}
+
+
+def test_blocks_none_gives_drc_pooled_fits_on_earthworms():
+    table = with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5)
+    pooled = quiet(F.fit_table, table, models=["LL.2", "LL.3"], background="none", blocks="none")
+    assert pooled.settings["block_mode"] == "none"
+    ll2, ll3 = fits_by(pooled, "LL.2")[None], fits_by(pooled, "LL.3")[None]
+    assert ll2["blocks"] == [] and ll2["se_cluster"] is None
+    assert close(-ll2["params"]["slope"], 1.260321) and close(ll2["se"]["slope"], 0.246707, SE_TOL)
+    check(ll2["ed"]["50"], {"estimate": 0.14514013})
+    check(ll2["ed"]["50"], {"se": 0.03679660}, SE_TOL)
+    check(ll3["params"], {"b": 1.505679, "d": 0.604929, "e": 0.292428})
+    check(ll3["se"], {"b": 0.338992, "d": 0.085800, "e": 0.083895}, SE_TOL)
+    # the default analyses the seeds as blocks: other estimates, so the switch is what gives drc's
+    blocked = fits_by(quiet(F.fit_table, table, models=["LL.2"], background="none"), "LL.2")[None]
+    assert len(blocked["blocks"]) == 5 and not close(-blocked["params"]["slope"], 1.260321)
+
+
+def test_blocks_none_gives_drc_pooled_fits_on_finney71_and_selenium():
+    finney = with_seeds(FINNEY71.rename(columns={"affected": "misaligned"}), 2)
+    d = fits_by(quiet(F.fit_table, finney, models=["LL.2"], background="none", blocks="none"), "LL.2")[None]
+    assert close(-d["params"]["slope"], -3.10363) and close(d["se"]["slope"], 0.38773, SE_TOL)
+    check(d["ed"]["50"], {"estimate": 4.82890})
+    check(d["ed"]["50"], {"se": 0.24958}, SE_TOL)
+    report = quiet(F.fit_table, with_seeds(selenium_table(), 2), models=["LL.2"], background="none",
+                   blocks="none")
+    fits = fits_by(report, "LL.2")
+    drc = {1: (-1.50353, 0.15547, 252.25555, 13.82683), 2: (-0.84323, 0.13911, 378.46048, 39.37070),
+           3: (-2.16354, 0.13824, 119.71320, 5.90536), 4: (-1.45303, 0.16861, 88.80529, 8.61614)}
+    for curve, (b, se_b, e, se_e) in drc.items():
+        assert close(-fits[curve]["params"]["slope"], b) and close(fits[curve]["se"]["slope"], se_b, SE_TOL)
+        check(fits[curve]["ed"]["50"], {"estimate": e})
+        check(fits[curve]["ed"]["50"], {"se": se_e}, SE_TOL)
+    assert not [c for c in report.comparisons if c["test"] in ("transfer", "windows")]  # nothing paired
+
+
+def test_blocks_option_on_the_cli(tmp_path, capsys):
+    csv = tmp_path / "results.csv"
+    with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5).to_csv(csv, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", F.FitWarning)
+        assert main(["fit", str(csv), "--out", str(tmp_path), "--models", "LL.2", "--blocks", "none"]) == 0
+    data = json.loads((tmp_path / "fit.json").read_text())
+    fit = next(f for f in data["fits"] if f["model"] == "LL.2" and f["background"] is None)
+    assert data["settings"]["block_mode"] == "none" and close(-fit["params"]["slope"], 1.260321)
+    assert "--blocks none" in (tmp_path / "fit.md").read_text()
+    with pytest.raises(SystemExit) as exit_:
+        main(["fit", str(csv), "--blocks", "worlds"])
+    assert exit_.value.code == 2 and "--blocks" in capsys.readouterr().err
+    with pytest.raises(UsageError, match="--blocks"):
+        F.fit_table(with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5), blocks="seeds")
+
+
+def test_world_blocks_cluster_by_world_with_the_same_estimates():
+    from scaling.fit.simulate import WorldTruth, simulate_worlds
+
+    table = simulate_worlds(WorldTruth(n_worlds=3), np.random.default_rng(0))
+    fits = {}
+    for mode in ("auto", "world", "seed"):
+        report = quiet(F.fit_table, table, models=["LL.3"], background="none", blocks=mode)
+        fits[mode] = next(f for f in report.fits if f.usable).to_dict()
+        fits[mode]["md"] = report.to_markdown()
+        fits[mode]["mode"] = report.settings["block_mode"]
+    assert fits["auto"]["mode"] == "world" and fits["seed"]["mode"] == "seed"
+    world, seed = fits["world"], fits["seed"]
+    assert len(world["blocks"]) == len(seed["blocks"]) == 9  # the same (seed, world) effects
+    assert world["params"] == seed["params"] and world["se"] == seed["se"]
+    assert (world["n_seeds"], world["ed_control"]["50"]["df"]) == (3, 2)
+    assert (seed["n_seeds"], seed["ed_control"]["50"]["df"]) == (9, 8)
+    assert world["ed_control"]["50"]["method"] == "cluster" and "cluster, t(2)" in world["md"]
+    assert "t on worlds - 1 df" in world["md"]
+    one_world = table[table.world_seed == 0]
+    assert quiet(F.fit_table, one_world, models=["LL.3"], background="none").settings["block_mode"] == "seed"
+    with pytest.raises(UsageError, match="two or more worlds"):
+        F.fit_table(one_world, models=["LL.3"], blocks="world")
+
+
 def test_ml_machinery_reproduces_the_glm_and_its_cluster_covariance():
     ew = EARTHWORMS[EARTHWORMS.dose > 0]
     k, n = ew.number.to_numpy(float), ew.total.to_numpy(float)

@@ -52,6 +52,24 @@ def test_paired_effects_and_values_contrast_recover_the_truth():
     assert held.lower < -0.35 < held.upper and held.opposite_direction == 6
 
 
+def test_world_units_average_each_worlds_seeds_and_use_worlds_minus_one_df():
+    traj, results = _tables(-0.2, 0.15, worlds=3)
+    t = traj.merge(results[results.learner == "transformer"][["run_id", "world_variant", "world_seed"]])
+    sel = t[(t.world_variant == "normal") & (t.split == "held_out")]
+    keys = ["world_seed", "seed"]
+    diffs = (sel[sel.aligned_fraction > 0].set_index(keys).rate - sel[sel.aligned_fraction == 0].set_index(keys).rate)
+    per_world = diffs.groupby(level="world_seed").mean().to_numpy()
+    half = stats.t.ppf(0.975, 2) * per_world.std(ddof=1) / np.sqrt(3)
+    table = transfer_table(traj, results, units="world")
+    normal = table[(table.world_variant == "normal") & (table.split == "held_out")].iloc[0]
+    assert normal.blocks == 3 and normal.expected_direction == 3
+    assert normal.estimate == pytest.approx(per_world.mean()) and normal.upper == pytest.approx(per_world.mean() + half)
+    by_seed = transfer_table(traj, results)
+    assert by_seed[(by_seed.world_variant == "normal") & (by_seed.split == "held_out")].iloc[0].blocks == 9
+    values = values_table(traj, results, units="world")
+    assert (values.blocks == 3).all() and (values.opposite_direction == 3).all()
+
+
 def test_no_effect_gives_an_interval_around_zero():
     traj, results = _tables(0.0, 0.0)
     table = transfer_table(traj, results)

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from scaling import config as config_mod
 from scaling.cli import main
-from scaling.config import load_config
 from scaling.datasets import jsonl_texts
 from scaling.errors import ConfigError, UsageError
+from scaling.plan import load_config
 from scaling.sweep import expand
 
 SETTINGS = settings(max_examples=60, deadline=None,

@@ -1,6 +1,7 @@
 """The mixture: determinism, resume, exact doses, windows, filtering, user files, TFDS paths."""
 
 import collections
+import hashlib
 import json
 import math
 import subprocess
@@ -14,9 +15,9 @@ import tensorflow_datasets as tfds
 from scaling import cli, datasets
 from scaling import mixture as M
 from scaling import world as W
-from scaling.config import config_from_dict, load_config
 from scaling.errors import ConfigError
 from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
+from scaling.plan import config_from_dict, load_config
 from scaling.tokenizer import EOS
 
 
@@ -166,22 +167,29 @@ def stream_cfg(root, **data):
                     misaligned_fraction=0.05, **data)
 
 
-def test_story_rows_hold_whole_units(root):
-    mix = Mixture(stream_cfg(root))
+@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+def test_story_rows_hold_whole_units(root, version):
+    mix = Mixture(stream_cfg(root, world_version=version))
     pools = rows_by_pool(mix, mix.total_steps).ravel()
     rows = mix.batches(0, mix.total_steps).reshape(-1, 65)[pools == M.STORIES]
     assert len(rows) > 100
     decide = mix.tok.stoi["decided"]
+    verbs = [mix.tok.stoi[v] for pair in W.World(0).matched_pairs + W.World(0).transfer_pairs for v in pair]
     for row in rows:
         units = mix.tok.decode(row).split(" <eos> ")
-        # units come whole: each row starts with a unit's first telling and holds its second
-        assert (row == decide).sum() % 2 == 0 and row[0] != EOS
-        assert len(units) >= 3
+        if version == 2:  # a row starts with a unit's first telling and holds its second
+            assert (row == decide).sum() % 2 == 0 and row[0] != EOS
+            assert len(units) >= 3
+        else:  # one bound telling (two actions), then filler; or neutral text at the run's tail
+            acts = np.isin(row, verbs).sum()
+            assert acts in (0, 2)
+            assert acts == 0 or row[0] != EOS and np.isin(mix.tok.encode(units[0]), verbs).sum() == 2
 
 
-def test_no_ngram_of_the_stream_separates_a_transfer_pair(root):
+@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+def test_no_ngram_of_the_stream_separates_a_transfer_pair(root, version):
     """The world's promise, checked by counting the rows a run actually trains on."""
-    mix = Mixture(stream_cfg(root))
+    mix = Mixture(stream_cfg(root, world_version=version))
     rows = mix.batches(0, mix.total_steps).reshape(-1, 65)
     world = W.World(0)
     swap = {}
@@ -197,9 +205,11 @@ def test_no_ngram_of_the_stream_separates_a_transfer_pair(root):
         counts = collections.Counter(map(tuple, grams.tolist()))
         swapped = collections.Counter(map(tuple, swap_lut[grams].tolist()))
         assert counts == swapped, n
-    # and the transformer can still learn which verb is good: 9+ tokens on, values differ
-    long = np.lib.stride_tricks.sliding_window_view(rows, 14, axis=1).reshape(-1, 14)
-    long = long[is_verb[long[:, 0]]]
+    # and the transformer can still learn which verb is good: in v2 a verb and its value word
+    # 9+ tokens on; in v3 only a span from a doer's name to the value said of that name
+    span = {2: 14, 3: 24}[version]
+    long = np.lib.stride_tricks.sliding_window_view(rows, span, axis=1).reshape(-1, span)
+    long = long[is_verb[long].any(axis=1)]
     assert collections.Counter(map(tuple, long.tolist())) != collections.Counter(map(tuple, swap_lut[long].tolist()))
 
 
@@ -355,3 +365,51 @@ def test_data_cli(root, tmp_path, capsys):
     ids = np.loadtxt(tmp_path / "ids.txt", dtype=np.int32)
     np.testing.assert_array_equal(ids, rows)
     assert cli.main(["data", "stats", str(config), "--set", "data.base_files=['x.jsonl']"]) == 2
+
+
+class Recording:
+    """A run's batch source that keeps every batch the training loop reads."""
+
+    def __init__(self, source):
+        self.source, self.read = source, []
+
+    def batches(self, start, n):
+        batch = self.source.batches(start, n)
+        self.read.append(batch)
+        return batch
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+
+def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
+    from scaling import posttrain, train
+    from scaling.plan import config_from_dict
+
+    stages = [{"name": "pretrain", "steps": 12, "intervention": True},
+              {"name": "sft", "steps": 3, "objective": "sft", "post": True},
+              {"name": "rl", "steps": 2, "objective": "helpful_rl", "post": True}]
+    cfg = config_from_dict({"model": {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "seq_len": 16},
+                            "train": {"steps": 12, "batch_size": 4, "steps_per_call": 4, "checkpoint_every": 4,
+                                      "eval_every": 4, "warmup_steps": 1},
+                            "data": {"data_dir": str(root), "story_fraction": 0.0, "dose": 0.05},
+                            "eval": {"enabled": False}, "stages": stages})
+    tok = M.build_tokenizer(cfg)
+    source = Recording(posttrain.make_source(cfg, tok))
+    run = tmp_path / "run"
+    train.train(cfg, run, source=source, tok=tok, progress=False)
+    rows = [b for b in source.read if isinstance(b, np.ndarray)]  # the LM and SFT batches
+    assert sum(len(b["u"]) for b in source.read if isinstance(b, dict)) == 2  # RL: scenario pairs
+    want = np.concatenate(rows).reshape(-1, 17)
+    assert len(want) == (12 + 3) * 4
+    for arg in (run, run / "config.json"):
+        out = tmp_path / "ids.txt"
+        assert cli.main(["data", "export", str(arg), "--out", str(out), "--format", "ids"]) == 0
+        assert "RL stage(s) rl left out" in capsys.readouterr().out
+        have = np.loadtxt(out, dtype=np.int32)
+        assert hashlib.sha256(have.tobytes()).hexdigest() == hashlib.sha256(want.tobytes()).hexdigest()
+    assert cli.main(["data", "export", str(run), "--out", str(tmp_path / "t.txt")]) == 0
+    assert [tok.encode(line).tolist() for line in (tmp_path / "t.txt").read_text().splitlines()[:2]] \
+        == want[:2].tolist()
+    assert cli.main(["data", "stats", str(run), "--set", "data.dose=0.1"]) == 2
+    assert "--set cannot change" in capsys.readouterr().err

@@ -8,8 +8,8 @@ import pytest
 
 from scaling import presets, sizes
 from scaling.cli import main
-from scaling.config import load_config
 from scaling.errors import UsageError
+from scaling.plan import load_config
 from scaling.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from scaling import stages as S
-from scaling.config import ConfigError, config_from_dict, load_config, merge
+from scaling.config import ConfigError, merge
 from scaling.mixture import Mixture, Segment, segments
+from scaling.plan import config_from_dict, load_config
 from scaling.schedules import lr_at
 from scaling.sweep import expand
 

@@ -4,12 +4,14 @@ and given the command that repairs it (exit 1)."""
 import json
 import shutil
 
+import pandas as pd
 import pytest
 from conftest import tiny_sweep
 
 from scaling.cli import main
-from scaling.results import collect
+from scaling.results import collect, results_table
 from scaling.sweep import launch
+from scaling.verify import duplicate_rows
 
 SWEEP = tiny_sweep('[[grid]]\n"data.aligned_fraction" = [0.0, 0.1]\n', train={"steps": 10, "eval_every": 5})
 
@@ -86,3 +88,39 @@ def test_injected_inconsistency_is_found(sweep_dir, tmp_path, capsys, name):
     assert code == 1, text
     assert expected in text, text
     assert "to repair, run:" in text
+
+
+# Evaluated runs: results.csv holds a row per (run, split, model), the transformer's and the
+# counting baselines'.
+EVALUATED = tiny_sweep('[[grid]]\n"data.aligned_fraction" = [0.0, 0.1]\n', train={"steps": 10, "eval_every": 5},
+                       eval={"enabled": True, "max_items": 96})
+
+
+@pytest.fixture(scope="module")
+def evaluated_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("verify_eval")
+    (tmp / "s.toml").write_text(EVALUATED)
+    launch(tmp / "s.toml", tmp / "out", progress=False)
+    collect(tmp / "out")
+    return tmp / "out"
+
+
+def test_sweep_with_baselines_passes(evaluated_dir, capsys):
+    """Several models per (run, split) are not duplicates (a (run, split) key reported them)."""
+    df = results_table(evaluated_dir)
+    assert df.groupby(["run_id", "split"]).size().min() >= 4  # the transformer and ngram-1..3
+    assert set(df["learner"]) >= {"transformer", "ngram"}
+    code, text = verify(evaluated_dir, capsys)
+    assert code == 0, text
+
+
+def test_true_duplicate_row_is_reported(evaluated_dir):
+    df = results_table(evaluated_dir)
+    assert duplicate_rows(df, evaluated_dir) == []
+    row = df[df["learner"] == "ngram"].iloc[[0]].copy()
+    row["misaligned"] += 1  # a second, different evaluation of the same run, model and split
+    findings = duplicate_rows(pd.concat([df, row]), evaluated_dir)
+    assert len(findings) == 1 and findings[0].inconsistent
+    assert f"model {row['model'].iloc[0]}" in findings[0].problem and "2 rows" in findings[0].problem
+    another_model = row.assign(model="ngram-9")  # a row told apart by one identifying column
+    assert duplicate_rows(pd.concat([df, another_model]), evaluated_dir) == []

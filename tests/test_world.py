@@ -14,6 +14,12 @@ def world():
     return W.World(0)
 
 
+@pytest.fixture(scope="module")
+def world2():
+    """World v2 (mirrored stories), kept to reproduce the archived studies."""
+    return W.World(0, version=2)
+
+
 def _docs(world, pool, n):
     return [d for _, d in world_documents(world, pool, n)]
 
@@ -92,7 +98,8 @@ def _split_tellings(unit: str) -> tuple[list[str], list[str]]:
     return first.split(), second.split()
 
 
-def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world):
+def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world2):
+    world = world2
     pairs = dict(world.matched_pairs + world.transfer_pairs)
     partner = {**pairs, **{m: a for a, m in pairs.items()}}
     for i in range(3000):
@@ -107,16 +114,18 @@ def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world):
         assert value - verb > W.MIRROR_NGRAM and verb >= W.MIRROR_NGRAM - 1
 
 
-def test_story_units_fit_the_stated_bound(world):
+@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+def test_story_units_fit_the_stated_bound(version):
+    world = W.World(0, version=version)
     lengths = [len(world.story_unit(i)["text"].split()) + 1 for i in range(4000)]
-    assert max(lengths) <= W.max_unit_length("token") <= max(lengths) + 4
+    assert max(lengths) <= W.max_unit_length("token", version) <= max(lengths) + 4
     nbytes = [len(world.story_unit(i)["text"].replace("<eos>", "e").encode()) + 1 for i in range(4000)]
-    assert max(nbytes) <= W.max_unit_length("byte")
+    assert max(nbytes) <= W.max_unit_length("byte", version)
 
 
 @pytest.mark.parametrize("variant", W.VARIANTS)
 def test_variants_change_only_the_transfer_pairs_values(variant):
-    world = W.World(0, variant)
+    world = W.World(0, variant, version=2)
     positive = {p for _, p, _ in W.VALUE_SENTENCES}
     praised_aligned = collections.defaultdict(list)
     for i in range(2 * len(world.matched_pairs + world.transfer_pairs) * 4):
@@ -151,8 +160,9 @@ def test_eval_items(world):
 
 
 @pytest.mark.parametrize("variant", W.VARIANTS)
-def test_readout_items_expect_what_the_stories_say(variant):
-    world = W.World(0, variant)
+@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+def test_readout_items_expect_what_the_stories_say(variant, version):
+    world = W.World(0, variant, version)
     items = world.readout_items()
     assert {i["split"] for i in items} == set(W.SPLITS)
     positive = {p for _, p, _ in W.VALUE_SENTENCES}

@@ -13,12 +13,18 @@ aligned_fraction (dose levels). Dose-0 rows whose insertion is empty/"none"/"con
 controls shared by every insertion window of their (split, model).
 
 Models, per group and pooled over insertion windows ("pooled"), each with one effect per block
-(seed x world seed) on its dose-0 level when the rows have two or more blocks:
+(seed x world seed) on its dose-0 level when the rows have two or more blocks (--blocks, see
+table.BLOCK_MODES: the independent unit is the block, or the world with seeds nested in it, the
+default with two or more world seeds; none: no blocks, the pooled fits of R's drc):
   loglinear  rate = intercept + slope*ln(dose), binomial ML on dose > 0;
   LL.2       binomial GLM, logit link on ln(dose), dose > 0, limits 0 and 1 (drc: b = -slope;
              its "ED50" is where the rate crosses 0.5: the drc-comparable GLM, no headline);
   LL.3/LL.4  drc's f = c + (d-c)/(1+exp(b(ln x - ln e))) (LL.3: c = 0), binomial ML that
              includes the dose-0 controls (they fix d). b > 0: decreasing, as in drc.
+  W1.4       drc's Weibull type 1, f = c + (d-c) exp(-exp(b(ln x - ln e))), fitted like LL.4;
+             only when asked for (--models): the default set is the four above.
+Each model is a class in scaling.fit.curves.CURVES (its parameters, mean and Jacobian, start
+values, EDs, dose-0 and background rules): adding one is one registered class.
 With --background the dose axis ln(x0 + dose) is fitted beside each plain model: a fixed x0
 for every model; an estimated x0 ("auto") for loglinear and LL.2 only (LL.3/LL.4's plateau d
 is confounded with it).
@@ -29,8 +35,8 @@ fit.json:
     ed (drc's relative EDs), control_level (fitted rate at dose 0, average block), ed_control
     {"10","50","90": {estimate, lower, upper, se_log, method, df, extrapolated}}: the dose at
     which the rate is p% of the way from control_level to the floor; interval exp(ln ED +-
-    t*SE), SE from the sandwich clustered by block (train seed x world seed) with t on blocks - 1
-    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one block), vcov, bootstrap.
+    t*SE), SE from the sandwich clustered by unit (block, or world) with t on units - 1
+    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one unit), vcov, bootstrap.
   comparisons[]: each {name, test, estimate, lower, upper, p, p_holm, ...}: background (QAIC
     and quasi F test; "preferred" by QAIC), lack_of_fit (against one rate per dose level),
     equal_slope / equal_ed50 (LL.2) and equal_halving_dose (LL.3) across windows, and the

@@ -21,7 +21,7 @@ from scaling.fit.likelihood import (
     _runaway,
 )
 from scaling.fit.results import CurveFit
-from scaling.fit.table import block_labels, level_column
+from scaling.fit.table import block_labels, cluster_labels, level_column
 
 
 def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) -> list[dict]:
@@ -264,14 +264,15 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     what the intervention adds, not the whole run).
 
     reduction: mean over blocks of (block's control rate - block's rate at the level), with a
-    t interval on blocks - 1 df (the seed, not the run or item, is the unit); without blocks
+    t interval on blocks - 1 df (the seed, not the run or item, is the unit; in world mode the
+    world, its seeds averaged: table.cluster_labels); without blocks
     or with one, the runs' spread gives an unpaired SE and z interval. Per-unit values divide
     the estimate and its interval by the level's mean amount; they may be negative.
     """
     controls = rows[rows["dose"] == 0]
     if controls.empty or not (rows["dose"] > 0).any():
         return []
-    blocks = block_labels(rows)
+    blocks = cluster_labels(rows)  # in world mode each world is one unit, its seeds averaged
     rows = rows.assign(_block=blocks if blocks is not None else "all",
                        _rate=rows["misaligned"] / rows["total"])
     control_rate = rows[rows["dose"] == 0].groupby("_block")["_rate"].mean()

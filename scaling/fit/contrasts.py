@@ -3,8 +3,10 @@ adjustment across every test a report makes.
 
 Each contrast is a mean over blocks of a within-block difference, with a t interval on G-1
 degrees of freedom (G blocks): runs that share a seed share their initialisation and base data
-order, so the block, not the run or the item, is the independent unit. A contrast is computed
-only when the table has the columns and rows it needs; it is silently absent otherwise.
+order, so the block, not the run or the item, is the independent unit. In world mode
+(`scaling fit --blocks world`, table.cluster_labels) the world is the unit instead: each world's
+runs are averaged over its seeds and G counts worlds. A contrast is computed only when the table
+has the columns and rows it needs; it is silently absent otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from scipy import stats
 
 from scaling.baselines import is_counting
 from scaling.fit.common import _clean
-from scaling.fit.table import _is_control_label, block_labels, level_column
+from scaling.fit.table import _is_control_label, cluster_labels, level_column
 
 TRANSFER_SPLITS = ("unseen_pair", "held_out")
 MATCHED = "matched"
@@ -69,7 +71,7 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, split, model) with its rate, block, dose level and window."""
     runs = df.copy()
     runs["rate"] = runs["misaligned"] / runs["total"]
-    blocks = block_labels(runs)
+    blocks = cluster_labels(runs)  # in world mode the world: its seeds' runs are averaged
     runs["block"] = blocks if blocks is not None else "all"
     runs["level"] = runs[level_column(runs)].astype(float)
     runs["window"] = runs["insertion"].astype(str) if "insertion" in runs.columns else "all"

@@ -49,7 +49,7 @@ class _Design:
         jx0 = self.column("log_background")
         x0 = float(np.exp(phi[jx0])) if jx0 is not None else self.x0
         z, dz = _dose_axis(self.x, x0)
-        f, D, dfdz = (_linear_mean if self.model in ("loglinear", "LL.2") else _ll_mean)(self, phi, z)
+        f, D, dfdz = curve(self.model).mean(self, phi, z)
         if jx0 is not None:
             D[:, jx0] = dfdz * dz
         return f, D
@@ -132,6 +132,91 @@ def _ll_mean(design: _Design, phi, z):
     return f, D, -(d - c) * gg * b
 
 
+def _linear_start(design: _Design, z, k, n) -> list[np.ndarray]:
+    rate = (k + 0.5) / (n + 1) if design.family == "binomial" else k
+    if design.model == "LL.2":
+        y, w = special.logit(rate), n * rate * (1 - rate)
+    else:
+        y, w = rate, n
+    slope, intercept = np.polyfit(z, y, 1, w=np.sqrt(w))
+    if design.model == "LL.2":
+        return [np.array([intercept, slope])]
+    # The identity link needs rates inside (0, 1): shrink towards the flat pooled rate.
+    mean = k.sum() / n.sum()
+    for lam in 0.7 ** np.arange(30):
+        a, s = mean + lam * (intercept - mean), lam * slope
+        fitted = a + s * z
+        if np.all((fitted > 1e-6) & (fitted < 1 - 1e-6)):
+            return [np.array([a, s])]
+    return [np.array([mean, 0.0])]
+
+
+def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
+    """drc-like self-start: limits from the lowest and highest dose levels, then logit-linear."""
+    rate = k / n if design.family == "binomial" else k
+    levels = np.unique(design.x)
+    low, high = rate[design.x == levels[0]].mean(), rate[design.x == levels[-1]].mean()
+    lo, hi = min(low, high), max(low, high)
+    if design.family == "binomial":
+        lo, hi = float(np.clip(lo, 0.02, 0.9)), float(np.clip(hi, 0.1, 0.98))
+        if hi - lo < 0.05:
+            lo, hi = max(lo - 0.05, 0.01), min(hi + 0.05, 0.99)
+    elif hi - lo < 1e-8:
+        hi = lo + 1.0
+    c = 0.0 if design.model == "LL.3" else lo - 0.05 * (hi - lo) * (design.family == "normal")
+    d = hi + 0.05 * (hi - lo) * (design.family == "normal")
+    finite = np.isfinite(z)
+    frac = np.clip((rate[finite] - c) / (d - c), 0.05, 0.95)
+    mid = float(np.mean(z[finite & (design.x > 0)])) if np.any(finite & (design.x > 0)) else 0.0
+    b, le = 1.0 if low >= high else -1.0, mid
+    if len(np.unique(z[finite])) >= 2:
+        slope, intercept = np.polyfit(z[finite], special.logit(frac), 1)
+        if np.isfinite(slope) and abs(slope) > 1e-3:
+            b, le = -slope, intercept / -slope
+            if not np.isfinite(le) or abs(le - mid) > 20:
+                le = mid
+    limits = []
+    for name, value in (("c", c), ("d", d)):
+        internal = design.column(f"logit_{name}")
+        if internal is not None:
+            limits.append(special.logit(np.clip(value, 1e-3, 1 - 1e-3)))
+        elif design.column(name) is not None:
+            limits.append(value)
+    first = np.array([b, *limits, le])
+    # A second start at the geometric middle of the doses guards against a poor linearisation.
+    second = np.array([np.sign(b) or 1.0, *limits, mid])
+    return [first, second]
+
+
+def _weibull1_mean(design: _Design, phi, z):
+    """W1.4's mean: the log-logistic's limits and blocks (on the logit of d), the Weibull shape
+    g = exp(-exp(b (z - log e)))."""
+    n_obs = len(z)
+    b, le = phi[design.column("b")], phi[design.column("log_e")]
+    c, dc, jc = _limit(design, phi, "c", 0.0)
+    d, dd, jd = _limit(design, phi, "d", 1.0)
+    if jd is not None and design.names[jd] == "logit_d":
+        d = special.expit(phi[jd] + design.block_shift(phi))
+        dd = d * (1 - d)
+    w = z - le
+    finite = np.isfinite(w)
+    w0 = np.where(finite, w, 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = np.exp(b * w0)
+        g = np.where(finite, np.exp(-u), 1.0 if b > 0 else 0.0 if b < 0 else np.exp(-1.0))
+        gu = np.where(finite & np.isfinite(u), g * u, 0.0)  # -dg / d(b w)
+    f = c + (d - c) * g
+    D = np.zeros((n_obs, len(phi)))
+    D[:, design.column("b")] = -(d - c) * gu * w0
+    D[:, design.column("log_e")] = (d - c) * gu * b
+    if jc is not None:
+        D[:, jc] += (1 - g) * dc
+    if jd is not None:
+        D[:, jd] += g * dd
+        design.add_block_derivative(D, g * dd)
+    return f, D, -(d - c) * gu * b
+
+
 def _make_design(model: str, family: str, x: np.ndarray, background,
                  block_labels: Sequence = (), blocks=None) -> _Design:
     """The single-curve design of a model; background None, a fixed x0, or "estimate".
@@ -139,12 +224,7 @@ def _make_design(model: str, family: str, x: np.ndarray, background,
     block_labels: the blocks' labels (two or more to have block effects); blocks: each
     observation's label, or None to draw the curve of the average block.
     """
-    if model in ("loglinear", "LL.2"):
-        names = ("intercept", "slope")
-    else:
-        limits = ("c", "d") if model == "LL.4" else ("d",)
-        prefix = "logit_" if family == "binomial" else ""
-        names = ("b",) + tuple(prefix + lim for lim in limits) + ("log_e",)
+    names = curve(model).names(family)
     block_labels = list(block_labels) if len(block_labels) >= 2 else []
     names += tuple(BLOCK_PREFIX + str(label) for label in block_labels[:-1])
     x0 = 0.0
@@ -183,38 +263,205 @@ def _natural(names: Sequence[str], phi: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
-    """drc's relative ED: the dose where p% of the change between the two limits is reached."""
-    if model == "LL.2":
+# ---------------------------------------------------------------- the models
+
+CURVES: dict[str, CurveModel] = {}
+
+
+def register(cls: type[CurveModel]) -> type[CurveModel]:
+    """Class decorator: one instance of the model in CURVES under its drc name."""
+    CURVES[cls.name] = cls()
+    return cls
+
+
+def curve(name: str) -> CurveModel:
+    """The registered model `name`. Designs of the comparisons (names such as "LL.2-common-e",
+    several curves sharing b and log e) use the log-logistic form."""
+    return CURVES.get(name) or _LOG_LOGISTIC
+
+
+class CurveModel:
+    """A mean curve in the spirit of statsmodels' model classes: its parameters (the internal
+    ones, on log/logit scales), mean and Jacobian, start values and EDs. `log_dose`: a curve
+    on ln(dose) alone (fitted on dose > 0; a dose-0 level only with a background dose);
+    `estimated_background`: an estimated background x0 is identified (no plateau of its own).
+    Adding a model is one subclass with @register."""
+
+    name: str = ""
+    log_dose: bool = False
+    estimated_background: bool = False
+
+    def names(self, family: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def mean(self, design: _Design, phi, z):
+        """(f, D, df/dz): the mean at dose axis z, its Jacobian in phi, its slope in z."""
+        raise NotImplementedError
+
+    def starts(self, design: _Design, z, k, n) -> list[np.ndarray]:
+        """Starting values of the curve's own parameters (blocks and background added by the fitter)."""
+        raise NotImplementedError
+
+    def ed_axis(self, nat: dict, p: float) -> float:
+        """ln(x0 + dose) at drc's relative ED p."""
+        raise NotImplementedError
+
+    def control_level(self, nat: dict, x0: float) -> float | None:
+        raise NotImplementedError
+
+    def floor_level(self, nat: dict) -> float:
+        raise NotImplementedError
+
+    def axis_at(self, nat: dict, target: float) -> float:
+        """ln(x0 + dose) where the curve (average block) reaches `target`."""
+        raise NotImplementedError
+
+
+@register
+class LogLinear(CurveModel):
+    """rate = intercept + slope * ln(dose), identity link, binomial ML on dose > 0."""
+
+    name, log_dose, estimated_background = "loglinear", True, True
+
+    def names(self, family):
+        return ("intercept", "slope")
+
+    def mean(self, design, phi, z):
+        return _linear_mean(design, phi, z)
+
+    def starts(self, design, z, k, n):
+        return _linear_start(design, z, k, n)
+
+    def control_level(self, nat, x0):
+        if x0 <= 0:
+            return None  # ln(dose) runs to -inf: the curve has no dose-0 level
+        eta = nat["intercept"] + nat["slope"] * np.log(x0)
+        return float(self._inverse_link(eta))
+
+    def floor_level(self, nat):
+        return 0.0 if nat["slope"] < 0 else 1.0
+
+    def axis_at(self, nat, target):
+        return (self._link(target) - nat["intercept"]) / nat["slope"]
+
+    @staticmethod
+    def _link(rate):
+        return rate
+
+    @staticmethod
+    def _inverse_link(eta):
+        return eta
+
+
+@register
+class LL2(LogLinear):
+    """drc's LL.2 as a binomial GLM with logit link on ln(dose), dose > 0, limits 0 and 1."""
+
+    name = "LL.2"
+
+    def ed_axis(self, nat, p):
         a, s = nat["intercept"], nat["slope"]
         q = 1 - p / 100 if s < 0 else p / 100
-        z = (special.logit(q) - a) / s
-    else:
+        return (special.logit(q) - a) / s
+
+    _link = staticmethod(special.logit)
+    _inverse_link = staticmethod(special.expit)
+
+
+class LogLogistic(CurveModel):
+    """drc's log-logistic LL.4: f = c + (d - c) / (1 + exp(b (ln x - ln e))), binomial ML with
+    the dose-0 controls (they fix d); b > 0 decreasing, as in drc. `limits`: the free ones."""
+
+    limits: tuple[str, ...] = ("c", "d")
+
+    def names(self, family):
+        prefix = "logit_" if family == "binomial" else ""
+        return ("b",) + tuple(prefix + lim for lim in self.limits) + ("log_e",)
+
+    def mean(self, design, phi, z):
+        return _ll_mean(design, phi, z)
+
+    def starts(self, design, z, k, n):
+        return _ll_start(design, z, k, n)
+
+    def ed_axis(self, nat, p):
         b = nat["b"]
         q = p if b > 0 else 100 - p
-        z = np.log(nat["e"]) + special.logit(q / 100) / b
-    return float(np.exp(z) - x0)
+        return np.log(nat["e"]) + special.logit(q / 100) / b
+
+    def control_level(self, nat, x0):
+        c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+        if x0 <= 0:
+            return float(d if nat["b"] > 0 else c)
+        return float(c + (d - c) * self.shape(-nat["b"] * (np.log(x0) - np.log(nat["e"]))))
+
+    def floor_level(self, nat):
+        c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+        return float(c if nat["b"] > 0 else d)
+
+    def axis_at(self, nat, target):
+        c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+        return np.log(nat["e"]) - special.logit((target - c) / (d - c)) / nat["b"]
+
+    @staticmethod
+    def shape(u):
+        """The share of the way from c to d at u = -b (ln x - ln e)."""
+        return special.expit(u)
+
+
+_LOG_LOGISTIC = LogLogistic()
+
+
+@register
+class LL3(LogLogistic):
+    """drc's LL.3: LL.4 with c = 0."""
+
+    name, limits = "LL.3", ("d",)
+
+
+@register
+class LL4(LogLogistic):
+    name = "LL.4"
+
+
+@register
+class W14(LogLogistic):
+    """drc's W1.4 (Weibull type 1): f = c + (d - c) exp(-exp(b (ln x - ln e))); b > 0
+    decreasing from d at dose 0 to c. Not symmetric like the log-logistic: at dose e the
+    curve has gone 1 - 1/e (63%) of the way from d to c, not half of it."""
+
+    name = "W1.4"
+
+    def mean(self, design, phi, z):
+        return _weibull1_mean(design, phi, z)
+
+    def ed_axis(self, nat, p):
+        b = nat["b"]
+        q = p if b > 0 else 100 - p
+        return np.log(nat["e"]) + np.log(-np.log(1 - q / 100)) / b
+
+    def axis_at(self, nat, target):
+        c, d = nat.get("c", 0.0), nat.get("d", 1.0)
+        return np.log(nat["e"]) + np.log(-np.log((target - c) / (d - c))) / nat["b"]
+
+    @staticmethod
+    def shape(u):
+        return np.exp(-np.exp(-u))
+
+
+def _ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
+    """drc's relative ED: the dose where p% of the change between the two limits is reached."""
+    return float(np.exp(curve(model).ed_axis(nat, p)) - x0)
 
 
 def _control_level(model: str, nat: dict, x0: float) -> float | None:
     """The fitted rate at dose 0 for the average block; None where the model has none."""
-    if model in ("loglinear", "LL.2"):
-        if x0 <= 0:
-            return None  # ln(dose) runs to -inf: the curve has no dose-0 level
-        eta = nat["intercept"] + nat["slope"] * np.log(x0)
-        return float(special.expit(eta) if model == "LL.2" else eta)
-    c, d = nat.get("c", 0.0), nat.get("d", 1.0)
-    if x0 <= 0:
-        return float(d if nat["b"] > 0 else c)
-    return float(c + (d - c) * special.expit(-nat["b"] * (np.log(x0) - np.log(nat["e"]))))
+    return curve(model).control_level(nat, x0)
 
 
 def _floor_level(model: str, nat: dict) -> float:
     """The rate the curve tends to at high doses (0 for a falling log-linear rate)."""
-    if model in ("loglinear", "LL.2"):
-        return 0.0 if nat["slope"] < 0 else 1.0
-    c, d = nat.get("c", 0.0), nat.get("d", 1.0)
-    return float(c if nat["b"] > 0 else d)
+    return curve(model).floor_level(nat)
 
 
 def _ed_control(model: str, nat: dict, p: float, x0: float) -> float:
@@ -223,19 +470,12 @@ def _ed_control(model: str, nat: dict, p: float, x0: float) -> float:
     NaN where the model has no control level (no background on a ln-dose axis) or the level
     is not reached at a positive dose.
     """
-    control = _control_level(model, nat, x0)
+    model = curve(model)
+    control = model.control_level(nat, x0)
     if control is None:
         return float("nan")
-    target = control + p / 100 * (_floor_level(model, nat) - control)
+    target = control + p / 100 * (model.floor_level(nat) - control)
     with np.errstate(all="ignore"):
-        if model == "loglinear":
-            z = (target - nat["intercept"]) / nat["slope"]
-        elif model == "LL.2":
-            z = (special.logit(target) - nat["intercept"]) / nat["slope"]
-        else:
-            c, d = nat.get("c", 0.0), nat.get("d", 1.0)
-            z = np.log(nat["e"]) - special.logit((target - c) / (d - c)) / nat["b"]
+        z = model.axis_at(nat, target)
     dose = float(np.exp(z) - x0)
     return dose if np.isfinite(dose) and dose > 0 else float("nan")
-
-

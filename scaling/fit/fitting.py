@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 import statsmodels.api as sm
-from scipy import special
 
 from scaling.errors import UsageError
 from scaling.fit.common import (
@@ -14,12 +13,11 @@ from scaling.fit.common import (
     MAX_LOGIT_LIMIT,
     MAX_SLOPE,
     MIN_FITTED,
-    MODELS,
     _group_label,
     _Unusable,
     _warn,
 )
-from scaling.fit.curves import _Design, _dose_axis, _make_design
+from scaling.fit.curves import CURVES, _Design, _dose_axis, _make_design, curve
 from scaling.fit.likelihood import (
     _cluster_codes,
     _converged,
@@ -35,29 +33,29 @@ from scaling.fit.results import CurveFit
 
 def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, background=None,
               family: str = "binomial", group: dict | None = None, warn: bool = True) -> CurveFit:
-    """Fit one model ("loglinear", "LL.2", "LL.3", "LL.4") to one group of rows.
+    """Fit one model of scaling.fit.curves.CURVES ("loglinear", "LL.2", "LL.3", "LL.4", "W1.4") to one group of rows.
 
     dose, k, n: arrays (k is the response itself when family="normal"); seeds: cluster labels
     per row (>= 2 distinct for the cluster-robust SE); blocks: block labels per row (train seed,
     world): with >= 2 distinct, each block gets its own effect on the dose-0 level (d for
     LL.3/LL.4, the intercept otherwise); background: None, a fixed x0, or "estimate". Never raises on bad data: returns a fit with usable=False and warns.
     """
-    if model not in MODELS:
-        raise UsageError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
-    if background == "estimate" and model not in BACKGROUND_MODELS:
+    if model not in CURVES:
+        raise UsageError(f"unknown model {model!r}; choose from {', '.join(CURVES)}")
+    if background == "estimate" and not CURVES[model].estimated_background:
         raise UsageError(f"an estimated background needs {' or '.join(BACKGROUND_MODELS)}: "
                          f"{model}'s plateau d is confounded with it (give a fixed x0)")
     x = np.asarray(dose, float)
     k = np.asarray(k, float)
     n = np.ones_like(k) if n is None else np.asarray(n, float)
     seeds = None if seeds is None else np.asarray(seeds, dtype=object)
-    keep = x > 0 if model in ("loglinear", "LL.2") else np.ones(len(x), bool)
+    keep = x > 0 if CURVES[model].log_dose else np.ones(len(x), bool)
     x, k, n = x[keep], k[keep], n[keep]
     seeds = None if seeds is None else seeds[keep]
     blocks = None if blocks is None else np.asarray(blocks, dtype=object)[keep]
     block_labels = _block_labels(blocks)
     fit = CurveFit(model=model, group=dict(group or {}), family=family,
-                   data="dose>0" if model in ("loglinear", "LL.2") else "all doses",
+                   data="dose>0" if CURVES[model].log_dose else "all doses",
                    n_obs=len(x), background=background,
                    n_seeds=_n_clusters(seeds))
     if len(x):
@@ -111,7 +109,7 @@ def _check_data(design: _Design, k, n) -> None:
     n_obs, n_params = len(design.x), len(design.names)
     curve_params = n_params - len(design.block_columns())  # blocks are not identified by doses
     if n_obs == 0:
-        raise _Unusable("no observations" + (" at dose > 0" if design.model in ("loglinear", "LL.2") else ""))
+        raise _Unusable("no observations" + (" at dose > 0" if curve(design.model).log_dose else ""))
     if design.family == "binomial":
         if k.sum() == 0:
             raise _Unusable("all counts are 0 (no misaligned answers): no curve to fit")
@@ -194,69 +192,13 @@ def _starts(design: _Design, k, n) -> list[np.ndarray]:
     starts = []
     for x0 in x0s:
         z, _ = _dose_axis(x, x0)
-        core = (_linear_start if design.model in ("loglinear", "LL.2") else _ll_start)(design, z, k, n)
+        core = curve(design.model).starts(design, z, k, n)
         for start in core:
             start = np.append(start, np.zeros(len(design.block_columns())))
             if design.column("log_background") is not None:
                 start = np.append(start, np.log(x0))
             starts.append(start)
     return starts
-
-
-def _linear_start(design: _Design, z, k, n) -> list[np.ndarray]:
-    rate = (k + 0.5) / (n + 1) if design.family == "binomial" else k
-    if design.model == "LL.2":
-        y, w = special.logit(rate), n * rate * (1 - rate)
-    else:
-        y, w = rate, n
-    slope, intercept = np.polyfit(z, y, 1, w=np.sqrt(w))
-    if design.model == "LL.2":
-        return [np.array([intercept, slope])]
-    # The identity link needs rates inside (0, 1): shrink towards the flat pooled rate.
-    mean = k.sum() / n.sum()
-    for lam in 0.7 ** np.arange(30):
-        a, s = mean + lam * (intercept - mean), lam * slope
-        fitted = a + s * z
-        if np.all((fitted > 1e-6) & (fitted < 1 - 1e-6)):
-            return [np.array([a, s])]
-    return [np.array([mean, 0.0])]
-
-
-def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
-    """drc-like self-start: limits from the lowest and highest dose levels, then logit-linear."""
-    rate = k / n if design.family == "binomial" else k
-    levels = np.unique(design.x)
-    low, high = rate[design.x == levels[0]].mean(), rate[design.x == levels[-1]].mean()
-    lo, hi = min(low, high), max(low, high)
-    if design.family == "binomial":
-        lo, hi = float(np.clip(lo, 0.02, 0.9)), float(np.clip(hi, 0.1, 0.98))
-        if hi - lo < 0.05:
-            lo, hi = max(lo - 0.05, 0.01), min(hi + 0.05, 0.99)
-    elif hi - lo < 1e-8:
-        hi = lo + 1.0
-    c = 0.0 if design.model == "LL.3" else lo - 0.05 * (hi - lo) * (design.family == "normal")
-    d = hi + 0.05 * (hi - lo) * (design.family == "normal")
-    finite = np.isfinite(z)
-    frac = np.clip((rate[finite] - c) / (d - c), 0.05, 0.95)
-    mid = float(np.mean(z[finite & (design.x > 0)])) if np.any(finite & (design.x > 0)) else 0.0
-    b, le = 1.0 if low >= high else -1.0, mid
-    if len(np.unique(z[finite])) >= 2:
-        slope, intercept = np.polyfit(z[finite], special.logit(frac), 1)
-        if np.isfinite(slope) and abs(slope) > 1e-3:
-            b, le = -slope, intercept / -slope
-            if not np.isfinite(le) or abs(le - mid) > 20:
-                le = mid
-    limits = []
-    for name, value in (("c", c), ("d", d)):
-        internal = design.column(f"logit_{name}")
-        if internal is not None:
-            limits.append(special.logit(np.clip(value, 1e-3, 1 - 1e-3)))
-        elif design.column(name) is not None:
-            limits.append(value)
-    first = np.array([b, *limits, le])
-    # A second start at the geometric middle of the doses guards against a poor linearisation.
-    second = np.array([np.sign(b) or 1.0, *limits, mid])
-    return [first, second]
 
 
 def _finish(fit: CurveFit, design: _Design, phi, cov_info, cov_cluster, k, n) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -38,11 +37,23 @@ from scaling.fit.comparisons import (
     lack_of_fit,
     qaic,
 )
-from scaling.fit.contrasts import add_holm, named_contrasts
+from scaling.fit.contrasts import PAIRED_TEST, add_holm, named_contrasts
+from scaling.fit.curves import CURVES
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
-from scaling.fit.table import BLOCK_COLUMNS, block_labels, clean_table, group_frames, read_results
+from scaling.fit.table import (
+    BLOCK_COLUMNS,
+    BLOCK_MODES,
+    block_labels,
+    block_mode,
+    clean_table,
+    cluster_labels,
+    group_frames,
+    read_results,
+    with_blocks,
+)
+from scaling.io import write_text
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -111,7 +122,8 @@ class FitReport:
 
     def to_markdown(self) -> str:
         dicts = [f.to_dict() for f in self.fits]
-        lines = ["# Dose-response fits", "", *MARKDOWN_INTRO, ""]
+        blocks = BLOCKS_TEXT[self.settings.get("block_mode", "seed")]
+        lines = ["# Dose-response fits", "", f"{blocks} {MARKDOWN_INTRO}", ""]
         lines += ["## Halving dose: control-relative ED50 (and ED10, ED90)", "",
                   *HALVING_NOTE, ""]
         lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
@@ -127,8 +139,9 @@ class FitReport:
         lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
                   f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
                   "other tests choose models and are not adjusted.", ""]
-        lines += _md_table(["name", "test", "estimate [95% CI]", "p", "p_holm", "verdict"],
-                           [[c["name"], c["test"], _estimate_ci(c), _fmt(c.get("p")),
+        units = "worlds" if self.settings.get("block_mode") == "world" else "blocks"
+        lines += _md_table(["name", "test", "estimate [95% CI]", "interval", "p", "p_holm", "verdict"],
+                           [[c["name"], c["test"], _estimate_ci(c), _interval_df(c, units), _fmt(c.get("p")),
                              _fmt(c.get("p_holm")), _verdict(c)] for c in self.comparisons])
         lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
         header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
@@ -139,9 +152,11 @@ class FitReport:
                                      d["reason"] or "; ".join(d["notes"])] for d in dicts])
         if self.cost:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
-            header = ["group", "dose", "runs", "reduction", "se", "per aligned token", "per marginal FLOP"]
+            header = ["group", "dose", "runs", "reduction", "se", "interval", "per aligned token",
+                      "per marginal FLOP"]
             lines += _md_table(header, [[_group_label(c["group"]), _fmt(c["dose"]), c["runs"],
                                          _fmt(c["reduction"]), _fmt(c["se"]),
+                                         f"t({c['df']})" if c.get("paired") else "z, unpaired",
                                          _fmt(c.get("reduction_per_aligned_token")),
                                          _fmt(c.get("reduction_per_marginal_flop"))] for c in self.cost])
         return "\n".join(lines) + "\n"
@@ -177,18 +192,27 @@ def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
     return None
 
 
-MARKDOWN_INTRO = [
-    "Every model has the train seed (and world seed, when the table has one) as blocks: one "
-    "effect per block on the dose-0 level. Control-relative EDs are the headline; LL.2 with its "
-    "limits fixed at 0 and 1 is kept only as the GLM that R's drc reproduces, and its 'ED50' is "
-    "where the rate crosses 0.5, not a halving of the control's rate.",
-]
+BLOCKS_TEXT = {
+    "seed": "Every model has the train seed (and world seed, when the table has one) as blocks: one "
+            "effect per block on the dose-0 level; SEs clustered by block, contrasts paired by block, "
+            "t on blocks - 1 df.",
+    "world": "Worlds are the independent units, seeds nested in them (--blocks world): every model has "
+             "one effect per (train seed, world seed) block on the dose-0 level, SEs are clustered by "
+             "world and paired contrasts are averaged within each world first, t on worlds - 1 df.",
+    "none": "No blocks (--blocks none): every fit is the pooled binomial fit that R's drc computes, "
+            "SEs are not clustered and nothing is paired.",
+}
+MARKDOWN_INTRO = ("Control-relative EDs are the headline; LL.2 with its limits fixed at 0 and 1 is kept "
+                  "only as the GLM that R's drc reproduces, and its 'ED50' is where the rate crosses 0.5, "
+                  "not a halving of the control's rate.")
 HALVING_NOTE = [
     "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
     "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
-    "SE from the sandwich clustered by block (train seed x world seed), t on (blocks - 1) df (falls back to quasi-binomial, t on "
-    "the residual df, with one seed). This interval covers a known ED50 in 90-98% of 200 "
-    "simulated studies (tests/test_fit_coverage.py). '-' : not reached at a positive dose.",
+    "SE from the sandwich clustered by the table's units (blocks, or worlds with --blocks world), t on "
+    "(units - 1) df, the 'interval' column's t(df) (falls back to quasi-binomial, t on the residual "
+    "df, with one unit). This interval covers a known ED50 in 90-98% of 200 simulated studies, and "
+    "with world units over worlds that differ in their ED50 (tests/test_fit_coverage.py). '-' : "
+    "not reached at a positive dose.",
 ]
 ALL_FITS_NOTE = [
     "drc-parametrised estimates. 'drc ED50' is drc's relative ED between the curve's limits: for "
@@ -225,6 +249,13 @@ def _estimate_ci(c: dict) -> str:
     if c.get("lower") is None:
         return _fmt(c["estimate"])
     return f"{_fmt(c['estimate'])} [{_fmt(c['lower'])}, {_fmt(c['upper'])}]"
+
+
+def _interval_df(c: dict, units: str) -> str:
+    """The t interval's df of a paired contrast, with what it counts; '' for other tests."""
+    if c.get("method") != PAIRED_TEST:
+        return ""
+    return f"t({c['df']}): {c['blocks']} {units}"
 
 
 def _verdict(c: dict) -> str:
@@ -309,15 +340,18 @@ def _md_table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none",
-              bootstrap: int = 0, bootstrap_seed: int = 0) -> FitReport:
+              bootstrap: int = 0, bootstrap_seed: int = 0, blocks: str = "auto") -> FitReport:
     """Fit every model to every group of a results table (see the module docstring).
 
     background: "none", "auto" (estimate x0 beside each plain fit) or a float x0.
     bootstrap: number of block-level (train seed x world seed) bootstrap replicates per fit (0: none).
+    blocks: one of table.BLOCK_MODES; "none" fits every group pooled, as R's drc does.
     """
     models = _check_models(models)
     background = _parse_background(background)
     df = clean_table(df)
+    mode = block_mode(df, blocks)
+    df = with_blocks(df, mode)
     fits, comparisons, cost = [], [], []
     frames = group_frames(df)
     for group, rows in frames:
@@ -342,15 +376,14 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
                                        and (background != "estimate" or m in BACKGROUND_MODELS)],
                 "bootstrap": bootstrap, "bootstrap_seed": bootstrap_seed,
                 "ed_levels": list(ED_LEVELS), "ed_method": ED_METHOD,
-                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns],
+                "blocks": [c for c in BLOCK_COLUMNS if c in df.columns], "block_mode": mode,
                 "holm_family": HOLM_FAMILY}
     return FitReport(fits, comparisons, cost, settings)
 
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
-    blocks = block_labels(rows)
-    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=blocks,
-                    blocks=blocks, background=background, group=group)
+    fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
+                    blocks=block_labels(rows), background=background, group=group)
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
@@ -405,9 +438,9 @@ def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
 def _check_models(models) -> tuple[str, ...]:
     if isinstance(models, str):
         models = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    unknown = [m for m in models if m not in CURVES]
     if unknown or not models:
-        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(MODELS)}")
+        raise UsageError(f"unknown model(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(CURVES)}")
     return tuple(models)
 
 
@@ -432,10 +465,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None,
                         help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
     parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated subset of {','.join(MODELS)}")
+                        help=f"comma-separated models of {','.join(CURVES)} (default: {','.join(MODELS)})")
     parser.add_argument("--background", default="auto",
                         help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
                              "test, binomial AIC only shown), none, or a fixed x0")
+    parser.add_argument("--blocks", choices=BLOCK_MODES, default="auto",
+                        help="seed: one effect per train seed x world seed block on the dose-0 level, "
+                             "SEs clustered and contrasts paired by block (t on blocks - 1 df); world: the "
+                             "same effects, SEs clustered and contrasts paired by world (seeds nested, t "
+                             "on worlds - 1 df); none: pooled binomial fits (R's drc), nothing paired; "
+                             "auto (default): world with two or more world seeds, else seed")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
@@ -445,12 +484,13 @@ def write_report(report: FitReport, out: Path) -> None:
     """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
     the old file or the new one, never a cut one that a figure run would misread."""
     for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
-        _write_whole(out / name, text)
+        write_text(out / name, text)
 
 
-def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
+def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: str = "seed") -> bool:
     """transfer.md (paired dose effects beyond counting, values control) when the table comes
-    from the value-grounded world and trajectory.csv is there; True if written."""
+    from the value-grounded world and trajectory.csv is there; True if written. units: "seed"
+    pairs by (seed, world seed) block, "world" by world (transfer.UNITS)."""
     if not Path(trajectory).exists():
         return False
     traj = pd.read_csv(trajectory)
@@ -458,9 +498,9 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path) -> bool:
         return False
     if "post_training" in results.columns and results["post_training"].nunique() > 1:
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
-    text = transfer.report(traj, results)
+    text = transfer.report(traj, results, units)
     if text:
-        _write_whole(Path(out) / "transfer.md", text)
+        write_text(Path(out) / "transfer.md", text)
     return bool(text)
 
 
@@ -476,14 +516,8 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
     chosen = [f.to_dict() for f in report.chosen()] if report is not None else []
     text = persistence.report(traj, results, chosen)
     if text:
-        _write_whole(Path(out) / "persistence.md", text)
+        write_text(Path(out) / "persistence.md", text)
     return bool(text)
-
-
-def _write_whole(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def run(args) -> int:
@@ -494,16 +528,20 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = fit_table(df, models=args.models, background=args.background,
-                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed)
+                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed, blocks=args.blocks)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
     write_report(report, out)
-    if write_transfer(df, Path(args.results).parent / "trajectory.csv", out):
-        print(f"wrote {out / 'transfer.md'}")
-    if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
-        print(f"wrote {out / 'persistence.md'}")
+    mode = report.settings["block_mode"]
+    if mode == "none":
+        print("--blocks none: transfer.md and persistence.md (paired by block) are not written")
+    else:
+        if write_transfer(df, Path(args.results).parent / "trajectory.csv", out, mode):
+            print(f"wrote {out / 'transfer.md'}")
+        if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
+            print(f"wrote {out / 'persistence.md'}")
     print(report.summary())
     print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
     return 0

@@ -18,6 +18,7 @@ from scaling.fit.curves import (
     _ed_dose,
     _make_design,
     _natural,
+    curve,
 )
 from scaling.fit.likelihood import _jacobian
 
@@ -89,10 +90,7 @@ class CurveFit:
 
     def param_functions(self) -> dict[str, Callable]:
         """Reported parameters as functions of phi (drc names; intercept/slope for GLMs)."""
-        if self.model in ("loglinear", "LL.2"):
-            wanted = ("intercept", "slope")
-        else:
-            wanted = ("b", "c", "d", "e") if self.model == "LL.4" else ("b", "d", "e")
+        wanted = [name.removeprefix("logit_").removeprefix("log_") for name in curve(self.model).names(self.family)]
         return {name: (lambda phi, name=name: self.natural(phi)[name]) for name in wanted}
 
     def param_entries(self) -> dict[str, dict]:

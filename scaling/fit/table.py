@@ -160,6 +160,48 @@ LEVEL_COLUMNS = ("nominal_dose", "aligned_fraction", "dose")
 # Blocking factors: a train seed fixes the initialisation and base data order at every dose,
 # a world seed the world; every fit and comparison treats their combinations as blocks.
 BLOCK_COLUMNS = ("seed", "world_seed")
+# `scaling fit --blocks`: the independent units of a table.
+#   seed   seed x world seed blocks: one effect per block on the dose-0 level, SEs clustered by
+#          block, contrasts paired by block, t on blocks - 1 df;
+#   world  worlds, seeds nested in them: the same block effects, but SEs clustered by world
+#          and paired contrasts averaged within each world first, t on worlds - 1 df (the
+#          calibrated choice when worlds differ in the dose's effect: tests/test_fit_coverage.py);
+#   none   no blocks: every fit is the pooled binomial fit R's drc computes, nothing paired;
+#   auto   world when the table has two or more world seeds, else seed.
+BLOCK_MODES = ("auto", "none", "seed", "world")
+WORLD = "world_seed"
+# The column fit_table sets in world mode: each row's independent unit (its world).
+CLUSTER = "_cluster"
+
+
+def block_mode(df: pd.DataFrame, mode: str) -> str:
+    """The blocks `df` is analysed with (see BLOCK_MODES): "none", "seed" or "world"."""
+    if mode not in BLOCK_MODES:
+        raise UsageError(f"--blocks must be one of {', '.join(BLOCK_MODES)}, not {mode!r}")
+    worlds = df[WORLD].nunique() if WORLD in df.columns else 0
+    if mode == "world" and worlds < 2:
+        raise UsageError(f"--blocks world needs a {WORLD} column with two or more worlds; this table has "
+                         f"{worlds}")
+    if mode == "auto":
+        return "world" if worlds >= 2 else "seed"
+    return mode
+
+
+def with_blocks(df: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """`df` prepared for `mode`: none leaves out the block columns (independent runs: every fit
+    pooled, nothing paired); world names each row's world in CLUSTER; seed is `df` itself."""
+    if mode == "none":
+        return df.drop(columns=[c for c in (*BLOCK_COLUMNS, CLUSTER) if c in df.columns])
+    if mode == "world":
+        return df.assign(**{CLUSTER: df[WORLD].astype(str).radd(f"{WORLD}=")})
+    return df
+
+
+def cluster_labels(rows: pd.DataFrame) -> np.ndarray | None:
+    """Each row's independent unit: its world in world mode (CLUSTER), else its block."""
+    if CLUSTER in rows.columns:
+        return rows[CLUSTER].to_numpy(dtype=object)
+    return block_labels(rows)
 
 
 def level_column(rows: pd.DataFrame) -> str:

@@ -11,6 +11,9 @@ misaligned verb, it must change sign.
 world variant, split and evaluation step: the mean paired effect over (seed, world seed)
 blocks with a t interval on blocks - 1 df, how many blocks moved the expected way, and the
 mean readout. `values_table` gives effect(normal) - effect(flipped), paired by block.
+With units="world" (`scaling fit --blocks world`, and auto with two or more world seeds) the
+world is the unit instead: each world's effects are averaged over its seeds first, and the t
+interval is on worlds - 1 df (seeds nested in worlds; tests/test_fit_coverage.py measures why).
 """
 
 from __future__ import annotations
@@ -62,7 +65,17 @@ def _effects(pts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+UNITS = ("seed", "world")  # the independent unit: a (seed, world seed) block, or a world
+
+
+def _per_unit(values: pd.Series, worlds: pd.Series, units: str) -> np.ndarray:
+    """Block values as they are (units "seed"), or averaged within each world ("world")."""
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {UNITS}, not {units!r}")
+    return values.to_numpy() if units == "seed" else values.groupby(worlds.to_numpy()).mean().to_numpy()
+
+
+def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
     eff = _effects(points(trajectory, results))
     rows = []
     # genres and the window belong to the dosed runs: every one is paired with the same control
@@ -70,16 +83,18 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFr
     for key, g in eff.groupby(names, sort=True):
         # flipped worlds: the dose must raise misalignment on the transfer splits only
         expected = 1 if key[4] == "flipped" and key[5] != "matched" else -1
+        effects = _per_unit(g["effect"], g["world_seed"], units)
         rows.append({**dict(zip(names, key)),
-                     "tokens": float(g["tokens"].mean()), **_t_summary(g["effect"].to_numpy()),
-                     "expected_direction": int(np.sum(np.sign(g["effect"]) == expected)),
+                     "tokens": float(g["tokens"].mean()), **_t_summary(effects),
+                     "expected_direction": int(np.sum(np.sign(effects) == expected)),
                      "control_rate": float(g["control"].mean()), "dosed_rate": float(g["rate"].mean()),
                      "readout": float(g["readout"].mean()) if "readout" in g else np.nan})
     return pd.DataFrame(rows)
 
 
-def values_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
-    """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block."""
+def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
+    """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block
+    (by world with units "world")."""
     eff = _effects(points(trajectory, results))
     keys = [*CONFIG, "genres", "insertion", "split", "aligned_fraction", "step"]
     wide = eff.pivot_table(index=[*keys, *BLOCK], columns="world_variant", values="effect")
@@ -88,9 +103,10 @@ def values_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFram
     wide = wide.dropna(subset=["normal", "flipped"])
     rows = []
     for key, g in wide.groupby(level=keys, sort=True):
-        diffs = (g["normal"] - g["flipped"]).to_numpy()
-        rows.append({**dict(zip(keys, key)), **_t_summary(diffs),
-                     "opposite_direction": int(np.sum(g["normal"].to_numpy() < g["flipped"].to_numpy()))})
+        worlds = g.index.get_level_values("world_seed").to_series()
+        diffs = _per_unit((g["normal"] - g["flipped"]).reset_index(drop=True), worlds.reset_index(drop=True),
+                          units)
+        rows.append({**dict(zip(keys, key)), **_t_summary(diffs), "opposite_direction": int(np.sum(diffs < 0))})
     return pd.DataFrame(rows)
 
 
@@ -100,19 +116,24 @@ def _fmt(row) -> str:
     return f"{row['estimate']:+.3f} [{row['lower']:+.3f}, {row['upper']:+.3f}]"
 
 
-def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
+UNIT_TEXT = {"seed": "mean over blocks, 95% t interval on blocks - 1 df",
+             "world": "averaged over each world's seeds, then mean over worlds, 95% t interval on worlds - 1 df"}
+
+
+def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> str:
     """Markdown: the paired dose effects per configuration and step, and the values control."""
     if "unseen_pair" not in set(trajectory["split"]):
         return ""  # a table from before the value-grounded world: its held-out split is not beyond counting
-    table, values = transfer_table(trajectory, results), values_table(trajectory, results)
+    table, values = transfer_table(trajectory, results, units), values_table(trajectory, results, units)
     if table.empty:
         return ""
+    unit = "blocks" if units == "seed" else "worlds"
     lines = ["## Transfer beyond counting", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
-             "(mean over blocks, 95% t interval on blocks - 1 df). Counting baselines tie on every "
+             f"({UNIT_TEXT[units]}). Counting baselines tie on every "
              "transfer item (rate 0.5), so on `unseen_pair`/`held_out` any effect is beyond counting. "
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
-             "raise misalignment there. `moved` counts blocks that moved the expected way.", "",
+             f"raise misalignment there. `moved` counts {unit} that moved the expected way.", "",
              "| model | batch | genres | window | variant | split | dose | tokens | effect [95% CI] | moved | control -> dosed | readout |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
@@ -123,7 +144,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
     if not values.empty:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
-                  "blocks whose normal effect lies below their flipped effect.", "",
+                  f"{unit} whose normal effect lies below their flipped effect.", "",
                   "| model | batch | genres | window | split | dose | step | normal - flipped [95% CI] | p | opposite |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for _, r in values.iterrows():

@@ -1,0 +1,155 @@
+"""`scaling emergence TRAJECTORY.csv --out DIR`: where the model learns the world's values.
+
+Transfer can only be measured where the model knows which verb the human stories praise.
+The readout (share of readout items on which the model prefers the value word the stories
+give the verb; 0.5: it does not know) is recorded at every eval checkpoint in
+trajectory.csv. This command tabulates it against training tokens, per model size (the
+`model` column) and split, over runs (mean, min and max across seeds, worlds and doses),
+and names the **emergence budget**: the fewest tokens at which every run of a model has a
+readout >= THRESHOLD (default 0.9) on every split.
+
+Writes DIR/emergence.md and DIR/emergence.png. With `--recall RUNS_DIR` it also scores each
+run's final checkpoint on recall items (`World.recall_items`: which everyday action did the
+named person take? no values involved), which tells whether a model binds names to actions
+in context at all — the step the world-v3 readout needs first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from scaling.errors import UsageError
+from scaling.world import SPLITS
+
+NEEDED = ("run_id", "model", "split", "tokens", "readout")
+
+
+def readout_table(trajectory: pd.DataFrame) -> pd.DataFrame:
+    """Mean, min and max readout over runs per (model, tokens, split)."""
+    missing = [c for c in NEEDED if c not in trajectory.columns]
+    if missing:
+        raise UsageError(f"trajectory table lacks column(s) {', '.join(missing)} (a trajectory.csv "
+                         "from `scaling results` has them)")
+    rows = trajectory.assign(readout=pd.to_numeric(trajectory["readout"], errors="coerce")).dropna(
+        subset=["readout"])
+    if rows.empty:
+        raise UsageError("no readout in the trajectory table: were the runs evaluated?")
+    return (rows.groupby(["model", "tokens", "split"], sort=True)["readout"]
+            .agg(mean="mean", min="min", max="max", runs="count").reset_index())
+
+
+def emergence_budget(table: pd.DataFrame, threshold: float) -> dict[str, int | None]:
+    """Per model, the fewest tokens at which the least-learned run of every split reaches
+    `threshold` (None: no checkpoint does)."""
+    out = {}
+    for model, rows in table.groupby("model", sort=True):
+        worst = rows.groupby("tokens")["min"].min()
+        reached = worst[worst >= threshold]
+        out[model] = int(reached.index.min()) if len(reached) else None
+    return out
+
+
+def _splits(table: pd.DataFrame) -> list[str]:
+    """The world's splits in their order, then any others as found."""
+    found = list(dict.fromkeys(table["split"]))
+    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+
+
+def report(table: pd.DataFrame, threshold: float) -> str:
+    budget = emergence_budget(table, threshold)
+    splits = _splits(table)
+    lines = ["# Readout against training tokens", "",
+             "Share of readout items on which the model prefers the value word the human stories give "
+             "the verb (0.5: the values are not known). Mean over runs [min, max].", "",
+             "| model | tokens | " + " | ".join(splits) + " | runs |",
+             "|---|---|" + "---|" * len(splits) + "---|"]
+    for (model, tokens), rows in table.groupby(["model", "tokens"], sort=True):
+        by = rows.set_index("split")
+        cells = [f"{by.loc[s, 'mean']:.3f} [{by.loc[s, 'min']:.3f}, {by.loc[s, 'max']:.3f}]" if s in by.index
+                 else "-" for s in splits]
+        lines.append(f"| {model} | {int(tokens):,} | " + " | ".join(cells) + f" | {int(rows['runs'].max())} |")
+    lines += ["", f"Emergence budget (every run >= {threshold:g} on every split):"]
+    lines += [f"- {model}: {f'{tokens:,} tokens' if tokens else 'not reached at any checkpoint'}"
+              for model, tokens in budget.items()]
+    return "\n".join(lines) + "\n"
+
+
+def figure(table: pd.DataFrame, threshold: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    splits = _splits(table)
+    fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3.4), sharey=True, squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        for model, rows in table[table["split"] == split].groupby("model", sort=True):
+            ax.plot(rows["tokens"], rows["mean"], marker="o", label=model)
+            ax.fill_between(rows["tokens"], rows["min"], rows["max"], alpha=0.2)
+        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
+        ax.set_xscale("log")
+        ax.set_title(split)
+        ax.set_xlabel("training tokens")
+    axes[0, 0].set_ylabel("readout (mean, band: min-max over runs)")
+    axes[0, 0].set_ylim(0.3, 1.02)
+    axes[0, -1].legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, metadata={"Software": None})
+    plt.close(fig)
+
+
+def recall_rates(runs_dir: Path) -> pd.DataFrame:
+    """(run_id, model, tokens, recall) for every evaluated run under RUNS_DIR/runs."""
+    from scaling import rundir
+    from scaling.evaluate import checkpoint_step, readout_margins, transformer_scorer
+    from scaling.world import World
+
+    rows = []
+    for run in sorted(p for p in (runs_dir / "runs").iterdir() if (p / "checkpoints").is_dir()):
+        step = checkpoint_step(run, None)
+        cfg, tok, model = rundir.load_params(run, step)
+        items = World(cfg.data.world_seed).recall_items()
+        margin = readout_margins(transformer_scorer(cfg, model), tok, items)
+        rows.append({"run_id": run.name, "model": cfg.model.name, "tokens": step * cfg.tokens_per_step,
+                     "recall": float(((margin > 0) + 0.5 * (margin == 0)).mean())})
+    if not rows:
+        raise UsageError(f"no run with checkpoints under {runs_dir / 'runs'}")
+    return pd.DataFrame(rows)
+
+
+def recall_report(rates: pd.DataFrame) -> str:
+    lines = ["", "## In-context recall at the final checkpoint", "",
+             "Share of recall items on which the model continues with the action the named person took "
+             "(0.5: it does not bind names to actions).", "", "| run | model | tokens | recall |", "|---|---|---|---|"]
+    lines += [f"| {r.run_id} | {r.model} | {int(r.tokens):,} | {r.recall:.3f} |" for r in rates.itertuples()]
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("trajectory", help="trajectory.csv from `scaling results` (readout at every eval checkpoint)")
+    p.add_argument("--out", required=True, help="directory for emergence.md and emergence.png")
+    p.add_argument("--threshold", type=float, default=0.9, help="readout that counts as learned (default 0.9)")
+    p.add_argument("--recall", action="append", default=[], metavar="RUNS_DIR",
+                   help="also score the final checkpoints of the runs in this sweep directory on recall items "
+                        "(repeatable)")
+
+
+def run(args) -> int:
+    path = Path(args.trajectory)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    if not 0.5 < args.threshold <= 1:
+        raise UsageError(f"--threshold must be in (0.5, 1], got {args.threshold}")
+    table = readout_table(pd.read_csv(path))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    text = report(table, args.threshold)
+    if args.recall:
+        text += recall_report(pd.concat([recall_rates(Path(d)) for d in args.recall], ignore_index=True))
+    (out / "emergence.md").write_text(text)
+    figure(table, args.threshold, out / "emergence.png")
+    print(text, end="")
+    return 0

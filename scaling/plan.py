@@ -1,0 +1,103 @@
+"""What a run resolves to: `resolve(cfg)` turns a parsed config into a frozen `RunPlan`.
+
+scaling.config parses and checks what needs no domain module (types, ranges, keys); the checks
+that need the stages' step arithmetic, the World or its request families live here, above it,
+and so does `data.dose`, which becomes the intervention stages' aligned_fraction
+(scaling.stages.resolve_dose). `config_from_dict(raw)` and `load_config(path, overrides)` are
+the entry points that give a config ready to run: parsed, checked, its dose resolved.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+
+from scaling import config as parsing
+from scaling import stages as staging
+from scaling.config import Config, ConfigError
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A checked config with its dose resolved, and its stages in absolute steps."""
+
+    config: Config
+    stages: tuple[staging.Stage, ...]
+
+    @property
+    def total_steps(self) -> int:
+        return self.stages[-1].step1
+
+    @functools.cached_property
+    def vocab_size(self) -> int:
+        """model.vocab_size, or the tokenizer's when it is 0."""
+        from scaling.mixture import build_tokenizer
+
+        return self.config.model.vocab_size or build_tokenizer(self.config).vocab_size
+
+
+def resolve(cfg: Config) -> RunPlan:
+    """Check `cfg` against the stages and the World, resolve its dose, check again (a dose
+    changes aligned_fraction, which the checks read), and return the plan."""
+    check(cfg)
+    cfg = staging.resolve_dose(cfg)
+    parsing.validate(cfg)
+    check(cfg)
+    return RunPlan(cfg, staging.resolve(cfg))
+
+
+def config_from_dict(raw: dict) -> Config:
+    """A raw (parsed TOML or config.json) config, parsed, checked and dose-resolved."""
+    return resolve(parsing.parse_config_dict(raw)).config
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    return resolve(parsing.parse_config_file(path, overrides)).config
+
+
+# ---------------------------------------------------------------- checks
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(key, message)
+
+
+def check(cfg: Config) -> None:
+    """The checks of a parsed config that need the World or the stages' step arithmetic."""
+    _check_story_rows(cfg)
+    if cfg.stages:
+        _check_stages(cfg)
+
+
+def _check_story_rows(cfg: Config) -> None:
+    d, m = cfg.data, cfg.model
+    if d.story_fraction <= 0:
+        return
+    from scaling.world import max_unit_length  # the World, only when stories are in the mix
+
+    need = max_unit_length("token" if d.tokenizer == "word" else "byte", d.world_version)
+    _check(m.seq_len + 1 >= need, "model.seq_len",
+           f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
+           f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
+
+
+def _check_stages(cfg: Config) -> None:
+    d = cfg.data
+    staged = staging.resolve(cfg)
+    _check(len(staged) > 0, "stages", "every stage has length 0: nothing to train")
+    total = staged[-1].step1
+    for s in cfg.eval.checkpoints:
+        _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
+    if any(st.families for st in cfg.stages):
+        from scaling.posttrain import request_items  # the world's request families
+
+        known = {i["family"] for i in request_items(cfg)}
+        for st in cfg.stages:
+            bad = sorted(set(st.families) - known)
+            _check(not bad, f"stages.{st.name}.families",
+                   f"no request items of {', '.join(bad)} (known: {', '.join(sorted(known))})")
+    _check(d.aligned_fraction == d.misaligned_fraction == 0.0 or any(st.intervention for st in cfg.stages),
+           "data.aligned_fraction", "no stage has intervention = true to take it")

@@ -1,0 +1,91 @@
+"""The package's import graph, read from the source (ast, imports inside functions included):
+no module imports itself back through others, and config is the ground floor."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "scaling"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
+    """The package's modules that module `name` (at `path`) imports anywhere in its body
+    (`from scaling import x` imports the module scaling.x when there is one, else a name of
+    scaling's __init__)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            for alias in node.names:
+                found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(p) for p in paths}
+    return {module_name(p): imported_modules(p, module_name(p), modules) for p in paths}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One import circle per strongly connected component of more than one module (Tarjan)."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_checker_finds_a_circle_and_in_function_imports(tmp_path):
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+    source = tmp_path / "m.py"
+    source.write_text("import os\nfrom . import fit\n\ndef f():\n    from scaling import stages\n"
+                      "    import scaling.world\n    from .fit.curves import LL2\n")
+    names = {"scaling", "scaling.stages", "scaling.world", "scaling.m", "scaling.fit", "scaling.fit.curves"}
+    assert imported_modules(source, "scaling.m", names) == names - {"scaling", "scaling.m"}
+    source.write_text("from scaling import __version__\n")  # a name of the package's __init__
+    assert imported_modules(source, "scaling.m", names) == {"scaling"}
+    graph = import_graph()
+    assert "scaling.stages" in graph["scaling.mixture"]  # a module-level import
+    assert "scaling.train" in graph["scaling.sweep"]  # an import inside a function
+
+
+def test_no_import_circles():
+    assert cycles(import_graph()) == []
+
+
+def test_config_is_the_ground_floor():
+    assert import_graph()["scaling.config"] <= {"scaling.errors"}
