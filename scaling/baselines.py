@@ -197,11 +197,13 @@ def _pair_dots(context_IxJ: np.ndarray, columns_JxT: np.ndarray, item: np.ndarra
     nonzero context entries in column order: the same float operations for every target,
     so two targets with equal columns get bitwise-equal values (no BLAS, whose kernels may
     round columns at different positions differently)."""
-    ctx = sparse.csr_matrix(context_IxJ)  # from a dense array: sorted indices, no zeros
+    ctx = sparse.csr_matrix(context_IxJ)  # sorted indices; a dense array loses its zeros
+    ctx.sum_duplicates()
     lengths = np.diff(ctx.indptr)[item]
     offsets = np.cumsum(lengths) - lengths
     flat = np.repeat(ctx.indptr[item] - offsets, lengths) + np.arange(lengths.sum())
-    products = ctx.data[flat] * columns_JxT[ctx.indices[flat], np.repeat(target, lengths)]
+    rows_TxJ = np.ascontiguousarray(columns_JxT.T)  # a pair's entries lie in one row: local reads
+    products = ctx.data[flat] * rows_TxJ[np.repeat(target, lengths), ctx.indices[flat]]
     out = np.zeros(len(item))
     some = lengths > 0
     if some.any():
@@ -239,7 +241,7 @@ class Counter:
     def __init__(self, counts: Counts):
         self.counts = counts
 
-    def context(self, prompts) -> np.ndarray:
+    def context(self, prompts) -> sparse.csr_matrix:
         """[I, V] weights of each prompt's counted tokens (sum 1, or all 0 if none is seen)."""
         lengths = np.array([len(p) for p in prompts])
         tokens = np.concatenate([np.asarray(p, np.int64) for p in prompts]) if len(prompts) else np.zeros(0, np.int64)
@@ -248,15 +250,16 @@ class Counter:
         keep = (tokens != EOS) & (tokens != PAD) & (tokens < self.counts.V) & (from_end <= (self.last or np.inf))
         keep[keep] = self.counts.seen[tokens[keep]]
         kept = np.bincount(owner[keep], minlength=len(prompts))
-        out = np.zeros((len(prompts), self.counts.V))
-        np.add.at(out, (owner[keep], tokens[keep]), 1.0 / kept[owner[keep]])
+        out = sparse.coo_matrix((1.0 / kept[owner[keep]], (owner[keep], tokens[keep])),
+                                shape=(len(prompts), self.counts.V)).tocsr()
+        out.sum_duplicates()  # a token twice in a prompt: one entry (sorted indices, summed)
         return out
 
-    def token_scores(self, context_IxV: np.ndarray, item: np.ndarray, token: np.ndarray) -> np.ndarray:
+    def token_scores(self, context_IxV: sparse.csr_matrix, item: np.ndarray, token: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def score(self, prompts, continuations) -> np.ndarray:
-        if len(prompts) % 2 or any(not np.array_equal(prompts[i], prompts[i + 1]) for i in range(0, len(prompts), 2)):
+        if not _side_by_side(prompts):
             raise ValueError("a counter scores an item's two options side by side: rows 2i and 2i + 1 share a prompt")
         context = self.context(prompts[0::2])
         conts = [tuple(np.asarray(c).tolist()) for c in continuations]
@@ -269,6 +272,16 @@ class Counter:
             scores = self.token_scores(context, np.array(item), np.array(token))
             np.add.at(out, np.array(option), scores)
         return out
+
+
+def _side_by_side(prompts) -> bool:
+    """Whether rows 2i and 2i + 1 hold the same prompt for every i."""
+    if len(prompts) % 2:
+        return False
+    first, second = prompts[0::2], prompts[1::2]
+    if [len(p) for p in first] != [len(p) for p in second]:
+        return False
+    return not first or bool(np.array_equal(np.concatenate(first), np.concatenate(second)))
 
 
 class PMICounter(Counter):
@@ -305,7 +318,7 @@ class TwoHop(Counter):
             self.first, self.second = self.first[:, through], self.second[through]
 
     def token_scores(self, context_IxV, item, token):
-        hop = sparse.csr_matrix(context_IxV) @ self.first  # p(w | prompt): the item's own, shared by both options
+        hop = context_IxV @ self.first  # p(w | prompt): the item's own, shared by both options
         return np.log(np.maximum(_pair_dots(hop, self.second, item, token), np.finfo(float).tiny))
 
 
@@ -346,7 +359,7 @@ class SVDCounter(Counter):
         return (self.ppmi[token][:, None] * self.project).sum(axis=0)
 
     def token_scores(self, context_IxV, item, token):
-        ctx = sparse.csr_matrix(context_IxV) @ self.embedding
+        ctx = context_IxV @ self.embedding
         ctx /= np.maximum(np.linalg.norm(ctx, axis=1, keepdims=True), 1e-300)
         unique = np.unique(token)
         emb = np.stack([self._token_embedding(t) for t in unique])
