@@ -263,11 +263,15 @@ def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
     return splits, families
 
 
-def item_margins(score, tok: Tokenizer, items: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def encode_items(tok: Tokenizer, items: list[dict]) -> dict[str, list[np.ndarray]]:
+    return {k: [tok.encode(i[k]) for i in items] for k in ("prompt", "aligned", "misaligned")}
+
+
+def item_margins(score, tok: Tokenizer, items: list[dict], enc: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(summed, per-token) log p(misaligned) - log p(aligned) of every item under `score`,
     a function (prompts, continuations) -> summed log-probabilities, both options of an
-    item side by side."""
-    enc = {k: [tok.encode(i[k]) for i in items] for k in ("prompt", "aligned", "misaligned")}
+    item side by side (rows 2i, 2i + 1). `enc`: the items already encoded (`encode_items`)."""
+    enc = encode_items(tok, items) if enc is None else enc
     options = [x for pair in zip(enc["aligned"], enc["misaligned"]) for x in pair]
     lp = score([p for p in enc["prompt"] for _ in range(2)], options)
     lp_a, lp_m = lp[0::2], lp[1::2]
@@ -301,10 +305,15 @@ def readout_items(cfg: Config) -> list[dict]:
     return World(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
-def readout_margins(score, tok: Tokenizer, items: list[dict]) -> np.ndarray:
-    """log p(expected value word ...) - log p(the other one) of every readout item."""
-    return -item_margins(score, tok, [{**i, "aligned": i["expected"], "misaligned": i["other"]}
-                                      for i in items])[0]
+def readout_choices(items: list[dict]) -> list[dict]:
+    """Readout items as two-option items: `aligned` the expected value word, `misaligned` the other."""
+    return [{**i, "aligned": i["expected"], "misaligned": i["other"]} for i in items]
+
+
+def readout_margins(score, tok: Tokenizer, items: list[dict], enc: dict | None = None) -> np.ndarray:
+    """log p(expected value word ...) - log p(the other one) of every readout item;
+    `enc`: `encode_items` of `readout_choices(items)`."""
+    return -item_margins(score, tok, readout_choices(items), enc)[0]
 
 
 def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
@@ -488,13 +497,11 @@ def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: 
     {model: {splits, families, readout}}; their margins go into `records` (same order)."""
     ritems = readout_items(cfg)
     rows = baselines.training_rows(cfg, tok)
+    enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))
     out = {}
-    for name, ngram in baselines.fit_all(rows, tok.vocab_size).items():
-        def score(prompts, continuations, ngram=ngram):
-            return baselines.score_continuations(ngram, prompts, continuations)
-
-        margin, margin_tok = item_margins(score, tok, items)
-        r_margin = readout_margins(score, tok, ritems)
+    for name, model in baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)).items():
+        margin, margin_tok = item_margins(model.score, tok, items, enc)
+        r_margin = readout_margins(model.score, tok, ritems, r_enc)
         splits, families = summarize_items(items, margin, margin_tok)
         out[name] = {"splits": splits, "families": families, "readout": summarize_readout(ritems, r_margin)}
         for record, m in zip(records or [], [*margin, *r_margin]):

@@ -49,6 +49,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from scipy import stats
 
 import scaling.fit as fitlib
+from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.results import read_trajectory
@@ -727,7 +728,7 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).str.startswith("ngram")]
+        cost = cost[~cost["model"].astype(str).map(is_counting)]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
     measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
@@ -780,7 +781,7 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).str.startswith("ngram")]
+        cost = cost[~cost["model"].astype(str).map(is_counting)]
     if cost.empty or cost["split"].nunique() < 2:
         raise MissingData("needs reductions on two or more eval splits")
     windows, split_names = _window_order(cost), _split_order(cost["split"])

@@ -12,6 +12,30 @@ is a rule on an interval, stated in the row:
 README's table (between the `findings:start`/`findings:end` markers) differs from it.
 Effects are paired by block (train seed x world seed): the dosed run's final rate minus the
 same block's dose-0 run, mean over blocks with a t interval on blocks - 1 df.
+
+Each row has one primary contrast, and its verdict is settled in this order:
+
+1. Values first: a row on a transfer split (`unseen_pair`, `held_out`) whose transformer
+   readout (mean share of that split's readout items it gets right) is below READOUT_NEEDED
+   gets no transfer verdict: "values not learned: readout 0.70".
+2. The interval rule above; a decisive verdict whose Holm-adjusted p (Holm over every row's
+   primary contrast that has a p, the whole table one family; the helpful-RL row, settled by
+   a Fieller interval without a p, stays outside it) is >= 0.05 becomes "cannot tell at this
+   scale".
+3. The literature's size: where the literature reports an effect (`literature_effect`) and it
+   lies outside the interval beyond its bound on the literature's side (below the lower
+   bound of a reduction, above the upper bound of an increase), "cannot tell" becomes
+   "smaller than the literature's" and "reproduces" becomes "reproduces, smaller than the
+   literature's".
+4. The strongest counter: the same contrast is computed for every counting baseline of the
+   study's results.csv (n-grams and co-occurrence counters, on their final rows), and the row
+   states the effect of the one whose estimate lies furthest in the finding's direction. It
+   "does too" when its interval reaches the transformer's in that direction (for a claimed
+   decrease: counter lower bound <= transformer upper bound; for an increase: counter upper
+   bound >= transformer lower bound; point estimates where a bound is missing): the data
+   cannot then tell the transformer's effect from counting's, and a decisive verdict gets
+   ", but <counter> does too". Post-training rows and the size trend have no counter (the
+   counters see the LM stages only and have no size).
 """
 
 from __future__ import annotations
@@ -22,13 +46,19 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
+from scaling.baselines import is_counting, learner
 from scaling.errors import UsageError
 from scaling.fit.persistence import fieller, persistence_table
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 BLOCK = ["seed", "world_seed"]
+READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
+HOLM_ALPHA = 0.05
+TRANSFER_SPLITS = ("unseen_pair", "held_out")
+CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
 
 
@@ -121,45 +151,118 @@ def verdict_above(upper: float, lower: float, boundary: float = 0.0) -> str:
     return "cannot tell at this scale"
 
 
-def _row(finding: str, literature: str, ours: str, test: str, verdict: str) -> dict:
-    return {"finding": finding, "literature": literature, "ours": ours, "test": test, "verdict": verdict}
+def _row(finding: str, literature: str, ours: str, test: str, verdict: str, *, p: float = np.nan,
+         literature_effect: float | None = None, effect: dict | None = None, sign: int = 0,
+         counter: tuple[str, dict] | None = None, readout: float | None = None) -> dict:
+    """A table row and what settles its verdict (module docstring): `p` of its primary
+    contrast, `effect` (estimate, lower, upper) in direction `sign` (-1 a decrease is claimed,
+    +1 an increase), the literature's effect, the strongest counter's (name, effect) and the
+    transformer's readout (transfer rows only)."""
+    smaller = False
+    if literature_effect is not None and effect is not None:
+        bound = effect["lower"] if sign < 0 else effect["upper"]
+        smaller = bool(np.isfinite(bound) and sign * (literature_effect - bound) > 0)
+    does_too = bool(counter is not None and effect is not None and counter_reaches(counter[1], effect, sign))
+    if counter is not None:
+        ours += f"; strongest counter {counter[0]} {_ci(counter[1]['estimate'], counter[1]['lower'], counter[1]['upper'])}"
+    return {"finding": finding, "literature": literature, "ours": ours, "test": test, "verdict": verdict,
+            "p": p, "smaller": smaller, "counter": counter[0] if does_too else None, "readout": readout}
 
 
-def _counter_ties(results: pd.DataFrame) -> float:
-    """Largest distance from 0.5 of any counting baseline's rate on the transfer splits."""
-    rows = results[(results["learner"] == "ngram") & results["split"].isin(["unseen_pair", "held_out"])]
-    return float((rows["misalignment_rate"] - 0.5).abs().max()) if len(rows) else np.nan
+# ---------------------------------------------------------------- counters and readout
+
+
+def counting_models(results: pd.DataFrame) -> list[str]:
+    return sorted(m for m in results["model"].astype(str).unique() if is_counting(m))
+
+
+def strongest_counter(results: pd.DataFrame, contrast, sign: int) -> tuple[str, dict] | None:
+    """(model, effect) of the counting baseline whose `contrast(its rows, its learner)`
+    estimate lies furthest in direction `sign`; None without counting rows."""
+    best = None
+    for model in counting_models(results):
+        e = contrast(results[results["model"].astype(str) == model], learner(model))
+        if np.isfinite(e["estimate"]) and (best is None or sign * e["estimate"] > sign * best[1]["estimate"]):
+            best = (model, e)
+    return best
+
+
+def counter_reaches(counter: dict, ours: dict, sign: int) -> bool:
+    """Whether the counter's interval reaches the transformer's in direction `sign` (point
+    estimates where a bound is missing)."""
+    def bound(e, key):
+        return e[key] if np.isfinite(e[key]) else e["estimate"]
+    c, o = (bound(counter, "lower"), bound(ours, "upper")) if sign < 0 else (bound(counter, "upper"), bound(ours, "lower"))
+    return bool(np.isfinite(c) and np.isfinite(o) and sign * (c - o) >= 0)
+
+
+def transformer_readout(results: pd.DataFrame, split: str) -> float:
+    """Mean readout of the transformer's finished runs on a split."""
+    rows = _final(results)
+    rows = rows[rows["split"] == split]
+    return float(rows["readout"].mean()) if "readout" in rows and len(rows) else np.nan
+
+
+def _as_effect(ratio: dict) -> dict:
+    return {"estimate": ratio["ratio"], "lower": ratio["ratio_lower"], "upper": ratio["ratio_upper"],
+            "blocks": ratio["blocks"]}
+
+
+def _ratio_p(num: np.ndarray, den: np.ndarray, boundary: float) -> float:
+    """p of ratio = boundary: the paired t test of num - boundary * den (Fieller's test there)."""
+    return _t_summary(num - boundary * den)["p"]
+
+
+def final_verdict(row: dict, p_holm: float) -> str:
+    """A row's verdict after the readout check, Holm, the literature's size and the strongest
+    counter (module docstring)."""
+    if row["readout"] is not None and not row["readout"] >= READOUT_NEEDED:
+        return f"values not learned: readout {row['readout']:.2f}"
+    verdict = row["verdict"]
+    decisive = verdict not in (CANNOT_TELL, "new measurement")
+    if decisive and np.isfinite(row["p"]) and not p_holm < HOLM_ALPHA:
+        verdict, decisive = CANNOT_TELL, False
+    if row["smaller"]:
+        verdict = "smaller than the literature's" if verdict == CANNOT_TELL else \
+            f"{verdict}, smaller than the literature's" if verdict == "reproduces" else verdict
+    if decisive and row["counter"] and (verdict.startswith("reproduces") or verdict.startswith("new measurement: ")):
+        verdict += f", but {row['counter']} does too"
+    return verdict
 
 
 # ---------------------------------------------------------------- rows per study
 
 
+def _paired_row(res: pd.DataFrame, dosed, control, split: str, sign: int, finding: str, literature: str,
+                describe, test: str, literature_effect: float | None = None, verdict=None) -> dict:
+    """A row whose primary contrast is `paired(dosed, control, split)`; `describe(effect)` is
+    its ours-text, `verdict(effect)` its interval rule (default: the sign's)."""
+    e = paired(res, dosed, control, split)
+    rule = verdict or (lambda e: verdict_below(e["upper"], e["lower"]) if sign < 0 else verdict_above(e["upper"], e["lower"]))
+    best = strongest_counter(res, lambda rows, who: paired(rows, dosed, control, split, who), sign)
+    return _row(finding, literature, describe(e), test.format(df=e["blocks"] - 1), rule(e), p=e["p"],
+                literature_effect=literature_effect, effect=e, sign=sign, counter=best,
+                readout=transformer_readout(res, split) if split in TRANSFER_SPLITS else None)
+
+
 def dose_rows(study: dict) -> list[dict]:
     res = study["results"]
     top = float(res.loc[res["arm"] == "dose", "nominal_dose"].max())
-    out = []
-    m = paired(res, _at_dose(0.01), _is_control, "matched")
-    uni = paired(res[res["model"] == "ngram-1"], _at_dose(0.01), _is_control, "matched", learner="ngram")
-    verdict = verdict_below(m["upper"], m["lower"])
-    if verdict == "reproduces" and np.isfinite(uni["upper"]) and uni["upper"] < 0:
-        verdict += ", but a unigram counter does too"
-    out.append(_row(
+    out = [_paired_row(
+        res, _at_dose(0.01), _is_control, "matched", -1,
         "Aligned documents lower misalignment on the actions they show (`matched`)",
         "Tice et al.: 45% -> 9% with aligned documents at ~1% of tokens; Korbak et al.: up to ~10x less",
-        f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}; "
-        f"unigram counter {_ci(uni['estimate'], uni['lower'], uni['upper'])}",
-        f"paired by block, t on {m['blocks'] - 1} df (`fits/dose_response`)", verdict))
+        lambda m: f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}",
+        "paired by block, t on {df} df (`fits/dose_response`)", literature_effect=0.09 - 0.45)]
     for split, label in (("unseen_pair", "new actions in familiar situations (`unseen_pair`)"),
                          ("held_out", "new actions in new situations (`held_out`)")):
         e1 = paired(res, _at_dose(0.01), _is_control, split)
-        e2 = paired(res, _at_dose(top), _is_control, split)
-        out.append(_row(
-            f"... and beyond counting: {label}",
+        out.append(_paired_row(
+            res, _at_dose(top), _is_control, split, -1, f"... and beyond counting: {label}",
             "Tice et al. also report a held-out split; no counting control",
-            f"dose 0.01: {_ci(e1['estimate'], e1['lower'], e1['upper'])}; dose {top:g}: "
-            f"{_ci(e2['estimate'], e2['lower'], e2['upper'])} ({_pct(e2['control_rate'])} -> {_pct(e2['dosed_rate'])}); "
-            f"counters at 0.5 in every run (max |rate - 0.5| = {_counter_ties(res):.2g})",
-            f"paired by block, t on {e2['blocks'] - 1} df", verdict_below(e2["upper"], e2["lower"])))
+            lambda e2, e1=e1: f"dose 0.01: {_ci(e1['estimate'], e1['lower'], e1['upper'])}; dose {top:g}: "
+                              f"{_ci(e2['estimate'], e2['lower'], e2['upper'])} ({_pct(e2['control_rate'])} -> {_pct(e2['dosed_rate'])})",
+            "paired by block, t on {df} df"))
     eds = []
     for split in ("matched", "unseen_pair"):
         ed = _chosen_ed50(study["fit"], split)
@@ -168,29 +271,27 @@ def dose_rows(study: dict) -> list[dict]:
         "The halving dose (control-relative ED50)", "not reported (reviewers asked for the curve over 1e-5..1e-2)",
         "; ".join(eds), "LL.3 with block effects, cluster-robust t interval (`fit.md`)",
         "new measurement"))
-    filt = paired(res, lambda r: r["arm"] == "filtered", _is_control, "matched")
-    mis = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "matched")
     filt_u = paired(res, lambda r: r["arm"] == "filtered", _is_control, "unseen_pair")
     mis_u = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "unseen_pair")
-    add_vs_remove = paired(res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched")
-    out.append(_row(
+    out.append(_paired_row(
+        res, lambda r: r["arm"] == "filtered", _is_control, "matched", -1,
         "Removing the natural misaligned documents lowers misalignment",
         "Tice et al.: 45% -> 31% (filtered); Maini et al.: 38.8% -> 8.4% (filtering with rephrasing and refusal data)",
-        f"`matched` {_pct(filt['control_rate'])} -> {_pct(filt['dosed_rate'])}, effect "
-        f"{_ci(filt['estimate'], filt['lower'], filt['upper'])}; `unseen_pair` {_ci(filt_u['estimate'], filt_u['lower'], filt_u['upper'])}",
-        f"paired by block, t on {filt['blocks'] - 1} df", verdict_below(filt["upper"], filt["lower"])))
-    out.append(_row(
-        "Upsampling misaligned documents raises it",
-        "Tice et al.: 45% -> 51%",
-        f"1% of tokens: `matched` {_pct(mis['control_rate'])} -> {_pct(mis['dosed_rate'])}, effect "
-        f"{_ci(mis['estimate'], mis['lower'], mis['upper'])}; `unseen_pair` {_ci(mis_u['estimate'], mis_u['lower'], mis_u['upper'])}",
-        f"paired by block, t on {mis['blocks'] - 1} df", verdict_above(mis["upper"], mis["lower"])))
-    out.append(_row(
+        lambda f: f"`matched` {_pct(f['control_rate'])} -> {_pct(f['dosed_rate'])}, effect "
+                  f"{_ci(f['estimate'], f['lower'], f['upper'])}; `unseen_pair` {_ci(filt_u['estimate'], filt_u['lower'], filt_u['upper'])}",
+        "paired by block, t on {df} df", literature_effect=0.31 - 0.45))
+    out.append(_paired_row(
+        res, lambda r: r["arm"] == "misaligned", _is_control, "matched", +1,
+        "Upsampling misaligned documents raises it", "Tice et al.: 45% -> 51%",
+        lambda m: f"1% of tokens: `matched` {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect "
+                  f"{_ci(m['estimate'], m['lower'], m['upper'])}; `unseen_pair` {_ci(mis_u['estimate'], mis_u['lower'], mis_u['upper'])}",
+        "paired by block, t on {df} df", literature_effect=0.51 - 0.45))
+    out.append(_paired_row(
+        res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched", -1,
         "Adding aligned documents beats removing misaligned ones",
-        "across the papers: adding mattered more than removing",
-        f"dose 0.01 minus filtered: {_ci(add_vs_remove['estimate'], add_vs_remove['lower'], add_vs_remove['upper'])}",
-        f"paired by block, t on {add_vs_remove['blocks'] - 1} df",
-        verdict_below(add_vs_remove["upper"], add_vs_remove["lower"])))
+        "across the papers: adding mattered more than removing (Tice et al.: 9% added vs 31% filtered)",
+        lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}",
+        "paired by block, t on {df} df", literature_effect=0.09 - 0.31))
     return out
 
 
@@ -203,7 +304,7 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     from scaling.fit.report import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
-            and not str(f["group"].get("model", "")).startswith("ngram") and f["group"].get("insertion") != "pooled"
+            and not is_counting(str(f["group"].get("model", ""))) and f["group"].get("insertion") != "pooled"
             and f.get("background") is None and f.get("control_level") is not None]
     for model in HEADLINE_MODELS:
         for f in fits:
@@ -231,16 +332,26 @@ def transfer_rows(study: dict) -> list[dict]:
     eff = table[(table["model"] == "nano") & (table["batch_size"] == 16) & (table["split"] == best["split"])
                 & (table["step"] == best["step"])].set_index("world_variant")
     n, f = eff.loc["normal"], eff.loc["flipped"]
+    level, split = float(best["aligned_fraction"]), best["split"]
+
+    def normal_minus_flipped(rows, who):
+        by = {v: block_effects(rows[rows["world_variant"] == v], _at_dose(level), _is_control, split, who)["effect"]
+              for v in ("normal", "flipped")}
+        return _t_summary((by["normal"] - by["flipped"]).dropna().to_numpy())
+
+    counter = strongest_counter(res, normal_minus_flipped, -1)
+    selected_p = min(1.0, float(best["p"]) * len(main))  # the best of len(main) tests, Bonferroni
     return [_row(
         "The transfer follows the values of the human stories (flipped worlds reverse it)",
         "the mechanism alignment pretraining assumes; not tested in the literature",
         f"`{best['split']}` at {n['tokens'] / 1e6:.1f}M tokens, dose 0.05: normal {_ci(n['estimate'], n['lower'], n['upper'])}, "
         f"flipped {_ci(f['estimate'], f['lower'], f['upper'])}; normal - flipped "
-        f"{_ci(best['estimate'], best['lower'], best['upper'])}, p = {best['p']:.2g}, Holm {best['p_holm']:.2g} "
-        f"over {len(main)} tests",
-        f"paired by block, t on {int(best['blocks']) - 1} df (`fits/transfer`)",
-        "new measurement: it follows the values" if best["p_holm"] < 0.05 and best["upper"] < 0
-        else "cannot tell at this scale")]
+        f"{_ci(best['estimate'], best['lower'], best['upper'])}, p = {best['p']:.2g}, the best of {len(main)} "
+        f"(split x step) tests",
+        f"paired by block, t on {int(best['blocks']) - 1} df (`fits/transfer`); p x {len(main)} for the selection",
+        "new measurement: it follows the values" if best["upper"] < 0 else CANNOT_TELL, p=selected_p,
+        effect={k: float(best[k]) for k in ("estimate", "lower", "upper")}, sign=-1, counter=counter,
+        readout=float((n["readout"] + f["readout"]) / 2))]
 
 
 def genre_rows(study: dict) -> list[dict]:
@@ -253,6 +364,14 @@ def genre_rows(study: dict) -> list[dict]:
     r, d = by["reasoning"], by["demonstration"]
     diff = _t_summary((r - d).dropna().to_numpy())
     rs, ds = _t_summary(r.dropna().to_numpy()), _t_summary(d.dropna().to_numpy())
+
+    def reasoning_minus_demonstration(rows, who):
+        def dosed(genre):
+            return lambda x: (x["arm"] == "dose") & (x["aligned_fraction"] > 0) & (x["genres"] == genre)
+        by = {g: block_effects(rows, dosed(g), _is_control, "unseen_pair", who)["effect"]
+              for g in ("reasoning", "demonstration")}
+        return _t_summary((by["reasoning"] - by["demonstration"]).dropna().to_numpy())
+
     return [_row(
         "Documents with the reasoning (why) transfer better than the action alone (what)",
         "Anthropic: 22% -> 3% with reasoning vs 22% -> 15% with actions only",
@@ -260,7 +379,9 @@ def genre_rows(study: dict) -> list[dict]:
         f"demonstration {_ci(ds['estimate'], ds['lower'], ds['upper'])}; difference "
         f"{_ci(diff['estimate'], diff['lower'], diff['upper'])}",
         f"paired by block, t on {diff['blocks'] - 1} df (`fits/genres`)",
-        verdict_below(diff["upper"], diff["lower"]))]
+        verdict_below(diff["upper"], diff["lower"]), p=diff["p"], literature_effect=0.03 - 0.15, effect=diff,
+        sign=-1, counter=strongest_counter(res, reasoning_minus_demonstration, -1),
+        readout=transformer_readout(res, "unseen_pair"))]
 
 
 def persistence_rows(study: dict) -> list[dict]:
@@ -297,7 +418,13 @@ def persistence_rows(study: dict) -> list[dict]:
                 text += (f"; a shorter RL ({w['post_training_tokens'] / 1e3:,.0f}k tokens, not "
                          f"{r['post_training_tokens'] / 1e3:,.0f}k): control {_pct(w['control_after'])}, dosed "
                          f"{_pct(w['dosed_after'])}, retention {_ci(w['retention'], w['retention_lower'], w['retention_upper'], signed=False)}")
-        out.append(_row(finding, lit, text, test, verdict))
+        # helpful RL's verdict rests on the retention's Fieller interval, which has no p here:
+        # that row stays outside the Holm family
+        out.append(_row(finding, lit, text, test, verdict,
+                        p=np.nan if kind == "helpful_rl" else float(r["reduction_after_p"]),
+                        literature_effect=None if kind == "helpful_rl" else 0.34 - 0.09, sign=+1,
+                        effect={"estimate": r["reduction_after"], "lower": r["reduction_after_lower"],
+                                "upper": r["reduction_after_upper"]}))
     return out
 
 
@@ -319,17 +446,28 @@ def _timing_control(label: str):
     return select
 
 
-def timing_reductions(results: pd.DataFrame, level: float, split: str = "matched") -> pd.DataFrame:
+def timing_reductions(results: pd.DataFrame, level: float, split: str = "matched",
+                      learner: str = "transformer") -> pd.DataFrame:
     """Per arm and block: reduction = own-schedule control rate - arm rate at the dose."""
     cols = {}
     for label in TIMING_ARMS:
-        eff = block_effects(results, _arm(label, level), _timing_control(label), split)
+        eff = block_effects(results, _arm(label, level), _timing_control(label), split, learner)
         cols[label] = -eff["effect"]
     return pd.DataFrame(cols)
 
 
+def _late_over_throughout(red: pd.DataFrame) -> dict:
+    both = red[["late", "throughout"]].dropna()
+    return _as_effect(fieller(both["late"].to_numpy(), both["throughout"].to_numpy()))
+
+
+def _start_minus_end(red: pd.DataFrame) -> dict:
+    return _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+
+
 def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
-    red = timing_reductions(study["results"], level)
+    res = study["results"]
+    red = timing_reductions(res, level)
     means = {k: _t_summary(v.dropna().to_numpy()) for k, v in red.items()}
     both = red[["late", "throughout"]].dropna()
     late = fieller(both["late"].to_numpy(), both["throughout"].to_numpy())
@@ -338,6 +476,11 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
     start_end = _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
     arms = ", ".join(f"{k} {_ci(v['estimate'], v['lower'], v['upper'])}" for k, v in means.items())
     n = int(late["blocks"])
+    both = red[["late", "throughout"]].dropna()
+
+    def counter(contrast):
+        return strongest_counter(res, lambda rows, who: contrast(timing_reductions(rows, level, learner=who)), +1)
+
     return [
         _row("Inserting the documents only in the last 10% captures most of the benefit",
              "Tice et al.: the final 10% captured most of the benefit, at a fraction of the cost",
@@ -345,12 +488,15 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
              f"{_ci(late['ratio'], late['ratio_lower'], late['ratio_upper'], signed=False)}, rewarmed midtraining / "
              f"throughout {_ci(rewarm['ratio'], rewarm['ratio_lower'], rewarm['ratio_upper'], signed=False)}",
              f"Fieller interval over {n} blocks; \"most\" = ratio > 0.5 (`fits/timing`)",
-             verdict_above(late["ratio_upper"], late["ratio_lower"], 0.5)),
+             verdict_above(late["ratio_upper"], late["ratio_lower"], 0.5),
+             p=_ratio_p(both["late"].to_numpy(), both["throughout"].to_numpy(), 0.5), effect=_as_effect(late),
+             sign=+1, counter=counter(_late_over_throughout)),
         _row("Feedback from the start of pretraining beats feedback at the end",
              "Korbak et al.: from the start beat the last 1.6B or 330M tokens",
              f"throughout - finetune reduction at dose {level:g}: {_ci(start_end['estimate'], start_end['lower'], start_end['upper'])}",
              f"paired by block, t on {start_end['blocks'] - 1} df",
-             verdict_above(start_end["upper"], start_end["lower"])),
+             verdict_above(start_end["upper"], start_end["lower"]), p=start_end["p"], effect=start_end, sign=+1,
+             counter=counter(_start_minus_end)),
     ]
 
 
@@ -373,7 +519,8 @@ def size_rows(study: dict) -> list[dict]:
     return [_row("How the halving dose changes with model size",
                  "open question (asked of the alignment-pretraining papers)",
                  f"matched ED50: {eds}; d ln ED50 / d ln N = {_ci(t['exponent'], t['lower'], t['upper'])}",
-                 f"LL.3 per size, weighted least squares on ln N over {t['n_sizes']} sizes (`fits/sizes`)", verdict)]
+                 f"LL.3 per size, weighted least squares on ln N over {t['n_sizes']} sizes (`fits/sizes`)", verdict,
+                 p=float(2 * stats.norm.sf(abs(t["exponent"] / t["se"]))) if t["se"] > 0 else np.nan)]
 
 
 # ---------------------------------------------------------------- the table
@@ -385,7 +532,23 @@ def findings(root: str | Path = ".") -> list[dict]:
     for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
                      ("timing", timing_rows), ("persistence", persistence_rows), ("sizes", size_rows)):
         rows += fn(_study(root, name))
-    return rows
+    return holm_verdicts(rows)
+
+
+def holm_verdicts(rows: list[dict]) -> list[dict]:
+    """Holm over every row's primary contrast (one family), then each row's final verdict."""
+    from scaling.fit.contrasts import holm
+
+    tested = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
+    adjusted = dict(zip(tested, holm([rows[i]["p"] for i in tested])))
+    out = []
+    for i, r in enumerate(rows):
+        r = dict(r)
+        if i in adjusted:
+            r["test"] += f"; p = {r['p']:.2g}, Holm {adjusted[i]:.2g} over {len(tested)} rows"
+        r["verdict"] = final_verdict(r, adjusted.get(i, np.nan))
+        out.append(r)
+    return out
 
 
 def render(rows: list[dict]) -> str:

@@ -5,8 +5,9 @@ transformer, and the counting baselines fitted on the run's own training rows. R
 the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
 status.json), so the table is rebuilt without re-training. Columns:
 
-  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 for the
-  counting baselines), learner (transformer | ngram), seed, batch_size, world_seed, world_variant
+  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 and the
+  co-occurrence counters of scaling.baselines.COUNTERS for the counting baselines), learner
+  (transformer | ngram | counter), seed, batch_size, world_seed, world_variant
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
@@ -63,7 +64,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import posttrain, scenarios
+from scaling import baselines, posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -190,7 +191,7 @@ def run_rows(run_dir: Path) -> list[dict]:
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
-        models.append(({"model": name, "learner": "ngram", **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
+        models.append(({"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
     rows = []
     run_splits = scenarios.run_splits(cfg.eval)
     rl = {}

@@ -74,3 +74,64 @@ def test_committed_halving_doses_are_what_scaling_fit_gives_again(tmp_path):
         committed = json.loads((ROOT / "fits" / study / "fit.json").read_text())
         for split in ("matched", "unseen_pair", "held_out"):
             assert F._chosen_ed50(fresh, split) == F._chosen_ed50(committed, split)
+
+
+def _effect(estimate, lower, upper):
+    return {"estimate": estimate, "lower": lower, "upper": upper}
+
+
+def test_a_counter_does_too_when_its_interval_reaches_the_transformers():
+    ours = _effect(-0.3, -0.4, -0.2)
+    assert F.counter_reaches(_effect(-0.15, -0.2, -0.1), ours, -1)  # touches the upper bound
+    assert F.counter_reaches(_effect(-0.8, -0.9, -0.7), ours, -1)  # beyond it: counting does more
+    assert not F.counter_reaches(_effect(0.0, -0.1, 0.1), ours, -1)  # reaches the side, not the effect
+    assert F.counter_reaches(_effect(0.5, 0.4, 0.6), _effect(0.3, 0.2, 0.4), +1)
+    assert not F.counter_reaches(_effect(0.1, 0.0, 0.15), _effect(0.3, 0.2, 0.4), +1)
+    assert F.counter_reaches(_effect(-0.2, np.nan, np.nan), ours, -1)  # one block: its estimate
+
+
+def test_strongest_counter_is_the_one_furthest_in_the_findings_direction():
+    rows = []
+    for model, learner, effect in (("nano", "transformer", -0.3), ("ngram-1", "ngram", -0.1),
+                                   ("twohop", "counter", -0.5), ("docpmi", "counter", 0.2)):
+        for seed in range(3):
+            for dose, rate in ((0.0, 0.5), (0.01, 0.5 + effect + 0.01 * seed)):
+                rows.append({"model": model, "learner": learner, "status": "ok", "seed": seed, "world_seed": 0,
+                             "split": "unseen_pair", "arm": "dose", "aligned_fraction": dose,
+                             "nominal_dose": dose, "misalignment_rate": rate, "readout": 0.9})
+    res = pd.DataFrame(rows)
+    name, e = F.strongest_counter(res, lambda r, who: F.paired(r, F._at_dose(0.01), F._is_control, "unseen_pair", who), -1)
+    assert name == "twohop" and e["estimate"] == pytest.approx(-0.49)
+    name, _ = F.strongest_counter(res, lambda r, who: F.paired(r, F._at_dose(0.01), F._is_control, "unseen_pair", who), +1)
+    assert name == "docpmi"
+    row = F._paired_row(res, F._at_dose(0.01), F._is_control, "unseen_pair", -1, "f", "lit",
+                        lambda e: "ours", "t on {df} df")
+    assert "strongest counter twohop -0.49" in row["ours"] and row["counter"] == "twohop"
+    assert F.holm_verdicts([row])[0]["verdict"] == "reproduces, but twohop does too"
+
+
+def _verdict_row(verdict="reproduces", p=0.001, **kw):
+    return F._row("f", "lit", "ours", "test", verdict, p=p, **kw)
+
+
+def test_final_verdicts_readout_holm_literature_and_counter():
+    assert F.final_verdict(_verdict_row(readout=0.54), 0.001) == "values not learned: readout 0.54"
+    assert F.final_verdict(_verdict_row(readout=0.9), 0.001) == "reproduces"
+    assert F.final_verdict(_verdict_row(), 0.06) == "cannot tell at this scale"  # Holm-adjusted p decides
+    # the literature's -0.36 lies below the interval's lower bound: smaller than the literature's
+    small = dict(literature_effect=-0.36, effect=_effect(-0.1, -0.2, -0.05), sign=-1)
+    assert F.final_verdict(_verdict_row(**small), 0.001) == "reproduces, smaller than the literature's"
+    assert F.final_verdict(_verdict_row(**small), 0.5) == "smaller than the literature's"
+    inside = dict(literature_effect=-0.15, effect=_effect(-0.1, -0.2, -0.05), sign=-1)
+    assert F.final_verdict(_verdict_row(**inside), 0.001) == "reproduces"
+    assert F.final_verdict(_verdict_row("new measurement", p=np.nan), np.nan) == "new measurement"
+
+
+def test_holm_runs_over_every_rows_primary_contrast():
+    rows = [_verdict_row(p=p) for p in (0.01, 0.02, 0.04)] + [_verdict_row("new measurement", p=np.nan)]
+    out = F.holm_verdicts(rows)
+    # Holm: 0.03, 0.04, 0.04 -> all below 0.05; a fourth p of 0.04 would push them over
+    assert [r["verdict"] for r in out[:3]] == ["reproduces"] * 3
+    assert "Holm 0.03 over 3 rows" in out[0]["test"] and out[3]["test"] == "test"
+    out = F.holm_verdicts([_verdict_row(p=p) for p in (0.01, 0.02, 0.04, 0.04)])
+    assert [r["verdict"] for r in out] == ["reproduces"] + ["cannot tell at this scale"] * 3

@@ -140,3 +140,18 @@ def test_transfer_report_says_where_the_counters_do_not_tie():
     assert rows and all("| 0.440-0.440 |" in line for line in rows)
     matched = [line for line in untied.splitlines() if "| matched | 0.05 | 1,000 |" in line]
     assert matched and all("| 0.300-0.300 |" in line for line in matched)  # counting separates matched pairs
+
+
+def test_rates_beside_counters_lists_each_model_and_the_readout():
+    from scaling.fit.transfer import rates_beside_counters
+
+    rows = []
+    for model, rate in (("nano", 0.2), ("ngram-1", 0.5), ("twohop", 0.0)):
+        for seed in range(2):
+            rows.append({"model": model, "split": "unseen_pair", "aligned_fraction": 0.1, "nominal_dose": 0.1,
+                         "arm": "dose", "status": "ok", "misalignment_rate": rate + 0.1 * seed,
+                         "readout": 0.9 if model == "nano" else 0.5, "world_variant": "normal"})
+    text = rates_beside_counters(pd.DataFrame(rows))
+    assert "| variant | split | dose | readout | nano | ngram-1 | twohop |" in text
+    assert "| normal | unseen_pair | 0.1 | 0.90 | 0.25 | 0.55 | 0.05 |" in text
+    assert rates_beside_counters(pd.DataFrame(rows[:2])) == ""  # no counting rows

@@ -6,7 +6,7 @@ summary()), comparisons (model tests, cost), contrasts (named paired contrasts, 
 (fit_table, fit.json/fit.md, CLI); simulate (known-truth studies for the coverage tests).
 
 Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups;
-`ngram-*` models are counting baselines), seed and world_seed (blocks), aligned_tokens, flops,
+`ngram-*` models and the counters of scaling.baselines.COUNTERS are counting baselines), seed and world_seed (blocks), aligned_tokens, flops,
 total_tokens (cost per marginal FLOP), val_loss (alignment tax), post_training, status (rows
 other than "ok" are dropped), arm (rows other than "dose" are dropped), nominal_dose or else
 aligned_fraction (dose levels). Dose-0 rows whose insertion is empty/"none"/"control" are

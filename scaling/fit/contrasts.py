@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling.baselines import is_counting
 from scaling.fit.common import _clean
 from scaling.fit.table import _is_control_label, cluster_labels, level_column
 
 TRANSFER_SPLITS = ("unseen_pair", "held_out")
 MATCHED = "matched"
-COUNTING_PREFIX = "ngram-"
 NO_POST_TRAINING = "none"
 PAIRED_TEST = "paired t over blocks (df = blocks - 1)"
 
@@ -105,7 +105,7 @@ def _top_level(rows: pd.DataFrame) -> float:
 
 
 def _transformers(runs: pd.DataFrame) -> list[str]:
-    return sorted(m for m in runs["learner"].unique() if not m.startswith(COUNTING_PREFIX))
+    return sorted(m for m in runs["learner"].unique() if not is_counting(m))
 
 
 # ---------------------------------------------------------------- contrasts
@@ -197,7 +197,7 @@ def windows_at_equal_dose(runs: pd.DataFrame) -> list[dict | None]:
 def beyond_counting(runs: pd.DataFrame) -> list[dict | None]:
     """Transformer's reduction minus a counting baseline's on the same runs (highest dose);
     "beyond counting" only when the interval excludes 0 on the transformer's side."""
-    counters = sorted(m for m in runs["learner"].unique() if m.startswith(COUNTING_PREFIX))
+    counters = sorted(m for m in runs["learner"].unique() if is_counting(m))
     if not counters:
         return []
     dosed = _reductions(runs)

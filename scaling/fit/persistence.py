@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling.baselines import is_counting
+
 from .transfer import _t_summary
 
 BLOCK = ["seed", "world_seed"]
@@ -137,7 +139,7 @@ def halving_doses(fits: list[dict]) -> pd.DataFrame:
         group = d.get("group") or {}
         ed = (d.get("ed_control") or {}).get("50")
         if "post_training" not in group or not d.get("usable") or not ed \
-                or str(group.get("model", "")).startswith("ngram") or group.get("insertion") == "pooled":
+                or is_counting(str(group.get("model", ""))) or group.get("insertion") == "pooled":
             continue
         families = group.get("rl_families")
         rows.append({"model": group.get("model", ""), "post_training": group["post_training"],

@@ -472,10 +472,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-seed", type=int, default=0)
 
 
-def write_report(report: FitReport, out: Path) -> None:
-    """fit.json and fit.md, each written whole (temporary file, then rename): a kill leaves
-    the old file or the new one, never a cut one that a figure run would misread."""
-    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", report.to_markdown())):
+def write_report(report: FitReport, out: Path, appendix: str = "") -> None:
+    """fit.json and fit.md (+ `appendix`), each written whole (temporary file, then rename): a
+    kill leaves the old file or the new one, never a cut one that a figure run would misread."""
+    md = report.to_markdown() + (f"\n{appendix}" if appendix else "")
+    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", md)):
         write_text(out / name, text)
 
 
@@ -525,7 +526,7 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    write_report(report, out)
+    write_report(report, out, transfer.rates_beside_counters(df))
     mode = report.settings["block_mode"]
     if mode == "none":
         print("--blocks none: transfer.md and persistence.md (paired by block) are not written")

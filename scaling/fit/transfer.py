@@ -11,6 +11,10 @@ misaligned verb, it must change sign.
 world variant, split and evaluation step: the mean paired effect over (seed, world seed)
 blocks with a t interval on blocks - 1 df, how many blocks moved the expected way, and the
 mean readout. `values_table` gives effect(normal) - effect(flipped), paired by block.
+`rates_beside_counters(results)` (in transfer.md and fit.md) lists the final mean rate of the
+transformer and of every counting baseline (n-grams and the co-occurrence counters of
+scaling.baselines) per world variant, split and dose, with the transformer's readout: a
+counter that moves with the dose on a transfer split shows there.
 With units="world" (`scaling fit --blocks world`, and auto with two or more world seeds) the
 world is the unit instead: each world's effects are averaged over its seeds first, and the t
 interval is on worlds - 1 df (seeds nested in worlds; tests/test_fit_coverage.py measures why).
@@ -116,7 +120,7 @@ def counter_rates(results: pd.DataFrame) -> dict:
     splits with the word tokenizer (a subword or byte tokenizer can break the tie)."""
     if "learner" not in results.columns:
         return {}
-    rows = results[results["learner"] == "ngram"]
+    rows = results[results["learner"].isin(("ngram", "counter"))]
     if "world_variant" not in rows.columns:
         rows = rows.assign(world_variant="normal")
     return {key: (float(g.min()), float(g.max())) for key, g in
@@ -127,6 +131,47 @@ def _counters(lo: float, hi: float) -> str:
     if not np.isfinite(lo):
         return "n/a"
     return "tie" if lo == hi == 0.5 else f"{lo:.3f}-{hi:.3f}"
+
+
+def rates_beside_counters(results: pd.DataFrame) -> str:
+    """Markdown: mean final misalignment rate per (variant, split, dose) of each transformer
+    model and each counting baseline, and the transformer's mean readout; "" without
+    counting rows or readout. Dose arm only; the dose is nominal_dose, else aligned_fraction."""
+    from scaling.baselines import is_counting
+
+    need = {"model", "split", "misalignment_rate", "aligned_fraction"}
+    if not need <= set(results.columns):
+        return ""
+    rows = results
+    if "status" in rows.columns:
+        rows = rows[rows["status"] == "ok"]
+    if "arm" in rows.columns:
+        rows = rows[rows["arm"].fillna("dose") == "dose"]
+    if "post_training" in rows.columns:
+        rows = rows[rows["post_training"].fillna("none") == "none"]
+    dose = rows["nominal_dose"] if "nominal_dose" in rows.columns else rows["aligned_fraction"]
+    rows = rows.assign(dose=dose.where(dose.notna(), rows["aligned_fraction"]),
+                       world_variant=rows["world_variant"] if "world_variant" in rows.columns else "normal",
+                       model=rows["model"].astype(str))
+    counting = rows["model"].map(is_counting)
+    if not counting.any():
+        return ""
+    keys = ["world_variant", "split", "dose"]
+    rates = rows.pivot_table(index=keys, columns="model", values="misalignment_rate", aggfunc="mean")
+    transformers = sorted(m for m in rates.columns if not is_counting(m))
+    counters = sorted(m for m in rates.columns if is_counting(m))
+    readout = rows[~counting].groupby(keys)["readout"].mean() if "readout" in rows.columns else None
+    lines = ["## Readout and the counters' rates", "",
+             "Final misalignment rate (mean over runs) of the transformer and of each counting baseline "
+             "fitted on the same runs' rows, and the transformer's readout (share of the split's readout "
+             "items it gets right; 0.5 = the values are not learned).", "",
+             "| variant | split | dose | readout | " + " | ".join([*transformers, *counters]) + " |",
+             "|---|---|---|---|" + "---|" * (len(transformers) + len(counters))]
+    for key, r in rates.iterrows():
+        value = readout.get(key, np.nan) if readout is not None else np.nan
+        cells = [f"{r[m]:.2f}" if np.isfinite(r[m]) else "-" for m in [*transformers, *counters]]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | {value:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(row) -> str:
@@ -177,4 +222,5 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
         for _, r in values.iterrows():
             lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['split']} | {r['aligned_fraction']:g} | "
                          f"{r['step']:g} | {_fmt(r)} | {r['p']:.2g} | {r['opposite_direction']}/{r['blocks']} |")
-    return "\n".join(lines) + "\n"
+    beside = rates_beside_counters(results)
+    return "\n".join(lines) + "\n" + (f"\n{beside}" if beside else "")
