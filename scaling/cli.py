@@ -26,6 +26,7 @@ COMMANDS = {
     "study": ("scaling.study", "sweep, results, fit and figures in one command"),
     "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
     "findings": ("scaling.findings", "the reference suite's findings against the literature (README table)"),
+    "profile": ("scaling.profiling", "where a sweep's or study's wall time went, by phase (a table)"),
     "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
 }
 
