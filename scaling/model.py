@@ -126,19 +126,12 @@ class Transformer(nnx.Module):
 
     def __call__(self, tokens_BxL):
         B, L = tokens_BxL.shape
-        return self.logits(self.hidden(tokens_BxL)).reshape(B, L, -1)
-
-    def hidden(self, tokens_BxL):
-        """The final-normed activations [B*L, D] that the tied output projection reads."""
-        B, L = tokens_BxL.shape
         cos, sin = rope_tables(L, self.cfg.d_model // self.cfg.n_heads)
         x_NxD = self.embed(tokens_BxL.reshape(B * L))
         for block in self.blocks:
             x_NxD = block(x_NxD, B, L, cos, sin)
-        return self.final_norm(x_NxD)
-
-    def logits(self, h_NxD):
-        return self.embed.attend(h_NxD).astype(jnp.float32)
+        logits_NxV = self.embed.attend(self.final_norm(x_NxD))
+        return logits_NxV.reshape(B, L, -1).astype(jnp.float32)
 
 
 def param_counts(cfg: ModelConfig) -> dict[str, int]:
