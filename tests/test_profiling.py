@@ -7,7 +7,7 @@ import time
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import tiny_sweep
+from conftest import TextSource, tiny_sweep
 
 from scaling import profiling
 from scaling.cli import main
@@ -42,6 +42,27 @@ def test_process_started_at_is_before_now():
     if started is None:
         pytest.skip("no /proc")
     assert 0 < time.time() - started < 3600 * 24
+
+
+def test_packed_runs_split_the_shared_phases_so_their_timings_add_up_to_the_wall_time(tiny, tmp_path):
+    from scaling import train as trainer
+    from scaling.tokenizer import ByteTokenizer
+
+    tok, text = ByteTokenizer(), "the quick brown fox jumps over the lazy dog . " * 200
+    t0 = time.time()
+    runs = []
+    for seed in (0, 1):
+        cfg = trainer.resolve_config(tiny(train={"seed": seed}), tok)
+        runs.append(trainer.prepare(cfg, tmp_path / str(seed), TextSource(cfg, tok, text), tok))
+    statuses = trainer.train_pack(runs, progress=False, width=2)
+    wall = time.time() - t0
+    timings = [s["timings"] for s in statuses]
+    assert [t["runs_in_pack"] for t in timings] == [2, 2] and [t["steps"] for t in timings] == [20, 20]
+    assert all(t["train_steps"] > 0 and t["checkpoints"] > 0 and t["compile"] > 0 for t in timings)
+    assert timings[0]["train_steps"] == pytest.approx(timings[1]["train_steps"])  # one shared program
+    both = sum(t[k] for t in timings for k in profiling.RUN_PHASES)
+    assert both == pytest.approx(wall, abs=0.05 * wall + 0.05)
+    assert json.loads((tmp_path / "0" / "status.json").read_text())["timings"] == timings[0]
 
 
 @pytest.mark.slow
