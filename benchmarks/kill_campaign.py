@@ -8,11 +8,12 @@ it again, ... and finally lets it finish. Then every artefact is compared with t
 
   metrics.jsonl, eval_steps.jsonl  line by line, bitwise (less the wall-clock tokens_per_s)
   eval.json                        bitwise (less its timings: seconds, items_per_s)
+  status.json                      bitwise (less its wall-clock timings)
   checkpoint_sums.json             the same steps (orbax names its data files at random)
   checkpoints/                     the same steps kept; every array restored bitwise equal
   every other file                 byte-identical (results.csv, trajectory.csv, fit.json,
                                    fit.md, figures/*.png|svg, config.json, accounting.json,
-                                   status.json, tokenizer.json, sweep.json, ...)
+                                   tokenizer.json, sweep.json, ...)
 and no file may be missing or extra (locks and temporary files of killed writers aside,
 which are counted and reported as debris).
 
@@ -237,6 +238,11 @@ def compare_trees(ref: Path, got: Path) -> dict:
                 e.pop("seconds", None)
                 e.pop("items_per_s", None)
             if ex != ey:
+                mismatches.append(f"differs: {rel}")
+        elif x.name == "status.json":
+            sx, sy = json.loads(x.read_text()), json.loads(y.read_text())
+            sx.pop("timings", None), sy.pop("timings", None)
+            if sx != sy:
                 mismatches.append(f"differs: {rel}")
         elif x.name == "checkpoint_sums.json":
             # orbax names data files at random: the same checkpoints have other sums; the

@@ -27,6 +27,7 @@ COMMANDS = {
     "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
     "findings": ("scaling.findings", "the reference suite's findings against the literature (README table)"),
     "track": ("scaling.tracking", "a run's or sweep's metrics as TensorBoard event files or wandb runs"),
+    "profile": ("scaling.profiling", "where a sweep's or study's wall time went, by phase (a table)"),
     "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
     "emergence": ("scaling.emergence", "readout against training tokens: where the model learns the values"),
 }

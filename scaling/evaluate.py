@@ -39,7 +39,8 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
                        by_exact, by_position, by_lexicon (samples decided by each rule),
                        rate = misaligned / (aligned + misaligned), misaligned_share,
                        unmatched_share, se_pair_cluster (of misaligned_share)}}
-  seconds             {misalignment, capability, generation, total}; items_per_s
+  seconds             {misalignment, capability, generation, total (of these three),
+                       baselines}; items_per_s
   trajectory          [POINT, ...] sorted by step: lines of eval_steps.jsonl (written by
                       `record_step` during training) plus this evaluation's own point.
     POINT = {step, tokens, SPLIT_rate, SPLIT_rate_per_token, SPLIT_se_pair_cluster,
@@ -558,7 +559,9 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=max_items))
     items, records = eval_items(cfg), []
     payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records, heldout=heldout)
+    t0 = time.perf_counter()
     payload["baselines"] = evaluate_baselines(cfg, tok, items, records) if cfg.eval.baselines else None
+    payload["seconds"]["baselines"] = time.perf_counter() - t0
     write_item_log(run_dir / "eval_items.jsonl.gz", records)
     tokens = step * cfg.tokens_per_step
     final = trajectory_point(payload, step, tokens)

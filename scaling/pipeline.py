@@ -21,8 +21,8 @@ class RunEvaluator:
     def at_step(self, run, step: int, model, heldout) -> None:
         evaluate.record_step(run.out, run.cfg, run.tok, model, step, heldout)
 
-    def at_end(self, run, heldout) -> None:
-        evaluate.evaluate_run(run.out, heldout=heldout)
+    def at_end(self, run, heldout) -> dict:
+        return evaluate.evaluate_run(run.out, heldout=heldout)["seconds"]
 
 
 EVALUATOR = RunEvaluator()

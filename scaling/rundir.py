@@ -7,7 +7,8 @@ A run directory holds:
                   (RL stages add reward, kl, p_misaligned); {"step", "val_loss"} lines at
                   eval intervals
   eval_steps.jsonl  misalignment trajectory points recorded at eval.checkpoints
-  status.json     {"status": "running" | "done" | "failed", "step", "reason"}
+  status.json     {"status": "running" | "done" | "failed", "step", "reason"}; a launch that
+                  ends the run adds `timings`, its wall seconds by phase (scaling.profiling)
   accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
   eval.json       the final evaluation (scaling.evaluate)
   checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)

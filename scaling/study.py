@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from scaling import fit as fitting
+from scaling import profiling
 from scaling import results as results_mod
 from scaling import sweep as sweeper
 
@@ -80,18 +81,27 @@ def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[st
     return lines
 
 
-def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True) -> int:
+def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True,
+          profile: tuple[float, float, float] | None = None) -> int:
+    """`profile` = Unix times (the process started, the command began, its checks ended):
+    write OUT/profile.json and print where the wall time went (scaling.profiling)."""
     out = Path(out)
     t0 = time.perf_counter()
+    clock = profiling.Clock()
+    launched = time.time()
     statuses = sweeper.launch(sweep_path, out, overrides, workers, pack, progress=progress)
-    results_path = results_mod.collect(out)
-    df = pd.read_csv(results_path)
-    report = fit_dose_arm(df, out)
+    window = (launched, time.time())
+    with clock.phase("results"):
+        results_path = results_mod.collect(out)
+        df = pd.read_csv(results_path)
+    with clock.phase("fit"):
+        report = fit_dose_arm(df, out)
     figure_paths = []
     if report is not None:
         from scaling import figures
 
-        figure_paths = figures.make_all(out)
+        with clock.phase("figures"):
+            figure_paths = figures.make_all(out)
     elapsed = time.perf_counter() - t0
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"\nstudy {out}: {', '.join(f'{v} {k}' for k, v in counts.items())} runs, {elapsed:.0f} s")
@@ -99,14 +109,31 @@ def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True) ->
     print(f"results: {results_path}\nfit: {out / 'fit.json'}, {out / 'fit.md'}")
     if figure_paths:
         print(f"figures: {Path(figure_paths[0]).parent}")
+    if profile is not None:
+        _print_profile(out, clock, *profile, window, workers)
     return 0 if set(statuses.values()) <= {"done"} else 1
+
+
+def _print_profile(out: Path, clock: profiling.Clock, started: float, entered: float, checked: float,
+                   window: tuple, workers: int) -> None:
+    """Write OUT/profile.json (the study's phases beside its runs') and print the table."""
+    study_record = {"process": entered - started, "setup": checked - entered,
+                    **{k: clock.seconds[k] for k in profiling.STUDY_PHASES},
+                    "compile": clock.seconds["compile"], "total": time.time() - started}
+    t = profiling.write_study_profile(out, study_record, window)
+    print(f"\nwhere the time went ({out / 'profile.json'}):\n{profiling.format_table(t)}")
+    if workers > 1:
+        print(f"({workers} worker processes: the runs' phases are summed over them and exceed the wall time)")
 
 
 def add_arguments(p) -> None:
     sweeper.add_common_arguments(p)
+    p.add_argument("--profile", action="store_true",
+                   help="print (and write to OUT/profile.json) where the study's wall time went, by phase")
 
 
 def run(args) -> int:
+    entered = time.time()
     sweeper.check_launch_arguments(args)
     if args.dry_run:
         sweeper.dry_run(sweeper.expand(args.sweep, args.overrides))
@@ -115,4 +142,6 @@ def run(args) -> int:
 
     sweeper.expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
     enable_cache(args.out)  # OUT/.jax_cache, or SCALING_COMPILE_CACHE (a path or "off")
-    return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress)
+    started = profiling.process_started_at() or entered
+    return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress,
+                 profile=(started, entered, time.time()) if args.profile else None)

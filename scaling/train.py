@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import devices, posttrain, rundir
+from scaling import devices, posttrain, profiling, rundir
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
@@ -172,6 +172,8 @@ class Run:
     log: object = None
     heldout: object = None  # the source's validation batches, handed to the evaluator
     evaluator: object = None
+    clock: profiling.Clock | None = None  # this launch's phases (scaling.profiling)
+    started_at: float = 0.0  # Unix time prepare() began
 
 
 class Evaluator(Protocol):
@@ -180,7 +182,8 @@ class Evaluator(Protocol):
 
     def at_step(self, run: Run, step: int, model, heldout) -> None: ...  # eval.checkpoints
 
-    def at_end(self, run: Run, heldout) -> None: ...  # a finished run, before status "done"
+    def at_end(self, run: Run, heldout) -> dict | None: ...  # a finished run, before status "done";
+    # returns {"baselines": seconds} of it, if any, for the run's timings
 
 
 def _saved_tokenizer(out: Path):
@@ -198,7 +201,14 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
     finished run comes back with its `status` set. `repair`: the caller knows the directory
     belongs to `cfg` (a sweep names it by the config's hash), so a damaged config.json is
     rewritten rather than refused."""
-    out = Path(out)
+    started_at, clock = time.time(), profiling.Clock()
+    with clock.phase("startup"):
+        run = _prepare(cfg, Path(out), source, tok, repair)
+    run.clock, run.started_at = clock, started_at
+    return run
+
+
+def _prepare(cfg: Config, out: Path, source: BatchSource | None, tok, repair: bool) -> Run:
     if source is None:
         from scaling.mixture import build_tokenizer
 
@@ -210,7 +220,7 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
     except rundir.DamagedRunError as e:
         if not repair:
             raise
-        warnings.warn(f"{e}: rewriting it from the sweep's config", rundir.DamagedStateWarning, stacklevel=2)
+        warnings.warn(f"{e}: rewriting it from the sweep's config", rundir.DamagedStateWarning, stacklevel=3)
         mode = "repair"
     if mode == "done":
         return Run(cfg, out, source, tok, status=rundir.read_status(out))
@@ -245,16 +255,19 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     if not todo:
         return [r.status for r in runs]
     W = max(width or len(todo), len(todo))
+    shared_started = time.time()
     cfg0, total = todo[0].cfg, todo[0].source.total_steps
     if any(pack_key(r.cfg, r.source.total_steps) != pack_key(cfg0, total) for r in todo):
         raise ValueError("train_pack needs runs with one pack_key")
-    programs = _programs(_unseeded(cfg0), W)
-    states = []
-    for r in todo:
-        _, state = init_state(r.cfg, programs.tx)
-        r.mngr = rundir.checkpoint_manager(r.out, r.cfg)
-        state, r.start = _restore(r.mngr, state, programs)
-        states.append(state)
+    shared = profiling.Clock()  # the pack's phases, split evenly between its runs at the end
+    with shared.phase("startup"):
+        programs = _programs(_unseeded(cfg0), W)
+        states = []
+        for r in todo:
+            _, state = init_state(r.cfg, programs.tx)
+            r.mngr = rundir.checkpoint_manager(r.out, r.cfg)
+            state, r.start = _restore(r.mngr, state, programs)
+            states.append(state)
     if len({r.start for r in todo}) > 1:
         for r in todo:
             r.mngr.close()
@@ -264,11 +277,18 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
     for r in todo:
         wanted = r.cfg.eval.enabled if evaluate is None else evaluate
         r.evaluator = evaluator if wanted and r.tok is not None else None  # eval needs the tokenizer
-    _loop(todo, states, programs, total, progress, W)
+    _loop(todo, states, programs, total, progress, W, shared)
     for r in todo:
-        r.mngr.close()
+        clock = r.clock or profiling.Clock()  # a Run built without prepare() has none
+        with clock.phase("checkpoints"):
+            r.mngr.close()
         if r.status["status"] == "done" and r.evaluator is not None:
-            r.evaluator.at_end(r, r.heldout)
+            with clock.phase("evaluation"):
+                seconds = r.evaluator.at_end(r, r.heldout) or {}
+            clock.move("evaluation", "baselines", seconds.get("baselines", 0.0))
+        clock.add(shared, 1 / len(todo))
+        timings = clock.run_record(r.started_at or shared_started, len(todo), r.status["step"] - r.start)
+        r.status = {**r.status, "timings": timings}
         rundir.write_status(r.out, r.status)
     return [r.status for r in runs]
 
@@ -324,44 +344,54 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
 
 
 def _loop(runs: list[Run], states: list, programs: Programs, total: int, progress: bool,
-          width: int = 1) -> None:
+          width: int = 1, shared: profiling.Clock | None = None) -> None:
+    """Train `runs` together from their common start; `shared` takes the pack's phases, each
+    run's clock its own (scaling.profiling)."""
+    shared = shared or profiling.Clock()
+    for r in runs:
+        r.clock = r.clock or profiling.Clock()
     cfg, start, R = runs[0].cfg, runs[0].start, len(runs)
     W = max(width, R)  # vmapped width; rows R.. are padding (copies of a run), never recorded
     t = cfg.train
     place = programs.placement
     slots = place.runs_slots(W) if place else W  # padded to the pack width, then to fill every device
-    state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if W > 1 else states[0]
-    state = place.put_state(state) if place else state
-    heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
     ckpt_every = math.ceil(t.checkpoint_every / t.steps_per_call) * t.steps_per_call
-    for r, h in zip(runs, heldout):
-        r.heldout = h
-        rundir.truncate_logs(r.out, start)
-        rundir.write_status(r.out, {"status": "running", "step": start})
-        r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
-    live = list(range(R))
-    bar = _progress(total, start, progress)
+    with shared.phase("startup"):
+        state = jax.tree.map(lambda *xs: jnp.stack(xs), *devices.pad_runs(states, slots)) if W > 1 else states[0]
+        state = place.put_state(state) if place else state
+        heldout = [r.source.heldout_batches(t.eval_batches) for r in runs]
+        for r, h in zip(runs, heldout):
+            r.heldout = h
+            rundir.truncate_logs(r.out, start)
+            rundir.write_status(r.out, {"status": "running", "step": start})
+            r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
+        live = list(range(R))
+        bar = _progress(total, start, progress)
     for s0, s1 in call_boundaries(cfg, total):
         if s1 <= start or not live:
             continue
         k = staging.stage_at(programs.stages, s0)
-        if s0 == programs.stages[k].step0:
-            state = programs.enter[k](state)
-        batches = [r.source.batches(s0, s1 - s0) for r in runs]
-        batches = jax.tree.map(lambda *xs: np.stack(xs), *devices.pad_runs(batches, slots)) if W > 1 else batches[0]
-        t0 = time.perf_counter()
-        state, m = programs.stage_steps[k](state, place.put_batches(batches) if place else
-                                           jax.tree.map(jnp.asarray, batches))
-        m = jax.device_get(m)
-        tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
+        with shared.phase("data"):
+            batches = [r.source.batches(s0, s1 - s0) for r in runs]
+            batches = jax.tree.map(lambda *xs: np.stack(xs), *devices.pad_runs(batches, slots)) if W > 1 else batches[0]
+            batches = place.put_batches(batches) if place else jax.tree.map(jnp.asarray, batches)
+        with shared.phase("train_steps"):
+            t0 = time.perf_counter()
+            if s0 == programs.stages[k].step0:
+                state = programs.enter[k](state)
+            state, m = programs.stage_steps[k](state, batches)
+            m = jax.device_get(m)
+            tok_s = R * (s1 - s0) * cfg.tokens_per_step / (time.perf_counter() - t0)
         for i in list(live):
-            run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if W > 1 else m)
-            run_state = jax.tree.map(lambda x, i=i: x[i], state) if W > 1 else state
+            with shared.phase("data"):
+                run, mi = runs[i], (jax.tree.map(lambda x, i=i: x[i], m) if W > 1 else m)
+                run_state = jax.tree.map(lambda x, i=i: x[i], state) if W > 1 else state
             if not _record_call(run, run_state, mi, s0, s1, total, tok_s, programs, heldout[i], ckpt_every,
                                 programs.stages[k].name):
                 live.remove(i)
-        bar.update(s1 - max(s0, start))
-        bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
+        with shared.phase("records"):
+            bar.update(s1 - max(s0, start))
+            bar.set_postfix(loss=f"{float(np.ravel(m['loss'])[-1]):.3f}", tok_s=f"{tok_s:,.0f}")
     bar.close()
     for r in runs:
         r.log.close()
@@ -371,30 +401,35 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
 def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float, programs: Programs,
                  heldout, ckpt_every: int, stage: str = "") -> bool:
     """Log one call's metrics, held-out loss and checkpoint for one run; False if it failed."""
-    cfg, log = run.cfg, run.log
-    bad = np.flatnonzero(~np.isfinite(m["loss"]))
-    extra = sorted(set(m) - {"loss", "lr", "grad_norm"})  # objective-specific (RL: reward, kl, ...)
-    for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
-        step = s0 + i + 1
-        log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step, "stage": stage,
-                              "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
-                              "grad_norm": float(m["grad_norm"][i]),
-                              **{key: float(m[key][i]) for key in extra},
-                              "tokens_per_s": round(tok_s, 1)}) + "\n")
+    cfg, log, clock = run.cfg, run.log, run.clock
+    with clock.phase("records"):
+        bad = np.flatnonzero(~np.isfinite(m["loss"]))
+        extra = sorted(set(m) - {"loss", "lr", "grad_norm"})  # objective-specific (RL: reward, kl, ...)
+        for i in range(s1 - s0 if bad.size == 0 else bad[0] + 1):
+            step = s0 + i + 1
+            log.write(json.dumps({"step": step, "tokens": step * cfg.tokens_per_step, "stage": stage,
+                                  "loss": float(m["loss"][i]), "lr": float(m["lr"][i]),
+                                  "grad_norm": float(m["grad_norm"][i]),
+                                  **{key: float(m[key][i]) for key in extra},
+                                  "tokens_per_s": round(tok_s, 1)}) + "\n")
     if bad.size:
         step = s0 + int(bad[0]) + 1
         run.status = {"status": "failed", "step": step, "reason": f"loss is {m['loss'][bad[0]]} at step {step}"}
         log.flush()
         return False
     if _every(s1, s0, cfg.train.eval_every) or s1 == total:
-        val = float(np.mean([programs.eval_loss(state["params"], b) for b in heldout]))
-        log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
-    log.flush()
+        with clock.phase("val_loss"):
+            val = float(np.mean([programs.eval_loss(state["params"], b) for b in heldout]))
+            log.write(json.dumps({"step": s1, "tokens": s1 * cfg.tokens_per_step, "val_loss": val}) + "\n")
+    with clock.phase("records"):
+        log.flush()
     if s1 in cfg.eval.checkpoints and getattr(run, "evaluator", None) is not None:
-        run.evaluator.at_step(run, s1, nnx.merge(programs.graphdef, state["params"]), heldout)
+        with clock.phase("eval_steps"):
+            run.evaluator.at_step(run, s1, nnx.merge(programs.graphdef, state["params"]), heldout)
     if _every(s1, s0, ckpt_every) or s1 == total or s1 in cfg.eval.checkpoints:
-        rundir.write_json(run.out / "accounting.json", run.source.accounting(s1))
-        rundir.save_checkpoint(run.mngr, s1, state)
+        with clock.phase("checkpoints"):
+            rundir.write_json(run.out / "accounting.json", run.source.accounting(s1))
+            rundir.save_checkpoint(run.mngr, s1, state)
     return True
 
 
