@@ -142,8 +142,17 @@ def _without_preset(assignment: dict) -> dict:
     return {k: v for k, v in assignment.items() if k != "preset"}
 
 
-def run_id(cfg: Config) -> str:
-    canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+def run_id(cfg: Config, input_digests: list[dict] | None = None) -> str:
+    """A hash of the resolved config and of the content of its input files (scaling.inputs;
+    `input_digests` as recorded, else read from the files now). Without input files the
+    hash is of the config alone, as it was before content hashing."""
+    from scaling import inputs
+
+    record = cfg.to_dict()
+    digests = inputs.digests(cfg) if input_digests is None else input_digests
+    if digests:
+        record["inputs"] = [[d["key"], d["path"], d["sha256"]] for d in digests]
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
