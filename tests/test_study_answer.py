@@ -1,0 +1,60 @@
+"""`scaling study`'s closing answer and `scaling train`'s printed evaluation."""
+
+import json
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from scaling import study
+
+
+def _fit(model, split, estimate, lower, upper, extrapolated=False):
+    ed = {"estimate": estimate, "lower": lower, "upper": upper, "extrapolated": extrapolated}
+    return types.SimpleNamespace(group={"insertion": "throughout", "split": split, "model": model},
+                                 model="LL.3", background=None, usable=True, dose_range=(1e-4, 0.05),
+                                 control_level=lambda: 0.5, ed_control=lambda p, ed=ed: dict(ed))
+
+
+def test_answer_names_the_halving_dose_per_split_beside_the_strongest_counter(tmp_path):
+    fits = [_fit("nano", "matched", 0.0083, 0.0048, 0.014), _fit("ngram-1", "matched", 0.0051, 0.0045, 0.0058),
+            _fit("ngram-2", "matched", 0.006, 0.0053, 0.0069),
+            _fit("nano", "unseen_pair", 0.085, 0.0017, 4.2), _fit("ngram-1", "unseen_pair", 9e6, 1, 2e7, True)]
+    rows = [{"model": m, "learner": "transformer" if m == "nano" else "ngram", "split": s, "status": "ok",
+             "arm": "dose", "insertion": "throughout", "dose": d, "nominal_dose": d, "readout": r}
+            for m in ("nano", "ngram-1") for s in ("matched", "unseen_pair")
+            for d, r in ((0.0, 0.6), (0.05, 0.9 if m == "nano" else 0.5))]
+    (tmp_path / "figures").mkdir()
+    lines = study.answer_lines(types.SimpleNamespace(fits=fits), pd.DataFrame(rows), tmp_path)
+    assert lines[1] == ("  matched: nano halving dose 0.0083 [0.0048, 0.014]; strongest counter ngram-1 "
+                        "halving dose 0.0051 [0.0045, 0.0058]; readout 0.90 at dose 0.05")
+    assert lines[2] == ("  unseen_pair: nano halving dose 0.085 [0.0017, \u221e); strongest counter ngram-1 "
+                        "halving dose beyond the doses tested; readout 0.90 at dose 0.05")
+    assert lines[-1] == (f"files: results {tmp_path / 'results.csv'}; fits {tmp_path / 'fit.md'}; "
+                         f"figures {tmp_path / 'figures'}")
+    assert not any("ED50" in line for line in lines)
+
+
+def test_answer_without_a_fit_says_so(tmp_path):
+    df = pd.DataFrame([{"model": "nano", "learner": "transformer", "split": "matched", "status": "ok",
+                        "arm": "dose", "insertion": "control", "dose": 0.0, "readout": 0.5}])
+    assert study.answer_lines(None, df, tmp_path)[1] == "  no usable dose-response fit (fit.md says why)"
+
+
+@pytest.mark.slow
+def test_train_prints_its_evaluation(tmp_path, capsys):
+    from scaling.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nstory_fraction = 0.0\n[model]\nd_model = 32\nn_layers = 1\nn_heads = 2\n"
+                      "d_ff = 64\nseq_len = 64\n[train]\nsteps = 10\nbatch_size = 4\nsteps_per_call = 5\n"
+                      "checkpoint_every = 10\neval_every = 10\nwarmup_steps = 1\n[eval]\nmax_items = 48\n")
+    out = tmp_path / "run"
+    assert main(["train", str(config), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    ev = json.loads((out / "eval.json").read_text())
+    m = ev["splits"]["matched"]
+    assert f"matched: {m['misaligned']}/{m['total']} misaligned = {m['rate']:.3f}" in printed
+    assert f"val_loss {ev['capability']['val_loss']:.3f} nats/token" in printed
+    assert str(Path(out) / "eval.json") in printed
