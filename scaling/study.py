@@ -181,11 +181,10 @@ def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True) ->
     results_path = results_mod.collect(out)
     df = pd.read_csv(results_path)
     report = fit_dose_arm(df, out)
-    figure_paths = []
     if report is not None:
         from scaling import figures
 
-        figure_paths = figures.make_all(out)
+        figures.make_all(out)
     elapsed = time.perf_counter() - t0
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"\nstudy {out}: {', '.join(f'{v} {k}' for k, v in counts.items())} runs, {elapsed:.0f} s")
