@@ -82,3 +82,15 @@ def test_dry_run_estimates_wall_time_from_a_measured_step(tmp_path, capsys, monk
     # 2 runs x 20 steps x 0.25 s + 2 runs x 20 steps x 0.5 s = 30 s
     assert "estimated train-step time: 30 s on one launcher" in printed and "compile ~6 s in all" in printed
     assert not (tmp_path / "out").exists()
+
+
+def test_version_is_the_packages(capsys):
+    import tomllib
+
+    import scaling
+    from scaling.cli import main
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"scaling {scaling.__version__}\n"
+    project = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and "version" in project["dynamic"]  # one version, in scaling/
