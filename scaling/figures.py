@@ -274,10 +274,12 @@ def halving_dose(entry: dict) -> dict | None:
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
-    ed = halving_dose(entry)
+    ed, raw = halving_dose(entry), (entry.get("ed_control") or {}).get("50") or {}
     half = ""
-    if ed and ed.get("extrapolated"):  # a number outside the doses tested says nothing
+    if (ed or raw).get("extrapolated"):  # a number outside the doses tested says nothing
         half = "; halving dose beyond the doses"
+    elif raw.get("estimate") is not None and not ed:
+        half = f"; halving dose {raw['estimate']:.2g} (no CI)"
     elif ed:
         half = f"; halving dose {ed['estimate']:.2g} {interval_text(ed, entry.get('dose_range'))}"
     return f"{entry['model']}{axis} fit{half}"

@@ -106,3 +106,13 @@ def test_one_point_trajectories_are_drawn_compactly():
     names = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert len(names) == 5 and "advice" in names and "demonstration + reasoning + fiction + advice" in names
     assert "nano, batch 16, dose 0.05" in fig.get_suptitle()
+
+
+def test_a_halving_dose_without_interval_or_beyond_the_doses_is_said_so():
+    """fits/timing: a window's LL.3 title named no halving dose at all."""
+    beyond = {"model": "LL.3", "ed_control": {"50": {"estimate": 7e15, "lower": 0.0, "upper": None,
+                                                     "extrapolated": True}}}
+    no_ci = {"model": "LL.3", "ed_control": {"50": {"estimate": 0.01, "lower": None, "upper": None,
+                                                    "extrapolated": False}}}
+    assert figures.fit_label(beyond) == "LL.3 fit; halving dose beyond the doses"
+    assert figures.fit_label(no_ci) == "LL.3 fit; halving dose 0.01 (no CI)"
