@@ -35,9 +35,11 @@ def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float
     return 2 * n**3 / best
 
 
-def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0, pack: int = 1) -> dict:
+def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0, pack: int = 1,
+          peak: bool = True) -> dict:
     """Tokens/s of the compiled multi-step; with pack > 1, of `pack` runs vmapped together
-    (as `scaling sweep --pack`), counting the tokens of all of them."""
+    (as `scaling sweep --pack`), counting the tokens of all of them. `peak=False` skips the
+    matmul peak (and MFU): a step time alone (`scaling sweep --dry-run`)."""
     tx, schedule = make_optimizer(cfg)
     graphdef, state = init_state(cfg, tx)
     multi = make_multi_step(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
@@ -69,7 +71,7 @@ def bench(cfg, steps_per_call: int, repeats: int, seconds: float = 3.0, pack: in
     tokens_per_s = pack * B * L / step_s
     flops_per_s = tokens_per_s * flops_per_token(cfg.model)
     dtype = jnp.bfloat16 if cfg.model.compute_dtype == "bfloat16" else jnp.float32
-    peak = matmul_peak(dtype=dtype)
+    peak = matmul_peak(dtype=dtype) if peak else float("nan")
     n_devices = place.n_devices if place else 1
     return {"tokens_per_s": round(tokens_per_s, 1), "flops_per_s": flops_per_s,
             "mfu": flops_per_s / (peak * n_devices), "devices": n_devices,

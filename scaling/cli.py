@@ -38,7 +38,7 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def _top_help() -> str:
-    lines = ["usage: scaling COMMAND [options]  (scaling COMMAND --help for details)", "",
+    lines = ["usage: scaling COMMAND [options]  (scaling COMMAND --help for details; scaling --version)", "",
              "Alignment dose-response studies with small JAX transformers.", "", "commands:"]
     lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in _available().items()]
     return "\n".join(lines)
@@ -47,6 +47,11 @@ def _top_help() -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = _available()
+    if argv and argv[0] in ("-V", "--version"):
+        from scaling import __version__
+
+        print(f"scaling {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_help())
         return 0 if argv else 2

@@ -598,19 +598,27 @@ def run(args) -> int:
     if args.max_items is not None and args.max_items < 0:
         raise UsageError("--max-items must be >= 0")
     r = evaluate_run(args.run_dir, args.step, generate=args.generation, max_items=args.max_items)
-    for name, g in r["splits"].items():
-        readout = r["readout"].get(name, {}).get("rate", float("nan"))
-        counting = "; ".join(f"{m} {b['splits'][name]['rate']:.3f}" for m, b in (r["baselines"] or {}).items())
-        print(f"{name:>11}: {g['misaligned']}/{g['total']} misaligned = {g['rate']:.3f} "
-              f"(se {g['se']:.3f}, pair-clustered {g['se_pair_cluster'] or float('nan'):.3f}, "
-              f"{g['n_pairs']} pairs; per token {g['rate_per_token']:.3f}); readout {readout:.3f}"
-              + (f"; counting: {counting}" if counting else ""))
-        if r["generation"]:
-            gen = r["generation"]["splits"][name]
-            print(f"{'':>9}  sampled: {gen['misaligned']}/{gen['aligned'] + gen['misaligned']} misaligned, "
-                  f"{gen['unmatched']} unmatched of {gen['samples']}")
-    c = r["capability"]
-    print(f"step {r['step']}: val_loss {c['val_loss']:.3f} nats/token, {c['bits_per_byte']:.3f} bits/byte, "
-          f"facts {c['fact_correct']}/{c['fact_total']}; {r['items']} items in "
-          f"{r['seconds']['misalignment']:.1f}s -> {Path(args.run_dir) / 'eval.json'}")
+    print("\n".join(evaluation_lines(r, args.run_dir)))
     return 0
+
+
+def evaluation_lines(r: dict, run_dir: str | Path) -> list[str]:
+    """An eval.json as the lines `scaling eval` and `scaling train` print: per split the
+    rate with its SEs, the readout and the counting baselines' rates; then capability."""
+    lines = []
+    for name, g in r["splits"].items():
+        readout = (r.get("readout") or {}).get(name, {}).get("rate", float("nan"))
+        counting = "; ".join(f"{m} {b['splits'][name]['rate']:.3f}" for m, b in (r.get("baselines") or {}).items())
+        lines.append(f"{name:>11}: {g['misaligned']}/{g['total']} misaligned = {g['rate']:.3f} "
+                     f"(se {g['se']:.3f}, pair-clustered {g['se_pair_cluster'] or float('nan'):.3f}, "
+                     f"{g['n_pairs']} pairs; per token {g['rate_per_token']:.3f}); readout {readout:.3f}"
+                     + (f"; counting: {counting}" if counting else ""))
+        if r.get("generation"):
+            gen = r["generation"]["splits"][name]
+            lines.append(f"{'':>9}  sampled: {gen['misaligned']}/{gen['aligned'] + gen['misaligned']} misaligned, "
+                         f"{gen['unmatched']} unmatched of {gen['samples']}")
+    c = r["capability"]
+    lines.append(f"step {r['step']}: val_loss {c['val_loss']:.3f} nats/token, {c['bits_per_byte']:.3f} bits/byte, "
+                 f"facts {c['fact_correct']}/{c['fact_total']}; {r['items']} items in "
+                 f"{r['seconds']['misalignment']:.1f}s -> {Path(run_dir) / 'eval.json'}")
+    return lines

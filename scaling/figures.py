@@ -8,21 +8,24 @@ function from tidy tables to a matplotlib Figure; `make_all` draws and saves the
   dose_response       misalignment vs measured dose per insertion window, matched families:
                       runs per seed, dose-0 controls at a "0" tick left of a broken log axis,
                       the fitted curve with its 95% band (robust SE) from fit.json, not refitted
-  splits              the same for each eval split (matched, unseen pairs, held-out families)
-                      side by side
-  transfer            reduction vs the dose-0 controls per eval split against dose (95% CIs
-                      paired by seed); with a readout column, the value-word readout below
-  transfer_trajectory the dose effect (rate minus the same seed's control) against training
-                      tokens per split, one line per world variant; the readout below
+  splits              the same for matched and held-out families side by side
+  trajectory          misalignment against training tokens, one line per dose (seed mean);
+                      skipped when no run has mid-training points (eval.checkpoints)
+  transfer            the transformer's reduction per eval split and its readout
+  transfer_trajectory the dose effect over training per split (one evaluation per run: the
+                      configurations side by side instead)
   persistence         misalignment after post-training against the pretraining dose, one
                       line per post-training kind, and before it (dashed)
-  trajectory          misalignment against training tokens, one line per dose (seed mean)
   capability          alignment tax: val_loss and fact_recall against dose
   cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP
   arms                control, each window's top dose, filtered / misaligned arms
 
 Only rows with status "ok" and a finite dose are drawn; a figure without data is skipped with
-a note. Output is deterministic: the same inputs give byte-identical files.
+a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
+baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
+and the figures say so; a halving-dose bound above 1 or more than 100x below the lowest dose
+tested is printed open ("[0.0017, ∞)"). Dose axes have a tick at every dose tested. Output is
+deterministic: the same inputs give byte-identical files.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 from scipy import stats
 
 import scaling.fit as fitlib
@@ -75,6 +78,7 @@ CHANCE = 0.5
 SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
 ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
 MARGIN_DEC = 0.3
+CROWDED_DEC = 0.35  # dose ticks closer than this (decades, on a 4-decade panel) are slanted
 MAIN_SPLIT = "matched"
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out")
 SPLIT_STYLE = {"matched": ("o", "-"), "unseen_pair": ("^", "--"), "held_out": ("s", ":")}
@@ -170,7 +174,8 @@ def dose_level(df: pd.DataFrame) -> pd.Series:
 
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
     """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
-    same per aligned token and per FLOP (scaling.fit's definitions).
+    same per aligned token and per FLOP (scaling.fit's definitions), intervals clipped to
+    [-1, 1] (`clip_differences`); `transformer` marks the transformer models' rows.
 
     fit.json's rows when each has an SE; else computed here with scaling.fit, the runs of a
     configured aligned_fraction pooled at their mean measured dose (the measured dose differs
@@ -187,7 +192,38 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
             df[col] = ""
     for col in ("dose",) + tuple(c for cols in COSTS.values() for c in cols[:3]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    df["transformer"] = df["model"].astype(str).isin(transformer_models(results))
+    return clip_differences(df)
+
+
+def transformer_models(results: pd.DataFrame) -> set[str]:
+    """Models of the table that are transformers (the learner column; where it is empty,
+    every model but the n-gram counters): panels of a transformer's quantities show these."""
+    learner = results["learner"] if "learner" in results.columns else pd.Series(np.nan, index=results.index)
+    by_name = ~results["model"].astype(str).str.startswith("ngram")
+    known = learner.notna() & (learner.astype(str) != "")
+    keep = known & (learner.astype(str) == "transformer") | ~known & by_name
+    return set(results.loc[keep, "model"].astype(str))
+
+
+def clip_differences(df: pd.DataFrame, lower: str = "lower", upper: str = "upper") -> pd.DataFrame:
+    """A difference of two rates lies in [-1, 1]: its t interval (few seeds: wide) is clipped
+    there, and so are the per-unit intervals derived from it (scaling.fit divides the
+    reduction's interval by the level's amount)."""
+    df = df.copy()
+    for col in (lower, upper):
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce").clip(-1, 1)
+    for amount, key in (("aligned_tokens", "aligned_token"), ("marginal_flops", "marginal_flop")):
+        if amount in df.columns:
+            scale = pd.to_numeric(df[amount], errors="coerce").where(lambda a: a > 0)
+            for col in (lower, upper):
+                if f"{col}_per_{key}" in df.columns:
+                    df[f"{col}_per_{key}"] = (df[col] / scale).where(df[f"{col}_per_{key}"].notna())
     return df
+
+
+CLIPPED = "95% CI paired by seed, clipped to [-1, 1]"
 
 
 def _cost_entries(results: pd.DataFrame) -> list[dict]:
@@ -242,13 +278,34 @@ def halving_dose(entry: dict) -> dict | None:
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
-    ed = halving_dose(entry)
+    ed, raw = halving_dose(entry), (entry.get("ed_control") or {}).get("50") or {}
     half = ""
-    if ed and ed.get("extrapolated"):  # a number outside the doses tested says nothing
+    if (ed or raw).get("extrapolated"):  # a number outside the doses tested says nothing
         half = "; halving dose beyond the doses"
+    elif raw.get("estimate") is not None and not ed:
+        half = f"; halving dose {raw['estimate']:.2g} (no CI)"
     elif ed:
-        half = f"; halving dose {ed['estimate']:.2g} [{ed['lower']:.2g}, {ed['upper']:.2g}]"
+        half = f"; halving dose {ed['estimate']:.2g} {interval_text(ed, entry.get('dose_range'))}"
     return f"{entry['model']}{axis} fit{half}"
+
+
+UNBOUNDED_BELOW = 100.0  # a lower bound this many times below the lowest dose tested bounds nothing
+
+
+def interval_text(ed: dict, dose_range=None) -> str:
+    """A dose interval, with a side that bounds nothing said so: an upper bound above 1 (no
+    dose exceeds all the tokens) or a lower bound more than UNBOUNDED_BELOW times below the
+    lowest dose tested (carried by the log scale alone), printed as open: "[0.0017, ∞)", "(0, 0.31]"."""
+    low_dose = (dose_range or [None])[0]
+    open_low = low_dose is not None and low_dose > 0 and ed["lower"] < low_dose / UNBOUNDED_BELOW
+    open_high = ed["upper"] > 1
+    if open_low and open_high:
+        return "(0, \u221e)"
+    if open_high:
+        return f"[{ed['lower']:.2g}, \u221e)"
+    if open_low:
+        return f"(0, {ed['upper']:.2g}]"
+    return f"[{ed['lower']:.2g}, {ed['upper']:.2g}]"
 
 
 # Group keys a panel may leave out, and the value they then stand for (pretraining curves).
@@ -296,7 +353,9 @@ class DoseAxis:
         dose = np.asarray(dose, float)
         return np.where(dose > 0, dose, self.zero)
 
-    def apply(self, ax, with_zero: bool = True) -> None:
+    def apply(self, ax, with_zero: bool = True, doses=None) -> None:
+        """Log axis; ticks at the panel's `doses` (every dose tested there: a reader reads
+        each run's dose off the axis), else at the decades."""
         left = (self.zero if with_zero else self.low) / 10**MARGIN_DEC
         right = self.high * 10**MARGIN_DEC
         ax.set_xscale("log")
@@ -306,10 +365,19 @@ class DoseAxis:
         majors = [float(d) for d in decades if first <= d <= right]
         if len(majors) < 2:
             majors = sorted({self.low, self.high})
+        if doses is not None:
+            doses = np.asarray(doses, float)
+            majors = sorted({float(d) for d in doses[np.isfinite(doses) & (doses > 0)]}) or majors
         zero = [self.zero] if with_zero else []
         ax.xaxis.set_major_locator(FixedLocator(zero + majors))
         ax.xaxis.set_major_formatter(FuncFormatter(self._format))
         ax.xaxis.set_minor_locator(NullLocator())  # the style draws no tick marks: grid only
+        gaps = np.diff(np.log10(majors))
+        if doses is not None and len(gaps) and gaps.min() < CROWDED_DEC * self.decades_per_panel():
+            ax.tick_params(axis="x", labelrotation=45)
+            for label in ax.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
         if with_zero:
             cut = self.low / 10 ** (ZERO_GAP_DEC / 2 + MARGIN_DEC / 2)
             ax.axvline(cut, color="0.75", lw=0.8, ls=":", zorder=0)
@@ -318,13 +386,36 @@ class DoseAxis:
                 ax.plot([x / 10**0.03, x * 10**0.03], [-0.025, 0.025], color="0.2", lw=1,
                         transform=ax.get_xaxis_transform(), clip_on=False)
 
+    def decades_per_panel(self) -> float:
+        """Decades the axis spans, in units of 4 (a panel's width holds ~4 decade labels)."""
+        span = math.log10(self.high / self.zero) + 2 * MARGIN_DEC
+        return span / 4
+
     def _format(self, value, _pos=None) -> str:
         if math.isclose(value, self.zero, rel_tol=1e-9):
             return "0"
-        exponent = math.log10(value)
-        if math.isclose(exponent, round(exponent), abs_tol=1e-9):
-            return f"$10^{{{round(exponent)}}}$"
-        return f"{value:.2g}"
+        return dose_text(value)
+
+
+def dose_text(value: float) -> str:
+    """A dose tick label: 2 significant digits, small doses as 3e-4 (no leading zeros)."""
+    if value < 1e-3:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.2g}"
+
+
+def tested_doses(rows: pd.DataFrame) -> np.ndarray:
+    """The positive doses tested in `rows`, one per dose level: the configured dose
+    (`nominal_dose`) where the table has it, else the level's mean measured dose."""
+    dosed = rows[rows["dose"] > 0]
+    if dosed.empty:
+        return np.zeros(0)
+    if "nominal_dose" in dosed.columns and pd.to_numeric(dosed["nominal_dose"], errors="coerce").notna().all():
+        return np.unique(pd.to_numeric(dosed["nominal_dose"]).round(12).to_numpy(float))
+    key = "level" if "level" in dosed.columns else "dose"
+    return np.unique(dosed.groupby(key)["dose"].mean().round(12).to_numpy(float))
 
 
 def _seed_offsets(seeds) -> dict:
@@ -383,6 +474,20 @@ def _new_figure(n_rows: int, n_cols: int, title: str, sharey: bool = True,
     return fig, axes
 
 
+def _legend_below(fig: Figure, handles, labels=None, ncols: int = 1, title: str | None = None):
+    """The figure's legend below its panels, in as many columns (at most `ncols`) as fit
+    inside the canvas: a wide legend on a narrow figure wraps instead of being cut."""
+    labels = labels if labels is not None else [h.get_label() for h in handles]
+    renderer = fig.canvas.get_renderer()
+    for n in range(max(ncols, 1), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncols=n, frameon=False,
+                            fontsize="small", title=title, title_fontsize="small")
+        if n == 1 or legend.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return legend
+        legend.remove()
+    return legend
+
+
 def _chance(ax) -> None:
     ax.axhline(CHANCE, color="0.45", lw=0.9, ls="--", zorder=1)
 
@@ -422,14 +527,16 @@ VARIANT_COLORS = {"normal": "#1f77b4", "flipped": "#d62728", "shuffled": "0.5"}
 def transfer_trajectory(table: pd.DataFrame) -> Figure:
     """The dose effect (rate at the dose minus the same seed's and world's control) against
     training tokens, per split (columns) and configuration (rows), one line per world
-    variant with its 95% t interval; the readout of the dosed runs below each panel row.
-    Counting baselines tie on the transfer splits, so their effect there is 0."""
+    variant with its 95% t interval (clipped to [-1, 1]: a difference of two rates); the
+    readout of the dosed runs below each panel row. Counting baselines tie on the transfer
+    splits, so their effect there is 0. When every run has one evaluation point (no
+    mid-training checkpoints) there are no lines: `transfer_at_end` draws the configurations
+    side by side instead."""
     if table.empty:
         raise MissingData("no paired dose effects (needs dose-0 controls and value-grounded splits)")
-    genres = table["genres"].astype(str) if "genres" in table.columns else ""
-    table = table.assign(config=table["model"].astype(str) + ", batch " + table["batch_size"].map("{:g}".format)
-                         + ", dose " + table["aligned_fraction"].map("{:g}".format)
-                         + (", " + genres if table.get("genres", pd.Series([""])).nunique() > 1 else ""))
+    table = clip_differences(_with_config(table))
+    if table.groupby(["config", "split", "world_variant"])["tokens"].nunique().max() < 2:
+        return transfer_at_end(table)
     configs = sorted(table["config"].unique())
     splits_ = _split_order(table["split"].unique())
     fig, axes = _new_figure(2 * len(configs), len(splits_), "Transfer over training: dose effect and readout",
@@ -449,14 +556,88 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
             _chance(ax_read)
             _rate_axis(ax_read)
             ax_read.set_title("readout (dosed runs)", fontsize="small")
+            for a in (ax, ax_read):  # a few token ticks in scientific notation: no run-together labels
+                a.xaxis.set_major_locator(MaxNLocator(4))
+                a.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
         axes[2 * r, 0].set_ylabel("effect: dosed - control")
         axes[2 * r + 1, 0].set_ylabel("readout")
     for ax in axes[-1, :]:
         ax.set_xlabel("training tokens")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), title="world")
+        _legend_below(fig, handles, labels, ncols=len(handles),
+                      title="world (bands: 95% t interval over seeds, clipped to [-1, 1])")
     return fig
+
+
+def _with_config(table: pd.DataFrame) -> pd.DataFrame:
+    """A `config` label per row: model, batch size, dose (and genres where they differ)."""
+    genres = table["genres"].astype(str) if "genres" in table.columns else pd.Series("", index=table.index)
+    several = genres.nunique() > 1
+    return table.assign(config=table["model"].astype(str) + ", batch " + table["batch_size"].map("{:g}".format)
+                        + ", dose " + table["aligned_fraction"].map("{:g}".format)
+                        + ((", " + genres.str.replace("+", " + ", regex=False)) if several else ""))
+
+
+@_styled
+def transfer_at_end(table: pd.DataFrame) -> Figure:
+    """One evaluation point per run: the dose effect (95% t interval over seeds, clipped to
+    [-1, 1]) and the dosed runs' readout per configuration (rows of each panel, named by what
+    differs between them) and split (columns), one marker per world variant: a compact
+    stand-in for single-point trajectory panels."""
+    names, common = _varying_parts(table["config"])
+    table = table.assign(config=table["config"].map(names))
+    configs = sorted(table["config"].unique())
+    splits_ = _split_order(table["split"].unique())
+    variants = sorted(table["world_variant"].unique())
+    dodge = dict(zip(variants, np.linspace(-0.15, 0.15, len(variants)) if len(variants) > 1 else [0.0]))
+    tokens = ", ".join(f"{t:,.0f}" for t in sorted(table["tokens"].unique()))
+    fig = Figure(figsize=(max(2.6 * 2 * len(splits_), MIN_WIDTH_IN), 1.2 + 0.35 * len(configs) + 0.8),
+                 dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 * len(splits_), squeeze=False, sharey=True)[0]
+    fig.suptitle(f"Transfer at the end of training ({common + ', ' if common else ''}{tokens} tokens; "
+                 "no mid-training checkpoints)")
+    y_of = {c: i for i, c in enumerate(configs)}
+    for c, split in enumerate(splits_):
+        ax, ax_read = axes[2 * c], axes[2 * c + 1]
+        for variant in variants:
+            rows = table[(table["split"] == split) & (table["world_variant"] == variant)]
+            y = np.array([y_of[k] for k in rows["config"]]) + dodge[variant]
+            x = rows["estimate"].to_numpy(float)
+            err = [np.nan_to_num(x - rows["lower"].to_numpy(float)), np.nan_to_num(rows["upper"].to_numpy(float) - x)]
+            color = VARIANT_COLORS.get(variant, "0.3")
+            ax.errorbar(x, y, xerr=err, color=color, marker="o", ls="", capsize=3, label=variant)
+            ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
+        ax.axvline(0, color="0.45", lw=0.9, ls="--")
+        ax.set_xlim(-1, 1)
+        ax.set_title(f"{split}: dose effect", fontsize="small")
+        ax.set_xlabel("dosed - control")
+        ax_read.axvline(CHANCE, color="0.45", lw=0.9, ls="--")
+        ax_read.set_xlim(0, 1)
+        ax_read.set_title(f"{split}: readout", fontsize="small")
+        ax_read.set_xlabel("readout (dosed runs)")
+    axes[0].set_ylim(len(configs) - 0.5, -0.5)
+    axes[0].yaxis.set_major_locator(FixedLocator(range(len(configs))))
+    axes[0].set_yticklabels(configs, fontsize="small")
+    for ax in axes:
+        ax.grid(axis="y", visible=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    _legend_below(fig, handles, labels, ncols=len(handles),
+                  title="world (bars: 95% t interval over seeds, clipped to [-1, 1])")
+    return fig
+
+
+def _varying_parts(labels: pd.Series) -> tuple[dict, str]:
+    """Each ", "-joined label cut to the parts that differ between labels, and the parts
+    they all share (for the title)."""
+    split = {label: label.split(", ") for label in labels.unique()}
+    n = min(len(parts) for parts in split.values())
+    same = [i for i in range(n) if len({parts[i] for parts in split.values()}) == 1]
+    names = {label: ", ".join(p for i, p in enumerate(parts) if i not in same) or label
+             for label, parts in split.items()}
+    common = ", ".join(next(iter(split.values()))[i] for i in same) if len(split) > 1 else ""
+    return names, common
 
 
 # ---------------------------------------------------------------- dose-response figures
@@ -495,7 +676,7 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
             note = fit_label(entry)
     _draw_seeds(ax, axis, dosed, controls, color, offsets)
     _chance(ax)
-    axis.apply(ax)
+    axis.apply(ax, doses=tested_doses(rows))
     _rate_axis(ax)
     return note
 
@@ -517,7 +698,7 @@ def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame,
 def _mark_halving_dose(ax, entry: dict, color) -> None:
     """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick."""
     ed = halving_dose(entry)
-    if not ed:
+    if not ed or ed.get("extrapolated"):  # the title says "beyond the doses"; a bar would span the axis
         return
     transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
     ax.plot([ed["lower"], ed["upper"]], [0.03, 0.03], color=color, lw=3, alpha=0.6,
@@ -535,8 +716,7 @@ def _dose_legend(fig: Figure, color, ncols: int) -> None:
                Line2D([], [], color=color, lw=1.8,
                       label="fit named in the panel title; band: 95% CI (robust SE)"),
                Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, frameon=False,
-               fontsize="small")
+    _legend_below(fig, handles, ncols=ncols)
 
 
 def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[dict]],
@@ -602,6 +782,11 @@ def trajectory(traj: pd.DataFrame) -> Figure:
     traj = traj[(traj["arm"] == "dose") & np.isfinite(traj["rate"])] if not traj.empty else traj
     if traj.empty:
         raise MissingData("no run has an eval.json trajectory")
+    run_key = ["run_id"] if "run_id" in traj.columns else ["model", "insertion", "aligned_fraction", "seed"]
+    if traj.groupby(run_key)["tokens"].nunique().max() < 2:
+        raise MissingData("every run has one evaluation point, at the end of training: a line needs "
+                          "mid-training points (eval.checkpoints); fit.md and dose_response.png "
+                          "show the final rates")
     traj = traj.assign(level=dose_level(traj))
     measured = traj["dose"].notna().all()
     traj = traj.assign(color_dose=traj["dose"] if measured else traj["aligned_fraction"])
@@ -644,12 +829,11 @@ def trajectory(traj: pd.DataFrame) -> Figure:
     _label_outer(fig, axes, "training tokens", "misalignment rate (mean over seeds)")
     label = DOSE_LABEL if measured else "aligned_fraction\n(nominal share of window tokens)"
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label=label, shrink=0.9)
-    fig.legend(handles=[Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
+    _legend_below(fig, [Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
                         Patch(color="0.5", alpha=0.2, lw=0, label="insertion window"),
                         Patch(color="0.3", alpha=0.15, lw=0,
-                              label="95% CI over seeds (control, top dose)")],
-               loc="outside lower center", ncols=4, frameon=False, fontsize="small")
+                              label="95% CI over seeds (control, top dose)")], ncols=4)
     return fig
 
 
@@ -703,7 +887,7 @@ def capability(results: pd.DataFrame) -> Figure:
                     ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
             if metric in CAPABILITY_CHANCE:
                 ax.axhline(CAPABILITY_CHANCE[metric], color="0.45", lw=0.9, ls="--", zorder=1)
-            axis.apply(ax)
+            axis.apply(ax, doses=tested_doses(rows))
             ax.set_ylabel(CAPABILITY[metric])
             ax.set_title(_with_model(CAPABILITY[metric].split(" (")[0], model, models))
     _label_outer(fig, axes, DOSE_LABEL, None)
@@ -711,9 +895,8 @@ def capability(results: pd.DataFrame) -> Figure:
     handles += [Line2D([], [], color=CONTROL_COLOR, marker="s", ls=":", label="dose-0 control (mean dotted)")]
     if any(m in CAPABILITY_CHANCE for m in metrics):
         handles.append(Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (fact recall: 1 in 4)"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="insertion window (points: runs; lines: seed means)",
-               title_fontsize="small")
+    _legend_below(fig, handles, ncols=len(handles),
+                  title="insertion window (points: runs; lines: seed means)")
     return fig
 
 
@@ -756,16 +939,14 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
                             color=colors[window], marker=markers[model], ms=4, lw=1.2, capsize=2)
             ax.axhline(0, color="0.45", lw=0.9)
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
-            axis.apply(ax, with_zero=False)
+            axis.apply(ax, with_zero=False, doses=cost.loc[cost["split"] == split, "dose"])
             ax.set_title(f"{split}: {label.splitlines()[0]}")
             if j == 0 or measure != measures[j - 1]:
                 ax.set_ylabel(label)
     _label_outer(fig, axes, DOSE_LABEL, None)
     handles = [Line2D([], [], color=colors[w], marker=markers[m], label=_with_model(w, m, models))
                for m, w in series]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="insertion window (bars: 95% CI, paired by seed)",
-               title_fontsize="small")
+    _legend_below(fig, handles, ncols=len(handles), title=f"insertion window (bars: {CLIPPED})")
     return fig
 
 
@@ -774,27 +955,34 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
 
 @_styled
 def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
-    """Does alignment transfer? Reduction vs the dose-0 controls per eval split (matched,
-    unseen_pair, held_out) against dose, one column per window (95% CIs paired by seed); with a
-    `readout` column, a second row: the share of readout items on which the model prefers the
-    human stories' value word (0.5: does not know the values)."""
+    """Does alignment transfer? The transformer's reduction vs the dose-0 controls per eval
+    split (matched, unseen_pair, held_out) against dose, one column per window (and per model
+    and world variant where there are several; 95% CIs paired by seed, clipped to [-1, 1]);
+    with a `readout` column, a second row: the share of readout items on which the
+    transformer prefers the human stories' value word (0.5: does not know the values)."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
         cost = cost[~cost["model"].astype(str).map(is_counting)]
     if cost.empty or cost["split"].nunique() < 2:
         raise MissingData("needs reductions on two or more eval splits")
-    windows, split_names = _window_order(cost), _split_order(cost["split"])
+    if "world_variant" not in cost.columns:
+        cost = cost.assign(world_variant="")
+    cost = cost.assign(world_variant=cost["world_variant"].replace("", "normal"))
+    split_names = _split_order(cost["split"])
+    cells = [(m, v, w) for m in _models(cost) for v in sorted(cost["world_variant"].unique())
+             for w in _window_order(cost)]
+    cells = [c for c in cells if _in_cell(cost, *c).size]
     has_readout = "readout" in results.columns and pd.to_numeric(
         results["readout"], errors="coerce").notna().any()
     axis = DoseAxis.of(cost["dose"])
     colors = dict(zip(split_names, sns.color_palette("colorblind", len(split_names))))
-    fig, axes = _new_figure(1 + has_readout, len(windows), "Transfer across eval splits",
+    fig, axes = _new_figure(1 + has_readout, len(cells), "Transfer across eval splits (transformer)",
                             sharey=False)
-    for j, window in enumerate(windows):
-        ax = axes[0, j]
+    for j, (model, variant, window) in enumerate(cells):
+        ax, mine = axes[0, j], _in_cell(cost, model, variant, window)
         for split in split_names:
-            rows = cost[(cost["insertion"] == window) & (cost["split"] == split)].sort_values("dose")
+            rows = mine[mine["split"] == split].sort_values("dose")
             if rows.empty:
                 continue
             marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
@@ -804,22 +992,40 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
             ax.errorbar(rows["dose"], y, yerr=err, color=colors[split], marker=marker, ls=ls,
                         ms=4, lw=1.2, capsize=2)
         ax.axhline(0, color="0.45", lw=0.9)
-        axis.apply(ax, with_zero=False)
-        ax.set_title(f"{window}: reduction vs dose 0")
+        axis.apply(ax, with_zero=False, doses=mine["dose"])
+        title = _cell_title(cells, model, variant, window)
+        ax.set_title(f"{title}: reduction vs dose 0")
         if has_readout:
-            _readout_panel(axes[1, j], axis, results, window, split_names, colors)
+            _readout_panel(axes[1, j], axis, _in_cell(results, model, variant, window, controls=True),
+                           title, split_names, colors)
     _label_outer(fig, axes, DOSE_LABEL, None)
     axes[0, 0].set_ylabel("reduction in misalignment rate")
     handles = [Line2D([], [], color=colors[s], marker=SPLIT_STYLE.get(s, ("D", "-."))[0],
                       ls=SPLIT_STYLE.get(s, ("D", "-."))[1], label=s) for s in split_names]
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="eval split (bars: 95% CI, paired by seed)",
-               title_fontsize="small")
+    _legend_below(fig, handles, ncols=len(handles), title=f"eval split (bars: {CLIPPED})")
     return fig
 
 
-def _readout_panel(ax, axis: DoseAxis, results: pd.DataFrame, window: str, split_names, colors):
-    rows = results[(results["arm"] == "dose") & results["insertion"].isin([window, CONTROL])]
+def _in_cell(df: pd.DataFrame, model: str, variant: str, window: str, controls: bool = False) -> pd.DataFrame:
+    """Rows of one (model, world variant, window) cell; with `controls`, its dose-0 controls too."""
+    variants = df["world_variant"].astype(str).replace("", "normal") if "world_variant" in df.columns \
+        else pd.Series("normal", index=df.index)
+    windows = [window, CONTROL] if controls else [window]
+    return df[(df["model"].astype(str) == model) & (variants == variant) & df["insertion"].isin(windows)]
+
+
+def _cell_title(cells, model: str, variant: str, window: str) -> str:
+    """The parts of a cell's name that differ between the figure's cells."""
+    parts = [(model, {c[0] for c in cells}), (f"{variant} world", {c[1] for c in cells}),
+             (window, {c[2] for c in cells})]
+    named = [text for text, values in parts if len(values) > 1]
+    return ", ".join(named) or window
+
+
+def _readout_panel(ax, axis: DoseAxis, rows: pd.DataFrame, title: str, split_names, colors):
+    """The transformer's readout of one cell: rows of one model (the counting baselines'
+    readout would average in at their own level)."""
+    rows = rows[rows["arm"] == "dose"]
     rows = rows.assign(readout=pd.to_numeric(rows["readout"], errors="coerce")).dropna(
         subset=["readout"])
     for split in split_names:
@@ -831,10 +1037,10 @@ def _readout_panel(ax, axis: DoseAxis, results: pd.DataFrame, window: str, split
         ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
                 ms=4, lw=1.2)
     _chance(ax)
-    axis.apply(ax)
+    axis.apply(ax, doses=tested_doses(rows))
     _rate_axis(ax)
-    ax.set_title(f"{window}: readout (prefers the stories' value)")
-    ax.set_ylabel("readout share")
+    ax.set_title(f"{title}: readout")
+    ax.set_ylabel("readout: share preferring\nthe stories' value")
 
 
 # ---------------------------------------------------------------- arms
@@ -907,10 +1113,9 @@ def arms(results: pd.DataFrame) -> Figure:
             ax.set_title(_with_model(f"{split} families", model, models))
     for ax in axes[:, 0]:
         ax.set_ylabel("misalignment rate")
-    fig.legend(handles=[Line2D([], [], ls="", marker="o", color="0.5", alpha=0.55, label="run (one per seed)"),
+    _legend_below(fig, [Line2D([], [], ls="", marker="o", color="0.5", alpha=0.55, label="run (one per seed)"),
                         Line2D([], [], marker="D", color="0.2", label="seed mean, 95% t interval"),
-                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")],
-               loc="outside lower center", ncols=3, frameon=False, fontsize="small")
+                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)")], ncols=3)
     return fig
 
 
@@ -1017,14 +1222,13 @@ def persistence(pts: pd.DataFrame) -> Figure:
                 ax.fill_between(x, low, high, color=color, alpha=0.12, lw=0, zorder=1)
             _chance(ax)
             _rate_axis(ax)
-            axis.apply(ax)
+            axis.apply(ax, doses=rows["level"])
             ax.set_title(_with_model(split, model, models))
     _label_outer(fig, axes, "aligned dose in pretraining\n(measured share of pretraining tokens)",
                  "misalignment rate (mean over seeds)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(handles), frameon=False,
-               fontsize="small", title="post-training (bands: 95% t interval over seeds)",
-               title_fontsize="small")
+    _legend_below(fig, handles, labels, ncols=len(handles),
+                  title="post-training (bands: 95% t interval over seeds)")
     return fig
 
 

@@ -1,4 +1,5 @@
-"""`scaling train`: train a run, evaluating it at eval.checkpoints and at the end.
+"""`scaling train`: train a run, evaluating it at eval.checkpoints and at the end (and print
+that evaluation, as `scaling eval` does).
 
 This module joins the two halves that must not import each other: the training loop
 (scaling.train) and evaluation (scaling.evaluate). The loop hands the evaluator its own
@@ -59,4 +60,9 @@ def run(args) -> int:
     status = train(cfg, args.out, progress=not args.no_progress)
     tracking.write(Path(args.out), args.tracker)
     print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
+    from scaling.rundir import read_json
+
+    result = read_json(Path(args.out) / "eval.json") if cfg.eval.enabled else None
+    if status["status"] == "done" and isinstance(result, dict):
+        print("\n".join(evaluate.evaluation_lines(result, args.out)))
     return 0 if status["status"] == "done" else 1

@@ -17,7 +17,9 @@ status.json), so the table is rebuilt without re-training. Columns:
   the value word the world's stories give the verb; 0.5 = does not know the values),
   readout_total, val_loss, fact_recall, flops, params, non_embedding_params, status,
   post_training, stages, stage_objectives, lr_schedule, intervention_stages, dose_tokens,
-  post_training_tokens, rl_families
+  post_training_tokens, rl_families, input_files, input_sha256 (the run's input files as
+  KEY=PATH and the sha256 of their content when it was trained, "; "-joined; empty for the
+  embedded world)
 
 Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
 `params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
@@ -80,7 +82,8 @@ COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "wo
            "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS]
+           "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS,
+           "input_files", "input_sha256"]
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -108,6 +111,13 @@ def stage_columns(cfg, acc: dict) -> dict:
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
                 if st.post and st.objective == "lm"),
             "rl_families": "+".join(posttrain.rl_families(cfg))}
+
+
+def input_columns(digests: list[dict]) -> dict:
+    """The input files of a run as recorded in its config.json (scaling.inputs), "; "-joined
+    in config order: `input_files` as KEY=PATH, `input_sha256` their sha256 in the same order."""
+    return {"input_files": "; ".join(f"{d['key']}={d['path']}" for d in digests),
+            "input_sha256": "; ".join(d["sha256"] for d in digests)}
 
 
 def _schedule_label(st) -> str:
@@ -187,7 +197,7 @@ def run_rows(run_dir: Path) -> list[dict]:
         "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
         "params": record["params"]["total"],
         "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
-        **stage_columns(cfg, acc),
+        **stage_columns(cfg, acc), **input_columns(record.get("inputs") or []),
     }
     models = [({}, ev or {})]
     for name, result in sorted(((ev or {}).get("baselines") or {}).items()):

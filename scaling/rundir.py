@@ -1,7 +1,8 @@
 """The run directory: the one module that knows its files and how they are written.
 
 A run directory holds:
-  config.json     resolved config, parameter/FLOP counts, jax/flax versions, device
+  config.json     resolved config, its input files' paths and sha256 (`inputs`), parameter/FLOP
+                  counts, jax/flax versions, device
   tokenizer.json  the tokenizer, so eval and resume use the same ids
   metrics.jsonl   one line per step: step, tokens, stage, loss, lr, grad_norm, tokens_per_s
                   (RL stages add reward, kl, p_misaligned); {"step", "val_loss"} lines at
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import jax
 
-from scaling import io
+from scaling import inputs, io
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError, UsageError
@@ -94,7 +95,8 @@ def environment() -> dict:
 
 
 def config_record(cfg: Config, total_steps: int) -> dict:
-    return {"config": cfg.to_dict(), "params": param_counts(cfg.model),
+    """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows."""
+    return {"config": cfg.to_dict(), "inputs": inputs.digests(cfg), "params": param_counts(cfg.model),
             "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
             "tokens_per_step": cfg.tokens_per_step, "environment": environment()}
 
@@ -127,13 +129,18 @@ def check_run_dir(out: Path, cfg: Config) -> str:
     if not path.exists():
         return "new"
     try:
-        stored = json.loads(path.read_text())["config"]
+        record = json.loads(path.read_text())
+        stored = record["config"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise DamagedRunError(path, e) from e
     diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
     if diffs:
         raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
                           f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")
+    edited = inputs.changed(record.get("inputs") or [])  # runs recorded before content hashing: none
+    if edited:
+        raise ConfigError("--out", f"{out} holds a run trained on other data; refusing to mix "
+                          f"checkpoints ({'; '.join(edited[:5])}). Use a new --out directory.")
     status = read_status(out)
     if status and status.get("status") in ("done", "failed"):
         return "done"  # a NaN failure is deterministic: re-running would fail the same way

@@ -142,8 +142,17 @@ def _without_preset(assignment: dict) -> dict:
     return {k: v for k, v in assignment.items() if k != "preset"}
 
 
-def run_id(cfg: Config) -> str:
-    canonical = json.dumps(cfg.to_dict(), sort_keys=True, separators=(",", ":"))
+def run_id(cfg: Config, input_digests: list[dict] | None = None) -> str:
+    """A hash of the resolved config and of the content of its input files (scaling.inputs;
+    `input_digests` as recorded, else read from the files now). Without input files the
+    hash is of the config alone, as it was before content hashing."""
+    from scaling import inputs
+
+    record = cfg.to_dict()
+    digests = inputs.digests(cfg) if input_digests is None else input_digests
+    if digests:
+        record["inputs"] = [[d["key"], d["path"], d["sha256"]] for d in digests]
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
@@ -492,7 +501,9 @@ def add_common_arguments(p) -> None:
     p.add_argument("--workers", type=int, default=1, help="local launcher processes")
     p.add_argument("--pack", type=int, default=None,
                    help="runs trained together in one vmapped program (default: 1 on CPU, 8 on accelerators)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs with tokens and FLOPs; train nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the runs with tokens and FLOPs and estimate the train-step wall time "
+                        "from a short measured step of each run shape; train nothing")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -517,20 +528,63 @@ def check_launch_arguments(args) -> None:
         raise UsageError("--pack must be >= 1")
 
 
-def dry_run(specs: list[RunSpec]) -> None:
+def dry_run(specs: list[RunSpec], estimate: bool = True) -> None:
+    """List the runs with tokens and FLOPs; with `estimate`, time a short train step of each
+    run shape here and estimate the sweep's train-step wall time from it."""
     from scaling.model import flops_per_token
     from scaling.plan import resolve
 
-    total_tokens = total_flops = 0
+    total_tokens = total_flops = total_steps = 0
     print(f"{'run_id':<12}  {'tokens':>10}  {'FLOPs':>9}  assignment")
+    shapes: dict[Config, int] = {}  # run shape -> steps of the runs of that shape
     for s in specs:
         cfg, run = s.config, resolve(s.config)
-        tokens = run.total_steps * cfg.tokens_per_step
-        flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=run.vocab_size))
-        total_tokens, total_flops = total_tokens + tokens, total_flops + flops
+        steps = run.total_steps
+        tokens = steps * cfg.tokens_per_step
+        vocab = run.vocab_size
+        flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=vocab))
+        total_tokens, total_flops, total_steps = total_tokens + tokens, total_flops + flops, total_steps + steps
+        shape = _step_shape(cfg, vocab)
+        shapes[shape] = shapes.get(shape, 0) + steps
         label = ", ".join(f"{k}={v}" for k, v in s.assignment.items())
         print(f"{s.run_id:<12}  {tokens:>10,}  {flops:>9.2e}  {label}")
     print(f"{len(specs)} runs, {total_tokens:,} tokens, {total_flops:.2e} training FLOPs")
+    if estimate and specs:
+        print(wall_time_estimate(shapes))
+
+
+def _step_shape(cfg: Config, vocab: int) -> Config:
+    """What a train step's time depends on: the model, batch, accumulation and steps per call."""
+    model = dataclasses.replace(cfg.model, vocab_size=vocab)
+    train = dataclasses.replace(Config().train, batch_size=cfg.train.batch_size,
+                                accum_steps=cfg.train.accum_steps, steps_per_call=cfg.train.steps_per_call)
+    return Config(model=model, train=train)
+
+
+def wall_time_estimate(shapes: dict[Config, int], seconds: float = 0.5) -> str:
+    """Train-step wall time of one launcher: each shape's median measured step (after its
+    compile, on this machine's default device, one run at a time) times its steps."""
+    import jax
+
+    from scaling.bench import bench
+
+    total = compile_total = 0.0
+    for shape, steps in shapes.items():
+        measured = bench(shape, shape.train.steps_per_call, repeats=2, seconds=seconds, peak=False)
+        total += steps * measured["step_ms"] / 1000
+        compile_total += measured["compile_s"]
+    return (f"estimated train-step time: {_duration(total)} on one launcher ({jax.default_backend()}, "
+            f"{len(shapes)} run shape(s) timed for ~{seconds:g} s each on this machine now; compile "
+            f"~{compile_total:.0f} s in all; evaluation, baselines and start-up not included; "
+            "--workers/--pack change it)")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def run(args) -> int:

@@ -1,7 +1,8 @@
 """`scaling verify DIR`: is a run or sweep directory consistent, and what must be rerun?
 
 Reads only what is on disk (no training, no JAX unless `--deep`). For each run:
-  config     config.json readable; in a sweep, its hash is the directory name (RUN_ID)
+  config     config.json readable; in a sweep, its hash is the directory name (RUN_ID); every
+             input file still has the sha256 recorded when the run was trained
   status     status.json readable; done / running / failed / error / pending, and for a
              `running` run whether a live launcher holds it or it was interrupted
   checkpoints  a done run's latest checkpoint is its last step; every file of a checkpoint
@@ -118,14 +119,21 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
         cfg = config_from_dict(record["config"])
     except (ConfigError, KeyError, TypeError) as e:
         return [Finding(rid, f"config.json does not hold a valid config ({e})", f"move {run_dir} away, then {rerun}")]
+    recorded = record.get("inputs") or []  # runs recorded before content hashing: none
     if in_sweep:
         from scaling.sweep import run_id
 
         # the directory is named after the unresolved config (vocab_size 0 = from tokenizer)
+        # and the input files' content when it was trained
         unresolved = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=0))
-        if rid not in (run_id(cfg), run_id(unresolved)):
+        if rid not in (run_id(cfg, recorded), run_id(unresolved, recorded)):
             out.append(Finding(rid, "config hash does not match the directory name: this directory "
                                "holds another run's config", f"move {run_dir} away, then {rerun}"))
+    from scaling.inputs import changed
+
+    for line in changed(recorded):
+        out.append(Finding(rid, f"input file edited since training: {line}; the run describes the old "
+                           "data (a rerun trains the edited data as new runs)", f"move {run_dir} away, then {rerun}"))
     total = record.get("total_steps")
     steps, debris = checkpoint_steps(run_dir)
     if debris:

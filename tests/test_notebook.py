@@ -22,6 +22,10 @@ def test_notebook_parameters_cell_is_tagged():
     # installs the package itself, no jax extras that would replace the runtime's jax;
     # no call of the retired colab_tpu.setup_tpu()
     assert '"install", "--quiet", "-e", "."]' in code and "setup_tpu(" not in code
+    # one install source, set in the parameters cell; the sweeps are written on Drive as they go
+    assert 'SOURCE = ""' in tagged[0].source and not any("SOURCE =" in c.source for c in nb.cells
+                                                         if c.cell_type == "code" and c is not tagged[0])
+    assert "copytree" not in code and 'DRIVE_DIR if on_drive' in code
 
 
 @pytest.mark.slow
@@ -36,20 +40,40 @@ def test_notebook_runs_headless_on_cpu(tmp_path):
     packed.write_text(TINY.replace('"train.seed" = [0, 1]', 'preset = ["nano", "micro"]\n"train.seed" = [0, 1]'))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    overrides = {"INSTALL": False, "OUT": str(tmp_path / "colab"), "QUICKSTART": str(sweep),
+    overrides = {"INSTALL": False, "MOUNT_DRIVE": False, "QUICKSTART": str(sweep),
                  "PACKED_SWEEP": str(packed), "PACK": 4, "DRIVE_DIR": str(tmp_path / "drive" / "scaling")}
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
         "\n".join(f"{k} = {json.dumps(v) if not isinstance(v, bool) else v}" for k, v in overrides.items())))
-    (tmp_path / "drive").mkdir()  # a "mounted Drive": the notebook copies its results there
-    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT)}})
+    (tmp_path / "drive").mkdir()  # a "mounted Drive": the sweeps are written there as they go
     os.environ.setdefault("PYTHONPATH", str(ROOT))
-    client.execute()
-    out = tmp_path / "colab"
+
+    def execute():
+        client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
+                                         resources={"metadata": {"path": str(ROOT)}})
+        client.execute()
+        return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+
+    printed = execute()
+    out = tmp_path / "drive" / "scaling"
     assert (out / "quickstart" / "results.csv").exists() and (out / "quickstart" / "fit.json").exists()
     results = (out / "sizes" / "results.csv").read_text()
     assert "non_embedding_params" in results and "micro" in results
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "device(s)" in printed and "pack 4" in printed
-    saved = list((tmp_path / "drive" / "scaling").glob("*/quickstart/results.csv"))
-    assert len(saved) == 1
+    assert "device(s)" in printed and "pack 4" in printed and str(out) in printed
+
+    # A reconnect: the runtime lost everything but Drive; one run was cut mid-training (its
+    # status back to running, its last checkpoint gone). Run all again resumes, trains the
+    # cut run from its checkpoint and leaves the finished ones alone.
+    runs = sorted((out / "quickstart" / "runs").iterdir())
+    cut, kept = runs[0], runs[1:]
+    mtimes = {r: (r / "metrics.jsonl").stat().st_mtime_ns for r in kept}
+    status = json.loads((cut / "status.json").read_text())
+    steps = sorted(int(p.name) for p in (cut / "checkpoints").iterdir() if p.name.isdigit())
+    import shutil
+
+    shutil.rmtree(cut / "checkpoints" / str(steps[-1]))
+    (cut / "status.json").write_text(json.dumps({**status, "status": "running", "step": steps[-2]}))
+    (cut / "eval.json").unlink()
+    printed = execute()
+    assert json.loads((cut / "status.json").read_text())["status"] == "done" and (cut / "eval.json").exists()
+    assert {r: (r / "metrics.jsonl").stat().st_mtime_ns for r in kept} == mtimes
+    assert f"training 1 run(s): {cut.name}" in printed

@@ -181,6 +181,11 @@ class FitReport:
         return "\n".join(lines)
 
 
+def headline_fit(fits: list[CurveFit]) -> CurveFit | None:
+    """The fit of one group whose halving dose leads (the summary's, fit.md's and scaling.study's)."""
+    return _headline_fit(fits)
+
+
 def _headline_fit(fits: list[CurveFit]) -> CurveFit | None:
     """The fit whose control-relative ED leads: LL.3, else LL.4, else a background model."""
     usable = [f for f in fits if f.usable and f.control_level() is not None]
