@@ -56,12 +56,18 @@ def _ci(est: float, se: float | None) -> str:
 
 
 def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[str]:
+    """The transformer's LL.2 slopes and pooled rates (the counting baselines' are in fit.md,
+    transfer.md and the answer block)."""
+    from scaling.baselines import is_counting
+
     lines = []
     fits = [f.to_dict() if hasattr(f, "to_dict") else f for f in (report.fits if report else [])]
     for f in fits:
         if f["model"] != "LL.2" or f.get("background"):
             continue
         g = f["group"]
+        if is_counting(str(g.get("model", ""))):
+            continue
         label = ", ".join(f"{k}={v}" for k, v in g.items())
         if not f.get("usable", True):
             lines.append(f"  {label}: LL.2 unusable ({f.get('reason')})")
@@ -75,6 +81,7 @@ def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[st
         ed_text = f"0.5 crossing {ed['estimate']:.3g} [{lo:.3g}, {hi:.3g}]" if ed.get("estimate") else "0.5 crossing n/a"
         lines.append(f"  {label}: slope on ln(dose) {_ci(slope, se)} (robust 95% CI {sig}); {ed_text}")
     ok = df[df["status"] == "ok"]
+    ok = ok[~ok["model"].astype(str).map(is_counting)]
     if not ok.empty:
         by = ok.groupby(["model", "arm", "insertion", "split"], sort=True)
         rates = by.apply(lambda g: pd.Series({"rate": g["misaligned"].sum() / g["total"].sum(),
