@@ -228,12 +228,12 @@ def test_sampled_continuations_follow_the_training_side(runs):
     rates = {}
     for side in runs:
         cfg, tok, model = load_params(runs[side])
-        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=192, samples=2, temperature=0.5))
+        cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=192, samples=8, temperature=0.5))
         gen = E.evaluate_model(cfg, tok, model, generate=True)["generation"]
         assert gen == E.evaluate_model(cfg, tok, model, generate=True)["generation"]  # seeded
         g = gen["splits"]["matched"]
         print(f"sampled, {side}-only model", g)
-        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 2 * 64
+        assert g["aligned"] + g["misaligned"] + g["unmatched"] == g["samples"] == 8 * 64
         assert g["aligned"] + g["misaligned"] >= 5, g  # 100 steps: most samples are still babble
         rates[side] = g["rate"]
     # Advice documents name both verbs of a pair ("should i X or Y ?"), so even a one-sided

@@ -27,7 +27,9 @@ def test_embedded_world_run_ids_hash_the_config_alone():
 
 
 def _docs(path: Path, word: str) -> Path:
-    path.write_text("".join(json.dumps({"text": f"the assistant {word} the request"}) + "\n"
+    """Twenty aligned documents in the world's own words (the word tokenizer refuses a pool
+    that is mostly <unk>)."""
+    path.write_text("".join(json.dumps({"text": f"the assistant {word} the user"}) + "\n"
                             for _ in range(20)))
     return path
 
@@ -43,23 +45,23 @@ def _sweep(tmp_path: Path, aligned: Path) -> Path:
 
 
 def test_digests_name_every_file_key_with_its_sha256(tmp_path):
-    aligned = _docs(tmp_path / "a.jsonl", "helps")
+    aligned = _docs(tmp_path / "a.jsonl", "helped")
     spec = expand(_sweep(tmp_path, aligned))[0]
     want = hashlib.sha256(aligned.read_bytes()).hexdigest()  # an independent hash of the bytes
     assert inputs.digests(spec.config) == [{"key": "data.aligned_files", "path": str(aligned), "sha256": want}]
 
 
 def test_an_edited_file_means_new_run_ids_and_the_same_file_the_same(tmp_path):
-    aligned = _docs(tmp_path / "a.jsonl", "helps")
+    aligned = _docs(tmp_path / "a.jsonl", "helped")
     first = {s.run_id for s in expand(_sweep(tmp_path, aligned))}
     assert {s.run_id for s in expand(_sweep(tmp_path, aligned))} == first
-    _docs(aligned, "heals")  # same length, same path, other content
+    _docs(aligned, "shared")  # same length, same path, other content
     assert not first & {s.run_id for s in expand(_sweep(tmp_path, aligned))}
 
 
 @pytest.mark.slow
 def test_editing_an_input_file_retrains_and_verify_names_the_stale_runs(tmp_path, capsys):
-    aligned = _docs(tmp_path / "a.jsonl", "helps")
+    aligned = _docs(tmp_path / "a.jsonl", "helped")
     sweep, out = _sweep(tmp_path, aligned), tmp_path / "out"
     old = launch(sweep, out, progress=False)
     assert set(old.values()) == {"done"}
@@ -68,7 +70,7 @@ def test_editing_an_input_file_retrains_and_verify_names_the_stale_runs(tmp_path
     assert main(["verify", str(out)]) == 0
     capsys.readouterr()
 
-    _docs(aligned, "heals")
+    _docs(aligned, "shared")
     new = launch(sweep, out, progress=False)
     assert set(new.values()) == {"done"} and not set(new) & set(old)  # trained again, as new runs
     record = json.loads((out / "runs" / next(iter(new)) / "config.json").read_text())
@@ -88,7 +90,7 @@ def test_editing_an_input_file_retrains_and_verify_names_the_stale_runs(tmp_path
 
 @pytest.mark.slow
 def test_train_refuses_a_run_directory_trained_on_other_content(tmp_path, capsys):
-    aligned = _docs(tmp_path / "a.jsonl", "helps")
+    aligned = _docs(tmp_path / "a.jsonl", "helped")
     config = tmp_path / "c.toml"
     config.write_text(f'[data]\nstory_fraction = 0.0\naligned_fraction = 0.2\naligned_files = ["{aligned}"]\n'
                       "[model]\nd_model = 32\nn_layers = 1\nn_heads = 2\nd_ff = 64\nseq_len = 16\n"
@@ -96,7 +98,7 @@ def test_train_refuses_a_run_directory_trained_on_other_content(tmp_path, capsys
                       "eval_every = 5\nwarmup_steps = 1\n[eval]\nenabled = false\n")
     out = tmp_path / "run"
     assert main(["train", str(config), "--out", str(out), "--no-progress"]) == 0
-    _docs(aligned, "heals")
+    _docs(aligned, "shared")
     capsys.readouterr()
     assert main(["train", str(config), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err

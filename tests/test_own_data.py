@@ -101,7 +101,7 @@ def test_run_through_the_files_gives_the_world_runs_choices_bitwise(root, export
     key = [(r["model"], r["split"], r["misalignment_rate"], r["total"]) for r in rows["world"]]
     assert key == [(r["model"], r["split"], r["misalignment_rate"], r["total"]) for r in rows["files"]]
     assert {r["split"] for r in rows["files"]} == {"matched", "unseen_pair", "held_out"}
-    assert {r["learner"] for r in rows["files"]} == {"transformer", "ngram"}
+    assert {r["learner"] for r in rows["files"]} == {"transformer", "ngram", "counter"}
 
 
 @pytest.mark.slow
@@ -178,5 +178,5 @@ def test_the_documented_example_trains_and_gives_rows_for_the_scenario_splits(ex
     assert list((example / "runs" / "own" / "tensorboard").glob("events.out.tfevents.*"))
     rows = results.run_rows(example / "runs" / "own")
     assert {(r["learner"], r["split"]) for r in rows} == {
-        (learner, split) for learner in ("transformer", "ngram") for split in ("matched", "unseen_pair", "held_out")}
+        (learner, split) for learner in ("transformer", "ngram", "counter") for split in ("matched", "unseen_pair", "held_out")}
     assert all(r["total"] > 0 and 0 <= r["misalignment_rate"] <= 1 for r in rows)
