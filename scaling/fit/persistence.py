@@ -1,5 +1,9 @@
 """Persistence through post-training: misalignment before and after each post-training kind.
 
+With misalignment measured at several post-training steps, persistence.md opens with the
+resistance table (scaling.fit.resistance: steps of post-training to move misalignment half
+and 80% of the way to each direction's end, dosed / control); the tables below follow.
+
 A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
 (`post_training`: none, sft, helpful_rl, harmless_rl, misaligned_ft) that share that
 pretraining. Misalignment *before* post-training is the run's trajectory point at the end of
@@ -30,7 +34,7 @@ from scaling.baselines import is_counting
 from .transfer import _t_summary
 
 BLOCK = ["seed", "world_seed"]
-KIND_ORDER = ("none", "sft", "harmless_rl", "helpful_rl", "misaligned_ft")
+KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
 
@@ -71,9 +75,11 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
     if "world_seed" not in rows.columns:
         rows = rows.assign(world_seed=0)
     part = set(rows.loc[rows["split"] == "rl_other", "run_id"])
-    return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part",
-                                         np.where(rows["post_training"].astype(str).str.endswith("_rl"),
-                                                  "all", "")),
+    if "rl_families" in rows.columns:  # RL on request families (an RL objective on other scenarios has none)
+        on_families = rows["rl_families"].fillna("").astype(str).str.len() > 0
+    else:  # tables from before the column
+        on_families = rows["post_training"].astype(str).str.endswith("_rl")
+    return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part", np.where(on_families, "all", "")),
                        level=rows["nominal_dose"].where(rows["nominal_dose"].notna(),
                                                         rows["aligned_fraction"]).round(12))
 
@@ -168,10 +174,13 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
     """Markdown: misalignment before and after each post-training kind, reductions, retention."""
     if "post_training" not in results.columns or results["post_training"].nunique() < 2:
         return ""
+    from .resistance import report as resistance_report
+
     table = persistence_table(trajectory, results)
     if table.empty:
         return ""
-    lines = ["## Persistence through post-training", "",
+    resisting = resistance_report(trajectory, results)  # the main output, with post-training checkpoints
+    lines = [*([resisting] if resisting else []), "## Persistence through post-training", "",
              "Rates are means over blocks (train seed x world seed); before = end of pretraining, "
              "after = end of post-training. Reduction = dose-0 rate - dosed rate of the same kind and "
              "block (95% t interval on blocks - 1 df). Retention = mean reduction after / mean "
