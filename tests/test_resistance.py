@@ -121,3 +121,22 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     text = resistance.report(traj, res)
     assert text.startswith("## Resistance to post-training")
     assert "| nano | helpful_rl | all | throughout | matched | 0.01 | 3 | 1 |" in text
+
+
+def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():
+    from scaling import figures
+
+    traj, res = study_tables(truth=3.0)
+    fig = figures.resistance(traj, res)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert sorted(ax.get_title() for ax in panels) == sorted(
+        f"{k} · {s}" for k in ("helpful_rl", "harmless_rl") for s in ("matched", "held_out"))
+    for ax in panels:
+        lines = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == len(STEPS)]
+        assert len(lines) == 2  # dose 0 and 0.01, each over every post-training step
+        np.testing.assert_array_equal(lines[0].get_xdata(), STEPS)
+    helpful = next(ax for ax in panels if ax.get_title() == "helpful_rl · matched")
+    control, dosed = (ln.get_ydata() for ln in helpful.get_lines() if len(ln.get_xdata()) == len(STEPS))
+    assert control[0] > dosed[0] and control[-1] > dosed[-1]  # the dose lowers misalignment throughout
+    with pytest.raises(figures.MissingData):
+        figures.resistance(traj[traj["step"] <= 300], res)  # no post-training checkpoints
