@@ -496,6 +496,8 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: st
         return False
     if "post_training" in results.columns and results["post_training"].nunique() > 1:
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
+        if results.empty:  # every run post-trained (a persistence study without a "none" arm)
+            return False
     text = transfer.report(traj, results, units)
     if text:
         write_text(Path(out) / "transfer.md", text)
