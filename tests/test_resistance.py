@@ -121,6 +121,9 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     text = resistance.report(traj, res)
     assert text.startswith("## Resistance to post-training")
     assert "| nano | helpful_rl | all | throughout | matched | 0.01 | 3 | 1 |" in text
+    row = next(line for line in text.splitlines() if "| helpful_rl | all | throughout | matched | 0.01 |" in line)
+    assert "| > 80 | " in row  # 80% is not reached by step 80 under the dose: censored, not extrapolated
+    assert "(dosed not reached)" in row.split(" | ")[13]
 
 
 def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():

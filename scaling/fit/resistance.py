@@ -21,11 +21,12 @@ post-training is p0 = expit(a); the steps to move a share q of the way to the en
 
 s_q = expm1(x_q), with a delta-method interval on x_q (normal quantiles, the GLM's
 covariance times the dispersion). A curve that does not move toward its end (b of the wrong
-sign) never crosses: s_q = inf. A crossing beyond the last step measured is extrapolated
-and flagged.
+sign) never crosses: s_q = inf. A crossing beyond the last step measured is flagged, and
+persistence.md censors it ("> LAST": the data bound nothing beyond it).
 
 The headline: the ratio of steps-to-erase, dosed / control (the same direction's dose-0
-fit), on the log scale with the two fits' delta-method variances added (the fits are of
+fit; in persistence.md where both reached the share within the steps measured, else a bound),
+on the log scale with the two fits' delta-method variances added (the fits are of
 different runs; their blocks share seeds, a positive correlation this ignores, which widens
 the interval). tests/test_resistance.py checks estimate and coverage on simulated curves
 with a known ratio.
@@ -207,6 +208,7 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
             ratio = steps_ratio(fits[(*key, r["insertion"], r["dose"])][q], control[q]) \
                 if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
             table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper"]] = ratio
+            table.loc[i, f"control_steps{tag}"] = float(np.expm1(control[q]["x"])) if control else np.nan
         ret = {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan}
         if r["dose"] > 0 and control:
             mine = pts[(pts[KEYS] == pd.Series(dict(zip(KEYS, key)))).all(axis=1)
@@ -228,12 +230,32 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
 
 
 def _steps(r, tag: str) -> str:
-    s, lo, hi = r[f"steps{tag}"], r[f"steps{tag}_lower"], r[f"steps{tag}_upper"]
+    """Steps to a share with its interval, censored at the last step measured: the data bound
+    nothing beyond it (an upper bound past it reads "> LAST")."""
+    s, lo, hi, last = r[f"steps{tag}"], r[f"steps{tag}_lower"], r[f"steps{tag}_upper"], r["last_step"]
     if not np.isfinite(s):
         return "never" if s == np.inf else "-"
-    text = f"{s:.3g}"
-    text += f" [{lo:.3g}, {hi:.3g}]" if np.isfinite(lo) and np.isfinite(hi) else " [-]"
-    return text + (f" (> {r['last_step']}: extrapolated)" if r[f"steps{tag}_extrapolated"] else "")
+    if s > last:
+        return f"> {last}"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{s:.3g} [-]"
+    return f"{s:.3g} [{max(lo, 0.0):.3g}, {f'{hi:.3g}' if hi <= last else f'> {last}'}]"
+
+
+def _headline(r, tag: str) -> str:
+    """Ratio of steps, dosed / control, where both curves reached the share within the steps
+    measured; a bound where only one did; "-" where neither did."""
+    if not r["dose"] > 0:
+        return "-"
+    sd, sc, last = r[f"steps{tag}"], r[f"control_steps{tag}"], r["last_step"]
+    dosed_in, control_in = bool(np.isfinite(sd) and sd <= last), bool(np.isfinite(sc) and sc <= last)
+    if dosed_in and control_in:
+        return _ratio(r, f"ratio{tag}")
+    if control_in and sc > 0:
+        return f"> {last / sc:.3g} (dosed not reached)"
+    if dosed_in and np.isfinite(sc):
+        return f"< {sd / last:.3g} (control not reached)"
+    return "- (neither reached)"
 
 
 def _ratio(r, name: str) -> str:
@@ -252,10 +274,11 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              "Post-training steps until misalignment has moved 50% / 80% of the way from its value "
              "before post-training (p0, fitted) to the direction's end (0 for harmlessness RL, 1 "
              "otherwise): a binomial GLM of the rate on log(step + 1) pooled over blocks, quasi-binomial "
-             "dispersion, delta-method 95% intervals (scaling/fit/resistance.py). 'never': the fitted curve "
-             "moves away from the end; 'extrapolated': the crossing lies beyond the last step measured. "
+             "dispersion, delta-method 95% intervals (scaling/fit/resistance.py), censored at the last "
+             "step measured ('> 80': not reached by then; the data bound nothing beyond it). 'never': the "
+             "fitted curve moves away from the end. "
              f"Ratio = steps of the dosed runs / steps of the same direction's dose-0 runs (above 1: "
-             f"the dose resists). Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
+             f"the dose resists), a bound when only one of the two reached the share. Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
              f"block) at that step / at step 0 (Fieller 95%). Readout: the world's values read out "
              f"(chance 0.5) before -> at the last step.", "",
              "| model | direction | RL scope | window | split | dose | blocks | end | p0 | rate at last step "
@@ -268,6 +291,6 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
         lines.append(
             f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['insertion']} | {r['split']} | "
             f"{r['dose']:g} | {r['blocks']} | {r['end']:g} | {r['p0']:.3f} | {r['rate_last']:.3f} (step {r['last_step']}) | "
-            f"{_steps(r, '50')} | {_steps(r, '80')} | {_ratio(r, 'ratio50')} | {_ratio(r, 'ratio80')} | {ret} | "
+            f"{_steps(r, '50')} | {_steps(r, '80')} | {_headline(r, '50')} | {_headline(r, '80')} | {ret} | "
             f"{r['readout_before']:.3f} -> {r['readout_last']:.3f} |")
     return "\n".join(lines) + "\n"
