@@ -143,3 +143,44 @@ def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_sp
     assert control[0] > dosed[0] and control[-1] > dosed[-1]  # the dose lowers misalignment throughout
     with pytest.raises(figures.MissingData):
         figures.resistance(traj[traj["step"] <= 300], res)  # no post-training checkpoints
+
+
+@pytest.mark.slow
+def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_path):
+    """sweeps/persistence_v2.toml on the tiny model (two doses, one seed, direct helpful RL on
+    two families and indirect helpful RL, 10 post-training steps) through study: sweep ->
+    results -> fit -> figures."""
+    from pathlib import Path
+
+    from scaling.cli import main
+
+    text = (Path(__file__).resolve().parent.parent / "sweeps" / "persistence_v2.toml").read_text()
+    sweep = tmp_path / "p2.toml"
+    sweep.write_text(text[:text.index("[[grid]]")] + """[[grid]]
+"data.dose" = [0.0, 0.05]
+[[grid.zip]]
+"stages.post.objective" = ["helpful_rl", "helpful_benign_rl"]
+"stages.post.families" = [["shutdown", "privacy"], []]
+""")
+    sets = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.d_ff=64", "model.seq_len=16",
+            "data.story_fraction=0.0", "train.steps=20", "train.batch_size=4", "train.warmup_steps=2",
+            "train.checkpoint_every=10", "train.eval_every=10", "stages.pretrain.warmup_steps=2",
+            "stages.post.steps=10", "eval.checkpoints=[20,22,25]", "eval.max_items=64", "eval.baselines=false"]
+    out = tmp_path / "study"
+    assert main(["study", str(sweep), "--out", str(out), "--no-progress",
+                 *(a for s in sets for a in ("--set", s))]) == 0
+    md = (out / "persistence.md").read_text()
+    assert md.startswith("## Resistance to post-training")
+    for kind, scope in (("helpful_rl", "part"), ("helpful_benign_rl", "-")):
+        for dose in ("0", "0.05"):
+            assert f"| nano | {kind} | {scope} | {'control' if dose == '0' else 'pretrain'} | matched | {dose} | 1 |" in md
+    assert (out / "figures" / "resistance.png").stat().st_size > 10_000
+    results = pd.read_csv(out / "results.csv")
+    assert set(results.loc[results["split"].isin(["rl_trained", "rl_other"]), "post_training"]) == {"helpful_rl"}
+    traj = pd.read_csv(out / "trajectory.csv")
+    steps = traj.assign(post=traj["step"] - 20).query("post >= 0")
+    assert sorted(steps["post"].unique()) == [0, 2, 5, 10]
+    # the directions share their pretraining: equal rates at post-training step 0 per dose
+    start = steps[steps["post"] == 0].merge(results[["run_id", "post_training"]].drop_duplicates(), on="run_id")
+    per_dose = start.pivot_table(index=["aligned_fraction", "split"], columns="post_training", values="readout")
+    assert (per_dose["helpful_rl"] == per_dose["helpful_benign_rl"]).all()
