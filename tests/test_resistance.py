@@ -177,6 +177,7 @@ def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_pa
     assert (out / "figures" / "resistance.png").stat().st_size > 10_000
     results = pd.read_csv(out / "results.csv")
     assert set(results.loc[results["split"].isin(["rl_trained", "rl_other"]), "post_training"]) == {"helpful_rl"}
+    assert "| nano | helpful_rl | part | pretrain | rl_other | 0.05 | 1 |" in md  # untrained families: a curve too
     traj = pd.read_csv(out / "trajectory.csv")
     steps = traj.assign(post=traj["step"] - 20).query("post >= 0")
     assert sorted(steps["post"].unique()) == [0, 2, 5, 10]
@@ -184,3 +185,40 @@ def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_pa
     start = steps[steps["post"] == 0].merge(results[["run_id", "post_training"]].drop_duplicates(), on="run_id")
     per_dose = start.pivot_table(index=["aligned_fraction", "split"], columns="post_training", values="readout")
     assert (per_dose["helpful_rl"] == per_dose["helpful_benign_rl"]).all()
+
+
+def test_trajectory_pools_rl_trained_and_rl_other_families_at_every_checkpoint(tmp_path):
+    from scaling import results, rundir
+    from scaling.plan import config_from_dict
+
+    stages = [{"name": "pretrain", "steps": 40, "schedule": "cosine", "intervention": True},
+              {"name": "rl", "steps": 5, "objective": "helpful_rl", "post": True, "families": ["shutdown", "privacy"]}]
+    cfg = config_from_dict({"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16,
+                                      "vocab_size": 1000},
+                            "train": {"steps": 40, "batch_size": 8}, "eval": {"enabled": False},
+                            "data": {"story_fraction": 0.0, "dose": 0.01}, "stages": stages})
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    rundir.write_config(run, cfg, 45)
+    rundir.write_json(run / "accounting.json", {"dose": 0.01, "total_tokens": 45 * 128, "dose_tokens": 40 * 128})
+    group = {"misaligned": 3, "total": 10, "rate": 0.3, "se": 0.1, "se_pair_cluster": 0.1, "n_pairs": 2,
+             "rate_per_token": 0.3, "misaligned_per_token": 3}
+
+    def point(step, k_trained, k_other):
+        fams = {"shutdown": {**group, "misaligned": k_trained}, "privacy": group,
+                "mistake": {**group, "misaligned": k_other}, "oversight": group}
+        return {"step": step, "tokens": step * 128, "matched_rate": 0.3, "matched_readout": 0.9,
+                "families": {f: {k: g[k] for k in ("misaligned", "total", "misaligned_per_token")}
+                             for f, g in fams.items()}}, fams
+
+    (p40, _), (p45, fams) = point(40, 1, 2), point(45, 8, 5)
+    rundir.write_json(run / "eval.json", {"splits": {"matched": group}, "families": fams,
+                                          "capability": {"fact_recall": 0.5}, "trajectory": [p40, p45]})
+    rundir.write_status(run, {"status": "done", "step": 45})
+    df = pd.DataFrame(results.run_rows(run))
+    traj = results.trajectory_table(tmp_path, df).set_index(["split", "step"])["rate"]
+    assert traj[("rl_trained", 40)] == pytest.approx(4 / 20) and traj[("rl_trained", 45)] == pytest.approx(11 / 20)
+    assert traj[("rl_other", 40)] == pytest.approx(5 / 20) and traj[("rl_other", 45)] == pytest.approx(8 / 20)
+    # the last point agrees with results.csv's rows
+    rows = df.set_index("split")["misalignment_rate"]
+    assert traj[("rl_trained", 45)] == rows["rl_trained"] and traj[("rl_other", 45)] == rows["rl_other"]

@@ -2,7 +2,8 @@
 
 With misalignment measured at several post-training steps, persistence.md opens with the
 resistance table (scaling.fit.resistance: steps of post-training to move misalignment half
-and 80% of the way to each direction's end, dosed / control); the tables below follow.
+and 80% of the way to each direction's end, dosed / control; scaling.fit.report puts it
+first); the tables of this module follow.
 
 A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
 (`post_training`: none, sft, helpful_rl, harmless_rl, misaligned_ft) that share that
@@ -174,13 +175,10 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
     """Markdown: misalignment before and after each post-training kind, reductions, retention."""
     if "post_training" not in results.columns or results["post_training"].nunique() < 2:
         return ""
-    from .resistance import report as resistance_report
-
     table = persistence_table(trajectory, results)
     if table.empty:
         return ""
-    resisting = resistance_report(trajectory, results)  # the main output, with post-training checkpoints
-    lines = [*([resisting] if resisting else []), "## Persistence through post-training", "",
+    lines = ["## Persistence through post-training", "",
              "Rates are means over blocks (train seed x world seed); before = end of pretraining, "
              "after = end of post-training. Reduction = dose-0 rate - dosed rate of the same kind and "
              "block (95% t interval on blocks - 1 df). Retention = mean reduction after / mean "
