@@ -114,7 +114,9 @@ def steps_interval(c: dict, level: float = 0.95) -> tuple[float, float, float]:
     z = stats.norm.ppf(0.5 + level / 2)
     if not np.isfinite(c["x"]):
         return (c["x"], np.nan, np.nan)
-    return (float(np.expm1(c["x"])), float(np.expm1(c["x"] - z * c["se"])), float(np.expm1(c["x"] + z * c["se"])))
+    with np.errstate(over="ignore"):  # a crossing far past the data: inf steps
+        return (float(np.expm1(c["x"])), float(np.expm1(c["x"] - z * c["se"])),
+                float(np.expm1(c["x"] + z * c["se"])))
 
 
 def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float, float, float]:
@@ -208,7 +210,8 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
             ratio = steps_ratio(fits[(*key, r["insertion"], r["dose"])][q], control[q]) \
                 if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
             table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper"]] = ratio
-            table.loc[i, f"control_steps{tag}"] = float(np.expm1(control[q]["x"])) if control else np.nan
+            with np.errstate(over="ignore"):
+                table.loc[i, f"control_steps{tag}"] = float(np.expm1(control[q]["x"])) if control else np.nan
         ret = {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan}
         if r["dose"] > 0 and control:
             mine = pts[(pts[KEYS] == pd.Series(dict(zip(KEYS, key)))).all(axis=1)
