@@ -261,6 +261,12 @@ def _headline(r, tag: str) -> str:
     return "- (neither reached)"
 
 
+def _readout(r) -> str:
+    if not (np.isfinite(r["readout_before"]) and np.isfinite(r["readout_last"])):
+        return "-"  # rl_trained / rl_other pool families: no readout of their own
+    return f"{r['readout_before']:.3f} -> {r['readout_last']:.3f}"
+
+
 def _ratio(r, name: str) -> str:
     est, lo, hi = r[name], r[f"{name}_lower"], r[f"{name}_upper"]
     if not np.isfinite(est):
@@ -295,5 +301,5 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
             f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['insertion']} | {r['split']} | "
             f"{r['dose']:g} | {r['blocks']} | {r['end']:g} | {r['p0']:.3f} | {r['rate_last']:.3f} (step {r['last_step']}) | "
             f"{_steps(r, '50')} | {_steps(r, '80')} | {_headline(r, '50')} | {_headline(r, '80')} | {ret} | "
-            f"{r['readout_before']:.3f} -> {r['readout_last']:.3f} |")
+            f"{_readout(r)} |")
     return "\n".join(lines) + "\n"
