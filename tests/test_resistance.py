@@ -185,6 +185,8 @@ def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_pa
     start = steps[steps["post"] == 0].merge(results[["run_id", "post_training"]].drop_duplicates(), on="run_id")
     per_dose = start.pivot_table(index=["aligned_fraction", "split"], columns="post_training", values="readout")
     assert (per_dose["helpful_rl"] == per_dose["helpful_benign_rl"]).all()
+    # and the study is consistent on disk (the dose's denominator leaves post-training out)
+    assert main(["verify", str(out)]) == 0
 
 
 def test_trajectory_pools_rl_trained_and_rl_other_families_at_every_checkpoint(tmp_path):
