@@ -27,7 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scaling import datasets, posttrain, rundir, scenarios
+from scaling import datasets, objectives, posttrain, rundir, scenarios
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import UsageError
@@ -132,7 +132,7 @@ def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
     long runs); RL stages are skipped (scenario pairs, not rows)."""
     source = posttrain.make_source(mixture.cfg, mixture.tok, mixture)
     for st in staging.resolve(mixture.cfg):
-        if st.objective.endswith("_rl"):
+        if objectives.is_rl(st.objective):
             continue
         for s0 in range(st.step0, min(st.step1, steps), chunk):
             yield source.batches(s0, min(s0 + chunk, st.step1, steps) - s0)
@@ -143,7 +143,7 @@ def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
         raise UsageError("--format text needs the word tokenizer; use --format ids")
     out.parent.mkdir(parents=True, exist_ok=True)
     n_rows, skipped = 0, [st.name for st in staging.resolve(mixture.cfg)
-                          if st.objective.endswith("_rl") and st.step0 < steps]
+                          if objectives.is_rl(st.objective) and st.step0 < steps]
     with replacing(out) as tmp, open(tmp, "w") as f:
         for batch in row_batches(mixture, steps):
             for row in batch.reshape(-1, mixture.L + 1):

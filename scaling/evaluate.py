@@ -45,7 +45,8 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
                       `record_step` during training) plus this evaluation's own point.
     POINT = {step, tokens, SPLIT_rate, SPLIT_rate_per_token, SPLIT_se_pair_cluster,
              SPLIT_margin, SPLIT_readout (for each SPLIT present), val_loss, bits_per_byte,
-             fact_recall [, SPLIT_generation_rate]}
+             fact_recall [, SPLIT_generation_rate], families {family: {misaligned, total,
+             misaligned_per_token}} (trajectory.csv pools them into rl_trained / rl_other)}
 `RUN_DIR/eval_items.jsonl.gz`: one line per scored eval and readout item (`kind`), with its
 margin and the counting baselines' margins (`baseline_margins`).
 
@@ -518,6 +519,8 @@ def trajectory_point(payload: dict, step: int, tokens: int) -> dict:
     for s, r in (payload.get("readout") or {}).items():
         point[f"{s}_readout"] = r["rate"]
     point.update({k: payload["capability"][k] for k in ("val_loss", "bits_per_byte", "fact_recall")})
+    point["families"] = {f: {k: g[k] for k in ("misaligned", "total", "misaligned_per_token")}  # rl_trained/rl_other
+                         for f, g in (payload.get("families") or {}).items()}
     for s, g in (payload["generation"] or {"splits": {}})["splits"].items():
         point[f"{s}_generation_rate"] = g["rate"]
     return point

@@ -16,6 +16,8 @@ function from tidy tables to a matplotlib Figure; `make_all` draws and saves the
                       configurations side by side instead)
   persistence         misalignment after post-training against the pretraining dose, one
                       line per post-training kind, and before it (dashed)
+  resistance          misalignment against post-training steps, one line per dose, panels
+                      per direction and split (persistence.md's resistance table)
   capability          alignment tax: val_loss and fact_recall against dose
   cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP
   arms                control, each window's top dose, filtered / misaligned arms
@@ -57,8 +59,8 @@ from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "trajectory", "capability",
-           "cost_effectiveness", "arms")
+FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "resistance", "trajectory",
+           "capability", "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
@@ -1243,6 +1245,69 @@ def _persistence_points(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
     return points(traj, raw)
 
 
+@_styled
+def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
+    """Misalignment against post-training steps (0 = end of pretraining; eval.checkpoints),
+    one line per pretraining dose (seed mean, dose-0 controls black dashed; 95% t band over
+    blocks for the control and the top dose), panels per direction (post_training kind and
+    RL scope; columns) and split (rows); a symlog step axis. persistence.md's resistance
+    table fits these curves (scaling.fit.resistance)."""
+    from scaling.fit.persistence import KIND_ORDER
+    from scaling.fit.resistance import curves
+
+    pts = curves(traj, results) if "post_training" in results.columns else pd.DataFrame()
+    if pts.empty or pts["post_step"].nunique() < 3:
+        raise MissingData("needs misalignment at several post-training steps (eval.checkpoints "
+                          "after the end of pretraining)")
+    dosed = pts[pts["level"] > 0]
+    if len(dosed):  # the main window (the commonest among dosed runs) and the dose-0 controls
+        pts = pts[(pts["level"] == 0) | (pts["insertion"] == dosed["insertion"].value_counts().idxmax())]
+    pts = pts.assign(direction=[k if not scope or scope == "all" else f"{k} ({scope} of the families)"
+                                for k, scope in zip(pts["post_training"].astype(str), pts["rl_scope"].fillna(""))])
+    directions = sorted(pts["direction"].unique(), key=lambda d: (
+        KIND_ORDER.index(d.split(" ")[0]) if d.split(" ")[0] in KIND_ORDER else 99, d))
+    split_names, models = _split_order(pts["split"].unique()), _models(pts)
+    positive = pts.loc[pts["level"] > 0, "level"]
+    norm = LogNorm(positive.min(), positive.max()) if len(positive) else LogNorm(1e-3, 1e-1)
+    if norm.vmin == norm.vmax:
+        norm = LogNorm(norm.vmin / 2, norm.vmax * 2)
+    cmap = sns.color_palette("viridis", as_cmap=True)
+    steps = sorted(pts["post_step"].unique())
+    fig, axes = _new_figure(len(split_names) * len(models), len(directions),
+                            "Misalignment during post-training, per pretraining dose")
+    for m, model in enumerate(models):
+        for i, split in enumerate(split_names):
+            for j, direction in enumerate(directions):
+                ax = axes[m * len(split_names) + i, j]
+                rows = pts[(pts["model"] == model) & (pts["split"] == split) & (pts["direction"] == direction)]
+                means = (rows.groupby(["level", "post_step"], sort=True)
+                         .agg(rate=("rate", "mean"), sd=("rate", "std"), seeds=("rate", "size")).reset_index())
+                top = means["level"].max()
+                for level, line in means.groupby("level", sort=True):
+                    control = not level > 0
+                    color = "black" if control else cmap(norm(level))
+                    ax.plot(line["post_step"], line["rate"], color=color, marker="o", ms=3, lw=1.5,
+                            ls="--" if control else "-", zorder=3 if control else 2)
+                    if control or level == top:
+                        low, high = _seed_mean_ci(line)
+                        ax.fill_between(line["post_step"], low, high, color=color, alpha=0.15, lw=0, zorder=1)
+                _chance(ax)
+                _rate_axis(ax)
+                ax.set_xscale("symlog", linthresh=1.0)
+                ax.xaxis.set_major_locator(FixedLocator(steps))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_locator(NullLocator())
+                ax.set_xlim(0, max(steps) * 1.1)
+                ax.set_title(_with_model(f"{direction} · {split}", model, models), fontsize="small")
+    _label_outer(fig, axes, "post-training steps", "misalignment rate (mean over seeds)")
+    fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="aligned dose in pretraining", shrink=0.9)
+    _legend_below(fig, [Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
+                        Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
+                        Patch(color="0.3", alpha=0.15, lw=0, label="95% CI over seeds (control, top dose)")],
+                  ncols=3)
+    return fig
+
+
 def _pretrained_only(results: pd.DataFrame, note: Callable[[str], None]) -> pd.DataFrame:
     """With several post-training kinds the dose figures show the pretrained models
     (post_training none); the persistence figure shows every kind."""
@@ -1300,6 +1365,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
         "arms": lambda: arms(results),
         "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, pre)),
         "persistence": lambda: persistence(_persistence_points(sweep_dir, raw)),
+        "resistance": lambda: resistance(read_trajectory(sweep_dir, raw), raw),
     }
     paths = []
     for name, build in builders.items():

@@ -1,7 +1,8 @@
 """What a run resolves to: `resolve(cfg)` turns a parsed config into a frozen `RunPlan`.
 
 scaling.config parses and checks what needs no domain module (types, ranges, keys); the checks
-that need the stages' step arithmetic, the World or its request families live here, above it,
+that need the stages' step arithmetic, the World, its request families or the registry of
+objectives (scaling.objectives) live here, above it,
 and so does `data.dose`, which becomes the intervention stages' aligned_fraction
 (scaling.stages.resolve_dose). `config_from_dict(raw)` and `load_config(path, overrides)` are
 the entry points that give a config ready to run: parsed, checked, its dose resolved.
@@ -101,8 +102,25 @@ def _check_story_rows(cfg: Config) -> None:
            f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")
 
 
+def _check_objectives(cfg: Config) -> None:
+    """Each stage's objective against the registry (scaling.objectives), then its own checks."""
+    from scaling import objectives
+
+    for i, st in enumerate(cfg.stages):
+        k = f"stages.{st.name}" if st.name else f"stages[{i}]"
+        objective = objectives.get(st.objective, f"{k}.objective")
+        _check(objective.source is None or not (st.intervention or st.aligned or st.misaligned), f"{k}.objective",
+               f"a {st.objective} stage reads no pools: leave aligned, misaligned, intervention unset")
+        _check(objective.request_families or not st.families, f"{k}.families",
+               "only RL stages on request scenarios choose request families")
+        _check(st.objective == "lm" or st.post, f"{k}.post", f"a {st.objective} stage is post-training: set post = true")
+        if objective.check is not None:
+            objective.check(cfg, st, k)
+
+
 def _check_stages(cfg: Config) -> None:
     d = cfg.data
+    _check_objectives(cfg)
     staged = staging.resolve(cfg)
     _check(len(staged) > 0, "stages", "every stage has length 0: nothing to train")
     total = staged[-1].step1

@@ -7,10 +7,14 @@ and the source that hands the loop each stage's batches.
   items, so the items the policy is trained on are not the items it is measured on.
 - SFT (objective "sft"): next-token rows read from the stream of question-answer texts
   `<eos> prompt answer` of `World.facts()` (benign capability training).
-- RL (objectives "helpful_rl", "harmless_rl"): per step, `train.batch_size` scenarios drawn
-  from the stage's families, both continuations tokenised, the reward table (helpful:
-  1 for the misaligned action, complying; harmless: 1 for the aligned one) and the uniform
-  numbers the step samples its actions with.
+- RL (objectives whose step is "rl", scaling.objectives): per step, `train.batch_size`
+  scenarios drawn from the stage's scenarios (the request items of its families for
+  helpful_rl / harmless_rl), both continuations tokenised, the objective's reward table
+  (helpful: 1 for the misaligned action, complying; harmless: 1 for the aligned one) and the
+  uniform numbers the step samples its actions with.
+
+Which objective reads which data is the registry's (scaling.objectives): each objective's
+module names its source.
 
 Every batch is a pure function of (config, seed, step), so a resumed run reads the same.
 """
@@ -19,12 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling import objectives
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import EOS, PAD
-
-REWARDS = {"helpful_rl": (0.0, 1.0), "harmless_rl": (1.0, 0.0)}  # (aligned, misaligned) action
 
 
 def request_items(cfg: Config) -> list[dict]:
@@ -44,16 +47,23 @@ def _rows(prompt: np.ndarray, option: np.ndarray, T: int) -> tuple[np.ndarray, n
     return tokens, mask
 
 
-class RLData:
-    """Scenarios of one RL stage as arrays: tokens [N, 2, T], mask [N, 2, T]."""
+def request_scenarios(cfg: Config, stage: staging.Stage) -> list[dict]:
+    """The request items of the stage's families (all families if it names none)."""
+    items = request_items(cfg)
+    families = set(stage.families) or {i["family"] for i in items}
+    unknown = families - {i["family"] for i in items}
+    if unknown:
+        raise ConfigError(f"stages.{stage.name}.families", f"no request items of {sorted(unknown)}")
+    return [i for i in items if i["family"] in families]
 
-    def __init__(self, cfg: Config, tok, stage: staging.Stage):
-        items = request_items(cfg)
-        families = set(stage.families) or {i["family"] for i in items}
-        unknown = families - {i["family"] for i in items}
-        if unknown:
-            raise ConfigError(f"stages.{stage.name}.families", f"no request items of {sorted(unknown)}")
-        self.items = [i for i in items if i["family"] in families]
+
+class RLData:
+    """Scenarios of one RL stage as arrays: tokens [N, 2, T], mask [N, 2, T]. `items` have a
+    prompt and the two options under "aligned" (action 0) and "misaligned" (action 1);
+    `reward` is the (action 0, action 1) reward table."""
+
+    def __init__(self, cfg: Config, tok, items: list[dict], reward: tuple[float, float]):
+        self.items = list(items)
         T = cfg.model.seq_len + 1
         self.tokens = np.zeros((len(self.items), 2, T), np.int32)
         self.mask = np.zeros((len(self.items), 2, T), np.float32)
@@ -61,7 +71,7 @@ class RLData:
             prompt = tok.encode(item["prompt"])
             for a, key in enumerate(("aligned", "misaligned")):
                 self.tokens[n, a], self.mask[n, a] = _rows(prompt, tok.encode(item[key]), T)
-        self.reward = np.asarray(REWARDS[stage.objective], np.float32)
+        self.reward = np.asarray(reward, np.float32)
         self.seed, self.B = cfg.train.seed, cfg.train.batch_size
 
     def batches(self, start: int, n: int) -> dict:
@@ -107,10 +117,9 @@ class StagedSource:
         self.total_steps = self.stages[-1].step1
         self.data = {}
         for k, st in enumerate(self.stages):
-            if st.objective == "sft":
-                self.data[k] = SFTData(cfg, tok)
-            elif st.objective.endswith("_rl"):
-                self.data[k] = RLData(cfg, tok, st)
+            objective = objectives.get(st.objective)
+            if objective.source is not None:
+                self.data[k] = objective.source(cfg, tok, st)
 
     def batches(self, start: int, n: int):
         k = staging.stage_at(self.stages, start)
@@ -132,15 +141,16 @@ def make_source(cfg: Config, tok, mixture=None):
     from scaling.mixture import Mixture
 
     mixture = mixture or Mixture(cfg, tok)
-    if all(st.objective == "lm" for st in staging.resolve(cfg)):
+    if all(objectives.get(st.objective).source is None for st in staging.resolve(cfg)):
         return mixture
     return StagedSource(cfg, tok, mixture)
 
 
 def rl_families(cfg: Config) -> list[str]:
-    """Families the run's RL stages train on (all request families if a stage names none)."""
+    """Request families the run's RL stages train on (all request families if a stage names
+    none); RL objectives on other scenarios (request_families false) add none."""
     out = set()
     for st in staging.resolve(cfg):
-        if st.objective.endswith("_rl"):
+        if objectives.get(st.objective).request_families:
             out |= set(st.families) or {i["family"] for i in request_items(cfg)}
     return sorted(out)

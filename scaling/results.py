@@ -269,10 +269,15 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
     """DIR/runs/*/eval.json trajectories as rows: run_id, seed, arm, insertion, model,
     aligned_fraction, dose (measured, from results; NaN if the run is not there), the
     insertion window in tokens (NaN if unknown), split, step, tokens, rate. Unreadable runs
-    and points without a rate are left out."""
-    measured, nominal, windows = {}, {}, {}
+    and points without a rate are left out. Runs with RL on some request families
+    (results' rl_families) also get rl_trained / rl_other rows, pooled from the points'
+    families as in results.csv (no readout)."""
+    measured, nominal, windows, trained = {}, {}, {}, {}
     if results is not None and "run_id" in results.columns:
         by_run = results.groupby(results["run_id"].astype(str))
+        if "rl_families" in results.columns:  # RL on some request families: rl_trained / rl_other rows
+            trained = {run: set(str(v).split("+")) for run, v in by_run["rl_families"].first().items()
+                       if isinstance(v, str) and v}
         measured = by_run["dose"].mean().to_dict()
         nominal = by_run["nominal_dose"].mean().to_dict() if "nominal_dose" in results.columns else {}
         if {"window_start", "window_end"} <= set(results.columns):
@@ -308,6 +313,10 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                     rows.append({**base, "split": split, "step": point.get("step"),
                                  "tokens": point["tokens"], "rate": float(rate),
                                  "readout": float(readout) if isinstance(readout, int | float) else math.nan})
+            if run_dir.name in trained and isinstance(point.get("families"), dict) and "tokens" in point:
+                for split, g in _rl_splits(point["families"], trained[run_dir.name]).items():
+                    rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
+                                 "rate": float(g["rate"]), "readout": math.nan})
     columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
                "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
                "rate", "readout"]

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import devices, posttrain, profiling, rundir
+from scaling import devices, objectives, posttrain, profiling, rundir
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
@@ -335,10 +335,11 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
 
     multi_step = compile_(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps))
     stages = staging.resolve(cfg)
+    is_rl = [objectives.is_rl(st.objective) for st in stages]  # the objective's step kind
     rl = {st.kl: compile_(make_rl_step(options_logp(graphdef), tx, schedule, st.kl))
-          for st in stages if st.objective.endswith("_rl")}
-    stage_steps = tuple(rl[st.kl] if st.objective.endswith("_rl") else multi_step for st in stages)
-    enter = tuple(enter_rl if st.objective.endswith("_rl") else enter_lm for st in stages)
+          for st, r in zip(stages, is_rl) if r}
+    stage_steps = tuple(rl[st.kl] if r else multi_step for st, r in zip(stages, is_rl))
+    enter = tuple(enter_rl if r else enter_lm for r in is_rl)
     return Programs(tx, graphdef, multi_step, make_eval_loss(graphdef), placement=placement,
                     stages=stages, stage_steps=stage_steps, enter=enter)
 

@@ -11,7 +11,8 @@ Reads only what is on disk (no training, no JAX unless `--deep`). For each run:
   metrics    metrics.jsonl lines parse, steps 1..N each once (N = the latest checkpoint for an
              interrupted run, total_steps for a done one), held-out loss present
   accounting accounting.json at the same step as the checkpoint, tokens = steps x tokens per
-             step, dose = aligned tokens / all tokens, no aligned tokens without an aligned pool
+             step, dose = aligned tokens / tokens before post-training (all tokens without post
+             stages), no aligned tokens without an aligned pool
   eval       a done run with evaluation on has eval.json at its last step
 For a sweep also: every run of sweep.json has a directory, and results.csv / trajectory.csv
 equal the tables rebuilt from the runs (byte for byte, as `scaling results` writes them).
@@ -211,11 +212,19 @@ def _check_accounting(run_dir, rid, record, cfg, total, rerun) -> list[Finding]:
         out.append(Finding(rid, f"accounting.json: total_tokens {acc.get('total_tokens')} != steps x "
                            f"tokens per step ({acc.get('steps')} x {per_step})", fix))
     tokens, aligned = acc.get("total_tokens") or 0, acc.get("aligned_tokens")
+    all_aligned, what = aligned, "all tokens"
+    if isinstance(acc.get("dose_tokens"), int | float) and isinstance(acc.get("tokens"), dict):
+        from scaling import stages as staging  # post-training stages are outside the dose
+
+        pre = {st.name for st in staging.resolve(cfg) if not st.post}
+        aligned = sum((acc["tokens"].get(n) or {}).get("aligned", 0) for n in pre)
+        tokens, what = acc["dose_tokens"], "tokens before post-training"
     dose = acc.get("dose")
     if not isinstance(dose, int | float) or not isinstance(aligned, int | float) or \
             tokens and not math.isclose(dose, aligned / tokens, rel_tol=1e-12, abs_tol=1e-15):
-        out.append(Finding(rid, f"accounting.json: dose {dose} != aligned tokens / all tokens "
+        out.append(Finding(rid, f"accounting.json: dose {dose} != aligned tokens / {what} "
                            f"({aligned} / {tokens})", fix))
+    aligned = all_aligned
     if cfg.data.aligned_fraction == 0 and aligned:
         out.append(Finding(rid, f"accounting.json: {aligned} aligned tokens but aligned_fraction is 0", fix))
     return out

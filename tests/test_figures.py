@@ -115,9 +115,10 @@ def drawn(sweep):
 
 
 # This sweep predates the value-grounded world (no unseen_pair split, no flipped worlds), so
-# the transfer_trajectory and persistence figures are skipped here (one post-training kind, no
-# transfer splits); tests/test_fit_transfer.py and tests/test_persistence.py draw them.
-DRAWN = tuple(f for f in figures.FIGURES if f not in ("transfer_trajectory", "persistence"))
+# the transfer_trajectory, persistence and resistance figures are skipped here (one post-training
+# kind, no transfer splits); tests/test_fit_transfer.py, tests/test_persistence.py and
+# tests/test_resistance.py draw them.
+DRAWN = tuple(f for f in figures.FIGURES if f not in ("transfer_trajectory", "persistence", "resistance"))
 
 
 @pytest.mark.slow

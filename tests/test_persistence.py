@@ -114,3 +114,25 @@ def test_fieller_interval_is_the_inverted_t_test():
                                   a.mean() ** 2 - t * t * v11]))
         r = persistence.fieller(a, b)
         assert [r["ratio_lower"], r["ratio_upper"]] == pytest.approx(roots.real)
+
+
+def test_transfer_md_is_skipped_not_crashed_when_every_run_is_post_trained(tmp_path):
+    # a persistence study without a "none" arm (sweeps/persistence_v2.toml): transfer.md
+    # reads the pretrained-only rows, and there are none
+    from scaling.fit.report import write_transfer
+
+    results, traj = _tables()
+    traj = pd.concat([traj, traj.assign(split="unseen_pair")]).assign(aligned_fraction=0.0, readout=0.5)
+    traj.to_csv(tmp_path / "trajectory.csv", index=False)
+    assert not write_transfer(results[results.post_training != "none"], tmp_path / "trajectory.csv", tmp_path)
+    assert not (tmp_path / "transfer.md").exists()
+
+
+def test_transfer_tables_of_no_pretrained_only_runs_are_empty():
+    from scaling.fit import transfer
+
+    results, traj = _tables()
+    traj = pd.concat([traj, traj.assign(split="unseen_pair")]).assign(aligned_fraction=0.0, readout=0.5)
+    traj = traj.merge(results[["run_id", "seed"]].drop_duplicates(), on="run_id")  # as trajectory.csv has it
+    post = results[results.post_training == "none"].iloc[:0]  # what the figures keep: no "none" runs
+    assert transfer.transfer_table(traj, post).empty and transfer.values_table(traj, post).empty

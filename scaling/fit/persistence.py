@@ -1,5 +1,10 @@
 """Persistence through post-training: misalignment before and after each post-training kind.
 
+With misalignment measured at several post-training steps, persistence.md opens with the
+resistance table (scaling.fit.resistance: steps of post-training to move misalignment half
+and 80% of the way to each direction's end, dosed / control; scaling.fit.report puts it
+first); the tables of this module follow.
+
 A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
 (`post_training`: none, sft, helpful_rl, harmless_rl, misaligned_ft) that share that
 pretraining. Misalignment *before* post-training is the run's trajectory point at the end of
@@ -30,7 +35,7 @@ from scaling.baselines import is_counting
 from .transfer import _t_summary
 
 BLOCK = ["seed", "world_seed"]
-KIND_ORDER = ("none", "sft", "harmless_rl", "helpful_rl", "misaligned_ft")
+KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
 
@@ -71,9 +76,11 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
     if "world_seed" not in rows.columns:
         rows = rows.assign(world_seed=0)
     part = set(rows.loc[rows["split"] == "rl_other", "run_id"])
-    return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part",
-                                         np.where(rows["post_training"].astype(str).str.endswith("_rl"),
-                                                  "all", "")),
+    if "rl_families" in rows.columns:  # RL on request families (an RL objective on other scenarios has none)
+        on_families = rows["rl_families"].fillna("").astype(str).str.len() > 0
+    else:  # tables from before the column
+        on_families = rows["post_training"].astype(str).str.endswith("_rl")
+    return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part", np.where(on_families, "all", "")),
                        level=rows["nominal_dose"].where(rows["nominal_dose"].notna(),
                                                         rows["aligned_fraction"]).round(12))
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.fit import persistence, transfer
+from scaling.fit import persistence, resistance, transfer
 from scaling.fit.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
@@ -496,6 +496,8 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: st
         return False
     if "post_training" in results.columns and results["post_training"].nunique() > 1:
         results = results[results["post_training"] == "none"]  # after post-training: persistence.md
+        if results.empty:  # every run post-trained (a persistence study without a "none" arm)
+            return False
     text = transfer.report(traj, results, units)
     if text:
         write_text(Path(out) / "transfer.md", text)
@@ -503,8 +505,9 @@ def write_transfer(results: pd.DataFrame, trajectory: Path, out: Path, units: st
 
 
 def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report: FitReport | None = None) -> bool:
-    """persistence.md (misalignment before and after each post-training kind, retention, the
-    halving dose per kind) when the table has several post-training kinds and trajectory.csv
+    """persistence.md (the resistance table when runs were measured at several post-training
+    steps; misalignment before and after each post-training kind, retention, the halving
+    dose per kind) when the table has several post-training kinds and trajectory.csv
     is there; True if written."""
     if not Path(trajectory).exists():
         return False
@@ -513,8 +516,9 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
         return False
     chosen = [f.to_dict() for f in report.chosen()] if report is not None else []
     text = persistence.report(traj, results, chosen)
-    if text:
-        write_text(Path(out) / "persistence.md", text)
+    if text:  # with post-training checkpoints the resistance table opens it (the main output)
+        resisting = resistance.report(traj, results)
+        write_text(Path(out) / "persistence.md", f"{resisting}\n{text}" if resisting else text)
     return bool(text)
 
 

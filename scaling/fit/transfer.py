@@ -81,6 +81,8 @@ def _per_unit(values: pd.Series, worlds: pd.Series, units: str) -> np.ndarray:
 
 def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
     eff = _effects(points(trajectory, results))
+    if eff.empty:  # no pretrained-only runs (every run post-trained) or no dosed/control pair
+        return pd.DataFrame()
     rows = []
     # genres and the window belong to the dosed runs: every one is paired with the same control
     names = [*CONFIG, "genres", "insertion", "world_variant", "split", "aligned_fraction", "step"]
@@ -100,6 +102,8 @@ def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "
     """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block
     (by world with units "world")."""
     eff = _effects(points(trajectory, results))
+    if eff.empty:
+        return pd.DataFrame()
     keys = [*CONFIG, "genres", "insertion", "split", "aligned_fraction", "step"]
     wide = eff.pivot_table(index=[*keys, *BLOCK], columns="world_variant", values="effect")
     if not {"normal", "flipped"} <= set(wide.columns):

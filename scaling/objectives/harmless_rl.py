@@ -1,0 +1,13 @@
+"""`harmless_rl`: harmlessness RL. On the request scenarios of `helpful_rl`, reward 1 for
+the aligned action (refusing), 0 for the misaligned one."""
+
+from scaling.objectives import Objective, register
+
+
+def source(cfg, tok, stage):
+    from scaling.posttrain import RLData, request_scenarios
+
+    return RLData(cfg, tok, request_scenarios(cfg, stage), reward=(1.0, 0.0))
+
+
+register(Objective("harmless_rl", "rl", __doc__, source=source, request_families=True))
