@@ -2,20 +2,21 @@
 
 Reads DIR/results.csv and DIR/trajectory.csv (see scaling.results; without trajectory.csv
 the runs' eval.json files), DIR/fit.json (scaling.fit; DIR/fits/fit.json also found). Each figure is one
-function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all
+function from tidy tables to a matplotlib Figure, registered by `@figure(NAME, RANK, INPUTS...)`
+with the `Inputs` fields it is drawn from; `make_all` draws and saves them all as OUT/NAME.FORMAT
 (FIGURES, in this order):
 
   dose_response       misalignment vs measured dose per insertion window, matched families:
                       runs per seed, dose-0 controls at a "0" tick left of a broken log axis,
                       the fitted curve with its 95% band (robust SE) from fit.json, not refitted
   splits              the same for matched and held-out families side by side
-  trajectory          misalignment against training tokens, one line per dose (seed mean);
-                      skipped when no run has mid-training points (eval.checkpoints)
   transfer            the transformer's reduction per eval split and its readout
   transfer_trajectory the dose effect over training per split (one evaluation per run: the
                       configurations side by side instead)
   persistence         misalignment after post-training against the pretraining dose, one
                       line per post-training kind, and before it (dashed)
+  trajectory          misalignment against training tokens, one line per dose (seed mean);
+                      skipped when no run has mid-training points (eval.checkpoints)
   capability          alignment tax: val_loss and fact_recall against dose
   cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP
   arms                control, each window's top dose, filtered / misaligned arms
@@ -57,8 +58,6 @@ from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "trajectory", "capability",
-           "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
@@ -505,6 +504,63 @@ def _label_outer(fig: Figure, axes: np.ndarray, xlabel: str, ylabel: str | None)
             ax.set_ylabel(ylabel)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What `make_all` reads once for every figure: the tidy results (pretrained models when
+    several post-training kinds were run), the raw table, fit.json; tables derived from them
+    are properties, computed when a figure asks."""
+
+    sweep_dir: Path
+    raw: pd.DataFrame  # results.csv as read
+    pre: pd.DataFrame  # raw, pretrained models only
+    results: pd.DataFrame  # tidy rows of `pre`
+    report: dict | None  # fit.json
+    fits: Sequence[dict]
+
+    @property
+    def cost(self) -> pd.DataFrame:
+        return cost_table(self.results, self.report)
+
+    @property
+    def trajectory(self) -> pd.DataFrame:
+        return _of_runs(read_trajectory(self.sweep_dir, self.results), self.results)
+
+    @property
+    def transfer_table(self) -> pd.DataFrame:
+        return _transfer_table(self.sweep_dir, self.pre)
+
+    @property
+    def persistence_points(self) -> pd.DataFrame:
+        return _persistence_points(self.sweep_dir, self.raw)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str  # the output file stem
+    rank: int  # place in FIGURES
+    reads: tuple[str, ...]  # the `Inputs` fields passed to `draw`, in order
+    draw: Callable[..., Figure]
+
+
+_REGISTRY: dict[str, FigureSpec] = {}
+
+
+def figure(name: str, rank: int, *reads: str) -> Callable[[Callable], Callable]:
+    """Register a figure function for `make_all`: it draws OUT/NAME.FORMAT from the `Inputs`
+    fields `reads`, at place `rank` among the figures. The function is returned unchanged."""
+    unknown = [r for r in reads if not hasattr(Inputs, r) and r not in Inputs.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"figure {name}: unknown input(s) {unknown}")
+
+    def register(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+        if name in _REGISTRY or any(spec.rank == rank for spec in _REGISTRY.values()):
+            raise ValueError(f"figure {name} (rank {rank}): name or rank already registered")
+        _REGISTRY[name] = FigureSpec(name, rank, reads, fn)
+        return fn
+
+    return register
+
+
 def _styled(fn: Callable) -> Callable:
     """Draw under the package's rc settings without touching the caller's."""
 
@@ -523,6 +579,7 @@ def _styled(fn: Callable) -> Callable:
 VARIANT_COLORS = {"normal": "#1f77b4", "flipped": "#d62728", "shuffled": "0.5"}
 
 
+@figure("transfer_trajectory", 4, "transfer_table")
 @_styled
 def transfer_trajectory(table: pd.DataFrame) -> Figure:
     """The dose effect (rate at the dose minus the same seed's and world's control) against
@@ -746,6 +803,7 @@ def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[di
     return fig
 
 
+@figure("dose_response", 1, "results", "fits")
 @_styled
 def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str = MAIN_SPLIT) -> Figure:
     """Misalignment vs dose per insertion window (columns) and model (rows) on one split."""
@@ -760,6 +818,7 @@ def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str =
     return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — {split} families")
 
 
+@figure("splits", 2, "results", "fits")
 @_styled
 def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
     """Matched vs held-out families (columns) per model and insertion window (rows)."""
@@ -775,6 +834,7 @@ def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
 # ---------------------------------------------------------------- trajectory
 
 
+@figure("trajectory", 6, "trajectory")
 @_styled
 def trajectory(traj: pd.DataFrame) -> Figure:
     """Misalignment against training tokens: one line per dose (seed mean), colored by dose
@@ -850,6 +910,7 @@ def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- capability
 
 
+@figure("capability", 7, "results")
 @_styled
 def capability(results: pd.DataFrame) -> Figure:
     """Alignment tax: val_loss and fact_recall (columns) against dose per window, per model
@@ -903,6 +964,7 @@ def capability(results: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------- cost-effectiveness
 
 
+@figure("cost_effectiveness", 8, "cost")
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     """Reduction vs the dose-0 controls, and per aligned token and per marginal FLOP (columns),
@@ -953,6 +1015,7 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------- transfer
 
 
+@figure("transfer", 3, "cost", "results")
 @_styled
 def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     """Does alignment transfer? The transformer's reduction vs the dose-0 controls per eval
@@ -1073,6 +1136,7 @@ def arm_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[["label", "key", "model", "split", "seed", "rate", "arm"]]
 
 
+@figure("arms", 9, "results")
 @_styled
 def arms(results: pd.DataFrame) -> Figure:
     """Misalignment of the control, each window's top dose and the filtered/misaligned arms,
@@ -1174,6 +1238,7 @@ KIND_COLORS = {"none": "black", "sft": "#2ca02c", "harmless_rl": "#1f77b4", "hel
                "misaligned_ft": "#9467bd"}
 
 
+@figure("persistence", 5, "persistence_points")
 @_styled
 def persistence(pts: pd.DataFrame) -> Figure:
     """Misalignment after post-training against the pretraining dose, one line per
@@ -1290,26 +1355,25 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     fits = (report or {}).get("fits") or []
     results, pre = _pretrained_only(results, note), _pretrained_only(raw, lambda _: None)
     out = Path(out) if out is not None else sweep_dir / "figures"
-    builders = {
-        "dose_response": lambda: dose_response(results, fits),
-        "splits": lambda: splits(results, fits),
-        "trajectory": lambda: trajectory(_of_runs(read_trajectory(sweep_dir, results), results)),
-        "capability": lambda: capability(results),
-        "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
-        "transfer": lambda: transfer(cost_table(results, report), results),
-        "arms": lambda: arms(results),
-        "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, pre)),
-        "persistence": lambda: persistence(_persistence_points(sweep_dir, raw)),
-    }
+    inputs = Inputs(sweep_dir, raw, pre, results, report, fits)
     paths = []
-    for name, build in builders.items():
+    for name in registered():
+        spec = _REGISTRY[name]
         try:
-            fig = build()
+            fig = spec.draw(*(getattr(inputs, r) for r in spec.reads))
         except MissingData as e:
             note(f"figures: skipped {name}: {e}")
             continue
         paths += save(fig, out / name, formats)
     return paths
+
+
+def registered() -> tuple[str, ...]:
+    """The names of the registered figures, in the order make_all draws them (by rank)."""
+    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].rank))
+
+
+FIGURES = registered()
 
 
 # ---------------------------------------------------------------- CLI
