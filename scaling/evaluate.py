@@ -583,23 +583,7 @@ def write_item_log(path: Path, records: list[dict]) -> None:
             f.write((json.dumps(record, sort_keys=True) + "\n").encode())
 
 
-# ---------------------------------------------------------------- CLI
-
-
-def add_arguments(p) -> None:
-    p.add_argument("run_dir", help="run directory written by `scaling train`")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--generation", action="store_true", default=None,
-                   help="also sample continuations (default: config eval.generation)")
-    p.add_argument("--max-items", type=int, default=None, help="stratified subset of items (0 = all)")
-
-
-def run(args) -> int:
-    if args.max_items is not None and args.max_items < 0:
-        raise UsageError("--max-items must be >= 0")
-    r = evaluate_run(args.run_dir, args.step, generate=args.generation, max_items=args.max_items)
-    print("\n".join(evaluation_lines(r, args.run_dir)))
-    return 0
+# ---------------------------------------------------------------- printing
 
 
 def evaluation_lines(r: dict, run_dir: str | Path) -> list[str]:

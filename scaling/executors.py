@@ -180,14 +180,3 @@ def _launch_slurm(args: list[tuple], out: Path, options: dict) -> None:
     jobs = executor.map_array(run_shard, *columns, [env] * len(args))
     for job in jobs:
         job.result()  # raises the task's exception, with its log path
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="where shards run: this machine (default), a Ray cluster, or a SLURM array")
-    p.add_argument("--tasks", type=int, default=None,
-                   help="shards for --executor ray|slurm (default: one per pack of --pack runs; without --pack, one per run)")
-    p.add_argument("--executor-opt", dest="executor_opts", action="append", default=[],
-                   metavar="KEY=VALUE", help="engine option, e.g. num_gpus=1, partition=gpu, cluster=local")
-    p.add_argument("--compile-cache", default=None, metavar="PATH|off",
-                   help="persistent compilation cache (default: OUT/.jax_cache)")

@@ -354,14 +354,3 @@ def collect(sweep_dir: str | Path) -> Path:
     _write_csv(df, path)
     _write_csv(trajectory_table(sweep_dir, df), Path(sweep_dir) / "trajectory.csv")
     return path
-
-
-def add_arguments(p) -> None:
-    p.add_argument("dir", help="sweep directory (holds runs/)")
-
-
-def run(args) -> int:
-    path = collect(args.dir)
-    df = pd.read_csv(path)
-    print(f"{len(df)} rows ({df['run_id'].nunique()} runs) -> {path}")
-    return 0
