@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.world import SPLITS
+from scaling.splits import order as split_order
 
 NEEDED = ("run_id", "model", "split", "tokens", "readout")
 
@@ -53,8 +53,7 @@ def emergence_budget(table: pd.DataFrame, threshold: float) -> dict[str, int | N
 
 def _splits(table: pd.DataFrame) -> list[str]:
     """The world's splits in their order, then any others as found."""
-    found = list(dict.fromkeys(table["split"]))
-    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+    return split_order(table["split"])
 
 
 def report(table: pd.DataFrame, threshold: float) -> str:

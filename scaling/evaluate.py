@@ -20,7 +20,7 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   step, tokens        checkpoint evaluated and training tokens seen by then
   items, max_items    items scored (cfg.eval.max_items > 0: a stratified, nested subset)
   tie_nats            the tie tolerance above
-  splits              {SPLIT: GROUP}, SPLIT one of scaling.world.SPLITS: "matched",
+  splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
                       "unseen_pair", "held_out" (splits without items left out)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
@@ -82,8 +82,9 @@ from scaling import baselines, rundir, scenarios
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
+from scaling.splits import SPLITS
 from scaling.tokenizer import EOS, PAD, Tokenizer
-from scaling.world import SPLITS, World
+from scaling.world import World
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each

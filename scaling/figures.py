@@ -52,6 +52,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from scipy import stats
 
 import scaling.fit as fitlib
+from scaling import splits as split_defs
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.io import replacing
@@ -77,9 +78,7 @@ SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
 ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
 MARGIN_DEC = 0.3
 CROWDED_DEC = 0.35  # dose ticks closer than this (decades, on a 4-decade panel) are slanted
-MAIN_SPLIT = "matched"
-SPLIT_ORDER = ("matched", "unseen_pair", "held_out")
-SPLIT_STYLE = {"matched": ("o", "-"), "unseen_pair": ("^", "--"), "held_out": ("s", ":")}
+MAIN_SPLIT = split_defs.MAIN
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
 # Chance levels of capability metrics: fact recall picks the answer among it and 3 distractors
 # (scaling.evaluate's capability(), World.facts()).
@@ -144,6 +143,17 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
     keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
     return df[keep].reset_index(drop=True)
+
+
+def check_splits(results: pd.DataFrame) -> None:
+    """UsageError naming every split of the table that no source brings (scaling.splits.unknown:
+    not the world's, not post-training's, and no scenario file of the row's run)."""
+    files = results["input_files"] if "input_files" in results.columns else [None] * len(results)
+    bad = split_defs.unknown(zip(results["split"], files))
+    if bad:
+        raise UsageError(f"results.csv: unknown split(s) {', '.join(map(repr, bad))}: not the world's "
+                         f"({', '.join(split_defs.SPLITS)}), not post-training's ({', '.join(split_defs.POST_TRAINING)}), "
+                         "and the row's run read no scenario file (input_files has no eval.files)")
 
 
 def load_fit(path: str | Path) -> dict:
@@ -449,8 +459,7 @@ def _window_colors(windows: Sequence[str]) -> dict[str, tuple]:
 
 
 def _split_order(splits) -> list[str]:
-    present = list(dict.fromkeys(splits))
-    return [s for s in SPLIT_ORDER if s in present] + sorted(s for s in present if s not in SPLIT_ORDER)
+    return split_defs.order(splits)
 
 
 def _models(df: pd.DataFrame) -> list[str]:
@@ -1047,7 +1056,7 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
             rows = mine[mine["split"] == split].sort_values("dose")
             if rows.empty:
                 continue
-            marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+            marker, ls = split_defs.style(split)
             y = rows["reduction"].to_numpy(float)
             err = [np.nan_to_num(y - rows["lower"].to_numpy(float)),
                    np.nan_to_num(rows["upper"].to_numpy(float) - y)]
@@ -1062,8 +1071,8 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
                            title, split_names, colors)
     _label_outer(fig, axes, DOSE_LABEL, None)
     axes[0, 0].set_ylabel("reduction in misalignment rate")
-    handles = [Line2D([], [], color=colors[s], marker=SPLIT_STYLE.get(s, ("D", "-."))[0],
-                      ls=SPLIT_STYLE.get(s, ("D", "-."))[1], label=s) for s in split_names]
+    handles = [Line2D([], [], color=colors[s], marker=split_defs.style(s)[0],
+                      ls=split_defs.style(s)[1], label=s) for s in split_names]
     _legend_below(fig, handles, ncols=len(handles), title=f"eval split (bars: {CLIPPED})")
     return fig
 
@@ -1095,7 +1104,7 @@ def _readout_panel(ax, axis: DoseAxis, rows: pd.DataFrame, title: str, split_nam
         if mine.empty:
             continue
         means = mine.groupby("level").agg(dose=("dose", "mean"), y=("readout", "mean"))
-        marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+        marker, ls = split_defs.style(split)
         ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
                 ms=4, lw=1.2)
     _chance(ax)
@@ -1246,7 +1255,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
     is left out here (its rl_trained/rl_other rows are in persistence.md)."""
     if pts.empty or pts["post_training"].nunique() < 2:
         raise MissingData("needs runs of several post-training kinds (results.csv post_training)")
-    pts = pts[(pts["rl_scope"] != "part") & pts["split"].isin(SPLIT_ORDER)]
+    pts = pts[(pts["rl_scope"] != "part") & ~pts["split"].isin(split_defs.POST_TRAINING)]
     from scaling.fit.persistence import KIND_ORDER
 
     # the main window (the commonest among dosed runs) and its dose-0 controls
@@ -1344,6 +1353,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     formats = _check_formats(formats)
     raw = fitlib.read_results(sweep_dir / "results.csv")
     results = tidy_results(raw)
+    check_splits(results)
     if len(results) < len(raw):
         note(f"figures: left out {len(raw) - len(results)} row(s) with status != ok or no dose")
     fit_path = _find_fit(sweep_dir, fit)

@@ -51,12 +51,14 @@ from scaling.baselines import is_counting, learner
 from scaling.errors import UsageError
 from scaling.fit.persistence import fieller, persistence_table
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
+from scaling.splits import TRANSFER
+from scaling.splits import get as get_split
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 BLOCK = ["seed", "world_seed"]
 READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
 HOLM_ALPHA = 0.05
-TRANSFER_SPLITS = ("unseen_pair", "held_out")
+TRANSFER_SPLITS = TRANSFER
 CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
 
@@ -253,8 +255,8 @@ def dose_rows(study: dict) -> list[dict]:
         "Tice et al.: 45% -> 9% with aligned documents at ~1% of tokens; Korbak et al.: up to ~10x less",
         lambda m: f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}",
         "paired by block, t on {df} df (`fits/dose_response`)", literature_effect=0.09 - 0.45)]
-    for split, label in (("unseen_pair", "new actions in familiar situations (`unseen_pair`)"),
-                         ("held_out", "new actions in new situations (`held_out`)")):
+    for split in TRANSFER_SPLITS:
+        label = f"{get_split(split).label} (`{split}`)"
         e1 = paired(res, _at_dose(0.01), _is_control, split)
         out.append(_paired_row(
             res, _at_dose(top), _is_control, split, -1, f"... and beyond counting: {label}",

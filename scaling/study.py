@@ -26,6 +26,7 @@ from scaling import fit as fitting
 from scaling import profiling
 from scaling import results as results_mod
 from scaling import sweep as sweeper
+from scaling.splits import rank as split_rank
 
 Z = 1.959963984540054
 
@@ -145,8 +146,7 @@ def _varying_keys(by_group: dict) -> list[str]:
 
 
 def _split_rank(split) -> tuple:
-    order = ("matched", "unseen_pair", "held_out")
-    return (order.index(split) if split in order else len(order), str(split))
+    return (split_rank(split), str(split))
 
 
 def _halving(fit) -> dict | None:

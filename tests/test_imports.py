@@ -133,6 +133,16 @@ def test_no_module_outside_the_commands_defines_one():
     assert defining == []
 
 
+def test_splits_are_declared_below_everything():
+    """scaling.splits imports no module of the package (so no JAX): world, evaluation, fit,
+    findings and figures all read it."""
+    graph = import_graph()
+    assert graph["scaling.splits"] == set()
+    for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
+                   "scaling.scenarios", "scaling.study"):
+        assert "scaling.splits" in graph[reader], reader
+
+
 def test_the_executors_do_not_import_the_launcher():
     graph = import_graph()
     assert "scaling.sweep" not in graph["scaling.executors"]

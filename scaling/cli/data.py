@@ -34,7 +34,8 @@ from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
-from scaling.world import SPLITS, World
+from scaling.splits import SPLITS
+from scaling.world import World
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
