@@ -1,5 +1,6 @@
-"""`scaling train`: train a run, evaluating it at eval.checkpoints and at the end (and print
-that evaluation, as `scaling eval` does).
+"""What `scaling train` runs (the command is scaling.cli.train, which prints the final
+evaluation as `scaling eval` does): train a run, evaluating it at eval.checkpoints and at
+the end.
 
 This module joins the two halves that must not import each other: the training loop
 (scaling.train) and evaluation (scaling.evaluate). The loop hands the evaluator its own
