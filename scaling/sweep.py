@@ -469,7 +469,8 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
     if workers > 1:
         from scaling import executors
 
-        codes = executors.start_workers(sweep_path, out, overrides, workers, pack, shard, wait)
+        codes = executors.start_workers(executors.Shard(str(sweep_path), str(out), tuple(overrides), pack, *shard),
+                                        workers, wait)
         if DISK_FULL_EXIT in codes:
             raise OSError(errno.ENOSPC, "a worker stopped because the disk is full")
         runs_dir = out / "runs"

@@ -85,8 +85,8 @@ def run(args) -> int:
         statuses = launch(args.sweep, args.out, args.overrides, args.workers, args.pack, shard,
                           progress=not args.no_progress, wait=not args.no_wait, retry=args.retry_errors)
     else:
-        executors.submit(args.executor, launch, len(specs), args.sweep, args.out, args.overrides, args.pack,
-                         args.tasks, options, cache)
+        whole = executors.Shard(args.sweep, args.out, tuple(args.overrides), args.pack)
+        executors.submit(args.executor, launch, whole, len(specs), args.tasks, options, cache)
         runs_dir = Path(args.out) / "runs"
         statuses = {s.run_id: run_status(runs_dir / s.run_id) for s in specs}
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
