@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.world import SPLITS
+from scaling.splits import order as split_order
 
 NEEDED = ("run_id", "model", "split", "tokens", "readout")
 
@@ -53,8 +53,7 @@ def emergence_budget(table: pd.DataFrame, threshold: float) -> dict[str, int | N
 
 def _splits(table: pd.DataFrame) -> list[str]:
     """The world's splits in their order, then any others as found."""
-    found = list(dict.fromkeys(table["split"]))
-    return [s for s in SPLITS if s in found] + [s for s in found if s not in SPLITS]
+    return split_order(table["split"])
 
 
 def report(table: pd.DataFrame, threshold: float) -> str:
@@ -126,30 +125,3 @@ def recall_report(rates: pd.DataFrame) -> str:
              "(0.5: it does not bind names to actions).", "", "| run | model | tokens | recall |", "|---|---|---|---|"]
     lines += [f"| {r.run_id} | {r.model} | {int(r.tokens):,} | {r.recall:.3f} |" for r in rates.itertuples()]
     return "\n".join(lines) + "\n"
-
-
-def add_arguments(p) -> None:
-    p.add_argument("trajectory", help="trajectory.csv from `scaling results` (readout at every eval checkpoint)")
-    p.add_argument("--out", required=True, help="directory for emergence.md and emergence.png")
-    p.add_argument("--threshold", type=float, default=0.9, help="readout that counts as learned (default 0.9)")
-    p.add_argument("--recall", action="append", default=[], metavar="RUNS_DIR",
-                   help="also score the final checkpoints of the runs in this sweep directory on recall items "
-                        "(repeatable)")
-
-
-def run(args) -> int:
-    path = Path(args.trajectory)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    if not 0.5 < args.threshold <= 1:
-        raise UsageError(f"--threshold must be in (0.5, 1], got {args.threshold}")
-    table = readout_table(pd.read_csv(path))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    text = report(table, args.threshold)
-    if args.recall:
-        text += recall_report(pd.concat([recall_rates(Path(d)) for d in args.recall], ignore_index=True))
-    (out / "emergence.md").write_text(text)
-    figure(table, args.threshold, out / "emergence.png")
-    print(text, end="")
-    return 0

@@ -20,7 +20,7 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   step, tokens        checkpoint evaluated and training tokens seen by then
   items, max_items    items scored (cfg.eval.max_items > 0: a stratified, nested subset)
   tie_nats            the tie tolerance above
-  splits              {SPLIT: GROUP}, SPLIT one of scaling.world.SPLITS: "matched",
+  splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
                       "unseen_pair", "held_out" (splits without items left out)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
@@ -83,8 +83,9 @@ from scaling import baselines, rundir, scenarios
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
+from scaling.splits import SPLITS
 from scaling.tokenizer import EOS, PAD, Tokenizer
-from scaling.world import SPLITS, World
+from scaling.world import World
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each
@@ -586,23 +587,7 @@ def write_item_log(path: Path, records: list[dict]) -> None:
             f.write((json.dumps(record, sort_keys=True) + "\n").encode())
 
 
-# ---------------------------------------------------------------- CLI
-
-
-def add_arguments(p) -> None:
-    p.add_argument("run_dir", help="run directory written by `scaling train`")
-    p.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-    p.add_argument("--generation", action="store_true", default=None,
-                   help="also sample continuations (default: config eval.generation)")
-    p.add_argument("--max-items", type=int, default=None, help="stratified subset of items (0 = all)")
-
-
-def run(args) -> int:
-    if args.max_items is not None and args.max_items < 0:
-        raise UsageError("--max-items must be >= 0")
-    r = evaluate_run(args.run_dir, args.step, generate=args.generation, max_items=args.max_items)
-    print("\n".join(evaluation_lines(r, args.run_dir)))
-    return 0
+# ---------------------------------------------------------------- printing
 
 
 def evaluation_lines(r: dict, run_dir: str | Path) -> list[str]:

@@ -1,13 +1,13 @@
 """Sweeps on a distributed engine: `scaling sweep --executor local|ray|slurm`.
 
 Every engine cuts the sweep into `--tasks N` shards (`--shard i/N`: runs i, i+N, ... of
-the run ids in sorted order) and runs each shard as one task that calls the ordinary
-launcher, `scaling.sweep.launch(..., shard=(i, N))`, handed to `submit` by the launcher
-(this module never imports it back). So a task trains exactly what
-`scaling sweep --shard i/N` would, the file-lock claims in OUT/runs still guard every run
-against double training (a resubmitted or duplicated task skips claimed and finished runs),
-and results.csv is the same as a local sweep's. OUT (and the sweep file) must be on a
-filesystem every task sees.
+the run ids in sorted order, a `Shard`) and runs each shard as one task that calls the
+ordinary launcher, `scaling.sweep.launch(..., shard=(i, N))`, handed to `submit` by
+`scaling sweep` (the launcher uses this module; this module never imports it). So a task
+trains exactly what `scaling sweep --shard i/N` would, the file-lock claims in OUT/runs
+still guard every run against double training (a resubmitted or duplicated task skips
+claimed and finished runs), and results.csv is the same as a local sweep's. OUT (and the
+sweep file) must be on a filesystem every task sees.
 
 - `local` (default, no dependency): the launcher's own process, or `--workers` local
   processes (`start_workers`: each one `scaling sweep ... --workers 1`).
@@ -25,11 +25,13 @@ default OUT/.jax_cache), so a shape is compiled once per sweep, not once per tas
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import subprocess
 import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 from scaling.errors import UsageError
@@ -96,45 +98,54 @@ def default_tasks(n_runs: int, pack: int | None) -> int:
 # ---------------------------------------------------------------- the task
 
 
-def run_shard(launcher, sweep_path: str, out: str, overrides: list[str], pack: int | None, i: int, n: int,
-              cache: str | None, env: dict | None = None) -> dict[str, str]:
-    """One task: shard i/n of the sweep, with the ordinary launcher (claims, resume, packing)."""
+@dataclass(frozen=True)
+class Shard:
+    """One launcher's share of a sweep: the runs `scaling sweep SWEEP --out OUT --shard
+    index/count` takes (runs index, index + count, ... of the run ids in sorted order)."""
+
+    sweep: str
+    out: str
+    overrides: tuple[str, ...] = ()
+    pack: int | None = None
+    index: int = 0
+    count: int = 1
+
+
+def run_shard(launcher, shard: Shard, cache: str | None, env: dict | None = None) -> dict[str, str]:
+    """One task: `shard` of the sweep, with the ordinary launcher (claims, resume, packing)."""
     os.environ.update(env or {})
     if cache:
         from scaling.devices import enable_compilation_cache
 
         enable_compilation_cache(cache)
-    return launcher(sweep_path, out, overrides, 1, pack, (i, n), progress=False)
+    return launcher(shard.sweep, shard.out, list(shard.overrides), 1, shard.pack, (shard.index, shard.count),
+                    progress=False)
 
 
-def _task_args(launcher, sweep_path, out, overrides, pack, n, cache) -> list[tuple]:
-    return [(launcher, str(Path(sweep_path).absolute()), str(Path(out).absolute()), list(overrides), pack, i, n,
-             str(cache) if cache else None) for i in range(n)]
-
-
-def submit(executor: str, launcher, n_runs: int, sweep_path, out, overrides=(), pack: int | None = None,
-           tasks: int | None = None, options: dict | None = None, cache: Path | None = None) -> None:
+def submit(executor: str, launcher, sweep: Shard, n_runs: int, tasks: int | None = None,
+           options: dict | None = None, cache: Path | None = None) -> None:
     """Run a validated sweep of `n_runs` runs as `tasks` shards on `executor` (ray or slurm),
     each task calling `launcher` (scaling.sweep.launch) on its shard; returns when all are done."""
     if executor not in EXECUTORS or executor == "local":
         raise UsageError(f"--executor must be one of {', '.join(EXECUTORS[1:])} to submit, got {executor!r}")
-    n = tasks or default_tasks(n_runs, pack)
+    n = tasks or default_tasks(n_runs, sweep.pack)
     if n < 1:
         raise UsageError("--tasks must be >= 1")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    args = _task_args(launcher, sweep_path, out, overrides, pack, n, cache)
+    Path(sweep.out).mkdir(parents=True, exist_ok=True)
+    whole = dataclasses.replace(sweep, sweep=str(Path(sweep.sweep).absolute()), out=str(Path(sweep.out).absolute()))
+    shards = [dataclasses.replace(whole, index=i, count=n) for i in range(n)]
+    cache_path = str(cache) if cache else None
     if executor == "ray":
-        _launch_ray(args, dict(options or {}))
+        _launch_ray(launcher, shards, cache_path, dict(options or {}))
     else:
-        _launch_slurm(args, Path(out), dict(options or {}))
+        _launch_slurm(launcher, shards, cache_path, Path(sweep.out), dict(options or {}))
 
 
-def start_workers(sweep_path, out, overrides, workers: int, pack: int | None, shard: tuple[int, int],
-                  wait: bool) -> list[int]:
+def start_workers(shard: Shard, workers: int, wait: bool) -> list[int]:
     """The `--workers` executor: `workers` local launcher processes on one shard; their exit codes."""
-    cmd = [sys.executable, "-m", "scaling.cli", "sweep", str(sweep_path), "--out", str(out),
-           "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard[0]}/{shard[1]}"]
-    cmd += [a for o in overrides for a in ("--set", o)] + (["--pack", str(pack)] if pack else [])
+    cmd = [sys.executable, "-m", "scaling.cli", "sweep", shard.sweep, "--out", shard.out,
+           "--workers", "1", "--no-results", "--no-progress", "--shard", f"{shard.index}/{shard.count}"]
+    cmd += [a for o in shard.overrides for a in ("--set", o)] + (["--pack", str(shard.pack)] if shard.pack else [])
     cmd += [] if wait else ["--no-wait"]
     procs = [subprocess.Popen(cmd) for _ in range(workers)]
     return [p.wait() for p in procs]
@@ -145,7 +156,7 @@ def _gpu_env(num_gpus) -> dict:
     return {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if num_gpus and num_gpus < 1 else {}
 
 
-def _launch_ray(args: list[tuple], options: dict) -> None:
+def _launch_ray(launcher, shards: list[Shard], cache: str | None, options: dict) -> None:
     try:
         import ray
     except ImportError:
@@ -157,11 +168,11 @@ def _launch_ray(args: list[tuple], options: dict) -> None:
                         memory=int(options["memory_gb"] * 2**30) if options.get("memory_gb") else None,
                         resources=resources, max_retries=0)(run_shard)
     env = _gpu_env(options.get("num_gpus"))
-    refs = [remote.remote(*a, env) for a in args]
+    refs = [remote.remote(launcher, shard, cache, env) for shard in shards]
     ray.get(refs)  # a task's exception is re-raised here; finished runs stay finished
 
 
-def _launch_slurm(args: list[tuple], out: Path, options: dict) -> None:
+def _launch_slurm(launcher, shards: list[Shard], cache: str | None, out: Path, options: dict) -> None:
     try:
         import submitit
     except ImportError:
@@ -176,18 +187,7 @@ def _launch_slurm(args: list[tuple], out: Path, options: dict) -> None:
         generic = {k: v for k, v in generic.items() if not k.startswith("slurm_")}
     executor.update_parameters(name="scaling-sweep", **generic)
     env = _gpu_env(options.get("gpus_per_node"))
-    columns = [list(c) for c in zip(*args)]
-    jobs = executor.map_array(run_shard, *columns, [env] * len(args))
+    n = len(shards)
+    jobs = executor.map_array(run_shard, [launcher] * n, shards, [cache] * n, [env] * n)
     for job in jobs:
         job.result()  # raises the task's exception, with its log path
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--executor", default="local", choices=EXECUTORS,
-                   help="where shards run: this machine (default), a Ray cluster, or a SLURM array")
-    p.add_argument("--tasks", type=int, default=None,
-                   help="shards for --executor ray|slurm (default: one per pack of --pack runs; without --pack, one per run)")
-    p.add_argument("--executor-opt", dest="executor_opts", action="append", default=[],
-                   metavar="KEY=VALUE", help="engine option, e.g. num_gpus=1, partition=gpu, cluster=local")
-    p.add_argument("--compile-cache", default=None, metavar="PATH|off",
-                   help="persistent compilation cache (default: OUT/.jax_cache)")

@@ -2,15 +2,14 @@
 
 Reads DIR/results.csv and DIR/trajectory.csv (see scaling.results; without trajectory.csv
 the runs' eval.json files), DIR/fit.json (scaling.fit; DIR/fits/fit.json also found). Each figure is one
-function from tidy tables to a matplotlib Figure; `make_all` draws and saves them all
+function from tidy tables to a matplotlib Figure, registered by `@figure(NAME, RANK, INPUTS...)`
+with the `Inputs` fields it is drawn from; `make_all` draws and saves them all as OUT/NAME.FORMAT
 (FIGURES, in this order):
 
   dose_response       misalignment vs measured dose per insertion window, matched families:
                       runs per seed, dose-0 controls at a "0" tick left of a broken log axis,
                       the fitted curve with its 95% band (robust SE) from fit.json, not refitted
   splits              the same for matched and held-out families side by side
-  trajectory          misalignment against training tokens, one line per dose (seed mean);
-                      skipped when no run has mid-training points (eval.checkpoints)
   transfer            the transformer's reduction per eval split and its readout
   transfer_trajectory the dose effect over training per split (one evaluation per run: the
                       configurations side by side instead)
@@ -18,6 +17,8 @@ function from tidy tables to a matplotlib Figure; `make_all` draws and saves the
                       line per post-training kind, and before it (dashed)
   resistance          misalignment against post-training steps, one line per dose, panels
                       per direction and split (persistence.md's resistance table)
+  trajectory          misalignment against training tokens, one line per dose (seed mean);
+                      skipped when no run has mid-training points (eval.checkpoints)
   capability          alignment tax: val_loss and fact_recall against dose
   cost_effectiveness  reduction vs the dose-0 controls, per aligned token and per FLOP
   arms                control, each window's top dose, filtered / misaligned arms
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,13 +54,12 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLoca
 from scipy import stats
 
 import scaling.fit as fitlib
+from scaling import splits as split_defs
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.results import read_trajectory
 
-FIGURES = ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "resistance", "trajectory",
-           "capability", "cost_effectiveness", "arms")
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
 PANEL_IN = (3.8, 3.0)  # width, height of one panel in inches
@@ -81,9 +80,7 @@ SEED_JITTER_DEC = 0.05  # seeds spread over +-this many decades of dose
 ZERO_GAP_DEC = 1.0  # dose 0 drawn this many decades left of the lowest dose
 MARGIN_DEC = 0.3
 CROWDED_DEC = 0.35  # dose ticks closer than this (decades, on a 4-decade panel) are slanted
-MAIN_SPLIT = "matched"
-SPLIT_ORDER = ("matched", "unseen_pair", "held_out")
-SPLIT_STYLE = {"matched": ("o", "-"), "unseen_pair": ("^", "--"), "held_out": ("s", ":")}
+MAIN_SPLIT = split_defs.MAIN
 CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact recall"}
 # Chance levels of capability metrics: fact recall picks the answer among it and 3 distractors
 # (scaling.evaluate's capability(), World.facts()).
@@ -148,6 +145,17 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
     keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
     return df[keep].reset_index(drop=True)
+
+
+def check_splits(results: pd.DataFrame) -> None:
+    """UsageError naming every split of the table that no source brings (scaling.splits.unknown:
+    not the world's, not post-training's, and no scenario file of the row's run)."""
+    files = results["input_files"] if "input_files" in results.columns else [None] * len(results)
+    bad = split_defs.unknown(zip(results["split"], files))
+    if bad:
+        raise UsageError(f"results.csv: unknown split(s) {', '.join(map(repr, bad))}: not the world's "
+                         f"({', '.join(split_defs.SPLITS)}), not post-training's ({', '.join(split_defs.POST_TRAINING)}), "
+                         "and the row's run read no scenario file (input_files has no eval.files)")
 
 
 def load_fit(path: str | Path) -> dict:
@@ -453,8 +461,7 @@ def _window_colors(windows: Sequence[str]) -> dict[str, tuple]:
 
 
 def _split_order(splits) -> list[str]:
-    present = list(dict.fromkeys(splits))
-    return [s for s in SPLIT_ORDER if s in present] + sorted(s for s in present if s not in SPLIT_ORDER)
+    return split_defs.order(splits)
 
 
 def _models(df: pd.DataFrame) -> list[str]:
@@ -507,6 +514,68 @@ def _label_outer(fig: Figure, axes: np.ndarray, xlabel: str, ylabel: str | None)
             ax.set_ylabel(ylabel)
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What `make_all` reads once for every figure: the tidy results (pretrained models when
+    several post-training kinds were run), the raw table, fit.json; tables derived from them
+    are properties, computed when a figure asks."""
+
+    sweep_dir: Path
+    raw: pd.DataFrame  # results.csv as read
+    pre: pd.DataFrame  # raw, pretrained models only
+    results: pd.DataFrame  # tidy rows of `pre`
+    report: dict | None  # fit.json
+    fits: Sequence[dict]
+
+    @property
+    def cost(self) -> pd.DataFrame:
+        return cost_table(self.results, self.report)
+
+    @property
+    def trajectory(self) -> pd.DataFrame:
+        return _of_runs(read_trajectory(self.sweep_dir, self.results), self.results)
+
+    @property
+    def transfer_table(self) -> pd.DataFrame:
+        return _transfer_table(self.sweep_dir, self.pre)
+
+    @property
+    def persistence_points(self) -> pd.DataFrame:
+        return _persistence_points(self.sweep_dir, self.raw)
+
+    @property
+    def post_trajectory(self) -> pd.DataFrame:
+        """trajectory.csv of every run, post-trained ones included (the resistance curves)."""
+        return read_trajectory(self.sweep_dir, self.raw)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    name: str  # the output file stem
+    rank: int  # place in FIGURES
+    reads: tuple[str, ...]  # the `Inputs` fields passed to `draw`, in order
+    draw: Callable[..., Figure]
+
+
+_REGISTRY: dict[str, FigureSpec] = {}
+
+
+def figure(name: str, rank: int, *reads: str) -> Callable[[Callable], Callable]:
+    """Register a figure function for `make_all`: it draws OUT/NAME.FORMAT from the `Inputs`
+    fields `reads`, at place `rank` among the figures. The function is returned unchanged."""
+    unknown = [r for r in reads if not hasattr(Inputs, r) and r not in Inputs.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"figure {name}: unknown input(s) {unknown}")
+
+    def register(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+        if name in _REGISTRY or any(spec.rank == rank for spec in _REGISTRY.values()):
+            raise ValueError(f"figure {name} (rank {rank}): name or rank already registered")
+        _REGISTRY[name] = FigureSpec(name, rank, reads, fn)
+        return fn
+
+    return register
+
+
 def _styled(fn: Callable) -> Callable:
     """Draw under the package's rc settings without touching the caller's."""
 
@@ -525,6 +594,7 @@ def _styled(fn: Callable) -> Callable:
 VARIANT_COLORS = {"normal": "#1f77b4", "flipped": "#d62728", "shuffled": "0.5"}
 
 
+@figure("transfer_trajectory", 4, "transfer_table")
 @_styled
 def transfer_trajectory(table: pd.DataFrame) -> Figure:
     """The dose effect (rate at the dose minus the same seed's and world's control) against
@@ -748,6 +818,7 @@ def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[di
     return fig
 
 
+@figure("dose_response", 1, "results", "fits")
 @_styled
 def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str = MAIN_SPLIT) -> Figure:
     """Misalignment vs dose per insertion window (columns) and model (rows) on one split."""
@@ -762,6 +833,7 @@ def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str =
     return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — {split} families")
 
 
+@figure("splits", 2, "results", "fits")
 @_styled
 def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
     """Matched vs held-out families (columns) per model and insertion window (rows)."""
@@ -777,6 +849,7 @@ def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
 # ---------------------------------------------------------------- trajectory
 
 
+@figure("trajectory", 7, "trajectory")
 @_styled
 def trajectory(traj: pd.DataFrame) -> Figure:
     """Misalignment against training tokens: one line per dose (seed mean), colored by dose
@@ -852,6 +925,7 @@ def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- capability
 
 
+@figure("capability", 8, "results")
 @_styled
 def capability(results: pd.DataFrame) -> Figure:
     """Alignment tax: val_loss and fact_recall (columns) against dose per window, per model
@@ -905,6 +979,7 @@ def capability(results: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------- cost-effectiveness
 
 
+@figure("cost_effectiveness", 9, "cost")
 @_styled
 def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     """Reduction vs the dose-0 controls, and per aligned token and per marginal FLOP (columns),
@@ -955,6 +1030,7 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
 # ---------------------------------------------------------------- transfer
 
 
+@figure("transfer", 3, "cost", "results")
 @_styled
 def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     """Does alignment transfer? The transformer's reduction vs the dose-0 controls per eval
@@ -987,7 +1063,7 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
             rows = mine[mine["split"] == split].sort_values("dose")
             if rows.empty:
                 continue
-            marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+            marker, ls = split_defs.style(split)
             y = rows["reduction"].to_numpy(float)
             err = [np.nan_to_num(y - rows["lower"].to_numpy(float)),
                    np.nan_to_num(rows["upper"].to_numpy(float) - y)]
@@ -1002,8 +1078,8 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
                            title, split_names, colors)
     _label_outer(fig, axes, DOSE_LABEL, None)
     axes[0, 0].set_ylabel("reduction in misalignment rate")
-    handles = [Line2D([], [], color=colors[s], marker=SPLIT_STYLE.get(s, ("D", "-."))[0],
-                      ls=SPLIT_STYLE.get(s, ("D", "-."))[1], label=s) for s in split_names]
+    handles = [Line2D([], [], color=colors[s], marker=split_defs.style(s)[0],
+                      ls=split_defs.style(s)[1], label=s) for s in split_names]
     _legend_below(fig, handles, ncols=len(handles), title=f"eval split (bars: {CLIPPED})")
     return fig
 
@@ -1035,7 +1111,7 @@ def _readout_panel(ax, axis: DoseAxis, rows: pd.DataFrame, title: str, split_nam
         if mine.empty:
             continue
         means = mine.groupby("level").agg(dose=("dose", "mean"), y=("readout", "mean"))
-        marker, ls = SPLIT_STYLE.get(split, ("D", "-."))
+        marker, ls = split_defs.style(split)
         ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
                 ms=4, lw=1.2)
     _chance(ax)
@@ -1075,6 +1151,7 @@ def arm_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)[["label", "key", "model", "split", "seed", "rate", "arm"]]
 
 
+@figure("arms", 10, "results")
 @_styled
 def arms(results: pd.DataFrame) -> Figure:
     """Misalignment of the control, each window's top dose and the filtered/misaligned arms,
@@ -1176,6 +1253,7 @@ KIND_COLORS = {"none": "black", "sft": "#2ca02c", "harmless_rl": "#1f77b4", "hel
                "misaligned_ft": "#9467bd"}
 
 
+@figure("persistence", 5, "persistence_points")
 @_styled
 def persistence(pts: pd.DataFrame) -> Figure:
     """Misalignment after post-training against the pretraining dose, one line per
@@ -1184,7 +1262,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
     is left out here (its rl_trained/rl_other rows are in persistence.md)."""
     if pts.empty or pts["post_training"].nunique() < 2:
         raise MissingData("needs runs of several post-training kinds (results.csv post_training)")
-    pts = pts[(pts["rl_scope"] != "part") & pts["split"].isin(SPLIT_ORDER)]
+    pts = pts[(pts["rl_scope"] != "part") & ~pts["split"].isin(split_defs.POST_TRAINING)]
     from scaling.fit.persistence import KIND_ORDER
 
     # the main window (the commonest among dosed runs) and its dose-0 controls
@@ -1234,17 +1312,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
     return fig
 
 
-def _persistence_points(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
-    from scaling.fit.persistence import points
-
-    if "post_training" not in raw.columns or raw["post_training"].nunique() < 2 or "dose_tokens" not in raw.columns:
-        return pd.DataFrame(columns=["post_training"])
-    traj = read_trajectory(sweep_dir, raw)
-    if traj.empty:
-        return pd.DataFrame(columns=["post_training"])
-    return points(traj, raw)
-
-
+@figure("resistance", 6, "post_trajectory", "raw")
 @_styled
 def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     """Misalignment against post-training steps (0 = end of pretraining; eval.checkpoints),
@@ -1308,6 +1376,17 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     return fig
 
 
+def _persistence_points(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    from scaling.fit.persistence import points
+
+    if "post_training" not in raw.columns or raw["post_training"].nunique() < 2 or "dose_tokens" not in raw.columns:
+        return pd.DataFrame(columns=["post_training"])
+    traj = read_trajectory(sweep_dir, raw)
+    if traj.empty:
+        return pd.DataFrame(columns=["post_training"])
+    return points(traj, raw)
+
+
 def _pretrained_only(results: pd.DataFrame, note: Callable[[str], None]) -> pd.DataFrame:
     """With several post-training kinds the dose figures show the pretrained models
     (post_training none); the persistence figure shows every kind."""
@@ -1345,6 +1424,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     formats = _check_formats(formats)
     raw = fitlib.read_results(sweep_dir / "results.csv")
     results = tidy_results(raw)
+    check_splits(results)
     if len(results) < len(raw):
         note(f"figures: left out {len(raw) - len(results)} row(s) with status != ok or no dose")
     fit_path = _find_fit(sweep_dir, fit)
@@ -1355,22 +1435,12 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     fits = (report or {}).get("fits") or []
     results, pre = _pretrained_only(results, note), _pretrained_only(raw, lambda _: None)
     out = Path(out) if out is not None else sweep_dir / "figures"
-    builders = {
-        "dose_response": lambda: dose_response(results, fits),
-        "splits": lambda: splits(results, fits),
-        "trajectory": lambda: trajectory(_of_runs(read_trajectory(sweep_dir, results), results)),
-        "capability": lambda: capability(results),
-        "cost_effectiveness": lambda: cost_effectiveness(cost_table(results, report)),
-        "transfer": lambda: transfer(cost_table(results, report), results),
-        "arms": lambda: arms(results),
-        "transfer_trajectory": lambda: transfer_trajectory(_transfer_table(sweep_dir, pre)),
-        "persistence": lambda: persistence(_persistence_points(sweep_dir, raw)),
-        "resistance": lambda: resistance(read_trajectory(sweep_dir, raw), raw),
-    }
+    inputs = Inputs(sweep_dir, raw, pre, results, report, fits)
     paths = []
-    for name, build in builders.items():
+    for name in registered():
+        spec = _REGISTRY[name]
         try:
-            fig = build()
+            fig = spec.draw(*(getattr(inputs, r) for r in spec.reads))
         except MissingData as e:
             note(f"figures: skipped {name}: {e}")
             continue
@@ -1378,21 +1448,9 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     return paths
 
 
-# ---------------------------------------------------------------- CLI
+def registered() -> tuple[str, ...]:
+    """The names of the registered figures, in the order make_all draws them (by rank)."""
+    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].rank))
 
 
-def add_arguments(p) -> None:
-    p.add_argument("dir", help="sweep directory (holds results.csv, fit.json, runs/)")
-    p.add_argument("--fit", default=None, help="fit.json (default: DIR/fit.json or DIR/fits/fit.json)")
-    p.add_argument("--out", default=None, help="output directory (default: DIR/figures)")
-    p.add_argument("--formats", default="png,svg",
-                   help=f"comma-separated subset of {','.join(FORMATS)} (default png,svg)")
-
-
-def run(args) -> int:
-    paths = make_all(args.dir, out=args.out, formats=args.formats, fit=args.fit)
-    for path in paths:
-        print(path)
-    if not paths:
-        print("figures: nothing to draw", file=sys.stderr)
-    return 0
+FIGURES = registered()

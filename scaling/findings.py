@@ -41,7 +41,6 @@ Each row has one primary contrast, and its verdict is settled in this order:
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -52,12 +51,14 @@ from scaling.baselines import is_counting, learner
 from scaling.errors import UsageError
 from scaling.fit.persistence import fieller, persistence_table
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
+from scaling.splits import TRANSFER
+from scaling.splits import get as get_split
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
 BLOCK = ["seed", "world_seed"]
 READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
 HOLM_ALPHA = 0.05
-TRANSFER_SPLITS = ("unseen_pair", "held_out")
+TRANSFER_SPLITS = TRANSFER
 CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
 
@@ -254,8 +255,8 @@ def dose_rows(study: dict) -> list[dict]:
         "Tice et al.: 45% -> 9% with aligned documents at ~1% of tokens; Korbak et al.: up to ~10x less",
         lambda m: f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}",
         "paired by block, t on {df} df (`fits/dose_response`)", literature_effect=0.09 - 0.45)]
-    for split, label in (("unseen_pair", "new actions in familiar situations (`unseen_pair`)"),
-                         ("held_out", "new actions in new situations (`held_out`)")):
+    for split in TRANSFER_SPLITS:
+        label = f"{get_split(split).label} (`{split}`)"
         e1 = paired(res, _at_dose(0.01), _is_control, split)
         out.append(_paired_row(
             res, _at_dose(top), _is_control, split, -1, f"... and beyond counting: {label}",
@@ -564,33 +565,3 @@ def readme_block(text: str) -> str | None:
     if START not in text or END not in text:
         return None
     return text[text.index(START):text.index(END) + len(END)]
-
-
-def add_arguments(p) -> None:
-    p.add_argument("--root", default=".", help="repository root holding fits/<study>/ (default: .)")
-    p.add_argument("--check", default=None, metavar="README",
-                   help="compare the table between the findings markers of this file; exit 1 if it differs")
-    p.add_argument("--write", default=None, metavar="README",
-                   help="replace the table between the findings markers of this file")
-
-
-def run(args) -> int:
-    table = render(findings(args.root))
-    if args.check or args.write:
-        path = Path(args.check or args.write)
-        text = path.read_text()
-        block = readme_block(text)
-        if block is None:
-            raise UsageError(f"{path} has no {START} ... {END} block")
-        if args.write:
-            path.write_text(text.replace(block, table))
-            print(f"wrote the findings table into {path}")
-            return 0
-        if block != table:
-            print(f"{path}: the findings table differs from the committed tables' (scaling findings --write {path})",
-                  file=sys.stderr)
-            return 1
-        print(f"{path}: the findings table matches fits/")
-        return 0
-    print(table)
-    return 0

@@ -76,7 +76,7 @@ def check(cfg: Config) -> None:
 
 def _check_scenarios(e) -> None:
     from scaling import scenarios
-    from scaling.world import SPLITS
+    from scaling.splits import SPLITS
 
     _check(e.format in scenarios.FORMATS, "eval.format",
            f"must be one of {', '.join(scenarios.FORMATS)}; got {e.format!r}")

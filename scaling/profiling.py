@@ -209,19 +209,3 @@ def load_table(out: Path) -> dict:
     if not runs:
         raise UsageError(f"no run in {out}/runs has timings (status.json) yet")
     return table(runs)
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def add_arguments(p) -> None:
-    p.add_argument("out", help="a sweep or study directory (OUT, holding runs/)")
-
-
-def run(args) -> int:
-    t = load_table(Path(args.out))
-    print(format_table(t))
-    train = dict(t["rows"])["train_steps"]
-    print(f"\ntrain steps: {100 * train / t['total']:.1f}% of {t['total']:.1f} s"
-          + ("" if (Path(args.out) / "profile.json").exists() else " (the runs' own time; no profile.json)"))
-    return 0

@@ -72,7 +72,7 @@ from scaling.config import insertion_window
 from scaling.errors import UsageError
 from scaling.io import read_json, replacing, run_status
 from scaling.plan import config_from_dict
-from scaling.world import SPLITS
+from scaling.splits import POST_TRAINING, SPLITS
 
 STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
                  "dose_tokens", "post_training_tokens", "rl_families"]
@@ -243,7 +243,7 @@ def row_key(columns) -> list[str]:
 def _rl_splits(families: dict, trained: set[str]) -> dict:
     """Eval groups pooled over the RL-trained families and over the others."""
     out = {}
-    for split, keep in (("rl_trained", True), ("rl_other", False)):
+    for split, keep in zip(POST_TRAINING, (True, False)):
         groups = [g for name, g in families.items() if (name in trained) == keep]
         n = sum(g["total"] for g in groups)
         if n == 0:
@@ -363,14 +363,3 @@ def collect(sweep_dir: str | Path) -> Path:
     _write_csv(df, path)
     _write_csv(trajectory_table(sweep_dir, df), Path(sweep_dir) / "trajectory.csv")
     return path
-
-
-def add_arguments(p) -> None:
-    p.add_argument("dir", help="sweep directory (holds runs/)")
-
-
-def run(args) -> int:
-    path = collect(args.dir)
-    df = pd.read_csv(path)
-    print(f"{len(df)} rows ({df['run_id'].nunique()} runs) -> {path}")
-    return 0

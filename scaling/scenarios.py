@@ -60,17 +60,16 @@ def split_names(paths) -> list[str]:
 
 def split_order(names) -> list[str]:
     """The world's splits in their order, then the others in order of first appearance."""
-    from scaling.world import SPLITS
+    from scaling import splits
 
-    names = list(dict.fromkeys(names))
-    return [s for s in SPLITS if s in names] + [s for s in names if s not in SPLITS]
+    return splits.order(names)
 
 
 def run_splits(eval_cfg) -> list[str]:
     """The splits a run's evaluation reports (its results.csv rows): the world's, unless
     eval.world_items is off, then those of eval.files (those of eval.json if the files
     are gone)."""
-    from scaling.world import SPLITS
+    from scaling.splits import SPLITS
 
     try:
         own = split_names(eval_cfg.files)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -198,22 +197,3 @@ def to_markdown(report: dict) -> str:
                     if np.isfinite(e["exponent"]) else e.get("reason", "n/a"))
             lines.append(f"| {split} | {label} | {e['n_sizes']} | {text} |")
     return "\n".join(lines) + "\n"
-
-
-def add_arguments(p) -> None:
-    p.add_argument("results", help="results.csv of a sweep with a preset (model size) axis")
-    p.add_argument("--out", default=None, help="directory for sizes.json and sizes.md (default: beside results)")
-
-
-def run(args) -> int:
-    path = Path(args.results)
-    if not path.is_file():
-        raise UsageError(f"results table not found: {path}")
-    report = size_report(pd.read_csv(path))
-    out = Path(args.out) if args.out else path.parent
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sizes.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
-    text = to_markdown(report)
-    (out / "sizes.md").write_text(text)
-    print(text + f"\nwritten: {out / 'sizes.json'}, {out / 'sizes.md'}")
-    return 0

@@ -26,6 +26,7 @@ from scaling import fit as fitting
 from scaling import profiling
 from scaling import results as results_mod
 from scaling import sweep as sweeper
+from scaling.splits import rank as split_rank
 
 Z = 1.959963984540054
 
@@ -145,8 +146,7 @@ def _varying_keys(by_group: dict) -> list[str]:
 
 
 def _split_rank(split) -> tuple:
-    order = ("matched", "unseen_pair", "held_out")
-    return (order.index(split) if split in order else len(order), str(split))
+    return (split_rank(split), str(split))
 
 
 def _halving(fit) -> dict | None:
@@ -222,24 +222,3 @@ def _print_profile(out: Path, clock: profiling.Clock, started: float, entered: f
     print(f"\nwhere the time went ({out / 'profile.json'}):\n{profiling.format_table(t)}")
     if workers > 1:
         print(f"({workers} worker processes: the runs' phases are summed over them and exceed the wall time)")
-
-
-def add_arguments(p) -> None:
-    sweeper.add_common_arguments(p)
-    p.add_argument("--profile", action="store_true",
-                   help="print (and write to OUT/profile.json) where the study's wall time went, by phase")
-
-
-def run(args) -> int:
-    entered = time.time()
-    sweeper.check_launch_arguments(args)
-    if args.dry_run:
-        sweeper.dry_run(sweeper.expand(args.sweep, args.overrides))
-        return 0
-    from scaling.executors import enable_cache
-
-    sweeper.expand(args.sweep, args.overrides)  # bad input is named before OUT (and its cache) exists
-    enable_cache(args.out)  # OUT/.jax_cache, or SCALING_COMPILE_CACHE (a path or "off")
-    started = profiling.process_started_at() or entered
-    return study(args.sweep, args.out, args.overrides, args.workers, args.pack, not args.no_progress,
-                 profile=(started, entered, time.time()) if args.profile else None)

@@ -39,11 +39,12 @@ import random
 import re
 from dataclasses import dataclass
 
+from scaling import splits as split_defs
 from scaling.config import GENRES
 from scaling.config import WORLD_VARIANTS as VARIANTS
 
 SIDES = ("aligned", "misaligned")
-SPLITS = ("matched", "unseen_pair", "held_out")
+SPLITS = split_defs.SPLITS  # declared in scaling.splits
 N_HELD_OUT = 4  # families no AI document uses
 N_MATCHED_PAIRS = 64  # verb pairs the AI documents use
 N_TRANSFER_PAIRS = 64  # verb pairs only human stories use
@@ -397,10 +398,10 @@ class World:
         return verbs
 
     def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
-        return self.matched_pairs if split == "matched" else self.transfer_pairs
+        return self.matched_pairs if split_defs.get(split).pairs == "matched" else self.transfer_pairs
 
     def families(self, split: str) -> tuple[str, ...]:
-        return self.held_out if split == "held_out" else self.matched
+        return self.held_out if split_defs.get(split).families == "held_out" else self.matched
 
     def positive_side(self, transfer: bool, index: int) -> int:
         """Which verb of a pair (0 aligned, 1 misaligned) story unit `index` praises."""
@@ -581,7 +582,7 @@ class World:
                         before, after = value.split("{value}")
                         story.update(value_prefix=before.format(**story["slots"]).strip(),
                                      value_suffix=after.format(**story["slots"]).strip(), words=(pos, neg))
-                        flipped = split != "matched" and self.variant == "flipped"
+                        flipped = split_defs.get(split).transfer and self.variant == "flipped"
                         praised = (side == 0) != flipped
                         tail = f" {story['value_suffix']}".rstrip()
                         good, bad = f"{pos}{tail}", f"{neg}{tail}"
@@ -604,7 +605,7 @@ class World:
                         rng = _rng("readout3", self.seed, split, k, side, j)
                         frame = self._bound_frame(rng, EVAL_NAMES)
                         frame["value"] = BOUND_VALUES[j]
-                        flipped = split != "matched" and self.variant == "flipped"
+                        flipped = split_defs.get(split).transfer and self.variant == "flipped"
                         praised = (side == 0) != flipped
                         frame["pos_first"] = praised  # the first value word is this verb's doer's
                         n1, n2 = frame["slots"]["n1"], frame["slots"]["n2"]

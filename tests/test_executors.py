@@ -124,3 +124,23 @@ def test_kubernetes_example_maps_the_completion_index_onto_shards():
     assert '--shard "${JOB_COMPLETION_INDEX}/${SHARDS}"' in text
     sweep_file = re.search(r"scaling sweep (sweeps/\S+)", text).group(1)
     assert (HERE.parent / sweep_file).is_file()
+
+
+def test_workers_are_launchers_of_the_same_shard(monkeypatch):
+    started = []
+
+    class Proc:
+        def __init__(self, cmd):
+            started.append(cmd)
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(executors.subprocess, "Popen", Proc)
+    shard = executors.Shard("s.toml", "out", ("train.steps=5",), pack=4, index=1, count=3)
+    assert executors.start_workers(shard, 2, wait=False) == [0, 0]
+    assert started == [[sys.executable, "-m", "scaling.cli", "sweep", "s.toml", "--out", "out", "--workers", "1",
+                        "--no-results", "--no-progress", "--shard", "1/3", "--set", "train.steps=5", "--pack", "4",
+                        "--no-wait"]] * 2
+    with pytest.raises(UsageError, match="to submit"):
+        executors.submit("local", None, shard, 3)

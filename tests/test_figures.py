@@ -194,3 +194,33 @@ def test_only_nan_or_failed_rows_do_not_crash(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("skipped") == len(figures.FIGURES)
     assert not (tmp_path / "figures").exists()
+
+
+def test_figures_are_registered_in_their_order():
+    assert figures.FIGURES == ("dose_response", "splits", "transfer", "transfer_trajectory", "persistence", "resistance",
+                               "trajectory", "capability", "cost_effectiveness", "arms")
+    with pytest.raises(ValueError, match="already registered"):
+        figures.figure("arms", 99, "results")(lambda results: None)
+    with pytest.raises(ValueError, match="unknown input"):
+        figures.figure("new", 99, "no_such_table")
+
+
+def test_a_registered_figure_is_drawn_by_make_all(tmp_path, monkeypatch):
+    """A new figure is one decorated function: make_all draws it with the inputs it names."""
+    monkeypatch.setattr(figures, "_REGISTRY", dict(figures._REGISTRY))
+    seen = {}
+
+    @figures.figure("runs_per_split", 99, "results", "fits")
+    def runs_per_split(results, fits):
+        seen["rows"], seen["fits"] = len(results), fits
+        fig = figures.Figure(figsize=(2, 2))
+        fig.add_subplot().bar(["x"], [len(results)])
+        return fig
+
+    assert figures.registered() == (*figures.FIGURES, "runs_per_split")
+    rows = [{c: math.nan for c in COLUMNS} | {"run_id": "r0", "split": "matched", "arm": "dose",
+                                              "status": "ok", "dose": 0.01}]
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp_path / "results.csv", index=False)
+    paths = figures.make_all(tmp_path, formats=["png"], note=lambda _: None)
+    assert [p.name for p in paths] == ["runs_per_split.png"]
+    assert seen == {"rows": 1, "fits": []}

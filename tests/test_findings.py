@@ -61,7 +61,7 @@ def test_committed_halving_doses_are_what_scaling_fit_gives_again(tmp_path):
     """The halving doses the table quotes come from fit.json; refitting results.csv with
     `scaling fit --blocks seed` (the seed x world blocks the committed fits were made with)
     gives the same ones."""
-    from scaling.fit.report import add_arguments, run
+    from scaling.cli.fit import add_arguments, run
 
     for study in ("dose_response",):
         parser = argparse.ArgumentParser()

@@ -1,6 +1,7 @@
 """The package's import graph, read from the source (ast, imports inside functions included):
 no module imports itself back through others, config is the ground floor, and training and
-evaluation never import each other (scaling.pipeline joins them)."""
+evaluation never import each other (scaling.pipeline joins them), and only the command
+modules (scaling/cli/) parse arguments."""
 
 import ast
 from pathlib import Path
@@ -97,6 +98,55 @@ def test_config_is_the_ground_floor():
 @pytest.mark.parametrize("src,dst", [("train", "evaluate"), ("evaluate", "train")])
 def test_no_import_between_training_and_evaluation(src, dst):
     assert f"scaling.{dst}" not in import_graph()[f"scaling.{src}"], f"scaling/{src}.py imports scaling.{dst}"
+
+
+def imports_argparse(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "argparse" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "argparse":
+            return True
+    return False
+
+
+def test_only_the_commands_import_argparse(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from argparse import ArgumentParser\n")
+    assert imports_argparse(source)
+    source.write_text("import argparse_extra\nx = 'import argparse'\n")
+    assert not imports_argparse(source)
+    outside = [str(p.relative_to(PACKAGE.parent)) for p in sorted(PACKAGE.rglob("*.py"))
+               if "cli" not in p.relative_to(PACKAGE).parts[:1] and imports_argparse(p)]
+    assert outside == []
+    assert imports_argparse(PACKAGE / "cli" / "__init__.py")
+
+
+def test_no_module_outside_the_commands_defines_one():
+    """The commands' argparse definitions and run functions live in scaling/cli/ only."""
+    defining = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] == "cli":
+            continue
+        names = {n.name for n in ast.parse(path.read_text(encoding="utf-8")).body if isinstance(n, ast.FunctionDef)}
+        if {"add_arguments", "run"} & names:
+            defining.append(module_name(path))
+    assert defining == []
+
+
+def test_splits_are_declared_below_everything():
+    """scaling.splits imports no module of the package (so no JAX): world, evaluation, fit,
+    findings and figures all read it."""
+    graph = import_graph()
+    assert graph["scaling.splits"] == set()
+    for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
+                   "scaling.scenarios", "scaling.study"):
+        assert "scaling.splits" in graph[reader], reader
+
+
+def test_the_executors_do_not_import_the_launcher():
+    graph = import_graph()
+    assert "scaling.sweep" not in graph["scaling.executors"]
+    assert "scaling.executors" in graph["scaling.sweep"]
 
 
 def test_no_module_global_heldout_cache():

@@ -3,7 +3,7 @@
 Modules by concern: table (input table, groups, dose levels, blocks; shared with the figures),
 curves (mean curves, EDs), likelihood and fitting, results (CurveFit: params, bse, conf_int(),
 summary()), comparisons (model tests, cost), contrasts (named paired contrasts, Holm), report
-(fit_table, fit.json/fit.md, CLI); simulate (known-truth studies for the coverage tests).
+(fit_table, fit.json/fit.md; the command is scaling.cli.fit); simulate (known-truth studies for the coverage tests).
 
 Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups;
 `ngram-*` models and the counters of scaling.baselines.COUNTERS are counting baselines), seed and world_seed (blocks), aligned_tokens, flops,
@@ -60,14 +60,14 @@ from scaling.fit.common import (
 from scaling.fit.comparisons import compare_insertions, cost_effectiveness
 from scaling.fit.curves import CURVES, CurveModel, register
 from scaling.fit.fitting import fit_curve, fit_ll, fit_ll2, fit_loglinear
-from scaling.fit.report import FitReport, add_arguments, fit_table, run, write_report
+from scaling.fit.report import FitReport, fit_table, write_report
 from scaling.fit.results import CurveFit, curve_band, predict
 from scaling.fit.table import clean_table, group_frames, read_results
 
 __all__ = [
     "BACKGROUND_MODELS", "CONTROL_LABELS", "CURVES", "ED_LEVELS", "MODELS", "POOLED", "Z95", "CurveFit",
-    "CurveModel", "FitReport", "FitWarning", "add_arguments",
+    "CurveModel", "FitReport", "FitWarning",
     "clean_table", "compare_insertions", "cost_effectiveness", "curve_band", "fit_curve", "fit_ll",
-    "fit_ll2", "fit_loglinear", "fit_table", "group_frames", "predict", "read_results", "register", "run",
+    "fit_ll2", "fit_loglinear", "fit_table", "group_frames", "predict", "read_results", "register",
     "write_report",
 ]

@@ -20,9 +20,10 @@ from scipy import stats
 from scaling.baselines import is_counting
 from scaling.fit.common import _clean
 from scaling.fit.table import _is_control_label, cluster_labels, level_column
+from scaling.splits import MAIN, TRANSFER
 
-TRANSFER_SPLITS = ("unseen_pair", "held_out")
-MATCHED = "matched"
+TRANSFER_SPLITS = TRANSFER
+MATCHED = MAIN
 NO_POST_TRAINING = "none"
 PAIRED_TEST = "paired t over blocks (df = blocks - 1)"
 

@@ -1,11 +1,8 @@
-"""All fits of a table (`fit_table`), the report (fit.json, fit.md) and the CLI."""
+"""All fits of a table (`fit_table`) and the report (fit.json, fit.md; `scaling fit` is scaling.cli.fit)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,13 +40,11 @@ from scaling.fit.likelihood import _n_clusters
 from scaling.fit.results import CurveFit
 from scaling.fit.table import (
     BLOCK_COLUMNS,
-    BLOCK_MODES,
     block_labels,
     block_mode,
     clean_table,
     cluster_labels,
     group_frames,
-    read_results,
     with_blocks,
 )
 from scaling.io import write_text
@@ -457,26 +452,6 @@ def _parse_background(value):
 
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", help="results table (CSV with dose, misaligned, total, ...)")
-    parser.add_argument("--out", default=None,
-                        help="output directory for fit.json and fit.md (default: beside RESULTS.csv)")
-    parser.add_argument("--models", default=",".join(MODELS),
-                        help=f"comma-separated models of {','.join(CURVES)} (default: {','.join(MODELS)})")
-    parser.add_argument("--background", default="auto",
-                        help="dose axis ln(x0 + dose): auto (estimate x0; chosen by QAIC and a quasi F "
-                             "test, binomial AIC only shown), none, or a fixed x0")
-    parser.add_argument("--blocks", choices=BLOCK_MODES, default="auto",
-                        help="seed: one effect per train seed x world seed block on the dose-0 level, "
-                             "SEs clustered and contrasts paired by block (t on blocks - 1 df); world: the "
-                             "same effects, SEs clustered and contrasts paired by world (seeds nested, t "
-                             "on worlds - 1 df); none: pooled binomial fits (R's drc), nothing paired; "
-                             "auto (default): world with two or more world seeds, else seed")
-    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                        help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
-    parser.add_argument("--bootstrap-seed", type=int, default=0)
-
-
 def write_report(report: FitReport, out: Path, appendix: str = "") -> None:
     """fit.json and fit.md (+ `appendix`), each written whole (temporary file, then rename): a
     kill leaves the old file or the new one, never a cut one that a figure run would misread."""
@@ -520,31 +495,3 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
         resisting = resistance.report(traj, results)
         write_text(Path(out) / "persistence.md", f"{resisting}\n{text}" if resisting else text)
     return bool(text)
-
-
-def run(args) -> int:
-    if args.bootstrap < 0:
-        raise UsageError("--bootstrap must be >= 0")
-    df = read_results(args.results)
-    # One line per warning, without the source line Python would show for each.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        report = fit_table(df, models=args.models, background=args.background,
-                           bootstrap=args.bootstrap, bootstrap_seed=args.bootstrap_seed, blocks=args.blocks)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    out = Path(args.out) if args.out else Path(args.results).parent
-    out.mkdir(parents=True, exist_ok=True)
-    write_report(report, out, transfer.rates_beside_counters(df))
-    mode = report.settings["block_mode"]
-    if mode == "none":
-        print("--blocks none: transfer.md and persistence.md (paired by block) are not written")
-    else:
-        if write_transfer(df, Path(args.results).parent / "trajectory.csv", out, mode):
-            print(f"wrote {out / 'transfer.md'}")
-        if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
-            print(f"wrote {out / 'persistence.md'}")
-    print(report.summary())
-    print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
-    return 0
-

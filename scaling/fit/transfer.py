@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling.splits import MAIN as MAIN_SPLIT
+
 BLOCK = ["seed", "world_seed"]
 CONFIG = ["model", "batch_size"]
 
@@ -88,7 +90,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str =
     names = [*CONFIG, "genres", "insertion", "world_variant", "split", "aligned_fraction", "step"]
     for key, g in eff.groupby(names, sort=True):
         # flipped worlds: the dose must raise misalignment on the transfer splits only
-        expected = 1 if key[4] == "flipped" and key[5] != "matched" else -1
+        expected = 1 if key[4] == "flipped" and key[5] != MAIN_SPLIT else -1
         effects = _per_unit(g["effect"], g["world_seed"], units)
         rows.append({**dict(zip(names, key)),
                      "tokens": float(g["tokens"].mean()), **_t_summary(effects),
@@ -198,7 +200,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
     unit = "blocks" if units == "seed" else "worlds"
     counters = counter_rates(results)
     untied = sorted({f"{split} ({lo:.3f}-{hi:.3f})" for (split, _, _), (lo, hi) in counters.items()
-                     if split != "matched" and not lo == hi == 0.5})
+                     if split != MAIN_SPLIT and not lo == hi == 0.5})
     counting = ("Counting baselines tie on every transfer item (rate 0.5), so on `unseen_pair`/`held_out` "
                 "any effect is beyond counting. " if not untied else
                 "**Counting baselines do not tie on every transfer item here** (their rates: "

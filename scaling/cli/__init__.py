@@ -1,7 +1,9 @@
-"""`scaling` console script: one subcommand per module.
+"""`scaling` console script: one subcommand per module of this package.
 
-Each command module exposes `add_arguments(parser)` and `run(args) -> int`. Only the
-module of the chosen command is imported, so `scaling fit` does not pay for importing JAX.
+Each command module (scaling/cli/NAME.py) holds the command's argparse definition,
+`add_arguments(parser)`, and `run(args) -> int`, which calls into the domain modules; no
+module outside scaling.cli imports argparse. Only the module of the chosen command is
+imported, so `scaling fit` does not pay for importing JAX.
 """
 
 from __future__ import annotations
@@ -15,21 +17,21 @@ import sys
 from scaling.errors import UsageError
 
 COMMANDS = {
-    "train": ("scaling.pipeline", "pretrain one model from a config (resumes after a kill)"),
-    "eval": ("scaling.evaluate", "score a run's misalignment and capability"),
-    "bench": ("scaling.bench", "train-step throughput, FLOP/s and MFU on this device"),
-    "data": ("scaling.data_cli", "preview documents and token accounting of a config"),
-    "sweep": ("scaling.sweep", "run a grid of configs (skips finished runs, resumes others)"),
-    "results": ("scaling.results", "collect a sweep's runs into results.csv"),
-    "fit": ("scaling.fit", "fit dose-response curves to a results table"),
-    "figures": ("scaling.figures", "draw the study figures from results.csv and fit.json"),
-    "study": ("scaling.study", "sweep, results, fit and figures in one command"),
-    "sizes": ("scaling.sizes", "ED50 and slope of the dose-response against model size"),
-    "findings": ("scaling.findings", "the reference suite's findings against the literature (README table)"),
-    "track": ("scaling.tracking", "a run's or sweep's metrics as TensorBoard event files or wandb runs"),
-    "profile": ("scaling.profiling", "where a sweep's or study's wall time went, by phase (a table)"),
-    "verify": ("scaling.verify", "check a run or sweep directory for consistency; say what to rerun"),
-    "emergence": ("scaling.emergence", "readout against training tokens: where the model learns the values"),
+    "train": ("scaling.cli.train", "pretrain one model from a config (resumes after a kill)"),
+    "eval": ("scaling.cli.eval", "score a run's misalignment and capability"),
+    "bench": ("scaling.cli.bench", "train-step throughput, FLOP/s and MFU on this device"),
+    "data": ("scaling.cli.data", "preview documents and token accounting of a config"),
+    "sweep": ("scaling.cli.sweep", "run a grid of configs (skips finished runs, resumes others)"),
+    "results": ("scaling.cli.results", "collect a sweep's runs into results.csv"),
+    "fit": ("scaling.cli.fit", "fit dose-response curves to a results table"),
+    "figures": ("scaling.cli.figures", "draw the study figures from results.csv and fit.json"),
+    "study": ("scaling.cli.study", "sweep, results, fit and figures in one command"),
+    "sizes": ("scaling.cli.sizes", "ED50 and slope of the dose-response against model size"),
+    "findings": ("scaling.cli.findings", "the reference suite's findings against the literature (README table)"),
+    "track": ("scaling.cli.track", "a run's or sweep's metrics as TensorBoard event files or wandb runs"),
+    "profile": ("scaling.cli.profile", "where a sweep's or study's wall time went, by phase (a table)"),
+    "verify": ("scaling.cli.verify", "check a run or sweep directory for consistency; say what to rerun"),
+    "emergence": ("scaling.cli.emergence", "readout against training tokens: where the model learns the values"),
 }
 
 
@@ -78,6 +80,3 @@ def main(argv: list[str] | None = None) -> int:
               "to resume.", file=sys.stderr)
         return 3
 
-
-if __name__ == "__main__":
-    sys.exit(main())
