@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from scaling import data_cli, results
+from scaling import results
+from scaling.cli import data as data_cli
 from scaling.cli import main
 from scaling.errors import ConfigError
 from scaling.mixture import Mixture, build_tokenizer
