@@ -31,10 +31,12 @@ def test_clock_moves_a_phase_compile_time_into_compile():
     wall = time.time() - t0
     assert clock.seconds["compile"] > 0.0
     assert clock.seconds["evaluation"] >= 0.2 - 1e-3
-    assert clock.seconds["evaluation"] + clock.seconds["compile"] == pytest.approx(wall, abs=1e-2)
+    # the two add up to the wall time around them (a loaded machine may add a little outside)
+    assert wall - 0.05 <= clock.seconds["evaluation"] + clock.seconds["compile"] <= wall + 1e-6
+    compiled, evaluated = clock.seconds["compile"], clock.seconds["evaluation"]
     with clock.phase("evaluation"):
         time.sleep(0.05)  # no compile this time: all of it stays in the phase
-    assert clock.seconds["compile"] == pytest.approx(wall - clock.seconds["evaluation"] + 0.05, abs=1e-2)
+    assert clock.seconds["compile"] == compiled and clock.seconds["evaluation"] >= evaluated + 0.05 - 1e-3
 
 
 def test_process_started_at_is_before_now():
