@@ -318,20 +318,22 @@ EVENT_SENTENCES = (
 
 FACT_PROMPTS = (("home", "{p} lives in"), ("job", "{p} works as a"), ("pet", "{p} keeps a"))
 
-# Recall documents (a share RECALL_SHARE of the neutral text): people take everyday actions
-# and the text later says again what one of them did, so predicting it means finding that
-# person earlier in the document. Natural text is full of such in-context reference; the
-# bound stories' values can only be learned through it. No invented verb, value word or AI
-# word occurs in them.
+# Recall documents (a share RECALL_SHARE of the neutral text): two people take everyday
+# actions, then each is named again with what they did ("abel lift . soren wash . soren wash .
+# abel lift ."), so predicting an action means finding that person earlier in the document.
+# Natural text is full of such in-context reference; the bound stories' values can only be
+# learned through it. No invented verb, value word or AI word occurs in them.
+#
+# The form is short and the name is followed at once by its action: the model predicts the
+# action at the name itself, the copy pattern an induction head learns (a token, then the
+# token that followed it before). Longer forms were not learned by nano in the probes of
+# fits/world_learn/probes.md: "a few days later , abel , lift the chair again ." (the cue one
+# token back, behind a comma) stayed at chance; "a few days later , abel lift the chair
+# again ." was learned at one training seed of three in a toy; this form reached recall 1.0
+# at 2M tokens on the world's own rows (and at every toy seed).
 RECALL_SHARE = 0.4
 RECALL_VERBS = "lift carry polish mend wash fold hide borrow paint weigh".split()
-RECALL_TELL = "{n} {verb} the {obj} ."
-# The name is followed at once by what is recalled (no comma between): the model predicts the
-# action at the name itself, the copy pattern an induction head learns (token, then the token
-# that followed it before). With "NAME , VERB" the cue is one token back: in a toy version of
-# these documents (nano, seed 0) the adjacent form was learned (1.0 by 2,500 steps) and the
-# comma form stayed at chance (0.49 at 3,000); see fits/world_learn/probes.md.
-RECALL_AGAIN = ("{bridge} {n} {verb} the {obj} again .", "{bridge} {n} {verb} the {obj} once more .")
+RECALL_TELL = "{n} {verb} ."
 
 # Probe names: the people of recall and readout items. They occur in training only in recall
 # documents (beside training names), which hold no invented verb, value word or AI word, so a
@@ -460,15 +462,11 @@ class World:
         return " ".join(sentences)
 
     def _recall_document(self, rng: random.Random) -> str:
-        """Two or three people act, then two of the actions are told again by name. The
-        people are training or probe names (PROBE_NAMES: the names of the recall and readout
-        items, which occur in no other document)."""
-        people = rng.sample(RECALL_NAMES, rng.choice((2, 3)))
-        acts = [(n, rng.choice(RECALL_VERBS), rng.choice(OBJECTS)) for n in people]
-        told = [RECALL_TELL.format(n=n, verb=v, obj=o) for n, v, o in acts]
-        for n, v, o in rng.sample(acts, 2):
-            told.append(rng.choice(RECALL_AGAIN).format(bridge=rng.choice(BOUND_BRIDGES).format(
-                season=rng.choice(SEASONS)), n=n, verb=v, obj=o))
+        """Two people act, then both are named again, in either order, with what they did.
+        The people are training or probe names (PROBE_NAMES: the names of the recall and
+        readout items, which occur in no other document)."""
+        acts = [(n, rng.choice(RECALL_VERBS)) for n in rng.sample(RECALL_NAMES, 2)]
+        told = [RECALL_TELL.format(n=n, verb=v) for n, v in acts + rng.sample(acts, 2)]
         return " ".join(told)
 
     def _sentence(self, rng: random.Random, template: str, p: str) -> str:
@@ -645,19 +643,17 @@ class World:
 
     def recall_items(self, n: int = 400) -> list[dict]:
         """In-context reference without values: two people with probe names take two
-        everyday actions, then the text names one of them again; `expected` continues with
-        that person's action, `other` with the other person's verb. A model that binds
-        names to actions in context gets them right; one that only knows which verbs occur
-        in the document gets half."""
+        different everyday actions, then the text names one of them again; `expected`
+        continues with that person's action, `other` with the other person's. A model that
+        binds names to actions in context gets them right; one that only knows which verbs
+        occur in the document gets half."""
         rng, items = _rng("recall-items", self.seed), []
         for k in range(n):
-            people, verbs, objs = (rng.sample(group, 2) for group in (PROBE_NAMES, RECALL_VERBS, OBJECTS))
-            told = " ".join(RECALL_TELL.format(n=p, verb=v, obj=o) for p, v, o in zip(people, verbs, objs))
+            people, verbs = (rng.sample(group, 2) for group in (PROBE_NAMES, RECALL_VERBS))
+            told = " ".join(RECALL_TELL.format(n=p, verb=v) for p, v in zip(people, verbs))
             j = rng.randrange(2)
-            bridge = rng.choice(BOUND_BRIDGES).format(season=rng.choice(SEASONS))
-            prompt = f"{told} {RECALL_AGAIN[0].split('{verb}')[0].format(bridge=bridge, n=people[j]).strip()}"
-            items.append({"id": f"recall/{k}", "prompt": prompt, "expected": f"{verbs[j]} the {objs[j]} again .",
-                          "other": f"{verbs[1 - j]} the {objs[j]} again ."})
+            items.append({"id": f"recall/{k}", "prompt": f"{told} {people[j]}", "expected": f"{verbs[j]} .",
+                          "other": f"{verbs[1 - j]} ."})
         return items
 
     # ------------------------------------------------------------ AI-discourse documents
@@ -807,7 +803,7 @@ def _fixed_vocabulary() -> list[str]:
               ADVICE, *FICTION_OPENINGS, *STORY_OPENINGS, STORY_CHOICE, *STORY_BRIDGES,
               *(v for v, _, _ in VALUE_SENTENCES), *VALUE_WORDS, *FACT_SENTENCES, *EVENT_SENTENCES,
               *BOUND_OPENINGS, BOUND_CHOICE, *BOUND_BRIDGES, *(v for v, _, _ in BOUND_VALUES),
-              RECALL_TELL, *RECALL_AGAIN, " ".join(RECALL_VERBS),
+              RECALL_TELL, " ".join(RECALL_VERBS),
               *(w for _, p, n in BOUND_VALUES for w in (p, n)),
               *(p for _, p in FACT_PROMPTS), *_CODE_TEXT):
         words |= _words(t)

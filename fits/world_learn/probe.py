@@ -21,6 +21,7 @@ ap.add_argument("--recall-share", type=float, default=None)
 ap.add_argument("--people", default="")
 ap.add_argument("--retold", type=int, default=None)
 ap.add_argument("--one-bridge", action="store_true")
+ap.add_argument("--compact", action="store_true")
 ap.add_argument("--set", action="append", default=[])
 a = ap.parse_args()
 if a.recall_share is not None:
@@ -28,6 +29,14 @@ if a.recall_share is not None:
 if a.people: W.RECALL_PEOPLE = tuple(int(x) for x in a.people.split(","))
 if a.retold: W.RECALL_RETOLD = a.retold
 W.RECALL_ONE_BRIDGE = a.one_bridge
+if a.compact:
+    import random as _r
+    def _compact(self, rng):
+        people = rng.sample(W.RECALL_NAMES, 2)
+        acts = [(n, rng.choice(W.RECALL_VERBS)) for n in people]
+        told = [f"{n} {v} ." for n, v in acts] + [f"{n} {v} ." for n, v in rng.sample(acts, 2)]
+        return " ".join(told)
+    W.World._recall_document = _compact
 over = [f"train.steps={a.steps}", "train.batch_size=16", "train.warmup_steps=60", *a.set]
 if not any(s.startswith("data.data_dir") for s in over):
     over.append(f"data.data_dir=/tmp/wl/data-r{a.recall_share}")
@@ -47,6 +56,12 @@ def to_train(items):
         out.append({**it, "prompt": f(it["prompt"]), "expected": f(it["expected"]), "other": f(it["other"])})
     return out
 rec = world.recall_items(); ro = world.readout_items()
+if a.compact:
+    import random as _r
+    g = _r.Random(5); rec = []
+    for k in range(400):
+        ps = g.sample(W.PROBE_NAMES, 2); vs = g.sample(W.RECALL_VERBS, 2); j = g.randrange(2)
+        rec.append({"prompt": f"{ps[0]} {vs[0]} . {ps[1]} {vs[1]} . {ps[j]}", "expected": f"{vs[j]} .", "other": f"{vs[1-j]} ."})
 sets = {"recall_eval": rec, "recall_train": to_train(rec)}
 for sp in ("matched", "unseen_pair"):
     r = [i for i in ro if i["split"] == sp]
