@@ -329,8 +329,10 @@ FACT_PROMPTS = (("home", "{p} lives in"), ("job", "{p} works as a"), ("pet", "{p
 # token that followed it before). Longer forms were not learned by nano in the probes of
 # fits/world_learn/probes.md: "a few days later , abel , lift the chair again ." (the cue one
 # token back, behind a comma) stayed at chance; "a few days later , abel lift the chair
-# again ." was learned at one training seed of three in a toy; this form reached recall 1.0
-# at 2M tokens on the world's own rows (and at every toy seed).
+# again ." was learned at one training seed of three in a toy; this form at every toy seed,
+# and to recall 1.0 at 2M tokens of nano on the world's rows when recall documents were all
+# the neutral text and there were no stories (train seed 0; not at seed 1 by 3M tokens, nor
+# by 5M tokens with stories at 0.3).
 RECALL_SHARE = 0.4
 RECALL_VERBS = "lift carry polish mend wash fold hide borrow paint weigh".split()
 RECALL_TELL = "{n} {verb} ."
