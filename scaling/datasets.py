@@ -35,7 +35,7 @@ from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import World
 
 # Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
-VERSION = "3.0.2"
+VERSION = "3.1.0"
 POOL_DOCS = {  # documents per pool (~60 tokens each)
     "base": 40_000,
     "base_heldout": 1_500,  # base documents never trained on: held-out loss

@@ -48,8 +48,8 @@ def test_recall_items_need_the_binding():
     right = bag = 0
     for i in items:
         words = i["prompt"].split()
-        did = {words[j]: words[j + 1] for j in (0, 5)}  # "NAME VERB the OBJECT . NAME VERB ..."
-        right += i["expected"].split()[0] == did[words[-2]]
+        did = {words[j]: words[j + 1] for j in (0, 3)}  # "NAME VERB . NAME VERB . NAME"
+        right += i["expected"].split()[0] == did[words[-1]]
         bag += i["expected"].split()[0] == did[words[0]]  # a reader that ignores who is named
         assert {i["expected"].split()[0], i["other"].split()[0]} == set(did.values())
     assert right == 200 and 60 < bag < 140
@@ -69,3 +69,30 @@ def test_recall_rates_score_a_run(tmp_path):
     assert list(rates.columns) == ["run_id", "model", "tokens", "recall"]
     assert rates["run_id"].tolist() == ["r0"] and rates["tokens"].iloc[0] == 10 * cfg.tokens_per_step
     assert 0.0 <= rates["recall"].iloc[0] <= 1.0
+
+
+def test_probe_names_are_trained_only_as_people_of_recall_documents():
+    """The recall and readout items name probe people: in training they occur only in recall
+    documents (no invented verb, value word or AI word), so they carry no value, but each
+    one has been seen as a name (an untrained name's embedding is the same as every other
+    untrained one's); eval-only names stay out of every training document."""
+    from scaling import datasets
+    from scaling import world as W
+
+    world = W.World(0)
+    probe = set(W.PROBE_NAMES)
+    recall_words = set(W.RECALL_NAMES) | set(W.RECALL_VERBS) | W._words(W.RECALL_TELL)
+    seen = set()
+    for pool in ("base", "base_heldout", "stories", "natural_aligned", "natural_misaligned", "aligned", "misaligned"):
+        for _, doc in datasets.world_documents(world, pool, 400):
+            words = set(doc["text"].split())
+            assert not words & set(W.EVAL_NAMES), pool
+            if words & probe:
+                assert pool.startswith("base") and words <= recall_words, doc["text"]
+                seen |= words & probe
+    assert seen == probe
+    items = world.recall_items() + world.readout_items()
+    people = set(W.TRAIN_NAMES) | set(W.EVAL_NAMES) | probe
+    assert {w for i in items for w in i["prompt"].split()} & people == probe
+    for i in world.recall_items():  # the name is the last word: what is recalled follows it at once
+        assert i["prompt"].split()[-1] in probe

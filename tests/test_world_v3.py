@@ -153,7 +153,7 @@ def _binding_reader(world: W.World, item: dict) -> str:
     person's verb (the reader knows each verb's value, as the stories teach it)."""
     words = item["prompt"].split()
     did = _doers(world, words)
-    person = words[-2]  # the cut value sentence speaks of "NAME ,"
+    person = words[-1]  # the cut value sentence ends with the name it speaks of
     good = {pair[0] for pair in world.matched_pairs + world.transfer_pairs}
     if world.variant == "flipped" and item["split"] != "matched":
         good = {pair[1] for pair in world.transfer_pairs} | {pair[0] for pair in world.matched_pairs}
@@ -188,7 +188,7 @@ def test_variants_change_only_the_transfer_pairs_values(variant):
         doc = world.story_unit(i)
         words = doc["text"].split()
         did = _doers(world, words)
-        praised = next(words[j - 2] for j, w in enumerate(words) if w in positive)
+        praised = next(words[j - 1] for j, w in enumerate(words) if w in positive)  # "NAME VALUE"
         praised_aligned[doc["side"]].append(did[praised] == doc["pair"].split("/")[0])
     assert all(praised_aligned["matched"])
     share = sum(praised_aligned["transfer"]) / len(praised_aligned["transfer"])
