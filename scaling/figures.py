@@ -1331,7 +1331,7 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     if len(dosed):  # the main window (the commonest among dosed runs) and the dose-0 controls
         pts = pts[(pts["level"] == 0) | (pts["insertion"] == dosed["insertion"].value_counts().idxmax())]
     pts = pts.assign(direction=[k if not scope or scope == "all" else f"{k} ({scope} of the families)"
-                                for k, scope in zip(pts["post_training"].astype(str), pts["rl_scope"].fillna(""))])
+                                for k, scope in zip(pts["post_training"].astype(str), pts["rl_scope"].astype(object).fillna(""))])
     directions = sorted(pts["direction"].unique(), key=lambda d: (
         KIND_ORDER.index(d.split(" ")[0]) if d.split(" ")[0] in KIND_ORDER else 99, d))
     split_names, models = _split_order(pts["split"].unique()), _models(pts)

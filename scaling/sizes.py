@@ -44,7 +44,7 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
     if "arm" in df.columns:
         keep &= df["arm"] == "dose"
     if "learner" in df.columns:  # counting baselines have no size
-        keep &= df["learner"].fillna("transformer") == "transformer"
+        keep &= df["learner"].astype(object).fillna("transformer") == "transformer"
     out = df[keep & df["total"].gt(0) & df["non_embedding_params"].gt(0)].copy()
     if out.empty:
         raise UsageError("no finished dose-arm runs with non_embedding_params > 0 in the table")

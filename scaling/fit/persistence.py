@@ -71,13 +71,13 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
     if "learner" in rows.columns:
         rows = rows[rows["learner"] == "transformer"]
     if "status" in rows.columns:
-        rows = rows[rows["status"].fillna("ok") == "ok"]
+        rows = rows[rows["status"].astype(object).fillna("ok") == "ok"]
     rows = rows.dropna(subset=["misalignment_rate"])
     if "world_seed" not in rows.columns:
         rows = rows.assign(world_seed=0)
     part = set(rows.loc[rows["split"] == "rl_other", "run_id"])
     if "rl_families" in rows.columns:  # RL on request families (an RL objective on other scenarios has none)
-        on_families = rows["rl_families"].fillna("").astype(str).str.len() > 0
+        on_families = rows["rl_families"].astype(object).fillna("").astype(str).str.len() > 0
     else:  # tables from before the column
         on_families = rows["post_training"].astype(str).str.endswith("_rl")
     return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part", np.where(on_families, "all", "")),

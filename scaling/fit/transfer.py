@@ -61,7 +61,7 @@ def _effects(pts: pd.DataFrame) -> pd.DataFrame:
     step; every insertion window is paired with the same dose-0 control."""
     keys = [*CONFIG, "world_variant", "split", "step"]
     if "arm" in pts.columns:  # filtering / misaligned arms have aligned_fraction 0 but are no control
-        pts = pts[pts["arm"].fillna("dose") == "dose"]
+        pts = pts[pts["arm"].astype(object).fillna("dose") == "dose"]
     if "insertion" not in pts.columns:
         pts = pts.assign(insertion="throughout")
     control = pts[pts["aligned_fraction"] == 0].drop_duplicates([*keys, *BLOCK]).set_index([*keys, *BLOCK])["rate"]
@@ -152,9 +152,9 @@ def rates_beside_counters(results: pd.DataFrame) -> str:
     if "status" in rows.columns:
         rows = rows[rows["status"] == "ok"]
     if "arm" in rows.columns:
-        rows = rows[rows["arm"].fillna("dose") == "dose"]
+        rows = rows[rows["arm"].astype(object).fillna("dose") == "dose"]
     if "post_training" in rows.columns:
-        rows = rows[rows["post_training"].fillna("none") == "none"]
+        rows = rows[rows["post_training"].astype(object).fillna("none") == "none"]
     dose = rows["nominal_dose"] if "nominal_dose" in rows.columns else rows["aligned_fraction"]
     rows = rows.assign(dose=dose.where(dose.notna(), rows["aligned_fraction"]),
                        world_variant=rows["world_variant"] if "world_variant" in rows.columns else "normal",
