@@ -62,8 +62,9 @@ def test_size_fit_rejects_tables_without_sizes(tmp_path):
         sizes.size_report(df)
 
 
-def test_presets_ship_in_the_package_and_match_models_dir():
+def test_presets_ship_in_the_package_and_models_dir_is_the_same_files():
     assert {"nano", "micro", "mini", "small", "base"} <= set(presets.names())
+    assert (ROOT / "models").resolve() == presets.path("nano").parent.resolve()  # one source
     for name in presets.names():
         assert filecmp.cmp(presets.path(name), ROOT / "models" / f"{name}.toml", shallow=False), name
     assert presets.path("../models/nano") is None and presets.path("nope") is None
