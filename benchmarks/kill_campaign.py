@@ -272,14 +272,17 @@ def main(argv=None) -> int:
     durations = run_reference(work)
     stages_report = run_campaign(work, durations, per_stage, random.Random(args.seed))
     comparison = compare_trees(work / "reference", work / "killed")
-    report = {"seed": args.seed, "stages": stages_report,
+    from scaling.verify import verify  # `scaling verify` on the killed study: it must find nothing
+
+    problems = [f"{f.where}: {f.problem}" for f in verify(work / "killed" / "sweep", deep=True) if f.inconsistent]
+    report = {"seed": args.seed, "stages": stages_report, "verify_problems": problems,
               "kills": sum(s["kills"] for s in stages_report.values()),
               "reruns": sum(s["reruns"] for s in stages_report.values()),
               "artefacts_compared": comparison["artefacts_compared"],
               "mismatches": len(comparison["mismatches"]), "mismatch_list": comparison["mismatches"],
               "debris": comparison["debris"], "seconds": round(time.perf_counter() - t0, 1)}
     print(json.dumps(report, indent=2))
-    return 1 if comparison["mismatches"] else 0
+    return 1 if comparison["mismatches"] or problems else 0
 
 
 if __name__ == "__main__":
