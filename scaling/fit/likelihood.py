@@ -143,7 +143,10 @@ def _converged(model: _CurveLikelihood, phi: np.ndarray) -> bool:
         return False
     if np.any(np.linalg.eigvalsh(-H) <= 0):
         return False
-    return float(g @ np.linalg.solve(-H, g)) < 1e-6
+    try:  # eigenvalues at rounding level can pass the check above on a singular matrix
+        return float(g @ np.linalg.solve(-H, g)) < 1e-6
+    except np.linalg.LinAlgError:
+        return False
 
 
 def _cluster_factor(n_clusters: int, n_obs: int, n_params: int) -> float:
