@@ -1317,7 +1317,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
 def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     """Misalignment against post-training steps (0 = end of pretraining; eval.checkpoints),
     one line per pretraining dose (seed mean, dose-0 controls black dashed; 95% t band over
-    blocks for the control and the top dose), panels per direction (post_training kind and
+    blocks for the control and the top dose where they have >= 3 seeds), panels per direction (post_training kind and
     RL scope; columns) and split (rows); a symlog step axis. persistence.md's resistance
     table fits these curves (scaling.fit.resistance)."""
     from scaling.fit.persistence import KIND_ORDER
@@ -1348,6 +1348,11 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
             for j, direction in enumerate(directions):
                 ax = axes[m * len(split_names) + i, j]
                 rows = pts[(pts["model"] == model) & (pts["split"] == split) & (pts["direction"] == direction)]
+                if rows.empty:  # e.g. rl_trained / rl_other of a direction not trained on part of the families
+                    ax.axis("off")
+                    ax.text(0.5, 0.5, f"{direction} · {split}:\nnot measured", ha="center", va="center",
+                            fontsize="small", color="0.4", transform=ax.transAxes)
+                    continue
                 means = (rows.groupby(["level", "post_step"], sort=True)
                          .agg(rate=("rate", "mean"), sd=("rate", "std"), seeds=("rate", "size")).reset_index())
                 top = means["level"].max()
@@ -1356,7 +1361,7 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
                     color = "black" if control else cmap(norm(level))
                     ax.plot(line["post_step"], line["rate"], color=color, marker="o", ms=3, lw=1.5,
                             ls="--" if control else "-", zorder=3 if control else 2)
-                    if control or level == top:
+                    if (control or level == top) and line["seeds"].min() >= 3:  # t on 1 df is no band
                         low, high = _seed_mean_ci(line)
                         ax.fill_between(line["post_step"], low, high, color=color, alpha=0.15, lw=0, zorder=1)
                 _chance(ax)
@@ -1371,7 +1376,8 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="aligned dose in pretraining", shrink=0.9)
     _legend_below(fig, [Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),
-                        Patch(color="0.3", alpha=0.15, lw=0, label="95% CI over seeds (control, top dose)")],
+                        Patch(color="0.3", alpha=0.15, lw=0,
+                              label="95% CI over seeds (control, top dose; drawn with >= 3 seeds)")],
                   ncols=3)
     return fig
 
