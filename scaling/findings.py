@@ -36,6 +36,12 @@ Each row has one primary contrast, and its verdict is settled in this order:
    cannot then tell the transformer's effect from counting's, and a decisive verdict gets
    ", but <counter> does too". Post-training rows and the size trend have no counter (the
    counters see the LM stages only and have no size).
+
+The resistance rows (`fits/persistence_v2`, scaling.fit.resistance) take as primary contrast,
+per post-training direction, the ratio of post-training steps to move misalignment 50% of
+the way to the direction's end, top dose / dose 0, on matched pairs, with the delta-method
+interval on the log ratio and its z test's p (in the Holm family). Where only one of the two
+crosses within the steps measured, the row states a bound and has no p.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ HOLM_ALPHA = 0.05
 TRANSFER_SPLITS = TRANSFER
 CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
+LATER_STUDIES = ("persistence_v2",)  # their rows join the table once their fits/ are committed
 
 
 # ---------------------------------------------------------------- reading
@@ -429,6 +436,67 @@ def persistence_rows(study: dict) -> list[dict]:
     return out
 
 
+RESISTANCE_DIRECTIONS = (  # persistence_v2: (post_training, finding, literature)
+    ("helpful_rl", "The aligned model resists RL that rewards helping with the misaligned action",
+     "not measured in the literature (agentic misalignment arose from helpfulness pressure)"),
+    ("helpful_benign_rl", "... resists helpfulness RL on benign requests (no eval action named)",
+     "not measured in the literature"),
+    ("sft", "... resists SFT on facts", "Tice et al.: after the same post-training, 9% vs 34%"),
+    ("harmless_rl", "... under harmlessness RL (steps toward the floor)", "Tice et al.'s post-training"),
+    ("misaligned_ft", "... resists a finetune on misaligned documents", "not measured in the literature"),
+)
+
+
+def resistance_rows(study: dict) -> list[dict]:
+    """persistence_v2: per direction, the primary contrast is the ratio of post-training steps
+    to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
+    (scaling.fit.resistance; delta-method interval on the log ratio, p from it)."""
+    from scaling.fit.resistance import resistance_table
+
+    if study["trajectory"] is None:
+        return []
+    table = resistance_table(study["trajectory"], study["results"])
+    if table.empty:
+        return []
+    main = table[(table["split"] == "matched") & (table["dose"] > 0)]
+    out = []
+    for kind, finding, lit in RESISTANCE_DIRECTIONS:
+        rows = main[main["post_training"] == kind]
+        if rows.empty:
+            continue
+        r = rows[rows["dose"] == rows["dose"].max()].iloc[0]
+        est, lo, hi = r["ratio50"], r["ratio50_lower"], r["ratio50_upper"]
+        last = int(r["last_step"])
+        reached = {who: bool(np.isfinite(v) and v <= last)
+                   for who, v in (("dosed", r["steps50"]), ("control", r["control_steps50"]))}
+
+        def steps(v, who, reached=reached, last=last):
+            return f"{v:.3g}" if reached[who] else f"> {last}"
+
+        scope = " (RL on part of the families)" if r["rl_scope"] == "part" else ""
+        text = (f"dose {r['dose']:g}{scope}: steps to 50% of the way, control "
+                f"{steps(r['control_steps50'], 'control')}, dosed {steps(r['steps50'], 'dosed')}")
+        p = np.nan
+        if all(reached.values()) and np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:
+            text += f"; dosed / control {_ci(est, lo, hi, signed=False)}"
+            z = np.log(est) / ((np.log(hi) - np.log(lo)) / (2 * stats.norm.ppf(0.975)))
+            p = float(2 * stats.norm.sf(abs(z)))
+            verdict = ("new measurement: resists" if lo > 1 else "new measurement: erased faster" if hi < 1
+                       else CANNOT_TELL)
+        elif reached["control"]:
+            verdict = f"new measurement: resists beyond the {last} steps measured (a bound, no interval)"
+        elif reached["dosed"]:
+            verdict = f"new measurement: erased faster (the control not within {last} steps; a bound)"
+        else:
+            verdict = f"neither moves half way within {last} steps"
+        text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
+                 f"{r['rate_last']:.2f} at step {last}")
+        test = ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
+                f"{int(r['blocks'])} blocks; delta-method ratio (`fits/persistence_v2`)")
+        out.append(_row(finding, lit, text, test, verdict, p=p))
+    return out
+
+
 TIMING_ARMS = {"early": "pretrain 0.1-0.2", "middle": "pretrain 0.45-0.55", "late": "pretrain 0.9-1",
                "finetune": "post", "rewarmed midtraining": "post rewarm", "throughout": "pretrain"}
 
@@ -531,7 +599,10 @@ def findings(root: str | Path = ".") -> list[dict]:
     root = Path(root)
     rows = []
     for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
-                     ("timing", timing_rows), ("persistence", persistence_rows), ("sizes", size_rows)):
+                     ("timing", timing_rows), ("persistence", persistence_rows), ("sizes", size_rows),
+                     ("persistence_v2", resistance_rows)):
+        if name in LATER_STUDIES and not (root / "fits" / name / "results.csv").exists():
+            continue
         rows += fn(_study(root, name))
     return holm_verdicts(rows)
 

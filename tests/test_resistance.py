@@ -224,3 +224,20 @@ def test_trajectory_pools_rl_trained_and_rl_other_families_at_every_checkpoint(t
     # the last point agrees with results.csv's rows
     rows = df.set_index("split")["misalignment_rate"]
     assert traj[("rl_trained", 45)] == rows["rl_trained"] and traj[("rl_other", 45)] == rows["rl_other"]
+
+
+def test_findings_rows_take_the_ratio_at_the_top_dose_and_say_resists_only_when_it_is_resolved():
+    """scaling findings' persistence_v2 rows: a known ratio of 3 under helpful RL is
+    'resists' with an interval covering 3; harmless RL's ratio of 1 cannot tell."""
+    from scaling import findings
+
+    traj, res = study_tables(truth=3.0)
+    rows = {r["finding"]: r for r in findings.resistance_rows({"trajectory": traj, "results": res})}
+    help_ = next(r for f, r in rows.items() if "helping with the misaligned action" in f)
+    assert help_["verdict"] == "new measurement: resists" and 0 < help_["p"] < 0.01
+    est, lo, hi = (float(x) for x in help_["ours"].split("dosed / control ")[1].replace("[", "").replace(
+        "]", "").replace(",", "").replace(";", "").split()[:3])
+    assert lo <= 3.0 <= hi and est == pytest.approx(3.0, rel=0.25)
+    harm = next(r for f, r in rows.items() if "harmlessness" in f)
+    assert harm["verdict"] == findings.CANNOT_TELL and harm["p"] > 0.05
+    assert findings.resistance_rows({"trajectory": None, "results": res}) == []
