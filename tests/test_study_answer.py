@@ -10,10 +10,13 @@ import pytest
 from scaling import study
 
 
-def _fit(model, split, estimate, lower, upper, extrapolated=False):
+def _fit(model, split, estimate, lower, upper, extrapolated=False, curve="LL.3",
+         params=(("b", 1.0), ("d", 0.5), ("e", 0.01))):
+    """A fitted curve as answer_lines reads it: LL.3 falling from 0.5 unless `params` say otherwise."""
     ed = {"estimate": estimate, "lower": lower, "upper": upper, "extrapolated": extrapolated}
     return types.SimpleNamespace(group={"insertion": "throughout", "split": split, "model": model},
-                                 model="LL.3", background=None, usable=True, dose_range=(1e-4, 0.05),
+                                 model=curve, background=None, usable=True, dose_range=(1e-4, 0.05),
+                                 estimate=None, natural=lambda phi=None: dict(params), x0=lambda phi=None: 0.0,
                                  control_level=lambda: 0.5, ed_control=lambda p, ed=ed: dict(ed))
 
 
@@ -34,6 +37,21 @@ def test_answer_names_the_halving_dose_per_split_beside_the_strongest_counter(tm
     assert lines[-1] == (f"files: results {tmp_path / 'results.csv'}; fits {tmp_path / 'fit.md'}; "
                          f"figures {tmp_path / 'figures'}")
     assert not any("ED50" in line for line in lines)
+
+
+def test_a_rising_curve_has_no_halving_dose(tmp_path):
+    """An LL.4 that rises from the control (0.49 -> 0.55, the quickstart's held_out rates):
+    its control-relative ED50 is half-way up, so the answer names no halving dose."""
+    rising = _fit("nano", "held_out", 0.09, 0.048, 0.17, curve="LL.4",
+                  params=(("b", -14.4), ("c", 0.489), ("d", 0.548), ("e", 0.09)))
+    falling = _fit("nano", "matched", 0.013, 0.0057, 0.031, curve="LL.4",
+                   params=(("b", 1.2), ("c", 0.0), ("d", 0.53), ("e", 0.013)))
+    rows = [{"model": "nano", "learner": "transformer", "split": s, "status": "ok", "arm": "dose",
+             "insertion": "throughout", "dose": 0.0, "nominal_dose": 0.0} for s in ("matched", "held_out")]
+    lines = study.answer_lines(types.SimpleNamespace(fits=[rising, falling]), pd.DataFrame(rows), tmp_path)
+    assert lines[1] == "  matched: nano halving dose 0.013 [0.0057, 0.031]"
+    assert lines[2] == ("  held_out: nano no halving dose (the fitted curve rises: 0.49 at dose 0, "
+                        "0.55 at high doses)")
 
 
 def test_answer_without_a_fit_says_so(tmp_path):
