@@ -479,8 +479,7 @@ def resistance_rows(study: dict) -> list[dict]:
         p = np.nan
         if all(reached.values()) and np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:
             text += f"; dosed / control {_ci(est, lo, hi, signed=False)}"
-            z = np.log(est) / ((np.log(hi) - np.log(lo)) / (2 * stats.norm.ppf(0.975)))
-            p = float(2 * stats.norm.sf(abs(z)))
+            p = float(r["ratio50_p"])
             verdict = ("new measurement: resists" if lo > 1 else "new measurement: erased faster" if hi < 1
                        else CANNOT_TELL)
         elif reached["control"]:

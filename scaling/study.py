@@ -157,9 +157,9 @@ def _halving(fit) -> dict | None:
     from scaling.fit.curves import _control_level, _floor_level
 
     nat = fit.natural(fit.estimate)
-    control = _control_level(fit.model, nat, fit.x0(fit.estimate))
-    if control is not None and _floor_level(fit.model, nat) >= control:
-        return {"rises": (control, _floor_level(fit.model, nat))}
+    control, limit = _control_level(fit.model, nat, fit.x0(fit.estimate)), _floor_level(fit.model, nat)
+    if control is not None and limit >= control:
+        return {"rises": (control, limit)}
     ed = fit.ed_control(50)
     return {**ed, "dose_range": fit.dose_range} if ed else None
 

@@ -119,15 +119,21 @@ def steps_interval(c: dict, level: float = 0.95) -> tuple[float, float, float]:
                 float(np.expm1(c["x"] + z * c["se"])))
 
 
-def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float, float, float]:
-    """Ratio of steps to the same share, dosed / control, with a delta-method interval on
-    log steps (the two fits independent). NaN where either crossing is not finite and > 0."""
+def log_steps_ratio(dosed: dict, control: dict) -> tuple[float, float]:
+    """log(steps dosed / steps control) at the same share and its delta-method SE (the two
+    fits independent). NaN where either crossing is not finite and > 0."""
     xd, xc = dosed["x"], control["x"]
     if not (np.isfinite(xd) and np.isfinite(xc)) or xd <= 0 or xc <= 0:
-        return (np.nan, np.nan, np.nan)
-    log_ratio = np.log(np.expm1(xd)) - np.log(np.expm1(xc))
+        return (np.nan, np.nan)
     # d log(expm1(x)) / dx = e^x / (e^x - 1)
     se = np.hypot(dosed["se"] * np.exp(xd) / np.expm1(xd), control["se"] * np.exp(xc) / np.expm1(xc))
+    return (float(np.log(np.expm1(xd)) - np.log(np.expm1(xc))), float(se))
+
+
+def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float, float, float]:
+    """Ratio of steps to the same share, dosed / control, with a delta-method interval on
+    log steps (`log_steps_ratio`). NaN where either crossing is not finite and > 0."""
+    log_ratio, se = log_steps_ratio(dosed, control)
     z = stats.norm.ppf(0.5 + level / 2)
     return (float(np.exp(log_ratio)), float(np.exp(log_ratio - z * se)), float(np.exp(log_ratio + z * se)))
 
@@ -207,9 +213,11 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
         control = controls.get(key)
         for q in SHARES:
             tag = f"{round(100 * q)}"
-            ratio = steps_ratio(fits[(*key, r["insertion"], r["dose"])][q], control[q]) \
-                if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
+            dosed = fits[(*key, r["insertion"], r["dose"])][q]
+            ratio = steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
+            log_ratio, se = log_steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan)
             table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper"]] = ratio
+            table.loc[i, f"ratio{tag}_p"] = float(2 * stats.norm.sf(abs(log_ratio) / se)) if se > 0 else np.nan
             with np.errstate(over="ignore"):
                 table.loc[i, f"control_steps{tag}"] = float(np.expm1(control[q]["x"])) if control else np.nan
         ret = {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan}
