@@ -25,6 +25,10 @@ over), so launchers racing on one OUT, `--workers` processes and `--shard i/n` a
 never train a run twice; finished runs are skipped and interrupted ones resume. A launcher
 whose remaining runs are claimed by live launchers waits for them (`--no-wait`: it exits 0
 and says so); `--retry-errors` trains runs recorded as `error` again.
+
+Runs that differ only in what follows their pretraining (post-training directions) train
+that pretraining once: the first exports its state at the branch step to OUT/branches/, the
+others start there, bitwise the same as training it again (scaling.branches).
 """
 
 from __future__ import annotations
@@ -353,7 +357,9 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
 
 
 def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
-    """One pass over the shard: claim and train what is unfinished and unclaimed."""
+    """One pass over the shard: claim and train what is unfinished and unclaimed; runs that
+    differ only after their pretraining share it (scaling.branches)."""
+    from scaling import branches
     from scaling import train as trainer
 
     groups: dict[str, list] = {}
@@ -375,6 +381,7 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
                 raise
             _fail(run_dir, claim, spec, e, bar)
             continue
+        run.branches = runs_dir.parent / branches.DIRNAME
         key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
         groups.setdefault(key, []).append((spec, run, claim))
         if len(groups[key]) >= pack:

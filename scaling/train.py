@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from scaling import devices, objectives, posttrain, profiling, rundir
+from scaling import branches, devices, objectives, posttrain, profiling, rundir
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
@@ -174,6 +174,9 @@ class Run:
     evaluator: object = None
     clock: profiling.Clock | None = None  # this launch's phases (scaling.profiling)
     started_at: float = 0.0  # Unix time prepare() began
+    branches: Path | None = None  # a sweep's shared pretraining (scaling.branches); None: never shared
+    branch: tuple[str, int] | None = None  # (branch key, branch step) when the run can share
+    branched: str = ""  # the trunk run this run's pretraining came from ("" if trained here)
 
 
 class Evaluator(Protocol):
@@ -267,7 +270,7 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
             _, state = init_state(r.cfg, programs.tx)
             r.mngr = rundir.checkpoint_manager(r.out, r.cfg)
             state, r.start = _restore(r.mngr, state, programs)
-            states.append(state)
+            states.append(_share_pretraining(r, state, programs, W))
     if len({r.start for r in todo}) > 1:
         for r in todo:
             r.mngr.close()
@@ -289,8 +292,46 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         clock.add(shared, 1 / len(todo))
         timings = clock.run_record(r.started_at or shared_started, len(todo), r.status["step"] - r.start)
         r.status = {**r.status, "timings": timings}
+        shared_from = rundir.read_json(r.out / branches.RECORD)
+        if shared_from:
+            r.status["shared_pretraining"] = shared_from
         rundir.write_status(r.out, r.status)
     return [r.status for r in runs]
+
+
+def _share_pretraining(r: Run, state, programs: Programs, width: int):
+    """scaling.branches: a run of a sweep that has not reached its branch step starts there
+    from an exported trunk of its key, if there is one; a run restored exactly at that step
+    exports it (a kill after the checkpoint and before the export). Returns the state."""
+    b = branches.branch_step(r.cfg) if r.branches is not None else 0
+    if r.start == 0:
+        (r.out / branches.RECORD).unlink(missing_ok=True)  # trained here unless shared below
+    if not b or r.start > b:
+        return state
+    r.branch = (branches.branch_key(r.cfg, r.source, b, width), b)
+    if r.start == b:
+        branches.export(r.branches, r.branch[0], b, r.cfg, state, r.out)
+        return state
+    like = programs.enter[staging.stage_at(programs.stages, b - 1)](state)
+    shared, record = branches.find(r.branches, r.branch[0], b, r.cfg, like)
+    if shared is None:
+        return state
+    branches.take_logs(r.branches, r.branch[0], r.out)
+    rundir.write_json(r.out / branches.RECORD, {"trunk": record["trunk"], "key": r.branch[0], "step": b})
+    r.start, r.branched = b, record["trunk"]
+    return shared
+
+
+def _enter_branch(r: Run, state, programs: Programs, heldout) -> None:
+    """A branched run's step-b records, as a run trained through step b would have them:
+    its evaluation at b (if eval.checkpoints names it), then its own checkpoint."""
+    b = r.start
+    if b in r.cfg.eval.checkpoints and r.evaluator is not None:
+        with r.clock.phase("eval_steps"):
+            r.evaluator.at_step(r, b, nnx.merge(programs.graphdef, state["params"]), heldout)
+    with r.clock.phase("checkpoints"):
+        rundir.write_json(r.out / "accounting.json", r.source.accounting(b))
+        rundir.save_checkpoint(r.mngr, b, state)
 
 
 def _unseeded(cfg: Config) -> Config:
@@ -366,6 +407,9 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
             rundir.truncate_logs(r.out, start)
             rundir.write_status(r.out, {"status": "running", "step": start})
             r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
+        for r, st, h in zip(runs, states, heldout):
+            if r.branched:
+                _enter_branch(r, st, programs, h)
         live = list(range(R))
         bar = _progress(total, start, progress)
     for s0, s1 in call_boundaries(cfg, total):
@@ -431,6 +475,9 @@ def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float,
         with clock.phase("checkpoints"):
             rundir.write_json(run.out / "accounting.json", run.source.accounting(s1))
             rundir.save_checkpoint(run.mngr, s1, state)
+    if run.branch and s1 == run.branch[1] and not run.branched:
+        with clock.phase("checkpoints"):
+            branches.export(run.branches, run.branch[0], s1, cfg, state, run.out)
     return True
 
 

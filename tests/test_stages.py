@@ -249,7 +249,7 @@ def test_persistence_v2_sweep_measures_every_direction_at_the_same_post_training
     pretraining = {}
     for r in runs:
         cfg, staged = r.config, S.resolve(r.config)
-        assert cfg.data.world_version == 2 and staged[0].steps * cfg.tokens_per_step >= 1.2e6
+        assert cfg.data.world_version == 2 and staged[0].steps * cfg.tokens_per_step >= 2.4e6
         pre = staged[0].step1
         assert sorted(s - pre for s in cfg.eval.checkpoints) == [0, 2, 5, 10, 20, 40]
         assert staged[-1].post and staged[-1].steps == 80  # the run's end: post-training step 80
@@ -257,7 +257,7 @@ def test_persistence_v2_sweep_measures_every_direction_at_the_same_post_training
         assert pretraining.setdefault(key, (cfg.data.aligned_fraction, staged[0])) == (cfg.data.aligned_fraction, staged[0])
         families = set(staged[-1].families)
         assert (len(families) == 8) == (S.post_training(cfg) in ("helpful_rl", "harmless_rl"))
-    assert len(pretraining) == 8 and len(runs) == 40
+    assert len(pretraining) == 12 and len(runs) == 60
 
 
 # ---------------------------------------------------------------- results columns
