@@ -450,7 +450,8 @@ RESISTANCE_DIRECTIONS = (  # persistence_v2: (post_training, finding, literature
 def resistance_rows(study: dict) -> list[dict]:
     """persistence_v2: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
-    (scaling.fit.resistance; delta-method interval on the log ratio, p from it)."""
+    (scaling.fit.resistance): with three or more seeds each reaching 50%, the seeds' ratios
+    with a t interval; else the pooled fits' delta-method interval on the log ratio."""
     from scaling.fit.resistance import resistance_table
 
     if study["trajectory"] is None:
@@ -477,9 +478,12 @@ def resistance_rows(study: dict) -> list[dict]:
         text = (f"dose {r['dose']:g}{scope}: steps to 50% of the way, control "
                 f"{steps(r['control_steps50'], 'control')}, dosed {steps(r['steps50'], 'dosed')}")
         p = np.nan
+        by_block = r.get("ratio50_blocks_n", 0) >= 3 and np.isfinite(r.get("ratio50_blocks", np.nan))
+        if by_block:  # the seeds as units (scaling.fit.resistance.block_ratio)
+            est, lo, hi = r["ratio50_blocks"], r["ratio50_blocks_lower"], r["ratio50_blocks_upper"]
         if all(reached.values()) and np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:
             text += f"; dosed / control {_ci(est, lo, hi, signed=False)}"
-            p = float(r["ratio50_p"])
+            p = float(r["ratio50_blocks_p"] if by_block else r["ratio50_p"])
             verdict = ("new measurement: resists" if lo > 1 else "new measurement: erased faster" if hi < 1
                        else CANNOT_TELL)
         elif reached["control"]:
@@ -490,8 +494,12 @@ def resistance_rows(study: dict) -> list[dict]:
             verdict = f"neither moves half way within {last} steps"
         text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
                  f"{r['rate_last']:.2f} at step {last}")
-        test = ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
-                f"{int(r['blocks'])} blocks; delta-method ratio (`fits/persistence_v2`)")
+        test = ((f"binomial GLM of the rate on log(step + 1) per dose and seed; ratio per seed, t on "
+                 f"{int(r['ratio50_blocks_n']) - 1} df over {int(r['ratio50_blocks_n'])} seeds (`fits/persistence_v2`)")
+                if by_block else
+                ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
+                 f"{int(r['blocks'])} blocks; delta-method ratio" + (" (not every seed reached 50%)"
+                 if r["blocks"] >= 3 else "") + " (`fits/persistence_v2`)"))
         out.append(_row(finding, lit, text, test, verdict, p=p))
     return out
 

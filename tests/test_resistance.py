@@ -72,6 +72,50 @@ def test_no_dose_effect_gives_a_ratio_interval_around_one():
     assert hits >= 88
 
 
+
+def _block_study(rng, truth: float, blocks: int, shared: bool):
+    """Crossings (per block) and pooled fits of dosed and control curves over `blocks` seeds
+    whose steps-to-50% vary by a random factor (sd 0.35 on the log scale): `shared`, the same
+    factor for a seed's dosed and control runs (a seed's speed); else one each (the dose's
+    effect itself varies by seed)."""
+    fits, pts = {"d": {}, "c": {}}, {"d": [], "c": []}
+    for blk in range(blocks):
+        speed = np.exp(rng.normal(0, 0.35))
+        other = speed if shared else np.exp(rng.normal(0, 0.35))
+        for arm, p0, s50 in (("c", 0.45, 6.0 * speed), ("d", 0.2, 6.0 * other * truth)):
+            x, k, n = simulate(rng, *true_curve(p0, s50), blocks=1, n=256, noise=0.05)
+            pts[arm].append((x, k, n))
+            fits[arm][blk] = resistance.crossing(resistance.fit_logit_curve(x, k, n), 0.5, 1.0)
+    pooled = {arm: resistance.fit_logit_curve(*(np.concatenate(v) for v in zip(*pts[arm]))) for arm in pts}
+    return fits, pooled
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_block_ratio_covers_whether_or_not_seeds_differ_in_the_dose_effect(shared):
+    """The block-by-block t interval covers at about the nominal rate either way; the pooled
+    interval, which sees only the items' noise (and the dispersion), covers too few when the
+    dose's effect varies by seed (measured 0.64 here) and too many when seeds share a speed."""
+    rng = np.random.default_rng(11)
+    truth, sims = 2.0, 150
+    pooled = by_block = 0
+    for _ in range(sims):
+        fits, pf = _block_study(rng, truth, 3, shared)
+        _, lo, hi = resistance.steps_ratio(resistance.crossing(pf["d"], 0.5, 1.0), resistance.crossing(pf["c"], 0.5, 1.0))
+        pooled += lo <= truth <= hi
+        b = resistance.block_ratio(fits["d"], fits["c"], last=STEPS[-1])
+        assert b["blocks"] == 3
+        by_block += b["lower"] <= truth <= b["upper"]
+    assert 0.9 <= by_block / sims <= 0.99, by_block / sims
+    assert (pooled / sims > 0.98) if shared else (pooled / sims < 0.8), pooled / sims
+
+
+def test_block_ratio_refuses_a_block_that_did_not_reach_the_share():
+    fast, slow = {"x": np.log1p(5.0), "se": 0.1}, {"x": np.log1p(500.0), "se": 0.1}
+    assert np.isnan(resistance.block_ratio({0: fast, 1: slow}, {0: fast, 1: fast}, last=80)["ratio"])
+    assert np.isnan(resistance.block_ratio({0: fast}, {0: fast}, last=80)["ratio"])  # one block: no t
+    r = resistance.block_ratio({0: fast, 1: {"x": np.log1p(10.0), "se": 0.1}}, {0: fast, 1: fast}, last=80)
+    assert r["ratio"] == pytest.approx(np.sqrt(2.0)) and r["blocks"] == 2
+
 def study_tables(truth: float, seed: int = 0):
     """results.csv and trajectory.csv rows of a persistence study with post-training
     checkpoints: dose 0 and 0.01, helpful RL (toward 1) and harmless RL (toward 0), 3 seeds;
@@ -123,7 +167,7 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     assert "| nano | helpful_rl | all | throughout | matched | 0.01 | 3 | 1 |" in text
     row = next(line for line in text.splitlines() if "| helpful_rl | all | throughout | matched | 0.01 |" in line)
     assert "| > 80 | " in row  # 80% is not reached by step 80 under the dose: censored, not extrapolated
-    assert "(dosed not reached)" in row.split(" | ")[13]
+    assert "(dosed not reached)" in row.split(" | ")[14]
 
 
 def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():

@@ -31,6 +31,16 @@ different runs; their blocks share seeds, a positive correlation this ignores, w
 the interval). tests/test_resistance.py checks estimate and coverage on simulated curves
 with a known ratio.
 
+That pooled interval counts the items' binomial noise (times the dispersion), not the blocks
+(train seeds) as units: when the dose's effect varies by seed it is too narrow (coverage 0.64
+in tests/test_resistance.py's simulation, 3 seeds), when seeds only share a speed it is too
+wide. So the ratio is also estimated block by block (`block_ratio`): each block's dosed and
+control curves are fitted alone, the block's log ratio is their difference, and the interval
+is t on blocks - 1 df over those log ratios (the geometric mean of the blocks' ratios;
+coverage 0.9-0.99 in both simulations). It needs every block's two curves to reach the
+share within the steps measured (else "-": dropping the slow blocks would bias it) and two
+or more blocks. Findings use it when the study has three or more blocks.
+
 Secondary: retention at a fixed step (RETENTION_STEP): reduction (control - dosed, paired
 by block) at that step / reduction at step 0, with Fieller's interval (scaling.fit.persistence).
 """
@@ -138,6 +148,29 @@ def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float,
     return (float(np.exp(log_ratio)), float(np.exp(log_ratio - z * se)), float(np.exp(log_ratio + z * se)))
 
 
+def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) -> dict:
+    """Ratio of steps, dosed / control, from per-block crossings (dicts block -> crossing of
+    that block's own fit): the geometric mean of the blocks' ratios with a t interval on
+    blocks - 1 df and its p (log ratio 0). NaN unless every block of both reached the share
+    within `last` steps and there are two or more blocks."""
+    nan = {"ratio": np.nan, "lower": np.nan, "upper": np.nan, "p": np.nan, "blocks": 0}
+    blocks = sorted(set(dosed) & set(control), key=str)
+    logs = []
+    for b in blocks:
+        xd, xc = dosed[b]["x"], control[b]["x"]
+        if not (np.isfinite(xd) and np.isfinite(xc)) or min(xd, xc) <= 0 or max(np.expm1(xd), np.expm1(xc)) > last:
+            return nan
+        logs.append(np.log(np.expm1(xd)) - np.log(np.expm1(xc)))
+    if len(logs) < 2:
+        return nan
+    logs = np.asarray(logs)
+    m, se, df = logs.mean(), logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
+    t = stats.t.ppf(0.5 + level / 2, df)
+    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
+    return {"ratio": float(np.exp(m)), "lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)),
+            "p": p, "blocks": len(logs)}
+
+
 # ---------------------------------------------------------------- from the study's tables
 
 
@@ -182,7 +215,7 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
     pts = curves(trajectory, results)
     if pts.empty or pts["post_step"].nunique() < 3:
         return pd.DataFrame()
-    rows, fits = [], {}
+    rows, fits, by_block = [], {}, {}
     for key, g in pts.groupby([*KEYS, "insertion", "level"], sort=False):
         fit = _fit_group(g)
         end = direction_end(key[1])
@@ -195,10 +228,13 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
                "rate_last": float(g.loc[g["post_step"] == last, "rate"].mean()),
                "readout_before": float(g.loc[g["post_step"] == 0, "readout"].mean()),
                "readout_last": float(g.loc[g["post_step"] == last, "readout"].mean())}
-        fits[key] = {}
+        fits[key], by_block[key] = {}, {}
+        block_fits = {b: _fit_group(gb) for b, gb in g.groupby(BLOCK, sort=True)}
         for q in SHARES:
             c = crossing(fit, q, end) if np.isfinite(fit["a"]) else {"x": np.nan, "se": np.nan}
             fits[key][q] = c
+            by_block[key][q] = {b: crossing(f, q, end) if np.isfinite(f["a"]) else {"x": np.nan, "se": np.nan}
+                                for b, f in block_fits.items()}
             s, lo, hi = steps_interval(c)
             tag = f"{round(100 * q)}"
             row.update({f"steps{tag}": s, f"steps{tag}_lower": lo, f"steps{tag}_upper": hi,
@@ -208,12 +244,18 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
     # ratio to the dose-0 fit of the same keys (any window: a dose-0 run has none), and
     # retention at a fixed step (paired by block)
     controls = {k[:len(KEYS)]: f for k, f in fits.items() if k[-1] == 0}
+    block_controls = {k[:len(KEYS)]: f for k, f in by_block.items() if k[-1] == 0}
     for i, r in table.iterrows():
         key = tuple(r[k] for k in KEYS)
         control = controls.get(key)
         for q in SHARES:
             tag = f"{round(100 * q)}"
             dosed = fits[(*key, r["insertion"], r["dose"])][q]
+            br = (block_ratio(by_block[(*key, r["insertion"], r["dose"])][q], block_controls[key][q], r["last_step"])
+                  if control and r["dose"] > 0 else block_ratio({}, {}, 0))
+            table.loc[i, [f"ratio{tag}_blocks", f"ratio{tag}_blocks_lower", f"ratio{tag}_blocks_upper",
+                          f"ratio{tag}_blocks_p", f"ratio{tag}_blocks_n"]] = (
+                br["ratio"], br["lower"], br["upper"], br["p"], br["blocks"])
             ratio = steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
             log_ratio, se = log_steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan)
             table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper"]] = ratio
@@ -295,19 +337,23 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              "step measured ('> 80': not reached by then; the data bound nothing beyond it). 'never': the "
              "fitted curve moves away from the end. "
              f"Ratio = steps of the dosed runs / steps of the same direction's dose-0 runs (above 1: "
-             f"the dose resists), a bound when only one of the two reached the share. Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
+             f"the dose resists), a bound when only one of the two reached the share. By block: the "
+             f"same ratio from each block's own curves, geometric mean with a t interval on blocks - 1 df "
+             f"(the seeds' differences included; '-' unless every block reached the share). "
+             f"Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
              f"block) at that step / at step 0 (Fieller 95%). Readout: the world's values read out "
              f"(chance 0.5) before -> at the last step.", "",
              "| model | direction | RL scope | window | split | dose | blocks | end | p0 | rate at last step "
-             "| steps to 50% [95% CI] | steps to 80% [95% CI] | ratio 50% dosed/control | ratio 80% "
-             f"| retention at step {RETENTION_STEP} | readout |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| steps to 50% [95% CI] | steps to 80% [95% CI] | ratio 50% dosed/control | ratio 50% by block "
+             f"| ratio 80% | retention at step {RETENTION_STEP} | readout |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         ret = _ratio(r.rename({"retention": "ret", "retention_lower": "ret_lower",
                                "retention_upper": "ret_upper"}), "ret")
         lines.append(
             f"| {r['model']} | {r['post_training']} | {r['rl_scope'] or '-'} | {r['insertion']} | {r['split']} | "
             f"{r['dose']:g} | {r['blocks']} | {r['end']:g} | {r['p0']:.3f} | {r['rate_last']:.3f} (step {r['last_step']}) | "
-            f"{_steps(r, '50')} | {_steps(r, '80')} | {_headline(r, '50')} | {_headline(r, '80')} | {ret} | "
+            f"{_steps(r, '50')} | {_steps(r, '80')} | {_headline(r, '50')} | {_ratio(r, 'ratio50_blocks')} | "
+            f"{_headline(r, '80')} | {ret} | "
             f"{_readout(r)} |")
     return "\n".join(lines) + "\n"
