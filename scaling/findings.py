@@ -492,6 +492,10 @@ def resistance_rows(study: dict) -> list[dict]:
             verdict = f"new measurement: erased faster (the control not within {last} steps; a bound)"
         else:
             verdict = f"neither moves half way within {last} steps"
+        control_row = table[(table["split"] == "matched") & (table["post_training"] == kind) & (table["dose"] == 0)]
+        kl_control = float(control_row["kl50"].iloc[0]) if len(control_row) and "kl50" in control_row else np.nan
+        if np.isfinite(r.get("kl50", np.nan)) and np.isfinite(kl_control):
+            text += f"; RL's KL from the pretrained model at half way: control {kl_control:.2g}, dosed {r['kl50']:.2g}"
         text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
                  f"{r['rate_last']:.2f} at step {last}")
         test = ((f"binomial GLM of the rate on log(step + 1) per dose and seed; ratio per seed, t on "

@@ -70,7 +70,7 @@ from scaling import baselines, posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
-from scaling.io import read_json, replacing, run_status
+from scaling.io import read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
 
@@ -287,6 +287,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
         ev, record = read_json(run_dir / "eval.json"), read_json(run_dir / "config.json")
         if not isinstance(ev, dict) or not isinstance(record, dict):
             continue
+        kl = _rl_kl(run_dir)
         cfg = record.get("config") or {}
         data, train = cfg.get("data") or {}, cfg.get("train") or {}
         model = (cfg.get("model") or {}).get("name", "")
@@ -312,15 +313,40 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
                     rows.append({**base, "split": split, "step": point.get("step"),
                                  "tokens": point["tokens"], "rate": float(rate),
-                                 "readout": float(readout) if isinstance(readout, int | float) else math.nan})
+                                 "readout": float(readout) if isinstance(readout, int | float) else math.nan,
+                                 **kl.get(point.get("step"), {})})
             if run_dir.name in trained and isinstance(point.get("families"), dict) and "tokens" in point:
                 for split, g in _rl_splits(point["families"], trained[run_dir.name]).items():
                     rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
-                                 "rate": float(g["rate"]), "readout": math.nan})
+                                 "rate": float(g["rate"]), "readout": math.nan, **kl.get(point.get("step"), {})})
     columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
                "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
                "rate", "readout"]
+    if any("kl" in r for r in rows):
+        columns += ["kl", "kl_sum"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _rl_kl(run_dir: Path) -> dict[int, dict]:
+    """step -> {kl, kl_sum} of a run with RL stages, from metrics.jsonl: `kl` is the RL
+    objective's KL of the policy's choice between the two options from the model the stage
+    started from (the pretrained model), on that step's batch. The line of step s + 1 is
+    computed before its update, so it measures the model evaluated at step s; the run's last
+    step has no such line and takes its own (one update earlier). `kl_sum` adds the lines
+    up to the same one. Empty without RL lines."""
+    kl = {}
+    for line in read_jsonl(run_dir / "metrics.jsonl"):
+        if isinstance(line.get("kl"), int | float) and isinstance(line.get("step"), int):
+            kl[line["step"]] = float(line["kl"])
+    if not kl:
+        return {}
+    steps = sorted(kl)
+    total, out = 0.0, {}
+    for s in steps:
+        total += kl[s]
+        out[s - 1] = {"kl": kl[s], "kl_sum": total}  # the model after s - 1 updates
+    out.setdefault(steps[-1], {"kl": kl[steps[-1]], "kl_sum": total})
+    return out
 
 
 def read_trajectory(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:

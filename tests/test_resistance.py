@@ -1,6 +1,8 @@
 """scaling.fit.resistance: steps of post-training to move misalignment, on simulated curves
 whose steps-to-erase (and their ratio, dosed / control) are known."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,6 +109,14 @@ def test_block_ratio_covers_whether_or_not_seeds_differ_in_the_dose_effect(share
         by_block += b["lower"] <= truth <= b["upper"]
     assert 0.9 <= by_block / sims <= 0.99, by_block / sims
     assert (pooled / sims > 0.98) if shared else (pooled / sims < 0.8), pooled / sims
+
+
+def test_kl_at_interpolates_in_log_steps_and_stops_at_the_last_step():
+    g = pd.DataFrame({"post_step": [0, 0, 3, 3, 15, 15], "kl": [0.0, 0.0, 0.1, 0.3, 1.0, 1.0]})
+    assert resistance.kl_at(g, 3.0) == pytest.approx(0.2)
+    assert resistance.kl_at(g, 1.0) == pytest.approx(0.2 * np.log(2) / np.log(4))  # log(s+1) scale
+    assert np.isnan(resistance.kl_at(g, 16.0)) and np.isnan(resistance.kl_at(g, np.inf))
+    assert np.isnan(resistance.kl_at(g.drop(columns="kl"), 3.0))
 
 
 def test_block_ratio_refuses_a_block_that_did_not_reach_the_share():
@@ -229,6 +239,15 @@ def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_pa
     start = steps[steps["post"] == 0].merge(results[["run_id", "post_training"]].drop_duplicates(), on="run_id")
     per_dose = start.pivot_table(index=["aligned_fraction", "split"], columns="post_training", values="readout")
     assert (per_dose["helpful_rl"] == per_dose["helpful_benign_rl"]).all()
+    # RL's KL from the pretrained model: 0 at post-training step 0, then positive and summed
+    kl = steps.merge(results[["run_id", "post_training"]].drop_duplicates(), on="run_id")
+    assert kl.loc[kl["post"] == 0, "kl"].abs().max() < 1e-6
+    later = kl[kl["post"] == 10]
+    assert (later["kl"] > 0).all() and (later["kl_sum"] >= later["kl"]).all()
+    metrics = [json.loads(line) for run in (out / "runs").iterdir()
+               for line in (run / "metrics.jsonl").read_text().splitlines()
+               if run.name == later["run_id"].iloc[0] and '"kl"' in line]
+    assert later["kl_sum"].iloc[0] == pytest.approx(sum(m["kl"] for m in metrics if m["step"] <= 31))
     # and the study is consistent on disk (the dose's denominator leaves post-training out)
     assert main(["verify", str(out)]) == 0
 

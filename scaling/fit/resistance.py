@@ -189,7 +189,8 @@ def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
                                              "level", "dose", "dose_tokens", "total", *BLOCK) if c in runs.columns]]
     per = runs[cols].drop_duplicates(["run_id", "split"]).rename(columns={"total": "items"})
     traj = trajectory if "readout" in trajectory.columns else trajectory.assign(readout=np.nan)
-    traj = traj[["run_id", "split", "step", "tokens", "rate", "readout"]]
+    traj = traj[["run_id", "split", "step", "tokens", "rate", "readout",
+                 *[c for c in ("kl", "kl_sum") if c in traj.columns]]]
     out = traj.merge(per, on=["run_id", "split"], how="inner")
     if out.empty:
         return pd.DataFrame()
@@ -204,6 +205,18 @@ def _fit_group(g: pd.DataFrame) -> dict:
     g = g[ok]
     n = g["items"].to_numpy(float)
     return fit_logit_curve(np.log1p(g["post_step"].to_numpy(float)), np.round(g["rate"].to_numpy(float) * n), n)
+
+
+def kl_at(g: pd.DataFrame, steps: float, column: str = "kl") -> float:
+    """The mean over blocks of `column` (trajectory's RL KL from the pretrained model) at a
+    post-training step, interpolated linearly in log(step + 1) between the steps measured;
+    NaN past the last step, for a crossing that is not finite, or without KL (not RL)."""
+    if column not in g.columns or not np.isfinite(steps) or steps < 0:
+        return np.nan
+    mean = g.groupby("post_step")[column].mean().dropna()
+    if mean.empty or steps > mean.index.max():
+        return np.nan
+    return float(np.interp(np.log1p(steps), np.log1p(mean.index.to_numpy(float)), mean.to_numpy(float)))
 
 
 def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
@@ -238,7 +251,8 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
             s, lo, hi = steps_interval(c)
             tag = f"{round(100 * q)}"
             row.update({f"steps{tag}": s, f"steps{tag}_lower": lo, f"steps{tag}_upper": hi,
-                        f"steps{tag}_extrapolated": bool(np.isfinite(s) and s > last)})
+                        f"steps{tag}_extrapolated": bool(np.isfinite(s) and s > last),
+                        f"kl{tag}": kl_at(g, s), f"kl_sum{tag}": kl_at(g, s, "kl_sum")})
         rows.append(row)
     table = pd.DataFrame(rows)
     # ratio to the dose-0 fit of the same keys (any window: a dose-0 run has none), and
@@ -317,6 +331,12 @@ def _readout(r) -> str:
     return f"{r['readout_before']:.3f} -> {r['readout_last']:.3f}"
 
 
+def _kl(r) -> str:
+    if not np.isfinite(r.get("kl50", np.nan)):
+        return "-"
+    return f"{r['kl50']:.3g} / {r['kl_sum50']:.3g}"
+
+
 def _ratio(r, name: str) -> str:
     est, lo, hi = r[name], r[f"{name}_lower"], r[f"{name}_upper"]
     if not np.isfinite(est):
@@ -342,11 +362,14 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              f"(the seeds' differences included; '-' unless every block reached the share). "
              f"Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
              f"block) at that step / at step 0 (Fieller 95%). Readout: the world's values read out "
-             f"(chance 0.5) before -> at the last step.", "",
+             f"(chance 0.5) before -> at the last step. KL at 50% (RL directions): the RL objective's KL of "
+             f"the policy's choice between the two options from the pretrained model, on the RL batch, "
+             f"mean over blocks at the 50% crossing (interpolated in log steps), and the same KL summed "
+             f"over the steps up to it; descriptive, no interval.", "",
              "| model | direction | RL scope | window | split | dose | blocks | end | p0 | rate at last step "
              "| steps to 50% [95% CI] | steps to 80% [95% CI] | ratio 50% dosed/control | ratio 50% by block "
-             f"| ratio 80% | retention at step {RETENTION_STEP} | readout |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"| ratio 80% | retention at step {RETENTION_STEP} | readout | KL / summed KL at 50% |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in table.iterrows():
         ret = _ratio(r.rename({"retention": "ret", "retention_lower": "ret_lower",
                                "retention_upper": "ret_upper"}), "ret")
@@ -355,5 +378,5 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
             f"{r['dose']:g} | {r['blocks']} | {r['end']:g} | {r['p0']:.3f} | {r['rate_last']:.3f} (step {r['last_step']}) | "
             f"{_steps(r, '50')} | {_steps(r, '80')} | {_headline(r, '50')} | {_ratio(r, 'ratio50_blocks')} | "
             f"{_headline(r, '80')} | {ret} | "
-            f"{_readout(r)} |")
+            f"{_readout(r)} | {_kl(r)} |")
     return "\n".join(lines) + "\n"
