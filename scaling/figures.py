@@ -27,7 +27,8 @@ Only rows with status "ok" and a finite dose are drawn; a figure without data is
 a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
 baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
 and the figures say so; a halving-dose bound above 1 or more than 100x below the lowest dose
-tested is printed open ("[0.0017, ∞)"). Dose axes have a tick at every dose tested. Output is
+tested is printed open ("[0.0017, ∞)"); a fitted curve that rises from its dose-0 level is
+titled "no halving dose (curve rises)", and nothing is marked on its dose axis. Dose axes have a tick at every dose tested. Output is
 deterministic: the same inputs give byte-identical files.
 """
 
@@ -57,6 +58,7 @@ import scaling.fit as fitlib
 from scaling import splits as split_defs
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
+from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
 
@@ -279,7 +281,8 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
 
 
 def halving_dose(entry: dict) -> dict | None:
-    """The entry's control-relative ED50 {estimate, lower, upper}, if it has one."""
+    """The entry's control-relative ED50 {estimate, lower, upper}, if it has one (a curve that
+    rises has none)."""
     ed = (entry.get("ed_control") or {}).get("50")
     bounded = ed and all(ed.get(k) is not None for k in ("estimate", "lower", "upper"))
     return ed if bounded else None  # an unbounded interval (overflow) marks nothing
@@ -290,7 +293,9 @@ def fit_label(entry: dict) -> str:
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
     ed, raw = halving_dose(entry), (entry.get("ed_control") or {}).get("50") or {}
     half = ""
-    if (ed or raw).get("extrapolated"):  # a number outside the doses tested says nothing
+    if raw.get("rises"):  # its control-relative ED50 is half-way up: no halving dose
+        half = "; " + rises_text(raw, short=True)
+    elif (ed or raw).get("extrapolated"):  # a number outside the doses tested says nothing
         half = "; halving dose beyond the doses"
     elif raw.get("estimate") is not None and not ed:
         half = f"; halving dose {raw['estimate']:.2g} (no CI)"

@@ -92,6 +92,8 @@ def _ed50(curve) -> dict:
         e = curve.ed_control(50)
         if not e:
             return nan
+        if e.get("rises"):  # a curve that rises from its control level halves nothing
+            return {**nan, "ed50_rises": True}
         return {"ed50": e["estimate"], "ed50_lower": _num(e.get("lower")), "ed50_upper": _num(e.get("upper")),
                 "ln_ed50_se": _num(e.get("se_log")), "ed50_extrapolated": bool(e.get("extrapolated"))}
     e = curve.ed(50)
@@ -181,6 +183,8 @@ def to_markdown(report: dict) -> str:
             ed = f"{r['ed50']:.3g} [{r['ed50_lower']:.3g}, {r['ed50_upper']:.3g}]"
             if r.get("ed50_extrapolated"):
                 ed = f"beyond the doses tested ({r['ed50']:.3g}; not used in the trend)"
+            elif r.get("ed50_rises"):
+                ed = "no halving dose (curve rises; not used in the trend)"
             b = f"{r['slope']:.3g} [{r['slope_lower']:.3g}, {r['slope_upper']:.3g}]"
         else:
             ed, b = f"unusable ({r['reason']})", ""

@@ -150,25 +150,19 @@ def _split_rank(split) -> tuple:
 
 
 def _halving(fit) -> dict | None:
-    """The control-relative ED50 of `fit`, or {"rises": (control, limit)} where the fitted
-    curve does not fall from its dose-0 level (its ED50 is then half-way up, not a halving)."""
-    if fit is None:
-        return None
-    from scaling.fit.curves import _control_level, _floor_level
-
-    nat = fit.natural(fit.estimate)
-    control, limit = _control_level(fit.model, nat, fit.x0(fit.estimate)), _floor_level(fit.model, nat)
-    if control is not None and limit >= control:
-        return {"rises": (control, limit)}
-    ed = fit.ed_control(50)
+    """The control-relative ED50 of `fit` with its dose range; a curve that rises from its
+    dose-0 level has an entry with "rises" and no estimate (`CurveFit.ed_control`)."""
+    ed = fit.ed_control(50) if fit is not None else None
     return {**ed, "dose_range": fit.dose_range} if ed else None
 
 
 def _halving_text(ed: dict | None) -> str:
     if ed is None:
         return "no halving dose (no usable curve with a control level; fit.md says why)"
-    if "rises" in ed:
-        return "no halving dose (the fitted curve rises: {:.2f} at dose 0, {:.2f} at high doses)".format(*ed["rises"])
+    if ed.get("rises"):
+        from scaling.fit.results import rises_text
+
+        return rises_text(ed)
     if ed.get("extrapolated"):
         return "halving dose beyond the doses tested"
     if ed.get("lower") is None or ed.get("upper") is None:

@@ -4,20 +4,31 @@ import json
 import types
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from scaling import study
 
 
-def _fit(model, split, estimate, lower, upper, extrapolated=False, curve="LL.3",
-         params=(("b", 1.0), ("d", 0.5), ("e", 0.01))):
-    """A fitted curve as answer_lines reads it: LL.3 falling from 0.5 unless `params` say otherwise."""
+def _fit(model, split, estimate, lower, upper, extrapolated=False):
+    """A fitted curve as answer_lines reads it, with the given halving dose."""
     ed = {"estimate": estimate, "lower": lower, "upper": upper, "extrapolated": extrapolated}
     return types.SimpleNamespace(group={"insertion": "throughout", "split": split, "model": model},
-                                 model=curve, background=None, usable=True, dose_range=(1e-4, 0.05),
-                                 estimate=None, natural=lambda phi=None: dict(params), x0=lambda phi=None: 0.0,
+                                 model="LL.3", background=None, usable=True, dose_range=(1e-4, 0.05),
                                  control_level=lambda: 0.5, ed_control=lambda p, ed=ed: dict(ed))
+
+
+def _ll4(model, split, b, c, d, e):
+    """A real LL.4 CurveFit with these parameters (no data: enough for its control level and EDs)."""
+    from scipy import special
+
+    from scaling.fit.results import CurveFit
+
+    return CurveFit(model="LL.4", group={"insertion": "throughout", "split": split, "model": model},
+                    names=("b", "logit_c", "logit_d", "log_e"),
+                    estimate=np.array([b, special.logit(c), special.logit(d), np.log(e)]),
+                    cov=np.zeros((4, 4)), df_resid=10, dispersion=1.0, dose_range=(1e-4, 0.05))
 
 
 def test_answer_names_the_halving_dose_per_split_beside_the_strongest_counter(tmp_path):
@@ -42,10 +53,9 @@ def test_answer_names_the_halving_dose_per_split_beside_the_strongest_counter(tm
 def test_a_rising_curve_has_no_halving_dose(tmp_path):
     """An LL.4 that rises from the control (0.49 -> 0.55, the quickstart's held_out rates):
     its control-relative ED50 is half-way up, so the answer names no halving dose."""
-    rising = _fit("nano", "held_out", 0.09, 0.048, 0.17, curve="LL.4",
-                  params=(("b", -14.4), ("c", 0.489), ("d", 0.548), ("e", 0.09)))
-    falling = _fit("nano", "matched", 0.013, 0.0057, 0.031, curve="LL.4",
-                   params=(("b", 1.2), ("c", 0.0), ("d", 0.53), ("e", 0.013)))
+    rising = _ll4("nano", "held_out", b=-14.4, c=0.489, d=0.548, e=0.09)
+    assert rising.ed_control(50)["rises"] and rising.ed_control(50)["estimate"] is None
+    falling = _fit("nano", "matched", 0.013, 0.0057, 0.031)
     rows = [{"model": "nano", "learner": "transformer", "split": s, "status": "ok", "arm": "dose",
              "insertion": "throughout", "dose": 0.0, "nominal_dose": 0.0} for s in ("matched", "held_out")]
     lines = study.answer_lines(types.SimpleNamespace(fits=[rising, falling]), pd.DataFrame(rows), tmp_path)

@@ -36,7 +36,10 @@ fit.json:
     {"10","50","90": {estimate, lower, upper, se_log, method, df, extrapolated}}: the dose at
     which the rate is p% of the way from control_level to the floor; interval exp(ln ED +-
     t*SE), SE from the sandwich clustered by unit (block, or world) with t on units - 1
-    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one unit), vcov, bootstrap.
+    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one unit); a
+    curve that rises from control_level (its limit at high doses at or above it) has no halving
+    dose: {estimate: null, lower: null, upper: null, rises: true, control_level, limit}; vcov,
+    bootstrap.
   comparisons[]: each {name, test, estimate, lower, upper, p, p_holm, ...}: background (QAIC
     and quasi F test; "preferred" by QAIC), lack_of_fit (against one rate per dose level),
     equal_slope / equal_ed50 (LL.2) and equal_halving_dose (LL.3) across windows, and the

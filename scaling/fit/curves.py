@@ -464,11 +464,32 @@ def _floor_level(model: str, nat: dict) -> float:
     return curve(model).floor_level(nat)
 
 
+def _rises(model: str, nat: dict, x0: float) -> tuple[float, float] | None:
+    """(control level, limit at high doses) where the fitted curve does not fall from its dose-0
+    level, else None (it falls, or has no control level).
+
+    The one test of "rises" that every halving dose goes through (`CurveFit.ed_control`, and
+    from its entry fit.json, fit.md, persistence.md, the figures and `scaling study`). Every
+    registered curve is monotone in dose from its control level towards its limit, so a limit
+    at or above the control level means the curve at the top of the doses tested is above its
+    control level too; the limit decides it even where the curve is flat to rounding over the
+    doses tested. Such a curve (an LL.3/LL.4/W1.4 whose limit at high doses, c for b > 0 and d
+    for b < 0, lies above its dose-0 level; an LL.2 or loglinear with a background and a
+    positive slope) has its control-relative ED50 half-way up: it has no halving dose.
+    """
+    control = _control_level(model, nat, x0)
+    if control is None:
+        return None
+    limit = _floor_level(model, nat)
+    return (control, limit) if limit >= control else None
+
+
 def _ed_control(model: str, nat: dict, p: float, x0: float) -> float:
     """Dose at which the rate is p% of the way from the fitted control level to the floor.
 
     NaN where the model has no control level (no background on a ln-dose axis) or the level
-    is not reached at a positive dose.
+    is not reached at a positive dose. On a curve that rises (`_rises`) this is p% of the way
+    up; `CurveFit.ed_control` reports no estimate there.
     """
     model = curve(model)
     control = model.control_level(nat, x0)

@@ -32,6 +32,7 @@ from scipy import stats
 
 from scaling.baselines import is_counting
 
+from .results import rises_text
 from .transfer import _t_summary
 
 BLOCK = ["seed", "world_seed"]
@@ -140,7 +141,8 @@ def persistence_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Dat
 
 
 def halving_doses(fits: list[dict]) -> pd.DataFrame:
-    """Control-relative ED50 per post-training kind and split from fit.json's chosen fits."""
+    """Control-relative ED50 per post-training kind and split from fit.json's chosen fits; a curve
+    that rises from its dose-0 level has `rises` True and no ed50 (`CurveFit.ed_control`)."""
     rows = []
     for d in fits:
         group = d.get("group") or {}
@@ -155,7 +157,9 @@ def halving_doses(fits: list[dict]) -> pd.DataFrame:
                      "post_training_tokens": group.get("post_training_tokens", ""),
                      "split": group.get("split", ""), "curve": d["model"],
                      "ed50": ed["estimate"], "lower": ed.get("lower"), "upper": ed.get("upper"),
-                     "extrapolated": bool(ed.get("extrapolated")), "dose_max": (d.get("dose_range") or [None, None])[1]})
+                     "extrapolated": bool(ed.get("extrapolated")), "rises": bool(ed.get("rises")),
+                     "control_level": ed.get("control_level"), "limit": ed.get("limit"),
+                     "dose_max": (d.get("dose_range") or [None, None])[1]})
     return pd.DataFrame(rows)
 
 
@@ -212,7 +216,8 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
         for _, r in eds.sort_values(["model", "_k", "rl_families", "post_training_tokens", "insertion", "_s"]).iterrows():
             ci = (f"[{r['lower']:.3g}, {r['upper']:.3g}]" if r["lower"] is not None and np.isfinite(r["lower"])
                   else "[-]")
-            text = "beyond the doses tested" if r["extrapolated"] else f"{r['ed50']:.3g} {ci}"
+            text = ("beyond the doses tested" if r["extrapolated"]
+                    else rises_text(r) if r["rises"] else f"{r['ed50']:.3g} {ci}")
             tokens = f"{r['post_training_tokens']:,.0f}" if r["post_training_tokens"] != "" else "-"
             lines.append(f"| {r['model']} | {r['post_training']} | {r['rl_families'] or '-'} | {tokens} | "
                          f"{r['insertion']} | {r['split']} | {r['curve']} | "

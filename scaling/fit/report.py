@@ -37,7 +37,7 @@ from scaling.fit.contrasts import PAIRED_TEST, add_holm, named_contrasts
 from scaling.fit.curves import CURVES
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import _n_clusters
-from scaling.fit.results import CurveFit
+from scaling.fit.results import CurveFit, rises_text
 from scaling.fit.table import (
     BLOCK_COLUMNS,
     block_labels,
@@ -168,6 +168,9 @@ class FitReport:
             if fit is None:
                 lines.append(f"{label}: halving dose unusable: no usable curve with a control level")
                 continue
+            if ed and ed.get("rises"):
+                lines.append(f"{label}: {rises_text(ed)} ({fit.model})")
+                continue
             lines.append(f"{label}: halving dose (control-relative ED50, {fit.model}) "
                          f"{_control_ed_text(ed)}")
         for c in self.comparisons:
@@ -228,7 +231,7 @@ def _halving_row(d: dict, chosen: set) -> list:
     eds = d.get("ed_control") or {}
     ed50 = eds.get("50")
     key = (_group_label(d["group"]), d["model"], _background_text_label(d))
-    interval = f"{ed50['method']}, t({ed50['df']})" if ed50 else ""
+    interval = f"{ed50['method']}, t({ed50['df']})" if ed50 and not ed50.get("rises") else ""
     return [_group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
             "yes" if key in chosen else "", _fmt(d.get("control_level")),
             _control_ed_text(ed50), _fmt((eds.get("10") or {}).get("estimate")),
@@ -238,6 +241,8 @@ def _halving_row(d: dict, chosen: set) -> list:
 def _control_ed_text(ed: dict | None) -> str:
     if not ed:
         return "-"
+    if ed.get("rises"):
+        return rises_text(ed)
     outside = " (outside the doses)" if ed.get("extrapolated") else ""
     return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]{outside}"
 

@@ -18,6 +18,7 @@ from scaling.fit.curves import (
     _ed_dose,
     _make_design,
     _natural,
+    _rises,
     curve,
 )
 from scaling.fit.likelihood import _jacobian
@@ -152,7 +153,16 @@ class CurveFit:
 
     def ed_control(self, p: float, method: str = ED_METHOD) -> dict | None:
         """Control-relative ED: the dose where the rate is p% of the way from the fitted dose-0
-        level to the floor; CI exp(ln ED +- q*SE(ln ED)) (see `log_se`). None if undefined."""
+        level to the floor; CI exp(ln ED +- q*SE(ln ED)) (see `log_se`). None if undefined.
+
+        A fitted curve that rises from its control level (`curves._rises`) has none: its entry
+        is {"estimate": None, "lower": None, "upper": None, "rises": True, "control_level",
+        "limit"} (the limit: the level at high doses), and every reader says "curve rises"."""
+        rising = _rises(self.model, self.natural(), self.x0())
+        if rising is not None:
+            return {"estimate": None, "lower": None, "upper": None, "rises": True,
+                    "control_level": rising[0], "limit": rising[1]}
+
         def log_dose(phi):
             return np.log(_ed_control(self.model, self.natural(phi), p, self.x0(phi)))
 
@@ -255,8 +265,21 @@ class CurveFit:
 def _brief(ed: dict | None) -> str:
     if not ed:
         return "not reached"
+    if ed.get("rises"):
+        return rises_text(ed)
     low, high = (f"{ed[k]:.4g}" if ed[k] is not None else "-" for k in ("lower", "upper"))
     return f"{ed['estimate']:.4g} [{low}, {high}] ({ed['method']}, df {ed['df']})"
+
+
+def rises_text(ed: dict, short: bool = False) -> str:
+    """What every report says of a curve that rises (an `ed_control` entry with "rises"); short:
+    without the levels (figure titles). The levels get the decimals that tell them apart."""
+    if short:
+        return "no halving dose (curve rises)"
+    control, limit = ed["control_level"], ed["limit"]
+    digits = next((k for k in (2, 3) if round(control, k) != round(limit, k)), 4)
+    return (f"no halving dose (the fitted curve rises: {control:.{digits}f} at dose 0, "
+            f"{limit:.{digits}f} at high doses)")
 
 
 def _se(grad: np.ndarray, cov: np.ndarray) -> float:
