@@ -320,6 +320,8 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
                 ed = (f.get("ed_control") or {}).get("50")
                 if not ed:
                     return f"not reached ({model})"
+                if ed.get("rises"):
+                    return f"no halving dose (curve rises) ({model})"
                 if ed.get("extrapolated"):
                     return f"beyond the doses tested ({model})"
                 bounds = f"[{_g(ed['lower'])}, {_g(ed['upper'])}]" if ed.get("lower") is not None else "[-]"

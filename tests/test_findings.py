@@ -135,3 +135,11 @@ def test_holm_runs_over_every_rows_primary_contrast():
     assert "Holm 0.03 over 3 rows" in out[0]["test"] and out[3]["test"] == "test"
     out = F.holm_verdicts([_verdict_row(p=p) for p in (0.01, 0.02, 0.04, 0.04)])
     assert [r["verdict"] for r in out] == ["reproduces"] + ["cannot tell at this scale"] * 3
+
+
+def test_the_halving_dose_of_a_rising_headline_curve_is_withdrawn():
+    rising = {"fits": [{"group": {"split": "held_out", "model": "nano", "insertion": "throughout"}, "usable": True,
+                        "background": None, "control_level": 0.49, "model": "LL.3",
+                        "ed_control": {"50": {"estimate": None, "lower": None, "upper": None, "rises": True,
+                                              "control_level": 0.49, "limit": 0.55}}}]}
+    assert F._chosen_ed50(rising, "held_out") == "no halving dose (curve rises) (LL.3)"
