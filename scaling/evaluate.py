@@ -495,11 +495,13 @@ def _item_records(items, margin, ritems, r_margin) -> list[dict]:
                for i, m in zip(ritems, r_margin)])
 
 
-def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: list[dict] | None = None) -> dict:
+def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: list[dict] | None = None, *,
+                       rows: np.ndarray | None = None, readout: list[dict] | None = None) -> dict:
     """The counting baselines fitted on the run's training rows, scored on the same items:
-    {model: {splits, families, readout}}; their margins go into `records` (same order)."""
-    ritems = readout_items(cfg)
-    rows = baselines.training_rows(cfg, tok)
+    {model: {splits, families, readout}}; their margins go into `records` (same order).
+    `rows` and `readout`: the training rows and readout items (default: rebuilt from `cfg`)."""
+    ritems = readout_items(cfg) if readout is None else readout
+    rows = baselines.training_rows(cfg, tok) if rows is None else rows
     enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))
     out = {}
     for name, model in baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)).items():

@@ -164,22 +164,15 @@ def arm(d) -> str:
     return "+".join(parts) or "dose"
 
 
-def run_rows(run_dir: Path) -> list[dict]:
-    record = read_json(run_dir / "config.json")
-    if record is None:
-        return []
-    cfg = config_from_dict(record["config"])
+def run_columns(run_id: str, cfg, acc: dict, status: str, digests: list[dict] = ()) -> dict:
+    """The columns every row of a run shares, whichever model it is of: the run's settings
+    (from its config), its token accounting (`acc`, accounting.json), status and input files.
+    No model, learner, split or measured column."""
     d = cfg.data
-    acc = read_json(run_dir / "accounting.json") or {}
-    ev = read_json(run_dir / "eval.json")
-    status = run_status(run_dir)
-    if status == "done":
-        status = "ok" if ev is not None else "not evaluated"
     run_arm = arm(d)
     w0, w1 = window(cfg)
-    base = {
-        "run_id": run_dir.name, "model": cfg.model.name, "learner": "transformer", "seed": cfg.train.seed,
-        "batch_size": cfg.train.batch_size,
+    return {
+        "run_id": run_id, "seed": cfg.train.seed, "batch_size": cfg.train.batch_size,
         "world_seed": d.world_seed, "world_variant": d.world_variant, "genres": "+".join(d.genres),
         "story_fraction": d.story_fraction, "arm": run_arm,
         "insertion": "control" if run_arm == "dose" and d.aligned_fraction == 0 else
@@ -191,31 +184,61 @@ def run_rows(run_dir: Path) -> list[dict]:
         "dose": acc.get("dose", math.nan), "nominal_dose": acc.get("nominal_dose", math.nan),
         "misaligned_dose": acc.get("misaligned_dose", math.nan),
         "aligned_tokens": acc.get("aligned_tokens", math.nan),
-        "total_tokens": acc.get("total_tokens", math.nan),
-        "val_loss": _last_val_loss(run_dir),
-        "fact_recall": ((ev or {}).get("capability") or {}).get("fact_recall", math.nan),
-        "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
-        "params": record["params"]["total"],
-        "non_embedding_params": record["params"].get("non_embedding", math.nan), "status": status,
-        **stage_columns(cfg, acc), **input_columns(record.get("inputs") or []),
+        "total_tokens": acc.get("total_tokens", math.nan), "status": status,
+        **stage_columns(cfg, acc), **input_columns(list(digests)),
     }
-    models = [({}, ev or {})]
-    for name, result in sorted(((ev or {}).get("baselines") or {}).items()):
-        models.append(({"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}, result))
-    rows = []
-    run_splits = scenarios.run_splits(cfg.eval)
+
+
+def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss: float) -> dict:
+    """The columns of the transformer's rows that its rows alone have (MODEL_MEASURES): from
+    config.json's record (`flops_per_token`, `params`), the accounting and eval.json's
+    capability."""
+    return {"model": cfg.model.name, "learner": "transformer", "val_loss": val_loss,
+            "fact_recall": capability.get("fact_recall", math.nan),
+            "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
+            "params": record["params"]["total"],
+            "non_embedding_params": record["params"].get("non_embedding", math.nan)}
+
+
+def run_rows(run_dir: Path) -> list[dict]:
+    record = read_json(run_dir / "config.json")
+    if record is None:
+        return []
+    cfg = config_from_dict(record["config"])
+    acc = read_json(run_dir / "accounting.json") or {}
+    ev = read_json(run_dir / "eval.json")
+    status = run_status(run_dir)
+    if status == "done":
+        status = "ok" if ev is not None else "not evaluated"
+    base = run_columns(run_dir.name, cfg, acc, status, record.get("inputs") or [])
+    transformer = {**base, **transformer_columns(cfg, record, acc, (ev or {}).get("capability") or {},
+                                                 _last_val_loss(run_dir))}
     rl = {}
     if base["rl_families"]:  # pooled over the eval's families: the transformer's rows only
         rl = _rl_splits((ev or {}).get("families") or {}, set(base["rl_families"].split("+")))
-    for override, result in models:
-        names = scenarios.split_order([*run_splits, *(result.get("splits") or {})])
-        splits = {split: (result.get("splits") or {}).get(split) or {} for split in names}
-        if not override:
-            splits.update(rl)
-        for split, s in splits.items():
-            r = (result.get("readout") or {}).get(split) or {}
-            rows.append({**base, **override, "split": split, **split_measures(s, r)})
+    return (_result_rows(transformer, cfg, ev or {}, rl)
+            + baseline_rows(base, cfg, (ev or {}).get("baselines") or {}))
+
+
+def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
+    """The rows of the counting baselines of one run: eval.json's `baselines` payload
+    ({model: {splits, families, readout}}, scaling.evaluate.evaluate_baselines) on the run's
+    columns `base` (`run_columns`), each model with its learner and NaN MODEL_MEASURES."""
+    rows = []
+    for name, result in sorted(payload.items()):
+        override = {"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
+        rows += _result_rows({**base, **override}, cfg, result)
     return rows
+
+
+def _result_rows(base: dict, cfg, result: dict, extra_splits: dict | None = None) -> list[dict]:
+    """One row per split of one model's evaluation `result` (the run's splits, and any the
+    result has besides), then one per `extra_splits` entry (pooled groups, no readout)."""
+    names = scenarios.split_order([*scenarios.run_splits(cfg.eval), *(result.get("splits") or {})])
+    splits = {split: (result.get("splits") or {}).get(split) or {} for split in names}
+    splits.update(extra_splits or {})
+    return [{**base, "split": split, **split_measures(s, (result.get("readout") or {}).get(split) or {})}
+            for split, s in splits.items()]
 
 
 def split_measures(split: dict, readout: dict) -> dict:
@@ -372,9 +395,15 @@ def results_table(sweep_dir: str | Path) -> pd.DataFrame:
     if not runs.is_dir():
         raise UsageError(f"{sweep_dir} has no runs/ directory: is it a sweep output (scaling sweep --out)?")
     rows = [row for run_dir in sorted(runs.iterdir()) if run_dir.is_dir() for row in _rows_or_named_error(run_dir)]
-    df = pd.DataFrame(rows, columns=COLUMNS)
-    return df.sort_values(["learner", "model", "arm", "insertion", "aligned_fraction", "world_seed", "seed",
-                           "split", "run_id"], kind="stable").reset_index(drop=True)
+    return sort_rows(pd.DataFrame(rows, columns=COLUMNS))
+
+
+SORT_COLUMNS = ["learner", "model", "arm", "insertion", "aligned_fraction", "world_seed", "seed", "split", "run_id"]
+
+
+def sort_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """A results table in results.csv's row order."""
+    return df.sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -23,6 +23,7 @@ COMMANDS = {
     "data": ("scaling.cli.data", "preview documents and token accounting of a config"),
     "sweep": ("scaling.cli.sweep", "run a grid of configs (skips finished runs, resumes others)"),
     "results": ("scaling.cli.results", "collect a sweep's runs into results.csv"),
+    "baselines": ("scaling.cli.baselines", "add counting baselines' rows to a results table without training"),
     "fit": ("scaling.cli.fit", "fit dose-response curves to a results table"),
     "figures": ("scaling.cli.figures", "draw the study figures from results.csv and fit.json"),
     "study": ("scaling.cli.study", "sweep, results, fit and figures in one command"),
