@@ -34,10 +34,11 @@ STUDIES := dose-response transfer genres timing persistence sizes
 reference: $(addprefix reference-,$(STUDIES))
 	$(BIN)/scaling findings --root .
 
-# sweep, results, fit (fit.json, fit.md, transfer.md, persistence.md), copy, figures
+# sweep, results, fit (fit.json, fit.md, transfer.md, persistence.md), copy, figures; the committed
+# fits use seed x world blocks (t on blocks - 1 df), as the findings table does
 define study
 	$(BIN)/scaling sweep sweeps/$(1).toml --out $(RUNS)/$(1) --no-progress
-	$(BIN)/scaling fit $(RUNS)/$(1)/results.csv --out $(RUNS)/$(1)
+	$(BIN)/scaling fit $(RUNS)/$(1)/results.csv --out $(RUNS)/$(1) --blocks seed
 	mkdir -p fits/$(1) figures/$(1)
 	cp $(RUNS)/$(1)/results.csv $(RUNS)/$(1)/trajectory.csv $(RUNS)/$(1)/fit.json $(RUNS)/$(1)/fit.md fits/$(1)/
 	for f in transfer.md persistence.md; do if [ -f $(RUNS)/$(1)/$$f ]; then cp $(RUNS)/$(1)/$$f fits/$(1)/; fi; done
