@@ -192,6 +192,9 @@ def pmi(counts_VxV: np.ndarray) -> np.ndarray:
             - np.log(rows + float(V))[:, None] - np.log(cols + float(V))[None, :])
 
 
+PAIR_CHUNK = 1 << 18  # context entries per chunk of _pair_dots
+
+
 def _pair_dots(context_IxJ: np.ndarray, columns_JxT: np.ndarray, item: np.ndarray, target: np.ndarray) -> np.ndarray:
     """sum_j context[item[p], j] * columns[j, target[p]] for every pair p, over the item's
     nonzero context entries in column order: the same float operations for every target,
@@ -199,15 +202,22 @@ def _pair_dots(context_IxJ: np.ndarray, columns_JxT: np.ndarray, item: np.ndarra
     round columns at different positions differently)."""
     ctx = sparse.csr_matrix(context_IxJ)  # sorted indices; a dense array loses its zeros
     ctx.sum_duplicates()
-    lengths = np.diff(ctx.indptr)[item]
-    offsets = np.cumsum(lengths) - lengths
-    flat = np.repeat(ctx.indptr[item] - offsets, lengths) + np.arange(lengths.sum())
     rows_TxJ = np.ascontiguousarray(columns_JxT.T)  # a pair's entries lie in one row: local reads
-    products = ctx.data[flat] * rows_TxJ[np.repeat(target, lengths), ctx.indices[flat]]
     out = np.zeros(len(item))
-    some = lengths > 0
-    if some.any():
-        out[some] = np.add.reduceat(products, offsets[some])
+    # pairs in chunks of about PAIR_CHUNK entries: each pair's sum is the same reduceat over
+    # its own entries whatever the chunk, so chunking changes no bit, only the memory touched
+    # (a dense context makes pairs x vocabulary entries: hundreds of MB in one piece)
+    all_lengths = np.diff(ctx.indptr)[item]
+    per = max(1, PAIR_CHUNK // max(1, int(all_lengths.max(initial=1))))
+    for start in range(0, len(item), per):
+        sl = slice(start, start + per)
+        lengths = all_lengths[sl]
+        offsets = np.cumsum(lengths) - lengths
+        flat = np.repeat(ctx.indptr[item[sl]] - offsets, lengths) + np.arange(lengths.sum())
+        products = ctx.data[flat] * rows_TxJ[np.repeat(target[sl], lengths), ctx.indices[flat]]
+        some = lengths > 0
+        if some.any():
+            out[sl][some] = np.add.reduceat(products, offsets[some])
     return out
 
 

@@ -304,3 +304,20 @@ def test_every_counter_ties_on_the_transfer_splits_of_world_v3(root, variant, wo
         for split in ("unseen_pair", "held_out"):
             g = result[name]["splits"][split]
             assert (g["ties"], g["rate"]) == (g["total"], 0.5), (name, split, g)
+
+
+def test_pair_dots_gives_the_same_bits_in_any_chunking(monkeypatch):
+    """_pair_dots works through the pairs in chunks to bound its memory; each pair's sum is
+    the same reduceat over its own entries, so the chunk size changes no bit."""
+    rng = np.random.default_rng(0)
+    context = rng.random((40, 300)) * (rng.random((40, 300)) < 0.7)  # some zeros, some empty rows
+    context[3] = 0.0
+    columns = rng.random((300, 50))
+    item, target = rng.integers(0, 40, 500), rng.integers(0, 50, 500)
+    whole = B._pair_dots(context, columns, item, target)
+    for chunk in (1, 7, 300, 5000):
+        monkeypatch.setattr(B, "PAIR_CHUNK", chunk)
+        np.testing.assert_array_equal(B._pair_dots(context, columns, item, target), whole)
+    want = np.einsum("pj,pj->p", context[item], columns[:, target].T)
+    np.testing.assert_allclose(whole, want, rtol=1e-12)
+    assert (whole[item == 3] == 0).all()
