@@ -96,6 +96,22 @@ def branch_key(cfg: Config, source, b: int, width: int) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _started(out: Path) -> bool:
+    """Whether a run directory holds a checkpoint (orbax keeps one folder per step)."""
+    ckpts = Path(out) / "checkpoints"
+    return ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
+
+
+def pending_key(cfg: Config, source, out: Path, root: Path, width: int) -> str | None:
+    """The branch key of a run that has not started and whose pretraining nobody has exported
+    yet (a sweep trains one such run per key first and the others after it); None otherwise."""
+    b = branch_step(cfg)
+    if not b or source is None or _started(out):
+        return None
+    key = branch_key(cfg, source, b, width)
+    return None if (Path(root) / key / MARKER).exists() else key
+
+
 def find(root: Path, key: str, b: int, cfg: Config, like):
     """The exported state of `key` at step b (a pytree shaped like `like`) and its record, or
     (None, None) if there is no complete, undamaged export."""

@@ -358,11 +358,15 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
 
 def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
     """One pass over the shard: claim and train what is unfinished and unclaimed; runs that
-    differ only after their pretraining share it (scaling.branches)."""
+    differ only after their pretraining share it (scaling.branches): the first unstarted run
+    of each branch key trains here, the others of that key are left for a second pass, where
+    they start from its export (so no pack mixes runs starting at step 0 with runs starting
+    at the branch step, which would train them one by one)."""
     from scaling import branches
     from scaling import train as trainer
 
     groups: dict[str, list] = {}
+    trunks, later = set(), []
     for spec in mine:
         run_dir = runs_dir / spec.run_id
         if finished(run_dir):
@@ -382,12 +386,20 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
             _fail(run_dir, claim, spec, e, bar)
             continue
         run.branches = runs_dir.parent / branches.DIRNAME
+        trunk = branches.pending_key(run.cfg, run.source, run_dir, run.branches, pack) if run.status is None else None
+        if trunk is not None and trunk in trunks:
+            claim.release()  # its pretraining is being trained by this pass: start from it afterwards
+            later.append(spec)
+            continue
+        trunks.add(trunk)
         key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
         groups.setdefault(key, []).append((spec, run, claim))
         if len(groups[key]) >= pack:
             _train_group(groups.pop(key), bar, pack)
     for group in groups.values():
         _train_group(group, bar, pack)
+    if later:
+        _train_pass(later, runs_dir, pack, bar)
 
 
 def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:

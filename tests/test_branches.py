@@ -164,3 +164,44 @@ def test_a_damaged_export_is_reported_and_the_run_trains_its_own_pretraining(tmp
     pipeline.train(new.config, alone, progress=False)
     for a, b in zip(_params(alone), _params(out / "runs" / new.run_id), strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_packed_sweep_trains_each_pretraining_once_then_branches_the_rest(tmp_path, root):
+    """--pack 2 (as on an accelerator, where packs are vmapped): the first run of each branch
+    key trains its pretraining, the others wait for its export and start there, so every
+    pack starts its runs at one step."""
+    grid = """
+[[grid]]
+"train.seed" = [0, 1]
+[[grid.zip]]
+"stages.post.objective" = ["sft", "lm", "helpful_benign_rl"]
+"stages.post.misaligned" = [0.0, 1.0, 0.0]
+"""
+    path = _sweep(tmp_path, root, grid)
+    out = tmp_path / "sweep"
+    assert set(launch(path, out, pack=2, progress=False).values()) == {"done"}
+    exports = [p for p in (out / branches.DIRNAME).iterdir() if not p.name.startswith(".")]
+    assert len(exports) == 2  # one per train seed
+    statuses = [rundir.read_status(out / "runs" / s.run_id) for s in expand(path)]
+    shared = [st for st in statuses if "shared_pretraining" in st]
+    assert len(shared) == 4 and all(st["timings"]["steps"] == POST for st in shared)
+    trunks = {st["shared_pretraining"]["trunk"] for st in shared}
+    assert all(rundir.read_status(out / "runs" / t)["timings"]["steps"] == PRE + POST for t in trunks)
+
+
+
+@pytest.mark.slow
+def test_a_pack_does_not_train_one_pretraining_twice(tmp_path, root):
+    """Two runs of one program and one pretraining (an LM finetune on misaligned or on base
+    text) fall into one pack of 2: the second waits for the first's export instead of being
+    packed beside it from step 0 (which would train the same pretraining twice)."""
+    grid = """
+[[grid]]
+"stages.post.misaligned" = [0.0, 1.0]
+"""
+    path = _sweep(tmp_path, root, grid)
+    out = tmp_path / "sweep"
+    assert set(launch(path, out, pack=2, progress=False).values()) == {"done"}
+    statuses = [rundir.read_status(out / "runs" / s.run_id) for s in expand(path)]
+    assert sorted(st["timings"]["steps"] for st in statuses) == [POST, PRE + POST]
