@@ -267,3 +267,14 @@ def test_world_variants_are_separate_experiments():
     assert normal_fit.ed_control(50)["estimate"] == pytest.approx(0.01, rel=0.25)
     windows = [c for c in report.comparisons if c["test"] == "windows"]
     assert {c["world_variant"] for c in windows} == {"normal", "flipped"}
+
+
+def test_holm_family_holds_the_trained_models_claims_not_the_counters_curve_tests():
+    from scaling.fit.report import _in_holm_family
+
+    lof = {"test": "lack_of_fit", "model": "LL.2"}
+    assert _in_holm_family({**lof, "group": {"model": "nano", "split": "matched"}})
+    for counter in ("ngram-1", "twohop", "svd-8"):
+        assert not _in_holm_family({**lof, "group": {"model": counter, "split": "matched"}})
+    assert _in_holm_family({"test": "beyond_counting", "group": None, "name": "beyond counting: nano - twohop"})
+    assert not _in_holm_family({"test": "background", "group": {"model": "nano"}})
