@@ -119,19 +119,16 @@ def find(root: Path, key: str, b: int, cfg: Config, like):
     record = read_json(where / MARKER)
     if not isinstance(record, dict) or record.get("key") != key or record.get("step") != b:
         return None, None
-    why = rundir.checkpoint_damage(where, b)
     mngr = rundir.checkpoint_manager(where, cfg)
-    try:
-        if not why:
-            try:
-                return rundir.restore(mngr, b, like), record
-            except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types on bad files
-                why = f"{type(e).__name__}: {str(e)[:200]}"
+    try:  # the run directory's own restore: sums checked, then orbax; no fallback to set aside
+        state, step = rundir.restore_newest(mngr, lambda _step: like, fallback=False)
+    except rundir.DamagedCheckpointError as e:
+        warnings.warn(f"{where}: the shared pretraining is damaged ({e}); this run trains its own",
+                      rundir.DamagedStateWarning, stacklevel=2)
+        return None, None
     finally:
         mngr.close()
-    warnings.warn(f"{where}: the shared pretraining is damaged ({why}); this run trains its own",
-                  rundir.DamagedStateWarning, stacklevel=2)
-    return None, None
+    return (state, record) if step == b else (None, None)
 
 
 def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> None:
@@ -148,9 +145,8 @@ def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> N
         rundir.save_checkpoint(mngr, b, state)
     finally:
         mngr.close()
-    lines = [line for line in (Path(run_out) / "metrics.jsonl").read_text().splitlines()
-             if line.strip() and json.loads(line)["step"] <= b]
-    write_text(tmp / "metrics.jsonl", "".join(x + "\n" for x in lines))
+    write_text(tmp / "metrics.jsonl", (Path(run_out) / "metrics.jsonl").read_text())
+    rundir.truncate_jsonl(tmp / "metrics.jsonl", b)  # the trunk's lines up to the branch step
     write_json(tmp / MARKER, {"key": key, "step": b, "trunk": Path(run_out).name})
     try:
         os.rename(tmp, final)

@@ -391,7 +391,8 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
             claim.release()  # its pretraining is being trained by this pass: start from it afterwards
             later.append(spec)
             continue
-        trunks.add(trunk)
+        if trunk is not None:
+            trunks.add(trunk)
         key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
         groups.setdefault(key, []).append((spec, run, claim))
         if len(groups[key]) >= pack:

@@ -157,10 +157,10 @@ def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) ->
     blocks = sorted(set(dosed) & set(control), key=str)
     logs = []
     for b in blocks:
-        xd, xc = dosed[b]["x"], control[b]["x"]
-        if not (np.isfinite(xd) and np.isfinite(xc)) or min(xd, xc) <= 0 or max(np.expm1(xd), np.expm1(xc)) > last:
+        log_ratio, _ = log_steps_ratio(dosed[b], control[b])
+        if not np.isfinite(log_ratio) or max(np.expm1(dosed[b]["x"]), np.expm1(control[b]["x"])) > last:
             return nan
-        logs.append(np.log(np.expm1(xd)) - np.log(np.expm1(xc)))
+        logs.append(log_ratio)
     if len(logs) < 2:
         return nan
     logs = np.asarray(logs)
