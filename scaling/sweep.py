@@ -41,6 +41,7 @@ import json
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -343,12 +344,12 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
         if not others:
             break
         if not wait:
-            bar.write(f"not waiting (--no-wait) for {len(others)} run(s) claimed by other launchers: "
-                      f"{', '.join(others)}")
+            _say(bar, f"not waiting (--no-wait) for {len(others)} run(s) claimed by other launchers: "
+                  f"{', '.join(others)}")
             break
         if not told:
-            bar.write(f"waiting for {len(others)} run(s) claimed by other live launchers "
-                      "(--no-wait to exit now)")
+            _say(bar, f"waiting for {len(others)} run(s) claimed by other live launchers "
+                  "(--no-wait to exit now)")
             told = True
         time.sleep(poll_s)
     bar.close()
@@ -436,7 +437,7 @@ def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> 
     _write_error(run_dir, reason)
     write_text(run_dir / "error.txt", traceback.format_exc())
     claim.release()
-    bar.write(f"run {spec.run_id} failed: {reason}")
+    _say(bar, f"run {spec.run_id} failed: {reason}")
     bar.update(1)
 
 
@@ -445,7 +446,7 @@ def _train_group(group: list, bar, pack: int = 1) -> None:
 
     specs, runs, claims = zip(*group)
     label = ", ".join(s.run_id for s in specs)
-    bar.write(f"training {len(runs)} run(s): {label}")
+    _say(bar, f"training {len(runs)} run(s): {label}")
     try:
         statuses = pipeline.train_pack(list(runs), progress=False, width=pack)
     except Exception as e:  # noqa: BLE001
@@ -459,8 +460,16 @@ def _train_group(group: list, bar, pack: int = 1) -> None:
     for spec, status, claim in zip(specs, statuses, claims):
         claim.release()
         extra = f" ({status.get('reason')})" if status.get("reason") else ""
-        bar.write(f"run {spec.run_id} {status['status']} at step {status['step']}{extra}")
+        _say(bar, f"run {spec.run_id} {status['status']} at step {status['step']}{extra}")
         bar.update(1)
+
+
+def _say(bar, line: str) -> None:
+    """One line of the launcher's log as one write, flushed: `--workers` processes share the
+    launcher's stdout, and a line written in pieces (tqdm writes the text and its newline
+    separately) or left in a buffer can be split by another process's line."""
+    bar.write(line + "\n", end="")
+    sys.stdout.flush()
 
 
 def _sweep_bar(total: int, done: int, enabled: bool):

@@ -323,3 +323,26 @@ def test_full_disk_inside_a_checkpoint_write_is_a_disk_full_error(tiny, tmp_path
     assert _train(tiny(), tmp_path / "run")["status"] == "done"
     _train(tiny(), tmp_path / "ref")
     assert loss_lines(tmp_path / "run") == loss_lines(tmp_path / "ref")
+
+
+def test_a_launcher_log_line_is_one_flushed_write(monkeypatch):
+    """`--workers` processes share one stdout: each log line must reach it as a single write
+    followed by a flush, or another process's line can land inside it (seen in CI as
+    'e2bec08fb13etraining 1 run(s): ...')."""
+    from scaling import sweep
+
+    calls = []
+
+    class Out:
+        def write(self, s):
+            calls.append(("write", s))
+
+        def flush(self):
+            calls.append(("flush",))
+
+    monkeypatch.setattr(sys, "stdout", Out())
+    bar = sweep._sweep_bar(3, 0, enabled=False)
+    sweep._say(bar, "training 1 run(s): abc")
+    writes = [c for c in calls if c[0] == "write" and c[1]]
+    assert writes == [("write", "training 1 run(s): abc\n")]
+    assert calls[-1] == ("flush",)
