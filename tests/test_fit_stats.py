@@ -253,6 +253,21 @@ def test_equal_halving_dose_test_separates_equal_from_tenfold_different_windows(
     assert p["equal"] > 0.05 and p["tenfold"] < 1e-4
 
 
+def test_equal_halving_dose_test_is_withdrawn_where_a_window_rises():
+    """Curves that rise from controls at 0 (b < 0: LL.3 climbs from 0 to d) have no
+    halving dose: LL.3's e is half-way up, so the comparison says so instead of testing it."""
+    rng = np.random.default_rng(12)
+    curve = {"b": -1.2, "c": 0.0, "d": 0.6, "sd": 0.1, "n": 2000, "doses": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1)}
+    table = pd.concat([simulate(rng, e=0.01, seeds=3, insertion="early", **curve),
+                       simulate(rng, e=0.03, seeds=3, insertion="late", **curve),
+                       simulate(rng, e=0.01, seeds=3, insertion=None, **{**curve, "doses": (0, 0)})],
+                      ignore_index=True)
+    report = quiet(F.fit_table, table, models=["LL.3"], background="none")
+    test = next(c for c in report.comparisons if c["test"] == "equal_halving_dose")
+    assert not test["usable"] and test["p"] is None
+    assert test["reason"] == "curve rises in early, late: no halving dose to compare"
+
+
 def test_world_variants_are_separate_experiments():
     rng = np.random.default_rng(4)
     normal = two_windows(rng, 0.01).assign(world_variant="normal", split="matched")

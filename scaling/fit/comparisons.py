@@ -11,7 +11,7 @@ import statsmodels.api as sm
 from scipy import special, stats
 
 from scaling.fit.common import AIC_MARGIN, BLOCK_PREFIX, ED_LEVELS, Z95, _clean, _Unusable
-from scaling.fit.curves import _Design, _ed_dose, _make_design
+from scaling.fit.curves import _Design, _ed_dose, _make_design, _rises
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import (
     _cluster_codes,
@@ -345,6 +345,13 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
     shared controls, which enter once.
     """
     labels = [label for label, _, _ in windows]
+    entry = {"test": "equal_halving_dose", "model": "LL.3", "group": cell, "insertions": labels,
+             "name": f"equal halving dose across windows ({', '.join(map(str, cell.values()))}; "
+                     "LL.3)", "estimate": None, "lower": None, "upper": None, "p": None, "usable": False}
+    rising = [label for label, _, fit in windows if _rises(fit.model, fit.natural(), fit.x0()) is not None]
+    if rising:  # LL.3's e is then half-way up a rising curve, not a dose that halves anything
+        entry["reason"] = f"curve rises in {', '.join(map(str, rising))}: no halving dose to compare"
+        return _clean(entry)
     dosed = [rows[rows["dose"] > 0] for _, rows, _ in windows]
     controls = windows[0][1][windows[0][1]["dose"] == 0]
     data = pd.concat(dosed + [controls])
@@ -359,10 +366,7 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
     common = _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e=True)
     if full is not None and full["at_boundary"]:
         full = None  # the unrestricted model must be a proper maximum
-    entry = {"test": "equal_halving_dose", "model": "LL.3", "group": cell, "insertions": labels,
-             "name": f"equal halving dose across windows ({', '.join(map(str, cell.values()))}; "
-                     "LL.3)", "estimate": None, "lower": None, "upper": None, "p": None,
-             "usable": full is not None and common is not None}
+    entry["usable"] = full is not None and common is not None
     if not entry["usable"]:
         entry["reason"] = "a joint LL.3 fit did not converge"
         return _clean(entry)
