@@ -1378,6 +1378,10 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
                 ax.set_xlim(0, max(steps) * 1.1)
                 ax.set_title(_with_model(f"{direction} · {split}", model, models), fontsize="small")
     _label_outer(fig, axes, "post-training steps", "misalignment rate (mean over seeds)")
+    for row in axes:  # a row whose first panels are "not measured": its first drawn panel reads the rates
+        drawn = [ax for ax in row if ax.axison]
+        if drawn and drawn[0] is not row[0]:
+            drawn[0].tick_params(labelleft=True)
     fig.colorbar(ScalarMappable(norm, cmap), ax=axes, label="aligned dose in pretraining", shrink=0.9)
     _legend_below(fig, [Line2D([], [], color="black", ls="--", label="dose 0 (control)"),
                         Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (50%)"),

@@ -145,7 +145,8 @@ def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float,
     log steps (`log_steps_ratio`). NaN where either crossing is not finite and > 0."""
     log_ratio, se = log_steps_ratio(dosed, control)
     z = stats.norm.ppf(0.5 + level / 2)
-    return (float(np.exp(log_ratio)), float(np.exp(log_ratio - z * se)), float(np.exp(log_ratio + z * se)))
+    with np.errstate(over="ignore"):  # a curve that barely moves crosses far out: the bound is inf
+        return (float(np.exp(log_ratio)), float(np.exp(log_ratio - z * se)), float(np.exp(log_ratio + z * se)))
 
 
 def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) -> dict:
