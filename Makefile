@@ -29,7 +29,7 @@ lint: $(BIN)/scaling
 # the 2-core CPU are in the README ("The reference suite"). A rerun skips finished runs.
 RUNS ?= runs
 STUDIES := dose-response transfer genres timing persistence sizes
-.PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence reference-persistence-v2 findings
+.PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence findings
 
 reference: $(addprefix reference-,$(STUDIES))
 	$(BIN)/scaling findings --root .
@@ -65,9 +65,6 @@ reference-sizes: $(BIN)/scaling
 	$(BIN)/scaling sizes fits/sizes/results.csv --out fits/sizes
 
 # resistance curves (world v2, 1.2M tokens, five post-training directions); not part of `make reference`
-reference-persistence-v2: $(BIN)/scaling
-	$(call study,persistence_v2)
-
 # world v3: readout against tokens (the emergence budget); not part of `make reference`
 reference-emergence: $(BIN)/scaling
 	$(BIN)/scaling sweep sweeps/emergence.toml --out $(RUNS)/emergence --no-progress

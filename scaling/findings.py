@@ -19,9 +19,8 @@ Each row has one primary contrast, and its verdict is settled in this order:
    readout (mean share of that split's readout items it gets right) is below READOUT_NEEDED
    gets no transfer verdict: "values not learned: readout 0.70".
 2. The interval rule above; a decisive verdict whose Holm-adjusted p (Holm over every row's
-   primary contrast that has a p, the whole table one family; the helpful-RL row, settled by
-   a Fieller interval without a p, stays outside it) is >= 0.05 becomes "cannot tell at this
-   scale".
+   primary contrast that has a p, the whole table one family; a row settled by a bound or an
+   interval without a p stays outside it) is >= 0.05 becomes "cannot tell at this scale".
 3. The literature's size: where the literature reports an effect (`literature_effect`) and it
    lies outside the interval beyond its bound on the literature's side (below the lower
    bound of a reduction, above the upper bound of an increase), "cannot tell" becomes
@@ -37,11 +36,13 @@ Each row has one primary contrast, and its verdict is settled in this order:
    ", but <counter> does too". Post-training rows and the size trend have no counter (the
    counters see the LM stages only and have no size).
 
-The resistance rows (`fits/persistence_v2`, scaling.fit.resistance) take as primary contrast,
+The persistence rows (`fits/persistence`, scaling.fit.resistance) take as primary contrast,
 per post-training direction, the ratio of post-training steps to move misalignment 50% of
-the way to the direction's end, top dose / dose 0, on matched pairs, with the delta-method
-interval on the log ratio and its z test's p (in the Holm family). Where only one of the two
-crosses within the steps measured, the row states a bound and has no p.
+the way to the direction's end, top dose / dose 0, on matched pairs: with three or more
+seeds each reaching 50%, the seeds' own ratios (geometric mean, t interval and p on seeds - 1
+df); otherwise the fits pooled over seeds (delta-method interval on the log ratio, z test's
+p). Both are in the Holm family. Where only one of the two crosses within the steps
+measured, the row states a bound and has no p.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from scipy import stats
 
 from scaling.baselines import is_counting, learner
 from scaling.errors import UsageError
-from scaling.fit.persistence import fieller, persistence_table
+from scaling.fit.persistence import fieller
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
@@ -67,7 +68,6 @@ HOLM_ALPHA = 0.05
 TRANSFER_SPLITS = TRANSFER
 CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
-LATER_STUDIES = ("persistence_v2",)  # their rows join the table once their fits/ are committed
 
 
 # ---------------------------------------------------------------- reading
@@ -394,51 +394,7 @@ def genre_rows(study: dict) -> list[dict]:
         readout=transformer_readout(res, "unseen_pair"))]
 
 
-def persistence_rows(study: dict) -> list[dict]:
-    table = persistence_table(study["trajectory"], study["results"])
-    main = table[(table["split"] == "matched") & (table["rl_scope"] != "part")]
-    window = main.loc[main["post_training"] == "none", "insertion"].value_counts().idxmax()
-    main = main[main["insertion"] == window]
-    top = float(main["dose"].max())
-    longest = main.groupby("post_training")["post_training_tokens"].transform("max")
-    shorter = main[(main["dose"] == top) & (main["post_training_tokens"] < longest)].set_index("post_training")
-    main = main[(main["dose"] == top) & (main["post_training_tokens"] == longest)].set_index("post_training")
-    out = []
-
-    def ours(r) -> str:
-        return (f"dose {top:g}: control {_pct(r['control_after'])}, dosed {_pct(r['dosed_after'])} after; reduction "
-                f"{_ci(r['reduction_before'], r['reduction_before_lower'], r['reduction_before_upper'])} before, "
-                f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} after; retention "
-                f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], signed=False)}")
-
-    test = f"paired by block, t on {int(main['blocks'].min()) - 1} df; retention: Fieller (`fits/persistence`)"
-    for kind, finding, lit in (
-            ("sft", "The aligned model stays better after benign SFT", "Tice et al.: after the same post-training, 9% vs 34%"),
-            ("harmless_rl", "... after harmlessness RL", "Tice et al.'s post-training was harmlessness-oriented"),
-            ("helpful_rl", "... after RL that rewards helping with the misaligned action", "not measured in the literature")):
-        if kind not in main.index:
-            continue
-        r = main.loc[kind]
-        verdict = verdict_above(r["reduction_after_upper"], r["reduction_after_lower"])
-        text = ours(r)
-        if kind == "helpful_rl":
-            verdict = "new measurement: " + ("survives" if verdict == "reproduces" else
-                                             "erased" if r["retention_upper"] < 0.5 else "cannot tell at this scale")
-            for _, w in shorter[shorter.index == kind].iterrows():
-                text += (f"; a shorter RL ({w['post_training_tokens'] / 1e3:,.0f}k tokens, not "
-                         f"{r['post_training_tokens'] / 1e3:,.0f}k): control {_pct(w['control_after'])}, dosed "
-                         f"{_pct(w['dosed_after'])}, retention {_ci(w['retention'], w['retention_lower'], w['retention_upper'], signed=False)}")
-        # helpful RL's verdict rests on the retention's Fieller interval, which has no p here:
-        # that row stays outside the Holm family
-        out.append(_row(finding, lit, text, test, verdict,
-                        p=np.nan if kind == "helpful_rl" else float(r["reduction_after_p"]),
-                        literature_effect=None if kind == "helpful_rl" else 0.34 - 0.09, sign=+1,
-                        effect={"estimate": r["reduction_after"], "lower": r["reduction_after_lower"],
-                                "upper": r["reduction_after_upper"]}))
-    return out
-
-
-RESISTANCE_DIRECTIONS = (  # persistence_v2: (post_training, finding, literature)
+RESISTANCE_DIRECTIONS = (  # the persistence study: (post_training, finding, literature)
     ("helpful_rl", "The aligned model resists RL that rewards helping with the misaligned action",
      "not measured in the literature (agentic misalignment arose from helpfulness pressure)"),
     ("helpful_benign_rl", "... resists helpfulness RL on benign requests (no eval action named)",
@@ -450,7 +406,7 @@ RESISTANCE_DIRECTIONS = (  # persistence_v2: (post_training, finding, literature
 
 
 def resistance_rows(study: dict) -> list[dict]:
-    """persistence_v2: per direction, the primary contrast is the ratio of post-training steps
+    """The persistence study: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
     (scaling.fit.resistance): with three or more seeds each reaching 50%, the seeds' ratios
     with a t interval; else the pooled fits' delta-method interval on the log ratio."""
@@ -501,11 +457,11 @@ def resistance_rows(study: dict) -> list[dict]:
         text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
                  f"{r['rate_last']:.2f} at step {last}")
         test = ((f"binomial GLM of the rate on log(step + 1) per dose and seed; ratio per seed, t on "
-                 f"{int(r['ratio50_blocks_n']) - 1} df over {int(r['ratio50_blocks_n'])} seeds (`fits/persistence_v2`)")
+                 f"{int(r['ratio50_blocks_n']) - 1} df over {int(r['ratio50_blocks_n'])} seeds (`fits/persistence`)")
                 if by_block else
                 ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
                  f"{int(r['blocks'])} blocks; delta-method ratio" + (" (not every seed reached 50%)"
-                 if r["blocks"] >= 3 else "") + " (`fits/persistence_v2`)"))
+                 if r["blocks"] >= 3 else "") + " (`fits/persistence`)"))
         out.append(_row(finding, lit, text, test, verdict, p=p))
     return out
 
@@ -612,10 +568,7 @@ def findings(root: str | Path = ".") -> list[dict]:
     root = Path(root)
     rows = []
     for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
-                     ("timing", timing_rows), ("persistence", persistence_rows), ("sizes", size_rows),
-                     ("persistence_v2", resistance_rows)):
-        if name in LATER_STUDIES and not (root / "fits" / name / "results.csv").exists():
-            continue
+                     ("timing", timing_rows), ("persistence", resistance_rows), ("sizes", size_rows)):
         rows += fn(_study(root, name))
     return holm_verdicts(rows)
 

@@ -117,7 +117,7 @@ def test_fieller_interval_is_the_inverted_t_test():
 
 
 def test_transfer_md_is_skipped_not_crashed_when_every_run_is_post_trained(tmp_path):
-    # a persistence study without a "none" arm (sweeps/persistence_v2.toml): transfer.md
+    # a persistence study without a "none" arm (sweeps/persistence.toml): transfer.md
     # reads the pretrained-only rows, and there are none
     from scaling.fit.report import write_transfer
 

@@ -200,15 +200,15 @@ def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_sp
 
 
 @pytest.mark.slow
-def test_tiny_persistence_v2_study_writes_the_resistance_table_and_figure(tmp_path):
-    """sweeps/persistence_v2.toml on the tiny model (two doses, one seed, direct helpful RL on
+def test_tiny_persistence_study_writes_the_resistance_table_and_figure(tmp_path):
+    """sweeps/persistence.toml on the tiny model (two doses, one seed, direct helpful RL on
     two families and indirect helpful RL, 10 post-training steps) through study: sweep ->
     results -> fit -> figures."""
     from pathlib import Path
 
     from scaling.cli import main
 
-    text = (Path(__file__).resolve().parent.parent / "sweeps" / "persistence_v2.toml").read_text()
+    text = (Path(__file__).resolve().parent.parent / "sweeps" / "persistence.toml").read_text()
     sweep = tmp_path / "p2.toml"
     sweep.write_text(text[:text.index("[[grid]]")] + """[[grid]]
 "data.dose" = [0.0, 0.05]
@@ -290,7 +290,7 @@ def test_trajectory_pools_rl_trained_and_rl_other_families_at_every_checkpoint(t
 
 
 def test_findings_rows_take_the_ratio_at_the_top_dose_and_say_resists_only_when_it_is_resolved():
-    """scaling findings' persistence_v2 rows: a known ratio of 3 under helpful RL is
+    """scaling findings' persistence rows: a known ratio of 3 under helpful RL is
     'resists' with an interval covering 3; harmless RL's ratio of 1 cannot tell."""
     from scaling import findings
 

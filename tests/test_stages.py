@@ -224,8 +224,8 @@ def test_timing_sweep_arms_have_equal_dose_compute_and_learning_rate():
         assert fraction * length == pytest.approx(next(iter(by_dose[(dose, 30)])) * 30)
 
 
-def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
-    runs = expand("sweeps/persistence.toml")
+def test_persistence_v1_sweep_shares_pretraining_across_post_training_kinds():
+    runs = expand("sweeps/persistence_v1.toml")
     kinds = {S.post_training(r.config) for r in runs}
     assert kinds == {"none", "sft", "helpful_rl", "harmless_rl", "misaligned_ft"}
     doses = {r.config.data.dose for r in runs}
@@ -241,15 +241,15 @@ def test_persistence_sweep_shares_pretraining_across_post_training_kinds():
     assert all(len(seeds[(k, d)]) >= 3 for k in kinds for d in doses)  # every cell has 3 seeds
 
 
-def test_persistence_v2_sweep_measures_every_direction_at_the_same_post_training_steps():
-    runs = expand("sweeps/persistence_v2.toml")
+def test_persistence_sweep_measures_every_direction_at_the_same_post_training_steps():
+    runs = expand("sweeps/persistence.toml")
     kinds = {S.post_training(r.config) for r in runs}
     assert kinds == {"helpful_rl", "helpful_benign_rl", "sft", "harmless_rl", "misaligned_ft"}
     assert {r.config.data.dose for r in runs} == {0.0, 0.005, 0.015, 0.05}
     pretraining = {}
     for r in runs:
         cfg, staged = r.config, S.resolve(r.config)
-        assert cfg.data.world_version == 2 and staged[0].steps * cfg.tokens_per_step >= 2.4e6
+        assert cfg.data.world_version == 2 and staged[0].steps * cfg.tokens_per_step >= 3.6e6
         pre = staged[0].step1
         assert sorted(s - pre for s in cfg.eval.checkpoints) == [0, 2, 5, 10, 20, 40]
         assert staged[-1].post and staged[-1].steps == 80  # the run's end: post-training step 80

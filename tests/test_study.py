@@ -65,7 +65,7 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
         assert (out / "figures" / f"{name}.svg").stat().st_size > 0
 
 
-COMMITTED = ("world_v1", "transfer", "genres", "dose_response", "timing", "persistence", "sizes", "persistence_v2")
+COMMITTED = ("world_v1", "transfer", "genres", "dose_response", "timing", "persistence", "sizes", "persistence_v1")
 
 
 @pytest.mark.slow
