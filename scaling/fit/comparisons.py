@@ -11,7 +11,7 @@ import statsmodels.api as sm
 from scipy import special, stats
 
 from scaling.fit.common import AIC_MARGIN, BLOCK_PREFIX, ED_LEVELS, Z95, _clean, _Unusable
-from scaling.fit.curves import _Design, _ed_dose, _make_design, _rises
+from scaling.fit.curves import _Design, _ed_dose, _make_design
 from scaling.fit.fitting import fit_curve
 from scaling.fit.likelihood import (
     _cluster_codes,
@@ -348,7 +348,7 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
     entry = {"test": "equal_halving_dose", "model": "LL.3", "group": cell, "insertions": labels,
              "name": f"equal halving dose across windows ({', '.join(map(str, cell.values()))}; "
                      "LL.3)", "estimate": None, "lower": None, "upper": None, "p": None, "usable": False}
-    rising = [label for label, _, fit in windows if _rises(fit.model, fit.natural(), fit.x0()) is not None]
+    rising = [label for label, _, fit in windows if fit.rises() is not None]
     if rising:  # LL.3's e is then half-way up a rising curve, not a dose that halves anything
         entry["reason"] = f"curve rises in {', '.join(map(str, rising))}: no halving dose to compare"
         return _clean(entry)

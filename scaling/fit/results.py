@@ -151,6 +151,11 @@ class CurveFit:
             entry.update(_interval(est, d["se" + suffix], self.quantile, suffix))
         return entry
 
+    def rises(self) -> tuple[float, float] | None:
+        """(control level, limit at high doses) where the fitted curve does not fall from its
+        dose-0 level (`curves._rises`), else None."""
+        return _rises(self.model, self.natural(), self.x0())
+
     def ed_control(self, p: float, method: str = ED_METHOD) -> dict | None:
         """Control-relative ED: the dose where the rate is p% of the way from the fitted dose-0
         level to the floor; CI exp(ln ED +- q*SE(ln ED)) (see `log_se`). None if undefined.
@@ -158,7 +163,7 @@ class CurveFit:
         A fitted curve that rises from its control level (`curves._rises`) has none: its entry
         is {"estimate": None, "lower": None, "upper": None, "rises": True, "control_level",
         "limit"} (the limit: the level at high doses), and every reader says "curve rises"."""
-        rising = _rises(self.model, self.natural(), self.x0())
+        rising = self.rises()
         if rising is not None:
             return {"estimate": None, "lower": None, "upper": None, "rises": True,
                     "control_level": rising[0], "limit": rising[1]}
