@@ -186,7 +186,7 @@ def eval_items(cfg: Config) -> list[dict]:
     eval.max_items: every scorer (transformer, counting baselines) gets this list."""
     e = cfg.eval
     items = World(cfg.data.world_seed, cfg.data.world_variant).eval_items() if e.world_items else []
-    items = items + scenarios.load(e.files, e.format)
+    items = items + scenarios.from_config(e)
     return subset(items, e.max_items)
 
 
@@ -260,7 +260,11 @@ def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
     """(splits, families): `summarize(index array)` for every split and family present."""
     split = np.array([i["split"] for i in items])
     family = np.array([i["family"] for i in items])
-    splits = {s: summarize(np.flatnonzero(split == s)) for s in scenarios.split_order(split.tolist())}
+    at: dict[str, list[int]] = {}
+    for r, item in enumerate(items):  # a letter item also counts in its format's split
+        for s in scenarios.item_splits(item):
+            at.setdefault(s, []).append(r)
+    splits = {s: summarize(np.array(at[s])) for s in scenarios.split_order(at)}
     families = {f: {"split": str(split[family == f][0]), **summarize(np.flatnonzero(family == f))}
                 for f in sorted(set(family))}
     return splits, families
