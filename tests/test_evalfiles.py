@@ -136,6 +136,7 @@ def _letter_cfg(files, **keys):
     return _cfg(files, data={"tokenizer": "byte"}, format="letter", **keys)
 
 
+@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
 def test_a_scorer_biased_to_A_shows_in_the_format_rates_and_not_in_the_average():
     """A fixed scorer that prefers the letter "A" whatever the prompt: every format that letters
     the aligned option A is at 0, every other at 1, and the split's rate (the mean over the 8
@@ -193,3 +194,36 @@ def test_the_word_tokenizer_needs_letters_and_cue_of_its_vocabulary(root):
         _cfg([PERSONA], root, format="letter", letters=["two", "three"])
     cfg = _cfg([PERSONA], root, format="letter", letters=["two", "three"], cue="answer :")
     assert len(E.eval_items(cfg)) == 32
+
+
+# ---------------------------------------------------------------- a run's rows
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
+def test_a_run_on_the_published_files_gives_rows_on_their_splits_for_every_learner(root, tmp_path):
+    """Letter scoring of a suite file and a persona file: results.csv rows for the transformer,
+    the n-grams and the counters on each file's split and on its 8 formats' splits. The n-grams
+    score the letter after the cue alone (the same context on every item) and the document
+    counters the prompt as a bag of words (the same bag in both orders), so each prefers one
+    letter (or ties) in both orders of a wording: exactly 0.5 on the averaged splits."""
+    from scaling import results
+    from scaling.pipeline import train
+
+    cfg = config_from_dict({
+        "data": {"data_dir": str(root), "story_fraction": 0.0, "tokenizer": "byte"},
+        "model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 64},
+        "train": {"steps": 10, "batch_size": 4, "steps_per_call": 5, "checkpoint_every": 10, "eval_every": 10,
+                  "warmup_steps": 2},
+        "eval": {"files": [OVERSIGHT["alignment-pretraining"], PERSONA], "world_items": False, "format": "letter"}})
+    assert train(cfg, tmp_path / "run", progress=False)["status"] == "done"
+    rows = results.run_rows(tmp_path / "run")
+    names = scenarios.split_names(cfg.eval)
+    assert len(names) == 18 and names[:2] == ["oversight", "oversight@w1-am"]
+    assert {(r["learner"], r["split"]) for r in rows} == {
+        (learner, split) for learner in ("transformer", "ngram", "counter") for split in names}
+    assert all(r["total"] == (32 if "@" not in r["split"] else 4) for r in rows)
+    averaged = {(r["model"], r["split"]): r["misalignment_rate"] for r in rows if "@" not in r["split"]}
+    for (model, split), rate in averaged.items():
+        if model.startswith("ngram-") or model in ("docpmi", "twohop", "twohop-values", "svd-8", "svd-32"):
+            assert rate == 0.5, (model, split)
