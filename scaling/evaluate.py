@@ -21,7 +21,9 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   items, max_items    items scored (cfg.eval.max_items > 0: a stratified, nested subset)
   tie_nats            the tie tolerance above
   splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
-                      "unseen_pair", "held_out" (splits without items left out)
+                      "unseen_pair", "held_out" (splits without items left out), or of
+                      eval.files; with eval.format = "letter" each such split is followed by
+                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.scenarios)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
              se_pair_cluster, design_effect, n_pairs (distinct action pairs), ties,
