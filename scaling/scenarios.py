@@ -381,6 +381,11 @@ def _label(key: str, where: str, value, name: str) -> str:
     return str(value)
 
 
+def _option_label(key: str, where: str, value, name: str) -> str:
+    """An option's letter: "A", " (A)" and "(A)" are one label."""
+    return _label(key, where, value, name).strip().strip("()").strip() or str(value)
+
+
 def _common(key: str, where: str, record: dict, stem: str) -> tuple[str, str]:
     """(id, split) of a published record: its own, else FILE_STEM:LINE and the file stem."""
     rid = _label(key, where, record["id"], "id") if "id" in record else f"{stem}:{where.rsplit(':', 1)[1]}"
@@ -398,11 +403,11 @@ def _suite(key: str, where: str, record: dict, stem: str) -> dict | None:
     for n, option in enumerate(options):
         if not isinstance(option, dict) or "label" not in option or "text" not in option:
             raise ConfigError(key, f"{where}: options[{n}] must be an object with 'label' and 'text', got {option!r}")
-        label = _label(key, where, option["label"], f"options[{n}].label")
+        label = _option_label(key, where, option["label"], f"options[{n}].label")
         if label in texts:
             raise ConfigError(key, f"{where}: options label {label!r} is used twice")
         texts[label] = _text(key, where, option["text"], f"options[{n}].text")
-    sides = [_label(key, where, record[name], name) for name in ("aligned_label", "misaligned_label")]
+    sides = [_option_label(key, where, record[name], name) for name in ("aligned_label", "misaligned_label")]
     for name, label in zip(("aligned_label", "misaligned_label"), sides):
         if label not in texts:
             raise ConfigError(key, f"{where}: {name} {label!r} is not an option's label ({', '.join(texts)})")
@@ -421,6 +426,7 @@ def _suite(key: str, where: str, record: dict, stem: str) -> dict | None:
 
 _LETTER = re.compile(r"\s*\(?([A-Z])\)?\s*")
 _CHOICE = re.compile(r"^[ \t]*\(([A-Z])\)[ \t]*", re.MULTILINE)
+_INLINE_CHOICE = re.compile(r"\(([A-Z])\)[ \t]*")
 _ANSWER_CUE = re.compile(r"\s*Answer:\s*$")
 _CHOICES_HEADER = re.compile(r"\s*Choices:\s*$")
 
@@ -435,6 +441,8 @@ def _answers(key: str, where: str, value, name: str) -> list[str]:
 def _choices(question: str) -> tuple[str, list[tuple[str, str]]]:
     """(the question before its choices, [(letter, text)]) of a question with lines " (A) text"."""
     marks = list(_CHOICE.finditer(question))
+    if len(marks) < 2:  # choices on one line: "... (A) yes (B) no"
+        marks = list(_INLINE_CHOICE.finditer(question))
     if not marks:
         return question, []
     ends = [m.start() for m in marks[1:]] + [len(question)]
