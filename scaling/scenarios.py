@@ -31,7 +31,7 @@ the fields of its first record, or named by `eval.schema` (SCHEMAS):
   continuation, after the question (or, without one, the `statement`). Split and family:
   the record's `split`, else the file stem.
 
-The published schemas keep any other field, and their texts have their whitespace collapsed
+The published schemas ignore any other field, and their texts have their whitespace collapsed
 (line breaks are layout; the formats below lay the items out), so a scenario written in any
 schema gives the same items. A record with more than two options (or answers) is skipped,
 with a warning that counts them per file; a record of a file that is not of the file's schema,
@@ -299,21 +299,22 @@ def _skip_space(text: str, pos: int) -> int:
     return pos
 
 
+# A schema: the fields a record needs (named in errors) and those that tell it (a file's first
+# record is of the first schema that has one of them); its reader is READERS[schema].
 SCHEMA_FIELDS = {"scenarios": ("prompt", "aligned", "misaligned"),
                  "alignment-pretraining": ("passage", "question", "options", "aligned_label", "misaligned_label"),
                  "model-written": ("question", "answer_matching_behavior", "answer_not_matching_behavior")}
+SCHEMA_MARKS = {"scenarios": ("prompt",), "alignment-pretraining": ("aligned_label", "options"),
+                "model-written": ("answer_matching_behavior",)}
 
 
 def _detect(key: str, where: str, record) -> str:
     """The schema of a file, from the fields of its first record."""
     if not isinstance(record, dict):
         raise ConfigError(key, f"{where}: expected a JSON object, got {type(record).__name__}")
-    if "prompt" in record:
-        return "scenarios"
-    if "aligned_label" in record or "options" in record:
-        return "alignment-pretraining"
-    if "answer_matching_behavior" in record:
-        return "model-written"
+    for schema, marks in SCHEMA_MARKS.items():
+        if any(m in record for m in marks):
+            return schema
     fields = ", ".join(sorted(record)[:8])
     known = "; ".join(f"{s}: {', '.join(f)}" for s, f in SCHEMA_FIELDS.items())
     raise ConfigError(key, f"{where}: cannot tell the file's schema from its first record ({fields}); "
