@@ -184,19 +184,10 @@ class FitReport:
                 for r in self.aic_table() if r["chosen"]}
 
     def summary(self) -> str:
-        """One line per group: its halving dose; then the contrasts with Holm p < 0.05."""
-        lines = []
-        for label, fits in _by(self.fits, lambda f: _group_label(f.group)):
-            fit = _headline_fit(fits)
-            ed = fit.ed_control(50) if fit is not None else None
-            if fit is None:
-                lines.append(f"{label}: halving dose unusable: no usable curve with a control level")
-                continue
-            if ed and ed.get("rises"):
-                lines.append(f"{label}: {rises_text(ed)} ({fit.model})")
-                continue
-            lines.append(f"{label}: halving dose (control-relative ED50, {fit.model}) "
-                         f"{_control_ed_text(ed)}")
+        """One line per group: its halving dose (scaling.fit.halving, trained models first); then
+        the contrasts with Holm p < 0.05."""
+        lines = [f"{_group_label(h['group'])}: {halving_mod.text(h)}" + (f" ({h['model']})" if h.get("model") else "")
+                 for h in sorted(self.halving, key=lambda h: is_counting(str(h["group"].get("model", ""))))]
         for c in self.comparisons:
             if c.get("p_holm") is not None and c["p_holm"] < 0.05:
                 lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={_fmt(c['p_holm'])}")

@@ -42,7 +42,16 @@ def _is_counter(name: str) -> bool:
     return is_counting(str(name))
 
 
+NO_MODEL = "model"  # a table without a model column: one model, named so
+
+
+def _model(group: dict) -> str:
+    return str(group.get("model", NO_MODEL))
+
+
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
+    if "model" not in df.columns:
+        df = df.assign(model=NO_MODEL)
     ok = df[df["status"].astype(str) == "ok"] if "status" in df.columns else df
     if "arm" in ok.columns:
         ok = ok[ok["arm"].astype(object).fillna("dose") == "dose"]
@@ -122,7 +131,7 @@ def strongest_counters(report, df: pd.DataFrame) -> dict[str, str]:
     out, ok = {}, _ok(df)
     for h in report.halving:
         group = h.get("group") or {}
-        model = str(group.get("model", ""))
+        model = _model(group)
         if not model or _is_counter(model) or group.get("insertion") == POOLED or _all_flat(report, group):
             continue
         best = strongest_counter(report.comparisons, model, group, _direction(ok, group))
@@ -133,7 +142,7 @@ def strongest_counters(report, df: pd.DataFrame) -> dict[str, str]:
 
 def _direction(ok: pd.DataFrame, group: dict) -> float:
     """+1 where the transformer's rate falls from dose 0 to the top dose, -1 where it rises."""
-    change = change_at_top(_cell_rows(ok, group, str(group["model"])))
+    change = change_at_top(_cell_rows(ok, group, _model(group)))
     return -1.0 if change and change["estimate"] > 0 else 1.0
 
 
@@ -195,10 +204,10 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
                     and h["group"].get("insertion") != POOLED),
                    key=lambda g: (split_rank(g.get("split")), str(g.get("split")), _group_label(g)))
     varying = [k for k in CELL_KEYS if len({str(g.get(k)) for g in cells}) > 1 or k == "split"]
-    several_models = len({g.get("model") for g in cells}) > 1
+    several_models = len({_model(g) for g in cells}) > 1
     missing, readout_used = [], False
     for group in cells:
-        model = str(group["model"])
+        model = _model(group)
         label = ", ".join(str(group[k]) for k in varying if k in group) + (f" ({model})" if several_models else "")
         h = halvings.get(_group_label(group))
         rows = _cell_rows(ok, group, model)
