@@ -3,6 +3,7 @@
 (scaling.reports.answer). Simulated tables with known truth."""
 
 import dataclasses
+import json
 import warnings
 
 import numpy as np
@@ -129,3 +130,25 @@ def test_the_answer_names_the_world_and_the_counter_with_the_largest_paired_cont
     # the flat counter gets no number anywhere
     flat = next(h for h in report.halving if h["group"]["model"] == "ngram-1")
     assert flat["status"] == "no trend"
+
+
+def test_dose_panels_say_the_halving_dose_as_fit_json_does(tmp_path):
+    """Titles from the halving entries and the data's own split names; a flat counter's panel
+    says "no dose trend" and marks nothing on its dose axis."""
+    from scaling import figures
+
+    df = pd.concat([_table(), _table().assign(split="textbook")], ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = json.loads(fit_table(df).to_json())
+    fits = figures.with_halving(report["fits"], report["halving"])
+    fig = figures.splits(figures.tidy_results(df), fits)
+    titles = {ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()}
+    assert fig._suptitle.get_text() == "Misalignment by eval split: matched, textbook"
+    flat = next(t for t in titles if t.startswith("ngram-1: throughout · matched"))
+    assert flat.endswith("no dose trend (p = 1)")
+    assert not any("beyond the doses" in t for t in titles)
+    ngram_ax = next(ax for ax in fig.axes if ax.get_title() == flat)
+    assert not [line for line in ngram_ax.lines if line.get_linewidth() == 3]  # no halving-dose bar
+    twohop_ax = next(ax for ax in fig.axes if ax.get_title().startswith("twohop: throughout · matched"))
+    assert [line for line in twohop_ax.lines if line.get_linewidth() == 3] or "halving dose" not in twohop_ax.get_title()

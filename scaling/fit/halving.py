@@ -232,18 +232,26 @@ def text(entry: dict | None, short: bool = False) -> str:
     if status == "rises":
         return rises_text({"control_level": entry["control_level"], "limit": entry["limit"]}, short)
     if status == "lack of fit":
+        if short:
+            return f"curve rejected (lack of fit p = {_p(entry['p_lack_of_fit'])})"
         head = f"no halving dose: the curve does not fit the dose levels (lack of fit p = {_p(entry['p_lack_of_fit'])})"
         rest = _bracket_text(entry)
-        return head if short or not rest else f"{head}; {rest}"
+        return f"{head}; {rest}" if rest else head
     if status == "no curve":
         zero = (entry.get("bracket") or {}).get("zero_dose")
+        if short:
+            return f"no curve: rates reach 0 at {_fmt(zero)}" if zero is not None else "no usable curve"
         head = ("no halving dose: rates reach 0 in every block at dose " + _fmt(zero) + ", so no curve "
                 "can be fitted") if zero is not None else "no halving dose: no usable curve"
         rest = _bracket_text(entry)
-        return head if short or not rest else f"{head}; {rest}"
+        return f"{head}; {rest}" if rest else head
     if status == "below":
+        if short:
+            return f"halving dose < {_fmt(entry['dose_range'][0])} (lowest dose)"
         return f"halving dose below the lowest dose tested ({_fmt(entry['dose_range'][0])})"
     if status == "above":
+        if short:
+            return f"halving dose > {_fmt(entry['dose_range'][1])} (highest dose)"
         return f"halving dose above the highest dose tested ({_fmt(entry['dose_range'][1])})"
     if entry.get("lower") is None or entry.get("upper") is None:
         return f"halving dose {entry['estimate']:.2g} (no CI)"
