@@ -62,8 +62,8 @@ import scaling.fit as fitlib
 from scaling import splits as split_defs
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
-from scaling.fit.results import rises_text
 from scaling.fit.halving import text as halving_text
+from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
 
