@@ -90,6 +90,9 @@ def test_notebook_runs_headless_on_cpu(tmp_path):
     assert "non_embedding_params" in results and "micro" in results
     assert "device(s)" in printed and "pack 4" in printed and str(out) in printed
     assert "world that ran: the embedded alignment world v3 (normal, world seed 0)" in printed
+    shown = [o["data"].get("text/markdown") for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if o.get("output_type") == "display_data"]
+    assert (out / "quickstart" / "answer.md").read_text() in shown  # the answer, not fit.md's head
 
     # A reconnect: the runtime lost everything but Drive; one run was cut mid-training (its
     # status back to running, its last checkpoint gone). Run all again resumes, trains the
