@@ -122,8 +122,8 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
-    files: tuple[str, ...] = ()  # your own scenarios, JSONL (scaling.scenarios documents the fields)
-    format: str = "continuation"  # scenarios scored as written, or "choice": A/B, both answer orders
+    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.scenarios: schemas)
+    format: str = "continuation"  # as written; "choice": A/B, both orders; "letter": the papers' rule
     world_items: bool = True  # also score the embedded world's items (off for a model of real text)
     # The literature's evaluation files and the papers' letter scoring (scaling.scenarios):
     schema: str = "auto"  # of eval.files: auto (from the fields), scenarios, alignment-pretraining, model-written
