@@ -250,7 +250,7 @@ def _json_records(key: str, path: str, real: str) -> list[tuple[str, object]]:
     except OSError as e:
         raise ConfigError(key, f"{path}: cannot read ({e.strerror})") from e
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte-order mark some tools write is not text
     except UnicodeDecodeError as e:
         line = data[:e.start].count(b"\n") + 1
         raise ConfigError(key, f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from e
