@@ -199,14 +199,18 @@ def _hash(text: str) -> int:
 
 def subset(items: list[dict], max_items: int) -> list[dict]:
     """A deterministic subset stratified by split (largest-remainder quotas) and, within a
-    split, spread over its action pairs (round robin, hashed order); a larger `max_items`
-    gives a superset."""
+    split, spread over its action pairs (round robin, hashed order; letter-format items by
+    whole scenarios, every format of one before the next); a larger `max_items` gives a
+    superset."""
     if max_items <= 0 or max_items >= len(items):
         return items
     by_pair: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         by_pair.setdefault((item["split"], item["pair"]), []).append(i)
-    rank = {i: (r, _hash("/".join(key))) for key, ix in by_pair.items()
+    # A letter item's formats are taken together (whole scenarios): a subset holding some
+    # formats of a scenario and not others would tilt the split's rate by a letter preference.
+    rank = {i: (0, _hash("/".join(key)), items[i]["framing"]) if items[i].get("format") else
+            (r, _hash("/".join(key)), 0) for key, ix in by_pair.items()
             for r, i in enumerate(sorted(ix, key=lambda i: _hash(items[i]["id"])))}
     by_split: dict[str, list[int]] = {}
     for i, item in enumerate(items):

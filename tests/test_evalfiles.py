@@ -186,6 +186,22 @@ def test_a_scorer_biased_to_A_shows_in_the_format_rates_and_not_in_the_average()
     assert {s: g["rate"] for s, g in splits.items()} == dict.fromkeys(splits, 0.0)
 
 
+@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
+def test_a_subset_keeps_every_format_of_the_scenarios_it_takes():
+    full = E.eval_items(_letter_cfg([OVERSIGHT["alignment-pretraining"], PERSONA]))
+    for n in (16, 24, 40):
+        items = E.subset(full, n)
+        assert len(items) == n and set(map(str, items)) <= set(map(str, full))
+        per_scenario = {}
+        for i in items:
+            per_scenario.setdefault(i["pair"], []).append(i["framing"])
+        # whole scenarios (8 formats), but for at most one partial scenario per split
+        partial = [p for p, f in per_scenario.items() if sorted(f) != list(range(8))]
+        assert len(partial) <= 2 and all(sorted(per_scenario[p]) == list(range(len(per_scenario[p]))) for p in partial)
+    small, large = E.subset(full, 16), E.subset(full, 40)
+    assert all(i in large for i in small)  # nested
+
+
 def test_the_wordings_cue_and_letters_are_data(tmp_path):
     wordings = tmp_path / "wordings.json"
     wordings.write_text(json.dumps(["Q: {prompt} [{letter_a}] {option_a} [{letter_b}] {option_b} "]))
