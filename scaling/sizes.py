@@ -54,7 +54,6 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
 def fit_size(rows: pd.DataFrame) -> dict:
     """LL.3 on one (size, split): control-relative ED50 and slope with robust intervals."""
     from scaling import fit as fitting
-
     from scaling.fit.table import level_column
 
     levels = rows[level_column(rows)]  # asked doses: the seeds of one see different measured doses

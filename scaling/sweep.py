@@ -460,6 +460,7 @@ def _train_group(group: list, bar, pack: int = 1) -> None:
     for spec, status, claim in zip(specs, statuses, claims):
         claim.release()
         extra = f" ({status.get('reason')})" if status.get("reason") else ""
+        extra += "".join(f"; {note}" for note in status.get("notes", []))
         _say(bar, f"run {spec.run_id} {status['status']} at step {status['step']}{extra}")
         bar.update(1)
 

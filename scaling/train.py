@@ -132,6 +132,16 @@ def resolve_config(cfg: Config, tok) -> Config:
     return cfg
 
 
+def vocab_notes(cfg: Config, tok) -> list[str]:
+    """What the run's status.json ("notes") and log say about its vocabulary: a SentencePiece
+    model trained here with fewer pieces than data.tokenizer_vocab_size."""
+    from scaling import tokenizer
+
+    trained_here = cfg.data.tokenizer == "sentencepiece" and not cfg.data.tokenizer_file
+    note = tokenizer.shortfall(tok, cfg.data.tokenizer_vocab_size) if trained_here and tok is not None else None
+    return [note] if note else []
+
+
 # ---------------------------------------------------------------- the loop
 
 
@@ -292,6 +302,9 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         clock.add(shared, 1 / len(todo))
         timings = clock.run_record(r.started_at or shared_started, len(todo), r.status["step"] - r.start)
         r.status = {**r.status, "timings": timings}
+        notes = vocab_notes(r.cfg, r.tok)
+        if notes:
+            r.status["notes"] = notes
         shared_from = rundir.read_json(r.out / branches.RECORD)
         if shared_from:
             r.status["shared_pretraining"] = shared_from
