@@ -8,7 +8,8 @@ split, the LL.2 slope on ln(dose) and its 0.5 crossing (drc's ED50 of LL.2: wher
 crosses 0.5, not the halving dose) with 95% CIs from the overdispersion-robust SE, and the
 pooled misalignment of every arm per model (transformer and counting baselines); then the
 answer (`answer_lines`): the halving dose per split beside the strongest counter's, the
-readout, and where the files are.
+readout, and where the files are. A study whose runs failed fits nothing: it prints how many
+failed and the first error of each kind (`failure_lines`) and exits 1.
 """
 
 from __future__ import annotations
