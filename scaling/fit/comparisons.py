@@ -233,7 +233,8 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
         sample = rows.iloc[idx]
         refit = fit_curve(fit.model, sample["dose"], sample["misaligned"], sample["total"],
                           blocks=drawn if fit.block_labels else None,
-                          background=fit.background, family=fit.family, warn=False)
+                          background=fit.background, family=fit.family, warn=False,
+                          levels=sample[level_column(sample)])
         if refit.usable:
             nat = refit.natural()
             eds = [_ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
