@@ -123,7 +123,8 @@ def make_eval_loss(graphdef):
 
 
 def resolve_config(cfg: Config, tok) -> Config:
-    """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer")."""
+    """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer"): a trained
+    SentencePiece model may have fewer pieces than data.tokenizer_vocab_size (`vocab_notes`)."""
     if cfg.model.vocab_size == 0:
         return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
     if cfg.model.vocab_size < tok.vocab_size:
