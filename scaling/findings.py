@@ -186,13 +186,20 @@ def counting_models(results: pd.DataFrame) -> list[str]:
 
 def strongest_counter(results: pd.DataFrame, contrast, sign: int) -> tuple[str, dict] | None:
     """(model, effect) of the counting baseline whose `contrast(its rows, its learner)`
-    estimate lies furthest in direction `sign`; None without counting rows."""
+    estimate lies furthest in direction `sign` (the transformer's own direction where it has
+    one: the counter that comes closest to its effect or beyond); None without counting rows."""
     best = None
     for model in counting_models(results):
         e = contrast(results[results["model"].astype(str) == model], learner(model))
         if np.isfinite(e["estimate"]) and (best is None or sign * e["estimate"] > sign * best[1]["estimate"]):
             best = (model, e)
     return best
+
+
+def _direction(effect: dict, claimed: int) -> int:
+    """The transformer's own direction (the sign of its estimate), else the claimed one."""
+    est = effect.get("estimate", np.nan)
+    return int(np.sign(est)) if np.isfinite(est) and est != 0 else claimed
 
 
 def counter_reaches(counter: dict, ours: dict, sign: int) -> bool:
@@ -247,7 +254,8 @@ def _paired_row(res: pd.DataFrame, dosed, control, split: str, sign: int, findin
     its ours-text, `verdict(effect)` its interval rule (default: the sign's)."""
     e = paired(res, dosed, control, split)
     rule = verdict or (lambda e: verdict_below(e["upper"], e["lower"]) if sign < 0 else verdict_above(e["upper"], e["lower"]))
-    best = strongest_counter(res, lambda rows, who: paired(rows, dosed, control, split, who), sign)
+    best = strongest_counter(res, lambda rows, who: paired(rows, dosed, control, split, who),
+                             _direction(e, sign))
     return _row(finding, literature, describe(e), test.format(df=e["blocks"] - 1), rule(e), p=e["p"],
                 literature_effect=literature_effect, effect=e, sign=sign, counter=best,
                 readout=transformer_readout(res, split) if split in TRANSFER_SPLITS else None)
@@ -298,9 +306,32 @@ def dose_rows(study: dict) -> list[dict]:
         res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched", -1,
         "Adding aligned documents beats removing misaligned ones",
         "across the papers: adding mattered more than removing (Tice et al.: 9% added vs 31% filtered)",
-        lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}",
+        lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}; "
+                  f"{ai_ratio_text(res)}",
         "paired by block, t on {df} df", literature_effect=0.09 - 0.31))
     return out
+
+
+def ai_ratio_text(results: pd.DataFrame) -> str:
+    """The aligned : misaligned AI-document token shares the two arms reach (the design's
+    artefact: filtering removes every natural misaligned document, a dose only adds)."""
+    def shares(rows: pd.DataFrame) -> tuple[float, float] | None:
+        if rows.empty or not {"natural_ai_fraction", "filter_misaligned"} <= set(rows.columns):
+            return None
+        r = rows.iloc[0]
+        natural = float(r["natural_ai_fraction"])
+        aligned_share = float(r.get("natural_aligned_share", 0.5)) if "natural_aligned_share" in rows.columns else 0.5
+        aligned = natural * aligned_share + float(r["aligned_fraction"])
+        return aligned, natural * (1 - aligned_share) * (1 - float(r["filter_misaligned"]))
+
+    def text(pair) -> str:
+        return "-" if pair is None else ("1:0" if pair[1] == 0 else f"{pair[0] / pair[1]:.3g}:1")
+
+    dosed = results[(results["arm"] == "dose") & np.isclose(results["nominal_dose"].astype(float), 0.01)]
+    filtered = results[results["arm"] == "filtered"]
+    return (f"aligned : misaligned AI tokens {text(shares(dosed))} at dose 0.01 vs {text(shares(filtered))} "
+            "filtered, so the arms differ in that ratio, not only in adding vs removing (an artefact of "
+            "the design); the counters say what counting alone gives")
 
 
 def _chosen_ed50(fit: dict | None, split: str) -> str:
@@ -309,6 +340,12 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     and the figures."""
     if not fit:
         return "-"
+    if fit.get("halving"):  # scaling.fit.halving: the one definition, as fit.md and the answer say it
+        from scaling.fit.halving import text
+
+        mine = [h for h in fit["halving"] if h["group"].get("split") == split
+                and not is_counting(str(h["group"].get("model", ""))) and h["group"].get("insertion") != "pooled"]
+        return "; ".join(text(h) + (f" ({h['model']})" if h.get("model") else "") for h in mine) or "no curve"
     from scaling.fit.report import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
