@@ -550,5 +550,6 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
     text = persistence.report(traj, results, chosen)
     if text:  # with post-training checkpoints the resistance table opens it (the main output)
         resisting = resistance.report(traj, results)
-        write_text(Path(out) / "persistence.md", f"{resisting}\n{text}" if resisting else text)
+        body = f"{resisting}\n{text}" if resisting else text
+        write_text(Path(out) / "persistence.md", f"What ran: {world_text(results)}.\n\n{body}")
     return bool(text)
