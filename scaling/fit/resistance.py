@@ -87,12 +87,13 @@ def monotone_curve(steps: np.ndarray, k: np.ndarray, n: np.ndarray, end: float) 
     """The rate per distinct post-training step (counts k of n pooled over the points at that
     step), ascending, and its isotonic fit monotone toward `end` (weights: items). Index: step;
     columns rate, items, fitted. Where the data are monotone, fitted is the rate itself."""
-    per = (pd.DataFrame({"step": np.asarray(steps, float), "k": np.asarray(k, float), "n": np.asarray(n, float)})
-           .groupby("step").sum().sort_index())
-    rate = (per["k"] / per["n"]).to_numpy()
+    steps, k, n = (np.asarray(v, float) for v in (steps, k, n))
+    at, where = np.unique(steps, return_inverse=True)  # numpy, not groupby: simulations call it often
+    k, n = np.bincount(where, k, len(at)), np.bincount(where, n, len(at))
+    rate = k / n
     sign = 1.0 if end > 0.5 else -1.0  # toward 1: non-decreasing; toward 0: non-increasing
-    return pd.DataFrame({"rate": rate, "items": per["n"].to_numpy(),
-                         "fitted": sign * pava(sign * rate, per["n"].to_numpy())}, index=per.index)
+    return pd.DataFrame({"rate": rate, "items": n, "fitted": sign * pava(sign * rate, n)},
+                        index=pd.Index(at, name="step"))
 
 
 def monotone_crossing(curve: pd.DataFrame, share: float, end: float) -> dict:
