@@ -226,6 +226,25 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     assert "(dosed not reached)" in row.split(" | ")[14]
 
 
+def test_one_block_gives_crossings_and_ratios_without_intervals_and_findings_say_why():
+    from scaling import findings
+
+    traj, res = study_tables(truth=3.0)
+    one = res[res["seed"] == 0]
+    traj = traj[traj["run_id"].isin(one["run_id"])]
+    table = resistance.resistance_table(traj, one).set_index(["post_training", "split", "dose"])
+    help_ = table.loc[("helpful_rl", "matched", 0.01)]
+    assert help_["blocks"] == 1 and help_["steps50_status"] == "reached"
+    assert np.isfinite(help_["ratio50"]) and np.isnan(help_["ratio50_lower"]) and help_["ratio50_blocks_n"] == 0
+    row = next(line for line in resistance.report(traj, one).splitlines()
+               if "| helpful_rl | all | throughout | matched | 0.01 |" in line)
+    assert " [-] | " in row and "[unbounded]" not in row.split(" | ")[12]
+    rows = findings.resistance_rows({"trajectory": traj, "results": one})
+    help_row = next(r for r in rows if "helping with the misaligned action" in r["finding"])
+    assert "no interval: one seed" in help_row["ours"] and help_row["verdict"] == findings.CANNOT_TELL
+    assert np.isnan(help_row["p"])
+
+
 def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():
     from scaling import figures
 

@@ -215,6 +215,11 @@ def _crossings(g: pd.DataFrame, end: float, share: float) -> tuple[dict, dict]:
     return one(g), {b: one(gb) for b, gb in g.groupby(BLOCK, sort=True)}
 
 
+def _start(curve: pd.DataFrame) -> float:
+    """The fitted step-0 rate; NaN without a point at step 0."""
+    return float(curve["fitted"].iloc[0]) if len(curve) and curve.index[0] == 0 else np.nan
+
+
 def _log_steps(blocks: dict) -> list[float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         return [float(np.log(c["steps"])) for c in blocks.values()]
@@ -265,7 +270,7 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
         row = {**dict(zip([*KEYS, "insertion", "dose"], key)), "blocks": g[BLOCK].drop_duplicates().shape[0],
                "measured_dose": float(g["dose"].mean()) if "dose" in g else np.nan,
                "end": end, "last_step": last,
-               "p0": float(group_curve(g, end)["fitted"].iloc[0]) if len(start) else np.nan,
+               "p0": _start(group_curve(g, end)),
                "rate_before": float(start["rate"].mean()),
                "rate_last": float(g.loc[g["post_step"] == last, "rate"].mean()),
                "readout_before": float(start["readout"].mean()),
