@@ -17,13 +17,13 @@ side of it. The fitted step-0 rate is the start p0; the steps to move a share q 
 to the end e are where the fitted curve, linear in log(step + 1) between the steps measured,
 reaches p0 + q (e - p0) (`monotone_crossing`). Nothing is extrapolated: a curve that has not
 got that far by the last step measured is censored ("> LAST"), one whose fit never moves
-toward the end "does not move".
+toward the end "does not move", one that starts at the end "starts at the end".
 
 Why this estimator (benchmarks/resistance_estimators.py, 400 simulations per truth, 3 blocks
 whose speed (log sd 0.3) and start (logit sd 0.25) vary, 256 items, the study's steps): the
 binomial GLM logit p = a + b log(step + 1) that this module fitted before forces one shape
 through every point. On curves that stay flat for a few steps and then rise (the committed
-control curves: 0.54, 0.58, 0.68, 0.83 at steps 0, 2, 5, 10) it misses the start (0.42 for
+misaligned-finetune control: 0.54, 0.58, 0.68, 0.83 at steps 0, 2, 5, 10) it misses the start (0.42 for
 an observed 0.54) and puts the control's half-way step at 0.39 x the truth; its interval
 covered 0.3% of the time, and the dosed / control ratio 5%. The monotone curve has median
 estimate / truth 0.98-1.11 (ratio 0.95-1.05) at 50% and 80%, on both that shape and the GLM's
