@@ -38,11 +38,13 @@ Each row has one primary contrast, and its verdict is settled in this order:
 
 The persistence rows (`fits/persistence`, scaling.fit.resistance) take as primary contrast,
 per post-training direction, the ratio of post-training steps to move misalignment 50% of
-the way to the direction's end, top dose / dose 0, on matched pairs: with three or more
-seeds each reaching 50%, the seeds' own ratios (geometric mean, t interval and p on seeds - 1
-df); otherwise the fits pooled over seeds (delta-method interval on the log ratio, z test's
-p). Both are in the Holm family. Where only one of the two crosses within the steps
-measured, the row states a bound and has no p.
+the way to the direction's end, top dose / dose 0, on matched pairs, each curve the monotone
+(isotonic) fit of the rate through its observed start: with three or more seeds each
+reaching 50%, the seeds' own ratios (geometric mean, t interval and p on seeds - 1 df);
+otherwise the ratio of the curves pooled over seeds, with the same t interval from the
+seeds' log ratios where there are two or more (else no interval and no p). Both are in the
+Holm family. Where only one of the two crosses within the steps measured, the row states a
+bound and has no p.
 """
 
 from __future__ import annotations
@@ -445,8 +447,9 @@ RESISTANCE_DIRECTIONS = (  # the persistence study: (post_training, finding, lit
 def resistance_rows(study: dict) -> list[dict]:
     """The persistence study: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
-    (scaling.fit.resistance): with three or more seeds each reaching 50%, the seeds' ratios
-    with a t interval; else the pooled fits' delta-method interval on the log ratio."""
+    (scaling.fit.resistance, monotone curves through the observed start): with three or more
+    seeds each reaching 50%, the seeds' ratios with a t interval; else the pooled curves' ratio
+    with the seeds' t interval (none with one seed)."""
     from scaling.fit.resistance import resistance_table
 
     if study["trajectory"] is None:
@@ -481,6 +484,10 @@ def resistance_rows(study: dict) -> list[dict]:
             p = float(r["ratio50_blocks_p"] if by_block else r["ratio50_p"])
             verdict = ("new measurement: resists" if lo > 1 else "new measurement: erased faster" if hi < 1
                        else CANNOT_TELL)
+        elif all(reached.values()):  # one seed, or a seed that did not reach 50%: no interval
+            why = "one seed" if r["blocks"] < 2 else "a seed did not reach 50% within the steps measured"
+            text += f"; dosed / control {est:.3g} (no interval: {why})"
+            verdict = CANNOT_TELL
         elif reached["control"]:
             verdict = f"new measurement: resists beyond the {last} steps measured (a bound, no interval)"
         elif reached["dosed"]:
@@ -493,11 +500,11 @@ def resistance_rows(study: dict) -> list[dict]:
             text += f"; RL's KL from the pretrained model at half way: control {kl_control:.2g}, dosed {r['kl50']:.2g}"
         text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
                  f"{r['rate_last']:.2f} at step {last}")
-        test = ((f"binomial GLM of the rate on log(step + 1) per dose and seed; ratio per seed, t on "
+        test = ((f"monotone fit of the rate through its start, per dose and seed; ratio per seed, t on "
                  f"{int(r['ratio50_blocks_n']) - 1} df over {int(r['ratio50_blocks_n'])} seeds (`fits/persistence`)")
                 if by_block else
-                ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
-                 f"{int(r['blocks'])} blocks; delta-method ratio" + (" (not every seed reached 50%)"
+                ("monotone fit of the rate through its start per dose, pooled over "
+                 f"{int(r['blocks'])} blocks; t over the blocks' log ratios" + (" (not every seed reached 50%)"
                  if r["blocks"] >= 3 else "") + " (`fits/persistence`)"))
         out.append(_row(finding, lit, text, test, verdict, p=p))
     return out
