@@ -89,8 +89,8 @@ def test_transfer_trajectory_figure_draws_each_variant_and_needs_pairs():
         figures.transfer_trajectory(transfer_table(traj[traj.aligned_fraction > 0], results))
 
 
-def test_readme_transfer_table_is_what_the_committed_tables_give():
-    """The README's transfer findings are recomputed from fits/transfer, cell by cell."""
+def test_transfer_writeup_table_is_what_the_committed_tables_give():
+    """The transfer study's write-up (fits/transfer/README.md) is recomputed from its tables, cell by cell."""
     import re
     from pathlib import Path
 
@@ -103,7 +103,7 @@ def test_readme_transfer_table_is_what_the_committed_tables_give():
     table = table[(table.model == "nano") & (table.batch_size == 16)]
     values = values_table(traj, results)
     values = values[(values.model == "nano") & (values.batch_size == 16)]
-    readme = (root / "README.md").read_text()
+    readme = (root / "fits" / "transfer" / "README.md").read_text()
     checked = 0
     for split in ("unseen_pair", "held_out"):
         for variant in ("normal", "flipped", "normal - flipped"):
