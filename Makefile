@@ -26,7 +26,7 @@ lint: $(BIN)/scaling
 # The reference suite (world v2): six studies, each a sweep file with committed outputs in
 # fits/<study>/ and figures/<study>/. `make reference` runs them all; `make reference-NAME`
 # one (NAME: dose-response, transfer, genres, timing, persistence, sizes). Measured times on
-# the 2-core CPU are in the README ("The reference suite"). A rerun skips finished runs.
+# the 2-core CPU are in docs/studies.md. A rerun skips finished runs.
 RUNS ?= runs
 STUDIES := dose-response transfer genres timing persistence sizes
 .PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence findings

@@ -360,7 +360,7 @@ def _data_error(cfg: Config, tokenizers: dict) -> ConfigError | None:
 
 def default_pack() -> int:
     """Packing (vmap over runs) measured slower than one run at a time on a 2-core CPU and
-    pays on accelerators (README, performance section): pack 8 there, 1 on CPU."""
+    pays on accelerators (docs/performance.md): pack 8 there, 1 on CPU."""
     import jax
 
     return 1 if jax.default_backend() == "cpu" else 8

@@ -146,7 +146,7 @@ def staged_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_three_stage_config_logs_each_stage_schedule(staged_run):
-    """configs/three_stages.toml (README) with 40 pretraining steps: wsd (warmup 4, decay over
+    """configs/three_stages.toml (docs/commands.md) with 40 pretraining steps: wsd (warmup 4, decay over
     the last 20% to 0.1 lr), midtraining (4 steps: rewarm from 0.1 lr to 0.5 lr, then cosine
     towards 0.01 lr), helpfulness RL at a constant 0.1 lr. Line `step` s logs the LR of step s-1."""
     lines = [m for m in _metrics(staged_run) if "loss" in m]
