@@ -84,3 +84,30 @@ def test_anchors_follow_github(tmp_path, heading, anchor):
     page = tmp_path / "p.md"
     page.write_text(f"# {heading}\n")
     assert anchor in _anchors(page)
+
+
+def test_the_readme_example_names_the_lines_answer_md_has(tmp_path):
+    """The README describes answer.md by its line labels ("**What ran:**", "**Not found:**", "**Files:**") and
+    phrases; a rendered answer (test_answer's world-v3 study) has each of them."""
+    import warnings
+
+    from test_answer import _table
+
+    from scaling.fit import fit_table
+    from scaling.reports.answer import write_answer
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme[readme.index("## One example"):readme.index("## Findings")]
+    prose = " ".join(example.split()).lower()
+    labels = re.findall(r"^- \*\*([^*]+?):\*\*", example, flags=re.M)
+    assert labels == ["What ran", "Not found", "Files"]
+    df = _table()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lines = write_answer(fit_table(df), df, tmp_path)
+    for label in labels:
+        assert any(line.startswith(f"{label}: ") for line in lines), label
+    matched = next(line for line in lines if line.startswith("- **matched**"))
+    for phrase in ("a counter does too", "strongest counter", "readout", "change", "halving dose"):
+        assert phrase in prose and phrase in matched.lower(), phrase
+    assert "answer.md" in example and (tmp_path / "answer.md").exists()
