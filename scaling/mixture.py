@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import corpora, datasets, treatments
+from scaling import corpora, datasets, objectives, treatments
 from scaling import stages as staging
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
@@ -140,7 +140,7 @@ def segments(cfg: Config) -> list[Segment]:
     """The run's steps in order, each with the intervention shares of its rows."""
     parts = []
     for st in staging.resolve(cfg):
-        if st.objective != "lm":
+        if not objectives.reads_mixture(st.objective):
             parts.append(Segment(st.name, st.step0, st.step1, 0.0, 0.0, lm=False, post=True))
             continue
         parts += [Segment(st.name, st.step0, st.w0, 0.0, 0.0, post=st.post),

@@ -66,7 +66,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import baselines, posttrain, scenarios
+from scaling import baselines, objectives, posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -109,7 +109,7 @@ def stage_columns(cfg, acc: dict) -> dict:
             "dose_tokens": acc.get("dose_tokens", acc.get("total_tokens", math.nan)),
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
-                if st.post and st.objective == "lm"),
+                if st.post and objectives.reads_mixture(st.objective)),
             "rl_families": "+".join(posttrain.rl_families(cfg))}
 
 
