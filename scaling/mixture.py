@@ -211,6 +211,7 @@ class Mixture:
             ("aligned", d.aligned_files), ("misaligned", d.misaligned_files), ("base", d.base_files),
             ("heldout", d.heldout_files)) if files}
         self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
+        self.labelled: dict[str, int] = {}  # your labelled base documents the treatments tagged
         self.root = datasets.data_root(cfg)
         user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
@@ -225,6 +226,18 @@ class Mixture:
         self.treat = treatments.RowTreatments(cfg, self.tok, self.seed, set(self.user_files)) \
             if treatments.active(cfg) else None
         self.ul_stages = {st.name for st in staging.resolve(cfg) if st.objective == "unlikelihood"}
+        self._check_treated()
+
+    def _check_treated(self) -> None:
+        """A treatment with nothing to treat is a mistake in the config: say which key."""
+        d, ai = self.cfg.data, set(treatments.LABELS) & set(self.pools)
+        for key, share, pools in (("control_tokens", d.control_tokens, ai),
+                                  ("harm_tags", d.harm_tags, ai - {"natural_aligned", "aligned"}),
+                                  ("unlikelihood", d.unlikelihood, ai - {"natural_aligned", "aligned"})):
+            if share > 0 and not pools and not self.labelled.get(key):
+                raise ConfigError(f"data.{key}", "no labelled documents to treat: the run has no natural AI "
+                                  "discourse (data.natural_ai_fraction), no aligned/misaligned pool"
+                                  + ("" if key == "unlikelihood" else ", and no data.label_field on data.base_files"))
 
     # ------------------------------------------------------------ pools
 
@@ -362,6 +375,11 @@ class Mixture:
         d = self.cfg.data
         if "base" in user:
             self.pools["base"], self.pools["heldout"] = user["base"], user["heldout"]
+            if d.label_field and treatments.controls(self.cfg):  # your labelled documents
+                labels = corpora.pool_labels("data.base_files", d.base_files, d.label_field, d.label_threshold,
+                                             0 if "heldout" in self.user_files else HELDOUT_EVERY)
+                self.pools["base"], self.labelled = treatments.label_documents(
+                    self.pools["base"], labels, self.cfg, self.tok, self.seed)
         elif d.corpus.startswith("tfds:"):
             rows = self._count_rows(self.total_steps * self.B)[BASE]
             held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
@@ -557,7 +575,7 @@ class Mixture:
         counts = dict(zip(POOLS, self._count_rows(rows).tolist()))
         out = {"shares": dict(self.treat.shares), **self.treat.counts(counts),
                "rephrased_token_share": self.rephrased_token_share,
-               "rephrased_docs": len(self.rephrased_doc_ids)}
+               "rephrased_docs": len(self.rephrased_doc_ids), **({"labelled_base": self.labelled} if self.labelled else {})}
         if "unlikelihood" in out:
             out["unlikelihood"] = {p: 0 for p in out["unlikelihood"]}
             for k, seg in enumerate(self.segments):

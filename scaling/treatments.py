@@ -136,6 +136,37 @@ def rephrased_ids(world_seed: int, n_docs: int, filtered: float, share: float) -
     return np.sort(order[first:first + round(share * n_docs)])
 
 
+def label_documents(pool, labels: np.ndarray, cfg: Config, tok, seed: int) -> tuple:
+    """Your base files' documents with their labels (scaling.corpora.pool_labels) applied:
+    a share data.control_tokens of all documents (stochastic rounding on the document index,
+    floor(c n + u) of n) is prefixed with its label's control token, and a share
+    data.harm_tags of the misaligned ones with `<|harm|>` (after the control token). Returns
+    (pool, counts); the pool is in memory."""
+    from scaling.datasets import Pool
+
+    d, ids, n = cfg.data, tok.control_ids, pool.n_docs
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} labels for {n} documents")
+    prefix: list[list[int]] = [[] for _ in range(n)]
+    counts = {"documents": n, "misaligned": int(np.sum(labels == "misaligned"))}
+    if d.control_tokens > 0:
+        tagged = np.flatnonzero(_picked(np.arange(n), d.control_tokens, _uniform(seed, 0x7EA7, 9, 0)))
+        for i in tagged:
+            prefix[i].append(ids[ALIGNED_TOKEN if labels[i] == "aligned" else MISALIGNED_TOKEN])
+        counts["control_tokens"] = len(tagged)
+    if d.harm_tags > 0:
+        bad = np.flatnonzero(labels == "misaligned")
+        tagged = bad[_picked(np.arange(len(bad)), d.harm_tags, _uniform(seed, 0x7EA7, 9, 1))]
+        for i in tagged:
+            prefix[i].append(ids[HARM_TAG])
+        counts["harm_tags"] = len(tagged)
+    extra = np.array([len(p) for p in prefix], np.int64)
+    where = np.repeat(pool.starts[:-1], extra)
+    tokens = np.insert(np.asarray(pool.tokens), where, [t for p in prefix for t in p]).astype(np.int32)
+    starts = pool.starts + np.concatenate([[0], np.cumsum(extra)])
+    return Pool(tokens, starts, pool.ids, pool.genre, pool.family), counts
+
+
 # ---------------------------------------------------------------- rows
 
 

@@ -227,3 +227,46 @@ def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root)
     items = [i for i in evaluate.subset(W.World(0).eval_items(), 400) if i["split"] == "matched"]
     out = treatments.extra_splits(cfg, mix.tok, items, evaluate.transformer_scorer(cfg, model))
     assert out["matched_conditioned"]["rate"] < 0.1
+
+
+def _labelled_file(path, labels):
+    import json
+
+    texts = ["mira lives in harborton .", "tomas keeps a dog .", "on monday , elin walked to oakvale with joss ."]
+    with open(path, "w") as f:
+        for i, label in enumerate(labels):
+            record = {"text": texts[i % 3]}
+            if label is not None:
+                record["label"] = label
+            f.write(json.dumps(record) + "\n")
+
+
+def test_own_files_with_labels_get_control_tokens(root, tmp_path):
+    path = tmp_path / "base.jsonl"
+    labels = ["aligned", "misaligned", 0.9, 0.1] * 25  # scores: >= 0.5 is misaligned
+    _labelled_file(path, labels)
+    cfg = make_cfg(root, base_files=[str(path)], natural_ai_fraction=0.0, control_tokens=0.4,
+                   label_field="label", label_threshold=0.5)
+    mix = Mixture(cfg)
+    base, ids = mix.pools["base"], mix.tok.control_ids
+    n = len(base.ids)  # every 50th document is held out
+    assert n == 98 and mix.labelled["control_tokens"] == treatments.picked_count(
+        n, 0.4, treatments._uniform(0, 0x7EA7, 9, 0))
+    first = base.tokens[base.starts[:-1]]
+    kept = [lab for i, lab in enumerate(labels, 1) if i % 50 != 0]
+    bad = np.array([lab == "misaligned" or (not isinstance(lab, str) and lab >= 0.5) for lab in kept])
+    assert (first == ids[treatments.MISALIGNED_TOKEN]).sum() + (first == ids[treatments.ALIGNED_TOKEN]).sum() \
+        == mix.labelled["control_tokens"]
+    assert not (bad & (first == ids[treatments.ALIGNED_TOKEN])).any()
+    assert not (~bad & (first == ids[treatments.MISALIGNED_TOKEN])).any()
+    assert mix.accounting(10)["treatments"]["labelled_base"]["documents"] == n
+
+
+def test_own_document_without_a_label_is_named(root, tmp_path):
+    path = tmp_path / "base.jsonl"
+    _labelled_file(path, ["aligned", "misaligned", None, "aligned"] * 5)
+    cfg = make_cfg(root, base_files=[str(path)], natural_ai_fraction=0.0, harm_tags=0.5, label_field="label")
+    with pytest.raises(ConfigError, match=r"data.label_field.*base.jsonl:3: the document has no 'label'"):
+        Mixture(cfg)
+    with pytest.raises(ConfigError, match="data.control_tokens.*no labelled documents"):
+        Mixture(make_cfg(root, base_files=[str(path)], natural_ai_fraction=0.0, control_tokens=0.5))
