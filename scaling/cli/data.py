@@ -35,6 +35,7 @@ from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.splits import SPLITS
+from scaling.treatments import strip_marks
 from scaling.world import World
 
 
@@ -136,7 +137,8 @@ def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
         if objectives.is_rl(st.objective):
             continue
         for s0 in range(st.step0, min(st.step1, steps), chunk):
-            yield source.batches(s0, min(s0 + chunk, st.step1, steps) - s0)
+            # the tokens the model sees (unlikelihood marks off: scaling.treatments)
+            yield strip_marks(source.batches(s0, min(s0 + chunk, st.step1, steps) - s0))
 
 
 def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
