@@ -34,6 +34,19 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def world_text(df: pd.DataFrame) -> str:
+    """Which world and data version a table's rows ran on ("world v3 (data 3.1.0)", "your
+    corpus"), from its provenance columns; says so where the table predates them."""
+    if "world_version" not in df.columns or not df["world_version"].notna().any():
+        return "world not recorded (a table without the world_version column)"
+    worlds = sorted(set(_text(df["world_version"])) - {""})
+    versions = sorted(set(_text(df["data_version"])) - {""}) if "data_version" in df.columns else []
+    text = ", ".join(w if w == "your corpus" else f"world {w}" for w in worlds)
+    if any(w != "your corpus" for w in worlds):
+        text += f" (data {', '.join(versions)})" if versions else " (data version not recorded)"
+    return text
+
+
 def _text(col: pd.Series) -> pd.Series:
     """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
     return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
