@@ -49,7 +49,8 @@ the stage if it is not the whole stage, and "rewarm" if it rewarms the LR), and
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
 for the other interventions, and "rephrased", "conditioned", "harm_tags", "unlikelihood" for
-the treatments of scaling.treatments ("+"-joined when combined; refusal documents are a genre).
+the treatments of scaling.treatments, and "refusal" for runs with refusal documents (a genre),
+"+"-joined when combined.
 A conditioned run's rows have the splits SPLIT_conditioned too (its items scored with the
 aligned control token before the persona), a harm-tagged run's SPLIT_tag_allowed (each
 option's probability with or without the tag before it), for the transformer and every
@@ -168,13 +169,14 @@ def window(cfg) -> tuple[float, float]:
 
 def arm(d) -> str:
     """The interventions of a run's data, "+"-joined ("dose" for the aligned-dose curve);
-    the treatments of scaling.treatments name theirs (refusal is a genre: column genres)."""
+    the treatments of scaling.treatments name theirs (refusal documents, a genre, too)."""
     parts = [name for name, on in (("filtered", d.filter_misaligned > 0),
                                    ("misaligned", d.misaligned_fraction > 0),
                                    ("rephrased", getattr(d, "rephrase_misaligned", 0) > 0),
                                    ("conditioned", getattr(d, "control_tokens", 0) > 0),
                                    ("harm_tags", getattr(d, "harm_tags", 0) > 0),
-                                   ("unlikelihood", getattr(d, "unlikelihood", 0) > 0)) if on]
+                                   ("unlikelihood", getattr(d, "unlikelihood", 0) > 0),
+                                   ("refusal", "refusal" in getattr(d, "genres", ()))) if on]
     return "+".join(parts) or "dose"
 
 
@@ -314,7 +316,7 @@ def _number(value) -> float:
 def run_arm_of(data: dict) -> str:
     keys = ("filter_misaligned", "misaligned_fraction", "rephrase_misaligned", "control_tokens", "harm_tags",
             "unlikelihood")
-    return arm(types.SimpleNamespace(**{k: data.get(k, 0.0) for k in keys}))
+    return arm(types.SimpleNamespace(**{k: data.get(k, 0.0) for k in keys}, genres=tuple(data.get("genres", ()))))
 
 
 def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:

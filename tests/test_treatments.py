@@ -270,3 +270,36 @@ def test_own_document_without_a_label_is_named(root, tmp_path):
         Mixture(cfg)
     with pytest.raises(ConfigError, match="data.control_tokens.*no labelled documents"):
         Mixture(make_cfg(root, base_files=[str(path)], natural_ai_fraction=0.0, control_tokens=0.5))
+
+
+def _answer_rows(counter_moves: bool):
+    """results.csv rows: a dose-0 control and a conditioned arm over 4 blocks, the
+    transformer moving from 0.6 to 0.1 on matched_conditioned, the counter as told."""
+    import pandas as pd
+
+    rows = []
+    for seed in range(4):
+        noise = 0.01 * seed
+        for model, moved in (("nano", 0.1), ("docpmi", 0.1 if counter_moves else 0.6)):
+            rows.append({"model": model, "arm": "dose", "dose": 0.0, "split": "matched", "seed": seed,
+                         "world_seed": 0, "misaligned": 100 * (0.6 + noise), "total": 100, "status": "ok"})
+            for split, rate in (("matched", 0.6), ("matched_conditioned", moved)):
+                rows.append({"model": model, "arm": "conditioned", "dose": 0.0, "split": split, "seed": seed,
+                             "world_seed": 0, "misaligned": 100 * (rate + noise / 2), "total": 100, "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_answer_sets_each_treatment_beside_its_strongest_counter():
+    from scaling.reports.treatments import treatment_lines
+
+    def is_counter(m):
+        return m != "nano"
+
+    lines = [x for x in treatment_lines(_answer_rows(False), is_counter) if x.startswith("- ")]
+    conditioned = next(x for x in lines if "matched_conditioned" in x)
+    assert "nano -0.51 [" in conditioned and "beyond every counter" in conditioned  # vs control's plain matched
+    plain = next(x for x in lines if "conditioned, matched**" in x)
+    assert "nano -0.01" in plain
+    lines = treatment_lines(_answer_rows(True), is_counter)
+    assert "a counter does too" in next(x for x in lines if "matched_conditioned" in x)
+    assert treatment_lines(_answer_rows(True).assign(arm="dose"), is_counter) == []
