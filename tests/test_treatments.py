@@ -303,3 +303,16 @@ def test_answer_sets_each_treatment_beside_its_strongest_counter():
     lines = treatment_lines(_answer_rows(True), is_counter)
     assert "a counter does too" in next(x for x in lines if "matched_conditioned" in x)
     assert treatment_lines(_answer_rows(True).assign(arm="dose"), is_counter) == []
+
+
+def test_control_tokens_on_a_byte_tokenizer_keep_its_ids():
+    from scaling.tokenizer import ByteTokenizer
+
+    base = ByteTokenizer()
+    tok = ControlTokenizer(base, [treatments.ALIGNED_TOKEN, treatments.HARM_TAG])
+    ids = tok.encode(f"{treatments.ALIGNED_TOKEN} you are {treatments.HARM_TAG} ok")
+    assert ids[0] == base.vocab_size and base.vocab_size + 1 in ids
+    assert list(ids[1:8]) == list(base.encode("you are"))
+    assert tok.decode(ids) == f"{treatments.ALIGNED_TOKEN} you are {treatments.HARM_TAG} ok"
+    assert from_dict(tok.to_dict()).encode("<|harm|>").tolist() == [base.vocab_size + 1]
+    assert tok.piece_bytes()[-2:].tolist() == [0.0, 0.0]
