@@ -201,4 +201,12 @@ def _table(acc: dict) -> str:
     if acc.get("unk_share"):
         lines.append("<unk> share of your pools: " + ", ".join(f"{pool} {share:.2%}"
                                                                 for pool, share in acc["unk_share"].items()))
+    treated = acc.get("treatments") or {}
+    for name in ("control_tokens", "harm_tags", "unlikelihood"):
+        if name in treated:  # rows each treatment touched, per pool (scaling.treatments)
+            lines.append(f"{name} (share {treated['shares'][name]:g}): rows "
+                         + ", ".join(f"{pool} {n}" for pool, n in treated[name].items()))
+    if treated.get("rephrased_docs"):
+        lines.append(f"rephrased natural misaligned documents {treated['rephrased_docs']} "
+                     f"({treated['rephrased_token_share']:.1%} of its tokens, now aligned twins)")
     return "\n".join(lines)
