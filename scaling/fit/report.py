@@ -47,6 +47,7 @@ from scaling.fit.table import (
     clean_table,
     cluster_labels,
     group_frames,
+    level_column,
     with_blocks,
     world_text,
 )
@@ -408,7 +409,8 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
     fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
-                    blocks=block_labels(rows), background=background, group=group)
+                    blocks=block_labels(rows), background=background, group=group,
+                    levels=rows[level_column(rows)])
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
