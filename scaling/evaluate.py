@@ -83,7 +83,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines, rundir, scenarios
+from scaling import baselines, rundir, scenarios, treatments
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
@@ -501,6 +501,7 @@ def evaluate_model(cfg: Config, tok: Tokenizer, model, items: list[dict] | None 
     t0 = time.perf_counter()
     margin, margin_tok = item_margins(score, tok, items)
     splits, families = summarize_items(items, margin, margin_tok)
+    splits.update(treatments.extra_splits(cfg, tok, items, score))  # a treated run's own scorings
     r_margin = readout_margins(score, tok, ritems)
     t1 = time.perf_counter()
     cap = capability(cfg, tok, model, heldout)
@@ -537,6 +538,7 @@ def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: 
         margin, margin_tok = item_margins(model.score, tok, items, enc)
         r_margin = readout_margins(model.score, tok, ritems, r_enc)
         splits, families = summarize_items(items, margin, margin_tok)
+        splits.update(treatments.extra_splits(cfg, tok, items, model.score))  # the counter conditioned too
         out[name] = {"splits": splits, "families": families, "readout": summarize_readout(ritems, r_margin)}
         for record, m in zip(records or [], [*margin, *r_margin]):
             record.setdefault("baseline_margins", {})[name] = float(m)

@@ -51,7 +51,13 @@ the stage if it is not the whole stage, and "rewarm" if it rewarms the LR), and
 `window_start`/`window_end` are the intervention window in units of train.steps.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
-for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
+for the other interventions, and "rephrased", "conditioned", "harm_tags", "unlikelihood" for
+the treatments of scaling.treatments, and "refusal" for runs with refusal documents (a genre),
+"+"-joined when combined.
+A conditioned run's rows have the splits SPLIT_conditioned too (its items scored with the
+aligned control token before the persona), a harm-tagged run's SPLIT_tag_allowed (each
+option's probability with or without the tag before it), for the transformer and every
+counting baseline. `insertion` is "control" for dose-arm runs that saw no aligned
 intervention token (they anchor every window's curve at dose 0); `insertion_config` keeps the
 configured value; explicit windows are labelled "window START-END". Windows are fractions of the pretraining budget: post-pretraining stages
 lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
@@ -72,7 +78,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import baselines, posttrain, scenarios
+from scaling import baselines, objectives, posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -115,7 +121,7 @@ def stage_columns(cfg, acc: dict) -> dict:
             "dose_tokens": acc.get("dose_tokens", acc.get("total_tokens", math.nan)),
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
-                if st.post and st.objective == "lm"),
+                if st.post and objectives.reads_mixture(st.objective)),
             "rl_families": "+".join(posttrain.rl_families(cfg))}
 
 
@@ -165,8 +171,15 @@ def window(cfg) -> tuple[float, float]:
 
 
 def arm(d) -> str:
+    """The interventions of a run's data, "+"-joined ("dose" for the aligned-dose curve);
+    the treatments of scaling.treatments name theirs (refusal documents, a genre, too)."""
     parts = [name for name, on in (("filtered", d.filter_misaligned > 0),
-                                   ("misaligned", d.misaligned_fraction > 0)) if on]
+                                   ("misaligned", d.misaligned_fraction > 0),
+                                   ("rephrased", getattr(d, "rephrase_misaligned", 0) > 0),
+                                   ("conditioned", getattr(d, "control_tokens", 0) > 0),
+                                   ("harm_tags", getattr(d, "harm_tags", 0) > 0),
+                                   ("unlikelihood", getattr(d, "unlikelihood", 0) > 0),
+                                   ("refusal", "refusal" in getattr(d, "genres", ()))) if on]
     return "+".join(parts) or "dose"
 
 
@@ -304,8 +317,9 @@ def _number(value) -> float:
 
 
 def run_arm_of(data: dict) -> str:
-    return arm(types.SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
-                                     misaligned_fraction=data.get("misaligned_fraction", 0.0)))
+    keys = ("filter_misaligned", "misaligned_fraction", "rephrase_misaligned", "control_tokens", "harm_tags",
+            "unlikelihood")
+    return arm(types.SimpleNamespace(**{k: data.get(k, 0.0) for k in keys}, genres=tuple(data.get("genres", ()))))
 
 
 def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
