@@ -329,25 +329,46 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 "nominal_dose": nominal.get(run_dir.name, math.nan),
                 "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
-            named = [k[:-len("_rate")] for k in point if k.endswith("_rate") and not k.endswith("_generation_rate")]
-            for split in scenarios.split_order([*SPLITS, *named]):
-                rate = point.get(f"{split}_rate")
-                readout = point.get(f"{split}_readout")
-                if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
-                    rows.append({**base, "split": split, "step": point.get("step"),
-                                 "tokens": point["tokens"], "rate": float(rate),
-                                 "readout": float(readout) if isinstance(readout, int | float) else math.nan,
-                                 **kl.get(point.get("step"), {})})
-            if run_dir.name in trained and isinstance(point.get("families"), dict) and "tokens" in point:
-                for split, g in _rl_splits(point["families"], trained[run_dir.name]).items():
-                    rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
-                                 "rate": float(g["rate"]), "readout": math.nan, **kl.get(point.get("step"), {})})
+            rows += _point_rows(base, point, kl, trained.get(run_dir.name))
+        for name, points in sorted((ev.get("baseline_trajectory") or {}).items()):  # post-training counters
+            for point in points:
+                rows += _point_rows({**base, "model": name}, point, {}, trained.get(run_dir.name))
     columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
                "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
                "rate", "readout"]
     if any("kl" in r for r in rows):
         columns += ["kl", "kl_sum"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _point_rows(base: dict, point: dict, kl: dict, trained: set[str] | None) -> list[dict]:
+    """trajectory.csv's rows of one eval point: one per split with a rate, and the pooled
+    rl_trained / rl_other rows of a run with RL on some families (`trained`)."""
+    rows = []
+    if "tokens" not in point:
+        return rows
+    named = [k[:-len("_rate")] for k in point if k.endswith("_rate") and not k.endswith("_generation_rate")]
+    for split in scenarios.split_order([*SPLITS, *named]):
+        rate = point.get(f"{split}_rate")
+        readout = point.get(f"{split}_readout")
+        if isinstance(rate, int | float) and math.isfinite(rate):
+            rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
+                         "rate": float(rate), "readout": float(readout) if isinstance(readout, int | float) else math.nan,
+                         **kl.get(point.get("step"), {})})
+    if trained and isinstance(point.get("families"), dict):
+        for split, g in _rl_splits(point["families"], trained).items():
+            rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
+                         "rate": float(g["rate"]), "readout": math.nan, **kl.get(point.get("step"), {})})
+    return rows
+
+
+def transformer_points(trajectory: pd.DataFrame) -> pd.DataFrame:
+    """The transformer's rows of a trajectory table: trajectory.csv also holds the
+    post-training counters' points (their `model` is a counting baseline's,
+    scaling.baselines.is_counting), which no transformer curve may pool."""
+    if trajectory.empty or "model" not in trajectory.columns:
+        return trajectory
+    return trajectory[~trajectory["model"].astype(str).map(baselines.is_counting)]
 
 
 def _rl_kl(run_dir: Path) -> dict[int, dict]:
