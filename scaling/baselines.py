@@ -103,13 +103,30 @@ class NGram:
             self.contexts, self.context_counts = np.unique(self._keys(windows[:, :-1]), return_counts=True)
             self.total = len(windows)
             return self
-        if len(weights) != len(rows_RxL):
-            raise ValueError(f"{len(weights)} row weights for {len(rows_RxL)} rows")
-        w = np.repeat(np.asarray(weights, float), windows.shape[0] // max(len(rows_RxL), 1))
-        self.grams, self.gram_counts = _weighted_unique(self._keys(windows), w)
-        self.contexts, self.context_counts = _weighted_unique(self._keys(windows[:, :-1]), w)
-        self.total = float(w.sum())
-        return self
+        return self.fit_weighted(rows_RxL, [weights])[0]
+
+    def fit_weighted(self, rows_RxL: np.ndarray, weights: list[np.ndarray]) -> list[NGram]:
+        """One model per row weighting of the same rows (`fit(rows, w)` for each w): the
+        n-grams are found once, only their weighted counts differ."""
+        rows_RxL = np.asarray(rows_RxL, np.int64)
+        n = self.order
+        windows = np.lib.stride_tricks.sliding_window_view(rows_RxL, n, axis=1).reshape(-1, n)
+        per_row = windows.shape[0] // max(len(rows_RxL), 1)
+        grams, gram_at = np.unique(self._keys(windows), return_inverse=True)
+        contexts, context_at = np.unique(self._keys(windows[:, :-1]), return_inverse=True) if n > 1 else \
+            (np.zeros(1, np.int64), np.zeros(len(windows), np.int64))  # order 1: the one empty context
+        out = []
+        for w in weights:
+            if len(w) != len(rows_RxL):
+                raise ValueError(f"{len(w)} row weights for {len(rows_RxL)} rows")
+            w = np.repeat(np.asarray(w, float), per_row)
+            model = NGram(self.order, self.V, self.k)
+            model.grams, model.contexts = grams, contexts
+            model.gram_counts = np.bincount(gram_at.ravel(), weights=w, minlength=len(grams))
+            model.context_counts = np.bincount(context_at.ravel(), weights=w, minlength=len(contexts))
+            model.total = float(w.sum())
+            out.append(model)
+        return out
 
     @classmethod
     def weighted_sum(cls, parts: list[tuple[NGram, float]]) -> NGram:
@@ -154,12 +171,6 @@ class NGram:
 
     def score(self, prompts, continuations) -> np.ndarray:
         return score_continuations(self, prompts, continuations)
-
-
-def _weighted_unique(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted distinct keys, the summed weight of each)."""
-    unique, inverse = np.unique(keys, return_inverse=True)
-    return unique, np.bincount(inverse.ravel(), weights=weights, minlength=len(unique))
 
 
 def score_continuations(model: NGram, prompts, continuations) -> np.ndarray:
@@ -552,10 +563,16 @@ def fit_forgetting(rows: np.ndarray, row_steps: np.ndarray, end: int, vocab_size
     if len(row_steps) != len(rows):
         raise ValueError(f"{len(row_steps)} row steps for {len(rows)} training rows")
     out = {}
-    for base, tau in models:
-        out[forgetting_name(base, tau)] = _model_of(
-            base, *_base_tables(base, vocab_size, rows, forgetting_weights(row_steps, end, tau)))
-    return out
+    for base in dict.fromkeys(b for b, _ in models):
+        taus = [t for b, t in models if b == base]
+        weights = [forgetting_weights(row_steps, end, t) for t in taus]
+        if base.startswith("ngram-"):  # the n-grams found once for every tau
+            fitted = NGram(int(base.split("-")[1]), vocab_size).fit_weighted(rows, weights)
+            out.update({forgetting_name(base, t): m for t, m in zip(taus, fitted)})
+        else:
+            out.update({forgetting_name(base, t): _model_of(base, *_base_tables(base, vocab_size, rows, w))
+                        for t, w in zip(taus, weights)})
+    return {forgetting_name(b, t): out[forgetting_name(b, t)] for b, t in models}
 
 
 def post_status(cfg: Config) -> str | None:
