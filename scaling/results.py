@@ -227,6 +227,8 @@ def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
     rows = []
     for name, result in sorted(payload.items()):
         override = {"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
+        if result.get("status") and base.get("status") == "ok":  # a model that could not be fitted says why
+            override["status"] = result["status"]
         rows += _result_rows({**base, **override}, cfg, result)
     return rows
 
@@ -329,10 +331,10 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 "nominal_dose": nominal.get(run_dir.name, math.nan),
                 "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
-            rows += _point_rows(base, point, kl, trained.get(run_dir.name))
+            rows += point_rows(base, point, kl, trained.get(run_dir.name))
         for name, points in sorted((ev.get("baseline_trajectory") or {}).items()):  # post-training counters
             for point in points:
-                rows += _point_rows({**base, "model": name}, point, {}, trained.get(run_dir.name))
+                rows += point_rows({**base, "model": name}, point, {}, trained.get(run_dir.name))
     columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
                "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
                "rate", "readout"]
@@ -341,7 +343,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
     return pd.DataFrame(rows, columns=columns)
 
 
-def _point_rows(base: dict, point: dict, kl: dict, trained: set[str] | None) -> list[dict]:
+def point_rows(base: dict, point: dict, kl: dict, trained: set[str] | None) -> list[dict]:
     """trajectory.csv's rows of one eval point: one per split with a rate, and the pooled
     rl_trained / rl_other rows of a run with RL on some families (`trained`)."""
     rows = []
