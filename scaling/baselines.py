@@ -30,9 +30,36 @@ The same eval and readout items as the transformer's are scored, and each model 
 results.csv as its own rows (`model` = ngram-1, ngram-2, ngram-3, learner `ngram`; the
 counters' names, learner `counter`).
 
+Dynamic counters: the static counters count every row alike, whenever it was trained; two
+effects of training dynamics need counts that know the step.
+
+- Forgetting, `BASE-fgTAU` (FORGETTING: ngram-1 at tau = 30, 60, 100 steps, winpmi-16 at
+  100): every row counts exp(-(T - 1 - step) / tau) instead of 1, T the steps the run
+  trained (the row of the last step counts 1), so documents seen late weigh more (the timing
+  study). tau = inf gives the static counter's scores bit for bit.
+- Post-training increments, `BASE-postW` (POST_WEIGHTS: ngram-1 and winpmi-16 at W = 1, 10),
+  for runs with post-training stages that train on rows (a misaligned or aligned finetune,
+  SFT on the facts): the counts of the rows of the stages before post-training plus W times
+  the counts of the post-training rows trained before the step evaluated (the resistance
+  study: more aligned counts from the dose take more post-training rows to outweigh). They
+  are evaluated at every eval.checkpoints step from the start of post-training on and at the
+  end (`post_checkpoints`), as the transformer is: their points go to trajectory.csv, the
+  end to results.csv. W = 0 gives the counter of the rows before post-training; W = 1 at the
+  end of an LM post stage gives the static counter (whose rows include that stage's). RL
+  stages train on the model's own samples, so there is no token stream to count: a run with
+  an RL post stage has these rows with `status` NOT_COUNTABLE and no rate. A run without
+  post-training has none.
+
+A dynamic counter's name is its base model's with the suffix (`dynamic` parses it), its
+learner is the base's (`learner`), and it is a counting baseline (`is_counting`). Their
+counts are float sums of row weights (`Counts(weights=...)`, `NGram.fit(rows, weights)`);
+counts add up over rows, so a post-training counter adds its rows' counts to the
+pretraining counts made once (`Counts.weighted_sum`, `NGram.weighted_sum`).
+
 `training_rows(cfg, tok)` rebuilds the rows from the config (batch i is a pure function of
 config, seed and i), which is also what `scaling data export` writes for anyone who wants
-to fit a counting model of their own.
+to fit a counting model of their own (that export also holds the SFT rows, which
+`post_rows` gives the post-training counters); `training_row_steps(cfg)` gives each row's step.
 """
 
 from __future__ import annotations

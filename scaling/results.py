@@ -5,9 +5,11 @@ transformer, and the counting baselines fitted on the run's own training rows. R
 the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
 status.json), so the table is rebuilt without re-training. Columns:
 
-  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 and the
-  co-occurrence counters of scaling.baselines.COUNTERS for the counting baselines), learner
-  (transformer | ngram | counter), seed, batch_size, world_seed, world_variant
+  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3, the
+  co-occurrence counters of scaling.baselines.COUNTERS and the dynamic counters
+  (scaling.baselines.DYNAMIC: forgetting BASE-fgTAU, post-training BASE-postW) for the
+  counting baselines), learner (transformer | ngram | counter; a dynamic counter's is its
+  base's), seed, batch_size, world_seed, world_variant
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
@@ -49,12 +51,16 @@ for the other interventions. `insertion` is "control" for dose-arm runs that saw
 intervention token (they anchor every window's curve at dose 0); `insertion_config` keeps the
 configured value; explicit windows are labelled "window START-END". Windows are fractions of the pretraining budget: post-pretraining stages
 lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
-the run's state (failed, error, running, pending).
+the run's state (failed, error, running, pending); a post-training counter of a run whose
+post-training is RL has `status` "not countable (RL)" (scaling.baselines.NOT_COUNTABLE: RL
+trains on the model's own samples, there is no token stream to count) and no measures.
 
 DIR/trajectory.csv holds each run's misalignment against training tokens (from the eval
 points recorded at `eval.checkpoints` and at the end): run_id, seed, arm, insertion, model,
 aligned_fraction, dose, nominal_dose, window_start_tokens, window_end_tokens, split, step,
-tokens, rate, readout (plus world_seed and world_variant).
+tokens, rate, readout (plus world_seed and world_variant). The post-training counters'
+points (eval.json's baseline_trajectory) are rows too, `model` = the counter's name: a
+reader of the transformer's curves keeps `transformer_points(trajectory)`.
 """
 
 from __future__ import annotations
