@@ -37,8 +37,8 @@ effects of training dynamics need counts that know the step.
   100): every row counts exp(-(T - 1 - step) / tau) instead of 1, T the steps the run
   trained (the row of the last step counts 1), so documents seen late weigh more (the timing
   study). tau = inf gives the static counter's scores bit for bit.
-- Post-training increments, `BASE-postW` (POST_WEIGHTS: ngram-1 and winpmi-16 at W = 1, 10),
-  for runs with post-training stages that train on rows (a misaligned or aligned finetune,
+- Post-training increments, `BASE-postW` (POST_WEIGHTS: ngram-1, winpmi-4 and winpmi-16 at
+  W = 1, 10), for runs with post-training stages that train on rows (a misaligned or aligned finetune,
   SFT on the facts): the counts of the rows of the stages before post-training plus W times
   the counts of the post-training rows trained before the step evaluated (the resistance
   study: more aligned counts from the dose take more post-training rows to outweigh). They
@@ -219,7 +219,7 @@ COUNTERS = ("docpmi", *(f"winpmi-{k}" for k in WINDOWS), "twohop", "twohop-value
 # Dynamic counters (module doc): a static model whose counts forget over training steps
 # (BASE-fgTAU) or take the post-training rows weighted W (BASE-postW).
 FORGETTING = (("ngram-1", 30), ("ngram-1", 60), ("ngram-1", 100), ("winpmi-16", 100))  # (base, tau in steps)
-POST_WEIGHTS = (("ngram-1", 1), ("ngram-1", 10), ("winpmi-16", 1), ("winpmi-16", 10))  # (base, weight)
+POST_WEIGHTS = tuple((b, w) for b in ("ngram-1", "winpmi-4", "winpmi-16") for w in (1, 10))  # (base, weight)
 DYNAMIC_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>fg|post)(?P<value>inf|\d+(?:\.\d+)?)$")
 NOT_COUNTABLE = "not countable (RL)"  # results.csv `status` of a post-training counter of an RL run
 
@@ -574,13 +574,16 @@ def _model_of(base: str, ngram: NGram | None, counts: Counts | None):
     return PMICounter(counts, int(base.split("-")[1]))
 
 
-def _base_tables(base: str, V: int, rows: np.ndarray, weights: np.ndarray | None):
-    """(NGram, None) or (None, Counts) of `base` fitted on the rows with these row weights."""
-    if base.startswith("ngram-"):
-        return NGram(int(base.split("-")[1]), V).fit(rows, weights), None
-    if not base.startswith("winpmi-"):
-        raise ValueError(f"no dynamic counter of {base!r}: only ngram-N and winpmi-k take row weights here")
-    return None, Counts(rows, V, windows=(int(base.split("-")[1]),), weights=weights, doc=False)
+def _tables(bases, V: int, rows: np.ndarray, weights: np.ndarray | None) -> dict:
+    """{base: (NGram, None) or (None, Counts)} of every base fitted on the rows with these row
+    weights; the winpmi-k bases share one Counts pass (all their windows)."""
+    windows = tuple(sorted({int(b.split("-")[1]) for b in bases if b.startswith("winpmi-")}))
+    other = [b for b in bases if not b.startswith(("ngram-", "winpmi-"))]
+    if other:
+        raise ValueError(f"no dynamic counter of {', '.join(other)}: only ngram-N and winpmi-k take row weights")
+    counts = Counts(rows, V, windows=windows, weights=weights, doc=False) if windows else None
+    return {b: (NGram(int(b.split("-")[1]), V).fit(rows, weights), None) if b.startswith("ngram-") else (None, counts)
+            for b in bases}
 
 
 def fit_forgetting(rows: np.ndarray, row_steps: np.ndarray, end: int, vocab_size: int,
@@ -597,7 +600,7 @@ def fit_forgetting(rows: np.ndarray, row_steps: np.ndarray, end: int, vocab_size
             fitted = NGram(int(base.split("-")[1]), vocab_size).fit_weighted(rows, weights)
             out.update({forgetting_name(base, t): m for t, m in zip(taus, fitted)})
         else:
-            out.update({forgetting_name(base, t): _model_of(base, *_base_tables(base, vocab_size, rows, w))
+            out.update({forgetting_name(base, t): _model_of(base, *_tables([base], vocab_size, rows, w)[base])
                         for t, w in zip(taus, weights)})
     return {forgetting_name(b, t): out[forgetting_name(b, t)] for b, t in models}
 
@@ -659,12 +662,11 @@ class PostCounters:
                  models=POST_WEIGHTS):
         self.models, self.V = tuple(models), vocab_size
         self.post_rows, self.post_steps = post
-        bases = sorted({b for b, _ in self.models})
-        self.pre = {b: _base_tables(b, vocab_size, pre_rows, None) for b in bases}
+        self.pre = _tables(sorted({b for b, _ in self.models}), vocab_size, pre_rows, None)
 
     def at(self, step: int) -> dict:
         seen = self.post_rows[self.post_steps < step]
-        post = {b: _base_tables(b, self.V, seen, None) for b in self.pre} if len(seen) else {}
+        post = _tables(sorted(self.pre), self.V, seen, None) if len(seen) else {}
         out = {}
         for base, w in self.models:
             ngram, counts = self.pre[base]

@@ -151,8 +151,9 @@ def test_post_training_counts_are_a_recount_of_the_exported_rows(root, post):
             want = _unigrams(rows, weights)
             np.testing.assert_allclose([_gram_count(models[f"ngram-1-post{w}"], t) for t in range(tok.vocab_size)],
                                        [want[t] for t in range(tok.vocab_size)], rtol=1e-12)
-            np.testing.assert_allclose(models[f"winpmi-16-post{w}"].counts.forward[16],
-                                       _forward(rows, weights, 16, tok.vocab_size), rtol=1e-12)
+            for k in (4, 16):
+                np.testing.assert_allclose(models[f"winpmi-{k}-post{w}"].counts.forward[k],
+                                           _forward(rows, weights, k, tok.vocab_size), rtol=1e-12)
 
 
 def test_post_training_counter_ties_to_the_pretraining_and_the_static_counter(root):
@@ -210,3 +211,16 @@ def test_evaluation_rows_of_the_dynamic_counters(root, tmp_path):
     assert (table.loc[table["model"] == "winpmi-16-post10", "step"].unique() == [PRE, PRE + 1, PRE + POST]).all()
     kept = R.transformer_points(table)
     assert set(kept["model"]) == {"nano"} and kept["rate"].tolist() == [0.25]
+
+
+def test_counter_points_in_trajectory_csv_leave_the_transformer_curves_as_they_were():
+    from test_resistance import study_tables
+
+    from scaling.fit import resistance
+
+    traj, res = study_tables(truth=3.0)
+    traj = traj.assign(model="nano")
+    counter = traj.assign(model="winpmi-16-post10", rate=1 - traj["rate"])  # the same runs, steps and splits
+    both = pd.concat([traj, counter], ignore_index=True)
+    pd.testing.assert_frame_equal(resistance.resistance_table(both, res), resistance.resistance_table(traj, res))
+    pd.testing.assert_frame_equal(R.transformer_points(both), traj)
