@@ -232,7 +232,7 @@ def run_base(run: pd.Series, rebuilt: Rebuilt) -> dict:
     from scaling import inputs
 
     return results.run_columns(run["run_id"], rebuilt.cfg, rebuilt.acc, run["status"],
-                               inputs.digests(rebuilt.cfg))
+                               inputs.digests(rebuilt.cfg), rebuilt.record.get("data_version") or "")
 
 
 def check_run(run_rows: pd.DataFrame, rebuilt: Rebuilt, label: str = "") -> None:
