@@ -143,6 +143,15 @@ class EvalConfig:
     wordings_file: str = ""  # format "letter": a JSON list of wordings; "": the packaged four
 
 
+def _without_defaults(value, default):
+    if isinstance(value, dict) and isinstance(default, dict):
+        out = {k: _without_defaults(v, default.get(k)) for k, v in value.items()
+               if k not in default or json.dumps(v, sort_keys=True, default=str)
+               != json.dumps(default[k], sort_keys=True, default=str)}
+        return out
+    return value
+
+
 SCHEDULES = ("constant", "cosine", "wsd", "linear")
 
 
@@ -180,6 +189,12 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict:
+        """to_dict() without the keys at their dataclass defaults: what tells this run apart.
+        A key added to the config later (at a default that keeps today's behaviour) leaves every
+        existing run's identity, hence its run id, unchanged."""
+        return _without_defaults(self.to_dict(), dataclasses.asdict(Config()))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
