@@ -133,16 +133,6 @@ COUNTERS = ("docpmi", *(f"winpmi-{k}" for k in WINDOWS), "twohop", "twohop-value
             *(f"svd-{r}" for r in SVD_RANKS))
 
 
-def learner(model: str) -> str:
-    """The results.csv `learner` of a baseline model: `ngram` for ngram-*, else `counter`."""
-    return "ngram" if model.startswith("ngram-") else "counter"
-
-
-def is_counting(model: str) -> bool:
-    """Whether a results.csv `model` is a counting baseline (an n-gram or a counter)."""
-    return model.startswith("ngram-") or model in COUNTERS
-
-
 class Counts:
     """Every count the counters need, from one pass over the training rows.
 

@@ -56,7 +56,7 @@ from scipy import stats
 
 import scaling.fit as fitlib
 from scaling import splits as split_defs
-from scaling.baselines import is_counting
+from scaling import table as results_table
 from scaling.errors import UsageError
 from scaling.fit.results import rises_text
 from scaling.io import replacing
@@ -143,9 +143,8 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     df.loc[control, "insertion"] = CONTROL
     if "aligned_fraction" not in df.columns:
         df["aligned_fraction"] = df["dose"]
-    df["level"] = dose_level(df)
-    ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
-    keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
+    df["level"] = results_table.dose_level(df)
+    keep = results_table.is_finished(df) & np.isfinite(df["dose"]) & (df["dose"] >= 0)
     return df[keep].reset_index(drop=True)
 
 
@@ -173,17 +172,6 @@ def load_fit(path: str | Path) -> dict:
     return report
 
 
-def dose_level(df: pd.DataFrame) -> pd.Series:
-    """The configured dose of a run, equal for its seeds (whose measured doses differ a
-    little): `nominal_dose` where the table has it — `aligned_fraction` is the same 1.0 for
-    every finetune dose — else `aligned_fraction`."""
-    level = pd.to_numeric(df["aligned_fraction"], errors="coerce")
-    if "nominal_dose" in df.columns:
-        nominal = pd.to_numeric(df["nominal_dose"], errors="coerce")
-        level = nominal.where(nominal.notna(), level)
-    return level.round(12)
-
-
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
     """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
     same per aligned token and per FLOP (scaling.fit's definitions), intervals clipped to
@@ -204,18 +192,8 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
             df[col] = ""
     for col in ("dose",) + tuple(c for cols in COSTS.values() for c in cols[:3]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
-    df["transformer"] = df["model"].astype(str).isin(transformer_models(results))
+    df["transformer"] = df["model"].astype(str).isin(set(results_table.transformers(results)["model"].astype(str)))
     return clip_differences(df)
-
-
-def transformer_models(results: pd.DataFrame) -> set[str]:
-    """Models of the table that are transformers (the learner column; where it is empty,
-    every model but the n-gram counters): panels of a transformer's quantities show these."""
-    learner = results["learner"] if "learner" in results.columns else pd.Series(np.nan, index=results.index)
-    by_name = ~results["model"].astype(str).str.startswith("ngram")
-    known = learner.notna() & (learner.astype(str) != "")
-    keep = known & (learner.astype(str) == "transformer") | ~known & by_name
-    return set(results.loc[keep, "model"].astype(str))
 
 
 def clip_differences(df: pd.DataFrame, lower: str = "lower", upper: str = "upper") -> pd.DataFrame:
@@ -867,7 +845,7 @@ def trajectory(traj: pd.DataFrame) -> Figure:
         raise MissingData("every run has one evaluation point, at the end of training: a line needs "
                           "mid-training points (eval.checkpoints); fit.md and dose_response.png "
                           "show the final rates")
-    traj = traj.assign(level=dose_level(traj))
+    traj = traj.assign(level=results_table.dose_level(traj))
     measured = traj["dose"].notna().all()
     traj = traj.assign(color_dose=traj["dose"] if measured else traj["aligned_fraction"])
     windows, split_names, models = _window_order(traj), _split_order(traj["split"]), _models(traj)
@@ -993,7 +971,7 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).map(is_counting)]
+        cost = cost[~cost["model"].astype(str).map(results_table.is_counting)]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
     measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
@@ -1046,7 +1024,7 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).map(is_counting)]
+        cost = cost[~cost["model"].astype(str).map(results_table.is_counting)]
     if cost.empty or cost["split"].nunique() < 2:
         raise MissingData("needs reductions on two or more eval splits")
     if "world_variant" not in cost.columns:

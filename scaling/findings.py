@@ -54,15 +54,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scaling.baselines import is_counting, learner
+from scaling import table as results_table
 from scaling.errors import UsageError
 from scaling.fit.persistence import fieller
 from scaling.fit.transfer import _t_summary, transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
+from scaling.table import BLOCK, is_counting, model_learner
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
-BLOCK = ["seed", "world_seed"]
 READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
 HOLM_ALPHA = 0.05
 TRANSFER_SPLITS = TRANSFER
@@ -86,7 +86,8 @@ def _study(root: Path, name: str) -> dict:
 
 
 def _final(results: pd.DataFrame, learner: str = "transformer") -> pd.DataFrame:
-    rows = results[(results["learner"] == learner) & (results["status"] == "ok")]
+    rows = results_table.finished(results)
+    rows = rows[results_table.learner(rows) == learner]
     return rows.assign(world_seed=rows["world_seed"] if "world_seed" in rows else 0)
 
 
@@ -117,8 +118,7 @@ def _is_control(rows):
 
 def _at_dose(level: float):
     def select(rows):
-        nominal = rows["nominal_dose"].where(rows["nominal_dose"].notna(), rows["aligned_fraction"])
-        return (rows["arm"] == "dose") & np.isclose(nominal, level)
+        return (rows["arm"] == "dose") & np.isclose(results_table.dose_level(rows), level)
     return select
 
 
@@ -189,7 +189,7 @@ def strongest_counter(results: pd.DataFrame, contrast, sign: int) -> tuple[str, 
     estimate lies furthest in direction `sign`; None without counting rows."""
     best = None
     for model in counting_models(results):
-        e = contrast(results[results["model"].astype(str) == model], learner(model))
+        e = contrast(results[results["model"].astype(str) == model], model_learner(model))
         if np.isfinite(e["estimate"]) and (best is None or sign * e["estimate"] > sign * best[1]["estimate"]):
             best = (model, e)
     return best

@@ -66,7 +66,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import baselines, posttrain, scenarios
+from scaling import posttrain, scenarios, table
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -74,16 +74,8 @@ from scaling.io import read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
 
-STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
-                 "dose_tokens", "post_training_tokens", "rl_families"]
-COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "world_variant", "genres",
-           "story_fraction", "arm", "insertion", "insertion_config", "window_start",
-           "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
-           "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
-           "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
-           "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS,
-           "input_files", "input_sha256"]
+# The columns and their order are the results-table contract's (scaling.table.COLUMNS).
+COLUMNS = list(table.COLUMNS)
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -226,7 +218,7 @@ def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
     columns `base` (`run_columns`), each model with its learner and NaN MODEL_MEASURES."""
     rows = []
     for name, result in sorted(payload.items()):
-        override = {"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
+        override = {"model": name, "learner": table.model_learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
         rows += _result_rows({**base, **override}, cfg, result)
     return rows
 

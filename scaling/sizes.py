@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from scaling import table
 from scaling.errors import UsageError
 
 Z95 = 1.959963984540054
@@ -38,13 +39,10 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise UsageError(f"results table lacks column(s) {', '.join(missing)} "
                          "(rebuild it with `scaling results DIR`)")
-    keep = pd.Series(True, index=df.index)
-    if "status" in df.columns:
-        keep &= df["status"] == "ok"
+    # counting baselines have no size
+    keep = table.is_finished(df) & (table.learner(df) == table.TRANSFORMER)
     if "arm" in df.columns:
         keep &= df["arm"] == "dose"
-    if "learner" in df.columns:  # counting baselines have no size
-        keep &= df["learner"].astype(object).fillna("transformer") == "transformer"
     out = df[keep & df["total"].gt(0) & df["non_embedding_params"].gt(0)].copy()
     if out.empty:
         raise UsageError("no finished dose-arm runs with non_embedding_params > 0 in the table")

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from scaling import fit as fitting
-from scaling import profiling
+from scaling import profiling, table
 from scaling import results as results_mod
 from scaling import sweep as sweeper
 from scaling.splits import rank as split_rank
@@ -59,7 +59,7 @@ def _ci(est: float, se: float | None) -> str:
 def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[str]:
     """The transformer's LL.2 slopes and pooled rates (the counting baselines' are in fit.md,
     transfer.md and the answer block)."""
-    from scaling.baselines import is_counting
+    from scaling.table import is_counting
 
     lines = []
     fits = [f.to_dict() if hasattr(f, "to_dict") else f for f in (report.fits if report else [])]
@@ -81,8 +81,7 @@ def summary_lines(report: fitting.FitReport | None, df: pd.DataFrame) -> list[st
         # LL.2's drc ED50 is where the rate crosses 0.5: not the halving dose (see `answer_lines`)
         ed_text = f"0.5 crossing {ed['estimate']:.3g} [{lo:.3g}, {hi:.3g}]" if ed.get("estimate") else "0.5 crossing n/a"
         lines.append(f"  {label}: slope on ln(dose) {_ci(slope, se)} (robust 95% CI {sig}); {ed_text}")
-    ok = df[df["status"] == "ok"]
-    ok = ok[~ok["model"].astype(str).map(is_counting)]
+    ok = table.transformers(table.finished(df))
     if not ok.empty:
         by = ok.groupby(["model", "arm", "insertion", "split"], sort=True)
         rates = by.apply(lambda g: pd.Series({"rate": g["misaligned"].sum() / g["total"].sum(),
@@ -101,9 +100,8 @@ def answer_lines(report: fitting.FitReport | None, df: pd.DataFrame, out: Path) 
     where the files are."""
     from scaling.fit.report import headline_fit
 
-    ok = df[df["status"] == "ok"]
-    learner = ok["learner"].astype(str) if "learner" in ok.columns else pd.Series("transformer", index=ok.index)
-    transformers = set(ok.loc[learner == "transformer", "model"].astype(str))
+    ok = table.finished(df)
+    transformers = set(table.transformers(ok)["model"].astype(str))
     by_group: dict[tuple, dict] = {}
     for f in report.fits if report else []:
         g = dict(f.group)
@@ -183,8 +181,8 @@ def _readout_text(ok: pd.DataFrame, model: str, group: dict) -> str:
     rows = rows.dropna(subset=["readout"])
     if rows.empty:
         return ""
-    top = rows[rows["dose"] == rows["dose"].max()] if "nominal_dose" not in rows.columns else \
-        rows[rows["nominal_dose"] == rows["nominal_dose"].max()]
+    level = table.dose_level(rows)
+    top = rows[level == level.max()]
     return f"; readout {top['readout'].mean():.2f} at dose {top['dose'].mean():.2g}"
 
 

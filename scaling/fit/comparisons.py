@@ -21,7 +21,8 @@ from scaling.fit.likelihood import (
     _runaway,
 )
 from scaling.fit.results import CurveFit
-from scaling.fit.table import block_labels, cluster_labels, level_column
+from scaling.fit.table import block_labels, cluster_labels
+from scaling.table import dose_level
 
 
 def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) -> list[dict]:
@@ -171,7 +172,7 @@ def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     if not fit.usable or fit.model not in LACK_OF_FIT_LINKS:
         return None
     rows = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
-    levels = pd.factorize(rows[level_column(rows)])[0]
+    levels = pd.factorize(dose_level(rows))[0]
     n_levels = levels.max() + 1
     exog = np.eye(n_levels)[levels]
     blocks = block_labels(rows)
@@ -278,7 +279,7 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     control_rate = rows[rows["dose"] == 0].groupby("_block")["_rate"].mean()
     rate0, _ = _pooled_rate(controls)
     out = []
-    for _, at in rows[rows["dose"] > 0].groupby(level_column(rows)):
+    for _, at in rows[rows["dose"] > 0].groupby(dose_level(rows)):
         entry = {"group": group, "dose": float(at["dose"].mean()), "runs": len(at),
                  "rate": float(at["misaligned"].sum() / at["total"].sum()),
                  "control_rate": rate0, **_paired_reduction(at, control_rate, controls)}

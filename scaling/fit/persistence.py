@@ -30,12 +30,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scaling.baselines import is_counting
+from scaling import table
+from scaling.table import BLOCK, is_counting
 
 from .results import rises_text
 from .transfer import _t_summary
 
-BLOCK = ["seed", "world_seed"]
 KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
@@ -68,11 +68,7 @@ def fieller(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> dict:
 
 def _runs(results: pd.DataFrame) -> pd.DataFrame:
     """Transformer rows of finished runs, with the RL scope (all families or a part)."""
-    rows = results
-    if "learner" in rows.columns:
-        rows = rows[rows["learner"] == "transformer"]
-    if "status" in rows.columns:
-        rows = rows[rows["status"].astype(object).fillna("ok") == "ok"]
+    rows = table.finished(table.transformers(results))
     rows = rows.dropna(subset=["misalignment_rate"])
     if "world_seed" not in rows.columns:
         rows = rows.assign(world_seed=0)
@@ -82,8 +78,7 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
     else:  # tables from before the column
         on_families = rows["post_training"].astype(str).str.endswith("_rl")
     return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part", np.where(on_families, "all", "")),
-                       level=rows["nominal_dose"].where(rows["nominal_dose"].notna(),
-                                                        rows["aligned_fraction"]).round(12))
+                       level=table.dose_level(rows))
 
 
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:

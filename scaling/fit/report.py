@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.fit import persistence, resistance, transfer
 from scaling.fit.common import (
@@ -49,6 +48,7 @@ from scaling.fit.table import (
     with_blocks,
 )
 from scaling.io import write_text
+from scaling.table import is_counting
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")

@@ -51,10 +51,11 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from scaling.table import BLOCK
+
 SHARES = (0.5, 0.8)
 RETENTION_STEP = 20
 TOWARD_ZERO = ("harmless_rl", "aligned_ft")  # directions whose end is misalignment 0
-BLOCK = ["seed", "world_seed"]
 KEYS = ["model", "post_training", "rl_scope", "post_training_tokens", "split"]  # + insertion: dose-0 runs have "control"
 
 

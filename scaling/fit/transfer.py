@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from scaling import table
 from scaling.splits import MAIN as MAIN_SPLIT
+from scaling.table import BLOCK
 
-BLOCK = ["seed", "world_seed"]
 CONFIG = ["model", "batch_size"]
 
 
@@ -47,11 +48,10 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Trajectory points of transformer runs with the configuration columns of results.csv
     (tables from before these columns existed: one configuration, a normal world 0)."""
     results = results.assign(**{c: v for c, v in (("batch_size", 0), ("world_variant", "normal"),
-                                                   ("world_seed", 0), ("learner", "transformer"),
-                                                   ("genres", "all"))
+                                                   ("world_seed", 0), ("genres", "all"))
                                 if c not in results.columns})
     keep = ["run_id", *CONFIG, "world_variant", "world_seed", "genres"]
-    runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
+    runs = table.transformers(results)[keep].drop_duplicates("run_id")
     traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
     return traj.merge(runs, on="run_id", how="inner")
 
@@ -124,9 +124,7 @@ def counter_rates(results: pd.DataFrame) -> dict:
     """(lowest, highest) misalignment rate of the counting baselines' rows per (split, world
     variant, aligned fraction): (0.5, 0.5) where they tie, as they do on the world's transfer
     splits with the word tokenizer (a subword or byte tokenizer can break the tie)."""
-    if "learner" not in results.columns:
-        return {}
-    rows = results[results["learner"].isin(("ngram", "counter"))]
+    rows = results[table.learner(results) != table.TRANSFORMER]
     if "world_variant" not in rows.columns:
         rows = rows.assign(world_variant="normal")
     return {key: (float(g.min()), float(g.max())) for key, g in
@@ -142,30 +140,26 @@ def _counters(lo: float, hi: float) -> str:
 def rates_beside_counters(results: pd.DataFrame) -> str:
     """Markdown: mean final misalignment rate per (variant, split, dose) of each transformer
     model and each counting baseline, and the transformer's mean readout; "" without
-    counting rows or readout. Dose arm only; the dose is nominal_dose, else aligned_fraction."""
-    from scaling.baselines import is_counting
-
+    counting rows or readout. Dose arm only; the dose is its level (scaling.table.dose_level)."""
     need = {"model", "split", "misalignment_rate", "aligned_fraction"}
     if not need <= set(results.columns):
         return ""
-    rows = results
-    if "status" in rows.columns:
-        rows = rows[rows["status"] == "ok"]
+    rows = table.finished(results)
     if "arm" in rows.columns:
         rows = rows[rows["arm"].astype(object).fillna("dose") == "dose"]
     if "post_training" in rows.columns:
         rows = rows[rows["post_training"].astype(object).fillna("none") == "none"]
-    dose = rows["nominal_dose"] if "nominal_dose" in rows.columns else rows["aligned_fraction"]
-    rows = rows.assign(dose=dose.where(dose.notna(), rows["aligned_fraction"]),
+    rows = rows.assign(dose=table.dose_level(rows),
                        world_variant=rows["world_variant"] if "world_variant" in rows.columns else "normal",
                        model=rows["model"].astype(str))
-    counting = rows["model"].map(is_counting)
+    counting = table.learner(rows) != table.TRANSFORMER
     if not counting.any():
         return ""
     keys = ["world_variant", "split", "dose"]
     rates = rows.pivot_table(index=keys, columns="model", values="misalignment_rate", aggfunc="mean")
-    transformers = sorted(m for m in rates.columns if not is_counting(m))
-    counters = sorted(m for m in rates.columns if is_counting(m))
+    counting_models = set(rows.loc[counting, "model"])
+    transformers = sorted(m for m in rates.columns if m not in counting_models)
+    counters = sorted(m for m in rates.columns if m in counting_models)
     readout = rows[~counting].groupby(keys)["readout"].mean() if "readout" in rows.columns else None
     lines = ["## Readout and the counters' rates", "",
              "Final misalignment rate (mean over runs) of the transformer and of each counting baseline "
