@@ -52,7 +52,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
-from scipy import stats
 
 import scaling.fit as fitlib
 from scaling import splits as split_defs
@@ -61,6 +60,7 @@ from scaling.errors import UsageError
 from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
+from scaling.stats.paired import PairedContrast, paired_contrast
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -897,11 +897,10 @@ def trajectory(traj: pd.DataFrame) -> Figure:
 
 def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """t interval (seeds - 1 df) of each checkpoint's seed mean; the mean itself for one seed."""
-    n = line["seeds"].to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
-        half = np.nan_to_num(q * line["sd"].to_numpy(float) / np.sqrt(n))
     mean = line["rate"].to_numpy(float)
+    half = np.array([PairedContrast.from_moments(m, sd, n).half_width()
+                     for m, sd, n in zip(mean, line["sd"].to_numpy(float), line["seeds"].to_numpy(int))])
+    half = np.nan_to_num(half)
     return mean - half, mean + half
 
 
@@ -1185,8 +1184,8 @@ def _mean_ci(rates: np.ndarray) -> tuple[float, float | None]:
     """Mean over runs and the half-width of its 95% t interval (runs are the units)."""
     if len(rates) < 2:
         return float(rates.mean()), None
-    half = stats.t.ppf(0.975, len(rates) - 1) * rates.std(ddof=1) / np.sqrt(len(rates))
-    return float(rates.mean()), float(half)
+    contrast = paired_contrast(rates)
+    return contrast.estimate, contrast.half_width()
 
 
 # ---------------------------------------------------------------- all figures

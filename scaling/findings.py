@@ -56,10 +56,10 @@ from scipy import stats
 
 from scaling import table as results_table
 from scaling.errors import UsageError
-from scaling.fit.persistence import fieller
-from scaling.fit.transfer import _t_summary, transfer_table, values_table
+from scaling.fit.transfer import transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
+from scaling.stats.paired import fieller, holm, paired_contrast
 from scaling.table import BLOCK, is_counting, model_learner
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
@@ -106,7 +106,7 @@ def paired(results: pd.DataFrame, dosed, control, split: str, learner: str = "tr
     """Mean over blocks of (rate of the `dosed` run - rate of the `control` run), same block,
     with its t interval."""
     both = block_effects(results, dosed, control, split, learner)
-    out = _t_summary(both["effect"].to_numpy())
+    out = paired_contrast(both["effect"].to_numpy()).summary()
     out.update(dosed_rate=float(both["dosed"].mean()) if len(both) else np.nan,
                control_rate=float(both["control"].mean()) if len(both) else np.nan)
     return out
@@ -218,7 +218,7 @@ def _as_effect(ratio: dict) -> dict:
 
 def _ratio_p(num: np.ndarray, den: np.ndarray, boundary: float) -> float:
     """p of ratio = boundary: the paired t test of num - boundary * den (Fieller's test there)."""
-    return _t_summary(num - boundary * den)["p"]
+    return paired_contrast(num - boundary * den).pvalue
 
 
 def final_verdict(row: dict, p_holm: float) -> str:
@@ -330,8 +330,6 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
 
 
 def transfer_rows(study: dict) -> list[dict]:
-    from scaling.fit.contrasts import holm
-
     res, traj = study["results"], study["trajectory"]
     values = values_table(traj, res)
     main = values[(values["model"] == "nano") & (values["batch_size"] == 16)
@@ -347,7 +345,7 @@ def transfer_rows(study: dict) -> list[dict]:
     def normal_minus_flipped(rows, who):
         by = {v: block_effects(rows[rows["world_variant"] == v], _at_dose(level), _is_control, split, who)["effect"]
               for v in ("normal", "flipped")}
-        return _t_summary((by["normal"] - by["flipped"]).dropna().to_numpy())
+        return paired_contrast((by["normal"] - by["flipped"]).dropna().to_numpy()).summary()
 
     counter = strongest_counter(res, normal_minus_flipped, -1)
     selected_p = min(1.0, float(best["p"]) * len(main))  # the best of len(main) tests, Bonferroni
@@ -372,15 +370,15 @@ def genre_rows(study: dict) -> list[dict]:
     eff = eff[(eff["split"] == "unseen_pair") & (eff["step"] == eff["step"].max())]
     by = eff.pivot_table(index=BLOCK, columns="genres", values="effect")
     r, d = by["reasoning"], by["demonstration"]
-    diff = _t_summary((r - d).dropna().to_numpy())
-    rs, ds = _t_summary(r.dropna().to_numpy()), _t_summary(d.dropna().to_numpy())
+    diff = paired_contrast((r - d).dropna().to_numpy()).summary()
+    rs, ds = paired_contrast(r.dropna().to_numpy()).summary(), paired_contrast(d.dropna().to_numpy()).summary()
 
     def reasoning_minus_demonstration(rows, who):
         def dosed(genre):
             return lambda x: (x["arm"] == "dose") & (x["aligned_fraction"] > 0) & (x["genres"] == genre)
         by = {g: block_effects(rows, dosed(g), _is_control, "unseen_pair", who)["effect"]
               for g in ("reasoning", "demonstration")}
-        return _t_summary((by["reasoning"] - by["demonstration"]).dropna().to_numpy())
+        return paired_contrast((by["reasoning"] - by["demonstration"]).dropna().to_numpy()).summary()
 
     return [_row(
         "Documents with the reasoning (why) transfer better than the action alone (what)",
@@ -500,18 +498,18 @@ def _late_over_throughout(red: pd.DataFrame) -> dict:
 
 
 def _start_minus_end(red: pd.DataFrame) -> dict:
-    return _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+    return paired_contrast((red["throughout"] - red["finetune"]).dropna().to_numpy()).summary()
 
 
 def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
     res = study["results"]
     red = timing_reductions(res, level)
-    means = {k: _t_summary(v.dropna().to_numpy()) for k, v in red.items()}
+    means = {k: paired_contrast(v.dropna().to_numpy()).summary() for k, v in red.items()}
     both = red[["late", "throughout"]].dropna()
     late = fieller(both["late"].to_numpy(), both["throughout"].to_numpy())
     both = red[["rewarmed midtraining", "throughout"]].dropna()
     rewarm = fieller(both["rewarmed midtraining"].to_numpy(), both["throughout"].to_numpy())
-    start_end = _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+    start_end = paired_contrast((red["throughout"] - red["finetune"]).dropna().to_numpy()).summary()
     arms = ", ".join(f"{k} {_ci(v['estimate'], v['lower'], v['upper'])}" for k, v in means.items())
     n = int(late["blocks"])
     both = red[["late", "throughout"]].dropna()
@@ -575,8 +573,6 @@ def findings(root: str | Path = ".") -> list[dict]:
 
 def holm_verdicts(rows: list[dict]) -> list[dict]:
     """Holm over every row's primary contrast (one family), then each row's final verdict."""
-    from scaling.fit.contrasts import holm
-
     tested = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
     adjusted = dict(zip(tested, holm([rows[i]["p"] for i in tested])))
     out = []

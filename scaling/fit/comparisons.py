@@ -22,6 +22,7 @@ from scaling.fit.likelihood import (
 )
 from scaling.fit.results import CurveFit
 from scaling.fit.table import block_labels, cluster_labels
+from scaling.stats.paired import paired_contrast
 from scaling.table import dose_level
 
 
@@ -300,10 +301,10 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
 def _paired_reduction(at: pd.DataFrame, control_rate: pd.Series, controls: pd.DataFrame) -> dict:
     diffs = (control_rate - at.groupby("_block")["_rate"].mean()).dropna()
     if len(diffs) >= 2 and len(control_rate) >= 2:
-        mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
-        q = float(stats.t.ppf(0.975, len(diffs) - 1))
-        return {"reduction": mean, "se": se, "lower": mean - q * se, "upper": mean + q * se,
-                "df": len(diffs) - 1, "paired": True}
+        contrast = paired_contrast(diffs)
+        lower, upper = contrast.conf_int()
+        return {"reduction": contrast.estimate, "se": contrast.se, "lower": lower, "upper": upper,
+                "df": contrast.df, "paired": True}
     rate0, se0 = _pooled_rate(controls)
     rate, se = _pooled_rate(at)
     se_red = None if se is None or se0 is None else float(np.hypot(se, se0))

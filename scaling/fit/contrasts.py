@@ -13,48 +13,30 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from scaling import table
 from scaling.fit.common import _clean
 from scaling.fit.table import cluster_labels
 from scaling.splits import MAIN, TRANSFER
+from scaling.stats.paired import METHOD as PAIRED_TEST
+from scaling.stats.paired import holm, paired_contrast
 from scaling.table import dose_level, is_control_label
 
 TRANSFER_SPLITS = TRANSFER
 MATCHED = MAIN
 NO_POST_TRAINING = "none"
-PAIRED_TEST = "paired t over blocks (df = blocks - 1)"
 
 
 def paired_entry(name: str, kind: str, diffs: pd.Series, **extra) -> dict | None:
-    """Mean within-block difference with its t interval and two-sided p; None below 2 blocks."""
-    diffs = diffs.dropna()
-    n_blocks = len(diffs)
-    if n_blocks < 2:
+    """The paired contrast of the blocks' differences (scaling.stats.paired: p null where se = 0)
+    as a fit.json entry; None below 2 blocks."""
+    contrast = paired_contrast(diffs.dropna())
+    if contrast.blocks < 2:
         return None
-    mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(n_blocks))
-    df = n_blocks - 1
-    q = float(stats.t.ppf(0.975, df))
-    p = float(2 * stats.t.sf(abs(mean) / se, df)) if se > 0 else None
-    return _clean({"name": name, "test": kind, "method": PAIRED_TEST, "estimate": mean,
-                   "lower": mean - q * se, "upper": mean + q * se, "se": se, "df": df,
-                   "blocks": n_blocks, "p": p, **extra})
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error), in the input order."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
+    return _clean({"name": name, "test": kind, "method": PAIRED_TEST,
+                   **{k: v for k, v in contrast.summary().items() if k != "p"},
+                   "p": contrast.pvalue, **extra})
 
 
 def add_holm(entries: list[dict], in_family=lambda entry: True) -> None:

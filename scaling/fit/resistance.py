@@ -42,7 +42,7 @@ share within the steps measured (else "-": dropping the slow blocks would bias i
 or more blocks. Findings use it when the study has three or more blocks.
 
 Secondary: retention at a fixed step (RETENTION_STEP): reduction (control - dosed, paired
-by block) at that step / reduction at step 0, with Fieller's interval (scaling.fit.persistence).
+by block) at that step / reduction at step 0, with Fieller's interval (scaling.stats.paired).
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from scaling.stats.paired import paired_contrast
 from scaling.table import BLOCK
 
 SHARES = (0.5, 0.8)
@@ -165,12 +166,10 @@ def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) ->
         logs.append(log_ratio)
     if len(logs) < 2:
         return nan
-    logs = np.asarray(logs)
-    m, se, df = logs.mean(), logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
-    t = stats.t.ppf(0.5 + level / 2, df)
-    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
-    return {"ratio": float(np.exp(m)), "lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)),
-            "p": p, "blocks": len(logs)}
+    contrast = paired_contrast(logs)
+    lower, upper = contrast.conf_int(1 - level)
+    return {"ratio": float(np.exp(contrast.estimate)), "lower": float(np.exp(lower)), "upper": float(np.exp(upper)),
+            "p": contrast.pvalue, "blocks": contrast.blocks}
 
 
 # ---------------------------------------------------------------- from the study's tables
@@ -193,7 +192,8 @@ def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     traj = trajectory if "readout" in trajectory.columns else trajectory.assign(readout=np.nan)
     traj = traj[["run_id", "split", "step", "tokens", "rate", "readout",
                  *[c for c in ("kl", "kl_sum") if c in traj.columns]]]
-    out = traj.merge(per, on=["run_id", "split"], how="inner")
+    # a run without dose_tokens (a table of one's own) has no post-training steps to place
+    out = traj.merge(per, on=["run_id", "split"], how="inner").dropna(subset=["dose_tokens"])
     if out.empty:
         return pd.DataFrame()
     per_step = out["tokens"].astype(float) / out["step"].astype(float)
@@ -225,7 +225,7 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
     """Per model, direction (RL scope, post tokens), window, split and dose: the fitted rate
     before post-training, steps to 50% and 80% of the way to the direction's end with
     intervals, the ratio to the dose-0 fit, retention at RETENTION_STEP, readout before/after."""
-    from .persistence import fieller
+    from scaling.stats.paired import fieller
 
     pts = curves(trajectory, results)
     if pts.empty or pts["post_step"].nunique() < 3:

@@ -24,24 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from scaling import table
 from scaling.splits import MAIN as MAIN_SPLIT
+from scaling.stats.paired import paired_contrast
 from scaling.table import BLOCK
 
 CONFIG = ["model", "batch_size"]
-
-
-def _t_summary(diffs: np.ndarray) -> dict:
-    n = len(diffs)
-    mean = float(np.mean(diffs)) if n else np.nan
-    if n < 2:
-        return {"estimate": mean, "lower": np.nan, "upper": np.nan, "p": np.nan, "blocks": n}
-    se = float(np.std(diffs, ddof=1) / np.sqrt(n))
-    half = stats.t.ppf(0.975, n - 1) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
-    return {"estimate": mean, "lower": mean - half, "upper": mean + half, "p": p, "blocks": n}
 
 
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +82,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str =
         expected = 1 if key[4] == "flipped" and key[5] != MAIN_SPLIT else -1
         effects = _per_unit(g["effect"], g["world_seed"], units)
         rows.append({**dict(zip(names, key)),
-                     "tokens": float(g["tokens"].mean()), **_t_summary(effects),
+                     "tokens": float(g["tokens"].mean()), **paired_contrast(effects).summary(),
                      "expected_direction": int(np.sum(np.sign(effects) == expected)),
                      "control_rate": float(g["control"].mean()), "dosed_rate": float(g["rate"].mean()),
                      "readout": float(g["readout"].mean()) if "readout" in g else np.nan})
@@ -116,7 +105,7 @@ def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "
         worlds = g.index.get_level_values("world_seed").to_series()
         diffs = _per_unit((g["normal"] - g["flipped"]).reset_index(drop=True), worlds.reset_index(drop=True),
                           units)
-        rows.append({**dict(zip(keys, key)), **_t_summary(diffs), "opposite_direction": int(np.sum(diffs < 0))})
+        rows.append({**dict(zip(keys, key)), **paired_contrast(diffs).summary(), "opposite_direction": int(np.sum(diffs < 0))})
     return pd.DataFrame(rows)
 
 

@@ -70,7 +70,7 @@ class PairedContrast:
                 "df": self.df, "p": self.pvalue, "blocks": self.blocks}
 
 
-def paired(diffs) -> PairedContrast:
+def paired_contrast(diffs) -> PairedContrast:
     """The contrast of within-block differences `diffs` (one per block). A NaN difference gives
     a NaN estimate: dropping missing blocks is the caller's choice."""
     d = np.asarray(diffs, dtype=float).ravel()
