@@ -1,5 +1,5 @@
-"""The input table: validation, groups (windows x split x model) and dose levels; shared with
-the figures."""
+"""The input table of a fit: validation, groups (windows x split x model) and block modes. What a
+row means (finished rows, learner, dose level, blocks) is scaling.table's."""
 
 from __future__ import annotations
 
