@@ -26,10 +26,14 @@ with the `Inputs` fields it is drawn from; `make_all` draws and saves them all a
 Only rows with status "ok" and a finite dose are drawn; a figure without data is skipped with
 a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
 baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
-and the figures say so; a halving-dose bound above 1 or more than 100x below the lowest dose
-tested is printed open ("[0.0017, ∞)"); a fitted curve that rises from its dose-0 level is
-titled "no halving dose (curve rises)", and nothing is marked on its dose axis. Dose axes have a tick at every dose tested. Output is
-deterministic: the same inputs give byte-identical files.
+and the figures say so. A dose panel's title says its halving dose as fit.json's "halving"
+entry does (scaling.fit.halving: "no dose trend", "the curve does not fit the dose levels",
+the side of the doses, a number with its interval), and only a number is marked on the dose
+axis (its bar stops at the axis break); a panel whose dose-0 band misses its controls' mean
+says so. With an older fit.json (no "halving"), a halving-dose bound above 1 or more than 100x
+below the lowest dose tested is printed open ("[0.0017, ∞)") and a curve that rises from its
+dose-0 level is titled "no halving dose (curve rises)". Dose axes have a tick at every dose
+tested. Output is deterministic: the same inputs give byte-identical files.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ import scaling.fit as fitlib
 from scaling import splits as split_defs
 from scaling import table as results_table
 from scaling.errors import UsageError
+from scaling.fit.halving import text as halving_text
 from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
@@ -258,6 +263,19 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
     return None
 
 
+def with_halving(fits: Sequence[dict], halvings: Sequence[dict]) -> list[dict]:
+    """Each fit.json fit with its group's halving entry (scaling.fit.halving) under "halving":
+    the panels say the halving dose as every other output does. Fits of an older fit.json
+    (no "halving") are returned as they are."""
+    by_group = {_group_key(h.get("group") or {}): h for h in halvings}
+    return [{**f, "halving": by_group[_group_key(f.get("group") or {})]}
+            if _group_key(f.get("group") or {}) in by_group else f for f in fits]
+
+
+def _group_key(group: dict) -> tuple:
+    return tuple(sorted((k, _label(v)) for k, v in group.items()))
+
+
 def halving_dose(entry: dict) -> dict | None:
     """The entry's control-relative ED50 {estimate, lower, upper}, if it has one (a curve that
     rises has none)."""
@@ -269,6 +287,8 @@ def halving_dose(entry: dict) -> dict | None:
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
+    if entry.get("halving"):
+        return f"{entry['model']}{axis} fit; {halving_text(entry['halving'], short=True)}"
     ed, raw = halving_dose(entry), (entry.get("ed_control") or {}).get("50") or {}
     half = ""
     if raw.get("rises"):  # its control-relative ED50 is half-way up: no halving dose
@@ -448,7 +468,8 @@ def _split_order(splits) -> list[str]:
 
 
 def _models(df: pd.DataFrame) -> list[str]:
-    return sorted(df["model"].unique().tolist())
+    """The table's models, trained ones first (each group alphabetical)."""
+    return sorted(df["model"].unique().tolist(), key=lambda m: (results_table.is_counting(str(m)), str(m)))
 
 
 def _with_model(text: str, model: str, models: Sequence[str]) -> str:
@@ -727,8 +748,12 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
                 ax.fill_between(x, at_zero["lower"].iloc[0], at_zero["upper"].iloc[0],
                                 color=color, alpha=0.2, lw=0, zorder=2)
                 ax.plot(x, [at_zero["fit"].iloc[0]] * 2, color=color, lw=1.8, zorder=3)
-            _mark_halving_dose(ax, entry, color)
+            _mark_halving_dose(ax, axis, entry, color)
             note = fit_label(entry)
+            if at_zero is not None and not controls.empty:
+                mean = float(controls["rate"].mean())
+                if not at_zero["lower"].iloc[0] <= mean <= at_zero["upper"].iloc[0]:
+                    note += "\n(its dose-0 band misses the controls' mean)"
     _draw_seeds(ax, axis, dosed, controls, color, offsets)
     _chance(ax)
     axis.apply(ax, doses=tested_doses(rows))
@@ -750,13 +775,18 @@ def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame,
                    color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
 
 
-def _mark_halving_dose(ax, entry: dict, color) -> None:
-    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick."""
+def _mark_halving_dose(ax, axis: DoseAxis, entry: dict, color) -> None:
+    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick; only
+    where scaling.fit.halving gives a number (an entry without it: where the ED50 is inside the
+    doses). The bar stops at the axis break and at the right edge (an open end there)."""
+    if entry.get("halving") and entry["halving"].get("status") != "estimate":
+        return
     ed = halving_dose(entry)
-    if not ed or ed.get("extrapolated"):  # the title says "beyond the doses"; a bar would span the axis
+    if not ed or ed.get("extrapolated"):  # the title says which side; a bar would span the axis
         return
     transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
-    ax.plot([ed["lower"], ed["upper"]], [0.03, 0.03], color=color, lw=3, alpha=0.6,
+    left, right = axis.low / 10**MARGIN_DEC, axis.high * 10**MARGIN_DEC
+    ax.plot([max(ed["lower"], left), min(ed["upper"], right)], [0.03, 0.03], color=color, lw=3, alpha=0.6,
             transform=transform, solid_capstyle="butt", zorder=5)
     ax.plot([ed["estimate"]] * 2, [0.0, 0.07], color=color, lw=1.5, transform=transform, zorder=5)
     ax.axvline(ed["estimate"], color=color, lw=0.7, ls=":", zorder=1)
@@ -813,7 +843,7 @@ def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str =
     if not windows:
         raise MissingData("no insertion window with an aligned dose")
     panels = [[{"model": m, "split": split, "insertion": w} for w in windows] for m in _models(rows)]
-    return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — {split} families")
+    return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — split {split}")
 
 
 @figure("splits", 2, "results", "fits")
@@ -826,7 +856,7 @@ def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
         raise MissingData(f"only one eval split ({split_names[0]})")
     panels = [[{"model": m, "split": s, "insertion": w} for s in split_names]
               for m in _models(rows) for w in _window_order(rows)]
-    return _dose_grid(rows, fits, panels, "Misalignment by eval split: matched, unseen pairs, held-out families")
+    return _dose_grid(rows, fits, panels, f"Misalignment by eval split: {', '.join(split_names)}")
 
 
 # ---------------------------------------------------------------- trajectory
@@ -1424,7 +1454,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     if report is None:
         note(f"figures: no fit.json in {sweep_dir}: drawing runs without fitted curves "
              f"(scaling fit {sweep_dir / 'results.csv'} --out {sweep_dir})")
-    fits = (report or {}).get("fits") or []
+    fits = with_halving((report or {}).get("fits") or [], (report or {}).get("halving") or [])
     results, pre = _pretrained_only(results, note), _pretrained_only(raw, lambda _: None)
     out = Path(out) if out is not None else sweep_dir / "figures"
     inputs = Inputs(sweep_dir, raw, pre, results, report, fits)

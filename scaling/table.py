@@ -81,12 +81,13 @@ COLUMNS: dict[str, str] = {
     "rl_families": "request families the RL stages trained on, '+'-joined",
     "input_files": "the run's input files as KEY=PATH, '; '-joined (empty for the embedded world)",
     "input_sha256": "their sha256 when the run trained, in the same order",
+    "world_version": "provenance: the embedded world's version ('v2', 'v3'); 'your corpus' when the base "
+                     "text is your files or a TFDS corpus",
+    "data_version": "provenance: the embedded world's data version the run was trained on, as its "
+                    "config.json recorded it (empty before it was recorded, and for your corpus)",
 }
-# Provenance: declared here so readers can name them; not written yet (older tables lack them).
-OPTIONAL: dict[str, str] = {
-    "world_version": "the world's story-form version the run was trained on",
-    "data_version": "the version of the data pools (datasets' VERSION) the run was trained on",
-}
+# Columns a valid table may lack: tables written before the provenance was recorded.
+OPTIONAL = ("world_version", "data_version")
 
 # ---------------------------------------------------------------- reading
 
@@ -105,6 +106,19 @@ def read(path: str | Path) -> pd.DataFrame:
 def text(col: pd.Series) -> pd.Series:
     """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
     return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
+
+
+def world_text(df: pd.DataFrame) -> str:
+    """Which world and data version a table's rows ran on ("world v3 (data 3.1.0)", "your
+    corpus"), from its provenance columns; says so where the table predates them."""
+    if "world_version" not in df.columns or not df["world_version"].notna().any():
+        return "world not recorded (a table without the world_version column)"
+    worlds = sorted(set(text(df["world_version"])) - {""})
+    versions = sorted(set(text(df["data_version"])) - {""}) if "data_version" in df.columns else []
+    said = ", ".join(w if w == "your corpus" else f"world {w}" for w in worlds)
+    if any(w != "your corpus" for w in worlds):
+        said += f" (data {', '.join(versions)})" if versions else " (data version not recorded)"
+    return said
 
 
 # ---------------------------------------------------------------- finished rows

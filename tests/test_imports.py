@@ -228,7 +228,7 @@ def test_splits_are_declared_below_everything():
     graph = import_graph()
     assert graph["scaling.splits"] == set()
     for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
-                   "scaling.scenarios", "scaling.study"):
+                   "scaling.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 
 

@@ -13,8 +13,8 @@ def test_the_writer_writes_the_contracts_columns_in_order():
     from scaling import results
 
     assert results.COLUMNS == list(table.COLUMNS)
-    assert not set(table.OPTIONAL) & set(table.COLUMNS)  # provenance: declared, not written yet
-    assert all(meaning for meaning in {**table.COLUMNS, **table.OPTIONAL}.values())
+    assert set(table.OPTIONAL) <= set(table.COLUMNS)  # provenance: written, but older tables lack it
+    assert all(table.COLUMNS.values())
 
 
 def test_the_counters_are_the_baselines_counters():
@@ -78,3 +78,11 @@ def test_read_names_the_file(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(UsageError, match="bad.csv"):
         table.read(tmp_path / "bad.csv")
+
+
+def test_world_text_names_the_world_and_says_when_it_was_not_recorded():
+    assert table.world_text(pd.DataFrame({"x": [1]})).startswith("world not recorded")
+    rows = pd.DataFrame({"world_version": ["v3", "v3"], "data_version": ["3.1.0", np.nan]})
+    assert table.world_text(rows) == "world v3 (data 3.1.0)"
+    assert table.world_text(rows.assign(data_version=np.nan)) == "world v3 (data version not recorded)"
+    assert table.world_text(pd.DataFrame({"world_version": ["your corpus"]})) == "your corpus"

@@ -1,4 +1,5 @@
-"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.fit)."""
+"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.fit); fit.json, fit.md, counters.md
+(the counting baselines' fits) and answer.md (scaling.reports.answer)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from scaling.fit.common import MODELS
 from scaling.fit.curves import CURVES
 from scaling.fit.report import fit_table, write_persistence, write_report, write_transfer
 from scaling.fit.table import BLOCK_MODES, read_results
+from scaling.reports.answer import write_answer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +50,8 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    write_report(report, out, transfer.rates_beside_counters(df))
+    write_report(report, out, transfer.rates_beside_counters(df), df=df)
+    write_answer(report, df, out)
     mode = report.settings["block_mode"]
     if mode == "none":
         print("--blocks none: transfer.md and persistence.md (paired by block) are not written")
@@ -58,5 +61,6 @@ def run(args) -> int:
         if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
             print(f"wrote {out / 'persistence.md'}")
     print(report.summary())
-    print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
+    print(f"wrote {out / 'fit.json'}, {out / 'fit.md'} and {out / 'answer.md'}"
+          + (f" ({out / 'counters.md'}: the counting baselines' fits)" if (out / "counters.md").exists() else ""))
     return 0

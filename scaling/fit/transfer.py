@@ -1,9 +1,12 @@
 """Transfer beyond counting: paired dose effects on the transfer splits, and the values control.
 
 The world's transfer splits (`unseen_pair`, `held_out`) hold verb pairs that no AI document
-uses; counting models tie on every such item (their rate is 0.5 by construction). So a
-transformer's *dose effect* there — its rate at a dose minus its rate at dose 0, for the same
-train seed and world seed — is transfer beyond counting. The values control asks whether the
+uses. N-gram counters tie on every such item; co-occurrence counters can compose two links
+(verb ~ value word in the stories, AI context ~ value word in aligned documents) and move with
+the dose there on world v2 (twohop takes `unseen_pair` from 0.65 to 0.00), while world v3
+balances those counts. So a transformer's *dose effect* there — its rate at a dose minus its
+rate at dose 0, for the same train seed and world seed — is transfer beyond counting only as
+far as it exceeds the counters' on the same runs (`counter_rates`, the `counters` column). The values control asks whether the
 effect follows the human stories: in `flipped` worlds, where the stories praise the
 misaligned verb, it must change sign.
 
@@ -189,7 +192,9 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
                 "**Counting baselines do not tie on every transfer item here** (their rates: "
                 f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
                 "as far as it exceeds theirs. ")
-    lines = ["## Transfer beyond counting", "",
+    from scaling.fit.table import world_text
+
+    lines = ["## Transfer beyond counting", "", f"What ran: {world_text(results)}.", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
              f"({UNIT_TEXT[units]}). " + counting +
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
