@@ -604,10 +604,10 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
     """The dose effect (rate at the dose minus the same seed's and world's control) against
     training tokens, per split (columns) and configuration (rows), one line per world
     variant with its 95% t interval (clipped to [-1, 1]: a difference of two rates); the
-    readout of the dosed runs below each panel row. Counting baselines tie on the transfer
-    splits, so their effect there is 0. When every run has one evaluation point (no
-    mid-training checkpoints) there are no lines: `transfer_at_end` draws the configurations
-    side by side instead."""
+    readout of the dosed runs below each panel row (where measured: not on your own corpus).
+    Counting baselines tie on the transfer splits, so their effect there is 0. When every
+    run has one evaluation point (no mid-training checkpoints) there are no lines:
+    `transfer_at_end` draws the configurations side by side instead."""
     if table.empty:
         raise MissingData("no paired dose effects (needs dose-0 controls and value-grounded splits)")
     table = clip_differences(_with_config(table))
@@ -615,28 +615,34 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
         return transfer_at_end(table)
     configs = sorted(table["config"].unique())
     splits_ = _split_order(table["split"].unique())
-    fig, axes = _new_figure(2 * len(configs), len(splits_), "Transfer over training: dose effect and readout",
+    per = 1 + _has_readout(table)  # your own corpus has no readout (evaluate.world_metrics): no row of it
+    fig, axes = _new_figure(per * len(configs), len(splits_),
+                            "Transfer over training: dose effect" + (" and readout" if per == 2 else ""),
                             sharey=False, extra_height=0.9)
     for r, config in enumerate(configs):
         for c, split in enumerate(splits_):
-            ax, ax_read = axes[2 * r, c], axes[2 * r + 1, c]
+            ax = axes[per * r, c]
+            ax_read = axes[per * r + 1, c] if per == 2 else None
             for variant, rows in table[(table["config"] == config) & (table["split"] == split)].groupby("world_variant"):
                 rows = rows.sort_values("tokens")
                 color = VARIANT_COLORS.get(variant, "0.3")
                 ax.plot(rows["tokens"], rows["estimate"], marker="o", color=color, label=variant)
                 ax.fill_between(rows["tokens"], rows["lower"], rows["upper"], color=color, alpha=0.15, lw=0)
-                ax_read.plot(rows["tokens"], rows["readout"], marker="s", color=color, ls="--")
+                if ax_read is not None:
+                    ax_read.plot(rows["tokens"], rows["readout"], marker="s", color=color, ls="--")
             ax.axhline(0, color="0.45", lw=0.9, ls="--")
             ax.set_ylim(-1, 1)
             ax.set_title(f"{split}\n{config}", fontsize="small")
-            _chance(ax_read)
-            _rate_axis(ax_read)
-            ax_read.set_title("readout (dosed runs)", fontsize="small")
-            for a in (ax, ax_read):  # a few token ticks in scientific notation: no run-together labels
+            if ax_read is not None:
+                _chance(ax_read)
+                _rate_axis(ax_read)
+                ax_read.set_title("readout (dosed runs)", fontsize="small")
+            for a in (ax, ax_read) if ax_read is not None else (ax,):  # a few sci-notation ticks: no run-together labels
                 a.xaxis.set_major_locator(MaxNLocator(4))
                 a.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-        axes[2 * r, 0].set_ylabel("effect: dosed - control")
-        axes[2 * r + 1, 0].set_ylabel("readout")
+        axes[per * r, 0].set_ylabel("effect: dosed - control")
+        if per == 2:
+            axes[per * r + 1, 0].set_ylabel("readout")
     for ax in axes[-1, :]:
         ax.set_xlabel("training tokens")
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -644,6 +650,10 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
         _legend_below(fig, handles, labels, ncols=len(handles),
                       title="world (bands: 95% t interval over seeds, clipped to [-1, 1])")
     return fig
+
+
+def _has_readout(table: pd.DataFrame) -> bool:
+    return "readout" in table.columns and pd.to_numeric(table["readout"], errors="coerce").notna().any()
 
 
 def _with_config(table: pd.DataFrame) -> pd.DataFrame:
@@ -668,15 +678,16 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
     variants = sorted(table["world_variant"].unique())
     dodge = dict(zip(variants, np.linspace(-0.15, 0.15, len(variants)) if len(variants) > 1 else [0.0]))
     tokens = ", ".join(f"{t:,.0f}" for t in sorted(table["tokens"].unique()))
+    per = 1 + _has_readout(table)  # no readout panels on your own corpus (evaluate.world_metrics)
     fig = Figure(figsize=(max(2.6 * 2 * len(splits_), MIN_WIDTH_IN), 1.2 + 0.35 * len(configs) + 0.8),
                  dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 * len(splits_), squeeze=False, sharey=True)[0]
+    axes = fig.subplots(1, per * len(splits_), squeeze=False, sharey=True)[0]
     fig.suptitle(f"Transfer at the end of training ({common + ', ' if common else ''}{tokens} tokens; "
                  "no mid-training checkpoints)")
     y_of = {c: i for i, c in enumerate(configs)}
     for c, split in enumerate(splits_):
-        ax, ax_read = axes[2 * c], axes[2 * c + 1]
+        ax, ax_read = axes[per * c], axes[per * c + 1] if per == 2 else None
         for variant in variants:
             rows = table[(table["split"] == split) & (table["world_variant"] == variant)]
             y = np.array([y_of[k] for k in rows["config"]]) + dodge[variant]
@@ -684,11 +695,14 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
             err = [np.nan_to_num(x - rows["lower"].to_numpy(float)), np.nan_to_num(rows["upper"].to_numpy(float) - x)]
             color = VARIANT_COLORS.get(variant, "0.3")
             ax.errorbar(x, y, xerr=err, color=color, marker="o", ls="", capsize=3, label=variant)
-            ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
+            if ax_read is not None:
+                ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
         ax.axvline(0, color="0.45", lw=0.9, ls="--")
         ax.set_xlim(-1, 1)
         ax.set_title(f"{split}: dose effect", fontsize="small")
         ax.set_xlabel("dosed - control")
+        if ax_read is None:
+            continue
         ax_read.axvline(CHANCE, color="0.45", lw=0.9, ls="--")
         ax_read.set_xlim(0, 1)
         ax_read.set_title(f"{split}: readout", fontsize="small")

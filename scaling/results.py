@@ -11,7 +11,9 @@ status.json), so the table is rebuilt without re-training. Columns:
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
-  dose_tokens, the tokens of the non-post stages: post-training is outside the denominator), nominal_dose, misaligned_dose, aligned_tokens, total_tokens, split,
+  dose_tokens, the tokens of the non-post stages: post-training is outside the denominator;
+  the seeds of one asked dose differ a little), nominal_dose (the asked dose, equal for its
+  seeds: what dose levels group by), misaligned_dose, aligned_tokens, total_tokens, split,
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),
@@ -24,7 +26,8 @@ status.json), so the table is rebuilt without re-training. Columns:
   the run was trained on, as its config.json recorded it; empty for runs trained before it was
   recorded and for your corpus)
 
-Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
+Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params. On
+your own corpus readout and fact_recall are NaN (the world's measures: evaluate.world_metrics).
 `params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
 model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
 
@@ -202,7 +205,7 @@ def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss
     config.json's record (`flops_per_token`, `params`), the accounting and eval.json's
     capability."""
     return {"model": cfg.model.name, "learner": "transformer", "val_loss": val_loss,
-            "fact_recall": capability.get("fact_recall", math.nan),
+            "fact_recall": math.nan if capability.get("fact_recall") is None else capability["fact_recall"],
             "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
             "params": record["params"]["total"],
             "non_embedding_params": record["params"].get("non_embedding", math.nan)}

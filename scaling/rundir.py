@@ -9,7 +9,9 @@ A run directory holds:
                   eval intervals
   eval_steps.jsonl  misalignment trajectory points recorded at eval.checkpoints
   status.json     {"status": "running" | "done" | "failed", "step", "reason"}; a launch that
-                  ends the run adds `timings`, its wall seconds by phase (scaling.profiling)
+                  ends the run adds `timings`, its wall seconds by phase (scaling.profiling),
+                  and `notes`, what ran other than configured (train.vocab_notes: a smaller
+                  vocabulary than data.tokenizer_vocab_size)
   accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
   eval.json       the final evaluation (scaling.evaluate)
   checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)

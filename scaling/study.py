@@ -6,7 +6,9 @@ rows with arm == "dose"; the counting baselines' tables in counters.md), DIR/tra
 (before/after each post-training kind, for tables with several), DIR/figures/, and
 DIR/answer.md (scaling.reports.answer: what ran, and per split the transformer's halving
 dose and change beside the strongest counter's, the readout, what was not found), which it
-also prints, after one line counting the fits that could not be used.
+also prints, after one line counting the fits that could not be used. A study whose runs
+failed fits nothing: it prints how many failed and the first error of each kind
+(`failure_lines`) and exits 1.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from scaling import fit as fitting
 from scaling import profiling
 from scaling import results as results_mod
 from scaling import sweep as sweeper
+from scaling.io import read_status
 from scaling.reports.answer import write_answer
 
 
@@ -58,6 +61,10 @@ def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True,
     launched = time.time()
     statuses = sweeper.launch(sweep_path, out, overrides, workers, pack, progress=progress)
     window = (launched, time.time())
+    failures = failure_lines(statuses, out, sweep_path)
+    if failures:
+        print("\n" + "\n".join(failures))
+        return 1
     with clock.phase("results"):
         results_path = results_mod.collect(out)
         df = pd.read_csv(results_path)
@@ -75,6 +82,33 @@ def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True,
     if profile is not None:
         _print_profile(out, clock, *profile, window, workers)
     return 0 if set(statuses.values()) <= {"done"} else 1
+
+
+FAILED = ("error", "failed")
+
+
+def failure_lines(statuses: dict[str, str], out: Path, sweep_path) -> list[str]:
+    """Why a study stops before fitting: how many runs failed, and the first reason of each
+    kind (the reason with its numbers masked: the same error at another step or length is
+    one kind), with how many runs share it and the run directory; [] if none failed. A fit
+    of the runs that are left would answer as if the data were weak."""
+    import re
+
+    failed = [r for r, st in statuses.items() if st in FAILED]
+    if not failed:
+        return []
+    kinds: dict[str, list[str]] = {}
+    for run_id in failed:
+        reason = read_status(out / "runs" / run_id).get("reason") or "no reason recorded"
+        kinds.setdefault(re.sub(r"\d+(\.\d+)?", "#", reason), []).append(run_id)
+    lines = [f"study {out}: {len(failed)} of {len(statuses)} runs failed, so nothing is fitted "
+             f"(the runs left would answer as if the data were weak); {len(kinds)} kind(s) of error:"]
+    for reason, runs in kinds.items():
+        first = out / "runs" / runs[0]
+        lines.append(f"  {len(runs)} run(s): {read_status(first).get('reason') or reason} (first: {first})")
+    lines.append(f"fix the cause, then `scaling sweep {sweep_path} --out {out} --retry` trains them again "
+                 f"and `scaling study` fits; `scaling results {out}` tables what finished")
+    return lines
 
 
 def _print_profile(out: Path, clock: profiling.Clock, started: float, entered: float, checked: float,

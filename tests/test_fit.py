@@ -244,7 +244,8 @@ def test_blocks_option_on_the_cli(tmp_path, capsys):
     with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5).to_csv(csv, index=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", F.FitWarning)
-        assert main(["fit", str(csv), "--out", str(tmp_path), "--models", "LL.2", "--blocks", "none"]) == 0
+        assert main(["fit", str(csv), "--out", str(tmp_path), "--models", "LL.2", "--blocks", "none",
+                     "--pool-splits"]) == 0
     data = json.loads((tmp_path / "fit.json").read_text())
     fit = next(f for f in data["fits"] if f["model"] == "LL.2" and f["background"] is None)
     assert data["settings"]["block_mode"] == "none" and close(-fit["params"]["slope"], 1.260321)
@@ -593,6 +594,6 @@ def test_cli_writes_documented_outputs(tmp_path, capsys):
 def test_cli_exit_code_2_on_bad_input(tmp_path, capsys):
     csv = tmp_path / "bad.csv"
     runs([15, 12, 60, 2]).to_csv(csv, index=False)
-    assert main(["fit", str(csv), "--out", str(tmp_path / "o")]) == 2
+    assert main(["fit", str(csv), "--out", str(tmp_path / "o"), "--pool-splits"]) == 2
     assert "k > n" in capsys.readouterr().err
     assert main(["fit", str(tmp_path / "missing.csv")]) == 2

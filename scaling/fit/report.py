@@ -50,7 +50,7 @@ from scaling.fit.table import (
     world_text,
 )
 from scaling.io import write_text
-from scaling.table import is_counting
+from scaling.table import dose_level, is_counting
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -408,7 +408,8 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
     fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
-                    blocks=block_labels(rows), background=background, group=group)
+                    blocks=block_labels(rows), background=background, group=group,
+                    levels=dose_level(rows))
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)

@@ -162,6 +162,30 @@ WORLD = table.WORLD
 CLUSTER = "_cluster"
 
 
+def require_units(df: pd.DataFrame, blocks: str, pool_splits: bool) -> None:
+    """UsageError, before any fit, where the table cannot give what `scaling fit` would claim:
+    no `split` column (its rows would pool into one curve: `--pool-splits` accepts that) or
+    no `seed` on a row of status ok (seed blocks would silently be dropped: `--blocks none`
+    fits every row as an independent run)."""
+    if "split" not in df.columns and not pool_splits:
+        raise UsageError("no 'split' column: the rows of every eval split would pool into one curve; "
+                         "add the column, or pass --pool-splits to fit all rows as one split")
+    if "split" in df.columns and pool_splits:
+        raise UsageError("--pool-splits is for a table without a 'split' column; this one has splits "
+                         f"{', '.join(sorted(_text(df['split']).unique()))}, each fitted as its own curve")
+    if blocks == "none":
+        return
+    if "seed" not in df.columns:
+        raise UsageError(f"no 'seed' column: --blocks {blocks} pairs and clusters by train seed; add the "
+                         "column, or pass --blocks none to fit every row as an independent run")
+    ok = table.is_finished(df)
+    empty = ok & (df["seed"].isna() | (_text(df["seed"]).str.strip() == ""))
+    if empty.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:8])
+        raise UsageError(f"column 'seed' is empty on {int(empty.sum())} row(s) (CSV lines {rows}): "
+                         f"--blocks {blocks} needs every row's train seed; fill it, or pass --blocks none")
+
+
 def block_mode(df: pd.DataFrame, mode: str) -> str:
     """The blocks `df` is analysed with (see BLOCK_MODES): "none", "seed" or "world"."""
     if mode not in BLOCK_MODES:

@@ -153,17 +153,26 @@ def rates_beside_counters(results: pd.DataFrame) -> str:
     transformers = sorted(m for m in rates.columns if m not in counting_models)
     counters = sorted(m for m in rates.columns if m in counting_models)
     readout = rows[~counting].groupby(keys)["readout"].mean() if "readout" in rows.columns else None
-    lines = ["## Readout and the counters' rates", "",
+    if readout is not None and readout.isna().all():
+        readout = None  # not measured (your own corpus: evaluate.world_metrics): no column of it
+    names = [*transformers, *counters]
+    lines = ["## Readout and the counters' rates" if readout is not None else "## The counters' rates", "",
              "Final misalignment rate (mean over runs) of the transformer and of each counting baseline "
-             "fitted on the same runs' rows, and the transformer's readout (share of the split's readout "
-             "items it gets right; 0.5 = the values are not learned).", "",
-             "| variant | split | dose | readout | " + " | ".join([*transformers, *counters]) + " |",
-             "|---|---|---|---|" + "---|" * (len(transformers) + len(counters))]
+             "fitted on the same runs' rows" + (", and the transformer's readout (share of the split's readout "
+                                                "items it gets right; 0.5 = the values are not learned)."
+                                                if readout is not None else "."), "",
+             "| variant | split | dose | " + ("readout | " if readout is not None else "") + " | ".join(names) + " |",
+             "|---|---|---|" + ("---|" if readout is not None else "") + "---|" * len(names)]
     for key, r in rates.iterrows():
-        value = readout.get(key, np.nan) if readout is not None else np.nan
-        cells = [f"{r[m]:.2f}" if np.isfinite(r[m]) else "-" for m in [*transformers, *counters]]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | {value:.2f} | " + " | ".join(cells) + " |")
+        cells = [f"{r[m]:.2f}" if np.isfinite(r[m]) else "-" for m in names]
+        if readout is not None:
+            cells.insert(0, _cell(readout.get(key, np.nan), ".2f"))
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float, spec: str) -> str:
+    return format(value, spec) if np.isfinite(value) else "-"
 
 
 def _fmt(row) -> str:
@@ -206,7 +215,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
         lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
                      f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
                      f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
-                     f"{_counters(lo, hi)} | {r['readout']:.3f} |")
+                     f"{_counters(lo, hi)} | {_cell(r['readout'], '.3f')} |")
     if not values.empty:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "
