@@ -86,3 +86,17 @@ def test_world_text_names_the_world_and_says_when_it_was_not_recorded():
     assert table.world_text(rows) == "world v3 (data 3.1.0)"
     assert table.world_text(rows.assign(data_version=np.nan)) == "world v3 (data version not recorded)"
     assert table.world_text(pd.DataFrame({"world_version": ["your corpus"]})) == "your corpus"
+
+
+def test_the_figures_never_draw_a_counter_as_the_transformer_when_learner_is_empty():
+    # figures.transformer_models took every non-ngram model for a transformer when the learner
+    # column was empty, so docpmi, twohop, svd-8 ... would have been drawn as transformers
+    from scaling import figures
+
+    models = ["nano", "docpmi", "svd-8", "ngram-1"]
+    results = pd.DataFrame({"model": models, "learner": [np.nan] * 4})
+    entries = [{"group": {"model": m, "split": "matched", "insertion": "throughout"}, "dose": 0.01,
+                "reduction": 0.1, "se": 0.01, "lower": 0.0, "upper": 0.2} for m in models]
+    cost = figures.cost_table(results, {"cost_effectiveness": entries})
+    assert dict(zip(cost["model"], cost["transformer"])) == {"nano": True, "docpmi": False, "svd-8": False,
+                                                             "ngram-1": False}
