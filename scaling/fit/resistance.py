@@ -53,9 +53,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from scaling.stats.paired import paired_contrast
+from scaling.stats.paired import PairedContrast, paired_contrast
 from scaling.table import BLOCK
 
 SHARES = (0.5, 0.8)
@@ -129,11 +128,9 @@ def over_blocks(estimate: float, block_logs: list[float], level: float = 0.95) -
     logs = np.asarray(block_logs, float)
     if len(logs) < 2 or not np.all(np.isfinite(logs)) or not (np.isfinite(estimate) and estimate > 0):
         return out
-    se, df = logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
-    t = stats.t.ppf(0.5 + level / 2, df)
-    m = np.log(estimate)
-    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
-    return {"lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)), "p": p}
+    contrast = PairedContrast.from_moments(np.log(estimate), logs.std(ddof=1), len(logs))
+    lower, upper = contrast.conf_int(1 - level)
+    return {"lower": float(np.exp(lower)), "upper": float(np.exp(upper)), "p": contrast.pvalue}
 
 
 def log_steps_ratio(dosed: dict, control: dict) -> tuple[float, float]:
