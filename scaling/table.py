@@ -17,6 +17,7 @@ of `scaling` but `scaling.errors`, so the analysis side never reaches the run si
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -146,18 +147,35 @@ LEARNERS = (TRANSFORMER, NGRAM, COUNTER)
 # The co-occurrence counters' model names (scaling.baselines.COUNTERS fits them; a test ties
 # the two): docpmi, winpmi-K (the next K tokens), twohop, twohop-values, svd-R (rank R).
 COUNTERS = ("docpmi", "winpmi-4", "winpmi-16", "twohop", "twohop-values", "svd-8", "svd-32")
+# A dynamic counter (scaling.baselines): a static one whose counts forget over training steps
+# (BASE-fgTAU) or that takes the post-training rows weighted W (BASE-postW).
+DYNAMIC_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>fg|post)(?P<value>inf|\d+(?:\.\d+)?)$")
+
+
+def _static(model: str) -> bool:
+    return model.startswith("ngram-") and model[6:].isdigit() or model in COUNTERS
+
+
+def dynamic(model: str) -> tuple[str, str, float] | None:
+    """(base, "fg" | "post", tau or weight) of a dynamic counter's name, else None."""
+    m = DYNAMIC_NAME.match(model)
+    if m is None or not _static(m["base"]):
+        return None
+    return m["base"], m["kind"], float(m["value"])
 
 
 def model_learner(model: str) -> str:
-    """The learner a model name implies: `ngram` for ngram-*, `counter` for `COUNTERS`, else
+    """The learner a model name implies: `ngram` for ngram-* (a dynamic one included:
+    ngram-1-fg60), `counter` for `COUNTERS` and their dynamic counters (winpmi-4-post10), else
     `transformer` (the rule `learner` falls back on where the column is empty)."""
     if model.startswith("ngram-"):
         return NGRAM
-    return COUNTER if model in COUNTERS else TRANSFORMER
+    return COUNTER if model in COUNTERS or dynamic(model) is not None else TRANSFORMER
 
 
 def is_counting(model: str) -> bool:
-    """Whether a model name is a counting baseline (an n-gram or a co-occurrence counter)."""
+    """Whether a model name is a counting baseline: an n-gram, a co-occurrence counter, or a
+    dynamic counter of either (`dynamic`)."""
     return model_learner(model) != TRANSFORMER
 
 
