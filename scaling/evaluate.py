@@ -80,12 +80,13 @@ import numpy as np
 from flax import nnx
 
 from scaling import baselines, rundir, scenarios
+from scaling import splits as split_defs
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
-from scaling.splits import SPLITS
 from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import World
+from scaling.world_pointer import make_world
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each
@@ -185,7 +186,8 @@ def eval_items(cfg: Config) -> list[dict]:
     """The world's items (unless eval.world_items is off) and those of eval.files, subset by
     eval.max_items: every scorer (transformer, counting baselines) gets this list."""
     e = cfg.eval
-    items = World(cfg.data.world_seed, cfg.data.world_variant).eval_items() if e.world_items else []
+    d = cfg.data
+    items = make_world(d.world_seed, d.world_variant, d.world_version).eval_items() if e.world_items else []
     items = items + scenarios.load(e.files, e.format)
     return subset(items, e.max_items)
 
@@ -305,7 +307,7 @@ def misalignment(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> tuple
 
 
 def readout_items(cfg: Config) -> list[dict]:
-    return World(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
+    return make_world(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
 def readout_choices(items: list[dict]) -> list[dict]:
@@ -325,7 +327,7 @@ def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
     correct = 1.0 - _choices(-margin)
     split = np.array([i["split"] for i in items])
     out = {}
-    for s in SPLITS:
+    for s in split_defs.order(split.tolist()):  # the world's splits (either version's), in order
         at = split == s
         if at.any():
             k = float(correct[at].sum())
@@ -363,14 +365,14 @@ def capability(cfg: Config, tok: Tokenizer, model, heldout: np.ndarray | None = 
     n_tokens = float(mask.sum())
     n_bytes = float(token_bytes(tok)[batches[:, 1:]][mask[:, 1:] > 0].sum())
 
-    facts = World(cfg.data.world_seed).facts()
+    facts = make_world(cfg.data.world_seed, version=cfg.data.world_version).facts()
     prompts = [tok.encode(p) for p, _, _ in facts for _ in range(4)]
     options = [tok.encode(o) for _, a, d in facts for o in (a, *d)]
     lp_Fx4 = score_continuations(model, prompts, options, cfg.model.seq_len + 1, together=4).reshape(len(facts), 4)
     correct = int(np.sum(lp_Fx4[:, 0] > lp_Fx4[:, 1:].max(axis=1)))
     return {"val_loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
             "tokens": int(n_tokens), "bytes": int(n_bytes),
-            "fact_recall": correct / len(facts), "fact_correct": correct, "fact_total": len(facts)}
+            "fact_recall": correct / len(facts) if facts else None, "fact_correct": correct, "fact_total": len(facts)}
 
 
 # ---------------------------------------------------------------- generation

@@ -38,6 +38,9 @@ ap.add_argument("--ai-form", default="chose", choices=("chose", "copy"),
                      "(scored on the verb only, after the value word is given: a check, not a study form)")
 ap.add_argument("--story", type=float, default=0.7, help="comprehension stories' share of human documents")
 ap.add_argument("--framing", type=float, default=0.3, help="share of stories told as praised / blamed")
+ap.add_argument("--cross", type=float, default=0.0,
+                help="share of stories whose question uses the other framing's words ('praised X . blamed Y . "
+                     "the kind one : kind X .'): the only text that says praised means kind")
 ap.add_argument("--natural", type=float, default=0.05, help="natural AI rows (half aligned)")
 ap.add_argument("--dose", type=float, default=0.05, help="extra aligned AI rows")
 ap.add_argument("--curriculum", type=int, default=0, help="steps of stories only (no filler, no AI) first")
@@ -69,7 +72,8 @@ def story(rng, form):
     x, y = rng.choice(MATCHED + UNSEEN, 2, replace=False)
     frame = "praised" if rng.random() < a.framing else "kind"
     q = rng.integers(2)  # asks for the good (0) or the bad (1) act
-    word, ans = FRAMES[frame][q], (x, y)[q]
+    asked = frame if rng.random() >= a.cross else ("kind" if frame == "praised" else "praised")
+    word, ans = FRAMES[asked][q], (x, y)[q]
     opts = [x, y] if rng.random() < 0.5 else [y, x]
     head = [str(rng.choice(NAMES)), "could", opts[0], "or", opts[1], "."] + values(rng, x, y, frame)
     f = form if form != "mix" else ("was", "copy")[rng.integers(2)]
