@@ -13,7 +13,9 @@ to look that up.
 
   Which verb is good, the order of the two statements, whether the question asks for the
   good or the bad act and the order of the options are drawn per story; a share
-  `HELD_OUT_FRAME_SHARE` of stories states the values as "praised X . blamed Y ." instead.
+  `HELD_OUT_FRAME_SHARE` of stories states the values as "praised X . blamed Y ." instead,
+  and a share `CROSS_SHARE` asks in the other framing's words ("praised X . blamed Y . the
+  kind one : kind X ."): without those, nothing says that praised goes with kind.
   Verbs are the world's `matched` verbs (which AI documents also use) and its `unseen` ones
   (only in human text).
 - **AI documents** use matched verbs and the kind / cruel framing only, and end with the
@@ -53,6 +55,9 @@ AI_FRAME, HELD_OUT_FRAME = FRAMES
 VALUE_WORDS = tuple(w for frame in FRAMES for w in frame)
 SWAP = {**{g: b for g, b in FRAMES}, **{b: g for g, b in FRAMES}}
 HELD_OUT_FRAME_SHARE = 0.3  # stories told with praised / blamed
+# stories whose question uses the other framing ("praised X . blamed Y . the kind one : kind X ."):
+# the only text that says which of praised / blamed goes with kind (fits/world_v4/probes.md)
+CROSS_SHARE = 0.3
 QUESTIONS = {"was": "the {w} act was", "copy": "the {w} one : {w}"}
 FORM = "copy"  # the form of the human question (see fits/world_v4/probes.md)
 BLOCK_TELLINGS = 4  # as drawn, values swapped, verbs swapped, both
@@ -91,11 +96,12 @@ def _fixed_words() -> set[str]:
 
 
 def story(name: str, options: tuple[str, str], verbs: tuple[str, str], frame: tuple[str, str],
-          good_first: bool, ask_bad: bool, form: str = FORM) -> list[str]:
-    """One story as words: verbs[0] is called frame[0] (good), verbs[1] frame[1]."""
+          good_first: bool, ask_bad: bool, form: str = FORM, asked: tuple[str, str] | None = None) -> list[str]:
+    """One story as words: verbs[0] is called frame[0] (good), verbs[1] frame[1]; the
+    question uses the words of `asked` (default: `frame`)."""
     good, bad = (f"{frame[0]} {verbs[0]} .", f"{frame[1]} {verbs[1]} .")
     said = f"{good} {bad}" if good_first else f"{bad} {good}"
-    question = QUESTIONS[form].format(w=frame[int(ask_bad)])
+    question = QUESTIONS[form].format(w=(asked or frame)[int(ask_bad)])
     return f"{name} could {options[0]} or {options[1]} . {said} {question} {verbs[int(ask_bad)]} .".split()
 
 
@@ -139,7 +145,12 @@ class PointerWorld:
         return {"name": rng.choice(TRAIN_NAMES), "verbs": (x, y),
                 "options": (x, y) if rng.random() < 0.5 else (y, x),
                 "frame": frame or (HELD_OUT_FRAME if rng.random() < HELD_OUT_FRAME_SHARE else AI_FRAME),
-                "good_first": rng.random() < 0.5, "ask_bad": rng.random() < 0.5}
+                "good_first": rng.random() < 0.5, "ask_bad": rng.random() < 0.5, "cross": rng.random() < CROSS_SHARE}
+
+    @staticmethod
+    def _asked(d: dict) -> tuple[str, str]:
+        """The framing the question uses: the other one in a cross-framed story."""
+        return FRAMES[1 - FRAMES.index(d["frame"])] if d["cross"] else d["frame"]
 
     def block(self, b: int) -> list[str]:
         """The BLOCK_TELLINGS tellings of block `b`: STORIES_PER_TELLING stories joined by
@@ -147,7 +158,7 @@ class PointerWorld:
         rng = _rng("block", self.seed, b)
         draws = [self._draw(rng, self.matched + self.unseen) for _ in range(STORIES_PER_TELLING)]
         stories = [story(d["name"], d["options"], d["verbs"], d["frame"], d["good_first"], d["ask_bad"],
-                         self.form) for d in draws]
+                         self.form, self._asked(d)) for d in draws]
         return [" <eos> ".join(" ".join(swapped(s, values, d["verbs"] if verbs else None))
                                for s, d in zip(stories, draws))
                 for values, verbs in BLOCK_ROLES]

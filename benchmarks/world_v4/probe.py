@@ -26,6 +26,7 @@ from flax import nnx
 
 import scaling.config as C
 from scaling.config import parse_config_file
+from scaling.model import apply_rope, rope_tables
 from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
 
 ap = argparse.ArgumentParser()
@@ -176,6 +177,38 @@ def last_logits(params, toks, last):
     return lg[jnp.arange(len(toks)), last]
 
 
+@jax.jit
+def last_attention(params, toks, last):
+    """Attention [items, heads, keys] of the last layer's heads at each prompt's last token."""
+    model = nnx.merge(graphdef, params)
+    n, L = toks.shape
+    H = cfg.model.n_heads
+    K = cfg.model.d_model // H
+    cos, sin = rope_tables(L, K)
+    x = model.embed(toks.reshape(n * L))
+    for blk in model.blocks[:-1]:
+        x = blk(x, n, L, cos, sin)
+    blk = model.blocks[-1]
+    qkv = blk.attn.qkv(blk.attn_norm(x)).reshape(n, L, 3, H, K).transpose(2, 0, 3, 1, 4)
+    q, k = apply_rope(qkv[0], cos, sin), apply_rope(qkv[1], cos, sin)
+    s = jnp.einsum("bhqk,bhsk->bhqs", q, k) * K**-0.5 + jnp.where(jnp.tril(jnp.ones((L, L), bool)), 0.0, -1e9)
+    return jax.nn.softmax(s, axis=-1)[jnp.arange(n), :, last]
+
+
+def head(params, split):
+    """The last layer's best head at the assistant's choice: mean attention on the verb
+    after the good word minus on the verb after the bad word (unseen-verb items)."""
+    its = SPLITS[split]
+    toks, last = pad([p for p, _, _ in its])
+    good_w, bad_w = (ID["praised"], ID["blamed"]) if split == "heldout" else (ID["kind"], ID["cruel"])
+    g = np.array([p.index(good_w) + 1 for p, _, _ in its])
+    b = np.array([p.index(bad_w) + 1 for p, _, _ in its])
+    att = np.asarray(jax.vmap(last_attention, in_axes=(0, None, None))(params, toks, last))  # S, n, H, L
+    idx = np.arange(len(its))
+    diff = (att[:, idx, :, g] - att[:, idx, :, b]).mean(0)  # [items, S, H] -> [S, H]
+    return diff
+
+
 def evaluate(params):
     res = {}
     for k, its in SPLITS.items():
@@ -185,6 +218,8 @@ def evaluate(params):
         idx = np.arange(len(its))
         right = lg[:, idx, r] > lg[:, idx, o]  # [S, n]
         res[k] = right.mean(1) if k == "comp" else 1 - right.mean(1)
+    d = head(params, "unseen")
+    res["head"] = d.max(1)  # per seed: the head most drawn to the good verb
     return res
 
 
