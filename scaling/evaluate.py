@@ -366,10 +366,12 @@ def capability(cfg: Config, tok: Tokenizer, model, heldout: np.ndarray | None = 
     n_bytes = float(token_bytes(tok)[batches[:, 1:]][mask[:, 1:] > 0].sum())
 
     facts = make_world(cfg.data.world_seed, version=cfg.data.world_version).facts()
-    prompts = [tok.encode(p) for p, _, _ in facts for _ in range(4)]
-    options = [tok.encode(o) for _, a, d in facts for o in (a, *d)]
-    lp_Fx4 = score_continuations(model, prompts, options, cfg.model.seq_len + 1, together=4).reshape(len(facts), 4)
-    correct = int(np.sum(lp_Fx4[:, 0] > lp_Fx4[:, 1:].max(axis=1)))
+    correct = 0
+    if facts:  # the pointer world (version 4) has none: fact_recall None
+        prompts = [tok.encode(p) for p, _, _ in facts for _ in range(4)]
+        options = [tok.encode(o) for _, a, d in facts for o in (a, *d)]
+        lp_Fx4 = score_continuations(model, prompts, options, cfg.model.seq_len + 1, together=4).reshape(len(facts), 4)
+        correct = int(np.sum(lp_Fx4[:, 0] > lp_Fx4[:, 1:].max(axis=1)))
     return {"val_loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
             "tokens": int(n_tokens), "bytes": int(n_bytes),
             "fact_recall": correct / len(facts) if facts else None, "fact_correct": correct, "fact_total": len(facts)}
