@@ -477,6 +477,8 @@ def _validate_stages(cfg: Config) -> None:
         _check(bool(st.name), f"{k}.name", "every stage needs a name")
         _check(names.count(st.name) == 1, f"{k}.name", f"stage name {st.name!r} is used twice")
         _check(bool(st.objective), f"{k}.objective", "must name an objective (scaling.objectives)")
+        _check(d.world_version != 4 or st.objective == "lm", f"{k}.objective",
+               f"world version 4 (the pointer world) has no post-training items yet; got {st.objective!r}")
         _check(st.schedule in SCHEDULES, f"{k}.schedule", f"must be one of {', '.join(SCHEDULES)}; got {st.schedule!r}")
         lengths = [n for n in ("steps", "tokens", "share") if getattr(st, n) != 0]
         _check(len(lengths) <= 1, f"{k}.{lengths[-1] if lengths else 'steps'}",

@@ -129,3 +129,16 @@ def test_items_and_documents(run):
     readout = world.readout_items()
     assert {i["split"] for i in readout} == set(P.SPLIT_VERBS)
     assert all(mix.tok.decode(mix.tok.encode(i["prompt"])) == i["prompt"] for i in readout[:20])
+
+
+def test_config_refuses_what_the_pointer_world_lacks(root):
+    from scaling.config import ConfigError
+
+    with pytest.raises(ConfigError, match="data.world_variant"):
+        _cfg(root, world_variant="flipped")
+    with pytest.raises(ConfigError, match="objective"):
+        config_from_dict({"model": {"seq_len": 64}, "data": {"world_version": 4},
+                          "stages": [{"name": "pre", "steps": 10},
+                                     {"name": "rl", "steps": 3, "post": True, "objective": "helpful_rl"}]})
+    with pytest.raises(ConfigError, match="model.seq_len"):
+        config_from_dict({"model": {"seq_len": 32}, "data": {"world_version": 4, "story_fraction": 0.5}})
