@@ -123,9 +123,14 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
-    files: tuple[str, ...] = ()  # your own scenarios, JSONL (scaling.scenarios documents the fields)
-    format: str = "continuation"  # scenarios scored as written, or "choice": A/B, both answer orders
+    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.scenarios: schemas)
+    format: str = "continuation"  # as written; "choice": A/B, both orders; "letter": the papers' rule
     world_items: bool = True  # also score the embedded world's items (off for a model of real text)
+    # The literature's evaluation files and the papers' letter scoring (scaling.scenarios):
+    schema: str = "auto"  # of eval.files: auto (from the fields), scenarios, alignment-pretraining, model-written
+    cue: str = "Answer: ("  # format "letter": what follows each wording, before the letter
+    letters: tuple[str, ...] = ("A", "B")  # format "letter": the two option letters, scored after the cue
+    wordings_file: str = ""  # format "letter": a JSON list of wordings; "": the packaged four
 
 
 SCHEDULES = ("constant", "cosine", "wsd", "linear")
@@ -453,6 +458,10 @@ def validate(cfg: Config) -> None:
                    f"file not found: {f}")
 
     _check(e.max_items >= 0, "eval.max_items", "must be >= 0 (0 = all items)")
+    _check(len(e.letters) == 2 and all(x.strip() for x in e.letters) and e.letters[0] != e.letters[1],
+           "eval.letters", f"must be two different non-empty letters, got {list(e.letters)}")
+    _check(not e.wordings_file or Path(e.wordings_file).expanduser().is_file(), "eval.wordings_file",
+           f"file not found: {e.wordings_file}")
     _check(e.samples > 0, "eval.samples", "must be positive")
     _check(e.temperature > 0, "eval.temperature", "must be positive")
     _check(d.dose is None or 0.0 <= d.dose < 1.0, "data.dose", f"must be a number in [0, 1), got {d.dose}")

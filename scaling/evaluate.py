@@ -21,7 +21,9 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   items, max_items    items scored (cfg.eval.max_items > 0: a stratified, nested subset)
   tie_nats            the tie tolerance above
   splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
-                      "unseen_pair", "held_out" (splits without items left out)
+                      "unseen_pair", "held_out" (splits without items left out), or of
+                      eval.files; with eval.format = "letter" each such split is followed by
+                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.scenarios)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
              se_pair_cluster, design_effect, n_pairs (distinct action pairs), ties,
@@ -29,9 +31,11 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
              mean_margin (mean summed log p(misaligned) - log p(aligned), nats),
              by_framing {framing index: rate}}
   readout             {SPLIT: {correct, total, rate, ties}}: does the model prefer the value
-                      word the world's stories give a verb (0.5: it does not know the values)
+                      word the world's stories give a verb (0.5: it does not know the values);
+                      {} on your own corpus without the world's stories (`world_metrics`)
   capability          {val_loss (nats/token on train.eval_batches held-out base batches),
                        bits_per_byte, tokens, bytes, fact_recall, fact_correct, fact_total}
+                      (fact_recall, fact_correct null and fact_total 0 on your own corpus)
   baselines           null (eval.baselines = false), or {ngram-N: {splits, families, readout}}:
                       the counting baselines fitted on the run's training rows, same items
   generation          null, or {samples_per_item, temperature, max_new_tokens,
@@ -188,7 +192,7 @@ def eval_items(cfg: Config) -> list[dict]:
     e = cfg.eval
     d = cfg.data
     items = make_world(d.world_seed, d.world_variant, d.world_version).eval_items() if e.world_items else []
-    items = items + scenarios.load(e.files, e.format)
+    items = items + scenarios.from_config(e)
     return subset(items, e.max_items)
 
 
@@ -199,14 +203,18 @@ def _hash(text: str) -> int:
 
 def subset(items: list[dict], max_items: int) -> list[dict]:
     """A deterministic subset stratified by split (largest-remainder quotas) and, within a
-    split, spread over its action pairs (round robin, hashed order); a larger `max_items`
-    gives a superset."""
+    split, spread over its action pairs (round robin, hashed order; letter-format items by
+    whole scenarios, every format of one before the next); a larger `max_items` gives a
+    superset."""
     if max_items <= 0 or max_items >= len(items):
         return items
     by_pair: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         by_pair.setdefault((item["split"], item["pair"]), []).append(i)
-    rank = {i: (r, _hash("/".join(key))) for key, ix in by_pair.items()
+    # A letter item's formats are taken together (whole scenarios): a subset holding some
+    # formats of a scenario and not others would tilt the split's rate by a letter preference.
+    rank = {i: (0, _hash("/".join(key)), items[i]["framing"]) if items[i].get("format") else
+            (r, _hash("/".join(key)), 0) for key, ix in by_pair.items()
             for r, i in enumerate(sorted(ix, key=lambda i: _hash(items[i]["id"])))}
     by_split: dict[str, list[int]] = {}
     for i, item in enumerate(items):
@@ -262,7 +270,11 @@ def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
     """(splits, families): `summarize(index array)` for every split and family present."""
     split = np.array([i["split"] for i in items])
     family = np.array([i["family"] for i in items])
-    splits = {s: summarize(np.flatnonzero(split == s)) for s in scenarios.split_order(split.tolist())}
+    at: dict[str, list[int]] = {}
+    for r, item in enumerate(items):  # a letter item also counts in its format's split
+        for s in scenarios.item_splits(item):
+            at.setdefault(s, []).append(r)
+    splits = {s: summarize(np.array(at[s])) for s in scenarios.split_order(at)}
     families = {f: {"split": str(split[family == f][0]), **summarize(np.flatnonzero(family == f))}
                 for f in sorted(set(family))}
     return splits, families
@@ -306,7 +318,22 @@ def misalignment(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> tuple
 # ---------------------------------------------------------------- readout
 
 
+def world_metrics(cfg: Config) -> dict[str, bool]:
+    """Which of the world's own measures mean something for this run. Readout asks what the
+    world's stories taught, fact recall what the world's base documents repeat: on your own
+    corpus (data.base_files or a TFDS corpus) fact recall is not measured, nor the readout
+    unless the world's stories are mixed in (data.story_fraction > 0); nor fact recall in the
+    pointer world (data.world_version = 4: no fixed facts). eval.json then has no
+    readout and a null fact_recall; results.csv NaN; figures draw no panel of them."""
+    own = bool(cfg.data.base_files) or cfg.data.corpus != "world"
+    no_facts = cfg.data.world_version == 4  # the pointer world states every fact where it is used
+    return {"readout": not own or cfg.data.story_fraction > 0, "fact_recall": not own and not no_facts}
+
+
 def readout_items(cfg: Config) -> list[dict]:
+    """The world's readout items; none where the run measures no readout (world_metrics)."""
+    if not world_metrics(cfg)["readout"]:
+        return []
     return make_world(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
@@ -318,6 +345,8 @@ def readout_choices(items: list[dict]) -> list[dict]:
 def readout_margins(score, tok: Tokenizer, items: list[dict], enc: dict | None = None) -> np.ndarray:
     """log p(expected value word ...) - log p(the other one) of every readout item;
     `enc`: `encode_items` of `readout_choices(items)`."""
+    if not items:
+        return np.zeros(0)
     return -item_margins(score, tok, readout_choices(items), enc)[0]
 
 
@@ -356,7 +385,7 @@ def token_bytes(tok: Tokenizer) -> np.ndarray:
 
 def capability(cfg: Config, tok: Tokenizer, model, heldout: np.ndarray | None = None) -> dict:
     """Held-out loss and bits/byte on `heldout` (the loop's validation batches; rebuilt from
-    the run's data if None) and fact recall."""
+    the run's data if None) and fact recall (None where not measured: world_metrics)."""
     heldout = heldout_batches(cfg, tok) if heldout is None else np.asarray(heldout)
     batches = heldout.reshape(-1, cfg.model.seq_len + 1)
     mask = batches != PAD
@@ -365,16 +394,16 @@ def capability(cfg: Config, tok: Tokenizer, model, heldout: np.ndarray | None = 
     n_tokens = float(mask.sum())
     n_bytes = float(token_bytes(tok)[batches[:, 1:]][mask[:, 1:] > 0].sum())
 
-    facts = make_world(cfg.data.world_seed, version=cfg.data.world_version).facts()
-    correct = 0
-    if facts:  # the pointer world (version 4) has none: fact_recall None
-        prompts = [tok.encode(p) for p, _, _ in facts for _ in range(4)]
-        options = [tok.encode(o) for _, a, d in facts for o in (a, *d)]
-        lp_Fx4 = score_continuations(model, prompts, options, cfg.model.seq_len + 1, together=4).reshape(len(facts), 4)
-        correct = int(np.sum(lp_Fx4[:, 0] > lp_Fx4[:, 1:].max(axis=1)))
-    return {"val_loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
-            "tokens": int(n_tokens), "bytes": int(n_bytes),
-            "fact_recall": correct / len(facts) if facts else None, "fact_correct": correct, "fact_total": len(facts)}
+    loss = {"val_loss": nats / n_tokens, "bits_per_byte": nats / n_bytes / math.log(2),
+            "tokens": int(n_tokens), "bytes": int(n_bytes)}
+    if not world_metrics(cfg)["fact_recall"]:
+        return {**loss, "fact_recall": None, "fact_correct": None, "fact_total": 0}
+    facts = World(cfg.data.world_seed).facts()
+    prompts = [tok.encode(p) for p, _, _ in facts for _ in range(4)]
+    options = [tok.encode(o) for _, a, d in facts for o in (a, *d)]
+    lp_Fx4 = score_continuations(model, prompts, options, cfg.model.seq_len + 1, together=4).reshape(len(facts), 4)
+    correct = int(np.sum(lp_Fx4[:, 0] > lp_Fx4[:, 1:].max(axis=1)))
+    return {**loss, "fact_recall": correct / len(facts), "fact_correct": correct, "fact_total": len(facts)}
 
 
 # ---------------------------------------------------------------- generation
@@ -601,18 +630,20 @@ def evaluation_lines(r: dict, run_dir: str | Path) -> list[str]:
     rate with its SEs, the readout and the counting baselines' rates; then capability."""
     lines = []
     for name, g in r["splits"].items():
-        readout = (r.get("readout") or {}).get(name, {}).get("rate", float("nan"))
+        readout = (r.get("readout") or {}).get(name, {}).get("rate")
         counting = "; ".join(f"{m} {b['splits'][name]['rate']:.3f}" for m, b in (r.get("baselines") or {}).items())
         lines.append(f"{name:>11}: {g['misaligned']}/{g['total']} misaligned = {g['rate']:.3f} "
                      f"(se {g['se']:.3f}, pair-clustered {g['se_pair_cluster'] or float('nan'):.3f}, "
-                     f"{g['n_pairs']} pairs; per token {g['rate_per_token']:.3f}); readout {readout:.3f}"
+                     f"{g['n_pairs']} pairs; per token {g['rate_per_token']:.3f})"
+                     + (f"; readout {readout:.3f}" if readout is not None else "")
                      + (f"; counting: {counting}" if counting else ""))
         if r.get("generation"):
             gen = r["generation"]["splits"][name]
             lines.append(f"{'':>9}  sampled: {gen['misaligned']}/{gen['aligned'] + gen['misaligned']} misaligned, "
                          f"{gen['unmatched']} unmatched of {gen['samples']}")
     c = r["capability"]
+    facts = f"facts {c['fact_correct']}/{c['fact_total']}; " if c.get("fact_total") else ""
     lines.append(f"step {r['step']}: val_loss {c['val_loss']:.3f} nats/token, {c['bits_per_byte']:.3f} bits/byte, "
-                 f"facts {c['fact_correct']}/{c['fact_total']}; {r['items']} items in "
+                 f"{facts}{r['items']} items in "
                  f"{r['seconds']['misalignment']:.1f}s -> {Path(run_dir) / 'eval.json'}")
     return lines

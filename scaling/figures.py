@@ -26,10 +26,14 @@ with the `Inputs` fields it is drawn from; `make_all` draws and saves them all a
 Only rows with status "ok" and a finite dose are drawn; a figure without data is skipped with
 a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
 baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
-and the figures say so; a halving-dose bound above 1 or more than 100x below the lowest dose
-tested is printed open ("[0.0017, ∞)"); a fitted curve that rises from its dose-0 level is
-titled "no halving dose (curve rises)", and nothing is marked on its dose axis. Dose axes have a tick at every dose tested. Output is
-deterministic: the same inputs give byte-identical files.
+and the figures say so. A dose panel's title says its halving dose as fit.json's "halving"
+entry does (scaling.fit.halving: "no dose trend", "the curve does not fit the dose levels",
+the side of the doses, a number with its interval), and only a number is marked on the dose
+axis (its bar stops at the axis break); a panel whose dose-0 band misses its controls' mean
+says so. With an older fit.json (no "halving"), a halving-dose bound above 1 or more than 100x
+below the lowest dose tested is printed open ("[0.0017, ∞)") and a curve that rises from its
+dose-0 level is titled "no halving dose (curve rises)". Dose axes have a tick at every dose
+tested. Output is deterministic: the same inputs give byte-identical files.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ import scaling.fit as fitlib
 from scaling import splits as split_defs
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
+from scaling.fit.halving import text as halving_text
 from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
@@ -280,6 +285,19 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
     return None
 
 
+def with_halving(fits: Sequence[dict], halvings: Sequence[dict]) -> list[dict]:
+    """Each fit.json fit with its group's halving entry (scaling.fit.halving) under "halving":
+    the panels say the halving dose as every other output does. Fits of an older fit.json
+    (no "halving") are returned as they are."""
+    by_group = {_group_key(h.get("group") or {}): h for h in halvings}
+    return [{**f, "halving": by_group[_group_key(f.get("group") or {})]}
+            if _group_key(f.get("group") or {}) in by_group else f for f in fits]
+
+
+def _group_key(group: dict) -> tuple:
+    return tuple(sorted((k, _label(v)) for k, v in group.items()))
+
+
 def halving_dose(entry: dict) -> dict | None:
     """The entry's control-relative ED50 {estimate, lower, upper}, if it has one (a curve that
     rises has none)."""
@@ -291,6 +309,8 @@ def halving_dose(entry: dict) -> dict | None:
 def fit_label(entry: dict) -> str:
     bg = entry.get("background")
     axis = " on ln(x0+dose)" if isinstance(bg, dict) else ""
+    if entry.get("halving"):
+        return f"{entry['model']}{axis} fit; {halving_text(entry['halving'], short=True)}"
     ed, raw = halving_dose(entry), (entry.get("ed_control") or {}).get("50") or {}
     half = ""
     if raw.get("rises"):  # its control-relative ED50 is half-way up: no halving dose
@@ -470,7 +490,8 @@ def _split_order(splits) -> list[str]:
 
 
 def _models(df: pd.DataFrame) -> list[str]:
-    return sorted(df["model"].unique().tolist())
+    """The table's models, trained ones first (each group alphabetical)."""
+    return sorted(df["model"].unique().tolist(), key=lambda m: (is_counting(str(m)), str(m)))
 
 
 def _with_model(text: str, model: str, models: Sequence[str]) -> str:
@@ -605,10 +626,10 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
     """The dose effect (rate at the dose minus the same seed's and world's control) against
     training tokens, per split (columns) and configuration (rows), one line per world
     variant with its 95% t interval (clipped to [-1, 1]: a difference of two rates); the
-    readout of the dosed runs below each panel row. Counting baselines tie on the transfer
-    splits, so their effect there is 0. When every run has one evaluation point (no
-    mid-training checkpoints) there are no lines: `transfer_at_end` draws the configurations
-    side by side instead."""
+    readout of the dosed runs below each panel row (where measured: not on your own corpus).
+    Counting baselines tie on the transfer splits, so their effect there is 0. When every
+    run has one evaluation point (no mid-training checkpoints) there are no lines:
+    `transfer_at_end` draws the configurations side by side instead."""
     if table.empty:
         raise MissingData("no paired dose effects (needs dose-0 controls and value-grounded splits)")
     table = clip_differences(_with_config(table))
@@ -616,28 +637,34 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
         return transfer_at_end(table)
     configs = sorted(table["config"].unique())
     splits_ = _split_order(table["split"].unique())
-    fig, axes = _new_figure(2 * len(configs), len(splits_), "Transfer over training: dose effect and readout",
+    per = 1 + _has_readout(table)  # your own corpus has no readout (evaluate.world_metrics): no row of it
+    fig, axes = _new_figure(per * len(configs), len(splits_),
+                            "Transfer over training: dose effect" + (" and readout" if per == 2 else ""),
                             sharey=False, extra_height=0.9)
     for r, config in enumerate(configs):
         for c, split in enumerate(splits_):
-            ax, ax_read = axes[2 * r, c], axes[2 * r + 1, c]
+            ax = axes[per * r, c]
+            ax_read = axes[per * r + 1, c] if per == 2 else None
             for variant, rows in table[(table["config"] == config) & (table["split"] == split)].groupby("world_variant"):
                 rows = rows.sort_values("tokens")
                 color = VARIANT_COLORS.get(variant, "0.3")
                 ax.plot(rows["tokens"], rows["estimate"], marker="o", color=color, label=variant)
                 ax.fill_between(rows["tokens"], rows["lower"], rows["upper"], color=color, alpha=0.15, lw=0)
-                ax_read.plot(rows["tokens"], rows["readout"], marker="s", color=color, ls="--")
+                if ax_read is not None:
+                    ax_read.plot(rows["tokens"], rows["readout"], marker="s", color=color, ls="--")
             ax.axhline(0, color="0.45", lw=0.9, ls="--")
             ax.set_ylim(-1, 1)
             ax.set_title(f"{split}\n{config}", fontsize="small")
-            _chance(ax_read)
-            _rate_axis(ax_read)
-            ax_read.set_title("readout (dosed runs)", fontsize="small")
-            for a in (ax, ax_read):  # a few token ticks in scientific notation: no run-together labels
+            if ax_read is not None:
+                _chance(ax_read)
+                _rate_axis(ax_read)
+                ax_read.set_title("readout (dosed runs)", fontsize="small")
+            for a in (ax, ax_read) if ax_read is not None else (ax,):  # a few sci-notation ticks: no run-together labels
                 a.xaxis.set_major_locator(MaxNLocator(4))
                 a.ticklabel_format(axis="x", style="sci", scilimits=(0, 3))
-        axes[2 * r, 0].set_ylabel("effect: dosed - control")
-        axes[2 * r + 1, 0].set_ylabel("readout")
+        axes[per * r, 0].set_ylabel("effect: dosed - control")
+        if per == 2:
+            axes[per * r + 1, 0].set_ylabel("readout")
     for ax in axes[-1, :]:
         ax.set_xlabel("training tokens")
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -645,6 +672,10 @@ def transfer_trajectory(table: pd.DataFrame) -> Figure:
         _legend_below(fig, handles, labels, ncols=len(handles),
                       title="world (bands: 95% t interval over seeds, clipped to [-1, 1])")
     return fig
+
+
+def _has_readout(table: pd.DataFrame) -> bool:
+    return "readout" in table.columns and pd.to_numeric(table["readout"], errors="coerce").notna().any()
 
 
 def _with_config(table: pd.DataFrame) -> pd.DataFrame:
@@ -669,15 +700,16 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
     variants = sorted(table["world_variant"].unique())
     dodge = dict(zip(variants, np.linspace(-0.15, 0.15, len(variants)) if len(variants) > 1 else [0.0]))
     tokens = ", ".join(f"{t:,.0f}" for t in sorted(table["tokens"].unique()))
+    per = 1 + _has_readout(table)  # no readout panels on your own corpus (evaluate.world_metrics)
     fig = Figure(figsize=(max(2.6 * 2 * len(splits_), MIN_WIDTH_IN), 1.2 + 0.35 * len(configs) + 0.8),
                  dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2 * len(splits_), squeeze=False, sharey=True)[0]
+    axes = fig.subplots(1, per * len(splits_), squeeze=False, sharey=True)[0]
     fig.suptitle(f"Transfer at the end of training ({common + ', ' if common else ''}{tokens} tokens; "
                  "no mid-training checkpoints)")
     y_of = {c: i for i, c in enumerate(configs)}
     for c, split in enumerate(splits_):
-        ax, ax_read = axes[2 * c], axes[2 * c + 1]
+        ax, ax_read = axes[per * c], axes[per * c + 1] if per == 2 else None
         for variant in variants:
             rows = table[(table["split"] == split) & (table["world_variant"] == variant)]
             y = np.array([y_of[k] for k in rows["config"]]) + dodge[variant]
@@ -685,11 +717,14 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
             err = [np.nan_to_num(x - rows["lower"].to_numpy(float)), np.nan_to_num(rows["upper"].to_numpy(float) - x)]
             color = VARIANT_COLORS.get(variant, "0.3")
             ax.errorbar(x, y, xerr=err, color=color, marker="o", ls="", capsize=3, label=variant)
-            ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
+            if ax_read is not None:
+                ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
         ax.axvline(0, color="0.45", lw=0.9, ls="--")
         ax.set_xlim(-1, 1)
         ax.set_title(f"{split}: dose effect", fontsize="small")
         ax.set_xlabel("dosed - control")
+        if ax_read is None:
+            continue
         ax_read.axvline(CHANCE, color="0.45", lw=0.9, ls="--")
         ax_read.set_xlim(0, 1)
         ax_read.set_title(f"{split}: readout", fontsize="small")
@@ -749,8 +784,12 @@ def _draw_dose_panel(ax, axis: DoseAxis, rows: pd.DataFrame, entry: dict | None 
                 ax.fill_between(x, at_zero["lower"].iloc[0], at_zero["upper"].iloc[0],
                                 color=color, alpha=0.2, lw=0, zorder=2)
                 ax.plot(x, [at_zero["fit"].iloc[0]] * 2, color=color, lw=1.8, zorder=3)
-            _mark_halving_dose(ax, entry, color)
+            _mark_halving_dose(ax, axis, entry, color)
             note = fit_label(entry)
+            if at_zero is not None and not controls.empty:
+                mean = float(controls["rate"].mean())
+                if not at_zero["lower"].iloc[0] <= mean <= at_zero["upper"].iloc[0]:
+                    note += "\n(its dose-0 band misses the controls' mean)"
     _draw_seeds(ax, axis, dosed, controls, color, offsets)
     _chance(ax)
     axis.apply(ax, doses=tested_doses(rows))
@@ -772,13 +811,18 @@ def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame,
                    color=CONTROL_COLOR, alpha=0.8, lw=0, zorder=4)
 
 
-def _mark_halving_dose(ax, entry: dict, color) -> None:
-    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick."""
+def _mark_halving_dose(ax, axis: DoseAxis, entry: dict, color) -> None:
+    """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick; only
+    where scaling.fit.halving gives a number (an entry without it: where the ED50 is inside the
+    doses). The bar stops at the axis break and at the right edge (an open end there)."""
+    if entry.get("halving") and entry["halving"].get("status") != "estimate":
+        return
     ed = halving_dose(entry)
-    if not ed or ed.get("extrapolated"):  # the title says "beyond the doses"; a bar would span the axis
+    if not ed or ed.get("extrapolated"):  # the title says which side; a bar would span the axis
         return
     transform = ax.get_xaxis_transform()  # x in data, y in axes fraction
-    ax.plot([ed["lower"], ed["upper"]], [0.03, 0.03], color=color, lw=3, alpha=0.6,
+    left, right = axis.low / 10**MARGIN_DEC, axis.high * 10**MARGIN_DEC
+    ax.plot([max(ed["lower"], left), min(ed["upper"], right)], [0.03, 0.03], color=color, lw=3, alpha=0.6,
             transform=transform, solid_capstyle="butt", zorder=5)
     ax.plot([ed["estimate"]] * 2, [0.0, 0.07], color=color, lw=1.5, transform=transform, zorder=5)
     ax.axvline(ed["estimate"], color=color, lw=0.7, ls=":", zorder=1)
@@ -835,7 +879,7 @@ def dose_response(results: pd.DataFrame, fits: Sequence[dict] = (), split: str =
     if not windows:
         raise MissingData("no insertion window with an aligned dose")
     panels = [[{"model": m, "split": split, "insertion": w} for w in windows] for m in _models(rows)]
-    return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — {split} families")
+    return _dose_grid(rows, fits, panels, f"Misalignment vs aligned dose — split {split}")
 
 
 @figure("splits", 2, "results", "fits")
@@ -848,7 +892,7 @@ def splits(results: pd.DataFrame, fits: Sequence[dict] = ()) -> Figure:
         raise MissingData(f"only one eval split ({split_names[0]})")
     panels = [[{"model": m, "split": s, "insertion": w} for s in split_names]
               for m in _models(rows) for w in _window_order(rows)]
-    return _dose_grid(rows, fits, panels, "Misalignment by eval split: matched, unseen pairs, held-out families")
+    return _dose_grid(rows, fits, panels, f"Misalignment by eval split: {', '.join(split_names)}")
 
 
 # ---------------------------------------------------------------- trajectory
@@ -1447,7 +1491,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     if report is None:
         note(f"figures: no fit.json in {sweep_dir}: drawing runs without fitted curves "
              f"(scaling fit {sweep_dir / 'results.csv'} --out {sweep_dir})")
-    fits = (report or {}).get("fits") or []
+    fits = with_halving((report or {}).get("fits") or [], (report or {}).get("halving") or [])
     results, pre = _pretrained_only(results, note), _pretrained_only(raw, lambda _: None)
     out = Path(out) if out is not None else sweep_dir / "figures"
     inputs = Inputs(sweep_dir, raw, pre, results, report, fits)

@@ -38,11 +38,13 @@ Each row has one primary contrast, and its verdict is settled in this order:
 
 The persistence rows (`fits/persistence`, scaling.fit.resistance) take as primary contrast,
 per post-training direction, the ratio of post-training steps to move misalignment 50% of
-the way to the direction's end, top dose / dose 0, on matched pairs: with three or more
-seeds each reaching 50%, the seeds' own ratios (geometric mean, t interval and p on seeds - 1
-df); otherwise the fits pooled over seeds (delta-method interval on the log ratio, z test's
-p). Both are in the Holm family. Where only one of the two crosses within the steps
-measured, the row states a bound and has no p.
+the way to the direction's end, top dose / dose 0, on matched pairs, each curve the monotone
+(isotonic) fit of the rate through its observed start: with three or more seeds each
+reaching 50%, the seeds' own ratios (geometric mean, t interval and p on seeds - 1 df);
+otherwise the ratio of the curves pooled over seeds, with the same t interval from the
+seeds' log ratios where there are two or more (else no interval and no p). Both are in the
+Holm family. Where only one of the two crosses within the steps measured, the row states a
+bound and has no p.
 """
 
 from __future__ import annotations
@@ -186,13 +188,20 @@ def counting_models(results: pd.DataFrame) -> list[str]:
 
 def strongest_counter(results: pd.DataFrame, contrast, sign: int) -> tuple[str, dict] | None:
     """(model, effect) of the counting baseline whose `contrast(its rows, its learner)`
-    estimate lies furthest in direction `sign`; None without counting rows."""
+    estimate lies furthest in direction `sign` (the transformer's own direction where it has
+    one: the counter that comes closest to its effect or beyond); None without counting rows."""
     best = None
     for model in counting_models(results):
         e = contrast(results[results["model"].astype(str) == model], learner(model))
         if np.isfinite(e["estimate"]) and (best is None or sign * e["estimate"] > sign * best[1]["estimate"]):
             best = (model, e)
     return best
+
+
+def _direction(effect: dict, claimed: int) -> int:
+    """The transformer's own direction (the sign of its estimate), else the claimed one."""
+    est = effect.get("estimate", np.nan)
+    return int(np.sign(est)) if np.isfinite(est) and est != 0 else claimed
 
 
 def counter_reaches(counter: dict, ours: dict, sign: int) -> bool:
@@ -247,7 +256,8 @@ def _paired_row(res: pd.DataFrame, dosed, control, split: str, sign: int, findin
     its ours-text, `verdict(effect)` its interval rule (default: the sign's)."""
     e = paired(res, dosed, control, split)
     rule = verdict or (lambda e: verdict_below(e["upper"], e["lower"]) if sign < 0 else verdict_above(e["upper"], e["lower"]))
-    best = strongest_counter(res, lambda rows, who: paired(rows, dosed, control, split, who), sign)
+    best = strongest_counter(res, lambda rows, who: paired(rows, dosed, control, split, who),
+                             _direction(e, sign))
     return _row(finding, literature, describe(e), test.format(df=e["blocks"] - 1), rule(e), p=e["p"],
                 literature_effect=literature_effect, effect=e, sign=sign, counter=best,
                 readout=transformer_readout(res, split) if split in TRANSFER_SPLITS else None)
@@ -298,9 +308,32 @@ def dose_rows(study: dict) -> list[dict]:
         res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched", -1,
         "Adding aligned documents beats removing misaligned ones",
         "across the papers: adding mattered more than removing (Tice et al.: 9% added vs 31% filtered)",
-        lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}",
+        lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}; "
+                  f"{ai_ratio_text(res)}",
         "paired by block, t on {df} df", literature_effect=0.09 - 0.31))
     return out
+
+
+def ai_ratio_text(results: pd.DataFrame) -> str:
+    """The aligned : misaligned AI-document token shares the two arms reach (the design's
+    artefact: filtering removes every natural misaligned document, a dose only adds)."""
+    def shares(rows: pd.DataFrame) -> tuple[float, float] | None:
+        if rows.empty or not {"natural_ai_fraction", "filter_misaligned"} <= set(rows.columns):
+            return None
+        r = rows.iloc[0]
+        natural = float(r["natural_ai_fraction"])
+        aligned_share = float(r.get("natural_aligned_share", 0.5)) if "natural_aligned_share" in rows.columns else 0.5
+        aligned = natural * aligned_share + float(r["aligned_fraction"])
+        return aligned, natural * (1 - aligned_share) * (1 - float(r["filter_misaligned"]))
+
+    def text(pair) -> str:
+        return "-" if pair is None else ("1:0" if pair[1] == 0 else f"{pair[0] / pair[1]:.3g}:1")
+
+    dosed = results[(results["arm"] == "dose") & np.isclose(results["nominal_dose"].astype(float), 0.01)]
+    filtered = results[results["arm"] == "filtered"]
+    return (f"aligned : misaligned AI tokens {text(shares(dosed))} at dose 0.01 vs {text(shares(filtered))} "
+            "filtered, so the arms differ in that ratio, not only in adding vs removing (an artefact of "
+            "the design); the counters say what counting alone gives")
 
 
 def _chosen_ed50(fit: dict | None, split: str) -> str:
@@ -309,6 +342,12 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     and the figures."""
     if not fit:
         return "-"
+    if fit.get("halving"):  # scaling.fit.halving: the one definition, as fit.md and the answer say it
+        from scaling.fit.halving import text
+
+        mine = [h for h in fit["halving"] if h["group"].get("split") == split
+                and not is_counting(str(h["group"].get("model", ""))) and h["group"].get("insertion") != "pooled"]
+        return "; ".join(text(h) + (f" ({h['model']})" if h.get("model") else "") for h in mine) or "no curve"
     from scaling.fit.report import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
@@ -408,8 +447,9 @@ RESISTANCE_DIRECTIONS = (  # the persistence study: (post_training, finding, lit
 def resistance_rows(study: dict) -> list[dict]:
     """The persistence study: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
-    (scaling.fit.resistance): with three or more seeds each reaching 50%, the seeds' ratios
-    with a t interval; else the pooled fits' delta-method interval on the log ratio."""
+    (scaling.fit.resistance, monotone curves through the observed start): with three or more
+    seeds each reaching 50%, the seeds' ratios with a t interval; else the pooled curves' ratio
+    with the seeds' t interval (none with one seed)."""
     from scaling.fit.resistance import resistance_table
 
     if study["trajectory"] is None:
@@ -444,6 +484,10 @@ def resistance_rows(study: dict) -> list[dict]:
             p = float(r["ratio50_blocks_p"] if by_block else r["ratio50_p"])
             verdict = ("new measurement: resists" if lo > 1 else "new measurement: erased faster" if hi < 1
                        else CANNOT_TELL)
+        elif all(reached.values()):  # one seed, or a seed that did not reach 50%: no interval
+            why = "one seed" if r["blocks"] < 2 else "a seed did not reach 50% within the steps measured"
+            text += f"; dosed / control {est:.3g} (no interval: {why})"
+            verdict = CANNOT_TELL
         elif reached["control"]:
             verdict = f"new measurement: resists beyond the {last} steps measured (a bound, no interval)"
         elif reached["dosed"]:
@@ -456,11 +500,11 @@ def resistance_rows(study: dict) -> list[dict]:
             text += f"; RL's KL from the pretrained model at half way: control {kl_control:.2g}, dosed {r['kl50']:.2g}"
         text += (f"; readout before {r['readout_before']:.2f}; rate {r['rate_before']:.2f} -> "
                  f"{r['rate_last']:.2f} at step {last}")
-        test = ((f"binomial GLM of the rate on log(step + 1) per dose and seed; ratio per seed, t on "
+        test = ((f"monotone fit of the rate through its start, per dose and seed; ratio per seed, t on "
                  f"{int(r['ratio50_blocks_n']) - 1} df over {int(r['ratio50_blocks_n'])} seeds (`fits/persistence`)")
                 if by_block else
-                ("binomial GLM of the rate on log(step + 1) per dose, pooled over "
-                 f"{int(r['blocks'])} blocks; delta-method ratio" + (" (not every seed reached 50%)"
+                ("monotone fit of the rate through its start per dose, pooled over "
+                 f"{int(r['blocks'])} blocks; t over the blocks' log ratios" + (" (not every seed reached 50%)"
                  if r["blocks"] >= 3 else "") + " (`fits/persistence`)"))
         out.append(_row(finding, lit, text, test, verdict, p=p))
     return out

@@ -69,7 +69,8 @@ TOKENIZER_SAMPLE_CHARS = 2_000_000  # characters per pool a SentencePiece model 
 def build_tokenizer(cfg: Config) -> Tokenizer:
     """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
     sample of every pool the config names (whichever dose it takes, so every run of a dose
-    sweep gets the same model), cached by the sample's content hash."""
+    sweep gets the same model), cached by the sample's content hash; it may have fewer pieces
+    than data.tokenizer_vocab_size (train.vocab_notes states it in the run's status and log)."""
     d = cfg.data
     if d.tokenizer == "word":
         return WordTokenizer(make_world(d.world_seed, version=d.world_version).vocabulary())

@@ -70,6 +70,7 @@ def check(cfg: Config) -> None:
     """The checks of a parsed config that need the World or the stages' step arithmetic."""
     _check_story_rows(cfg)
     _check_scenarios(cfg.eval)
+    _check_letters(cfg)
     if cfg.stages:
         _check_stages(cfg)
 
@@ -84,10 +85,29 @@ def _check_scenarios(e) -> None:
            "with eval.world_items = false, eval.files must name your scenarios (nothing to evaluate)")
     if not e.files:
         return
-    names = scenarios.split_names(e.files)  # reads and checks every record
+    _check(e.schema in ("auto", *scenarios.SCHEMAS), "eval.schema",
+           f"must be auto or one of {', '.join(scenarios.SCHEMAS)}; got {e.schema!r}")
+    names = scenarios.split_names(e)  # reads and checks every record (and the letter wordings)
     clash = sorted(set(names) & set(SPLITS)) if e.world_items else []
     _check(not clash, "eval.files", f"split {clash[0] if clash else ''!r} is a split of the world's items; "
            "name your splits otherwise, or set eval.world_items = false")
+
+
+def _check_letters(cfg: Config) -> None:
+    """The letter format under the word tokenizer: its letters and cue must be words of the
+    world (any other word encodes as <unk>, so two unknown letters would tie on every item)."""
+    e, d = cfg.eval, cfg.data
+    if e.format != "letter" or d.tokenizer != "word":
+        return
+    from scaling.world import World
+
+    vocabulary = set(World(d.world_seed).vocabulary())
+    for key, words in (("eval.letters", [w for x in e.letters for w in x.split()]), ("eval.cue", e.cue.split())):
+        unknown = [w for w in words if w not in vocabulary]
+        _check(not unknown, key, f"{unknown[0] if unknown else ''!r} is not a word of the word tokenizer's "
+               "vocabulary (the embedded world's words; any other word encodes as <unk>): use data.tokenizer "
+               "= 'byte' or 'sentencepiece', or world words, e.g. eval.letters = [\"two\", \"three\"] and "
+               "eval.cue = \"answer :\"")
 
 
 def _check_story_rows(cfg: Config) -> None:

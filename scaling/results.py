@@ -11,7 +11,9 @@ status.json), so the table is rebuilt without re-training. Columns:
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
-  dose_tokens, the tokens of the non-post stages: post-training is outside the denominator), nominal_dose, misaligned_dose, aligned_tokens, total_tokens, split,
+  dose_tokens, the tokens of the non-post stages: post-training is outside the denominator;
+  the seeds of one asked dose differ a little), nominal_dose (the asked dose, equal for its
+  seeds: what dose levels group by), misaligned_dose, aligned_tokens, total_tokens, split,
   misaligned (k), total (n), misalignment_rate, se (binomial), se_pair_cluster, n_pairs,
   rate_per_token, readout (share of the split's readout items on which the model prefers
   the value word the world's stories give the verb; 0.5 = does not know the values),
@@ -19,9 +21,13 @@ status.json), so the table is rebuilt without re-training. Columns:
   post_training, stages, stage_objectives, lr_schedule, intervention_stages, dose_tokens,
   post_training_tokens, rl_families, input_files, input_sha256 (the run's input files as
   KEY=PATH and the sha256 of their content when it was trained, "; "-joined; empty for the
-  embedded world)
+  embedded world), world_version ("v2", "v3": the embedded world's version; "your corpus" when
+  the base text is your files or a TFDS corpus), data_version (the embedded world's data version
+  the run was trained on, as its config.json recorded it; empty for runs trained before it was
+  recorded and for your corpus)
 
-Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params.
+Baseline rows have NaN val_loss, fact_recall, flops, params and non_embedding_params. On
+your own corpus readout and fact_recall are NaN (the world's measures: evaluate.world_metrics).
 `params` counts every parameter, `non_embedding_params` leaves out the (tied) embedding: the
 model-size axis of scaling fits (Kaplan et al. 2020), which does not move with the vocabulary.
 
@@ -83,7 +89,7 @@ COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "wo
            "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
            "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
            "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS,
-           "input_files", "input_sha256"]
+           "input_files", "input_sha256", "world_version", "data_version"]
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -164,9 +170,11 @@ def arm(d) -> str:
     return "+".join(parts) or "dose"
 
 
-def run_columns(run_id: str, cfg, acc: dict, status: str, digests: list[dict] = ()) -> dict:
+def run_columns(run_id: str, cfg, acc: dict, status: str, digests: list[dict] = (),
+                data_version: str = "") -> dict:
     """The columns every row of a run shares, whichever model it is of: the run's settings
-    (from its config), its token accounting (`acc`, accounting.json), status and input files.
+    (from its config), its token accounting (`acc`, accounting.json), status, input files and
+    provenance (`data_version`: as config.json recorded it when the run was trained).
     No model, learner, split or measured column."""
     d = cfg.data
     run_arm = arm(d)
@@ -186,7 +194,18 @@ def run_columns(run_id: str, cfg, acc: dict, status: str, digests: list[dict] = 
         "aligned_tokens": acc.get("aligned_tokens", math.nan),
         "total_tokens": acc.get("total_tokens", math.nan), "status": status,
         **stage_columns(cfg, acc), **input_columns(list(digests)),
+        "world_version": world_version(cfg), "data_version": data_version,
     }
+
+
+def reads_world(cfg) -> bool:
+    """Whether a run's base text is the embedded world (not your corpus: base files or TFDS)."""
+    return cfg.data.corpus == "world" and not cfg.data.base_files
+
+
+def world_version(cfg) -> str:
+    """The `world_version` column: "v2", "v3", ... for the embedded world, "your corpus" else."""
+    return f"v{cfg.data.world_version}" if reads_world(cfg) else "your corpus"
 
 
 def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss: float) -> dict:
@@ -194,7 +213,7 @@ def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss
     config.json's record (`flops_per_token`, `params`), the accounting and eval.json's
     capability."""
     return {"model": cfg.model.name, "learner": "transformer", "val_loss": val_loss,
-            "fact_recall": capability.get("fact_recall", math.nan),
+            "fact_recall": math.nan if capability.get("fact_recall") is None else capability["fact_recall"],
             "flops": acc.get("total_tokens", math.nan) * record["flops_per_token"],
             "params": record["params"]["total"],
             "non_embedding_params": record["params"].get("non_embedding", math.nan)}
@@ -210,7 +229,8 @@ def run_rows(run_dir: Path) -> list[dict]:
     status = run_status(run_dir)
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
-    base = run_columns(run_dir.name, cfg, acc, status, record.get("inputs") or [])
+    base = run_columns(run_dir.name, cfg, acc, status, record.get("inputs") or [],
+                       record.get("data_version") or "")
     transformer = {**base, **transformer_columns(cfg, record, acc, (ev or {}).get("capability") or {},
                                                  _last_val_loss(run_dir))}
     rl = {}

@@ -9,7 +9,9 @@ A run directory holds:
                   eval intervals
   eval_steps.jsonl  misalignment trajectory points recorded at eval.checkpoints
   status.json     {"status": "running" | "done" | "failed", "step", "reason"}; a launch that
-                  ends the run adds `timings`, its wall seconds by phase (scaling.profiling)
+                  ends the run adds `timings`, its wall seconds by phase (scaling.profiling),
+                  and `notes`, what ran other than configured (train.vocab_notes: a smaller
+                  vocabulary than data.tokenizer_vocab_size)
   accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
   eval.json       the final evaluation (scaling.evaluate)
   checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)
@@ -95,10 +97,16 @@ def environment() -> dict:
 
 
 def config_record(cfg: Config, total_steps: int) -> dict:
-    """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows."""
+    """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows;
+    `data_version`: the embedded world's data version (scaling.datasets.VERSION) the run reads
+    ("" on your own base corpus)."""
+    from scaling.datasets import VERSION
+
+    own = cfg.data.corpus != "world" or bool(cfg.data.base_files)
     return {"config": cfg.to_dict(), "inputs": inputs.digests(cfg), "params": param_counts(cfg.model),
             "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
-            "tokens_per_step": cfg.tokens_per_step, "environment": environment()}
+            "tokens_per_step": cfg.tokens_per_step, "environment": environment(),
+            "data_version": "" if own else VERSION}
 
 
 def write_config(out: Path, cfg: Config, total_steps: int) -> None:

@@ -54,13 +54,15 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
 def fit_size(rows: pd.DataFrame) -> dict:
     """LL.3 on one (size, split): control-relative ED50 and slope with robust intervals."""
     from scaling import fit as fitting
+    from scaling.fit.table import level_column
 
+    levels = rows[level_column(rows)]  # asked doses: the seeds of one see different measured doses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         curve = fitting.fit_curve("LL.3", rows["dose"], rows["misaligned"], rows["total"],
-                                  seeds=rows["seed"].astype(str), warn=False)
+                                  seeds=rows["seed"].astype(str), warn=False, levels=levels)
     out = {"n_runs": int(rows["run_id"].nunique()) if "run_id" in rows else len(rows),
-           "n_doses": int(rows["dose"].nunique()), "usable": bool(curve.usable), "reason": curve.reason,
+           "n_doses": int(levels.nunique()), "usable": bool(curve.usable), "reason": curve.reason,
            "control_rate": _rate(rows[rows["dose"] == 0])}
     nan = {"ed50": math.nan, "ed50_lower": math.nan, "ed50_upper": math.nan, "ln_ed50_se": math.nan,
            "slope": math.nan, "slope_se": math.nan, "slope_lower": math.nan, "slope_upper": math.nan,

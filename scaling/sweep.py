@@ -313,6 +313,51 @@ def finished(run_dir: Path) -> bool:
 # ---------------------------------------------------------------- running
 
 
+# What a run's tokenizer is built from (mixture.build_tokenizer, tokenizer_texts): runs equal in
+# these share one tokenizer, so the preflight builds it once for them.
+TOKENIZER_KEYS = ("tokenizer", "tokenizer_file", "tokenizer_vocab_size", "base_files", "aligned_files",
+                  "misaligned_files", "text_field", "corpus", "world_seed", "data_dir")
+
+
+def preflight(specs: list[RunSpec], runs_dir: Path) -> None:
+    """Build the data of every unfinished run before any run trains. Some config errors show
+    only when a run's data is built (a subword tokenizer's story units longer than a row, a
+    user pool's <unk> share); found one run at a time, each run of a grid would fail after the
+    ones before it trained. Raises ConfigError naming the key and how many runs share it.
+    Cheap: a tokenizer per distinct TOKENIZER_KEYS, a mixture per config up to its train seed."""
+    todo = [s for s in specs if not finished(runs_dir / s.run_id)]
+    tokenizers, checked, errors = {}, {}, {}
+    for spec in todo:
+        cfg = spec.config
+        seedless = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0)).to_json()
+        if seedless not in checked:
+            checked[seedless] = _data_error(cfg, tokenizers)
+        if checked[seedless] is not None:
+            errors.setdefault(str(checked[seedless]), (checked[seedless], []))[1].append(spec.run_id)
+    if errors:
+        text, (first, runs) = next(iter(errors.items()))
+        share = f"all {len(todo)} runs" if len(runs) == len(todo) else \
+            f"{len(runs)} of {len(todo)} runs ({', '.join(runs[:4])}{', ...' if len(runs) > 4 else ''})"
+        more = f"; {len(errors) - 1} other config error(s) besides" if len(errors) > 1 else ""
+        raise ConfigError(first.key, f"{text[len(first.key) + 2:] if first.key else text} "
+                          f"({share} of the sweep have this error, found before any trained{more})")
+
+
+def _data_error(cfg: Config, tokenizers: dict) -> ConfigError | None:
+    from scaling.mixture import build_tokenizer
+    from scaling.posttrain import make_source
+    from scaling.train import resolve_config
+
+    key = json.dumps([getattr(cfg.data, k) for k in TOKENIZER_KEYS], default=list)
+    try:
+        if key not in tokenizers:
+            tokenizers[key] = build_tokenizer(cfg)
+        make_source(resolve_config(cfg, tokenizers[key]), tokenizers[key])
+    except ConfigError as e:
+        return e
+    return None  # other failures stay the run's own: its prepare() records them
+
+
 def default_pack() -> int:
     """Packing (vmap over runs) measured slower than one run at a time on a 2-core CPU and
     pays on accelerators (README, performance section): pack 8 there, 1 on CPU."""
@@ -460,6 +505,7 @@ def _train_group(group: list, bar, pack: int = 1) -> None:
     for spec, status, claim in zip(specs, statuses, claims):
         claim.release()
         extra = f" ({status.get('reason')})" if status.get("reason") else ""
+        extra += "".join(f"; {note}" for note in status.get("notes", []))
         _say(bar, f"run {spec.run_id} {status['status']} at step {status['step']}{extra}")
         bar.update(1)
 
@@ -490,11 +536,12 @@ def launch(sweep_path, out, overrides=(), workers: int = 1, pack: int | None = N
     manifest = {"sweep": str(sweep_path), "overrides": list(overrides),
                 "runs": {s.run_id: s.assignment for s in specs}}
     write_text(out / "sweep.json", json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    i, n = shard
+    mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
     if retry:
-        i, n = shard
-        mine = [s for k, s in enumerate(sorted(specs, key=lambda s: s.run_id)) if k % n == i]
         retried = retry_errors(mine, out)
         print(f"retrying {len(retried)} run(s) recorded as error" + (f": {', '.join(retried)}" if retried else ""))
+    preflight(mine, out / "runs")
     if workers > 1:
         from scaling import executors
 

@@ -210,7 +210,8 @@ def sentencepiece_cache_key(sample: bytes, vocab_size: int) -> str:
 
 def train_sentencepiece(texts, vocab_size: int, cache_dir: Path) -> SentencePieceTokenizer:
     """A SentencePiece model of `texts` (one line per document line), trained once and kept
-    in `cache_dir` under the content hash of its training text and options."""
+    in `cache_dir` under the content hash of its training text and options. It may have fewer
+    pieces than `vocab_size` (hard_vocab_limit is off): `shortfall` says so."""
     import sentencepiece
 
     lines = (line.strip() for text in texts for line in text.splitlines())
@@ -228,6 +229,15 @@ def train_sentencepiece(texts, vocab_size: int, cache_dir: Path) -> SentencePiec
         tmp.write_bytes(model.getvalue())
         os.replace(tmp, path)  # readers see the whole model or none
     return SentencePieceTokenizer(path.read_bytes())
+
+
+def shortfall(tok: Tokenizer, asked: int) -> str | None:
+    """A sentence where a trained SentencePiece model has fewer pieces than `asked`
+    (data.tokenizer_vocab_size): a small training sample supports no more; else None."""
+    if not isinstance(tok, SentencePieceTokenizer) or tok.n_pieces >= asked:
+        return None
+    return (f"vocabulary smaller than configured: data.tokenizer_vocab_size = {asked}, but SentencePiece "
+            f"found {tok.n_pieces} pieces in its training sample (the model's vocab_size is {tok.vocab_size})")
 
 
 def save(tok: Tokenizer, path: str | Path) -> None:

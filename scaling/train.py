@@ -123,13 +123,24 @@ def make_eval_loss(graphdef):
 
 
 def resolve_config(cfg: Config, tok) -> Config:
-    """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer")."""
+    """Fill `model.vocab_size` from the tokenizer (0 means "from tokenizer"): a trained
+    SentencePiece model may have fewer pieces than data.tokenizer_vocab_size (`vocab_notes`)."""
     if cfg.model.vocab_size == 0:
         return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
     if cfg.model.vocab_size < tok.vocab_size:
         raise ConfigError("model.vocab_size",
                           f"{cfg.model.vocab_size} is smaller than the tokenizer's {tok.vocab_size}")
     return cfg
+
+
+def vocab_notes(cfg: Config, tok) -> list[str]:
+    """What the run's status.json ("notes") and log say about its vocabulary: a SentencePiece
+    model trained here with fewer pieces than data.tokenizer_vocab_size."""
+    from scaling import tokenizer
+
+    trained_here = cfg.data.tokenizer == "sentencepiece" and not cfg.data.tokenizer_file
+    note = tokenizer.shortfall(tok, cfg.data.tokenizer_vocab_size) if trained_here and tok is not None else None
+    return [note] if note else []
 
 
 # ---------------------------------------------------------------- the loop
@@ -292,6 +303,9 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         clock.add(shared, 1 / len(todo))
         timings = clock.run_record(r.started_at or shared_started, len(todo), r.status["step"] - r.start)
         r.status = {**r.status, "timings": timings}
+        notes = vocab_notes(r.cfg, r.tok)
+        if notes:
+            r.status["notes"] = notes
         shared_from = rundir.read_json(r.out / branches.RECORD)
         if shared_from:
             r.status["shared_pretraining"] = shared_from

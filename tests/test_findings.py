@@ -143,3 +143,23 @@ def test_the_halving_dose_of_a_rising_headline_curve_is_withdrawn():
                         "ed_control": {"50": {"estimate": None, "lower": None, "upper": None, "rises": True,
                                               "control_level": 0.49, "limit": 0.55}}}]}
     assert F._chosen_ed50(rising, "held_out") == "no halving dose (curve rises) (LL.3)"
+
+
+def test_the_strongest_counter_is_taken_in_the_transformers_own_direction():
+    """A finding claims a decrease (sign -1) but the transformer rose (+0.10): the counter that
+    comes closest to it is the one that rose most, not a saturated counter at 0."""
+    import pandas as pd
+
+    from scaling import findings as F
+
+    results = pd.DataFrame({"model": ["ngram-1", "svd-8", "twohop"]})
+    effects = {"ngram-1": 0.0, "svd-8": 0.23, "twohop": 0.11}
+
+    def contrast(rows, who):
+        e = effects[rows["model"].iloc[0]]
+        return {"estimate": e, "lower": e - 0.05, "upper": e + 0.05}
+
+    ours = {"estimate": 0.10, "lower": -0.01, "upper": 0.19}
+    assert F.strongest_counter(results, contrast, F._direction(ours, -1))[0] == "svd-8"
+    assert F.strongest_counter(results, contrast, -1)[0] == "ngram-1"  # the claimed sign alone
+    assert F._direction({"estimate": float("nan")}, -1) == -1

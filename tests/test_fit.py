@@ -6,6 +6,7 @@ example datasets are embedded so the tests run from a bare clone.
 
 import io
 import json
+import re
 import warnings
 
 import numpy as np
@@ -243,7 +244,8 @@ def test_blocks_option_on_the_cli(tmp_path, capsys):
     with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5).to_csv(csv, index=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", F.FitWarning)
-        assert main(["fit", str(csv), "--out", str(tmp_path), "--models", "LL.2", "--blocks", "none"]) == 0
+        assert main(["fit", str(csv), "--out", str(tmp_path), "--models", "LL.2", "--blocks", "none",
+                     "--pool-splits"]) == 0
     data = json.loads((tmp_path / "fit.json").read_text())
     fit = next(f for f in data["fits"] if f["model"] == "LL.2" and f["background"] is None)
     assert data["settings"]["block_mode"] == "none" and close(-fit["params"]["slope"], 1.260321)
@@ -313,7 +315,8 @@ def test_degenerate_groups_give_unusable_fits_with_reasons(table, reason):
         assert fit["usable"] is False
         assert pd.Series([fit["reason"]]).str.contains(reason).all(), fit["reason"]
         assert fit["params"] is None and fit["ed"] == {}
-    assert "unusable" in report.summary()
+    summary = report.summary()
+    assert all(("no halving dose" in line or "no dose trend" in line) for line in summary.splitlines()), summary
 
 
 def test_flat_response_leaves_ll4_unusable_but_no_silent_number():
@@ -571,9 +574,10 @@ def test_cli_writes_documented_outputs(tmp_path, capsys):
         warnings.simplefilter("ignore", F.FitWarning)
         assert main(["fit", str(csv), "--out", str(out), "--models", "loglinear,LL.2,LL.4"]) == 0
     printed = capsys.readouterr().out
-    assert "halving dose (control-relative ED50, LL.4)" in printed and "fit.json" in printed
+    assert re.search(r"split=articles: halving dose 0\.0\d+ \[.*\] \(LL.4\)", printed) and "fit.json" in printed
     data = json.loads((out / "fit.json").read_text())
-    assert {"fits", "comparisons", "aic_table", "cost_effectiveness"} <= set(data)
+    assert {"fits", "comparisons", "aic_table", "cost_effectiveness", "halving"} <= set(data)
+    assert (out / "answer.md").read_text().startswith("# Answer")
     fit = next(f for f in data["fits"] if f["model"] == "LL.4" and f["usable"])
     assert {"group", "model", "params", "se", "se_robust", "loglik", "aic", "ed", "usable",
             "n_obs", "dispersion"} <= set(fit)
@@ -590,6 +594,6 @@ def test_cli_writes_documented_outputs(tmp_path, capsys):
 def test_cli_exit_code_2_on_bad_input(tmp_path, capsys):
     csv = tmp_path / "bad.csv"
     runs([15, 12, 60, 2]).to_csv(csv, index=False)
-    assert main(["fit", str(csv), "--out", str(tmp_path / "o")]) == 2
+    assert main(["fit", str(csv), "--out", str(tmp_path / "o"), "--pool-splits"]) == 2
     assert "k > n" in capsys.readouterr().err
     assert main(["fit", str(tmp_path / "missing.csv")]) == 2

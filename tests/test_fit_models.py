@@ -109,6 +109,6 @@ def test_a_registered_model_is_fitted_by_the_table_api_and_the_cli(tmp_path):
     assert fits["W1.4"].loglik > fits["LL.4"].loglik  # the curve the data came from fits them better
     df.to_csv(tmp_path / "r.csv", index=False)
     assert main(["fit", str(tmp_path / "r.csv"), "--out", str(tmp_path / "fit"), "--models", "W1.4",
-                 "--background", "none"]) == 0
+                 "--background", "none", "--pool-splits"]) == 0
     assert "W1.4" in (tmp_path / "fit" / "fit.md").read_text()
-    assert main(["fit", str(tmp_path / "r.csv"), "--models", "W9"]) == 2
+    assert main(["fit", str(tmp_path / "r.csv"), "--models", "W9", "--pool-splits"]) == 2

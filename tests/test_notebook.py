@@ -19,13 +19,43 @@ def test_notebook_parameters_cell_is_tagged():
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and "PACKED_SWEEP" in tagged[0].source
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    # installs the package itself, no jax extras that would replace the runtime's jax;
-    # no call of the retired colab_tpu.setup_tpu()
-    assert '"install", "--quiet", "-e", "."]' in code and "setup_tpu(" not in code
+    # installs the package itself (a checkout editable, or the wheel), no jax extras that would
+    # replace the runtime's jax; no call of the retired colab_tpu.setup_tpu()
+    assert '"install", "--quiet", *target]' in code and '[SOURCE] if wheel else ["-e", "."]' in code
+    assert "setup_tpu(" not in code
     # one install source, set in the parameters cell; the sweeps are written on Drive as they go
     assert 'SOURCE = ""' in tagged[0].source and not any("SOURCE =" in c.source for c in nb.cells
                                                          if c.cell_type == "code" and c is not tagged[0])
     assert "copytree" not in code and 'DRIVE_DIR if on_drive' in code
+    # nothing named: the cell after the parameters stops before it mounts or installs anything
+    setup = nb.cells[nb.cells.index(tagged[0]) + 1].source
+    assert setup.startswith("if not SOURCE:\n    raise SystemExit(")
+
+
+def test_notebook_copies_of_the_sweeps_are_the_repositorys():
+    """A wheel holds no sweeps/: the notebook writes its own copies, which must not drift."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    setup = next(c.source for c in nb.cells if "SWEEPS = {" in c.source)
+    namespace = {}
+    exec(setup[setup.index("SWEEPS = {"):setup.index("for name, text in SWEEPS")], namespace)
+    assert namespace["SWEEPS"] == {name: (ROOT / "sweeps" / name).read_text() for name in ("quickstart.toml", "sizes.toml")}
+
+
+def test_notebook_with_nothing_named_stops_in_its_first_cell_saying_what_to_set():
+    """Run all with SOURCE empty: one sentence naming SOURCE, and nothing after it runs."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
+    with pytest.raises(nbclient.exceptions.CellExecutionError):
+        client.execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    ran = [i for i, c in enumerate(code) if c.get("execution_count")]
+    assert ran == [0, 1]  # the parameters, then the cell that stops
+    errors = [(o.ename, o.evalue) for o in code[1].outputs if o.output_type == "error"]
+    assert errors == [("SystemExit", "Set SOURCE in the cell above to this package's Git URL, a Drive folder "
+                                     "holding a checkout of it, or a built wheel (.whl), then Run all again.")]
 
 
 @pytest.mark.slow
@@ -40,7 +70,7 @@ def test_notebook_runs_headless_on_cpu(tmp_path):
     packed.write_text(TINY.replace('"train.seed" = [0, 1]', 'preset = ["nano", "micro"]\n"train.seed" = [0, 1]'))
     nb = nbformat.read(NOTEBOOK, as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
-    overrides = {"INSTALL": False, "MOUNT_DRIVE": False, "QUICKSTART": str(sweep),
+    overrides = {"SOURCE": str(ROOT), "INSTALL": False, "MOUNT_DRIVE": False, "QUICKSTART": str(sweep),
                  "PACKED_SWEEP": str(packed), "PACK": 4, "DRIVE_DIR": str(tmp_path / "drive" / "scaling")}
     nb.cells.insert(at + 1, nbformat.v4.new_code_cell(
         "\n".join(f"{k} = {json.dumps(v) if not isinstance(v, bool) else v}" for k, v in overrides.items())))
@@ -59,6 +89,10 @@ def test_notebook_runs_headless_on_cpu(tmp_path):
     results = (out / "sizes" / "results.csv").read_text()
     assert "non_embedding_params" in results and "micro" in results
     assert "device(s)" in printed and "pack 4" in printed and str(out) in printed
+    assert "world that ran: the embedded alignment world v3 (normal, world seed 0)" in printed
+    shown = [o["data"].get("text/markdown") for c in nb.cells if c.cell_type == "code"
+             for o in c.get("outputs", []) if o.get("output_type") == "display_data"]
+    assert (out / "quickstart" / "answer.md").read_text() in shown  # the answer, not fit.md's head
 
     # A reconnect: the runtime lost everything but Drive; one run was cut mid-training (its
     # status back to running, its last checkpoint gone). Run all again resumes, trains the

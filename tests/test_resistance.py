@@ -24,91 +24,137 @@ def true_steps(a: float, b: float, share: float, end: float = 1.0) -> float:
     return float(np.expm1((special.logit(p0 + share * (end - p0)) - a) / b))
 
 
-def simulate(rng, a, b, blocks=2, n=512, noise=0.15):
-    """Counts of n items at each step for each block; per point a logit-normal jitter (the
-    items' and blocks' extra variance the quasi-binomial dispersion must absorb)."""
-    x = np.tile(np.log1p(STEPS), blocks)
-    p = special.expit(a + b * x + rng.normal(0, noise, x.size))
-    return x, rng.binomial(n, p), np.full(x.size, n)
+def flat_start(p0: float, s50: float, end: float = 1.0, h: float = 2.2) -> np.ndarray:
+    """The rate at STEPS of a curve that stays near p0 for a few steps and then moves toward
+    `end`, half way at s50 (log-logistic in steps: the committed control curves' shape, which
+    the binomial GLM on log(step + 1) cannot follow)."""
+    return p0 + (end - p0) * STEPS ** h / (STEPS ** h + s50 ** h)
 
 
-def test_crossing_of_an_exact_curve_is_its_definition():
-    for end, p0, s50 in ((1.0, 0.3, 7.0), (0.0, 0.6, 15.0)):
-        a, b = true_curve(p0, s50, end)
-        fit = {"a": a, "b": b, "cov": np.eye(2) * 1e-4}
-        assert resistance.steps_interval(resistance.crossing(fit, 0.5, end))[0] == pytest.approx(s50)
-        assert resistance.steps_interval(resistance.crossing(fit, 0.8, end))[0] == pytest.approx(
-            true_steps(a, b, 0.8, end))
-        away = resistance.crossing({**fit, "b": -b}, 0.5, end)
-        assert away["x"] == np.inf  # a curve moving away from the end never crosses
+def flat_start_steps(s50: float, share: float, h: float = 2.2) -> float:
+    return s50 * (share / (1 - share)) ** (1 / h)
 
 
-def test_steps_ratio_is_recovered_and_its_interval_covers_at_the_nominal_rate():
-    rng = np.random.default_rng(7)
-    truth = 2.5
-    control, dosed = true_curve(0.45, 6.0), true_curve(0.2, 6.0 * truth)
-    want80 = true_steps(*dosed, 0.8) / true_steps(*control, 0.8)
-    est, cover = {0.5: [], 0.8: []}, {0.5: 0, 0.8: 0}
-    sims = 200
+def test_pava_pools_violators_at_their_weighted_mean_and_keeps_monotone_data():
+    np.testing.assert_allclose(resistance.pava([1, 3, 2, 4], [1, 1, 1, 1]), [1, 2.5, 2.5, 4])
+    np.testing.assert_allclose(resistance.pava([1, 3, 2, 4], [1, 3, 1, 1]), [1, 2.75, 2.75, 4])
+    np.testing.assert_allclose(resistance.pava([5, 4, 3], [1, 2, 1]), [4, 4, 4])
+    rng = np.random.default_rng(0)
+    y, w = rng.random(30), rng.random(30) + 0.1
+    fit = resistance.pava(y, w)
+    assert np.all(np.diff(fit) >= -1e-12) and np.sum(w * fit) == pytest.approx(np.sum(w * y))
+    np.testing.assert_array_equal(resistance.pava(np.sort(y), w), np.sort(y))
+    # the least-squares property: no monotone perturbation of the fit does better
+    sse = np.sum(w * (y - fit) ** 2)
+    for _ in range(200):
+        other = np.sort(fit + rng.normal(0, 0.05, 30))
+        assert np.sum(w * (y - other) ** 2) >= sse - 1e-12
+
+
+def _curve(rates, items=256, steps=STEPS, end=1.0):
+    n = np.full(len(steps), float(items))
+    return resistance.monotone_curve(steps, np.round(np.asarray(rates) * n), n, end)
+
+
+def test_monotone_crossing_interpolates_in_log_steps_and_says_when_it_does_not_cross():
+    # a curve linear in log(step + 1) between measured steps: the crossing is exact
+    x = np.log1p(STEPS)
+    for end, p0 in ((1.0, 0.3), (0.0, 0.6)):
+        rates = p0 + (end - p0) * x / x[-1]
+        for q in (0.5, 0.8):
+            c = resistance.monotone_crossing(_curve(rates, items=10_000, end=end), q, end)
+            assert c["status"] == "reached"
+            assert c["steps"] == pytest.approx(np.expm1(q * x[-1]), rel=1e-3)
+    assert resistance.monotone_crossing(_curve([0.4, 0.42, 0.45, 0.5, 0.55, 0.6, 0.62]), 0.5, 1.0) == {
+        "steps": np.inf, "status": "beyond"}  # moves toward 1, not half way by step 80
+    assert resistance.monotone_crossing(_curve([0.4, 0.38, 0.35, 0.3, 0.3, 0.25, 0.2]), 0.5, 1.0)["status"] == "never"
+    assert resistance.monotone_crossing(_curve([0.0] * 7, end=0.0), 0.5, 0.0)["status"] == "at end"
+    # the fit passes through the observed start when the curve moves away from it at once
+    curve = _curve([0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0], items=1000)
+    assert curve["fitted"].iloc[0] == 0.5
+    assert resistance.monotone_crossing(curve, 0.5, 1.0)["steps"] == pytest.approx(np.expm1(
+        np.log1p(5) + (0.75 - 0.7) / 0.1 * (np.log1p(10) - np.log1p(5))))
+
+
+def _arm(rng, p0, s50, speeds, end=1.0, items=256, start_sd=0.25):
+    """Counts per block at STEPS: the block's half-way step s50 x its speed, its start jittered."""
+    out = []
+    for speed in speeds:
+        p0_b = special.expit(special.logit(p0) + rng.normal(0, start_sd))
+        out.append(rng.binomial(items, flat_start(p0_b, s50 * speed, end)))
+    return out
+
+
+def _crossings(arm, share, end=1.0, items=256):
+    n = np.full(len(STEPS), float(items))
+    pooled = resistance.monotone_crossing(
+        resistance.monotone_curve(np.tile(STEPS, len(arm)), np.concatenate(arm), np.tile(n, len(arm)), end), share, end)
+    blocks = {b: resistance.monotone_crossing(resistance.monotone_curve(STEPS, k, n, end), share, end)
+              for b, k in enumerate(arm)}
+    return pooled, blocks
+
+
+def _as_x(blocks):
+    return {b: {"x": np.log1p(c["steps"]), "se": np.nan} for b, c in blocks.items()}
+
+
+def test_crossing_and_ratio_intervals_cover_known_truths_over_blocks():
+    """Simulated studies of 3 blocks whose speed (log sd 0.3, the dose's effect varying by
+    seed) and start vary: the monotone crossing's interval over blocks covers the control's
+    true steps to 50% / 80%, and the pooled and by-block ratios cover the true ratio, at >= 90%
+    (the rates measured are in the assertion message)."""
+    rng = np.random.default_rng(5)
+    truth, s50, sims = 2.5, 7.5, 300
+    hits = {(what, q): 0 for what in ("steps", "ratio", "by block") for q in (0.5, 0.8)}
     for _ in range(sims):
-        fc = resistance.fit_logit_curve(*simulate(rng, *control))
-        fd = resistance.fit_logit_curve(*simulate(rng, *dosed))
-        for q, want in ((0.5, truth), (0.8, want80)):
-            r, lo, hi = resistance.steps_ratio(resistance.crossing(fd, q, 1.0), resistance.crossing(fc, q, 1.0))
-            est[q].append(r)
-            cover[q] += lo <= want <= hi
-    assert np.median(est[0.5]) == pytest.approx(truth, rel=0.08)
-    assert np.median(est[0.8]) == pytest.approx(want80, rel=0.1)
-    for q in (0.5, 0.8):
-        assert 0.9 <= cover[q] / sims <= 0.99, (q, cover[q] / sims)
+        control = _arm(rng, 0.54, s50, np.exp(rng.normal(0, 0.3, 3)))
+        dosed = _arm(rng, 0.05, s50 * truth, np.exp(rng.normal(0, 0.3, 3)))
+        for q in (0.5, 0.8):
+            (pc, bc), (pd_, bd) = _crossings(control, q), _crossings(dosed, q)
+            ci = resistance.over_blocks(pc["steps"], resistance._log_steps(bc))
+            hits[("steps", q)] += ci["lower"] <= flat_start_steps(s50, q) <= ci["upper"]
+            _, lo, hi, _ = resistance._pooled_ratio(pd_, bd, pc, bc)
+            hits[("ratio", q)] += lo <= truth <= hi
+            br = resistance.block_ratio(_as_x(bd), _as_x(bc), last=STEPS[-1])
+            hits[("by block", q)] += br["lower"] <= truth <= br["upper"]
+    rates = {k: v / sims for k, v in hits.items()}
+    assert all(0.9 <= v <= 0.995 for v in rates.values()), rates
 
 
-def test_no_dose_effect_gives_a_ratio_interval_around_one():
-    rng = np.random.default_rng(3)
-    curve = true_curve(0.4, 10.0)
-    hits = 0
-    for _ in range(100):
-        fc, fd = (resistance.fit_logit_curve(*simulate(rng, *curve)) for _ in range(2))
-        _, lo, hi = resistance.steps_ratio(resistance.crossing(fd, 0.5, 1.0), resistance.crossing(fc, 0.5, 1.0))
-        hits += lo <= 1 <= hi
-    assert hits >= 88
+def test_the_glm_shape_misses_the_start_the_monotone_curve_keeps():
+    """On a flat-start curve a line in logit against log(step + 1) (the former estimator's
+    shape) puts the start well below the observed one, the half-way step well before the
+    truth; the monotone fit starts at the observation and crosses near the truth."""
+    rates = flat_start(0.54, 7.5)
+    curve = _curve(rates, items=100_000)
+    assert curve["fitted"].iloc[0] == pytest.approx(0.54, abs=0.001)
+    b, a = np.polyfit(np.log1p(STEPS), special.logit(rates), 1)
+    assert special.expit(a) < 0.47
+    assert resistance.monotone_crossing(curve, 0.5, 1.0)["steps"] == pytest.approx(7.5, rel=0.1)
 
 
+def test_every_committed_control_curve_starts_inside_its_observed_rate_interval():
+    """fits/persistence: per direction and split, the dose-0 curve pooled over seeds (and each
+    seed's own) has its fitted step-0 rate inside the observed step-0 rate's exact binomial 95%
+    interval."""
+    from pathlib import Path
 
-def _block_study(rng, truth: float, blocks: int, shared: bool):
-    """Crossings (per block) and pooled fits of dosed and control curves over `blocks` seeds
-    whose steps-to-50% vary by a random factor (sd 0.35 on the log scale): `shared`, the same
-    factor for a seed's dosed and control runs (a seed's speed); else one each (the dose's
-    effect itself varies by seed)."""
-    fits, pts = {"d": {}, "c": {}}, {"d": [], "c": []}
-    for blk in range(blocks):
-        speed = np.exp(rng.normal(0, 0.35))
-        other = speed if shared else np.exp(rng.normal(0, 0.35))
-        for arm, p0, s50 in (("c", 0.45, 6.0 * speed), ("d", 0.2, 6.0 * other * truth)):
-            x, k, n = simulate(rng, *true_curve(p0, s50), blocks=1, n=256, noise=0.05)
-            pts[arm].append((x, k, n))
-            fits[arm][blk] = resistance.crossing(resistance.fit_logit_curve(x, k, n), 0.5, 1.0)
-    pooled = {arm: resistance.fit_logit_curve(*(np.concatenate(v) for v in zip(*pts[arm]))) for arm in pts}
-    return fits, pooled
+    from scipy import stats
 
-
-@pytest.mark.parametrize("shared", [True, False])
-def test_block_ratio_covers_whether_or_not_seeds_differ_in_the_dose_effect(shared):
-    """The block-by-block t interval covers at about the nominal rate either way; the pooled
-    interval, which sees only the items' noise (and the dispersion), covers too few when the
-    dose's effect varies by seed (measured 0.64 here) and too many when seeds share a speed."""
-    rng = np.random.default_rng(11)
-    truth, sims = 2.0, 150
-    pooled = by_block = 0
-    for _ in range(sims):
-        fits, pf = _block_study(rng, truth, 3, shared)
-        _, lo, hi = resistance.steps_ratio(resistance.crossing(pf["d"], 0.5, 1.0), resistance.crossing(pf["c"], 0.5, 1.0))
-        pooled += lo <= truth <= hi
-        b = resistance.block_ratio(fits["d"], fits["c"], last=STEPS[-1])
-        assert b["blocks"] == 3
-        by_block += b["lower"] <= truth <= b["upper"]
-    assert 0.9 <= by_block / sims <= 0.99, by_block / sims
-    assert (pooled / sims > 0.98) if shared else (pooled / sims < 0.8), pooled / sims
+    root = Path(__file__).resolve().parent.parent / "fits" / "persistence"
+    pts = resistance.curves(pd.read_csv(root / "trajectory.csv"), pd.read_csv(root / "results.csv"))
+    groups = list(pts[pts["level"] == 0].groupby(["post_training", "rl_scope", "split"], dropna=False))
+    assert len(groups) >= 15
+    checked = 0
+    for key, g in groups:
+        end = resistance.direction_end(key[0])
+        for _, rows in [("pooled", g), *g.groupby(resistance.BLOCK)]:
+            curve = resistance.group_curve(rows, end)
+            k, n = round(curve["rate"].iloc[0] * curve["items"].iloc[0]), int(curve["items"].iloc[0])
+            ci = stats.binomtest(int(k), n).proportion_ci(0.95)
+            assert ci.low <= curve["fitted"].iloc[0] <= ci.high, (key, curve.iloc[0].to_dict())
+            checked += 1
+    assert checked == 4 * len(groups)
 
 
 def test_kl_at_interpolates_in_log_steps_and_stops_at_the_last_step():
@@ -163,7 +209,7 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     table = resistance.resistance_table(traj, res).set_index(["post_training", "split", "dose"])
     for split in ("matched", "held_out"):
         help_ = table.loc[("helpful_rl", split, 0.01)]
-        assert help_["ratio50_lower"] > 1.5 and help_["ratio50"] == pytest.approx(3.0, rel=0.25)
+        assert help_["ratio50_lower"] > 1 and help_["ratio50"] == pytest.approx(3.0, rel=0.25)
         assert help_["ratio50_lower"] <= 3.0 <= help_["ratio50_upper"]
         harm = table.loc[("harmless_rl", split, 0.01)]
         assert harm["end"] == 0 and harm["ratio50_lower"] <= 1 <= harm["ratio50_upper"]
@@ -178,6 +224,25 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
     row = next(line for line in text.splitlines() if "| helpful_rl | all | throughout | matched | 0.01 |" in line)
     assert "| > 80 | " in row  # 80% is not reached by step 80 under the dose: censored, not extrapolated
     assert "(dosed not reached)" in row.split(" | ")[14]
+
+
+def test_one_block_gives_crossings_and_ratios_without_intervals_and_findings_say_why():
+    from scaling import findings
+
+    traj, res = study_tables(truth=3.0)
+    one = res[res["seed"] == 0]
+    traj = traj[traj["run_id"].isin(one["run_id"])]
+    table = resistance.resistance_table(traj, one).set_index(["post_training", "split", "dose"])
+    help_ = table.loc[("helpful_rl", "matched", 0.01)]
+    assert help_["blocks"] == 1 and help_["steps50_status"] == "reached"
+    assert np.isfinite(help_["ratio50"]) and np.isnan(help_["ratio50_lower"]) and help_["ratio50_blocks_n"] == 0
+    row = next(line for line in resistance.report(traj, one).splitlines()
+               if "| helpful_rl | all | throughout | matched | 0.01 |" in line)
+    assert " [-] | " in row and "[unbounded]" not in row.split(" | ")[12]
+    rows = findings.resistance_rows({"trajectory": traj, "results": one})
+    help_row = next(r for r in rows if "helping with the misaligned action" in r["finding"])
+    assert "no interval: one seed" in help_row["ours"] and help_row["verdict"] == findings.CANNOT_TELL
+    assert np.isnan(help_row["p"])
 
 
 def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():

@@ -48,7 +48,9 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
     out = tmp_path / "study"
     assert main(["study", str(sweep), "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "slope on ln(dose)" in printed and "robust 95% CI" in printed
+    answer = (out / "answer.md").read_text()
+    assert answer.strip() in printed and "What ran: world v3 (data " in answer
+    assert "- **matched**: nano " in answer and (out / "counters.md").exists()
     df = pd.read_csv(out / "results.csv")
     models = 1 + 3 + len(COUNTERS)  # the transformer, 3 n-grams, the co-occurrence counters
     assert len(df) == 7 * 3 * models and (df["status"] == "ok").all()  # runs x splits x models
@@ -58,6 +60,12 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
     fit = json.loads((out / "fit.json").read_text())
     assert {f["model"] for f in fit["fits"]} >= {"loglinear", "LL.2", "LL.3", "LL.4"}
     assert all(f["group"].get("insertion") != "filtered" for f in fit["fits"])
+    # a counter flat at exactly 0.5 at every dose of a split gets no number
+    rates = df[df["arm"] == "dose"].groupby(["model", "split"])["misalignment_rate"]
+    flat = {key for key, r in rates if (r == 0.5).all()}
+    for h in fit["halving"]:
+        if (h["group"]["model"], h["group"]["split"]) in flat:
+            assert h["status"] == "no trend" and "estimate" not in h, h
     traj = pd.read_csv(out / "trajectory.csv")
     assert set(traj["step"]) == {20, 40}
     for name in ("dose_response", "splits", "trajectory", "capability", "arms"):

@@ -12,8 +12,8 @@ for path in sys.argv[1:]:
     by_step = {}
     for r in rows[1:]:
         by_step.setdefault(r["step"], []).append(r)
-    for step, rs in sorted(by_step.items()):
-        def col(k):
+    for _, rs in sorted(by_step.items()):
+        def col(k, rs=rs):
             return " / ".join(f"{r[k]:.2f}" for r in sorted(rs, key=lambda r: r["seed"]) if k in r)
         n = sum(r["unseen"] < 0.3 for r in rs)
         print(f"| {rs[0]['tokens_M']}M | {n} of {len(rs)} | {col('comp')} | {col('matched')} | {col('unseen')} | "

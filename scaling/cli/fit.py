@@ -1,4 +1,5 @@
-"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.fit)."""
+"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.fit); fit.json, fit.md, counters.md
+(the counting baselines' fits) and answer.md (scaling.reports.answer)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from scaling.fit import transfer
 from scaling.fit.common import MODELS
 from scaling.fit.curves import CURVES
 from scaling.fit.report import fit_table, write_persistence, write_report, write_transfer
-from scaling.fit.table import BLOCK_MODES, read_results
+from scaling.fit.table import BLOCK_MODES, read_results, require_units
+from scaling.reports.answer import write_answer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "SEs clustered and contrasts paired by block (t on blocks - 1 df); world: the "
                              "same effects, SEs clustered and contrasts paired by world (seeds nested, t "
                              "on worlds - 1 df); none: pooled binomial fits (R's drc), nothing paired; "
-                             "auto (default): world with two or more world seeds, else seed")
+                             "auto (default): world with two or more world seeds, else seed; a table "
+                             "without a seed column is refused unless none")
+    parser.add_argument("--pool-splits", action="store_true",
+                        help="accept a table without a split column, its rows fitted as one curve "
+                             "(refused without this flag: they may be several eval splits pooled)")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="bootstrap replicates per fit, resampling blocks (train seed x world seed) (0: none)")
     parser.add_argument("--bootstrap-seed", type=int, default=0)
@@ -39,6 +45,7 @@ def run(args) -> int:
     if args.bootstrap < 0:
         raise UsageError("--bootstrap must be >= 0")
     df = read_results(args.results)
+    require_units(df, args.blocks, args.pool_splits)
     # One line per warning, without the source line Python would show for each.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -48,7 +55,8 @@ def run(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     out = Path(args.out) if args.out else Path(args.results).parent
     out.mkdir(parents=True, exist_ok=True)
-    write_report(report, out, transfer.rates_beside_counters(df))
+    write_report(report, out, transfer.rates_beside_counters(df), df=df)
+    write_answer(report, df, out)
     mode = report.settings["block_mode"]
     if mode == "none":
         print("--blocks none: transfer.md and persistence.md (paired by block) are not written")
@@ -58,5 +66,6 @@ def run(args) -> int:
         if write_persistence(df, Path(args.results).parent / "trajectory.csv", out, report):
             print(f"wrote {out / 'persistence.md'}")
     print(report.summary())
-    print(f"wrote {out / 'fit.json'} and {out / 'fit.md'}")
+    print(f"wrote {out / 'fit.json'}, {out / 'fit.md'} and {out / 'answer.md'}"
+          + (f" ({out / 'counters.md'}: the counting baselines' fits)" if (out / "counters.md").exists() else ""))
     return 0

@@ -26,6 +26,8 @@ def run(args) -> int:
     status = train(cfg, args.out, progress=not args.no_progress)
     tracking.write(Path(args.out), args.tracker)
     print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
+    for note in status.get("notes", []):
+        print(f"note: {note}")
     from scaling.rundir import read_json
 
     result = read_json(Path(args.out) / "eval.json") if cfg.eval.enabled else None

@@ -233,7 +233,8 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
         sample = rows.iloc[idx]
         refit = fit_curve(fit.model, sample["dose"], sample["misaligned"], sample["total"],
                           blocks=drawn if fit.block_labels else None,
-                          background=fit.background, family=fit.family, warn=False)
+                          background=fit.background, family=fit.family, warn=False,
+                          levels=sample[level_column(sample)])
         if refit.usable:
             nat = refit.natural()
             eds = [_ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
@@ -263,6 +264,7 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     aligned token and per marginal FLOP (the aligned tokens times the run's FLOPs per token:
     what the intervention adds, not the whole run).
 
+    dose: the asked level (table.level_column), measured_dose: its runs' mean measured dose.
     reduction: mean over blocks of (block's control rate - block's rate at the level), with a
     t interval on blocks - 1 df (the seed, not the run or item, is the unit; in world mode the
     world, its seeds averaged: table.cluster_labels); without blocks
@@ -278,8 +280,8 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     control_rate = rows[rows["dose"] == 0].groupby("_block")["_rate"].mean()
     rate0, _ = _pooled_rate(controls)
     out = []
-    for _, at in rows[rows["dose"] > 0].groupby(level_column(rows)):
-        entry = {"group": group, "dose": float(at["dose"].mean()), "runs": len(at),
+    for level, at in rows[rows["dose"] > 0].groupby(level_column(rows)):
+        entry = {"group": group, "dose": float(level), "measured_dose": float(at["dose"].mean()), "runs": len(at),
                  "rate": float(at["misaligned"].sum() / at["total"].sum()),
                  "control_rate": rate0, **_paired_reduction(at, control_rate, controls)}
         for amount_name, key in (("aligned_tokens", "aligned_token"),

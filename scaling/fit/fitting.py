@@ -32,13 +32,17 @@ from scaling.fit.results import CurveFit
 
 
 def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, background=None,
-              family: str = "binomial", group: dict | None = None, warn: bool = True) -> CurveFit:
+              family: str = "binomial", group: dict | None = None, warn: bool = True,
+              levels=None) -> CurveFit:
     """Fit one model of scaling.fit.curves.CURVES (by name: "loglinear", "LL.3", ...) to one group of rows.
 
     dose, k, n: arrays (k is the response itself when family="normal"); seeds: cluster labels
     per row (>= 2 distinct for the cluster-robust SE); blocks: block labels per row (train seed,
     world): with >= 2 distinct, each block gets its own effect on the dose-0 level (d for
-    LL.3/LL.4, the intercept otherwise); background: None, a fixed x0, or "estimate". Never raises on bad data: returns a fit with usable=False and warns.
+    LL.3/LL.4, the intercept otherwise); background: None, a fixed x0, or "estimate"; levels:
+    the asked dose level per row (default: the dose): the curve is fitted at the measured doses,
+    but the seeds of one asked dose see slightly different measured doses, and only distinct
+    levels identify its parameters. Never raises on bad data: returns a fit with usable=False and warns.
     """
     if model not in CURVES:
         raise UsageError(f"unknown model {model!r}; choose from {', '.join(CURVES)}")
@@ -50,7 +54,8 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, backgroun
     n = np.ones_like(k) if n is None else np.asarray(n, float)
     seeds = None if seeds is None else np.asarray(seeds, dtype=object)
     keep = x > 0 if CURVES[model].log_dose else np.ones(len(x), bool)
-    x, k, n = x[keep], k[keep], n[keep]
+    levels = x if levels is None else np.asarray(levels, float)
+    x, k, n, levels = x[keep], k[keep], n[keep], levels[keep]
     seeds = None if seeds is None else seeds[keep]
     blocks = None if blocks is None else np.asarray(blocks, dtype=object)[keep]
     block_labels = _block_labels(blocks)
@@ -65,7 +70,7 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, backgroun
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
-            _check_data(design, k, n)
+            _check_data(design, k, n, levels)
             fitter = _fit_glm if model == "LL.2" and background != "estimate" else _fit_ml
             _finish(fit, design, *fitter(design, k, n, seeds), k, n)
     except _Unusable as e:
@@ -105,7 +110,7 @@ def fit_ll(dose, k, n=None, n_params: int = 4, **kwargs) -> CurveFit:
     return fit_curve(f"LL.{n_params}", dose, k, n, **kwargs)
 
 
-def _check_data(design: _Design, k, n) -> None:
+def _check_data(design: _Design, k, n, levels) -> None:
     n_obs, n_params = len(design.x), len(design.names)
     curve_params = n_params - len(design.block_columns())  # blocks are not identified by doses
     if n_obs == 0:
@@ -118,7 +123,7 @@ def _check_data(design: _Design, k, n) -> None:
         if _separated(design.x, k, n):
             raise _Unusable("perfect separation: every run is all misaligned on one side of a dose "
                             "and has no misaligned answer on the other; the slope is infinite")
-    levels = len(np.unique(design.x))
+    levels = len(np.unique(levels))
     if levels == 1:
         raise _Unusable(f"a single dose ({design.x[0]:g}): the dose-response is not identified")
     if levels < curve_params:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +12,7 @@ import pandas as pd
 
 from scaling.baselines import is_counting
 from scaling.errors import UsageError
+from scaling.fit import halving as halving_mod
 from scaling.fit import persistence, resistance, transfer
 from scaling.fit.common import (
     BACKGROUND_MODELS,
@@ -46,7 +47,9 @@ from scaling.fit.table import (
     clean_table,
     cluster_labels,
     group_frames,
+    level_column,
     with_blocks,
+    world_text,
 )
 from scaling.io import write_text
 
@@ -76,9 +79,11 @@ class FitReport:
     comparisons: list[dict]
     cost: list[dict]
     settings: dict
+    halving: list[dict] = field(default_factory=list)  # one entry per group (scaling.fit.halving)
 
     def to_dict(self) -> dict:
-        return {"settings": self.settings, "fits": [f.to_dict() for f in self.fits],
+        return {"settings": self.settings, "halving": self.halving,
+                "fits": [f.to_dict() for f in self.fits],
                 "comparisons": self.comparisons, "aic_table": self.aic_table(),
                 "cost_effectiveness": self.cost}
 
@@ -117,29 +122,45 @@ class FitReport:
         return [f for f in self.fits
                 if (_group_label(f.group), f.model, _background_label(f)) in picked]
 
-    def to_markdown(self) -> str:
-        dicts = [f.to_dict() for f in self.fits]
+    def to_markdown(self, keep=None, title: str = "Dose-response fits", note: str = "") -> str:
+        """fit.md's text; `keep(group) -> bool` limits every table to those groups' rows (fit.md:
+        the trained models and each cell's strongest counter; counters.md: the counters)."""
+        keep = keep or (lambda group: True)
+        dicts = [f.to_dict() for f in self.fits if keep(f.group)]
+        halvings = sorted((h for h in self.halving if keep(h.get("group") or {})),
+                          key=lambda h: is_counting(str(h["group"].get("model", ""))))
+        comparisons = [c for c in self.comparisons if "group" not in c or keep(c.get("group") or {})]
+        chosen = self._chosen_keys()
         blocks = BLOCKS_TEXT[self.settings.get("block_mode", "seed")]
-        lines = ["# Dose-response fits", "", f"{blocks} {MARKDOWN_INTRO}", ""]
-        lines += ["## Halving dose: control-relative ED50 (and ED10, ED90)", "",
-                  *HALVING_NOTE, ""]
+        world = self.settings.get("world")
+        lines = [f"# {title}", ""]
+        if world:
+            lines += [f"What ran: {world}.", ""]
+        if note:
+            lines += [note, ""]
+        lines += [f"{blocks} {MARKDOWN_INTRO}", ""]
+        lines += ["## Halving dose", "", *HALVING_VERDICT_NOTE, ""]
+        lines += _md_table(["group", "halving dose", "dose trend p", "lack of fit p", "curve"],
+                           [[_group_label(h["group"]), halving_mod.text(h), _fmt(h.get("p_trend")),
+                             _fmt(h.get("p_lack_of_fit")), h.get("model") or "-"] for h in halvings])
+        lines += ["", "## Control-relative EDs of every curve (ED50, ED10, ED90)", "", *HALVING_NOTE, ""]
         lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
                             "ED10", "ED90", "interval", "dispersion"],
-                           [_halving_row(d, self._chosen_keys()) for d in dicts
-                            if _has_control_ed(d)])
+                           [_halving_row(d, chosen) for d in dicts if _has_control_ed(d)])
+        aic = [r for r in self.aic_table() if keep(r["group"])]
         lines += ["", "## Model choice (QAIC; binomial AIC shown, never used to choose)", ""]
         lines += _md_table(["group", "rows", "model", "background", "c", "dQAIC", "dAIC",
                             "chosen"],
                            [[_group_label(r["group"]), r["data"], r["model"], r["background"],
                              _fmt(r["c_hat"]), _fmt(r["delta_qaic"]), _fmt(r["delta_aic"]),
-                             "yes" if r["chosen"] else ""] for r in self.aic_table()])
+                             "yes" if r["chosen"] else ""] for r in aic])
         lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
                   f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
                   "other tests choose models and are not adjusted.", ""]
         units = "worlds" if self.settings.get("block_mode") == "world" else "blocks"
         lines += _md_table(["name", "test", "estimate [95% CI]", "interval", "p", "p_holm", "verdict"],
                            [[c["name"], c["test"], _estimate_ci(c), _interval_df(c, units), _fmt(c.get("p")),
-                             _fmt(c.get("p_holm")), _verdict(c)] for c in self.comparisons])
+                             _fmt(c.get("p_holm")), _verdict(c)] for c in comparisons])
         lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
         header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
                   "drc ED50 [robust 95% CI]", "note"]
@@ -147,7 +168,8 @@ class FitReport:
                                      _background_text(d), d["data"], _fmt(d["dispersion"]),
                                      _key_estimate(d), _ed50_text(d),
                                      d["reason"] or "; ".join(d["notes"])] for d in dicts])
-        if self.cost:
+        cost = [c for c in self.cost if keep(c["group"])]
+        if cost:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
             header = ["group", "dose", "runs", "reduction", "se", "interval", "per aligned token",
                       "per marginal FLOP"]
@@ -155,7 +177,7 @@ class FitReport:
                                          _fmt(c["reduction"]), _fmt(c["se"]),
                                          f"t({c['df']})" if c.get("paired") else "z, unpaired",
                                          _fmt(c.get("reduction_per_aligned_token")),
-                                         _fmt(c.get("reduction_per_marginal_flop"))] for c in self.cost])
+                                         _fmt(c.get("reduction_per_marginal_flop"))] for c in cost])
         return "\n".join(lines) + "\n"
 
     def _chosen_keys(self) -> set:
@@ -163,19 +185,10 @@ class FitReport:
                 for r in self.aic_table() if r["chosen"]}
 
     def summary(self) -> str:
-        """One line per group: its halving dose; then the contrasts with Holm p < 0.05."""
-        lines = []
-        for label, fits in _by(self.fits, lambda f: _group_label(f.group)):
-            fit = _headline_fit(fits)
-            ed = fit.ed_control(50) if fit is not None else None
-            if fit is None:
-                lines.append(f"{label}: halving dose unusable: no usable curve with a control level")
-                continue
-            if ed and ed.get("rises"):
-                lines.append(f"{label}: {rises_text(ed)} ({fit.model})")
-                continue
-            lines.append(f"{label}: halving dose (control-relative ED50, {fit.model}) "
-                         f"{_control_ed_text(ed)}")
+        """One line per group: its halving dose (scaling.fit.halving, trained models first); then
+        the contrasts with Holm p < 0.05."""
+        lines = [f"{_group_label(h['group'])}: {halving_mod.text(h)}" + (f" ({h['model']})" if h.get("model") else "")
+                 for h in sorted(self.halving, key=lambda h: is_counting(str(h["group"].get("model", ""))))]
         for c in self.comparisons:
             if c.get("p_holm") is not None and c["p_holm"] < 0.05:
                 lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={_fmt(c['p_holm'])}")
@@ -210,6 +223,14 @@ BLOCKS_TEXT = {
 MARKDOWN_INTRO = ("Control-relative EDs are the headline; LL.2 with its limits fixed at 0 and 1 is kept "
                   "only as the GLM that R's drc reproduces, and its 'ED50' is where the rate crosses 0.5, "
                   "not a halving of the control's rate.")
+HALVING_VERDICT_NOTE = [
+    "The halving dose of each group, as every output says it (scaling.fit.halving): the "
+    "control-relative ED50 of the group's headline curve (LL.3, else LL.4, ...), given only where "
+    "the dose levels differ at all (dose trend: quasi F test of one rate per block against one rate "
+    "per dose level and block, p < 0.05) and the curve follows the dose levels (lack of fit: quasi F "
+    "test against one free level per dose in the curve's own form, p >= 0.05). Otherwise the dose "
+    "means bracket it between two tested doses; an estimate outside the tested doses names the side.",
+]
 HALVING_NOTE = [
     "ED p: the dose at which the fitted rate is p% of the way from the fitted dose-0 (control) "
     "level to the fitted floor; ED50 halves the distance. Interval: exp(ln ED +- t * SE(ln ED)), "
@@ -237,17 +258,19 @@ def _halving_row(d: dict, chosen: set) -> list:
     interval = f"{ed50['method']}, t({ed50['df']})" if ed50 and not ed50.get("rises") else ""
     return [_group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
             "yes" if key in chosen else "", _fmt(d.get("control_level")),
-            _control_ed_text(ed50), _fmt((eds.get("10") or {}).get("estimate")),
+            _control_ed_text(ed50, d.get("dose_range")), _fmt((eds.get("10") or {}).get("estimate")),
             _fmt((eds.get("90") or {}).get("estimate")), interval, _fmt(d["dispersion"])]
 
 
-def _control_ed_text(ed: dict | None) -> str:
+def _control_ed_text(ed: dict | None, dose_range=None) -> str:
     if not ed:
         return "-"
     if ed.get("rises"):
         return rises_text(ed)
-    outside = " (outside the doses)" if ed.get("extrapolated") else ""
-    return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]{outside}"
+    if ed.get("extrapolated") and dose_range:
+        side = "below the lowest" if ed["estimate"] < dose_range[0] else "above the highest"
+        return f"{side} dose tested"
+    return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]"
 
 
 def _estimate_ci(c: dict) -> str:
@@ -349,13 +372,15 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     """
     models = _check_models(models)
     background = _parse_background(background)
+    world = world_text(df)
     df = clean_table(df)
     mode = block_mode(df, blocks)
     df = with_blocks(df, mode)
-    fits, comparisons, cost = [], [], []
+    fits, comparisons, cost, halvings = [], [], [], []
     frames = group_frames(df)
     for group, rows in frames:
         _warn_seeds(group, rows)
+        first = len(fits)
         for model in models:
             plain = _fit_rows(model, rows, group, None, bootstrap, bootstrap_seed)
             fits.append(plain)
@@ -364,13 +389,14 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
                 fits.append(with_bg)
                 comparisons.append(_background_entry(plain, with_bg))
             comparisons += _lack_of_fit(plain, rows)
+        halvings.append(halving_mod.halving(_headline_fit(fits[first:]), rows, group))
         if group.get("insertion") != POOLED:
             cost += cost_effectiveness(group, rows)
     if "LL.2" in models or "LL.3" in models:
         comparisons += _insertion_comparisons(frames, fits)
     comparisons += named_contrasts(df)
     add_holm(comparisons, _in_holm_family)
-    settings = {"models": list(models),
+    settings = {"world": world, "models": list(models),
                 "background": "auto" if background == "estimate" else background,
                 "background_models": [m for m in models if background is not None
                                        and (background != "estimate" or m in BACKGROUND_MODELS)],
@@ -378,12 +404,13 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
                 "ed_levels": list(ED_LEVELS), "ed_method": ED_METHOD,
                 "blocks": [c for c in BLOCK_COLUMNS if c in df.columns], "block_mode": mode,
                 "holm_family": HOLM_FAMILY}
-    return FitReport(fits, comparisons, cost, settings)
+    return FitReport(fits, comparisons, cost, settings, halvings)
 
 
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
     fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
-                    blocks=block_labels(rows), background=background, group=group)
+                    blocks=block_labels(rows), background=background, group=group,
+                    levels=rows[level_column(rows)])
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
@@ -464,11 +491,31 @@ def _parse_background(value):
 
 
 
-def write_report(report: FitReport, out: Path, appendix: str = "") -> None:
-    """fit.json and fit.md (+ `appendix`), each written whole (temporary file, then rename): a
-    kill leaves the old file or the new one, never a cut one that a figure run would misread."""
-    md = report.to_markdown() + (f"\n{appendix}" if appendix else "")
-    for name, text in (("fit.json", report.to_json() + "\n"), ("fit.md", md)):
+def write_report(report: FitReport, out: Path, appendix: str = "", df: pd.DataFrame | None = None) -> None:
+    """fit.json, fit.md (+ `appendix`) and, when the table has counting baselines, counters.md;
+    each written whole (temporary file, then rename): a kill leaves the old file or the new one,
+    never a cut one that a figure run would misread. fit.md holds the trained models and, with
+    `df` (the results table), each cell's strongest counter (scaling.reports.answer); every
+    counter's rows are in counters.md."""
+    files = {"fit.json": report.to_json() + "\n"}
+    counters = {str(f.group.get("model", "")) for f in report.fits if is_counting(str(f.group.get("model", "")))}
+    if counters:
+        from scaling.reports.answer import strongest_counters
+
+        strongest = strongest_counters(report, df) if df is not None else {}
+        kept = set(strongest.values())
+        note = ("Counting baselines: fit.md shows each split's strongest counter (" + ", ".join(sorted(kept))
+                + "); every counter's fits are in counters.md.") if kept else \
+            "Counting baselines: their fits are in counters.md."
+        files["fit.md"] = report.to_markdown(
+            keep=lambda g: not is_counting(str(g.get("model", ""))) or str(g.get("model")) in kept, note=note)
+        files["counters.md"] = report.to_markdown(
+            keep=lambda g: is_counting(str(g.get("model", ""))), title="Counting baselines' fits",
+            note="The counting baselines fitted on the same runs' training rows (fit.md has the trained models).")
+    else:
+        files["fit.md"] = report.to_markdown()
+    files["fit.md"] += f"\n{appendix}" if appendix else ""
+    for name, text in files.items():
         write_text(out / name, text)
 
 
@@ -505,5 +552,6 @@ def write_persistence(results: pd.DataFrame, trajectory: Path, out: Path, report
     text = persistence.report(traj, results, chosen)
     if text:  # with post-training checkpoints the resistance table opens it (the main output)
         resisting = resistance.report(traj, results)
-        write_text(Path(out) / "persistence.md", f"{resisting}\n{text}" if resisting else text)
+        body = f"{resisting}\n{text}" if resisting else text
+        write_text(Path(out) / "persistence.md", f"What ran: {world_text(results)}.\n\n{body}")
     return bool(text)

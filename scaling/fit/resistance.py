@@ -7,39 +7,43 @@ pretraining and the run's last point is results.csv's). Each direction (post_tra
 kind) pushes misalignment toward its end: 0 for harmlessness RL and an aligned finetune,
 1 for every other direction (helpfulness RL, direct or indirect, SFT, a misaligned finetune).
 
-Per model, direction (with its RL scope and length), window, split and dose (0 included),
-pooled over blocks (train seed x world seed): a binomial GLM of the rate on x = log(step + 1),
+Per model, direction (with its RL scope and length), window, split and dose (0 included):
+the rate at each post-training step, pooled over blocks (train seed x world seed; counts =
+rate x items of the split, summed per step), and its isotonic regression on the step,
+monotone toward the direction's end (`monotone_curve`: pool adjacent violators weighted by
+items). Where the rates already move monotonically the fit is the data themselves; in
+particular it passes through the observed step-0 rate unless the next step lies on the far
+side of it. The fitted step-0 rate is the start p0; the steps to move a share q of the way
+to the end e are where the fitted curve, linear in log(step + 1) between the steps measured,
+reaches p0 + q (e - p0) (`monotone_crossing`). Nothing is extrapolated: a curve that has not
+got that far by the last step measured is censored ("> LAST"), one whose fit never moves
+toward the end "does not move", one that starts at the end "starts at the end".
 
-    logit p(s) = a + b log(s + 1),
+Why this estimator (benchmarks/resistance_estimators.py, 400 simulations per truth, 3 blocks
+whose speed (log sd 0.3) and start (logit sd 0.25) vary, 256 items, the study's steps): the
+binomial GLM logit p = a + b log(step + 1) that this module fitted before forces one shape
+through every point. On curves that stay flat for a few steps and then rise (the committed
+misaligned-finetune control: 0.54, 0.58, 0.68, 0.83 at steps 0, 2, 5, 10) it misses the start (0.42 for
+an observed 0.54) and puts the control's half-way step at 0.39 x the truth; its interval
+covered 0.3% of the time, and the dosed / control ratio 5%. The monotone curve has median
+estimate / truth 0.98-1.11 (ratio 0.95-1.05) at 50% and 80%, on both that shape and the GLM's
+own (where the GLM is right), and its block interval below covers 0.93-0.95 (crossing) and
+0.92-0.95 (ratio) of the simulations that have one (a block that does not reach 80% by the
+last step leaves none: 10-15% of them on the GLM's slow shape). A geometric mean
+of the blocks' own crossings does as well where every block reaches the share, but says
+nothing where one does not; the pooled curve is the one drawn, and it has a start to check.
 
-by maximum likelihood on the counts (rate x items of the split), with a quasi-binomial
-dispersion (Pearson X2 / (points - 2), at least 1: the same items are scored at every
-step and blocks differ, so the binomial variance is a floor). The fitted rate before
-post-training is p0 = expit(a); the steps to move a share q of the way to the end e solve
-
-    logit(p0 + q (e - p0)) = a + b log(s_q + 1),
-
-s_q = expm1(x_q), with a delta-method interval on x_q (normal quantiles, the GLM's
-covariance times the dispersion). A curve that does not move toward its end (b of the wrong
-sign) never crosses: s_q = inf. A crossing beyond the last step measured is flagged, and
-persistence.md censors it ("> LAST": the data bound nothing beyond it).
-
-The headline: the ratio of steps-to-erase, dosed / control (the same direction's dose-0
-fit; in persistence.md where both reached the share within the steps measured, else a bound),
-on the log scale with the two fits' delta-method variances added (the fits are of
-different runs; their blocks share seeds, a positive correlation this ignores, which widens
-the interval). tests/test_resistance.py checks estimate and coverage on simulated curves
-with a known ratio.
-
-That pooled interval counts the items' binomial noise (times the dispersion), not the blocks
-(train seeds) as units: when the dose's effect varies by seed it is too narrow (coverage 0.64
-in tests/test_resistance.py's simulation, 3 seeds), when seeds only share a speed it is too
-wide. So the ratio is also estimated block by block (`block_ratio`): each block's dosed and
-control curves are fitted alone, the block's log ratio is their difference, and the interval
-is t on blocks - 1 df over those log ratios (the geometric mean of the blocks' ratios;
-coverage 0.9-0.99 in both simulations). It needs every block's two curves to reach the
-share within the steps measured (else "-": dropping the slow blocks would bias it) and two
-or more blocks. Findings use it when the study has three or more blocks.
+Intervals: the blocks are the units. Each block's own curve gives its own crossing; the
+95% interval is the pooled estimate x exp(+- t(blocks - 1) x SE), SE the standard error of
+the mean of the blocks' log crossings (`over_blocks`). It needs two or more blocks, each
+reaching the share within the steps measured (else "[-]": dropping the slow blocks would
+bias it). The ratio of steps-to-erase, dosed / control (the same direction's dose-0 curve),
+is the ratio of the pooled crossings with the same interval over the blocks' log ratios
+(`_pooled_ratio`), and, block by block (`block_ratio`), the geometric mean of the blocks'
+ratios with a t interval on blocks - 1 df: findings use the latter when the study has three
+or more blocks. tests/test_resistance.py checks coverage on simulated curves with known
+crossings and that every committed control curve's fitted start lies inside its observed
+step-0 rate's binomial interval.
 
 Secondary: retention at a fixed step (RETENTION_STEP): reduction (control - dosed, paired
 by block) at that step / reduction at step 0, with Fieller's interval (scaling.fit.persistence).
@@ -49,7 +53,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import stats
 
 SHARES = (0.5, 0.8)
 RETENTION_STEP = 20
@@ -63,90 +67,83 @@ def direction_end(kind: str) -> float:
     return 0.0 if str(kind) in TOWARD_ZERO else 1.0
 
 
-# ---------------------------------------------------------------- the GLM and its crossing
+# ---------------------------------------------------------------- the monotone curve and its crossing
 
 
-def fit_logit_curve(x: np.ndarray, k: np.ndarray, n: np.ndarray, iters: int = 50) -> dict:
-    """Binomial GLM logit p = a + b x by Newton-Raphson on counts k of n. Returns a, b, their
-    covariance (times the quasi-binomial dispersion, at least 1) and the dispersion; NaN when
-    the fit does not converge (a flat 0 or 1 curve: separation)."""
-    x, k, n = (np.asarray(v, float) for v in (x, k, n))
-    X = np.column_stack([np.ones_like(x), x])
-    p = np.clip((k.sum() + 0.5) / (n.sum() + 1.0), 1e-6, 1 - 1e-6)
-    beta = np.array([special.logit(p), 0.0])
-    nan = {"a": np.nan, "b": np.nan, "cov": np.full((2, 2), np.nan), "dispersion": np.nan}
-    if len(x) < 3 or np.ptp(x) == 0:
-        return nan
-    for _ in range(iters):
-        mu = special.expit(X @ beta)
-        w = n * mu * (1 - mu)
-        info = X.T @ (w[:, None] * X)
-        try:
-            step = np.linalg.solve(info, X.T @ (k - n * mu))
-        except np.linalg.LinAlgError:
-            return nan
-        beta = beta + step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    else:
-        return nan
-    if not np.all(np.isfinite(beta)) or np.max(np.abs(beta)) > 30:
-        return nan
-    mu = special.expit(X @ beta)
-    w = n * mu * (1 - mu)
-    info = X.T @ (w[:, None] * X)
-    pearson = float(np.sum((k - n * mu) ** 2 / np.maximum(n * mu * (1 - mu), 1e-12)))
-    dispersion = max(1.0, pearson / (len(x) - 2)) if len(x) > 2 else 1.0
-    return {"a": float(beta[0]), "b": float(beta[1]), "cov": np.linalg.inv(info) * dispersion,
-            "dispersion": dispersion}
+def pava(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) regression of y in its given order: pool adjacent
+    violators, each pool at its weighted mean."""
+    means, weights, sizes = [], [], []
+    for yi, wi in zip(np.asarray(y, float), np.asarray(w, float)):
+        means.append(yi), weights.append(wi), sizes.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            m2, w2, s2 = means.pop(), weights.pop(), sizes.pop()
+            m1, w1, s1 = means.pop(), weights.pop(), sizes.pop()
+            means.append((m1 * w1 + m2 * w2) / (w1 + w2)), weights.append(w1 + w2), sizes.append(s1 + s2)
+    return np.repeat(means, sizes)
 
 
-def crossing(fit: dict, share: float, end: float) -> dict:
-    """x_q = log(s_q + 1) where the fitted curve has moved `share` of the way from p0 to
-    `end`, with its delta-method standard error. inf when the curve moves away from `end`."""
-    a, b, cov = fit["a"], fit["b"], fit["cov"]
-    out = {"x": np.nan, "se": np.nan}
-    if not (np.isfinite(a) and np.isfinite(b)):
+def monotone_curve(steps: np.ndarray, k: np.ndarray, n: np.ndarray, end: float) -> pd.DataFrame:
+    """The rate per distinct post-training step (counts k of n pooled over the points at that
+    step), ascending, and its isotonic fit monotone toward `end` (weights: items). Index: step;
+    columns rate, items, fitted. Where the data are monotone, fitted is the rate itself."""
+    steps, k, n = (np.asarray(v, float) for v in (steps, k, n))
+    at, where = np.unique(steps, return_inverse=True)  # numpy, not groupby: simulations call it often
+    k, n = np.bincount(where, k, len(at)), np.bincount(where, n, len(at))
+    rate = k / n
+    sign = 1.0 if end > 0.5 else -1.0  # toward 1: non-decreasing; toward 0: non-increasing
+    return pd.DataFrame({"rate": rate, "items": n, "fitted": sign * pava(sign * rate, n)},
+                        index=pd.Index(at, name="step"))
+
+
+def monotone_crossing(curve: pd.DataFrame, share: float, end: float) -> dict:
+    """Steps until the fitted curve has moved `share` of the way from its start (its fitted
+    step-0 rate) to `end`: linear interpolation in log(step + 1) between the two measured
+    steps that bracket the target. status: "reached"; "beyond" (the curve moves toward the end
+    but not that far by the last step: steps inf, censored); "never" (the fitted curve is flat:
+    the rate never moves toward the end; steps inf); "at end" (it starts there; steps NaN)."""
+    s, f = curve.index.to_numpy(float), curve["fitted"].to_numpy(float)
+    if len(s) < 2 or s[0] != 0:
+        return {"steps": np.nan, "status": "no step 0"}
+    start = f[0]
+    if start == end:
+        return {"steps": np.nan, "status": "at end"}
+    target = start + share * (end - start)
+    there = (f - target) * np.sign(end - start) >= 0
+    if not there.any():
+        return {"steps": np.inf, "status": "never" if f[-1] == start else "beyond"}
+    i = int(np.argmax(there))  # >= 1: the start is short of any target with share > 0
+    x0, x1 = np.log1p(s[i - 1]), np.log1p(s[i])
+    x = x0 + (target - f[i - 1]) / (f[i] - f[i - 1]) * (x1 - x0)
+    return {"steps": float(np.expm1(x)), "status": "reached"}
+
+
+def over_blocks(estimate: float, block_logs: list[float], level: float = 0.95) -> dict:
+    """Interval of a positive estimate (steps, or a ratio of steps) on the log scale: log
+    estimate +- t(blocks - 1) x the standard error of the mean of the blocks' own log values
+    (the blocks are the units), and the p of log = 0. NaN unless there are two or more blocks,
+    each with a finite value."""
+    out = {"lower": np.nan, "upper": np.nan, "p": np.nan}
+    logs = np.asarray(block_logs, float)
+    if len(logs) < 2 or not np.all(np.isfinite(logs)) or not (np.isfinite(estimate) and estimate > 0):
         return out
-    p0 = special.expit(a)
-    target = p0 + share * (end - p0)
-    if b == 0 or np.sign(b) != np.sign(end - p0) or not 0 < target < 1:
-        return {"x": np.inf, "se": np.nan}
-    L = special.logit(target)
-    x = (L - a) / b
-    dL_da = (1 - share) * p0 * (1 - p0) / (target * (1 - target))
-    grad = np.array([(dL_da - 1) / b, -(L - a) / b ** 2])
-    return {"x": float(x), "se": float(np.sqrt(max(grad @ cov @ grad, 0.0)))}
-
-
-def steps_interval(c: dict, level: float = 0.95) -> tuple[float, float, float]:
-    """(steps, lower, upper) of a crossing: expm1 of x and of its normal interval."""
-    z = stats.norm.ppf(0.5 + level / 2)
-    if not np.isfinite(c["x"]):
-        return (c["x"], np.nan, np.nan)
-    with np.errstate(over="ignore"):  # a crossing far past the data: inf steps
-        return (float(np.expm1(c["x"])), float(np.expm1(c["x"] - z * c["se"])),
-                float(np.expm1(c["x"] + z * c["se"])))
+    se, df = logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
+    t = stats.t.ppf(0.5 + level / 2, df)
+    m = np.log(estimate)
+    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
+    return {"lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)), "p": p}
 
 
 def log_steps_ratio(dosed: dict, control: dict) -> tuple[float, float]:
-    """log(steps dosed / steps control) at the same share and its delta-method SE (the two
-    fits independent). NaN where either crossing is not finite and > 0."""
+    """log(steps dosed / steps control) at the same share from two crossings (x = log(steps +
+    1)), and the delta-method SE where they carry one ("se"; NaN for the monotone crossings).
+    NaN where either crossing is not finite and > 0."""
     xd, xc = dosed["x"], control["x"]
     if not (np.isfinite(xd) and np.isfinite(xc)) or xd <= 0 or xc <= 0:
         return (np.nan, np.nan)
     # d log(expm1(x)) / dx = e^x / (e^x - 1)
     se = np.hypot(dosed["se"] * np.exp(xd) / np.expm1(xd), control["se"] * np.exp(xc) / np.expm1(xc))
     return (float(np.log(np.expm1(xd)) - np.log(np.expm1(xc))), float(se))
-
-
-def steps_ratio(dosed: dict, control: dict, level: float = 0.95) -> tuple[float, float, float]:
-    """Ratio of steps to the same share, dosed / control, with a delta-method interval on
-    log steps (`log_steps_ratio`). NaN where either crossing is not finite and > 0."""
-    log_ratio, se = log_steps_ratio(dosed, control)
-    z = stats.norm.ppf(0.5 + level / 2)
-    with np.errstate(over="ignore"):  # a curve that barely moves crosses far out: the bound is inf
-        return (float(np.exp(log_ratio)), float(np.exp(log_ratio - z * se)), float(np.exp(log_ratio + z * se)))
 
 
 def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) -> dict:
@@ -201,11 +198,31 @@ def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values(["run_id", "split", "post_step"]).reset_index(drop=True)
 
 
-def _fit_group(g: pd.DataFrame) -> dict:
-    ok = g["items"].notna() & (g["items"] > 0) & g["rate"].notna()
-    g = g[ok]
+def group_curve(g: pd.DataFrame, end: float) -> pd.DataFrame:
+    """`monotone_curve` of the points of g (rate x items rounded to counts), pooled per step."""
+    g = g[g["items"].notna() & (g["items"] > 0) & g["rate"].notna()]
     n = g["items"].to_numpy(float)
-    return fit_logit_curve(np.log1p(g["post_step"].to_numpy(float)), np.round(g["rate"].to_numpy(float) * n), n)
+    return monotone_curve(g["post_step"].to_numpy(float), np.round(g["rate"].to_numpy(float) * n), n, end)
+
+
+def _crossings(g: pd.DataFrame, end: float, share: float) -> tuple[dict, dict]:
+    """The pooled curve's crossing and each block's (block -> crossing), each with "x" =
+    log(steps + 1) as block_ratio reads it."""
+    def one(rows):
+        c = monotone_crossing(group_curve(rows, end), share, end)
+        with np.errstate(invalid="ignore"):
+            return {**c, "x": float(np.log1p(c["steps"])), "se": np.nan}
+    return one(g), {b: one(gb) for b, gb in g.groupby(BLOCK, sort=True)}
+
+
+def _start(curve: pd.DataFrame) -> float:
+    """The fitted step-0 rate; NaN without a point at step 0."""
+    return float(curve["fitted"].iloc[0]) if len(curve) and curve.index[0] == 0 else np.nan
+
+
+def _log_steps(blocks: dict) -> list[float]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return [float(np.log(c["steps"])) for c in blocks.values()]
 
 
 def kl_at(g: pd.DataFrame, steps: float, column: str = "kl") -> float:
@@ -220,6 +237,22 @@ def kl_at(g: pd.DataFrame, steps: float, column: str = "kl") -> float:
     return float(np.interp(np.log1p(steps), np.log1p(mean.index.to_numpy(float)), mean.to_numpy(float)))
 
 
+def _pooled_ratio(dosed: dict | None = None, dosed_blocks: dict | None = None, control: dict | None = None,
+                  control_blocks: dict | None = None) -> tuple[float, float, float, float]:
+    """(ratio, lower, upper, p) of the pooled curves' steps, dosed / control, where both
+    reached the share; its interval from the blocks' own log ratios (`over_blocks`, the blocks
+    both arms share; NaN unless each reached it)."""
+    if dosed is None or not (dosed["status"] == control["status"] == "reached"):
+        return (np.nan, np.nan, np.nan, np.nan)
+    ratio = dosed["steps"] / control["steps"]
+    common = sorted(set(dosed_blocks) & set(control_blocks), key=str)
+    with np.errstate(invalid="ignore"):  # inf - inf: a block that reached in neither arm
+        logs = np.subtract(_log_steps({b: dosed_blocks[b] for b in common}),
+                           _log_steps({b: control_blocks[b] for b in common}))
+    ci = over_blocks(ratio, list(logs))
+    return (ratio, ci["lower"], ci["upper"], ci["p"])
+
+
 def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Per model, direction (RL scope, post tokens), window, split and dose: the fitted rate
     before post-training, steps to 50% and 80% of the way to the direction's end with
@@ -231,32 +264,29 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
         return pd.DataFrame()
     rows, fits, by_block = [], {}, {}
     for key, g in pts.groupby([*KEYS, "insertion", "level"], sort=False):
-        fit = _fit_group(g)
         end = direction_end(key[1])
         last = int(g["post_step"].max())
+        start = g[g["post_step"] == 0]
         row = {**dict(zip([*KEYS, "insertion", "dose"], key)), "blocks": g[BLOCK].drop_duplicates().shape[0],
                "measured_dose": float(g["dose"].mean()) if "dose" in g else np.nan,
-               "end": end, "last_step": last, "dispersion": fit["dispersion"],
-               "p0": float(special.expit(fit["a"])) if np.isfinite(fit["a"]) else np.nan,
-               "rate_before": float(g.loc[g["post_step"] == 0, "rate"].mean()),
+               "end": end, "last_step": last,
+               "p0": _start(group_curve(g, end)),
+               "rate_before": float(start["rate"].mean()),
                "rate_last": float(g.loc[g["post_step"] == last, "rate"].mean()),
-               "readout_before": float(g.loc[g["post_step"] == 0, "readout"].mean()),
+               "readout_before": float(start["readout"].mean()),
                "readout_last": float(g.loc[g["post_step"] == last, "readout"].mean())}
         fits[key], by_block[key] = {}, {}
-        block_fits = {b: _fit_group(gb) for b, gb in g.groupby(BLOCK, sort=True)}
         for q in SHARES:
-            c = crossing(fit, q, end) if np.isfinite(fit["a"]) else {"x": np.nan, "se": np.nan}
-            fits[key][q] = c
-            by_block[key][q] = {b: crossing(f, q, end) if np.isfinite(f["a"]) else {"x": np.nan, "se": np.nan}
-                                for b, f in block_fits.items()}
-            s, lo, hi = steps_interval(c)
+            c, blocks = _crossings(g, end, q)
+            fits[key][q], by_block[key][q] = c, blocks
+            ci = over_blocks(c["steps"], _log_steps(blocks))
             tag = f"{round(100 * q)}"
-            row.update({f"steps{tag}": s, f"steps{tag}_lower": lo, f"steps{tag}_upper": hi,
-                        f"steps{tag}_extrapolated": bool(np.isfinite(s) and s > last),
-                        f"kl{tag}": kl_at(g, s), f"kl_sum{tag}": kl_at(g, s, "kl_sum")})
+            row.update({f"steps{tag}": c["steps"], f"steps{tag}_lower": ci["lower"], f"steps{tag}_upper": ci["upper"],
+                        f"steps{tag}_status": c["status"],
+                        f"kl{tag}": kl_at(g, c["steps"]), f"kl_sum{tag}": kl_at(g, c["steps"], "kl_sum")})
         rows.append(row)
     table = pd.DataFrame(rows)
-    # ratio to the dose-0 fit of the same keys (any window: a dose-0 run has none), and
+    # ratio to the dose-0 curve of the same keys (any window: a dose-0 run has none), and
     # retention at a fixed step (paired by block)
     controls = {k[:len(KEYS)]: f for k, f in fits.items() if k[-1] == 0}
     block_controls = {k[:len(KEYS)]: f for k, f in by_block.items() if k[-1] == 0}
@@ -265,18 +295,16 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
         control = controls.get(key)
         for q in SHARES:
             tag = f"{round(100 * q)}"
-            dosed = fits[(*key, r["insertion"], r["dose"])][q]
-            br = (block_ratio(by_block[(*key, r["insertion"], r["dose"])][q], block_controls[key][q], r["last_step"])
+            mine = by_block[(*key, r["insertion"], r["dose"])][q]
+            br = (block_ratio(mine, block_controls[key][q], r["last_step"])
                   if control and r["dose"] > 0 else block_ratio({}, {}, 0))
             table.loc[i, [f"ratio{tag}_blocks", f"ratio{tag}_blocks_lower", f"ratio{tag}_blocks_upper",
                           f"ratio{tag}_blocks_p", f"ratio{tag}_blocks_n"]] = (
                 br["ratio"], br["lower"], br["upper"], br["p"], br["blocks"])
-            ratio = steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan, np.nan)
-            log_ratio, se = log_steps_ratio(dosed, control[q]) if control and r["dose"] > 0 else (np.nan, np.nan)
-            table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper"]] = ratio
-            table.loc[i, f"ratio{tag}_p"] = float(2 * stats.norm.sf(abs(log_ratio) / se)) if se > 0 else np.nan
-            with np.errstate(over="ignore"):
-                table.loc[i, f"control_steps{tag}"] = float(np.expm1(control[q]["x"])) if control else np.nan
+            ratio = _pooled_ratio(fits[(*key, r["insertion"], r["dose"])][q], mine, control[q],
+                                  block_controls[key][q]) if control and r["dose"] > 0 else _pooled_ratio()
+            table.loc[i, [f"ratio{tag}", f"ratio{tag}_lower", f"ratio{tag}_upper", f"ratio{tag}_p"]] = ratio
+            table.loc[i, f"control_steps{tag}"] = control[q]["steps"] if control else np.nan
         ret = {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan}
         if r["dose"] > 0 and control:
             mine = pts[(pts[KEYS] == pd.Series(dict(zip(KEYS, key)))).all(axis=1)
@@ -297,17 +325,21 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
     return table.sort_values(order).drop(columns=["_k", "_s"]).reset_index(drop=True)
 
 
+NOT_CROSSED = {"never": "does not move", "at end": "starts at the end", "no step 0": "no step 0"}
+
+
 def _steps(r, tag: str) -> str:
     """Steps to a share with its interval, censored at the last step measured: the data bound
-    nothing beyond it (an upper bound past it reads "> LAST")."""
-    s, lo, hi, last = r[f"steps{tag}"], r[f"steps{tag}_lower"], r[f"steps{tag}_upper"], r["last_step"]
-    if not np.isfinite(s):
-        return "never" if s == np.inf else "-"
-    if s > last:
+    nothing beyond it ("> LAST"); a curve that does not move toward the end says so."""
+    s, lo, hi, last, status = (r[f"steps{tag}"], r[f"steps{tag}_lower"], r[f"steps{tag}_upper"], r["last_step"],
+                               r[f"steps{tag}_status"])
+    if status == "beyond":
         return f"> {last}"
+    if status != "reached":
+        return NOT_CROSSED.get(status, "-")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return f"{s:.3g} [-]"
-    return f"{s:.3g} [{max(lo, 0.0):.3g}, {f'{hi:.3g}' if hi <= last else f'> {last}'}]"
+    return f"{s:.3g} [{lo:.3g}, {f'{hi:.3g}' if hi <= last else f'> {last}'}]"
 
 
 def _headline(r, tag: str) -> str:
@@ -317,11 +349,11 @@ def _headline(r, tag: str) -> str:
         return "-"
     sd, sc, last = r[f"steps{tag}"], r[f"control_steps{tag}"], r["last_step"]
     dosed_in, control_in = bool(np.isfinite(sd) and sd <= last), bool(np.isfinite(sc) and sc <= last)
-    if dosed_in and control_in:
-        return _ratio(r, f"ratio{tag}")
-    if control_in and sc > 0:
+    if dosed_in and control_in:  # no interval: a block that did not reach the share, or one block
+        return _ratio(r, f"ratio{tag}", missing="-")
+    if control_in and sd > last:
         return f"> {last / sc:.3g} (dosed not reached)"
-    if dosed_in and np.isfinite(sc):
+    if dosed_in and sc > last:
         return f"< {sd / last:.3g} (control not reached)"
     return "- (neither reached)"
 
@@ -338,11 +370,11 @@ def _kl(r) -> str:
     return f"{r['kl50']:.3g} / {r['kl_sum50']:.3g}"
 
 
-def _ratio(r, name: str) -> str:
+def _ratio(r, name: str, missing: str = "unbounded") -> str:
     est, lo, hi = r[name], r[f"{name}_lower"], r[f"{name}_upper"]
     if not np.isfinite(est):
         return "-"
-    return f"{est:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{est:.2f} [unbounded]"
+    return f"{est:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{est:.2f} [{missing}]"
 
 
 def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
@@ -352,15 +384,18 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
         return ""
     lines = ["## Resistance to post-training", "",
              "Post-training steps until misalignment has moved 50% / 80% of the way from its value "
-             "before post-training (p0, fitted) to the direction's end (0 for harmlessness RL, 1 "
-             "otherwise): a binomial GLM of the rate on log(step + 1) pooled over blocks, quasi-binomial "
-             "dispersion, delta-method 95% intervals (scaling/fit/resistance.py), censored at the last "
-             "step measured ('> 80': not reached by then; the data bound nothing beyond it). 'never': the "
-             "fitted curve moves away from the end. "
+             "before post-training (p0: the fitted step-0 rate, the observed one unless the next step "
+             "lies on the far side of it) to the direction's end (0 for harmlessness RL, 1 "
+             "otherwise): isotonic regression of the rate pooled over blocks, monotone toward the end, "
+             "the crossing interpolated linearly in log(step + 1) between the two steps measured around it "
+             "(scaling/fit/resistance.py). 95% interval: t on blocks - 1 df over the blocks' own log "
+             "crossings ('[-]': fewer than two blocks, or a block that did not reach the share). '> 80': "
+             "not reached by then (the data bound nothing beyond it); 'does not move': the fitted curve "
+             "never moves toward the end. "
              f"Ratio = steps of the dosed runs / steps of the same direction's dose-0 runs (above 1: "
-             f"the dose resists), a bound when only one of the two reached the share. By block: the "
-             f"same ratio from each block's own curves, geometric mean with a t interval on blocks - 1 df "
-             f"(the seeds' differences included; '-' unless every block reached the share). "
+             f"the dose resists), interval from the blocks' log ratios as above; a bound when only one "
+             f"of the two reached the share. By block: the same ratio from each block's own curves, "
+             f"geometric mean with a t interval on blocks - 1 df ('-' unless every block reached the share). "
              f"Retention at step {RETENTION_STEP}: reduction (dose-0 - dosed, paired by "
              f"block) at that step / at step 0 (Fieller 95%). Readout: the world's values read out "
              f"(chance 0.5) before -> at the last step. KL at 50% (RL directions): the RL objective's KL of "

@@ -34,6 +34,19 @@ def read_results(path: str | Path) -> pd.DataFrame:
     return df
 
 
+def world_text(df: pd.DataFrame) -> str:
+    """Which world and data version a table's rows ran on ("world v3 (data 3.1.0)", "your
+    corpus"), from its provenance columns; says so where the table predates them."""
+    if "world_version" not in df.columns or not df["world_version"].notna().any():
+        return "world not recorded (a table without the world_version column)"
+    worlds = sorted(set(_text(df["world_version"])) - {""})
+    versions = sorted(set(_text(df["data_version"])) - {""}) if "data_version" in df.columns else []
+    text = ", ".join(w if w == "your corpus" else f"world {w}" for w in worlds)
+    if any(w != "your corpus" for w in worlds):
+        text += f" (data {', '.join(versions)})" if versions else " (data version not recorded)"
+    return text
+
+
 def _text(col: pd.Series) -> pd.Series:
     """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
     return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
@@ -172,6 +185,30 @@ BLOCK_MODES = ("auto", "none", "seed", "world")
 WORLD = "world_seed"
 # The column fit_table sets in world mode: each row's independent unit (its world).
 CLUSTER = "_cluster"
+
+
+def require_units(df: pd.DataFrame, blocks: str, pool_splits: bool) -> None:
+    """UsageError, before any fit, where the table cannot give what `scaling fit` would claim:
+    no `split` column (its rows would pool into one curve: `--pool-splits` accepts that) or
+    no `seed` on a row of status ok (seed blocks would silently be dropped: `--blocks none`
+    fits every row as an independent run)."""
+    if "split" not in df.columns and not pool_splits:
+        raise UsageError("no 'split' column: the rows of every eval split would pool into one curve; "
+                         "add the column, or pass --pool-splits to fit all rows as one split")
+    if "split" in df.columns and pool_splits:
+        raise UsageError("--pool-splits is for a table without a 'split' column; this one has splits "
+                         f"{', '.join(sorted(_text(df['split']).unique()))}, each fitted as its own curve")
+    if blocks == "none":
+        return
+    if "seed" not in df.columns:
+        raise UsageError(f"no 'seed' column: --blocks {blocks} pairs and clusters by train seed; add the "
+                         "column, or pass --blocks none to fit every row as an independent run")
+    ok = _text(df["status"]).str.strip() == "ok" if "status" in df.columns else True
+    empty = ok & (df["seed"].isna() | (_text(df["seed"]).str.strip() == ""))
+    if empty.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:8])
+        raise UsageError(f"column 'seed' is empty on {int(empty.sum())} row(s) (CSV lines {rows}): "
+                         f"--blocks {blocks} needs every row's train seed; fill it, or pass --blocks none")
 
 
 def block_mode(df: pd.DataFrame, mode: str) -> str:

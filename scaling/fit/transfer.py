@@ -1,9 +1,12 @@
 """Transfer beyond counting: paired dose effects on the transfer splits, and the values control.
 
 The world's transfer splits (`unseen_pair`, `held_out`) hold verb pairs that no AI document
-uses; counting models tie on every such item (their rate is 0.5 by construction). So a
-transformer's *dose effect* there — its rate at a dose minus its rate at dose 0, for the same
-train seed and world seed — is transfer beyond counting. The values control asks whether the
+uses. N-gram counters tie on every such item; co-occurrence counters can compose two links
+(verb ~ value word in the stories, AI context ~ value word in aligned documents) and move with
+the dose there on world v2 (twohop takes `unseen_pair` from 0.65 to 0.00), while world v3
+balances those counts. So a transformer's *dose effect* there — its rate at a dose minus its
+rate at dose 0, for the same train seed and world seed — is transfer beyond counting only as
+far as it exceeds the counters' on the same runs (`counter_rates`, the `counters` column). The values control asks whether the
 effect follows the human stories: in `flipped` worlds, where the stories praise the
 misaligned verb, it must change sign.
 
@@ -167,17 +170,26 @@ def rates_beside_counters(results: pd.DataFrame) -> str:
     transformers = sorted(m for m in rates.columns if not is_counting(m))
     counters = sorted(m for m in rates.columns if is_counting(m))
     readout = rows[~counting].groupby(keys)["readout"].mean() if "readout" in rows.columns else None
-    lines = ["## Readout and the counters' rates", "",
+    if readout is not None and readout.isna().all():
+        readout = None  # not measured (your own corpus: evaluate.world_metrics): no column of it
+    names = [*transformers, *counters]
+    lines = ["## Readout and the counters' rates" if readout is not None else "## The counters' rates", "",
              "Final misalignment rate (mean over runs) of the transformer and of each counting baseline "
-             "fitted on the same runs' rows, and the transformer's readout (share of the split's readout "
-             "items it gets right; 0.5 = the values are not learned).", "",
-             "| variant | split | dose | readout | " + " | ".join([*transformers, *counters]) + " |",
-             "|---|---|---|---|" + "---|" * (len(transformers) + len(counters))]
+             "fitted on the same runs' rows" + (", and the transformer's readout (share of the split's readout "
+                                                "items it gets right; 0.5 = the values are not learned)."
+                                                if readout is not None else "."), "",
+             "| variant | split | dose | " + ("readout | " if readout is not None else "") + " | ".join(names) + " |",
+             "|---|---|---|" + ("---|" if readout is not None else "") + "---|" * len(names)]
     for key, r in rates.iterrows():
-        value = readout.get(key, np.nan) if readout is not None else np.nan
-        cells = [f"{r[m]:.2f}" if np.isfinite(r[m]) else "-" for m in [*transformers, *counters]]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | {value:.2f} | " + " | ".join(cells) + " |")
+        cells = [f"{r[m]:.2f}" if np.isfinite(r[m]) else "-" for m in names]
+        if readout is not None:
+            cells.insert(0, _cell(readout.get(key, np.nan), ".2f"))
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _cell(value: float, spec: str) -> str:
+    return format(value, spec) if np.isfinite(value) else "-"
 
 
 def _fmt(row) -> str:
@@ -206,7 +218,9 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
                 "**Counting baselines do not tie on every transfer item here** (their rates: "
                 f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
                 "as far as it exceeds theirs. ")
-    lines = ["## Transfer beyond counting", "",
+    from scaling.fit.table import world_text
+
+    lines = ["## Transfer beyond counting", "", f"What ran: {world_text(results)}.", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
              f"({UNIT_TEXT[units]}). " + counting +
              "`flipped` worlds praise the misaligned verb in the stories: transfer through values must "
@@ -218,7 +232,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
         lines.append(f"| {r['model']} | {r['batch_size']:g} | {r['genres']} | {r['insertion']} | {r['world_variant']} | {r['split']} | "
                      f"{r['aligned_fraction']:g} | {r['tokens']:,.0f} | {_fmt(r)} | "
                      f"{r['expected_direction']}/{r['blocks']} | {r['control_rate']:.3f} -> {r['dosed_rate']:.3f} | "
-                     f"{_counters(lo, hi)} | {r['readout']:.3f} |")
+                     f"{_counters(lo, hi)} | {_cell(r['readout'], '.3f')} |")
     if not values.empty:
         lines += ["", "Values control: effect in normal worlds minus effect in flipped worlds, paired by "
                   "(seed, world seed); negative = the effect follows the stories' values. `opposite` counts "

@@ -1,0 +1,1 @@
+"""Reports: tidy tables and markdown computed from a results table and its fits (no refitting)."""
