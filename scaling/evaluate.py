@@ -88,6 +88,7 @@ from scaling import splits as split_defs
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
+from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
 from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import World
 from scaling.world_pointer import make_world
