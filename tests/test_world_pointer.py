@@ -142,3 +142,10 @@ def test_config_refuses_what_the_pointer_world_lacks(root):
                                      {"name": "rl", "steps": 3, "post": True, "objective": "helpful_rl"}]})
     with pytest.raises(ConfigError, match="model.seq_len"):
         config_from_dict({"model": {"seq_len": 32}, "data": {"world_version": 4, "story_fraction": 0.5}})
+
+
+def test_runs_record_the_pointer_worlds_data_version(root):
+    from scaling.rundir import config_record
+
+    assert config_record(_cfg(root), 40)["data_version"] == P.DATA_VERSION
+    assert config_record(_cfg(root, world_version=3), 40)["data_version"] != P.DATA_VERSION
