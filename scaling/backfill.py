@@ -71,8 +71,15 @@ CONFIG_COLUMNS = ("model", "seed", "batch_size", "world_seed", "world_variant", 
                   *LAYOUT_COLUMNS)
 # Columns of a transformer row that the rebuilt config cannot give: its own measures and status.
 NOT_REBUILT = ("run_id", "learner", "split", *results.split_measures({}, {}), "val_loss", "fact_recall", "status")
-MODEL_SETS = {"counter": baselines.COUNTERS, "ngram": tuple(f"ngram-{n}" for n in baselines.ORDERS),
-              "all": (*(f"ngram-{n}" for n in baselines.ORDERS), *baselines.COUNTERS)}
+_ALL_MODELS = (*(f"ngram-{n}" for n in baselines.ORDERS), *baselines.COUNTERS, *baselines.DYNAMIC)
+# --models: by learner (a dynamic counter goes with its base: ngram-1-fg60 is an ngram), the
+# dynamic counters alone, or all
+MODEL_SETS = {"counter": tuple(m for m in _ALL_MODELS if baselines.learner(m) == "counter"),
+              "ngram": tuple(m for m in _ALL_MODELS if baselines.learner(m) == "ngram"),
+              "dynamic": baselines.DYNAMIC, "all": _ALL_MODELS}
+TRAJECTORY_COLUMNS = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model",
+                      "aligned_fraction", "dose", "nominal_dose", "window_start_tokens", "window_end_tokens",
+                      "split", "step", "tokens", "rate", "readout"]  # as trajectory.csv's
 REL_TOL = 1e-9  # results.csv holds 10 significant digits (%.10g)
 FLOAT_FORMAT = "%.10g"  # as scaling.results writes results.csv
 
@@ -225,7 +232,7 @@ def run_base(run: pd.Series, rebuilt: Rebuilt) -> dict:
     from scaling import inputs
 
     return results.run_columns(run["run_id"], rebuilt.cfg, rebuilt.acc, run["status"],
-                               inputs.digests(rebuilt.cfg))
+                               inputs.digests(rebuilt.cfg), rebuilt.record.get("data_version") or "")
 
 
 def check_run(run_rows: pd.DataFrame, rebuilt: Rebuilt, label: str = "") -> None:
@@ -268,14 +275,27 @@ def _show(x) -> str:
     return f"{v:.10g}" if isinstance(v, float) else repr(v)
 
 
-def baseline_rows(run: pd.Series, rebuilt: Rebuilt) -> pd.DataFrame:
+def baseline_rows(run: pd.Series, rebuilt: Rebuilt, trajectory: dict | None = None) -> pd.DataFrame:
     """Every counting baseline's rows of the run, computed as its own evaluation computes
-    them and laid out as results.csv lays them out (all results.COLUMNS)."""
+    them and laid out as results.csv lays them out (all results.COLUMNS). The post-training
+    counters' points go into `trajectory` ({model: [POINT]}, eval.json's baseline_trajectory)."""
     from scaling.evaluate import evaluate_baselines
 
-    payload = evaluate_baselines(rebuilt.cfg, rebuilt.tok, rebuilt.items, rows=rebuilt.rows, readout=rebuilt.readout)
+    payload = evaluate_baselines(rebuilt.cfg, rebuilt.tok, rebuilt.items, rows=rebuilt.rows, readout=rebuilt.readout,
+                                 trajectory=trajectory)
     return pd.DataFrame(results.baseline_rows(run_base(run, rebuilt), rebuilt.cfg, payload),
                         columns=results.COLUMNS)
+
+
+def trajectory_rows(run: pd.Series, points: dict, wanted: set[str]) -> list[dict]:
+    """trajectory.csv's rows of the `wanted` post-training counters' points of one run, on the
+    run's columns as trajectory.csv has them (from the table's transformer row)."""
+    keep = ("run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "aligned_fraction", "dose",
+            "nominal_dose")
+    base = {c: run.get(c, math.nan) for c in keep}
+    trained = set(str(run["rl_families"]).split("+")) if isinstance(run.get("rl_families"), str) else None
+    return [row for name, pts in sorted(points.items()) if name in wanted for point in pts
+            for row in results.point_rows({**base, "model": name}, point, {}, trained)]
 
 
 def check_present(run_id: str, computed: pd.DataFrame, present: pd.DataFrame) -> None:
@@ -320,11 +340,12 @@ def merged_text(typed: pd.DataFrame, text: pd.DataFrame, added: pd.DataFrame) ->
 
 
 def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models: str = "all",
-             overrides: list[str] = (), say=print, rebuild=rebuild) -> dict:
+             overrides: list[str] = (), say=print, rebuild=rebuild, trajectory_out: str | Path | None = None) -> dict:
     """Add the rows of the `models` baselines (MODEL_SETS) that the table lacks to every
     finished run of it; write the table to `out`. Returns {runs, skipped, added, seconds}.
     `rebuild(match) -> Rebuilt`: where a run's config, data and items come from (default:
-    this code, from the sweep's config)."""
+    this code, from the sweep's config). `trajectory_out`: where to write the post-training
+    counters' trajectory rows (trajectory.csv's columns; the window columns NaN), if given."""
     from scaling.io import replacing
 
     if models not in MODEL_SETS:
@@ -346,12 +367,14 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
         say(f"  [{k}/{len(ok)}] {m.run_id} = the sweep's [{_label(m.spec.assignment)}]: columns rebuilt")
     say(f"every run's config rebuilds its recorded columns ({time.perf_counter() - t0:.1f} s)")
 
-    added, seconds = [], []
+    added, seconds, counter_points = [], [], []
     for k, m in enumerate(ok, 1):
         t = time.perf_counter()
         r = rebuilt.pop(m.run_id)
         run = transformer_runs(typed).loc[m.run_id]
-        computed = baseline_rows(run, r)
+        points = {}
+        computed = baseline_rows(run, r, points)
+        counter_points += trajectory_rows(run, points, wanted)
         mine = typed[(typed["run_id"] == m.run_id) & (typed["learner"] != "transformer")]
         check_present(m.run_id, computed, mine)
         have = set(zip(mine["split"], mine["model"]))
@@ -372,4 +395,10 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
         merged.to_csv(tmp, index=False)
     say(f"{len(new)} rows added to {len(ok)} runs ({sum(seconds):.0f} s of baselines, "
         f"{np.mean(seconds) if seconds else 0:.1f} s a run) -> {out}")
+    if trajectory_out is not None:
+        traj = pd.DataFrame(counter_points, columns=TRAJECTORY_COLUMNS)
+        Path(trajectory_out).parent.mkdir(parents=True, exist_ok=True)
+        with replacing(Path(trajectory_out)) as tmp:
+            traj.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
+        say(f"{len(traj)} trajectory rows of the post-training counters -> {trajectory_out}")
     return {"runs": len(ok), "skipped": len(matches) - len(ok), "added": len(new), "seconds": seconds}

@@ -30,15 +30,43 @@ The same eval and readout items as the transformer's are scored, and each model 
 results.csv as its own rows (`model` = ngram-1, ngram-2, ngram-3, learner `ngram`; the
 counters' names, learner `counter`).
 
+Dynamic counters: the static counters count every row alike, whenever it was trained; two
+effects of training dynamics need counts that know the step.
+
+- Forgetting, `BASE-fgTAU` (FORGETTING: ngram-1 at tau = 30, 60, 100 steps, winpmi-16 at
+  100): every row counts exp(-(T - 1 - step) / tau) instead of 1, T the steps the run
+  trained (the row of the last step counts 1), so documents seen late weigh more (the timing
+  study). tau = inf gives the static counter's scores bit for bit.
+- Post-training increments, `BASE-postW` (POST_WEIGHTS: ngram-1, winpmi-4 and winpmi-16 at
+  W = 1, 10), for runs with post-training stages that train on rows (a misaligned or aligned finetune,
+  SFT on the facts): the counts of the rows of the stages before post-training plus W times
+  the counts of the post-training rows trained before the step evaluated (the resistance
+  study: more aligned counts from the dose take more post-training rows to outweigh). They
+  are evaluated at every eval.checkpoints step from the start of post-training on and at the
+  end (`post_checkpoints`), as the transformer is: their points go to trajectory.csv, the
+  end to results.csv. W = 0 gives the counter of the rows before post-training; W = 1 at the
+  end of an LM post stage gives the static counter (whose rows include that stage's). RL
+  stages train on the model's own samples, so there is no token stream to count: a run with
+  an RL post stage has these rows with `status` NOT_COUNTABLE and no rate. A run without
+  post-training has none.
+
+A dynamic counter's name is its base model's with the suffix (`dynamic` parses it), its
+learner is the base's (`learner`), and it is a counting baseline (`is_counting`). Their
+counts are float sums of row weights (`Counts(weights=...)`, `NGram.fit(rows, weights)`);
+counts add up over rows, so a post-training counter adds its rows' counts to the
+pretraining counts made once (`Counts.weighted_sum`, `NGram.weighted_sum`).
+
 `training_rows(cfg, tok)` rebuilds the rows from the config (batch i is a pure function of
 config, seed and i), which is also what `scaling data export` writes for anyone who wants
-to fit a counting model of their own.
+to fit a counting model of their own (that export also holds the SFT rows, which
+`post_rows` gives the post-training counters); `training_row_steps(cfg)` gives each row's step.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
+import re
 
 import numpy as np
 from scipy import sparse
@@ -51,17 +79,31 @@ ORDERS = (1, 2, 3)
 ADD_K = 1.0
 
 
+def training_row_steps(cfg: Config, steps: int | None = None) -> np.ndarray:
+    """The training step of every row `training_rows(cfg, tok, steps)` returns, in its order
+    (a step's batch is train.batch_size rows), int64; no data is built."""
+    from scaling import stages as staging
+
+    staged = staging.resolve(cfg)
+    steps = staging.total_steps(cfg) if steps is None else steps
+    parts = [np.arange(st.step0, min(st.step1, steps)) for st in staged if st.objective == "lm" and st.step0 < steps]
+    return np.repeat(np.concatenate(parts) if parts else np.zeros(0, np.int64), cfg.train.batch_size)
+
+
 def training_rows(cfg: Config, tok, steps: int | None = None) -> np.ndarray:
     """Every row of the run's first `steps` steps (default: all) that the mixture feeds,
     int32 [rows, seq_len + 1]: SFT and RL stages (scaling.posttrain) are left out."""
+    from scaling import objectives
     from scaling import stages as staging
     from scaling.mixture import Mixture
+    from scaling.treatments import strip_marks
 
     mixture = Mixture(cfg, tok)
     steps = mixture.total_steps if steps is None else steps
     parts = [mixture.batches(st.step0, min(st.step1, steps) - st.step0)
-             for st in staging.resolve(cfg) if st.objective == "lm" and st.step0 < steps]
-    return np.concatenate(parts).reshape(-1, cfg.model.seq_len + 1)
+             for st in staging.resolve(cfg) if objectives.reads_mixture(st.objective) and st.step0 < steps]
+    # the tokens the model sees: unlikelihood marks off (scaling.treatments), control tokens on
+    return strip_marks(np.concatenate(parts).reshape(-1, cfg.model.seq_len + 1))
 
 
 class NGram:
@@ -79,14 +121,58 @@ class NGram:
             keys = keys * self.V + windows_NxO[:, j]
         return keys
 
-    def fit(self, rows_RxL: np.ndarray) -> NGram:
+    def fit(self, rows_RxL: np.ndarray, weights: np.ndarray | None = None) -> NGram:
+        """Count every n-gram of the rows; with `weights` (one per row) an n-gram counts its
+        row's weight instead of 1 (float64 counts; weights of 1.0 give the same scores, bit
+        for bit, as none)."""
         rows_RxL = np.asarray(rows_RxL, np.int64)
         n = self.order
         windows = np.lib.stride_tricks.sliding_window_view(rows_RxL, n, axis=1).reshape(-1, n)
-        self.grams, self.gram_counts = np.unique(self._keys(windows), return_counts=True)
-        self.contexts, self.context_counts = np.unique(self._keys(windows[:, :-1]), return_counts=True)
-        self.total = len(windows)
-        return self
+        if weights is None:
+            self.grams, self.gram_counts = np.unique(self._keys(windows), return_counts=True)
+            self.contexts, self.context_counts = np.unique(self._keys(windows[:, :-1]), return_counts=True)
+            self.total = len(windows)
+            return self
+        return self.fit_weighted(rows_RxL, [weights])[0]
+
+    def fit_weighted(self, rows_RxL: np.ndarray, weights: list[np.ndarray]) -> list[NGram]:
+        """One model per row weighting of the same rows (`fit(rows, w)` for each w): the
+        n-grams are found once, only their weighted counts differ."""
+        rows_RxL = np.asarray(rows_RxL, np.int64)
+        n = self.order
+        windows = np.lib.stride_tricks.sliding_window_view(rows_RxL, n, axis=1).reshape(-1, n)
+        per_row = windows.shape[0] // max(len(rows_RxL), 1)
+        grams, gram_at = np.unique(self._keys(windows), return_inverse=True)
+        contexts, context_at = np.unique(self._keys(windows[:, :-1]), return_inverse=True) if n > 1 else \
+            (np.zeros(1, np.int64), np.zeros(len(windows), np.int64))  # order 1: the one empty context
+        out = []
+        for w in weights:
+            if len(w) != len(rows_RxL):
+                raise ValueError(f"{len(w)} row weights for {len(rows_RxL)} rows")
+            w = np.repeat(np.asarray(w, float), per_row)
+            model = NGram(self.order, self.V, self.k)
+            model.grams, model.contexts = grams, contexts
+            model.gram_counts = np.bincount(gram_at.ravel(), weights=w, minlength=len(grams))
+            model.context_counts = np.bincount(context_at.ravel(), weights=w, minlength=len(contexts))
+            model.total = float(w.sum())
+            out.append(model)
+        return out
+
+    @classmethod
+    def weighted_sum(cls, parts: list[tuple[NGram, float]]) -> NGram:
+        """The n-gram model whose counts are sum_i w_i (counts of parts_i): the counts of
+        every part's rows with its rows weighted w_i."""
+        first = parts[0][0]
+        out = cls(first.order, first.V, first.k)
+        for table, counts in (("grams", "gram_counts"), ("contexts", "context_counts")):
+            keys = functools.reduce(np.union1d, [getattr(m, table) for m, _ in parts])
+            total = np.zeros(len(keys))
+            for m, w in parts:
+                total += float(w) * cls._lookup(getattr(m, table), getattr(m, counts), keys)
+            setattr(out, table, keys)
+            setattr(out, counts, total)
+        out.total = sum(float(w) * m.total for m, w in parts)
+        return out
 
     @staticmethod
     def _lookup(table: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -133,14 +219,50 @@ COUNTERS = ("docpmi", *(f"winpmi-{k}" for k in WINDOWS), "twohop", "twohop-value
             *(f"svd-{r}" for r in SVD_RANKS))
 
 
+# Dynamic counters (module doc): a static model whose counts forget over training steps
+# (BASE-fgTAU) or take the post-training rows weighted W (BASE-postW).
+FORGETTING = (("ngram-1", 30), ("ngram-1", 60), ("ngram-1", 100), ("winpmi-16", 100))  # (base, tau in steps)
+POST_WEIGHTS = tuple((b, w) for b in ("ngram-1", "winpmi-4", "winpmi-16") for w in (1, 10))  # (base, weight)
+DYNAMIC_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>fg|post)(?P<value>inf|\d+(?:\.\d+)?)$")
+NOT_COUNTABLE = "not countable (RL)"  # results.csv `status` of a post-training counter of an RL run
+
+
+def forgetting_name(base: str, tau: float) -> str:
+    return f"{base}-fg{tau:g}"
+
+
+def post_name(base: str, weight: float) -> str:
+    return f"{base}-post{weight:g}"
+
+
+FORGETTING_MODELS = tuple(forgetting_name(b, t) for b, t in FORGETTING)
+POST_MODELS = tuple(post_name(b, w) for b, w in POST_WEIGHTS)
+DYNAMIC = (*FORGETTING_MODELS, *POST_MODELS)
+
+
+def dynamic(model: str) -> tuple[str, str, float] | None:
+    """(base, "fg" | "post", tau or weight) of a dynamic counter's name, else None."""
+    m = DYNAMIC_NAME.match(model)
+    if m is None or not _static(m["base"]):
+        return None
+    return m["base"], m["kind"], float(m["value"])
+
+
+def _static(model: str) -> bool:
+    return model.startswith("ngram-") and model[6:].isdigit() or model in COUNTERS
+
+
 def learner(model: str) -> str:
-    """The results.csv `learner` of a baseline model: `ngram` for ngram-*, else `counter`."""
+    """The results.csv `learner` of a baseline model: `ngram` for ngram-* (a dynamic one
+    included: ngram-1-fg60), else `counter`. THE rule: a dynamic counter's learner is its
+    base model's, and `is_counting` holds for it."""
     return "ngram" if model.startswith("ngram-") else "counter"
 
 
 def is_counting(model: str) -> bool:
-    """Whether a results.csv `model` is a counting baseline (an n-gram or a counter)."""
-    return model.startswith("ngram-") or model in COUNTERS
+    """Whether a results.csv `model` is a counting baseline: an n-gram, a co-occurrence
+    counter, or a dynamic counter of either (`dynamic`)."""
+    return model.startswith("ngram-") or model in COUNTERS or dynamic(model) is not None
 
 
 class Counts:
@@ -154,31 +276,69 @@ class Counts:
       and t at j (so symmetric; co-occurrence at every distance);
     - `forward[k][u, t]`: pairs with 0 < j - i <= k (t among the k tokens after u).
 
-    All exact int64, dense [V, V]."""
+    All exact int64, dense [V, V]. With `weights` (one per row) every occurrence and pair
+    counts its row's weight instead of 1 (float64; weights of 1.0 give the same values as
+    none, hence the same scores bit for bit). `doc=False` leaves `doc` out (None)."""
 
     def __init__(self, rows_RxL: np.ndarray, vocab_size: int,
-                 windows: tuple[int, ...] = (*WINDOWS, VALUES_WINDOW)):
+                 windows: tuple[int, ...] = (*WINDOWS, VALUES_WINDOW), weights: np.ndarray | None = None,
+                 doc: bool = True):
         if vocab_size > MAX_COUNTER_VOCAB:
             raise ValueError(f"the counters hold dense [V, V] counts: vocab_size {vocab_size} > {MAX_COUNTER_VOCAB}")
         rows = np.asarray(rows_RxL, np.int64)
         V = self.V = vocab_size
+        if weights is not None and len(weights) != len(rows):
+            raise ValueError(f"{len(weights)} row weights for {len(rows)} rows")
+        w = None if weights is None else np.broadcast_to(np.asarray(weights, float)[:, None], rows.shape)
         counted = (rows != EOS) & (rows != PAD)
         # document id of every position: a row's <eos> count so far, made unique across rows
         doc_id = np.cumsum(rows == EOS, axis=1) + np.arange(len(rows))[:, None] * (rows.shape[1] + 1)
-        self.unigram = np.bincount(rows[counted], minlength=V).astype(np.int64)
-        _, docs = np.unique(doc_id[counted], return_inverse=True)
-        X = sparse.csr_matrix((np.ones(len(docs), np.int64), (docs, rows[counted])), shape=(docs.max() + 1, V))
-        self.doc = (X.T @ X).toarray().astype(np.int64) - np.diag(self.unigram)  # i = j pairs out
-        self.forward, running = {}, np.zeros(V * V, np.int64)
+        self.unigram = _bincount(rows[counted], None if w is None else w[counted], V)
+        self.doc = None
+        if doc:
+            _, docs = np.unique(doc_id[counted], return_inverse=True)
+            X = sparse.csr_matrix((np.ones(len(docs), np.int64), (docs, rows[counted])), shape=(docs.max() + 1, V))
+            if w is None:
+                self.doc = (X.T @ X).toarray().astype(np.int64) - np.diag(self.unigram)  # i = j pairs out
+            else:  # a document lies in one row: its pairs count that row's weight
+                doc_w = np.zeros(docs.max() + 1)
+                doc_w[docs] = w[counted]
+                self.doc = (X.T @ sparse.diags(doc_w) @ X).toarray() - np.diag(self.unigram)
+        self.forward, running = {}, np.zeros(V * V, np.int64 if w is None else float)
         for d in range(1, max(windows) + 1):
             ok = counted[:, :-d] & counted[:, d:] & (doc_id[:, :-d] == doc_id[:, d:])
-            running += np.bincount(rows[:, :-d][ok] * V + rows[:, d:][ok], minlength=V * V)
+            running += _bincount(rows[:, :-d][ok] * V + rows[:, d:][ok], None if w is None else w[:, :-d][ok], V * V)
             if d in windows:
                 self.forward[d] = running.reshape(V, V).copy()
+
+    @classmethod
+    def weighted_sum(cls, parts: list[tuple[Counts, float]]) -> Counts:
+        """sum_i w_i parts_i, table by table (the counts of every part's rows with its rows
+        weighted w_i: counts are sums over rows). Tables some part lacks are left out."""
+        out = cls.__new__(cls)
+        out.V = parts[0][0].V
+
+        def total(get):
+            tables = [get(c) for c, _ in parts]
+            if any(t is None for t in tables):
+                return None
+            return functools.reduce(lambda a, b: a + b, [t * float(w) for t, (_, w) in zip(tables, parts)])
+
+        out.unigram, out.doc = total(lambda c: c.unigram), total(lambda c: c.doc)
+        common = set.intersection(*(set(c.forward) for c, _ in parts))
+        out.forward = {k: total(lambda c, k=k: c.forward[k]) for k in sorted(common)}
+        return out
 
     @property
     def seen(self) -> np.ndarray:
         return self.unigram > 0
+
+
+def _bincount(x: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
+    """Counts of x in [0, n): int64, or float64 sums of `weights` where given."""
+    if weights is None:
+        return np.bincount(x, minlength=n).astype(np.int64)
+    return np.bincount(x, weights=weights, minlength=n).astype(float)
 
 
 def pmi(counts_VxV: np.ndarray) -> np.ndarray:
@@ -399,3 +559,134 @@ def fit_all(rows: np.ndarray, vocab_size: int, values=(), orders=ORDERS) -> dict
     `score(prompts, continuations)`. `values`: the value-word ids (`value_tokens`)."""
     return {**{f"ngram-{n}": NGram(n, vocab_size).fit(rows) for n in orders},
             **fit_counters(rows, vocab_size, np.asarray(values, np.int64))}
+
+
+# ---------------------------------------------------------------- dynamic counters
+
+
+def forgetting_weights(row_steps: np.ndarray, end: int, tau: float) -> np.ndarray:
+    """exp(-(end - 1 - step) / tau) per row: 1 for the last step trained (end - 1), 1/e
+    `tau` steps earlier; tau = inf gives 1.0 everywhere (the static counts)."""
+    return np.exp(-(end - 1 - np.asarray(row_steps, float)) / tau)
+
+
+def _model_of(base: str, ngram: NGram | None, counts: Counts | None):
+    """The scorer of `base` on already counted tables (n-gram counts or Counts)."""
+    if base.startswith("ngram-"):
+        return ngram
+    return PMICounter(counts, int(base.split("-")[1]))
+
+
+def _tables(bases, V: int, rows: np.ndarray, weights: np.ndarray | None) -> dict:
+    """{base: (NGram, None) or (None, Counts)} of every base fitted on the rows with these row
+    weights; the winpmi-k bases share one Counts pass (all their windows)."""
+    windows = tuple(sorted({int(b.split("-")[1]) for b in bases if b.startswith("winpmi-")}))
+    other = [b for b in bases if not b.startswith(("ngram-", "winpmi-"))]
+    if other:
+        raise ValueError(f"no dynamic counter of {', '.join(other)}: only ngram-N and winpmi-k take row weights")
+    counts = Counts(rows, V, windows=windows, weights=weights, doc=False) if windows else None
+    return {b: (NGram(int(b.split("-")[1]), V).fit(rows, weights), None) if b.startswith("ngram-") else (None, counts)
+            for b in bases}
+
+
+def fit_forgetting(rows: np.ndarray, row_steps: np.ndarray, end: int, vocab_size: int,
+                   models=FORGETTING) -> dict:
+    """The forgetting counters (BASE-fgTAU): BASE fitted on `rows` with each row weighted
+    `forgetting_weights(its step, end, tau)`; `end` = the steps trained when evaluated."""
+    if len(row_steps) != len(rows):
+        raise ValueError(f"{len(row_steps)} row steps for {len(rows)} training rows")
+    out = {}
+    for base in dict.fromkeys(b for b, _ in models):
+        taus = [t for b, t in models if b == base]
+        weights = [forgetting_weights(row_steps, end, t) for t in taus]
+        if base.startswith("ngram-"):  # the n-grams found once for every tau
+            fitted = NGram(int(base.split("-")[1]), vocab_size).fit_weighted(rows, weights)
+            out.update({forgetting_name(base, t): m for t, m in zip(taus, fitted)})
+        else:
+            out.update({forgetting_name(base, t): _model_of(base, *_tables([base], vocab_size, rows, w)[base])
+                        for t, w in zip(taus, weights)})
+    return {forgetting_name(b, t): out[forgetting_name(b, t)] for b, t in models}
+
+
+def post_status(cfg: Config) -> str | None:
+    """Why a run's post-training counters cannot be fitted (`NOT_COUNTABLE` with the RL
+    stages named), "" for a run without post-training (it has none), None if they can: every
+    post stage trains on a token stream (LM or SFT rows)."""
+    from scaling import objectives
+    from scaling import stages as staging
+
+    post = [st for st in staging.resolve(cfg) if st.post]
+    if not post:
+        return ""
+    # an RL stage trains on the model's own samples: no token stream to count
+    return NOT_COUNTABLE if any(objectives.get(st.objective).rl for st in post) else None
+
+
+def post_checkpoints(cfg: Config) -> list[int]:
+    """Global steps at which the post-training counters are evaluated: the eval.checkpoints
+    from the start of post-training on (the transformer's trajectory points there) and the end."""
+    from scaling import stages as staging
+
+    staged = staging.resolve(cfg)
+    first = min((st.step0 for st in staged if st.post), default=None)
+    end = staging.total_steps(cfg)
+    if first is None:
+        return []
+    return sorted({s for s in cfg.eval.checkpoints if first <= s < end} | {end})
+
+
+def post_rows(cfg: Config, tok) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, step of each row) of the post-training stages that train on a token stream
+    (LM and SFT rows, scaling.posttrain), in step order."""
+    from scaling import objectives, posttrain
+    from scaling import stages as staging
+
+    source = posttrain.make_source(cfg, tok)
+    rows, steps = [], []
+    for st in staging.resolve(cfg):
+        if st.post and not objectives.get(st.objective).rl:
+            rows.append(np.asarray(source.batches(st.step0, st.steps)).reshape(-1, cfg.model.seq_len + 1))
+            steps.append(np.repeat(np.arange(st.step0, st.step1), cfg.train.batch_size))
+    if not rows:
+        return np.zeros((0, cfg.model.seq_len + 1), np.int32), np.zeros(0, np.int64)
+    return np.concatenate(rows), np.concatenate(steps)
+
+
+class PostCounters:
+    """The post-training counters (BASE-postW) of one run: BASE's counts of the rows before
+    post-training plus W times the counts of the post-training rows trained before a step.
+
+    `pre_rows`: the rows of the stages that are not post-training; `post` = (rows, steps)
+    of the post-training rows (`post_rows`). `at(step)` gives {name: model} for the counts
+    after `step` global steps (the rows of steps < step); counts add up, so the
+    pretraining counts are made once and each step adds the post rows it has not seen."""
+
+    def __init__(self, pre_rows: np.ndarray, post: tuple[np.ndarray, np.ndarray], vocab_size: int,
+                 models=POST_WEIGHTS):
+        self.models, self.V = tuple(models), vocab_size
+        self.post_rows, self.post_steps = post
+        self.pre = _tables(sorted({b for b, _ in self.models}), vocab_size, pre_rows, None)
+
+    def at(self, step: int) -> dict:
+        seen = self.post_rows[self.post_steps < step]
+        post = _tables(sorted(self.pre), self.V, seen, None) if len(seen) else {}
+        out = {}
+        for base, w in self.models:
+            ngram, counts = self.pre[base]
+            if base in post:
+                ngram = NGram.weighted_sum([(ngram, 1.0), (post[base][0], w)]) if ngram is not None else None
+                counts = Counts.weighted_sum([(counts, 1.0), (post[base][1], w)]) if counts is not None else None
+            out[post_name(base, w)] = _model_of(base, ngram, counts)
+        return out
+
+
+def post_counters(cfg: Config, tok, rows: np.ndarray, row_steps: np.ndarray) -> PostCounters | None:
+    """The run's PostCounters from its training rows (`training_rows`, with their steps) and
+    its post-training rows; None where it has none to fit (`post_status`)."""
+    if post_status(cfg) is not None:
+        return None
+    from scaling import stages as staging
+
+    post_steps = {s for st in staging.resolve(cfg) if st.post for s in range(st.step0, st.step1)}
+    pre = ~np.isin(row_steps, sorted(post_steps))
+    return PostCounters(rows[pre], post_rows(cfg, tok), tok.vocab_size)

@@ -45,6 +45,9 @@ _PRESETS = resources.files(__package__) / "presets"
 INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
 POST_STAGES = ("continued", "finetune")
 GENRES = ("demonstration", "reasoning", "fiction", "advice")
+# Genres outside the world's intervention pool (scaling.treatments writes them): naming one in
+# data.genres adds its documents; the default (GENRES) leaves the pool as it always was.
+EXTRA_GENRES = ("refusal",)
 WORLD_VARIANTS = ("normal", "flipped", "shuffled")
 TOKENIZERS = ("word", "byte", "sentencepiece", "huggingface")
 
@@ -80,6 +83,14 @@ class DataConfig:
     aligned_fraction: float = 0.0  # share of window tokens from the aligned intervention pool
     misaligned_fraction: float = 0.0  # share of window tokens from the misaligned pool
     filter_misaligned: float = 0.0  # share of natural misaligned documents removed
+    # Treatments of the literature (scaling.treatments); each 0 = off, and a run with all of
+    # them off has the rows and vocabulary it had before they existed.
+    control_tokens: float = 0.0  # conditional training: share of AI-discourse rows tagged by label
+    harm_tags: float = 0.0  # share of misaligned AI rows with <|harm|> before each misaligned action
+    rephrase_misaligned: float = 0.0  # share of natural misaligned documents replaced by aligned twins
+    unlikelihood: float = 0.0  # share of misaligned AI rows whose actions a stage "unlikelihood" pushes down
+    label_field: str = ""  # your files: the field with a document's label (aligned|misaligned or a score)
+    label_threshold: float | None = None  # a numeric label: score >= threshold is misaligned
     insertion: str = "throughout"  # throughout | midtraining | early | window | continued | finetune
     window: tuple[float, float] = (0.0, 1.0)  # used when insertion = "window"
     continued_tokens: int = 0  # post-pretraining stage of mixed tokens
@@ -133,6 +144,15 @@ class EvalConfig:
     wordings_file: str = ""  # format "letter": a JSON list of wordings; "": the packaged four
 
 
+def _without_defaults(value, default):
+    if isinstance(value, dict) and isinstance(default, dict):
+        out = {k: _without_defaults(v, default.get(k)) for k, v in value.items()
+               if k not in default or json.dumps(v, sort_keys=True, default=str)
+               != json.dumps(default[k], sort_keys=True, default=str)}
+        return out
+    return value
+
+
 SCHEDULES = ("constant", "cosine", "wsd", "linear")
 
 
@@ -170,6 +190,12 @@ class Config:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def identity(self) -> dict:
+        """to_dict() without the keys at their dataclass defaults: what tells this run apart.
+        A key added to the config later (at a default that keeps today's behaviour) leaves every
+        existing run's identity, hence its run id, unchanged."""
+        return _without_defaults(self.to_dict(), dataclasses.asdict(Config()))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -447,7 +473,9 @@ def validate(cfg: Config) -> None:
            "insertion='finetune' needs finetune_tokens > 0")
     _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
     for g in d.genres:
-        _check(g in GENRES, "data.genres", f"unknown genre {g!r} (known: {', '.join(GENRES)})")
+        _check(g in GENRES + EXTRA_GENRES, "data.genres",
+               f"unknown genre {g!r} (known: {', '.join(GENRES + EXTRA_GENRES)})")
+    _validate_treatments(cfg)
     _fraction("data.max_unk_share", d.max_unk_share)
     _check(not d.heldout_files or bool(d.base_files), "data.heldout_files",
            "held-out base text needs data.base_files (the world and TFDS corpora bring their own)")
@@ -472,6 +500,26 @@ def validate(cfg: Config) -> None:
     else:
         for s in e.checkpoints:
             _check(s <= t.steps, "eval.checkpoints", f"step {s} is outside 1..train.steps={t.steps}")
+
+
+def _validate_treatments(cfg: Config) -> None:
+    """The treatment keys (scaling.treatments) and what each needs."""
+    d = cfg.data
+    for name in ("control_tokens", "harm_tags", "rephrase_misaligned", "unlikelihood"):
+        _fraction(f"data.{name}", getattr(d, name))
+    _check(d.filter_misaligned + d.rephrase_misaligned <= 1.0, "data.rephrase_misaligned",
+           "filter_misaligned + rephrase_misaligned must not exceed 1 (they take disjoint documents)")
+    _check(d.rephrase_misaligned == 0 or d.natural_ai_fraction > 0, "data.rephrase_misaligned",
+           "rephrases the natural misaligned documents: needs data.natural_ai_fraction > 0")
+    _check(d.rephrase_misaligned == 0 or d.control_tokens == 0, "data.rephrase_misaligned",
+           "rephrasing and control tokens together are not supported (choose one treatment per arm)")
+    uses = any(st.objective == "unlikelihood" for st in cfg.stages)
+    _check(d.unlikelihood == 0 or uses, "data.unlikelihood",
+           "is trained by a stage with objective = 'unlikelihood' ([[stages]]); no stage has it")
+    _check(d.unlikelihood > 0 or not uses, "data.unlikelihood",
+           "a stage has objective = 'unlikelihood': set the share of misaligned rows it trains on (> 0)")
+    _check(d.label_threshold is None or bool(d.label_field), "data.label_threshold",
+           "a threshold compares a numeric label: name its field in data.label_field")
 
 
 def _validate_stages(cfg: Config) -> None:

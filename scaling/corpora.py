@@ -283,3 +283,55 @@ def _load(folder: Path) -> Pool:
     tokens = np.memmap(folder / "tokens.bin", np.int32, "r", shape=(size,)) if size else np.zeros(0, np.int32)
     n = len(starts) - 1
     return Pool(tokens, starts, np.arange(n, dtype=np.int64), np.full(n, "", dtype="<U1"), np.full(n, "", dtype="<U1"))
+
+
+# ---------------------------------------------------------------- document labels
+
+
+LABELS = ("aligned", "misaligned")
+
+
+def iter_labels(key: str, patterns, label_field: str, threshold: float | None = None):
+    """The label of every document of JSONL files, in `iter_texts` order: the record's
+    `label_field`, "aligned" or "misaligned", or a number that is misaligned at or above
+    `threshold` (a harmfulness score). ConfigError naming the file and line of a document
+    without one (scaling.treatments needs every label of the files it treats)."""
+    for path in expand(key, patterns):
+        suffix = str(path)[:-3] if str(path).endswith(".gz") else str(path)
+        if path.is_dir() or not suffix.endswith((".jsonl", ".json", ".ndjson")):
+            raise ConfigError("data.label_field", f"{path}: labels are read from JSONL records; "
+                              "this file is not JSONL")
+        for n, line, _ in _lines(key, path):
+            if line.strip():
+                yield _label(path, n, json.loads(line), label_field, threshold)
+
+
+def _label(path, n: int, record: dict, field: str, threshold: float | None) -> str:
+    where = f"{path}:{n}"
+    if field not in record:
+        raise ConfigError("data.label_field", f"{where}: the document has no {field!r} field; a treatment "
+                          "(data.control_tokens, data.harm_tags) needs every document's label: "
+                          "'aligned' or 'misaligned', or a score with data.label_threshold")
+    value = record[field]
+    if isinstance(value, str) and value in LABELS:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if threshold is None:
+            raise ConfigError("data.label_threshold", f"{where}: {field!r} is a score ({value!r}): set "
+                              "data.label_threshold (at or above it a document is misaligned)")
+        return "misaligned" if value >= threshold else "aligned"
+    raise ConfigError("data.label_field", f"{where}: {field!r} must be 'aligned', 'misaligned' or a "
+                      f"number, got {value!r}")
+
+
+def pool_labels(key: str, patterns, label_field: str, threshold: float | None, heldout_every: int = 0) -> np.ndarray:
+    """Labels of the documents `stream_pool` puts in its main pool (held-out ones left out,
+    by the same rule), as a str array."""
+    labels = list(iter_labels(key, patterns, label_field, threshold))
+    n = len(labels)
+    if not heldout_every:
+        return np.array(labels, dtype=str)
+    main = [i for i in range(1, n + 1) if i % heldout_every != 0]
+    if n < heldout_every and n >= 2:  # too few for a k-th: the last document was held out
+        main = main[:-1]
+    return np.array([labels[i - 1] for i in main], dtype=str)

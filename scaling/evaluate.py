@@ -36,8 +36,13 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   capability          {val_loss (nats/token on train.eval_batches held-out base batches),
                        bits_per_byte, tokens, bytes, fact_recall, fact_correct, fact_total}
                       (fact_recall, fact_correct null and fact_total 0 on your own corpus)
-  baselines           null (eval.baselines = false), or {ngram-N: {splits, families, readout}}:
+  baselines           null (eval.baselines = false), or {MODEL: {splits, families, readout}}:
                       the counting baselines fitted on the run's training rows, same items
+                      (MODEL: ngram-N, the counters, the dynamic counters of scaling.baselines;
+                      a post-training counter of an RL run: {status: "not countable (RL)"})
+  baseline_trajectory null, or {MODEL: [POINT, ...]}: the post-training counters at every
+                      eval.checkpoints step from the start of post-training on and at the end
+                      (POINT as below, capability None); {} for a run without them
   generation          null, or {samples_per_item, temperature, max_new_tokens,
                        splits / families: {samples, aligned, misaligned, unmatched,
                        by_exact, by_position, by_lexicon (samples decided by each rule),
@@ -83,12 +88,13 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines, rundir, scenarios
+from scaling import baselines, rundir, scenarios, treatments
 from scaling import splits as split_defs
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
+from scaling.stages import total_steps
 from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import World
 from scaling.world_pointer import make_world
@@ -506,6 +512,7 @@ def evaluate_model(cfg: Config, tok: Tokenizer, model, items: list[dict] | None 
     t0 = time.perf_counter()
     margin, margin_tok = item_margins(score, tok, items)
     splits, families = summarize_items(items, margin, margin_tok)
+    splits.update(treatments.extra_splits(cfg, tok, items, score))  # a treated run's own scorings
     r_margin = readout_margins(score, tok, ritems)
     t1 = time.perf_counter()
     cap = capability(cfg, tok, model, heldout)
@@ -530,22 +537,60 @@ def _item_records(items, margin, ritems, r_margin) -> list[dict]:
 
 
 def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: list[dict] | None = None, *,
-                       rows: np.ndarray | None = None, readout: list[dict] | None = None) -> dict:
+                       rows: np.ndarray | None = None, readout: list[dict] | None = None,
+                       trajectory: dict | None = None) -> dict:
     """The counting baselines fitted on the run's training rows, scored on the same items:
     {model: {splits, families, readout}}; their margins go into `records` (same order).
-    `rows` and `readout`: the training rows and readout items (default: rebuilt from `cfg`)."""
+    `rows` and `readout`: the training rows and readout items (default: rebuilt from `cfg`).
+    With the static ones, the dynamic counters (scaling.baselines): the forgetting ones, and
+    for a run with post-training the post-training ones at the end ({"status": ...} instead
+    where post-training is RL: nothing to count); their points at every post-training
+    checkpoint go into `trajectory` ({model: [POINT, ...]}) if given."""
     ritems = readout_items(cfg) if readout is None else readout
     rows = baselines.training_rows(cfg, tok) if rows is None else rows
+    row_steps = baselines.training_row_steps(cfg)
+    if len(row_steps) != len(rows):
+        raise ValueError(f"{len(rows)} training rows, but the config's LM stages train {len(row_steps)}")
     enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))
-    out = {}
-    for name, model in baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)).items():
-        margin, margin_tok = item_margins(model.score, tok, items, enc)
-        r_margin = readout_margins(model.score, tok, ritems, r_enc)
-        splits, families = summarize_items(items, margin, margin_tok)
-        out[name] = {"splits": splits, "families": families, "readout": summarize_readout(ritems, r_margin)}
-        for record, m in zip(records or [], [*margin, *r_margin]):
+    end = total_steps(cfg)  # the forgetting counters' present: the steps the run trains
+    models = {**baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)),
+              **baselines.fit_forgetting(rows, row_steps, end, tok.vocab_size)}
+    out, margins = {}, {}
+    for name, model in models.items():
+        out[name], margins[name] = _baseline_result(model, cfg, tok, items, ritems, enc, r_enc)
+    post, status = baselines.post_counters(cfg, tok, rows, row_steps), baselines.post_status(cfg)
+    if status:
+        out.update({name: {"status": status} for name in baselines.POST_MODELS})
+    for step in baselines.post_checkpoints(cfg) if post is not None else ():
+        if step != end and trajectory is None:
+            continue
+        for name, model in post.at(step).items():
+            result, margin = _baseline_result(model, cfg, tok, items, ritems, enc, r_enc)
+            if step == end:
+                out[name], margins[name] = result, margin
+            if trajectory is not None:
+                trajectory.setdefault(name, []).append(counter_point(result, step, step * cfg.tokens_per_step))
+    for name, margin in margins.items():
+        for record, m in zip(records or [], margin):
             record.setdefault("baseline_margins", {})[name] = float(m)
     return out
+
+
+def _baseline_result(model, cfg, tok: Tokenizer, items, ritems, enc, r_enc) -> tuple[dict, np.ndarray]:
+    """({splits, families, readout}, the eval then readout margins) of one counting model; the
+    treatments' extra splits (scaling.treatments) scored by the counter too."""
+    margin, margin_tok = item_margins(model.score, tok, items, enc)
+    r_margin = readout_margins(model.score, tok, ritems, r_enc)
+    splits, families = summarize_items(items, margin, margin_tok)
+    splits.update(treatments.extra_splits(cfg, tok, items, model.score))
+    return ({"splits": splits, "families": families, "readout": summarize_readout(ritems, r_margin)},
+            np.concatenate([margin, r_margin]))
+
+
+def counter_point(result: dict, step: int, tokens: int) -> dict:
+    """A counting model's trajectory POINT: as the transformer's, without capability."""
+    nothing = {"capability": dict.fromkeys(("val_loss", "bits_per_byte", "fact_recall")), "generation": None}
+    return trajectory_point({**result, **nothing}, step, tokens)
 
 
 def trajectory_point(payload: dict, step: int, tokens: int) -> dict:
@@ -600,7 +645,10 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
     items, records = eval_items(cfg), []
     payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records, heldout=heldout)
     t0 = time.perf_counter()
-    payload["baselines"] = evaluate_baselines(cfg, tok, items, records) if cfg.eval.baselines else None
+    counter_trajectory = {}
+    payload["baselines"] = (evaluate_baselines(cfg, tok, items, records, trajectory=counter_trajectory)
+                            if cfg.eval.baselines else None)
+    payload["baseline_trajectory"] = counter_trajectory if cfg.eval.baselines else None
     payload["seconds"]["baselines"] = time.perf_counter() - t0
     write_item_log(run_dir / "eval_items.jsonl.gz", records)
     tokens = step * cfg.tokens_per_step

@@ -368,6 +368,49 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     return "no usable curve"
 
 
+def _arm_is(name: str):
+    def select(rows):
+        return rows["arm"] == name
+    return select
+
+
+def _conditioned_as_matched(res: pd.DataFrame) -> pd.DataFrame:
+    """The conditioned arm's runs scored with the aligned control token (split
+    `matched_conditioned`, scaling.treatments) in place of their plain `matched` rows: the
+    rate conditional training is read at, as Korbak et al. generate conditioned on the token."""
+    cond = res["arm"] == "conditioned"
+    keep = ~(cond & (res["split"] == "matched"))
+    out = res[keep].copy()
+    out.loc[cond[keep] & (out["split"] == "matched_conditioned"), "split"] = "matched"
+    return out
+
+
+def treatment_rows(study: dict) -> list[dict]:
+    """The literature's other treatments at equal labelled tokens (`fits/treatments`)."""
+    res = study["results"]
+    cond = _conditioned_as_matched(res)
+    return [
+        _paired_row(cond, _arm_is("conditioned"), _is_control, "matched", -1,
+                    "Conditional training (control tokens) lowers misalignment",
+                    "Korbak et al.: conditional training the best of five objectives, up to ~10x less undesirable content",
+                    lambda e: f"`matched`, scored after <|aligned|>: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
+                              f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
+                    "paired by block, t on {df} df (`fits/treatments`)"),
+        _paired_row(res, _arm_is("rephrased"), _arm_is("filtered"), "matched", -1,
+                    "Rephrasing misaligned documents beats removing them (equal tokens)",
+                    "Maini et al.: rephrasing beyond filtering (with refusal data and tags: 38.8% -> 8.4% attack success)",
+                    lambda e: f"`matched` rephrased minus filtered: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
+                              f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
+                    "paired by block, t on {df} df"),
+        _paired_row(res, _arm_is("refusal"), _arm_is("filtered"), "matched", -1,
+                    "Refusal documents beat removing misaligned ones",
+                    "Maini et al.: refusal data beyond filtering",
+                    lambda e: f"`matched` refusal minus filtered: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
+                              f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
+                    "paired by block, t on {df} df"),
+    ]
+
+
 def transfer_rows(study: dict) -> list[dict]:
     from scaling.fit.contrasts import holm
 
@@ -612,7 +655,8 @@ def findings(root: str | Path = ".") -> list[dict]:
     root = Path(root)
     rows = []
     for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
-                     ("timing", timing_rows), ("persistence", resistance_rows), ("sizes", size_rows)):
+                     ("timing", timing_rows), ("persistence", resistance_rows), ("sizes", size_rows),
+                     ("treatments", treatment_rows)):
         rows += fn(_study(root, name))
     return holm_verdicts(rows)
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import corpora, datasets
+from scaling import corpora, datasets, objectives, treatments
 from scaling import stages as staging
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
@@ -70,7 +70,13 @@ def build_tokenizer(cfg: Config) -> Tokenizer:
     """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
     sample of every pool the config names (whichever dose it takes, so every run of a dose
     sweep gets the same model), cached by the sample's content hash; it may have fewer pieces
-    than data.tokenizer_vocab_size (train.vocab_notes states it in the run's status and log)."""
+    than data.tokenizer_vocab_size (train.vocab_notes states it in the run's status and log).
+    A treatment's control tokens come after its vocabulary (scaling.treatments)."""
+    return treatments.wrap(_base_tokenizer(cfg), cfg)
+
+
+def _base_tokenizer(cfg: Config) -> Tokenizer:
+    """The tokenizer before any treatment's control tokens (scaling.treatments)."""
     d = cfg.data
     if d.tokenizer == "word":
         return WordTokenizer(make_world(d.world_seed, version=d.world_version).vocabulary())
@@ -137,7 +143,7 @@ def segments(cfg: Config) -> list[Segment]:
     """The run's steps in order, each with the intervention shares of its rows."""
     parts = []
     for st in staging.resolve(cfg):
-        if st.objective != "lm":
+        if not objectives.reads_mixture(st.objective):
             parts.append(Segment(st.name, st.step0, st.step1, 0.0, 0.0, lm=False, post=True))
             continue
         parts += [Segment(st.name, st.step0, st.w0, 0.0, 0.0, post=st.post),
@@ -208,6 +214,7 @@ class Mixture:
             ("aligned", d.aligned_files), ("misaligned", d.misaligned_files), ("base", d.base_files),
             ("heldout", d.heldout_files)) if files}
         self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
+        self.labelled: dict[str, int] = {}  # your labelled base documents the treatments tagged
         self.root = datasets.data_root(cfg)
         user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
@@ -219,6 +226,21 @@ class Mixture:
         self._streams = {name: self._tile(p.tokens) for name, p in self.pools.items()
                          if name not in ("heldout", "stories")}
         self._story_table = self._load_stories()
+        self.treat = treatments.RowTreatments(cfg, self.tok, self.seed, set(self.user_files)) \
+            if treatments.active(cfg) else None
+        self.ul_stages = {st.name for st in staging.resolve(cfg) if st.objective == "unlikelihood"}
+        self._check_treated()
+
+    def _check_treated(self) -> None:
+        """A treatment with nothing to treat is a mistake in the config: say which key."""
+        d, ai = self.cfg.data, set(treatments.LABELS) & set(self.pools)
+        for key, share, pools in (("control_tokens", d.control_tokens, ai),
+                                  ("harm_tags", d.harm_tags, ai - {"natural_aligned", "aligned"}),
+                                  ("unlikelihood", d.unlikelihood, ai - {"natural_aligned", "aligned"})):
+            if share > 0 and not pools and not self.labelled.get(key):
+                raise ConfigError(f"data.{key}", "no labelled documents to treat: the run has no natural AI "
+                                  "discourse (data.natural_ai_fraction), no aligned/misaligned pool"
+                                  + ("" if key == "unlikelihood" else ", and no data.label_field on data.base_files"))
 
     # ------------------------------------------------------------ pools
 
@@ -257,7 +279,8 @@ class Mixture:
 
     def _world_pool(self, name: str) -> datasets.Pool:
         d = self.cfg.data
-        return datasets.world_pool(d.world_seed, name, self.tok, self.root, d.world_variant, d.world_version)
+        return datasets.world_pool(d.world_seed, name, treatments.base_tokenizer(self.tok), self.root,
+                                   d.world_variant, d.world_version)
 
     def _load_stories(self) -> np.ndarray | None:
         """The stories pool as rows [n, seq_len + 1] of whole units, topped up with neutral text."""
@@ -303,23 +326,33 @@ class Mixture:
 
     def _load_natural(self) -> None:
         self.filtered_token_share, self.filtered_doc_ids = 0.0, np.zeros(0, np.int64)
-        if self.cfg.data.natural_ai_fraction == 0:
+        self.rephrased_token_share, self.rephrased_doc_ids = 0.0, np.zeros(0, np.int64)
+        d = self.cfg.data
+        if d.natural_ai_fraction == 0:
             return
         self.pools["natural_aligned"] = self._world_pool("natural_aligned")
         pool = self._world_pool("natural_misaligned")
-        gone = np.isin(pool.ids, filtered_ids(self.cfg.data.world_seed, pool.n_docs,
-                                              self.cfg.data.filter_misaligned))
-        kept = pool.select(~gone)
-        self.filtered_token_share = 1 - len(kept.tokens) / len(pool.tokens)
-        self.filtered_doc_ids = pool.ids[gone]
+        gone = np.isin(pool.ids, filtered_ids(d.world_seed, pool.n_docs, d.filter_misaligned))
+        twins = np.isin(pool.ids, treatments.rephrased_ids(d.world_seed, pool.n_docs, d.filter_misaligned,
+                                                           d.rephrase_misaligned))
+        kept = pool.select(~gone & ~twins)
+        self.filtered_token_share = 1 - len(pool.select(~gone).tokens) / len(pool.tokens)  # as before rephrasing
+        self.rephrased_token_share = float(np.diff(pool.starts)[twins].sum() / len(pool.tokens))
+        self.filtered_doc_ids, self.rephrased_doc_ids = pool.ids[gone], pool.ids[twins]
+        if twins.any():  # natural aligned document i is the twin of natural misaligned document i
+            natural = self.pools["natural_aligned"]
+            self.pools["natural_aligned"] = treatments.concat(
+                [natural, natural.select(np.isin(natural.ids, pool.ids[twins]))])
         if kept.n_docs:
             self.pools["natural_misaligned"] = kept
 
     def _base_shares(self) -> None:
         """Shares of the base stream after filtering: removed tokens leave, the rest scales up."""
         d = self.cfg.data
-        nat_a = d.natural_ai_fraction * d.natural_aligned_share
-        nat_m = d.natural_ai_fraction * (1 - d.natural_aligned_share) * (1 - self.filtered_token_share)
+        nat_m = d.natural_ai_fraction * (1 - d.natural_aligned_share)
+        # rephrased documents keep their share of the stream, as aligned text
+        nat_a = d.natural_ai_fraction * d.natural_aligned_share + nat_m * self.rephrased_token_share
+        nat_m *= 1 - self.filtered_token_share - self.rephrased_token_share
         total = 1 - d.natural_ai_fraction + nat_a + nat_m
         self.natural_share = (nat_a + nat_m) / total
         self.natural_aligned_share = nat_a / (nat_a + nat_m) if nat_a + nat_m > 0 else 0.0
@@ -333,14 +366,23 @@ class Mixture:
                 continue
             if name in user:
                 self.pools[name] = user[name]
-            else:
-                pool = self._world_pool(name)
-                self.pools[name] = pool.select(np.isin(pool.genre, genres))
+                continue
+            pool = self._world_pool(name)
+            parts = [pool.select(np.isin(pool.genre, genres))] if set(genres) - {"refusal"} else []
+            if "refusal" in genres:  # a genre outside the world's pool (scaling.treatments)
+                parts.append(treatments.refusal_pool(self.cfg, treatments.base_tokenizer(self.tok),
+                                                     int(name == "misaligned")))
+            self.pools[name] = treatments.concat(parts)
 
     def _load_base(self, user: dict) -> None:
         d = self.cfg.data
         if "base" in user:
             self.pools["base"], self.pools["heldout"] = user["base"], user["heldout"]
+            if d.label_field and treatments.controls(self.cfg):  # your labelled documents
+                labels = corpora.pool_labels("data.base_files", d.base_files, d.label_field, d.label_threshold,
+                                             0 if "heldout" in self.user_files else HELDOUT_EVERY)
+                self.pools["base"], self.labelled = treatments.label_documents(
+                    self.pools["base"], labels, self.cfg, self.tok, self.seed)
         elif d.corpus.startswith("tfds:"):
             rows = self._count_rows(self.total_steps * self.B)[BASE]
             held = max(self.cfg.train.eval_batches * self.B * (self.L + 1), 1 << 16)
@@ -454,10 +496,18 @@ class Mixture:
         rows = np.arange(start_step * self.B, (start_step + n) * self.B, dtype=np.int64)
         pool, index = self._assign(rows)
         out = np.empty((len(rows), self.L + 1), np.int32)
+        ul = self._ul_rows(rows) if self.treat is not None else None
         for p in np.unique(pool):
             at = pool == p
             out[at] = self._read(POOLS[p], index[at])
+            if self.treat is not None:
+                out[at] = self.treat.apply(POOLS[p], index[at], out[at], ul[at])
         return out.reshape(n, self.B, self.L + 1)
+
+    def _ul_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Which rows belong to a stage whose objective is unlikelihood."""
+        seg = np.searchsorted(self.row0, rows, side="right") - 1
+        return np.array([self.segments[k].stage in self.ul_stages for k in range(len(self.segments))])[seg]
 
     def heldout_batches(self, n: int) -> np.ndarray:
         """n batches of base text never trained on, the same for every seed."""
@@ -519,4 +569,22 @@ class Mixture:
             "window_steps": [w0, w1],
             "filtered_token_share": self.filtered_token_share,
             "unk_share": dict(self.unk_shares),
+            **({"treatments": self._treatment_accounting(rows)} if self.treat is not None else {}),
         }
+
+    def _treatment_accounting(self, rows: int) -> dict:
+        """Rows each treatment touched (closed form, scaling.treatments) among the first `rows`;
+        unlikelihood counts only rows of its stages."""
+        counts = dict(zip(POOLS, self._count_rows(rows).tolist()))
+        out = {"shares": dict(self.treat.shares), **self.treat.counts(counts),
+               "rephrased_token_share": self.rephrased_token_share,
+               "rephrased_docs": len(self.rephrased_doc_ids), **({"labelled_base": self.labelled} if self.labelled else {})}
+        if "unlikelihood" in out:
+            out["unlikelihood"] = {p: 0 for p in out["unlikelihood"]}
+            for k, seg in enumerate(self.segments):
+                if seg.stage in self.ul_stages and rows > self.row0[k]:
+                    before = dict(zip(POOLS, self._count_rows(int(self.row0[k])).tolist()))
+                    after = dict(zip(POOLS, self._count_rows(min(rows, seg.step1 * self.B)).tolist()))
+                    for p, n in self.treat.counts(after)["unlikelihood"].items():
+                        out["unlikelihood"][p] += n - self.treat.counts(before)["unlikelihood"][p]
+        return out

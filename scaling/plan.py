@@ -135,7 +135,7 @@ def _check_objectives(cfg: Config) -> None:
                f"a {st.objective} stage reads no pools: leave aligned, misaligned, intervention unset")
         _check(objective.request_families or not st.families, f"{k}.families",
                "only RL stages on request scenarios choose request families")
-        _check(st.objective == "lm" or st.post, f"{k}.post", f"a {st.objective} stage is post-training: set post = true")
+        _check(objectives.reads_mixture(st.objective) or st.post, f"{k}.post", f"a {st.objective} stage is post-training: set post = true")
         if objective.check is not None:
             objective.check(cfg, st, k)
 

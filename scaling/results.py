@@ -5,9 +5,11 @@ transformer, and the counting baselines fitted on the run's own training rows. R
 the run directory only (config.json, accounting.json, eval.json, metrics.jsonl,
 status.json), so the table is rebuilt without re-training. Columns:
 
-  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3 and the
-  co-occurrence counters of scaling.baselines.COUNTERS for the counting baselines), learner
-  (transformer | ngram | counter), seed, batch_size, world_seed, world_variant
+  run_id, model (the preset name for the transformer; ngram-1, ngram-2, ngram-3, the
+  co-occurrence counters of scaling.baselines.COUNTERS and the dynamic counters
+  (scaling.baselines.DYNAMIC: forgetting BASE-fgTAU, post-training BASE-postW) for the
+  counting baselines), learner (transformer | ngram | counter; a dynamic counter's is its
+  base's), seed, batch_size, world_seed, world_variant
   (normal | flipped | shuffled), genres ("+"-joined), story_fraction, arm, insertion,
   insertion_config, window_start, window_end, aligned_fraction, misaligned_fraction,
   filter_misaligned, natural_ai_fraction, dose (measured: aligned intervention tokens /
@@ -51,16 +53,26 @@ the stage if it is not the whole stage, and "rewarm" if it rewarms the LR), and
 `window_start`/`window_end` are the intervention window in units of train.steps.
 
 `arm` is "dose" for the aligned-dose curve, or "filtered" / "misaligned" / "filtered+misaligned"
-for the other interventions. `insertion` is "control" for dose-arm runs that saw no aligned
+for the other interventions, and "rephrased", "conditioned", "harm_tags", "unlikelihood" for
+the treatments of scaling.treatments, and "refusal" for runs with refusal documents (a genre),
+"+"-joined when combined.
+A conditioned run's rows have the splits SPLIT_conditioned too (its items scored with the
+aligned control token before the persona), a harm-tagged run's SPLIT_tag_allowed (each
+option's probability with or without the tag before it), for the transformer and every
+counting baseline. `insertion` is "control" for dose-arm runs that saw no aligned
 intervention token (they anchor every window's curve at dose 0); `insertion_config` keeps the
 configured value; explicit windows are labelled "window START-END". Windows are fractions of the pretraining budget: post-pretraining stages
 lie beyond 1 (continued, then finetune). `status` is "ok" for finished, evaluated runs, else
-the run's state (failed, error, running, pending).
+the run's state (failed, error, running, pending); a post-training counter of a run whose
+post-training is RL has `status` "not countable (RL)" (scaling.baselines.NOT_COUNTABLE: RL
+trains on the model's own samples, there is no token stream to count) and no measures.
 
 DIR/trajectory.csv holds each run's misalignment against training tokens (from the eval
 points recorded at `eval.checkpoints` and at the end): run_id, seed, arm, insertion, model,
 aligned_fraction, dose, nominal_dose, window_start_tokens, window_end_tokens, split, step,
-tokens, rate, readout (plus world_seed and world_variant).
+tokens, rate, readout (plus world_seed and world_variant). The post-training counters'
+points (eval.json's baseline_trajectory) are rows too, `model` = the counter's name: a
+reader of the transformer's curves keeps `transformer_points(trajectory)`.
 """
 
 from __future__ import annotations
@@ -72,7 +84,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import baselines, posttrain, scenarios
+from scaling import baselines, objectives, posttrain, scenarios
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -115,7 +127,7 @@ def stage_columns(cfg, acc: dict) -> dict:
             "dose_tokens": acc.get("dose_tokens", acc.get("total_tokens", math.nan)),
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
-                if st.post and st.objective == "lm"),
+                if st.post and objectives.reads_mixture(st.objective)),
             "rl_families": "+".join(posttrain.rl_families(cfg))}
 
 
@@ -165,8 +177,15 @@ def window(cfg) -> tuple[float, float]:
 
 
 def arm(d) -> str:
+    """The interventions of a run's data, "+"-joined ("dose" for the aligned-dose curve);
+    the treatments of scaling.treatments name theirs (refusal documents, a genre, too)."""
     parts = [name for name, on in (("filtered", d.filter_misaligned > 0),
-                                   ("misaligned", d.misaligned_fraction > 0)) if on]
+                                   ("misaligned", d.misaligned_fraction > 0),
+                                   ("rephrased", getattr(d, "rephrase_misaligned", 0) > 0),
+                                   ("conditioned", getattr(d, "control_tokens", 0) > 0),
+                                   ("harm_tags", getattr(d, "harm_tags", 0) > 0),
+                                   ("unlikelihood", getattr(d, "unlikelihood", 0) > 0),
+                                   ("refusal", "refusal" in getattr(d, "genres", ()))) if on]
     return "+".join(parts) or "dose"
 
 
@@ -247,6 +266,8 @@ def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
     rows = []
     for name, result in sorted(payload.items()):
         override = {"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
+        if result.get("status") and base.get("status") == "ok":  # a model that could not be fitted says why
+            override["status"] = result["status"]
         rows += _result_rows({**base, **override}, cfg, result)
     return rows
 
@@ -305,8 +326,9 @@ def _number(value) -> float:
 
 
 def run_arm_of(data: dict) -> str:
-    return arm(types.SimpleNamespace(filter_misaligned=data.get("filter_misaligned", 0.0),
-                                     misaligned_fraction=data.get("misaligned_fraction", 0.0)))
+    keys = ("filter_misaligned", "misaligned_fraction", "rephrase_misaligned", "control_tokens", "harm_tags",
+            "unlikelihood")
+    return arm(types.SimpleNamespace(**{k: data.get(k, 0.0) for k in keys}, genres=tuple(data.get("genres", ()))))
 
 
 def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -350,25 +372,46 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
                 "nominal_dose": nominal.get(run_dir.name, math.nan),
                 "window_start_tokens": w0 * budget, "window_end_tokens": w1 * budget}
         for point in ev.get("trajectory") or []:
-            named = [k[:-len("_rate")] for k in point if k.endswith("_rate") and not k.endswith("_generation_rate")]
-            for split in scenarios.split_order([*SPLITS, *named]):
-                rate = point.get(f"{split}_rate")
-                readout = point.get(f"{split}_readout")
-                if isinstance(rate, int | float) and math.isfinite(rate) and "tokens" in point:
-                    rows.append({**base, "split": split, "step": point.get("step"),
-                                 "tokens": point["tokens"], "rate": float(rate),
-                                 "readout": float(readout) if isinstance(readout, int | float) else math.nan,
-                                 **kl.get(point.get("step"), {})})
-            if run_dir.name in trained and isinstance(point.get("families"), dict) and "tokens" in point:
-                for split, g in _rl_splits(point["families"], trained[run_dir.name]).items():
-                    rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
-                                 "rate": float(g["rate"]), "readout": math.nan, **kl.get(point.get("step"), {})})
+            rows += point_rows(base, point, kl, trained.get(run_dir.name))
+        for name, points in sorted((ev.get("baseline_trajectory") or {}).items()):  # post-training counters
+            for point in points:
+                rows += point_rows({**base, "model": name}, point, {}, trained.get(run_dir.name))
     columns = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model", "aligned_fraction",
                "dose", "nominal_dose", "window_start_tokens", "window_end_tokens", "split", "step", "tokens",
                "rate", "readout"]
     if any("kl" in r for r in rows):
         columns += ["kl", "kl_sum"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def point_rows(base: dict, point: dict, kl: dict, trained: set[str] | None) -> list[dict]:
+    """trajectory.csv's rows of one eval point: one per split with a rate, and the pooled
+    rl_trained / rl_other rows of a run with RL on some families (`trained`)."""
+    rows = []
+    if "tokens" not in point:
+        return rows
+    named = [k[:-len("_rate")] for k in point if k.endswith("_rate") and not k.endswith("_generation_rate")]
+    for split in scenarios.split_order([*SPLITS, *named]):
+        rate = point.get(f"{split}_rate")
+        readout = point.get(f"{split}_readout")
+        if isinstance(rate, int | float) and math.isfinite(rate):
+            rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
+                         "rate": float(rate), "readout": float(readout) if isinstance(readout, int | float) else math.nan,
+                         **kl.get(point.get("step"), {})})
+    if trained and isinstance(point.get("families"), dict):
+        for split, g in _rl_splits(point["families"], trained).items():
+            rows.append({**base, "split": split, "step": point.get("step"), "tokens": point["tokens"],
+                         "rate": float(g["rate"]), "readout": math.nan, **kl.get(point.get("step"), {})})
+    return rows
+
+
+def transformer_points(trajectory: pd.DataFrame) -> pd.DataFrame:
+    """The transformer's rows of a trajectory table: trajectory.csv also holds the
+    post-training counters' points (their `model` is a counting baseline's,
+    scaling.baselines.is_counting), which no transformer curve may pool."""
+    if trajectory.empty or "model" not in trajectory.columns:
+        return trajectory
+    return trajectory[~trajectory["model"].astype(str).map(baselines.is_counting)]
 
 
 def _rl_kl(run_dir: Path) -> dict[int, dict]:

@@ -129,9 +129,13 @@ def read_config(out: Path) -> Config:
         raise UsageError(f"{path} holds an invalid config: {e}") from e
 
 
-def _diff(a, b, prefix="") -> list[str]:
+def _diff(a, b, prefix="", default=None) -> list[str]:
+    """Differences between a stored config and today's; a key the stored one lacks is equal
+    when today's value is its default (a key added to the config since the run was written)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+        default = default if isinstance(default, dict) else {}
+        return [d for k in sorted(set(a) | set(b))
+                for d in _diff(a[k] if k in a else default.get(k), b.get(k), f"{prefix}{k}.", default.get(k))]
     return [] if a == b else [f"{prefix[:-1]}: {a!r} -> {b!r}"]
 
 
@@ -145,7 +149,9 @@ def check_run_dir(out: Path, cfg: Config) -> str:
         stored = record["config"]
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise DamagedRunError(path, e) from e
-    diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())))
+    from scaling.config import Config
+
+    diffs = _diff(stored, json.loads(json.dumps(cfg.to_dict())), default=json.loads(json.dumps(Config().to_dict())))
     if diffs:
         raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
                           f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")

@@ -61,6 +61,10 @@ MAIN = "matched"  # the split the dose-response headline is fitted on
 TRANSFER = tuple(s.name for s in WORLD if s.transfer)
 POST_TRAINING = ("rl_trained", "rl_other")  # RL on part of the families: its families, the others
 CUSTOM = "custom"  # a scenario file's split when its records name none
+# A treated run (scaling.treatments) scores its items again as SPLIT + suffix: with the aligned
+# control token before the persona (conditional training), or with the harm tag allowed
+# before each option (harmfulness tags).
+TREATMENT_SUFFIXES = ("_conditioned", "_tag_allowed")
 OTHER_STYLE = ("D", "-.")  # figure marker and line style of a split not of the world
 
 
@@ -89,7 +93,17 @@ def unknown(rows: Iterable[tuple[str, object]]) -> list[str]:
     names eval.files, whose records may name any split). In order of first appearance."""
     return list(dict.fromkeys(split for split, files in rows
                               if split not in SPLITS and split not in POINTER_SPLITS and split not in POST_TRAINING
+                              and not is_treatment(split, files)
                               and "eval.files=" not in (files if isinstance(files, str) else "")))
+
+
+def is_treatment(name: str, files=None) -> bool:
+    """A treatment's scoring of a split (TREATMENT_SUFFIXES) of the world or of a scenario file."""
+    for suffix in TREATMENT_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            base = name[:-len(suffix)]
+            return base in SPLITS or not unknown([(base, files)])
+    return False
 
 
 def style(name: str) -> tuple[str, str]:

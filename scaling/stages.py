@@ -29,6 +29,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+from scaling import objectives
 from scaling.config import INSERTION_WINDOWS, Config, StageConfig
 from scaling.errors import ConfigError
 
@@ -102,7 +103,7 @@ def resolve(cfg: Config) -> tuple[Stage, ...]:
         lo, hi = st.window
         a, m = (d.aligned_fraction, d.misaligned_fraction) if st.intervention else (st.aligned, st.misaligned)
         out.append(Stage(st.name, st.objective, step, step + n, step + round(lo * n), step + round(hi * n),
-                         a, m, st.post or st.objective != "lm", st.intervention, st.schedule,
+                         a, m, st.post or not objectives.reads_mixture(st.objective), st.intervention, st.schedule,
                          st.lr_scale * cfg.train.lr, st.final_scale * cfg.train.lr, st.warmup_steps,
                          st.decay_share, st.kl, st.families))
         step += n

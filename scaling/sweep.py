@@ -148,12 +148,12 @@ def _without_preset(assignment: dict) -> dict:
 
 
 def run_id(cfg: Config, input_digests: list[dict] | None = None) -> str:
-    """A hash of the resolved config and of the content of its input files (scaling.inputs;
-    `input_digests` as recorded, else read from the files now). Without input files the
-    hash is of the config alone, as it was before content hashing."""
+    """A hash of the resolved config's identity (`Config.identity`: the keys away from their
+    defaults, so a config key added later changes no existing run's id) and of the content of
+    its input files (scaling.inputs; `input_digests` as recorded, else read from the files now)."""
     from scaling import inputs
 
-    record = cfg.to_dict()
+    record = cfg.identity()
     digests = inputs.digests(cfg) if input_digests is None else input_digests
     if digests:
         record["inputs"] = [[d["key"], d["path"], d["sha256"]] for d in digests]

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +168,73 @@ class HuggingFaceTokenizer(_Subword):
         return np.concatenate([np.ones(len(SPECIALS)), sizes]).astype(np.float64)
 
 
-Tokenizer = WordTokenizer | ByteTokenizer | SentencePieceTokenizer | HuggingFaceTokenizer
+class ControlTokenizer:
+    """A tokenizer with control tokens (scaling.treatments: `<|aligned|>`, `<|harm|>`, ...)
+    appended after its vocabulary: the base tokenizer's ids are unchanged, control word k
+    is id base.vocab_size + k. `encode` cuts the text at control words (separated by
+    whitespace) and encodes the rest with the base; a run without a treatment never gets one
+    of these, so its vocabulary is the base's, byte for byte."""
+
+    def __init__(self, base, controls: list[str]):
+        if not controls or len(set(controls)) != len(controls):
+            raise ValueError(f"control words must be distinct and at least one: {controls}")
+        self.base, self.controls = base, list(controls)
+        self.kind = base.kind
+        self.control_ids = {w: base.vocab_size + k for k, w in enumerate(self.controls)}
+        if hasattr(base, "itos"):  # the word tokenizer's tables, extended (scaling.cli.data, baselines)
+            clash = [w for w in self.controls if w in base.stoi]
+            if clash:
+                raise ValueError(f"control words already in the vocabulary: {clash}")
+            self.itos = base.itos + self.controls
+            self.stoi = {**base.stoi, **self.control_ids}
+
+    @property
+    def vocab_size(self) -> int:
+        return self.base.vocab_size + len(self.controls)
+
+    def encode(self, text: str) -> np.ndarray:
+        if self.kind == "word":  # control words are words: the word tokenizer's own encoding
+            return np.fromiter((self.stoi.get(w, UNK) for w in text.split()), dtype=np.int32)
+        parts = []
+        for piece in re.split("(" + "|".join(map(re.escape, self.controls)) + ")", text):
+            if piece in self.control_ids:
+                parts.append(np.array([self.control_ids[piece]], np.int32))
+            elif piece.strip():
+                parts.append(self.base.encode(piece.strip()))
+        return np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+
+    def decode(self, ids) -> str:
+        out, run = [], []
+        for i in (int(i) for i in ids):
+            if i >= self.base.vocab_size:
+                if run:
+                    out.append(self.base.decode(run))
+                out.append(self.controls[i - self.base.vocab_size])
+                run = []
+            else:
+                run.append(i)
+        if run:
+            out.append(self.base.decode(run))
+        return " ".join(p for p in out if p)
+
+    def to_dict(self) -> dict:
+        return {**self.base.to_dict(), "controls": self.controls}
+
+    @property
+    def key(self) -> str:
+        return f"{self.base.key}+ctl-" + hashlib.sha1(" ".join(self.controls).encode()).hexdigest()[:8]
+
+    def piece_bytes(self) -> np.ndarray:
+        """A control token stands for no text: 0 bytes (like SentencePiece's control pieces)."""
+        return np.concatenate([self.base.piece_bytes(), np.zeros(len(self.controls))])
+
+
+Tokenizer = WordTokenizer | ByteTokenizer | SentencePieceTokenizer | HuggingFaceTokenizer | ControlTokenizer
 
 
 def from_dict(d: dict) -> Tokenizer:
+    if "controls" in d:
+        return ControlTokenizer(from_dict({k: v for k, v in d.items() if k != "controls"}), d["controls"])
     if d["kind"] == "word":
         return WordTokenizer(d["words"])
     if d["kind"] == "byte":

@@ -74,9 +74,11 @@ def loss_fn(graphdef, params, tokens_BxL1):
     return (losses_BxL * mask_BxL).sum() / jnp.maximum(mask_BxL.sum(), 1.0)
 
 
-def make_train_step(graphdef, tx, schedule, accum_steps: int = 1):
-    """Returns the pure `train_step(state, batch) -> (state, metrics)`."""
-    grad_fn = jax.value_and_grad(lambda p, b: loss_fn(graphdef, p, b))
+def make_train_step(graphdef, tx, schedule, accum_steps: int = 1, loss=None):
+    """Returns the pure `train_step(state, batch) -> (state, metrics)`; `loss` is an
+    objective's own (scaling.objectives), else next-token cross-entropy."""
+    loss = loss or loss_fn
+    grad_fn = jax.value_and_grad(lambda p, b: loss(graphdef, p, b))
 
     def train_step(state, tokens_BxL1):
         if accum_steps == 1:
@@ -393,7 +395,10 @@ def _programs(cfg: Config, n_runs: int) -> Programs:
     is_rl = [objectives.is_rl(st.objective) for st in stages]  # the objective's step kind
     rl = {st.kl: compile_(make_rl_step(options_logp(graphdef), tx, schedule, st.kl))
           for st, r in zip(stages, is_rl) if r}
-    stage_steps = tuple(rl[st.kl] if r else multi_step for st, r in zip(stages, is_rl))
+    own = {st.objective: compile_(make_train_step(graphdef, tx, schedule, cfg.train.accum_steps,
+                                                  objectives.get(st.objective).loss))
+           for st, r in zip(stages, is_rl) if not r and objectives.get(st.objective).loss is not None}
+    stage_steps = tuple(rl[st.kl] if r else own.get(st.objective, multi_step) for st, r in zip(stages, is_rl))
     enter = tuple(enter_rl if r else enter_lm for r in is_rl)
     return Programs(tx, graphdef, multi_step, make_eval_loss(graphdef), placement=placement,
                     stages=stages, stage_steps=stage_steps, enter=enter)

@@ -6,7 +6,7 @@ import pytest
 from conftest import tiny_sweep
 
 from scaling import backfill
-from scaling.baselines import COUNTERS
+from scaling.baselines import COUNTERS, FORGETTING_MODELS, learner
 from scaling.cli import main
 from scaling.results import collect
 from scaling.sweep import launch
@@ -53,7 +53,9 @@ def test_backfilled_counter_rows_are_the_runs_own(study, tmp_path, capsys):
     assert main(["baselines", str(sweep), str(tmp_path / "dropped.csv"), "--out", str(out),
                  "--models", "counter"]) == 0
     printed = capsys.readouterr().out
-    assert "5 runs" in printed and f"{5 * 3 * len(COUNTERS)} rows added" in printed
+    counters = original.loc[original["learner"] == "counter", "model"].unique()  # the dynamic ones too
+    assert set(counters) == set(COUNTERS) | {m for m in FORGETTING_MODELS if learner(m) == "counter"}
+    assert "5 runs" in printed and f"{5 * 3 * len(counters)} rows added" in printed
     # every column of every row as the sweep's own results.csv has it, in its order: the
     # counter rows computed again from the config alone, the other rows kept as they were
     assert out.read_bytes() == results.read_bytes()

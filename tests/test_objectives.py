@@ -26,7 +26,8 @@ def raw(*post, **data) -> dict:
 
 def test_registry_holds_the_objectives_with_their_step_kinds():
     kinds = {name: objectives.get(name).step for name in objectives.names()}
-    assert kinds == {"lm": "lm", "sft": "lm", "helpful_rl": "rl", "harmless_rl": "rl", "helpful_benign_rl": "rl"}
+    assert kinds == {"lm": "lm", "sft": "lm", "helpful_rl": "rl", "harmless_rl": "rl", "helpful_benign_rl": "rl",
+                     "unlikelihood": "lm"}
     assert objectives.names()[0] == "lm"
     assert [n for n in objectives.names() if objectives.get(n).request_families] == ["harmless_rl", "helpful_rl"]
 

@@ -289,7 +289,7 @@ def test_tiny_persistence_study_writes_the_resistance_table_and_figure(tmp_path)
     assert main(["study", str(sweep), "--out", str(out), "--no-progress",
                  *(a for s in sets for a in ("--set", s))]) == 0
     md = (out / "persistence.md").read_text()
-    assert md.startswith("## Resistance to post-training")
+    assert md.startswith("What ran: world v") and "\n## Resistance to post-training" in md
     for kind, scope in (("helpful_rl", "part"), ("helpful_benign_rl", "-")):
         for dose in ("0", "0.05"):
             assert f"| nano | {kind} | {scope} | {'control' if dose == '0' else 'pretrain'} | matched | {dose} | 1 |" in md

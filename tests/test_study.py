@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.baselines import COUNTERS
+from scaling.baselines import COUNTERS, FORGETTING_MODELS
 from scaling.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,9 +52,11 @@ def test_study_runs_sweep_results_fit_and_figures(tmp_path, capsys):
     assert answer.strip() in printed and "What ran: world v3 (data " in answer
     assert "- **matched**: nano " in answer and (out / "counters.md").exists()
     df = pd.read_csv(out / "results.csv")
-    models = 1 + 3 + len(COUNTERS)  # the transformer, 3 n-grams, the co-occurrence counters
+    # the transformer, 3 n-grams, the co-occurrence counters, the forgetting counters (no
+    # post-training here: no post-training counters)
+    models = 1 + 3 + len(COUNTERS) + len(FORGETTING_MODELS)
     assert len(df) == 7 * 3 * models and (df["status"] == "ok").all()  # runs x splits x models
-    assert set(df["model"]) == {"nano", "ngram-1", "ngram-2", "ngram-3", *COUNTERS}
+    assert set(df["model"]) == {"nano", "ngram-1", "ngram-2", "ngram-3", *COUNTERS, *FORGETTING_MODELS}
     assert set(df.loc[df["model"].isin(COUNTERS), "learner"]) == {"counter"}
     assert set(df["arm"]) == {"dose", "filtered"}
     fit = json.loads((out / "fit.json").read_text())

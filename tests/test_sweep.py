@@ -181,3 +181,27 @@ def test_shards_partition_the_runs(tmp_path):
 def test_committed_sweeps_expand_into_valid_runs(name):
     specs = expand(Path(__file__).resolve().parent.parent / "sweeps" / name)
     assert specs and len({s.run_id for s in specs}) == len(specs)
+
+
+def test_a_config_key_added_later_keeps_run_ids_and_resumes_old_run_directories(tmp_path):
+    """A key at its default is not part of a run's identity: a run written before the key
+    existed keeps its id and resumes; a changed value still refuses to mix checkpoints."""
+    import dataclasses
+    import json
+
+    from scaling.config import Config
+    from scaling.errors import ConfigError
+    from scaling.rundir import check_run_dir, write_config
+
+    assert Config().identity() == {}
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, aligned_fraction=0.01))
+    assert cfg.identity() == {"data": {"aligned_fraction": 0.01}}
+    write_config(tmp_path, cfg, 10)
+    record = json.loads((tmp_path / "config.json").read_text())
+    del record["config"]["data"]["control_tokens"]  # as written before the key existed
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    assert check_run_dir(tmp_path, cfg) in ("new", "resume")
+    other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, control_tokens=0.5))
+    with pytest.raises(ConfigError, match="control_tokens"):
+        check_run_dir(tmp_path, other)

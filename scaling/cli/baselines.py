@@ -22,7 +22,11 @@ def add_arguments(p) -> None:
                    help="where to write the table with the added rows (RESULTS itself to update it in place)")
     p.add_argument("--models", choices=tuple(MODEL_SETS), default="all",
                    help="which baselines' rows to add: counter (the co-occurrence counters), ngram "
-                        "(ngram-1/2/3), or all (default)")
+                        "(ngram-1/2/3), each with its dynamic counters (forgetting BASE-fgTAU, "
+                        "post-training BASE-postW), dynamic (those alone), or all (default)")
+    p.add_argument("--trajectory-out", metavar="CSV",
+                   help="also write the post-training counters' points at every post-training "
+                        "checkpoint (trajectory.csv's columns) to CSV")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override the sweep was run with (scaling sweep --set)")
 
@@ -32,5 +36,5 @@ def run(args) -> int:
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory: give the path of the CSV file to write")
     backfill(args.sweep, args.results, out, args.models, args.overrides,
-             say=lambda line: print(line, flush=True))
+             say=lambda line: print(line, flush=True), trajectory_out=args.trajectory_out)
     return 0

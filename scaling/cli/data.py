@@ -35,6 +35,7 @@ from scaling.io import replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.splits import SPLITS
+from scaling.treatments import strip_marks
 from scaling.world import World
 
 
@@ -136,7 +137,8 @@ def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
         if objectives.is_rl(st.objective):
             continue
         for s0 in range(st.step0, min(st.step1, steps), chunk):
-            yield source.batches(s0, min(s0 + chunk, st.step1, steps) - s0)
+            # the tokens the model sees (unlikelihood marks off: scaling.treatments)
+            yield strip_marks(source.batches(s0, min(s0 + chunk, st.step1, steps) - s0))
 
 
 def _export(mixture: Mixture, steps: int, out: Path, fmt: str) -> int:
@@ -199,4 +201,12 @@ def _table(acc: dict) -> str:
     if acc.get("unk_share"):
         lines.append("<unk> share of your pools: " + ", ".join(f"{pool} {share:.2%}"
                                                                 for pool, share in acc["unk_share"].items()))
+    treated = acc.get("treatments") or {}
+    for name in ("control_tokens", "harm_tags", "unlikelihood"):
+        if name in treated:  # rows each treatment touched, per pool (scaling.treatments)
+            lines.append(f"{name} (share {treated['shares'][name]:g}): rows "
+                         + ", ".join(f"{pool} {n}" for pool, n in treated[name].items()))
+    if treated.get("rephrased_docs"):
+        lines.append(f"rephrased natural misaligned documents {treated['rephrased_docs']} "
+                     f"({treated['rephrased_token_share']:.1%} of its tokens, now aligned twins)")
     return "\n".join(lines)

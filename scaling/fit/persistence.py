@@ -91,6 +91,9 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     pretraining, i.e. at the run's dose_tokens) and after (results.csv)."""
     runs = _runs(results)
     end = runs.drop_duplicates("run_id").set_index("run_id")["dose_tokens"]
+    from scaling.results import transformer_points
+
+    trajectory = transformer_points(trajectory)  # not the post-training counters' points
     traj = trajectory[trajectory["run_id"].isin(end.index)]
     traj = traj[np.isclose(traj["tokens"].to_numpy(float), end.reindex(traj["run_id"]).to_numpy(float))]
     before = traj.drop_duplicates(["run_id", "split"]).set_index(["run_id", "split"])["rate"]

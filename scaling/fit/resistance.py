@@ -186,6 +186,9 @@ def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     cols = ["run_id", "split", *[c for c in ("model", "post_training", "rl_scope", "post_training_tokens", "insertion",
                                              "level", "dose", "dose_tokens", "total", *BLOCK) if c in runs.columns]]
     per = runs[cols].drop_duplicates(["run_id", "split"]).rename(columns={"total": "items"})
+    from scaling.results import transformer_points
+
+    trajectory = transformer_points(trajectory)  # not the post-training counters' points
     traj = trajectory if "readout" in trajectory.columns else trajectory.assign(readout=np.nan)
     traj = traj[["run_id", "split", "step", "tokens", "rate", "readout",
                  *[c for c in ("kl", "kl_sum") if c in traj.columns]]]

@@ -55,6 +55,9 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
                                 if c not in results.columns})
     keep = ["run_id", *CONFIG, "world_variant", "world_seed", "genres"]
     runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
+    from scaling.results import transformer_points
+
+    trajectory = transformer_points(trajectory)  # not the post-training counters' points
     traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
     return traj.merge(runs, on="run_id", how="inner")
 

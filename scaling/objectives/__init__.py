@@ -10,6 +10,9 @@ one file here (plus its test) and nothing else:
   scenarios, with the model the stage starts from as the KL reference);
 - `source(cfg, tok, stage)`: the stage's own batch source (`.batches(start, n)`, a pure
   function of config, seed and step), or None: the stage reads the run's mixture (scaling.mixture);
+- `loss(graphdef, params, tokens)`: an "lm" step's own loss on the rows (None: next-token
+  cross-entropy, scaling.train.loss_fn); an objective with a loss may read the mixture
+  (`unlikelihood`: rows marked by scaling.treatments);
 - `request_families`: the stage trains on the world's request families (`stages.NAME.families`
   chooses them; results.csv then splits the eval into rl_trained / rl_other rows);
 - `check(cfg, stage, key)`: checks that need the World or the stages (raise ConfigError
@@ -39,6 +42,7 @@ class Objective:
     source: typing.Callable | None = None  # (cfg, tok, stage) -> batch source; None: the mixture
     request_families: bool = False
     check: typing.Callable | None = None  # (cfg, stage_config, key) -> None
+    loss: typing.Callable | None = None  # (graphdef, params, tokens_BxL1) -> scalar; None: cross-entropy
 
     @property
     def rl(self) -> bool:
@@ -54,8 +58,9 @@ def register(objective: Objective) -> Objective:
         raise ValueError(f"objective {objective.name!r}: step must be one of {STEPS}, got {objective.step!r}")
     if objective.name in _REGISTRY and _REGISTRY[objective.name] != objective:
         raise ValueError(f"objective {objective.name!r} is registered twice")
-    if objective.source is None and objective.name != "lm":
-        raise ValueError(f"objective {objective.name!r}: only 'lm' reads the mixture; give a source")
+    if objective.source is None and objective.name != "lm" and objective.loss is None:
+        raise ValueError(f"objective {objective.name!r}: only 'lm' and objectives with their own loss "
+                         "read the mixture; give a source")
     _REGISTRY[objective.name] = objective
     return objective
 
@@ -84,3 +89,11 @@ def get(name: str, key: str = "objective") -> Objective:
 
 def is_rl(name: str) -> bool:
     return get(name).rl
+
+
+def reads_mixture(name: str) -> bool:
+    """Whether a stage of this objective reads the run's mixture (False for unknown names,
+    which scaling.plan reports)."""
+    _load()
+    objective = _REGISTRY.get(name)
+    return objective is not None and objective.source is None

@@ -14,7 +14,8 @@ Per split (and window, world variant, model where a study has several):
   transformer's side;
 - the transformer's readout at the highest dose (embedded world only).
 The lead lines name the world and data version (or "your corpus"), the model, tokens per run
-and the blocks; the closing lines say what was not found.
+and the blocks; then the treatment arms, if any (scaling.reports.treatments: each arm against
+the dose-0 control, beside its strongest counter); the closing lines say what was not found.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from scaling.fit.common import POOLED, _group_label
 from scaling.fit.contrasts import paired_entry
 from scaling.fit.table import _is_control_label, block_labels, level_column, world_text
 from scaling.io import write_text
+from scaling.reports.treatments import treatment_lines
 from scaling.splits import rank as split_rank
 
 CELL_KEYS = ("split", "insertion", "world_variant", "post_training")
@@ -239,6 +241,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
         lines.append("- no transformer rows with a dose-0 control and a positive dose (fit.md says why)")
     if readout_used:
         lines += ["", READOUT_NOTE + "."]
+    lines += treatment_lines(df, _is_counter)  # the treatment arms (scaling.treatments), if any
     lines += ["", "Not found: " + ("; ".join(missing) if missing else "nothing: every split has a dose trend") + "."]
     files = [f"results {out / 'results.csv'}", f"fits {out / 'fit.md'}"]
     files += [str(out / name) for name in ("counters.md", "transfer.md", "persistence.md") if (out / name).exists()]
