@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling import baselines, results
+from scaling import baselines, results, table
 from scaling.errors import UsageError
 from scaling.sweep import RunSpec, expand
 
@@ -74,8 +74,8 @@ NOT_REBUILT = ("run_id", "learner", "split", *results.split_measures({}, {}), "v
 _ALL_MODELS = (*(f"ngram-{n}" for n in baselines.ORDERS), *baselines.COUNTERS, *baselines.DYNAMIC)
 # --models: by learner (a dynamic counter goes with its base: ngram-1-fg60 is an ngram), the
 # dynamic counters alone, or all
-MODEL_SETS = {"counter": tuple(m for m in _ALL_MODELS if baselines.learner(m) == "counter"),
-              "ngram": tuple(m for m in _ALL_MODELS if baselines.learner(m) == "ngram"),
+MODEL_SETS = {"counter": tuple(m for m in _ALL_MODELS if table.model_learner(m) == "counter"),
+              "ngram": tuple(m for m in _ALL_MODELS if table.model_learner(m) == "ngram"),
               "dynamic": baselines.DYNAMIC, "all": _ALL_MODELS}
 TRAJECTORY_COLUMNS = ["run_id", "seed", "world_seed", "world_variant", "arm", "insertion", "model",
                       "aligned_fraction", "dose", "nominal_dose", "window_start_tokens", "window_end_tokens",
@@ -137,14 +137,14 @@ def read_table(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if unknown:
         raise UsageError(f"{path}: columns {', '.join(unknown)} are not results.csv columns of this version; "
                          "rows added now could not fill them")
-    if not (typed["learner"] == "transformer").any():
+    if not (table.learner(typed) == table.TRANSFORMER).any():
         raise UsageError(f"{path}: no transformer rows (learner transformer): no runs to add baselines to")
     return typed, text
 
 
 def transformer_runs(typed: pd.DataFrame) -> pd.DataFrame:
     """One row per transformer run of the table (its first split's row: the run's columns)."""
-    t = typed[typed["learner"] == "transformer"]
+    t = table.transformers(typed)
     return t.drop_duplicates("run_id").set_index("run_id", drop=False)
 
 
@@ -353,7 +353,8 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
     typed, text, matches = plan(sweep, table_path, overrides)
     wanted = set(MODEL_SETS[models])
     say(f"{len(matches)} runs of {table_path} matched to runs of {sweep}")
-    ok = [m for m in matches if typed.loc[typed["run_id"] == m.run_id, "status"].iloc[0] == "ok"]
+    finished = set(table.finished(typed)["run_id"])
+    ok = [m for m in matches if m.run_id in finished]
     for m in matches:
         if m not in ok:
             say(f"  {m.run_id}: not evaluated (status is not ok): no baseline rows, as its own results have none")
@@ -362,7 +363,7 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
     rebuilt, t0 = {}, time.perf_counter()
     for k, m in enumerate(ok, 1):
         r = rebuilt[m.run_id] = rebuild(m)
-        check_run(typed[(typed["run_id"] == m.run_id) & (typed["learner"] == "transformer")], r,
+        check_run(typed[(typed["run_id"] == m.run_id) & (table.learner(typed) == table.TRANSFORMER)], r,
                   f"[{_label(m.spec.assignment)}]")
         say(f"  [{k}/{len(ok)}] {m.run_id} = the sweep's [{_label(m.spec.assignment)}]: columns rebuilt")
     say(f"every run's config rebuilds its recorded columns ({time.perf_counter() - t0:.1f} s)")
@@ -375,7 +376,7 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
         points = {}
         computed = baseline_rows(run, r, points)
         counter_points += trajectory_rows(run, points, wanted)
-        mine = typed[(typed["run_id"] == m.run_id) & (typed["learner"] != "transformer")]
+        mine = typed[(typed["run_id"] == m.run_id) & (table.learner(typed) != table.TRANSFORMER)]
         check_present(m.run_id, computed, mine)
         have = set(zip(mine["split"], mine["model"]))
         new = computed[computed["model"].isin(wanted)

@@ -66,7 +66,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import re
 
 import numpy as np
 from scipy import sparse
@@ -223,7 +222,6 @@ COUNTERS = ("docpmi", *(f"winpmi-{k}" for k in WINDOWS), "twohop", "twohop-value
 # (BASE-fgTAU) or take the post-training rows weighted W (BASE-postW).
 FORGETTING = (("ngram-1", 30), ("ngram-1", 60), ("ngram-1", 100), ("winpmi-16", 100))  # (base, tau in steps)
 POST_WEIGHTS = tuple((b, w) for b in ("ngram-1", "winpmi-4", "winpmi-16") for w in (1, 10))  # (base, weight)
-DYNAMIC_NAME = re.compile(r"^(?P<base>.+)-(?P<kind>fg|post)(?P<value>inf|\d+(?:\.\d+)?)$")
 NOT_COUNTABLE = "not countable (RL)"  # results.csv `status` of a post-training counter of an RL run
 
 
@@ -238,31 +236,6 @@ def post_name(base: str, weight: float) -> str:
 FORGETTING_MODELS = tuple(forgetting_name(b, t) for b, t in FORGETTING)
 POST_MODELS = tuple(post_name(b, w) for b, w in POST_WEIGHTS)
 DYNAMIC = (*FORGETTING_MODELS, *POST_MODELS)
-
-
-def dynamic(model: str) -> tuple[str, str, float] | None:
-    """(base, "fg" | "post", tau or weight) of a dynamic counter's name, else None."""
-    m = DYNAMIC_NAME.match(model)
-    if m is None or not _static(m["base"]):
-        return None
-    return m["base"], m["kind"], float(m["value"])
-
-
-def _static(model: str) -> bool:
-    return model.startswith("ngram-") and model[6:].isdigit() or model in COUNTERS
-
-
-def learner(model: str) -> str:
-    """The results.csv `learner` of a baseline model: `ngram` for ngram-* (a dynamic one
-    included: ngram-1-fg60), else `counter`. THE rule: a dynamic counter's learner is its
-    base model's, and `is_counting` holds for it."""
-    return "ngram" if model.startswith("ngram-") else "counter"
-
-
-def is_counting(model: str) -> bool:
-    """Whether a results.csv `model` is a counting baseline: an n-gram, a co-occurrence
-    counter, or a dynamic counter of either (`dynamic`)."""
-    return model.startswith("ngram-") or model in COUNTERS or dynamic(model) is not None
 
 
 class Counts:

@@ -56,16 +56,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
-from scipy import stats
 
 import scaling.fit as fitlib
 from scaling import splits as split_defs
-from scaling.baselines import is_counting
+from scaling import table as results_table
 from scaling.errors import UsageError
 from scaling.fit.halving import text as halving_text
 from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
+from scaling.stats.paired import PairedContrast, paired_contrast
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -148,9 +148,8 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     df.loc[control, "insertion"] = CONTROL
     if "aligned_fraction" not in df.columns:
         df["aligned_fraction"] = df["dose"]
-    df["level"] = dose_level(df)
-    ok = df["status"].astype(str).str.strip() == "ok" if "status" in df.columns else True
-    keep = ok & np.isfinite(df["dose"]) & (df["dose"] >= 0)
+    df["level"] = results_table.dose_level(df)
+    keep = results_table.is_finished(df) & np.isfinite(df["dose"]) & (df["dose"] >= 0)
     return df[keep].reset_index(drop=True)
 
 
@@ -178,17 +177,6 @@ def load_fit(path: str | Path) -> dict:
     return report
 
 
-def dose_level(df: pd.DataFrame) -> pd.Series:
-    """The configured dose of a run, equal for its seeds (whose measured doses differ a
-    little): `nominal_dose` where the table has it — `aligned_fraction` is the same 1.0 for
-    every finetune dose — else `aligned_fraction`."""
-    level = pd.to_numeric(df["aligned_fraction"], errors="coerce")
-    if "nominal_dose" in df.columns:
-        nominal = pd.to_numeric(df["nominal_dose"], errors="coerce")
-        level = nominal.where(nominal.notna(), level)
-    return level.round(12)
-
-
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
     """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
     same per aligned token and per FLOP (scaling.fit's definitions), intervals clipped to
@@ -209,18 +197,8 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
             df[col] = ""
     for col in ("dose",) + tuple(c for cols in COSTS.values() for c in cols[:3]):
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
-    df["transformer"] = df["model"].astype(str).isin(transformer_models(results))
+    df["transformer"] = df["model"].astype(str).isin(set(results_table.transformers(results)["model"].astype(str)))
     return clip_differences(df)
-
-
-def transformer_models(results: pd.DataFrame) -> set[str]:
-    """Models of the table that are transformers (the learner column; where it is empty,
-    every model but the n-gram counters): panels of a transformer's quantities show these."""
-    learner = results["learner"] if "learner" in results.columns else pd.Series(np.nan, index=results.index)
-    by_name = ~results["model"].astype(str).str.startswith("ngram")
-    known = learner.notna() & (learner.astype(str) != "")
-    keep = known & (learner.astype(str) == "transformer") | ~known & by_name
-    return set(results.loc[keep, "model"].astype(str))
 
 
 def clip_differences(df: pd.DataFrame, lower: str = "lower", upper: str = "upper") -> pd.DataFrame:
@@ -491,7 +469,7 @@ def _split_order(splits) -> list[str]:
 
 def _models(df: pd.DataFrame) -> list[str]:
     """The table's models, trained ones first (each group alphabetical)."""
-    return sorted(df["model"].unique().tolist(), key=lambda m: (is_counting(str(m)), str(m)))
+    return sorted(df["model"].unique().tolist(), key=lambda m: (results_table.is_counting(str(m)), str(m)))
 
 
 def _with_model(text: str, model: str, models: Sequence[str]) -> str:
@@ -911,7 +889,7 @@ def trajectory(traj: pd.DataFrame) -> Figure:
         raise MissingData("every run has one evaluation point, at the end of training: a line needs "
                           "mid-training points (eval.checkpoints); fit.md and dose_response.png "
                           "show the final rates")
-    traj = traj.assign(level=dose_level(traj))
+    traj = traj.assign(level=results_table.dose_level(traj))
     measured = traj["dose"].notna().all()
     traj = traj.assign(color_dose=traj["dose"] if measured else traj["aligned_fraction"])
     windows, split_names, models = _window_order(traj), _split_order(traj["split"]), _models(traj)
@@ -963,11 +941,10 @@ def trajectory(traj: pd.DataFrame) -> Figure:
 
 def _seed_mean_ci(line: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """t interval (seeds - 1 df) of each checkpoint's seed mean; the mean itself for one seed."""
-    n = line["seeds"].to_numpy(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        q = np.where(n >= 2, stats.t.ppf(0.975, np.maximum(n - 1, 1)), 0.0)
-        half = np.nan_to_num(q * line["sd"].to_numpy(float) / np.sqrt(n))
     mean = line["rate"].to_numpy(float)
+    half = np.array([PairedContrast.from_moments(m, sd, n).half_width()
+                     for m, sd, n in zip(mean, line["sd"].to_numpy(float), line["seeds"].to_numpy(int))])
+    half = np.nan_to_num(half)
     return mean - half, mean + half
 
 
@@ -1037,7 +1014,7 @@ def cost_effectiveness(cost: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).map(is_counting)]
+        cost = cost[~cost["model"].astype(str).map(results_table.is_counting)]
     if cost.empty:
         raise MissingData("no cost-effectiveness rows (needs dose-0 controls and dosed runs)")
     measures = [k for k, cols in COSTS.items() if cost[cols[0]].notna().any()]
@@ -1090,7 +1067,7 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
-        cost = cost[~cost["model"].astype(str).map(is_counting)]
+        cost = cost[~cost["model"].astype(str).map(results_table.is_counting)]
     if cost.empty or cost["split"].nunique() < 2:
         raise MissingData("needs reductions on two or more eval splits")
     if "world_variant" not in cost.columns:
@@ -1251,8 +1228,8 @@ def _mean_ci(rates: np.ndarray) -> tuple[float, float | None]:
     """Mean over runs and the half-width of its 95% t interval (runs are the units)."""
     if len(rates) < 2:
         return float(rates.mean()), None
-    half = stats.t.ppf(0.975, len(rates) - 1) * rates.std(ddof=1) / np.sqrt(len(rates))
-    return float(rates.mean()), float(half)
+    contrast = paired_contrast(rates)
+    return contrast.estimate, contrast.half_width()
 
 
 # ---------------------------------------------------------------- all figures

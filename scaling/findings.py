@@ -56,15 +56,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from scaling.baselines import is_counting, learner
+from scaling import table as results_table
 from scaling.errors import UsageError
-from scaling.fit.persistence import fieller
-from scaling.fit.transfer import _t_summary, transfer_table, values_table
+from scaling.fit.transfer import transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
+from scaling.stats.paired import fieller, holm, paired_contrast
+from scaling.table import BLOCK, is_counting, model_learner
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
-BLOCK = ["seed", "world_seed"]
 READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
 HOLM_ALPHA = 0.05
 TRANSFER_SPLITS = TRANSFER
@@ -88,7 +88,8 @@ def _study(root: Path, name: str) -> dict:
 
 
 def _final(results: pd.DataFrame, learner: str = "transformer") -> pd.DataFrame:
-    rows = results[(results["learner"] == learner) & (results["status"] == "ok")]
+    rows = results_table.finished(results)
+    rows = rows[results_table.learner(rows) == learner]
     return rows.assign(world_seed=rows["world_seed"] if "world_seed" in rows else 0)
 
 
@@ -107,7 +108,7 @@ def paired(results: pd.DataFrame, dosed, control, split: str, learner: str = "tr
     """Mean over blocks of (rate of the `dosed` run - rate of the `control` run), same block,
     with its t interval."""
     both = block_effects(results, dosed, control, split, learner)
-    out = _t_summary(both["effect"].to_numpy())
+    out = paired_contrast(both["effect"].to_numpy()).summary()
     out.update(dosed_rate=float(both["dosed"].mean()) if len(both) else np.nan,
                control_rate=float(both["control"].mean()) if len(both) else np.nan)
     return out
@@ -119,8 +120,7 @@ def _is_control(rows):
 
 def _at_dose(level: float):
     def select(rows):
-        nominal = rows["nominal_dose"].where(rows["nominal_dose"].notna(), rows["aligned_fraction"])
-        return (rows["arm"] == "dose") & np.isclose(nominal, level)
+        return (rows["arm"] == "dose") & np.isclose(results_table.dose_level(rows), level)
     return select
 
 
@@ -192,7 +192,7 @@ def strongest_counter(results: pd.DataFrame, contrast, sign: int) -> tuple[str, 
     one: the counter that comes closest to its effect or beyond); None without counting rows."""
     best = None
     for model in counting_models(results):
-        e = contrast(results[results["model"].astype(str) == model], learner(model))
+        e = contrast(results[results["model"].astype(str) == model], model_learner(model))
         if np.isfinite(e["estimate"]) and (best is None or sign * e["estimate"] > sign * best[1]["estimate"]):
             best = (model, e)
     return best
@@ -227,7 +227,7 @@ def _as_effect(ratio: dict) -> dict:
 
 def _ratio_p(num: np.ndarray, den: np.ndarray, boundary: float) -> float:
     """p of ratio = boundary: the paired t test of num - boundary * den (Fieller's test there)."""
-    return _t_summary(num - boundary * den)["p"]
+    return paired_contrast(num - boundary * den).pvalue
 
 
 def final_verdict(row: dict, p_holm: float) -> str:
@@ -265,7 +265,7 @@ def _paired_row(res: pd.DataFrame, dosed, control, split: str, sign: int, findin
 
 def dose_rows(study: dict) -> list[dict]:
     res = study["results"]
-    top = float(res.loc[res["arm"] == "dose", "nominal_dose"].max())
+    top = float(results_table.dose_level(res)[res["arm"] == "dose"].max())
     out = [_paired_row(
         res, _at_dose(0.01), _is_control, "matched", -1,
         "Aligned documents lower misalignment on the actions they show (`matched`)",
@@ -329,7 +329,7 @@ def ai_ratio_text(results: pd.DataFrame) -> str:
     def text(pair) -> str:
         return "-" if pair is None else ("1:0" if pair[1] == 0 else f"{pair[0] / pair[1]:.3g}:1")
 
-    dosed = results[(results["arm"] == "dose") & np.isclose(results["nominal_dose"].astype(float), 0.01)]
+    dosed = results[_at_dose(0.01)(results)]
     filtered = results[results["arm"] == "filtered"]
     return (f"aligned : misaligned AI tokens {text(shares(dosed))} at dose 0.01 vs {text(shares(filtered))} "
             "filtered, so the arms differ in that ratio, not only in adding vs removing (an artefact of "
@@ -412,8 +412,6 @@ def treatment_rows(study: dict) -> list[dict]:
 
 
 def transfer_rows(study: dict) -> list[dict]:
-    from scaling.fit.contrasts import holm
-
     res, traj = study["results"], study["trajectory"]
     values = values_table(traj, res)
     main = values[(values["model"] == "nano") & (values["batch_size"] == 16)
@@ -429,7 +427,7 @@ def transfer_rows(study: dict) -> list[dict]:
     def normal_minus_flipped(rows, who):
         by = {v: block_effects(rows[rows["world_variant"] == v], _at_dose(level), _is_control, split, who)["effect"]
               for v in ("normal", "flipped")}
-        return _t_summary((by["normal"] - by["flipped"]).dropna().to_numpy())
+        return paired_contrast((by["normal"] - by["flipped"]).dropna().to_numpy()).summary()
 
     counter = strongest_counter(res, normal_minus_flipped, -1)
     selected_p = min(1.0, float(best["p"]) * len(main))  # the best of len(main) tests, Bonferroni
@@ -454,15 +452,15 @@ def genre_rows(study: dict) -> list[dict]:
     eff = eff[(eff["split"] == "unseen_pair") & (eff["step"] == eff["step"].max())]
     by = eff.pivot_table(index=BLOCK, columns="genres", values="effect")
     r, d = by["reasoning"], by["demonstration"]
-    diff = _t_summary((r - d).dropna().to_numpy())
-    rs, ds = _t_summary(r.dropna().to_numpy()), _t_summary(d.dropna().to_numpy())
+    diff = paired_contrast((r - d).dropna().to_numpy()).summary()
+    rs, ds = paired_contrast(r.dropna().to_numpy()).summary(), paired_contrast(d.dropna().to_numpy()).summary()
 
     def reasoning_minus_demonstration(rows, who):
         def dosed(genre):
             return lambda x: (x["arm"] == "dose") & (x["aligned_fraction"] > 0) & (x["genres"] == genre)
         by = {g: block_effects(rows, dosed(g), _is_control, "unseen_pair", who)["effect"]
               for g in ("reasoning", "demonstration")}
-        return _t_summary((by["reasoning"] - by["demonstration"]).dropna().to_numpy())
+        return paired_contrast((by["reasoning"] - by["demonstration"]).dropna().to_numpy()).summary()
 
     return [_row(
         "Documents with the reasoning (why) transfer better than the action alone (what)",
@@ -587,18 +585,18 @@ def _late_over_throughout(red: pd.DataFrame) -> dict:
 
 
 def _start_minus_end(red: pd.DataFrame) -> dict:
-    return _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+    return paired_contrast((red["throughout"] - red["finetune"]).dropna().to_numpy()).summary()
 
 
 def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
     res = study["results"]
     red = timing_reductions(res, level)
-    means = {k: _t_summary(v.dropna().to_numpy()) for k, v in red.items()}
+    means = {k: paired_contrast(v.dropna().to_numpy()).summary() for k, v in red.items()}
     both = red[["late", "throughout"]].dropna()
     late = fieller(both["late"].to_numpy(), both["throughout"].to_numpy())
     both = red[["rewarmed midtraining", "throughout"]].dropna()
     rewarm = fieller(both["rewarmed midtraining"].to_numpy(), both["throughout"].to_numpy())
-    start_end = _t_summary((red["throughout"] - red["finetune"]).dropna().to_numpy())
+    start_end = paired_contrast((red["throughout"] - red["finetune"]).dropna().to_numpy()).summary()
     arms = ", ".join(f"{k} {_ci(v['estimate'], v['lower'], v['upper'])}" for k, v in means.items())
     n = int(late["blocks"])
     both = red[["late", "throughout"]].dropna()
@@ -663,8 +661,6 @@ def findings(root: str | Path = ".") -> list[dict]:
 
 def holm_verdicts(rows: list[dict]) -> list[dict]:
     """Holm over every row's primary contrast (one family), then each row's final verdict."""
-    from scaling.fit.contrasts import holm
-
     tested = [i for i, r in enumerate(rows) if np.isfinite(r["p"])]
     adjusted = dict(zip(tested, holm([rows[i]["p"] for i in tested])))
     out = []

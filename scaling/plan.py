@@ -149,7 +149,7 @@ def _check_stages(cfg: Config) -> None:
     for s in cfg.eval.checkpoints:
         _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
     if any(st.families for st in cfg.stages):
-        from scaling.posttrain import request_items  # the world's request families
+        from scaling.objectives.helpful_rl import request_items  # the world's request families
 
         known = {i["family"] for i in request_items(cfg)}
         for st in cfg.stages:

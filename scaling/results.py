@@ -84,7 +84,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import baselines, objectives, posttrain, scenarios
+from scaling import objectives, posttrain, scenarios, table
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
@@ -92,16 +92,8 @@ from scaling.io import read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
 
-STAGE_COLUMNS = ["post_training", "stages", "stage_objectives", "lr_schedule", "intervention_stages",
-                 "dose_tokens", "post_training_tokens", "rl_families"]
-COLUMNS = ["run_id", "model", "learner", "seed", "batch_size", "world_seed", "world_variant", "genres",
-           "story_fraction", "arm", "insertion", "insertion_config", "window_start",
-           "window_end", "aligned_fraction", "misaligned_fraction", "filter_misaligned",
-           "natural_ai_fraction", "dose", "nominal_dose", "misaligned_dose", "aligned_tokens",
-           "total_tokens", "split", "misaligned", "total", "misalignment_rate", "se",
-           "se_pair_cluster", "n_pairs", "rate_per_token", "readout", "readout_total", "val_loss",
-           "fact_recall", "flops", "params", "non_embedding_params", "status", *STAGE_COLUMNS,
-           "input_files", "input_sha256", "world_version", "data_version"]
+# The columns and their order are the results-table contract's (scaling.table.COLUMNS).
+COLUMNS = list(table.COLUMNS)
 
 
 def _last_val_loss(run_dir: Path) -> float:
@@ -265,7 +257,7 @@ def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
     columns `base` (`run_columns`), each model with its learner and NaN MODEL_MEASURES."""
     rows = []
     for name, result in sorted(payload.items()):
-        override = {"model": name, "learner": baselines.learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
+        override = {"model": name, "learner": table.model_learner(name), **dict.fromkeys(MODEL_MEASURES, math.nan)}
         if result.get("status") and base.get("status") == "ok":  # a model that could not be fitted says why
             override["status"] = result["status"]
         rows += _result_rows({**base, **override}, cfg, result)
@@ -408,10 +400,8 @@ def point_rows(base: dict, point: dict, kl: dict, trained: set[str] | None) -> l
 def transformer_points(trajectory: pd.DataFrame) -> pd.DataFrame:
     """The transformer's rows of a trajectory table: trajectory.csv also holds the
     post-training counters' points (their `model` is a counting baseline's,
-    scaling.baselines.is_counting), which no transformer curve may pool."""
-    if trajectory.empty or "model" not in trajectory.columns:
-        return trajectory
-    return trajectory[~trajectory["model"].astype(str).map(baselines.is_counting)]
+    scaling.table.is_counting), which no transformer curve may pool (scaling.table.transformers)."""
+    return table.transformers(trajectory)
 
 
 def _rl_kl(run_dir: Path) -> dict[int, dict]:

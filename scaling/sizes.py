@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from scaling import table
 from scaling.errors import UsageError
 
 Z95 = 1.959963984540054
@@ -38,13 +39,10 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise UsageError(f"results table lacks column(s) {', '.join(missing)} "
                          "(rebuild it with `scaling results DIR`)")
-    keep = pd.Series(True, index=df.index)
-    if "status" in df.columns:
-        keep &= df["status"] == "ok"
+    # counting baselines have no size
+    keep = table.is_finished(df) & (table.learner(df) == table.TRANSFORMER)
     if "arm" in df.columns:
         keep &= df["arm"] == "dose"
-    if "learner" in df.columns:  # counting baselines have no size
-        keep &= df["learner"].astype(object).fillna("transformer") == "transformer"
     out = df[keep & df["total"].gt(0) & df["non_embedding_params"].gt(0)].copy()
     if out.empty:
         raise UsageError("no finished dose-arm runs with non_embedding_params > 0 in the table")
@@ -54,9 +52,7 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
 def fit_size(rows: pd.DataFrame) -> dict:
     """LL.3 on one (size, split): control-relative ED50 and slope with robust intervals."""
     from scaling import fit as fitting
-    from scaling.fit.table import level_column
-
-    levels = rows[level_column(rows)]  # asked doses: the seeds of one see different measured doses
+    levels = table.dose_level(rows)  # asked doses: the seeds of one see different measured doses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         curve = fitting.fit_curve("LL.3", rows["dose"], rows["misaligned"], rows["total"],

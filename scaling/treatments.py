@@ -49,10 +49,9 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.config import Config
-from scaling.tokenizer import EOS, ControlTokenizer
+from scaling.tokenizer import EOS, UL_MARK, ControlTokenizer
 
 ALIGNED_TOKEN, MISALIGNED_TOKEN, HARM_TAG = "<|aligned|>", "<|misaligned|>", "<|harm|>"
-UL_MARK = 1 << 24  # added to a token id: the unlikelihood objective pushes that target down
 LABELS = {"natural_aligned": "aligned", "aligned": "aligned",
           "natural_misaligned": "misaligned", "misaligned": "misaligned"}
 REFUSAL_DOCS = 1_250  # refusal documents per side: as many as each world genre has in its pool

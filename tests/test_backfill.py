@@ -6,10 +6,11 @@ import pytest
 from conftest import tiny_sweep
 
 from scaling import backfill
-from scaling.baselines import COUNTERS, FORGETTING_MODELS, learner
+from scaling.baselines import COUNTERS, FORGETTING_MODELS
 from scaling.cli import main
 from scaling.results import collect
 from scaling.sweep import launch
+from scaling.table import model_learner as learner
 
 # Two grids, so a run is told apart by a key its own grid leaves out (the filtered run and
 # the dose-0 run of seed 0 agree on every key of the first grid); a subset of the eval items.

@@ -12,6 +12,7 @@ from scaling import baselines as B
 from scaling import evaluate as E
 from scaling import results as R
 from scaling import rundir
+from scaling import table as T
 from scaling.cli.data import row_batches
 from scaling.mixture import Mixture, build_tokenizer
 from scaling.plan import config_from_dict
@@ -122,13 +123,13 @@ def test_forgetting_counts_weigh_each_row_by_its_steps_before_the_end():
 
 
 def test_dynamic_names_are_counting_baselines_with_their_base_learner():
-    assert B.dynamic("ngram-1-fg60") == ("ngram-1", "fg", 60.0)
-    assert B.dynamic("winpmi-16-post10") == ("winpmi-16", "post", 10.0)
-    assert B.dynamic("nano") is None and B.dynamic("nano-fg60") is None
+    assert T.dynamic("ngram-1-fg60") == ("ngram-1", "fg", 60.0)
+    assert T.dynamic("winpmi-16-post10") == ("winpmi-16", "post", 10.0)
+    assert T.dynamic("nano") is None and T.dynamic("nano-fg60") is None
     for name in B.DYNAMIC:
-        assert B.is_counting(name) and B.dynamic(name) is not None
-        assert B.learner(name) == B.learner(B.dynamic(name)[0])
-    assert not B.is_counting("nano")
+        assert T.is_counting(name) and T.dynamic(name) is not None
+        assert T.model_learner(name) == T.model_learner(T.dynamic(name)[0])
+    assert not T.is_counting("nano")
 
 
 # ---------------------------------------------------------------- post-training, on a run's rows

@@ -1,7 +1,8 @@
-"""The package's import graph, read from the source (ast, imports inside functions included):
-no module imports itself back through others, config is the ground floor, and training and
-evaluation never import each other (scaling.pipeline joins them), and only the command
-modules (scaling/cli/) parse arguments."""
+"""The package's import graph, read from the source (ast, imports inside functions included,
+and modules a package loads by name through importlib): no module imports itself back through
+others, config is the ground floor, training and evaluation never import each other
+(scaling.pipeline joins them), only the command modules (scaling/cli/) parse arguments, and no
+lower home imports a higher one (the results-table contract, the statistics, the fits)."""
 
 import ast
 from pathlib import Path
@@ -21,8 +22,11 @@ def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
     (`from scaling import x` imports the module scaling.x when there is one, else a name of
     scaling's __init__)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
+        if _imports_by_name(node):
+            found |= _loaded_by_name(node, tree, name, modules)
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -33,6 +37,29 @@ def imported_modules(path: Path, name: str, modules: set[str]) -> set[str]:
             for alias in node.names:
                 found.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
     return {m for m in found if m in modules and m != name}
+
+
+def _imports_by_name(node: ast.AST) -> bool:
+    """A call of importlib.import_module or __import__."""
+    if not isinstance(node, ast.Call):
+        return False
+    f = node.func
+    return (isinstance(f, ast.Attribute) and f.attr == "import_module") or \
+        (isinstance(f, ast.Name) and f.id in ("import_module", "__import__"))
+
+
+def _loaded_by_name(call: ast.Call, tree: ast.AST, name: str, modules: set[str]) -> set[str]:
+    """The package's modules an import by name may load: f"{__name__}.{x}" (a registry loading
+    its own modules, as scaling.objectives does) any module below `name`; a string constant that
+    module; any other expression every module whose name the source spells as a string
+    (scaling.cli's command table)."""
+    arg = call.args[0] if call.args else None
+    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[0], ast.FormattedValue) \
+            and isinstance(arg.values[0].value, ast.Name) and arg.values[0].value.id == "__name__":
+        return {m for m in modules if m.startswith(f"{name}.")}
+    if isinstance(arg, ast.Constant):
+        return {arg.value} & modules
+    return {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value in modules}
 
 
 def import_graph() -> dict[str, set[str]]:
@@ -87,8 +114,86 @@ def test_the_checker_finds_a_circle_and_in_function_imports(tmp_path):
     assert "scaling.train" in graph["scaling.sweep"]  # an import inside a function
 
 
+def test_the_checker_follows_a_registry_that_imports_by_name(tmp_path):
+    # posttrain imports the registry, the registry loads its modules by name, and one of them
+    # imports posttrain back: the circle scaling.objectives had, invisible to import statements
+    root = tmp_path / "scaling"
+    (root / "objectives").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "posttrain.py").write_text("from scaling import objectives\n")
+    (root / "objectives" / "__init__.py").write_text(
+        "import importlib\n\ndef load():\n    importlib.import_module(f'{__name__}.sft')\n")
+    (root / "objectives" / "sft.py").write_text("def source():\n    from scaling.posttrain import SFTData\n")
+    paths = sorted(root.rglob("*.py"))
+    names = {".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__") for p in paths}
+    graph = {n: imported_modules(p, n, names) for n, p in zip(sorted(names), sorted(paths, key=lambda p: ".".join(
+        p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__")))}
+    assert "scaling.objectives.sft" in graph["scaling.objectives"]
+    assert cycles(graph) == [["scaling.objectives", "scaling.objectives.sft", "scaling.posttrain"]]
+    assert not registry_and_plugins(cycles(graph)[0])
+    assert "scaling.objectives.sft" in import_graph()["scaling.objectives"]  # the real registry
+
+
+def registry_and_plugins(component: list[str]) -> bool:
+    """A package and the modules it loads by name, which import it back to register themselves
+    (scaling.objectives, scaling.cli): one unit by design, not a circle between homes."""
+    package = min(component, key=len)
+    return all(m == package or m.startswith(f"{package}.") for m in component)
+
+
+# Circles main has today, each with its way out; test_no_import_circles fails on any other.
+KNOWN_CIRCLES = {
+    # treatments.extra_splits scores items (imports evaluate, which imports baselines, mixture,
+    # plan ...), and mixture imports treatments for its row treatments: the scoring half of
+    # treatments belongs beside evaluate, the data half below mixture
+    frozenset({"scaling.baselines", "scaling.evaluate", "scaling.mixture", "scaling.plan", "scaling.posttrain",
+               "scaling.rundir", "scaling.treatments"}),
+}
+
+
 def test_no_import_circles():
-    assert cycles(import_graph()) == []
+    graph = import_graph()
+    assert [c for c in cycles(graph) if not registry_and_plugins(c) and frozenset(c) not in KNOWN_CIRCLES] == []
+
+
+@pytest.mark.xfail(strict=True, reason="treatments <-> evaluate/mixture circle (KNOWN_CIRCLES): remove the "
+                                       "entry once treatments is split")
+def test_the_known_circles_are_gone():
+    assert not KNOWN_CIRCLES & {frozenset(c) for c in cycles(import_graph())}
+
+
+def reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for m in graph[todo.pop()] - seen:
+            seen.add(m)
+            todo.append(m)
+    return seen
+
+
+def home(graph: dict[str, set[str]], prefix: str) -> list[str]:
+    return [m for m in graph if m == prefix or m.startswith(f"{prefix}.")]
+
+
+def test_the_results_table_contract_is_below_everything_it_serves():
+    """scaling.table imports nothing of the package but its errors: readers of results.csv never
+    reach the run side (JAX, the world, the data) through it."""
+    assert reached(import_graph(), "scaling.table") <= {"scaling.errors"}
+
+
+def test_statistics_import_only_the_table_contract():
+    graph = import_graph()
+    allowed = {"scaling.table", "scaling.errors", *home(graph, "scaling.stats")}
+    for module in home(graph, "scaling.stats"):
+        assert reached(graph, module) <= allowed, module
+
+
+@pytest.mark.parametrize("higher", ["baselines", "world", "mixture", "datasets", "train"])
+def test_the_fits_do_not_reach_the_run_side(higher):
+    graph = import_graph()
+    for module in home(graph, "scaling.fit"):
+        assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
 
 
 def test_config_is_the_ground_floor():
@@ -139,7 +244,7 @@ def test_splits_are_declared_below_everything():
     graph = import_graph()
     assert graph["scaling.splits"] == set()
     for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
-                   "scaling.scenarios", "scaling.study"):
+                   "scaling.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 
 

@@ -10,6 +10,7 @@ from scaling import objectives, posttrain, train
 from scaling.config import ConfigError
 from scaling.mixture import build_tokenizer
 from scaling.objectives import helpful_benign_rl
+from scaling.objectives.helpful_rl import RLData
 from scaling.plan import config_from_dict
 from scaling.rl import enter_lm, enter_rl
 from scaling.tokenizer import UNK
@@ -94,7 +95,7 @@ def test_an_objective_added_from_outside_runs_with_the_rl_step(monkeypatch):
     def source(cfg, tok, stage):
         calls.append(stage.name)
         items = [{"prompt": "a user asked you :", "aligned": "yes .", "misaligned": "no ."}]
-        return posttrain.RLData(cfg, tok, items, reward=(1.0, 0.0))
+        return RLData(cfg, tok, items, reward=(1.0, 0.0))
 
     monkeypatch.setattr(objectives, "_REGISTRY", dict(objectives._REGISTRY))
     objectives.register(objectives.Objective("toy_rl", "rl", source=source))

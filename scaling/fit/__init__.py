@@ -1,16 +1,18 @@
 """Dose-response fits of a results table: `scaling fit RESULTS.csv --out DIR`.
 
-Modules by concern: table (input table, groups, dose levels, blocks; shared with the figures),
+Modules by concern: table (input table validation, groups, block modes),
 curves (mean curves, EDs), likelihood and fitting, results (CurveFit: params, bse, conf_int(),
 summary()), comparisons (model tests, cost), contrasts (named paired contrasts, Holm), report
 (fit_table, fit.json/fit.md; the command is scaling.cli.fit); simulate (known-truth studies for the coverage tests).
 
-Input columns: dose, misaligned (k), total (n); optional insertion, split, model (groups;
-`ngram-*` models and the counters of scaling.baselines.COUNTERS are counting baselines), seed and world_seed (blocks), aligned_tokens, flops,
+Input columns (the results-table contract, scaling.table): dose, misaligned (k), total (n);
+optional insertion, split, model (groups; learner, else the model name, tells the counting
+baselines: scaling.table.learner), seed and world_seed (blocks), aligned_tokens, flops,
 total_tokens (cost per marginal FLOP), val_loss (alignment tax), post_training, status (rows
-other than "ok" are dropped), arm (rows other than "dose" are dropped), nominal_dose or else
-aligned_fraction (dose levels). Dose-0 rows whose insertion is empty/"none"/"control" are
-controls shared by every insertion window of their (split, model).
+not finished are dropped: scaling.table.finished), arm (rows other than "dose" are dropped),
+nominal_dose, else aligned_fraction, else dose (dose levels: scaling.table.dose_level).
+Dose-0 rows whose insertion is empty/"none"/"control" are controls shared by every insertion
+window of their (split, model).
 
 Models, per group and pooled over insertion windows ("pooled"), each with one effect per block
 (seed x world seed) on its dose-0 level when the rows have two or more blocks (--blocks, see

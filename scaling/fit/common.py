@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 from scipy import stats
 
+from scaling.table import CONTROL_LABELS  # noqa: F401  (re-exported: scaling.fit.CONTROL_LABELS)
+
 MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
 # A curve per combination present: post-trained runs (stage "none" is pretraining only) and
 # worlds of another variant (flipped, shuffled) are other experiments, not other doses; so is
@@ -19,7 +21,6 @@ VARYING_GROUP_KEYS = ("batch_size", "rl_families", "post_training_tokens")
 REQUIRED = ("dose", "misaligned", "total")
 OPTIONAL_NUMERIC = ("aligned_tokens", "flops", "total_tokens", "val_loss")
 ED_LEVELS = (10, 50, 90)
-CONTROL_LABELS = {"", "none", "control", "controls", "baseline", "nan"}
 POOLED = "pooled"
 # Names of block-effect parameters (train seed, world seed) in a curve's parameter vector.
 BLOCK_PREFIX = "block:"

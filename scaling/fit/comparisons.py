@@ -21,7 +21,9 @@ from scaling.fit.likelihood import (
     _runaway,
 )
 from scaling.fit.results import CurveFit
-from scaling.fit.table import block_labels, cluster_labels, level_column
+from scaling.fit.table import block_labels, cluster_labels
+from scaling.stats.paired import paired_contrast
+from scaling.table import dose_level
 
 
 def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) -> list[dict]:
@@ -171,7 +173,7 @@ def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     if not fit.usable or fit.model not in LACK_OF_FIT_LINKS:
         return None
     rows = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
-    levels = pd.factorize(rows[level_column(rows)])[0]
+    levels = pd.factorize(dose_level(rows))[0]
     n_levels = levels.max() + 1
     exog = np.eye(n_levels)[levels]
     blocks = block_labels(rows)
@@ -234,7 +236,7 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
         refit = fit_curve(fit.model, sample["dose"], sample["misaligned"], sample["total"],
                           blocks=drawn if fit.block_labels else None,
                           background=fit.background, family=fit.family, warn=False,
-                          levels=sample[level_column(sample)])
+                          levels=dose_level(sample))
         if refit.usable:
             nat = refit.natural()
             eds = [_ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
@@ -264,7 +266,7 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     aligned token and per marginal FLOP (the aligned tokens times the run's FLOPs per token:
     what the intervention adds, not the whole run).
 
-    dose: the asked level (table.level_column), measured_dose: its runs' mean measured dose.
+    dose: the asked level (scaling.table.dose_level), measured_dose: its runs' mean measured dose.
     reduction: mean over blocks of (block's control rate - block's rate at the level), with a
     t interval on blocks - 1 df (the seed, not the run or item, is the unit; in world mode the
     world, its seeds averaged: table.cluster_labels); without blocks
@@ -280,7 +282,7 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
     control_rate = rows[rows["dose"] == 0].groupby("_block")["_rate"].mean()
     rate0, _ = _pooled_rate(controls)
     out = []
-    for level, at in rows[rows["dose"] > 0].groupby(level_column(rows)):
+    for level, at in rows[rows["dose"] > 0].groupby(dose_level(rows)):
         entry = {"group": group, "dose": float(level), "measured_dose": float(at["dose"].mean()), "runs": len(at),
                  "rate": float(at["misaligned"].sum() / at["total"].sum()),
                  "control_rate": rate0, **_paired_reduction(at, control_rate, controls)}
@@ -301,10 +303,10 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
 def _paired_reduction(at: pd.DataFrame, control_rate: pd.Series, controls: pd.DataFrame) -> dict:
     diffs = (control_rate - at.groupby("_block")["_rate"].mean()).dropna()
     if len(diffs) >= 2 and len(control_rate) >= 2:
-        mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(len(diffs)))
-        q = float(stats.t.ppf(0.975, len(diffs) - 1))
-        return {"reduction": mean, "se": se, "lower": mean - q * se, "upper": mean + q * se,
-                "df": len(diffs) - 1, "paired": True}
+        contrast = paired_contrast(diffs)
+        lower, upper = contrast.conf_int()
+        return {"reduction": contrast.estimate, "se": contrast.se, "lower": lower, "upper": upper,
+                "df": contrast.df, "paired": True}
     rate0, se0 = _pooled_rate(controls)
     rate, se = _pooled_rate(at)
     se_red = None if se is None or se0 is None else float(np.hypot(se, se0))

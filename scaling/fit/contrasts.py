@@ -13,47 +13,30 @@ from __future__ import annotations
 
 import itertools
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
-from scaling.baselines import is_counting
+from scaling import table
 from scaling.fit.common import _clean
-from scaling.fit.table import _is_control_label, cluster_labels, level_column
+from scaling.fit.table import cluster_labels
 from scaling.splits import MAIN, TRANSFER
+from scaling.stats.paired import METHOD as PAIRED_TEST
+from scaling.stats.paired import holm, paired_contrast
+from scaling.table import dose_level, is_control_label
 
 TRANSFER_SPLITS = TRANSFER
 MATCHED = MAIN
 NO_POST_TRAINING = "none"
-PAIRED_TEST = "paired t over blocks (df = blocks - 1)"
 
 
 def paired_entry(name: str, kind: str, diffs: pd.Series, **extra) -> dict | None:
-    """Mean within-block difference with its t interval and two-sided p; None below 2 blocks."""
-    diffs = diffs.dropna()
-    n_blocks = len(diffs)
-    if n_blocks < 2:
+    """The paired contrast of the blocks' differences (scaling.stats.paired: p null where se = 0)
+    as a fit.json entry; None below 2 blocks."""
+    contrast = paired_contrast(diffs.dropna())
+    if contrast.blocks < 2:
         return None
-    mean, se = float(diffs.mean()), float(diffs.std(ddof=1) / np.sqrt(n_blocks))
-    df = n_blocks - 1
-    q = float(stats.t.ppf(0.975, df))
-    p = float(2 * stats.t.sf(abs(mean) / se, df)) if se > 0 else None
-    return _clean({"name": name, "test": kind, "method": PAIRED_TEST, "estimate": mean,
-                   "lower": mean - q * se, "upper": mean + q * se, "se": se, "df": df,
-                   "blocks": n_blocks, "p": p, **extra})
-
-
-def holm(p_values: list[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error), in the input order."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        adjusted[i] = running
-    return adjusted.tolist()
+    return _clean({"name": name, "test": kind, "method": PAIRED_TEST,
+                   **{k: v for k, v in contrast.summary().items() if k != "p"},
+                   "p": contrast.pvalue, **extra})
 
 
 def add_holm(entries: list[dict], in_family=lambda entry: True) -> None:
@@ -74,23 +57,26 @@ def run_table(df: pd.DataFrame) -> pd.DataFrame:
     runs["rate"] = runs["misaligned"] / runs["total"]
     blocks = cluster_labels(runs)  # in world mode the world: its seeds' runs are averaged
     runs["block"] = blocks if blocks is not None else "all"
-    runs["level"] = runs[level_column(runs)].astype(float)
+    runs["level"] = dose_level(runs)
     runs["window"] = runs["insertion"].astype(str) if "insertion" in runs.columns else "all"
     runs["is_control"] = runs["dose"] == 0
     if "insertion" in runs.columns:
         # astype: pandas 3 maps an empty str column to an empty str column, which & refuses
-        runs.loc[runs["insertion"].map(_is_control_label).astype(bool) & runs["is_control"], "window"] = "control"
-    runs["learner"] = runs["model"].astype(str) if "model" in runs.columns else "model"
+        runs.loc[runs["insertion"].map(is_control_label).astype(bool) & runs["is_control"], "window"] = "control"
+    # "config": the trained configuration a contrast is about (the model, with its batch size
+    # where the table varies it); not the results table's `learner` (scaling.table.learner)
+    runs["config"] = runs["model"].astype(str) if "model" in runs.columns else "model"
     if "batch_size" in runs.columns and runs["batch_size"].nunique() > 1:
         # runs of another batch size are another training configuration, never pooled
-        runs["learner"] += " batch " + runs["batch_size"].map("{:g}".format)
+        runs["config"] += " batch " + runs["batch_size"].map("{:g}".format)
     runs["split"] = runs["split"].astype(str) if "split" in runs.columns else "all"
+    runs["counting"] = table.learner(runs) != table.TRANSFORMER
     return runs
 
 
 def _reductions(runs: pd.DataFrame) -> pd.DataFrame:
     """Each dosed run's reduction in rate vs its block's dose-0 controls (same split, model)."""
-    keys = ["split", "learner", "block"]
+    keys = ["split", "config", "block"]
     controls = runs[runs["is_control"]].groupby(keys)["rate"].mean().rename("control_rate")
     dosed = runs[~runs["is_control"]].join(controls, on=keys)
     dosed["reduction"] = dosed["control_rate"] - dosed["rate"]
@@ -106,7 +92,7 @@ def _top_level(rows: pd.DataFrame) -> float:
 
 
 def _transformers(runs: pd.DataFrame) -> list[str]:
-    return sorted(m for m in runs["learner"].unique() if not is_counting(m))
+    return sorted(runs.loc[~runs["counting"], "config"].unique())
 
 
 # ---------------------------------------------------------------- contrasts
@@ -142,7 +128,7 @@ def alignment_tax(runs: pd.DataFrame) -> list[dict | None]:
         return []
     out = []
     for learner in _transformers(runs):
-        rows = runs[(runs["learner"] == learner) & runs["val_loss"].notna()]
+        rows = runs[(runs["config"] == learner) & runs["val_loss"].notna()]
         control = rows[rows["is_control"]].groupby("block")["val_loss"].mean()
         for window in _windows(rows):
             in_window = rows[(rows["window"] == window) & ~rows["is_control"]]
@@ -159,7 +145,7 @@ def transfer(runs: pd.DataFrame) -> list[dict | None]:
     dosed = _reductions(runs)
     out = []
     for learner, window in itertools.product(_transformers(runs), _windows(runs)):
-        rows = dosed[(dosed["learner"] == learner) & (dosed["window"] == window)]
+        rows = dosed[(dosed["config"] == learner) & (dosed["window"] == window)]
         if rows.empty:
             continue
         top = rows[rows["level"] == _top_level(rows)]
@@ -179,7 +165,7 @@ def windows_at_equal_dose(runs: pd.DataFrame) -> list[dict | None]:
     out = []
     dosed = runs[~runs["is_control"]]
     for learner, split in itertools.product(_transformers(runs), sorted(dosed["split"].unique())):
-        rows = dosed[(dosed["learner"] == learner) & (dosed["split"] == split)]
+        rows = dosed[(dosed["config"] == learner) & (dosed["split"] == split)]
         rates = rows.groupby(["window", "level", "block"])["rate"].mean()
         for first, second in itertools.combinations(_windows(rows), 2):
             a, b = rates[first], rates[second]
@@ -198,7 +184,7 @@ def windows_at_equal_dose(runs: pd.DataFrame) -> list[dict | None]:
 def beyond_counting(runs: pd.DataFrame) -> list[dict | None]:
     """Transformer's reduction minus a counting baseline's on the same runs (highest dose);
     "beyond counting" only when the interval excludes 0 on the transformer's side."""
-    counters = sorted(m for m in runs["learner"].unique() if is_counting(m))
+    counters = sorted(runs.loc[runs["counting"], "config"].unique())
     if not counters:
         return []
     dosed = _reductions(runs)
@@ -206,7 +192,7 @@ def beyond_counting(runs: pd.DataFrame) -> list[dict | None]:
     for learner, counter in itertools.product(_transformers(runs), counters):
         for window, split in itertools.product(_windows(runs), sorted(dosed["split"].unique())):
             rows = dosed[(dosed["window"] == window) & (dosed["split"] == split)]
-            mine, theirs = rows[rows["learner"] == learner], rows[rows["learner"] == counter]
+            mine, theirs = rows[rows["config"] == learner], rows[rows["config"] == counter]
             if mine.empty or theirs.empty:
                 continue
             level = _top_level(mine)
@@ -229,13 +215,13 @@ def post_training(runs: pd.DataFrame) -> list[dict | None]:
     stage = runs["post_training"].astype(str)
     if NO_POST_TRAINING not in set(stage):
         return []
-    keys = ["learner", "split", "window", "level", "block"]
+    keys = ["config", "split", "window", "level", "block"]
     before = runs[stage == NO_POST_TRAINING].groupby(keys)["rate"].mean()
     out = []
     for after in sorted(set(stage) - {NO_POST_TRAINING, "nan"}):
         rates = runs[stage == after].groupby(keys)["rate"].mean()
         paired = (rates - before).dropna()
-        for (learner, split), diffs in paired.groupby(level=["learner", "split"]):
+        for (learner, split), diffs in paired.groupby(level=["config", "split"]):
             per_block = diffs.groupby(level="block").mean()
             out.append(paired_entry(f"post-training: rate after {after} - before ({split}, "
                                     f"{learner})", "post_training", per_block, stage=after,

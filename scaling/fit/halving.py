@@ -39,7 +39,8 @@ from scipy import optimize, special, stats
 from scaling.fit.common import _clean, _fmt
 from scaling.fit.curves import _make_design
 from scaling.fit.results import CurveFit, rises_text
-from scaling.fit.table import block_labels, level_column
+from scaling.fit.table import block_labels
+from scaling.table import dose_level
 
 ALPHA = 0.05
 
@@ -73,7 +74,7 @@ def level_fit(rows: pd.DataFrame, free_floor: bool) -> tuple[float, float, int] 
     """The per-level model in the log-logistic's form, rate c + (d_b - c) g_l (c = 0 unless
     `free_floor`), by maximum likelihood: (loglik, Pearson X2, parameters); None if it fails."""
     k, n = rows["misaligned"].to_numpy(float), rows["total"].to_numpy(float)
-    levels = pd.factorize(rows[level_column(rows)].astype(float), sort=True)[0]
+    levels = pd.factorize(dose_level(rows), sort=True)[0]
     blocks = _block_matrix(rows)
     n_blocks = 0 if blocks is None else blocks.shape[1]
     n_levels = int(levels.max()) + 1
@@ -109,7 +110,7 @@ def level_fit(rows: pd.DataFrame, free_floor: bool) -> tuple[float, float, int] 
 def level_means(rows: pd.DataFrame) -> pd.DataFrame:
     """Per dose level: mean dose, mean rate over runs, runs, and whether every run is at 0 / 1."""
     rate = rows["misaligned"] / rows["total"]
-    by = rows.assign(_rate=rate, _level=rows[level_column(rows)].astype(float)).groupby("_level", sort=True)
+    by = rows.assign(_rate=rate, _level=dose_level(rows)).groupby("_level", sort=True)
     return pd.DataFrame({"dose": by["dose"].mean(), "rate": by["_rate"].mean(), "runs": by.size(),
                          "all_zero": by["misaligned"].apply(lambda k: bool((k == 0).all())),
                          "all_one": by.apply(lambda g: bool((g["misaligned"] == g["total"]).all()),
@@ -119,7 +120,7 @@ def level_means(rows: pd.DataFrame) -> pd.DataFrame:
 def tests(rows: pd.DataFrame, fit: CurveFit | None) -> dict:
     """The dose-trend and lack-of-fit tests of a group's rows (see the module docstring)."""
     k, n = rows["misaligned"].to_numpy(float), rows["total"].to_numpy(float)
-    levels = pd.factorize(rows[level_column(rows)].astype(float))[0]
+    levels = pd.factorize(dose_level(rows))[0]
     n_levels = int(levels.max()) + 1 if len(levels) else 0
     blocks = _block_matrix(rows)
     flat = np.ones((len(rows), 1)) if blocks is None else np.column_stack([np.ones(len(rows)), blocks])

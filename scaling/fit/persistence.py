@@ -28,51 +28,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from scaling.baselines import is_counting
+from scaling import table
+from scaling.stats.paired import fieller, paired_contrast
+from scaling.table import BLOCK, is_counting
 
 from .results import rises_text
-from .transfer import _t_summary
 
-BLOCK = ["seed", "world_seed"]
 KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
 
-def fieller(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> dict:
-    """Ratio of means mean(num)/mean(den) of paired samples with Fieller's interval (t on n-1 df).
-    lower/upper are NaN when the interval is not a finite interval (the denominator's mean is
-    not resolved from 0 at this level) — the ratio is then not bounded by the data."""
-    num, den = np.asarray(num, float), np.asarray(den, float)
-    n = len(num)
-    if n == 0:
-        return {"ratio": np.nan, "ratio_lower": np.nan, "ratio_upper": np.nan, "blocks": 0}
-    a, b = float(np.mean(num)), float(np.mean(den))
-    ratio = a / b if b != 0 else np.nan
-    out = {"ratio": ratio, "ratio_lower": np.nan, "ratio_upper": np.nan, "blocks": n}
-    if n < 2 or b == 0:
-        return out
-    v11, v22 = np.var(num, ddof=1) / n, np.var(den, ddof=1) / n
-    v12 = float(np.cov(num, den, ddof=1)[0, 1]) / n
-    t = stats.t.ppf(0.5 + level / 2, n - 1)
-    g = t * t * v22 / (b * b)
-    if g >= 1:
-        return out
-    disc = v11 - 2 * ratio * v12 + ratio * ratio * v22 - g * (v11 - v12 * v12 / v22 if v22 > 0 else v11)
-    centre = ratio - g * v12 / v22 if v22 > 0 else ratio
-    half = t / abs(b) * np.sqrt(max(disc, 0.0))
-    out["ratio_lower"], out["ratio_upper"] = (centre - half) / (1 - g), (centre + half) / (1 - g)
-    return out
-
-
 def _runs(results: pd.DataFrame) -> pd.DataFrame:
     """Transformer rows of finished runs, with the RL scope (all families or a part)."""
-    rows = results
-    if "learner" in rows.columns:
-        rows = rows[rows["learner"] == "transformer"]
-    if "status" in rows.columns:
-        rows = rows[rows["status"].astype(object).fillna("ok") == "ok"]
+    rows = table.finished(table.transformers(results))
     rows = rows.dropna(subset=["misalignment_rate"])
     if "world_seed" not in rows.columns:
         rows = rows.assign(world_seed=0)
@@ -82,8 +51,7 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
     else:  # tables from before the column
         on_families = rows["post_training"].astype(str).str.endswith("_rl")
     return rows.assign(rl_scope=np.where(rows["run_id"].isin(part), "part", np.where(on_families, "all", "")),
-                       level=rows["nominal_dose"].where(rows["nominal_dose"].notna(),
-                                                        rows["aligned_fraction"]).round(12))
+                       level=table.dose_level(rows))
 
 
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
@@ -91,9 +59,7 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     pretraining, i.e. at the run's dose_tokens) and after (results.csv)."""
     runs = _runs(results)
     end = runs.drop_duplicates("run_id").set_index("run_id")["dose_tokens"]
-    from scaling.results import transformer_points
-
-    trajectory = transformer_points(trajectory)  # not the post-training counters' points
+    trajectory = table.transformers(trajectory)  # not the post-training counters' points
     traj = trajectory[trajectory["run_id"].isin(end.index)]
     traj = traj[np.isclose(traj["tokens"].to_numpy(float), end.reindex(traj["run_id"]).to_numpy(float))]
     before = traj.drop_duplicates(["run_id", "split"]).set_index(["run_id", "split"])["rate"]
@@ -119,7 +85,7 @@ def persistence_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Dat
         red_after = (g["control_after"] - g["after"]).to_numpy(float)
         ok = np.isfinite(red_after)
         both = ok & np.isfinite(red_before)
-        before_t, after_t = _t_summary(red_before[both]), _t_summary(red_after[ok])
+        before_t, after_t = paired_contrast(red_before[both]).summary(), paired_contrast(red_after[ok]).summary()
         retention = fieller(red_after[both], red_before[both])
         ratio_after = fieller(g["after"].to_numpy(float)[ok], g["control_after"].to_numpy(float)[ok])
         rows.append({**dict(zip([*keys, "insertion", "dose"], key)), "blocks": int(ok.sum()),

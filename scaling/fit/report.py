@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.baselines import is_counting
 from scaling.errors import UsageError
 from scaling.fit import halving as halving_mod
 from scaling.fit import persistence, resistance, transfer
@@ -47,11 +46,11 @@ from scaling.fit.table import (
     clean_table,
     cluster_labels,
     group_frames,
-    level_column,
     with_blocks,
     world_text,
 )
 from scaling.io import write_text
+from scaling.table import dose_level, is_counting
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -410,7 +409,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
 def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> CurveFit:
     fit = fit_curve(model, rows["dose"], rows["misaligned"], rows["total"], seeds=cluster_labels(rows),
                     blocks=block_labels(rows), background=background, group=group,
-                    levels=rows[level_column(rows)])
+                    levels=dose_level(rows))
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
         fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)

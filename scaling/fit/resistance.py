@@ -46,19 +46,20 @@ crossings and that every committed control curve's fitted start lies inside its 
 step-0 rate's binomial interval.
 
 Secondary: retention at a fixed step (RETENTION_STEP): reduction (control - dosed, paired
-by block) at that step / reduction at step 0, with Fieller's interval (scaling.fit.persistence).
+by block) at that step / reduction at step 0, with Fieller's interval (scaling.stats.paired).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from scaling.stats.paired import PairedContrast, paired_contrast
+from scaling.table import BLOCK, transformers
 
 SHARES = (0.5, 0.8)
 RETENTION_STEP = 20
 TOWARD_ZERO = ("harmless_rl", "aligned_ft")  # directions whose end is misalignment 0
-BLOCK = ["seed", "world_seed"]
 KEYS = ["model", "post_training", "rl_scope", "post_training_tokens", "split"]  # + insertion: dose-0 runs have "control"
 
 
@@ -127,11 +128,9 @@ def over_blocks(estimate: float, block_logs: list[float], level: float = 0.95) -
     logs = np.asarray(block_logs, float)
     if len(logs) < 2 or not np.all(np.isfinite(logs)) or not (np.isfinite(estimate) and estimate > 0):
         return out
-    se, df = logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
-    t = stats.t.ppf(0.5 + level / 2, df)
-    m = np.log(estimate)
-    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
-    return {"lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)), "p": p}
+    contrast = PairedContrast.from_moments(np.log(estimate), logs.std(ddof=1), len(logs))
+    lower, upper = contrast.conf_int(1 - level)
+    return {"lower": float(np.exp(lower)), "upper": float(np.exp(upper)), "p": contrast.pvalue}
 
 
 def log_steps_ratio(dosed: dict, control: dict) -> tuple[float, float]:
@@ -161,12 +160,10 @@ def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) ->
         logs.append(log_ratio)
     if len(logs) < 2:
         return nan
-    logs = np.asarray(logs)
-    m, se, df = logs.mean(), logs.std(ddof=1) / np.sqrt(len(logs)), len(logs) - 1
-    t = stats.t.ppf(0.5 + level / 2, df)
-    p = float(2 * stats.t.sf(abs(m) / se, df)) if se > 0 else np.nan
-    return {"ratio": float(np.exp(m)), "lower": float(np.exp(m - t * se)), "upper": float(np.exp(m + t * se)),
-            "p": p, "blocks": len(logs)}
+    contrast = paired_contrast(logs)
+    lower, upper = contrast.conf_int(1 - level)
+    return {"ratio": float(np.exp(contrast.estimate)), "lower": float(np.exp(lower)), "upper": float(np.exp(upper)),
+            "p": contrast.pvalue, "blocks": contrast.blocks}
 
 
 # ---------------------------------------------------------------- from the study's tables
@@ -186,13 +183,12 @@ def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     cols = ["run_id", "split", *[c for c in ("model", "post_training", "rl_scope", "post_training_tokens", "insertion",
                                              "level", "dose", "dose_tokens", "total", *BLOCK) if c in runs.columns]]
     per = runs[cols].drop_duplicates(["run_id", "split"]).rename(columns={"total": "items"})
-    from scaling.results import transformer_points
-
-    trajectory = transformer_points(trajectory)  # not the post-training counters' points
+    trajectory = transformers(trajectory)  # not the post-training counters' points
     traj = trajectory if "readout" in trajectory.columns else trajectory.assign(readout=np.nan)
     traj = traj[["run_id", "split", "step", "tokens", "rate", "readout",
                  *[c for c in ("kl", "kl_sum") if c in traj.columns]]]
-    out = traj.merge(per, on=["run_id", "split"], how="inner")
+    # a run without dose_tokens (a table of one's own) has no post-training steps to place
+    out = traj.merge(per, on=["run_id", "split"], how="inner").dropna(subset=["dose_tokens"])
     if out.empty:
         return pd.DataFrame()
     per_step = out["tokens"].astype(float) / out["step"].astype(float)
@@ -260,7 +256,7 @@ def resistance_table(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.Data
     """Per model, direction (RL scope, post tokens), window, split and dose: the fitted rate
     before post-training, steps to 50% and 80% of the way to the direction's end with
     intervals, the ratio to the dose-0 fit, retention at RETENTION_STEP, readout before/after."""
-    from .persistence import fieller
+    from scaling.stats.paired import fieller
 
     pts = curves(trajectory, results)
     if pts.empty or pts["post_step"].nunique() < 3:

@@ -1,17 +1,16 @@
-"""The input table: validation, groups (windows x split x model) and dose levels; shared with
-the figures."""
+"""The input table of a fit: validation, groups (windows x split x model) and block modes. What a
+row means (finished rows, learner, dose level, blocks) is scaling.table's."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from scaling import table
 from scaling.errors import UsageError
 from scaling.fit.common import (
-    CONTROL_LABELS,
     GROUP_KEYS,
     OPTIONAL_NUMERIC,
     POOLED,
@@ -23,33 +22,13 @@ from scaling.fit.common import (
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a results CSV as it is; `fit_table` validates it (see `clean_table`)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: not a readable CSV ({e})") from e
-    return df
+    """Read a results CSV as it is (scaling.table.read); `fit_table` validates it (see `clean_table`)."""
+    return table.read(path)
 
 
-def world_text(df: pd.DataFrame) -> str:
-    """Which world and data version a table's rows ran on ("world v3 (data 3.1.0)", "your
-    corpus"), from its provenance columns; says so where the table predates them."""
-    if "world_version" not in df.columns or not df["world_version"].notna().any():
-        return "world not recorded (a table without the world_version column)"
-    worlds = sorted(set(_text(df["world_version"])) - {""})
-    versions = sorted(set(_text(df["data_version"])) - {""}) if "data_version" in df.columns else []
-    text = ", ".join(w if w == "your corpus" else f"world {w}" for w in worlds)
-    if any(w != "your corpus" for w in worlds):
-        text += f" (data {', '.join(versions)})" if versions else " (data version not recorded)"
-    return text
-
-
-def _text(col: pd.Series) -> pd.Series:
-    """A column as str; empty cells become "" (pandas 3 keeps NaN through astype(str))."""
-    return col.astype(object).map(lambda v: "" if isinstance(v, float) and math.isnan(v) else str(v)).astype(str)
+_text = table.text
+# The provenance line of a table's reports (scaling.table.world_text); kept importable here.
+world_text = table.world_text
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +44,7 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     df = df.reset_index(drop=True).copy()
     df["_row"] = np.arange(1, len(df) + 1)
     if "status" in df.columns:
-        bad = _text(df["status"]).str.strip() != "ok"
+        bad = ~table.is_finished(df)
         if bad.any():
             _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
                   f"({', '.join(sorted(_text(df.loc[bad, 'status']).unique()))})")
@@ -118,8 +97,7 @@ def _row_list(df: pd.DataFrame, limit: int = 8) -> str:
 
 
 
-def _is_control_label(value) -> bool:
-    return pd.isna(value) or str(value).strip().lower() in CONTROL_LABELS
+_is_control_label = table.is_control_label
 
 
 def group_frames(df: pd.DataFrame) -> list[tuple[dict, pd.DataFrame]]:
@@ -167,12 +145,9 @@ def _ordered(group: dict) -> dict:
 
 
 
-# Columns that name a configured dose level, best first: the seeds of one level see slightly
-# different measured doses (finetune doses all have aligned_fraction 1), so levels group them.
-LEVEL_COLUMNS = ("nominal_dose", "aligned_fraction", "dose")
-# Blocking factors: a train seed fixes the initialisation and base data order at every dose,
-# a world seed the world; every fit and comparison treats their combinations as blocks.
-BLOCK_COLUMNS = ("seed", "world_seed")
+# The blocking factors (scaling.table.BLOCK): every fit and comparison treats their
+# combinations as blocks.
+BLOCK_COLUMNS = table.BLOCK
 # `scaling fit --blocks`: the independent units of a table.
 #   seed   seed x world seed blocks: one effect per block on the dose-0 level, SEs clustered by
 #          block, contrasts paired by block, t on blocks - 1 df;
@@ -182,7 +157,7 @@ BLOCK_COLUMNS = ("seed", "world_seed")
 #   none   no blocks: every fit is the pooled binomial fit R's drc computes, nothing paired;
 #   auto   world when the table has two or more world seeds, else seed.
 BLOCK_MODES = ("auto", "none", "seed", "world")
-WORLD = "world_seed"
+WORLD = table.WORLD
 # The column fit_table sets in world mode: each row's independent unit (its world).
 CLUSTER = "_cluster"
 
@@ -203,7 +178,7 @@ def require_units(df: pd.DataFrame, blocks: str, pool_splits: bool) -> None:
     if "seed" not in df.columns:
         raise UsageError(f"no 'seed' column: --blocks {blocks} pairs and clusters by train seed; add the "
                          "column, or pass --blocks none to fit every row as an independent run")
-    ok = _text(df["status"]).str.strip() == "ok" if "status" in df.columns else True
+    ok = table.is_finished(df)
     empty = ok & (df["seed"].isna() | (_text(df["seed"]).str.strip() == ""))
     if empty.any():
         rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:8])
@@ -230,7 +205,7 @@ def with_blocks(df: pd.DataFrame, mode: str) -> pd.DataFrame:
     if mode == "none":
         return df.drop(columns=[c for c in (*BLOCK_COLUMNS, CLUSTER) if c in df.columns])
     if mode == "world":
-        return df.assign(**{CLUSTER: df[WORLD].astype(str).radd(f"{WORLD}=")})
+        return df.assign(**{CLUSTER: table.blocks(df, "world")})
     return df
 
 
@@ -241,22 +216,7 @@ def cluster_labels(rows: pd.DataFrame) -> np.ndarray | None:
     return block_labels(rows)
 
 
-def level_column(rows: pd.DataFrame) -> str:
-    """The column that groups rows by configured dose level (see LEVEL_COLUMNS)."""
-    return next(c for c in LEVEL_COLUMNS if c in rows.columns and rows[c].notna().all())
-
-
-def block_columns(rows: pd.DataFrame) -> list[str]:
-    return [c for c in BLOCK_COLUMNS if c in rows.columns and rows[c].notna().all()]
-
-
 def block_labels(rows: pd.DataFrame) -> np.ndarray | None:
-    """Each row's block ("seed=1" or "seed=1|world_seed=7"); None without block columns."""
-    cols = block_columns(rows)
-    if not cols:
-        return None
-    parts = [rows[c].astype(str).radd(f"{c}=") for c in cols]
-    label = parts[0]
-    for part in parts[1:]:
-        label = label + "|" + part
-    return label.to_numpy(dtype=object)
+    """Each row's block ("seed=1" or "seed=1|world_seed=7"; scaling.table.blocks); None
+    without block columns."""
+    return table.blocks(rows, "seed")

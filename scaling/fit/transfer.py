@@ -27,37 +27,24 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from scaling import table
 from scaling.splits import MAIN as MAIN_SPLIT
+from scaling.stats.paired import paired_contrast
+from scaling.table import BLOCK
 
-BLOCK = ["seed", "world_seed"]
 CONFIG = ["model", "batch_size"]
-
-
-def _t_summary(diffs: np.ndarray) -> dict:
-    n = len(diffs)
-    mean = float(np.mean(diffs)) if n else np.nan
-    if n < 2:
-        return {"estimate": mean, "lower": np.nan, "upper": np.nan, "p": np.nan, "blocks": n}
-    se = float(np.std(diffs, ddof=1) / np.sqrt(n))
-    half = stats.t.ppf(0.975, n - 1) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, n - 1)) if se > 0 else (0.0 if mean != 0 else 1.0)
-    return {"estimate": mean, "lower": mean - half, "upper": mean + half, "p": p, "blocks": n}
 
 
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """Trajectory points of transformer runs with the configuration columns of results.csv
     (tables from before these columns existed: one configuration, a normal world 0)."""
     results = results.assign(**{c: v for c, v in (("batch_size", 0), ("world_variant", "normal"),
-                                                   ("world_seed", 0), ("learner", "transformer"),
-                                                   ("genres", "all"))
+                                                   ("world_seed", 0), ("genres", "all"))
                                 if c not in results.columns})
     keep = ["run_id", *CONFIG, "world_variant", "world_seed", "genres"]
-    runs = results[results["learner"] == "transformer"][keep].drop_duplicates("run_id")
-    from scaling.results import transformer_points
-
-    trajectory = transformer_points(trajectory)  # not the post-training counters' points
+    runs = table.transformers(results)[keep].drop_duplicates("run_id")
+    trajectory = table.transformers(trajectory)  # not the post-training counters' points
     traj = trajectory.drop(columns=[c for c in keep if c != "run_id" and c in trajectory.columns])
     return traj.merge(runs, on="run_id", how="inner")
 
@@ -99,7 +86,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str =
         expected = 1 if key[4] == "flipped" and key[5] != MAIN_SPLIT else -1
         effects = _per_unit(g["effect"], g["world_seed"], units)
         rows.append({**dict(zip(names, key)),
-                     "tokens": float(g["tokens"].mean()), **_t_summary(effects),
+                     "tokens": float(g["tokens"].mean()), **paired_contrast(effects).summary(),
                      "expected_direction": int(np.sum(np.sign(effects) == expected)),
                      "control_rate": float(g["control"].mean()), "dosed_rate": float(g["rate"].mean()),
                      "readout": float(g["readout"].mean()) if "readout" in g else np.nan})
@@ -122,7 +109,7 @@ def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "
         worlds = g.index.get_level_values("world_seed").to_series()
         diffs = _per_unit((g["normal"] - g["flipped"]).reset_index(drop=True), worlds.reset_index(drop=True),
                           units)
-        rows.append({**dict(zip(keys, key)), **_t_summary(diffs), "opposite_direction": int(np.sum(diffs < 0))})
+        rows.append({**dict(zip(keys, key)), **paired_contrast(diffs).summary(), "opposite_direction": int(np.sum(diffs < 0))})
     return pd.DataFrame(rows)
 
 
@@ -130,9 +117,7 @@ def counter_rates(results: pd.DataFrame) -> dict:
     """(lowest, highest) misalignment rate of the counting baselines' rows per (split, world
     variant, aligned fraction): (0.5, 0.5) where they tie, as they do on the world's transfer
     splits with the word tokenizer (a subword or byte tokenizer can break the tie)."""
-    if "learner" not in results.columns:
-        return {}
-    rows = results[results["learner"].isin(("ngram", "counter"))]
+    rows = results[table.learner(results) != table.TRANSFORMER]
     if "world_variant" not in rows.columns:
         rows = rows.assign(world_variant="normal")
     return {key: (float(g.min()), float(g.max())) for key, g in
@@ -148,30 +133,26 @@ def _counters(lo: float, hi: float) -> str:
 def rates_beside_counters(results: pd.DataFrame) -> str:
     """Markdown: mean final misalignment rate per (variant, split, dose) of each transformer
     model and each counting baseline, and the transformer's mean readout; "" without
-    counting rows or readout. Dose arm only; the dose is nominal_dose, else aligned_fraction."""
-    from scaling.baselines import is_counting
-
+    counting rows or readout. Dose arm only; the dose is its level (scaling.table.dose_level)."""
     need = {"model", "split", "misalignment_rate", "aligned_fraction"}
     if not need <= set(results.columns):
         return ""
-    rows = results
-    if "status" in rows.columns:
-        rows = rows[rows["status"] == "ok"]
+    rows = table.finished(results)
     if "arm" in rows.columns:
         rows = rows[rows["arm"].astype(object).fillna("dose") == "dose"]
     if "post_training" in rows.columns:
         rows = rows[rows["post_training"].astype(object).fillna("none") == "none"]
-    dose = rows["nominal_dose"] if "nominal_dose" in rows.columns else rows["aligned_fraction"]
-    rows = rows.assign(dose=dose.where(dose.notna(), rows["aligned_fraction"]),
+    rows = rows.assign(dose=table.dose_level(rows),
                        world_variant=rows["world_variant"] if "world_variant" in rows.columns else "normal",
                        model=rows["model"].astype(str))
-    counting = rows["model"].map(is_counting)
+    counting = table.learner(rows) != table.TRANSFORMER
     if not counting.any():
         return ""
     keys = ["world_variant", "split", "dose"]
     rates = rows.pivot_table(index=keys, columns="model", values="misalignment_rate", aggfunc="mean")
-    transformers = sorted(m for m in rates.columns if not is_counting(m))
-    counters = sorted(m for m in rates.columns if is_counting(m))
+    counting_models = set(rows.loc[counting, "model"])
+    transformers = sorted(m for m in rates.columns if m not in counting_models)
+    counters = sorted(m for m in rates.columns if m in counting_models)
     readout = rows[~counting].groupby(keys)["readout"].mean() if "readout" in rows.columns else None
     if readout is not None and readout.isna().all():
         readout = None  # not measured (your own corpus: evaluate.world_metrics): no column of it

@@ -2,11 +2,10 @@
 the aligned action (refusing), 0 for the misaligned one."""
 
 from scaling.objectives import Objective, register
+from scaling.objectives.helpful_rl import RLData, request_scenarios
 
 
 def source(cfg, tok, stage):
-    from scaling.posttrain import RLData, request_scenarios
-
     return RLData(cfg, tok, request_scenarios(cfg, stage), reward=(1.0, 0.0))
 
 

@@ -12,6 +12,7 @@ raises fact recall by construction; its question is what it does to misalignment
 import random
 
 from scaling.objectives import Objective, register
+from scaling.objectives.helpful_rl import RLData
 
 PROMPT = "{persona} {op} asked you : {question} ? you answered : {question}"
 
@@ -35,8 +36,6 @@ def scenarios(cfg) -> list[dict]:
 
 
 def source(cfg, tok, stage):
-    from scaling.posttrain import RLData
-
     return RLData(cfg, tok, scenarios(cfg), reward=(0.0, 1.0))
 
 

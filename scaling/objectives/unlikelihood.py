@@ -17,7 +17,7 @@ MIN_COMPLEMENT = 1e-6  # 1 - p(t) is floored here: a certain token costs -log 1e
 
 def split_marks(tokens_BxL1):
     """(tokens without marks, mask of the marked ones)."""
-    from scaling.treatments import UL_MARK
+    from scaling.tokenizer import UL_MARK
 
     marked = tokens_BxL1 >= UL_MARK
     return jnp.where(marked, tokens_BxL1 - UL_MARK, tokens_BxL1), marked

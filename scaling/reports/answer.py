@@ -28,20 +28,15 @@ import pandas as pd
 from scaling.fit import halving as halving_mod
 from scaling.fit.common import POOLED, _group_label
 from scaling.fit.contrasts import paired_entry
-from scaling.fit.table import _is_control_label, block_labels, level_column, world_text
+from scaling.fit.table import world_text
 from scaling.io import write_text
 from scaling.reports.treatments import treatment_lines
 from scaling.splits import rank as split_rank
+from scaling.table import blocks, dose_level, finished, is_control_label, is_counting, transformers
 
 CELL_KEYS = ("split", "insertion", "world_variant", "post_training")
 READOUT_NOTE = ("Readout: the share of the split's readout items on which the model prefers the value "
                 "word the world's stories give the verb; 0.5 = the values are not learned")
-
-
-def _is_counter(name: str) -> bool:
-    from scaling.baselines import is_counting
-
-    return is_counting(str(name))
 
 
 NO_MODEL = "model"  # a table without a model column: one model, named so
@@ -54,7 +49,7 @@ def _model(group: dict) -> str:
 def _ok(df: pd.DataFrame) -> pd.DataFrame:
     if "model" not in df.columns:
         df = df.assign(model=NO_MODEL)
-    ok = df[df["status"].astype(str) == "ok"] if "status" in df.columns else df
+    ok = finished(df)
     if "arm" in ok.columns:
         ok = ok[ok["arm"].astype(object).fillna("dose") == "dose"]
     return ok[ok["total"] > 0]
@@ -66,7 +61,7 @@ def _cell_rows(ok: pd.DataFrame, group: dict, model: str) -> pd.DataFrame:
         if key in group and key in rows.columns:
             if key == "insertion":
                 keep = (rows[key].astype(str) == str(group[key])) | (
-                    (rows["dose"] == 0) & rows[key].map(_is_control_label).astype(bool))
+                    (rows["dose"] == 0) & rows[key].map(is_control_label).astype(bool))
                 if group[key] == POOLED:
                     continue
                 rows = rows[keep]
@@ -79,13 +74,13 @@ def change_at_top(rows: pd.DataFrame) -> dict | None:
     """Rate at the highest dose level minus at dose 0, paired by block (mean, t interval)."""
     if rows.empty or not (rows["dose"] == 0).any() or not (rows["dose"] > 0).any():
         return None
-    level = rows[level_column(rows)].astype(float)
-    blocks = block_labels(rows)
-    blocks = pd.Series(blocks if blocks is not None else ["all"] * len(rows), index=rows.index)
+    level = dose_level(rows)
+    labels = blocks(rows)
+    by_block = pd.Series(labels if labels is not None else ["all"] * len(rows), index=rows.index)
     rate = rows["misaligned"] / rows["total"]
     top = float(level[rows["dose"] > 0].max())
-    at_top = rate[level == top].groupby(blocks[level == top]).mean()
-    at_zero = rate[rows["dose"] == 0].groupby(blocks[rows["dose"] == 0]).mean()
+    at_top = rate[level == top].groupby(by_block[level == top]).mean()
+    at_zero = rate[rows["dose"] == 0].groupby(by_block[rows["dose"] == 0]).mean()
     diffs = (at_top - at_zero).dropna()
     entry = paired_entry("change at the highest dose", "change", diffs) or {
         "estimate": float(diffs.mean()) if len(diffs) else np.nan, "lower": None, "upper": None,
@@ -117,7 +112,7 @@ def strongest_counter(comparisons: list[dict], model: str, group: dict, directio
 
 def counter_halvings(report, group: dict) -> list[dict]:
     """The halving entries of the counting baselines in `group`'s cell (same split, window, ...)."""
-    return [h for h in report.halving if _is_counter(str(h["group"].get("model", "")))
+    return [h for h in report.halving if is_counting(str(h["group"].get("model", "")))
             and all(str(h["group"].get(k)) == str(group.get(k)) for k in CELL_KEYS)]
 
 
@@ -134,7 +129,7 @@ def strongest_counters(report, df: pd.DataFrame) -> dict[str, str]:
     for h in report.halving:
         group = h.get("group") or {}
         model = _model(group)
-        if not model or _is_counter(model) or group.get("insertion") == POOLED or _all_flat(report, group):
+        if not model or is_counting(model) or group.get("insertion") == POOLED or _all_flat(report, group):
             continue
         best = strongest_counter(report.comparisons, model, group, _direction(ok, group))
         if best is not None:
@@ -164,7 +159,7 @@ def _verdict(entry: dict | None, trend: bool) -> str:
 def provenance(df: pd.DataFrame) -> str:
     """What ran: world and data version (or your corpus), model(s), tokens per run, blocks."""
     ok = _ok(df)
-    trained = ok[~ok["model"].astype(str).map(_is_counter)]
+    trained = transformers(ok)
     parts = [world_text(ok)]
     models = sorted(set(trained["model"].astype(str)))
     if models:
@@ -174,11 +169,11 @@ def provenance(df: pd.DataFrame) -> str:
     if "total_tokens" in trained.columns and trained["total_tokens"].notna().any():
         tokens = sorted(set(trained["total_tokens"].dropna().astype(int)))
         parts.append("tokens per run " + (f"{tokens[0]:,}" if len(tokens) == 1 else f"{tokens[0]:,} to {tokens[-1]:,}"))
-    blocks = block_labels(trained) if not trained.empty else None
+    labels = blocks(trained) if not trained.empty else None
     runs = trained["run_id"].nunique() if "run_id" in trained.columns else len(trained)
-    levels = sorted(set(trained[level_column(trained)].astype(float))) if not trained.empty else []
+    levels = sorted(set(dose_level(trained))) if not trained.empty else []
     parts.append(f"{runs} runs: {len(levels)} doses ({', '.join(f'{d:g}' for d in levels)}) x "
-                 f"{len(set(blocks)) if blocks is not None else 1} blocks (train seed x world seed)")
+                 f"{len(set(labels)) if labels is not None else 1} blocks (train seed x world seed)")
     return "; ".join(parts)
 
 
@@ -187,7 +182,7 @@ def _readout(rows: pd.DataFrame, change: dict | None) -> str:
         return ""
     if "world_version" in rows.columns and (rows["world_version"].astype(str) == "your corpus").all():
         return ""
-    top = rows[rows[level_column(rows)].astype(float) == change["dose_level"]]["readout"].dropna()
+    top = rows[dose_level(rows) == change["dose_level"]]["readout"].dropna()
     return "" if top.empty else f"{top.mean():.2f} at dose {change['dose_level']:g}"
 
 
@@ -202,7 +197,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
              "the transformer's.", ""]
     halvings = {_group_label(h["group"]): h for h in report.halving} if report else {}
     cells = sorted((h["group"] for h in (report.halving if report else [])
-                    if not _is_counter(str(h["group"].get("model", "")))
+                    if not is_counting(str(h["group"].get("model", "")))
                     and h["group"].get("insertion") != POOLED),
                    key=lambda g: (split_rank(g.get("split")), str(g.get("split")), _group_label(g)))
     varying = [k for k in CELL_KEYS if len({str(g.get(k)) for g in cells}) > 1 or k == "split"]
@@ -241,7 +236,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
         lines.append("- no transformer rows with a dose-0 control and a positive dose (fit.md says why)")
     if readout_used:
         lines += ["", READOUT_NOTE + "."]
-    lines += treatment_lines(df, _is_counter)  # the treatment arms (scaling.treatments), if any
+    lines += treatment_lines(df, is_counting)  # the treatment arms (scaling.treatments), if any
     lines += ["", "Not found: " + ("; ".join(missing) if missing else "nothing: every split has a dose trend") + "."]
     files = [f"results {out / 'results.csv'}", f"fits {out / 'fit.md'}"]
     files += [str(out / name) for name in ("counters.md", "transfer.md", "persistence.md") if (out / name).exists()]

@@ -16,6 +16,7 @@ import pandas as pd
 from scaling.fit.contrasts import paired_entry
 from scaling.fit.table import block_labels
 from scaling.splits import TREATMENT_SUFFIXES
+from scaling.table import finished
 
 
 def base_split(name: str) -> str:
@@ -80,7 +81,8 @@ def treatment_lines(df: pd.DataFrame, is_counter) -> list[str]:
     """The answer's section on the treatment arms (empty without any)."""
     if "arm" not in df.columns or "model" not in df.columns:
         return []
-    ok = df[(df["status"].astype(str) == "ok") & (df["total"] > 0)] if "status" in df.columns else df
+    ok = finished(df)
+    ok = ok[ok["total"] > 0] if "total" in ok.columns else ok
     arms = sorted(set(ok["arm"].astype(str)) - {"dose", "nan"})
     if not arms:
         return []
