@@ -29,7 +29,7 @@ lint: $(BIN)/scaling
 # the 2-core CPU are in docs/studies.md. A rerun skips finished runs.
 RUNS ?= runs
 STUDIES := dose-response transfer genres timing persistence sizes
-.PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence findings
+.PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence reference-pointer findings
 
 reference: $(addprefix reference-,$(STUDIES))
 	$(BIN)/scaling findings --root .
@@ -72,6 +72,10 @@ reference-emergence: $(BIN)/scaling
 	cp $(RUNS)/emergence/results.csv $(RUNS)/emergence/trajectory.csv fits/emergence/
 	$(BIN)/scaling emergence fits/emergence/trajectory.csv --out fits/emergence --recall $(RUNS)/emergence
 	mv fits/emergence/emergence.png figures/emergence/
+
+# world v4, the pointer world: doses 0-0.05 x 6 blocks at 4.1M tokens; not part of `make reference`
+reference-pointer: $(BIN)/scaling
+	$(call study,pointer)
 
 # the README's findings table, recomputed from the committed fits/ (exit 1 if it differs)
 findings: $(BIN)/scaling

@@ -74,7 +74,8 @@ class DataConfig:
     tokenizer_file: str = ""  # a trained SentencePiece .model, or a Hugging Face tokenizer.json
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
-    world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored
+    world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored;
+    # 4: the pointer world (scaling.world_pointer: values stated in each document, looked up)
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
     natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
     story_fraction: float = 0.3  # share of base-stream tokens that are human stories (the values)
@@ -448,7 +449,9 @@ def validate(cfg: Config) -> None:
            f"file not found: {d.tokenizer_file}")
     _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
            f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
-    _check(d.world_version in (2, 3), "data.world_version", f"must be 2 or 3; got {d.world_version!r}")
+    _check(d.world_version in (2, 3, 4), "data.world_version", f"must be 2, 3 or 4; got {d.world_version!r}")
+    _check(d.world_version != 4 or d.world_variant == "normal", "data.world_variant",
+           f"world version 4 (pointer) has only the normal variant; got {d.world_variant!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
     for name in ("natural_ai_fraction", "story_fraction", "natural_aligned_share", "aligned_fraction",
@@ -531,6 +534,8 @@ def _validate_stages(cfg: Config) -> None:
         _check(bool(st.name), f"{k}.name", "every stage needs a name")
         _check(names.count(st.name) == 1, f"{k}.name", f"stage name {st.name!r} is used twice")
         _check(bool(st.objective), f"{k}.objective", "must name an objective (scaling.objectives)")
+        _check(d.world_version != 4 or st.objective == "lm", f"{k}.objective",
+               f"world version 4 (the pointer world) has no post-training items yet; got {st.objective!r}")
         _check(st.schedule in SCHEDULES, f"{k}.schedule", f"must be one of {', '.join(SCHEDULES)}; got {st.schedule!r}")
         lengths = [n for n in ("steps", "tokens", "share") if getattr(st, n) != 0]
         _check(len(lengths) <= 1, f"{k}.{lengths[-1] if lengths else 'steps'}",

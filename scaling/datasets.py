@@ -33,6 +33,8 @@ from scaling.errors import ConfigError
 from scaling.io import replacing
 from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import World
+from scaling.world_pointer import DATA_VERSION as POINTER_DATA_VERSION
+from scaling.world_pointer import make_world
 
 # Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
 VERSION = "3.1.0"
@@ -74,6 +76,8 @@ def world_documents(world: World, pool: str, n: int):
 
 def config_name(seed: int, variant: str = "normal", world_version: int = 3) -> str:
     name = f"seed{seed}" if world_version == 3 else f"seed{seed}-v{world_version}"
+    if world_version == 4:  # every pool of the pointer world, pinned by its own data version
+        name = f"seed{seed}-pointer{POINTER_DATA_VERSION}"
     return name if variant == "normal" else f"{name}-{variant}"
 
 
@@ -100,7 +104,7 @@ class AlignmentWorld(_WorldBuilder):
             "id": np.int64, "text": text, "family": text, "genre": text, "pair": text, "side": text}))
 
     def _split_generators(self, dl_manager):
-        world = World(self.world_seed)
+        world = make_world(self.world_seed, "normal", self.world_version)
         return {pool: self._generate_examples(world, pool, n) for pool, n in POOL_DOCS.items()}
 
     def _generate_examples(self, world, pool, n):
@@ -111,7 +115,7 @@ class AlignmentStories(AlignmentWorld):
     """Human stories of one world variant and version (the only pool these change)."""
 
     def _split_generators(self, dl_manager):
-        world = World(self.world_seed, self.variant, self.world_version)
+        world = make_world(self.world_seed, self.variant, self.world_version)
         n = STORY_UNITS if self.world_version == 2 else STORY_TELLINGS
         return {"stories": self._generate_examples(world, "stories", n)}
 
@@ -126,7 +130,7 @@ class AlignmentEval(_WorldBuilder):
             {**{k: text for k in keys}, "framing": np.int32}))
 
     def _split_generators(self, dl_manager):
-        return {"test": self._generate_examples(World(self.world_seed))}
+        return {"test": self._generate_examples(make_world(self.world_seed, "normal", self.world_version))}
 
     def _generate_examples(self, world):
         for item in world.eval_items():
@@ -173,9 +177,9 @@ def prepare(builder_cls, seed: int, root: Path, variant: str = "normal", world_v
         return builder_cls(world_seed=seed, variant=variant, world_version=world_version, data_dir=root)
 
 
-def load_eval(seed: int, root: Path) -> list[dict]:
+def load_eval(seed: int, root: Path, world_version: int = 3) -> list[dict]:
     """Eval items as stored in the TFDS dataset (same as `World(seed).eval_items()`)."""
-    source = prepare(AlignmentEval, seed, root).as_data_source("test")
+    source = prepare(AlignmentEval, seed, root, world_version=world_version).as_data_source("test")
     items = [_decoded(r) for r in source.__getitems__(list(range(len(source))))]
     return sorted(items, key=lambda r: r["id"])
 
@@ -242,10 +246,11 @@ def tokenizer_key(tokenizer: Tokenizer) -> str:
 def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal",
                world_version: int = 3) -> Pool:
     """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached.
-    `variant` and `world_version` matter for the `stories` pool only."""
+    `variant` and `world_version` matter for the `stories` pool only, but world version 4
+    (the pointer world) changes every pool."""
     builder = AlignmentStories if pool == "stories" else AlignmentWorld
     variant = variant if pool == "stories" else "normal"
-    world_version = world_version if pool == "stories" else 3
+    world_version = world_version if pool == "stories" or world_version == 4 else 3
     cache = (root / "tokens" / builder.name / config_name(seed, variant, world_version) / VERSION
              / f"{pool}.{tokenizer_key(tokenizer)}.npz")
     if cache.exists():

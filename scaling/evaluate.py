@@ -89,13 +89,15 @@ import numpy as np
 from flax import nnx
 
 from scaling import baselines, rundir, scenarios, treatments
+from scaling import splits as split_defs
 from scaling.config import Config
 from scaling.errors import UsageError
 from scaling.io import replacing
-from scaling.splits import SPLITS
+from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
 from scaling.stages import total_steps
 from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import World
+from scaling.world_pointer import make_world
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each
@@ -195,7 +197,8 @@ def eval_items(cfg: Config) -> list[dict]:
     """The world's items (unless eval.world_items is off) and those of eval.files, subset by
     eval.max_items: every scorer (transformer, counting baselines) gets this list."""
     e = cfg.eval
-    items = World(cfg.data.world_seed, cfg.data.world_variant).eval_items() if e.world_items else []
+    d = cfg.data
+    items = make_world(d.world_seed, d.world_variant, d.world_version).eval_items() if e.world_items else []
     items = items + scenarios.from_config(e)
     return subset(items, e.max_items)
 
@@ -326,17 +329,19 @@ def world_metrics(cfg: Config) -> dict[str, bool]:
     """Which of the world's own measures mean something for this run. Readout asks what the
     world's stories taught, fact recall what the world's base documents repeat: on your own
     corpus (data.base_files or a TFDS corpus) fact recall is not measured, nor the readout
-    unless the world's stories are mixed in (data.story_fraction > 0). eval.json then has no
+    unless the world's stories are mixed in (data.story_fraction > 0); nor fact recall in the
+    pointer world (data.world_version = 4: no fixed facts). eval.json then has no
     readout and a null fact_recall; results.csv NaN; figures draw no panel of them."""
     own = bool(cfg.data.base_files) or cfg.data.corpus != "world"
-    return {"readout": not own or cfg.data.story_fraction > 0, "fact_recall": not own}
+    no_facts = cfg.data.world_version == 4  # the pointer world states every fact where it is used
+    return {"readout": not own or cfg.data.story_fraction > 0, "fact_recall": not own and not no_facts}
 
 
 def readout_items(cfg: Config) -> list[dict]:
     """The world's readout items; none where the run measures no readout (world_metrics)."""
     if not world_metrics(cfg)["readout"]:
         return []
-    return World(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
+    return make_world(cfg.data.world_seed, cfg.data.world_variant, cfg.data.world_version).readout_items()
 
 
 def readout_choices(items: list[dict]) -> list[dict]:
@@ -358,7 +363,7 @@ def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
     correct = 1.0 - _choices(-margin)
     split = np.array([i["split"] for i in items])
     out = {}
-    for s in SPLITS:
+    for s in split_defs.order(split.tolist()):  # the world's splits (either version's), in order
         at = split == s
         if at.any():
             k = float(correct[at].sum())

@@ -54,7 +54,8 @@ from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
-from scaling.world import TELLINGS_PER_BLOCK, World
+from scaling.world import TELLINGS_PER_BLOCK
+from scaling.world_pointer import make_world
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
@@ -78,7 +79,7 @@ def _base_tokenizer(cfg: Config) -> Tokenizer:
     """The tokenizer before any treatment's control tokens (scaling.treatments)."""
     d = cfg.data
     if d.tokenizer == "word":
-        return WordTokenizer(World(d.world_seed).vocabulary())
+        return WordTokenizer(make_world(d.world_seed, version=d.world_version).vocabulary())
     if d.tokenizer == "byte":
         return ByteTokenizer()
     if d.tokenizer_file:
@@ -97,7 +98,7 @@ def tokenizer_texts(cfg: Config) -> list[str]:
                                    ("misaligned", d.misaligned_files)) if files]
     if d.corpus.startswith("tfds:") and not d.base_files:
         sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap, d.text_field))
-    world = World(d.world_seed)
+    world = make_world(d.world_seed, version=d.world_version)
     replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
                 "misaligned": bool(d.misaligned_files)}
     for pool in ("base", "natural_aligned", "natural_misaligned", "stories", "aligned", "misaligned"):
@@ -291,7 +292,7 @@ class Mixture:
             raise ConfigError("model.seq_len", f"a human-story unit is up to {lengths.max()} tokens, longer "
                               f"than a training row (seq_len + 1 = {L1}); raise model.seq_len or set "
                               "data.story_fraction = 0")
-        if self.cfg.data.world_version == 3:
+        if self.cfg.data.world_version in (3, 4):  # blocks of four tellings
             return self._bound_rows(pool)
         ends = np.cumsum(lengths)
         filler, f = self._streams["base"], 0
@@ -307,7 +308,7 @@ class Mixture:
         return np.stack(rows).astype(np.int32)
 
     def _bound_rows(self, pool: datasets.Pool) -> np.ndarray:
-        """World v3: one telling per row, then neutral filler that the block's four tellings
+        """World v3 and v4: one telling per row, then neutral filler that the block's four tellings
         share (their lengths are equal under the word tokenizer), so the block's rows differ
         only where its tellings do."""
         L1, T = self.L + 1, TELLINGS_PER_BLOCK

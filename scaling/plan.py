@@ -114,9 +114,11 @@ def _check_story_rows(cfg: Config) -> None:
     d, m = cfg.data, cfg.model
     if d.story_fraction <= 0 or d.tokenizer not in ("word", "byte"):  # subword lengths: checked at build
         return
+    from scaling import world_pointer
     from scaling.world import max_unit_length  # the World, only when stories are in the mix
 
-    need = max_unit_length("token" if d.tokenizer == "word" else "byte", d.world_version)
+    unit = "token" if d.tokenizer == "word" else "byte"
+    need = world_pointer.max_unit_length(unit=unit) if d.world_version == 4 else max_unit_length(unit, d.world_version)
     _check(m.seq_len + 1 >= need, "model.seq_len",
            f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
            f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")

@@ -267,7 +267,8 @@ def baseline_rows(base: dict, cfg, payload: dict) -> list[dict]:
 def _result_rows(base: dict, cfg, result: dict, extra_splits: dict | None = None) -> list[dict]:
     """One row per split of one model's evaluation `result` (the run's splits, and any the
     result has besides), then one per `extra_splits` entry (pooled groups, no readout)."""
-    names = scenarios.split_order([*scenarios.run_splits(cfg.eval), *(result.get("splits") or {})])
+    names = scenarios.split_order([*scenarios.run_splits(cfg.eval, cfg.data.world_version),
+                                   *(result.get("splits") or {})])
     splits = {split: (result.get("splits") or {}).get(split) or {} for split in names}
     splits.update(extra_splits or {})
     return [{**base, "split": split, **split_measures(s, (result.get("readout") or {}).get(split) or {})}

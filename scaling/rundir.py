@@ -98,9 +98,13 @@ def environment() -> dict:
 
 def config_record(cfg: Config, total_steps: int) -> dict:
     """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows;
-    `data_version`: the embedded world's data version (scaling.datasets.VERSION) the run reads
+    `data_version`: the embedded world's data version (scaling.datasets.VERSION; the pointer
+    world's own, scaling.world_pointer.DATA_VERSION, for data.world_version = 4) the run reads
     ("" on your own base corpus)."""
-    from scaling.datasets import VERSION
+    from scaling.datasets import POINTER_DATA_VERSION, VERSION
+
+    if cfg.data.world_version == 4:
+        VERSION = POINTER_DATA_VERSION  # noqa: N806 (the version of the world this run reads)
 
     own = cfg.data.corpus != "world" or bool(cfg.data.base_files)
     return {"config": cfg.to_dict(), "inputs": inputs.digests(cfg), "params": param_counts(cfg.model),

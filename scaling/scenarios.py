@@ -192,12 +192,14 @@ def split_order(names) -> list[str]:
     return splits.order(names)
 
 
-def run_splits(eval_cfg) -> list[str]:
-    """The splits a run's evaluation reports (its results.csv rows): the world's, unless
-    eval.world_items is off, then those of eval.files (those of eval.json if the files
-    are gone)."""
-    from scaling.splits import SPLITS
+def run_splits(eval_cfg, world_version: int = 3) -> list[str]:
+    """The splits a run's evaluation reports (its results.csv rows): the world's (world
+    version 4's own, scaling.splits.POINTER), unless eval.world_items is off, then those of
+    eval.files (those of eval.json if the files are gone)."""
+    from scaling.splits import POINTER_SPLITS, SPLITS
 
+    if world_version == 4:
+        SPLITS = POINTER_SPLITS  # noqa: N806 (the world's splits, of this version)
     try:
         own = split_names(eval_cfg)
     except ConfigError:

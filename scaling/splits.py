@@ -9,6 +9,17 @@ their items use (scaling.world: `World.pairs`, `World.families`):
   held_out     transfer pairs, in the families no AI document uses
 
 A transfer split asks about actions no AI document shows, so counting cannot move it.
+
+World version 4 (the pointer world, scaling.world_pointer) has splits of its own
+(`POINTER`), defined by which verbs and which value framing the item's document uses:
+
+  matched           verbs the AI documents use, values stated as kind / cruel (their framing)
+  unseen_verb       verbs only human text uses, kind / cruel
+  held_out_framing  matched verbs, values stated as praised / blamed (no AI document's framing)
+
+Its comprehension readout (can the model answer which act a story called kind?) is reported
+under the same three names (`pairs`: which verbs, `families`: which framing).
+
 Post-training with RL on part of the families adds `rl_trained` and `rl_other`
 (`POST_TRAINING`, scaling.results). Scenario files (scaling.scenarios) may bring their own
 split names (default `custom`): they are ordered after the world's, in order of first
@@ -37,8 +48,15 @@ WORLD = (
     Split("unseen_pair", "new actions in familiar situations", True, "transfer", "matched", "^", "--"),
     Split("held_out", "new actions in new situations", True, "transfer", "held_out", "s", ":"),
 )
-BY_NAME = {s.name: s for s in WORLD}
+POINTER = (
+    WORLD[0],
+    Split("unseen_verb", "new actions, the AI documents' framing", True, "unseen", "ai", "^", "--"),
+    Split("held_out_framing", "familiar actions, values framed as no AI document frames them", True,
+          "matched", "held_out", "s", ":"),
+)
+BY_NAME = {s.name: s for s in WORLD + POINTER}
 SPLITS = tuple(s.name for s in WORLD)  # the world's splits, in order
+POINTER_SPLITS = tuple(s.name for s in POINTER)  # world version 4's
 MAIN = "matched"  # the split the dose-response headline is fitted on
 TRANSFER = tuple(s.name for s in WORLD if s.transfer)
 POST_TRAINING = ("rl_trained", "rl_other")  # RL on part of the families: its families, the others
@@ -74,7 +92,7 @@ def unknown(rows: Iterable[tuple[str, object]]) -> list[str]:
     the world's, nor post-training's, nor the row's run read scenario files (its input_files
     names eval.files, whose records may name any split). In order of first appearance."""
     return list(dict.fromkeys(split for split, files in rows
-                              if split not in SPLITS and split not in POST_TRAINING
+                              if split not in SPLITS and split not in POINTER_SPLITS and split not in POST_TRAINING
                               and not is_treatment(split, files)
                               and "eval.files=" not in (files if isinstance(files, str) else "")))
 
