@@ -411,6 +411,23 @@ def treatment_rows(study: dict) -> list[dict]:
     ]
 
 
+def pointer_rows(study: dict) -> list[dict]:
+    """World v4 (`fits/pointer`): verbs no AI document shows, and the values stated in a framing
+    no AI document uses; every co-occurrence statistic is balanced there, so a counter ties."""
+    res = study["results"]
+    top = float(res.loc[res["arm"] == "dose", "nominal_dose"].max())
+    return [
+        _paired_row(res, _at_dose(top), _is_control, split, -1, finding,
+                    "the mechanism alignment pretraining assumes (documents point at values learned from "
+                    "human text); not tested in the literature",
+                    lambda e: f"world v4, dose {top:g}: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
+                              f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
+                    "paired by block, t on {df} df (`fits/pointer`)")
+        for split, finding in (
+            ("unseen_verb", "AI documents aim a disposition at verbs they never show (pointer world)"),
+            ("held_out_framing", "... and at values stated in words the documents never use (a pointer, not a word)"))]
+
+
 def transfer_rows(study: dict) -> list[dict]:
     res, traj = study["results"], study["trajectory"]
     values = values_table(traj, res)
@@ -654,7 +671,7 @@ def findings(root: str | Path = ".") -> list[dict]:
     rows = []
     for name, fn in (("dose_response", dose_rows), ("transfer", transfer_rows), ("genres", genre_rows),
                      ("timing", timing_rows), ("persistence", resistance_rows), ("sizes", size_rows),
-                     ("treatments", treatment_rows)):
+                     ("treatments", treatment_rows), ("pointer", pointer_rows)):
         rows += fn(_study(root, name))
     return holm_verdicts(rows)
 

@@ -577,6 +577,7 @@ def test_cli_writes_documented_outputs(tmp_path, capsys):
     assert re.search(r"split=articles: halving dose 0\.0\d+ \[.*\] \(LL.4\)", printed) and "fit.json" in printed
     data = json.loads((out / "fit.json").read_text())
     assert {"fits", "comparisons", "aic_table", "cost_effectiveness", "halving"} <= set(data)
+    assert {"world", "world_version", "data_version"} <= set(data["settings"])
     assert (out / "answer.md").read_text().startswith("# Answer")
     fit = next(f for f in data["fits"] if f["model"] == "LL.4" and f["usable"])
     assert {"group", "model", "params", "se", "se_robust", "loglik", "aic", "ed", "usable",

@@ -372,6 +372,8 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     models = _check_models(models)
     background = _parse_background(background)
     world = world_text(df)
+    versions = {c: sorted({str(v) for v in df[c].dropna()} - {""}) if c in df.columns else []
+                for c in ("world_version", "data_version")}
     df = clean_table(df)
     mode = block_mode(df, blocks)
     df = with_blocks(df, mode)
@@ -395,7 +397,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
         comparisons += _insertion_comparisons(frames, fits)
     comparisons += named_contrasts(df)
     add_holm(comparisons, _in_holm_family)
-    settings = {"world": world, "models": list(models),
+    settings = {"world": world, **versions, "models": list(models),
                 "background": "auto" if background == "estimate" else background,
                 "background_models": [m for m in models if background is not None
                                        and (background != "estimate" or m in BACKGROUND_MODELS)],
