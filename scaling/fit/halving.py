@@ -187,7 +187,7 @@ def halving(fit: CurveFit | None, rows: pd.DataFrame, group: dict | None = None)
     means = level_means(rows)
     entry.update(tests(rows, fit))
     entry["bracket"] = bracket(means)
-    entry["doses"] = [float(d) for d in means.loc[means.index > 0, "dose"]]
+    entry["doses"] = [float(d) for d in means.index[means.index > 0]]  # the asked (nominal) doses
     if entry["p_trend"] is not None and entry["p_trend"] >= ALPHA:
         return _clean({**entry, "status": "no trend"})
     ed = fit.ed_control(50) if fit is not None and fit.usable and fit.control_level() is not None else None
