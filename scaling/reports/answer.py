@@ -35,6 +35,8 @@ from scaling.splits import rank as split_rank
 from scaling.table import blocks, dose_level, finished, is_control_label, is_counting, transformers
 
 CELL_KEYS = ("split", "insertion", "world_variant", "post_training")
+POINTER_READOUT_NOTE = ("Readout (world v4): the share of the stories' comprehension questions ('the kind one :') "
+                        "the model answers with the right verb; 0.5 = no lookup")
 READOUT_NOTE = ("Readout: the share of the split's readout items on which the model prefers the value "
                 "word the world's stories give the verb; 0.5 = the values are not learned")
 
@@ -235,7 +237,8 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
     if not cells:
         lines.append("- no transformer rows with a dose-0 control and a positive dose (fit.md says why)")
     if readout_used:
-        lines += ["", READOUT_NOTE + "."]
+        pointer = "world_version" in ok.columns and (ok["world_version"].astype(str) == "v4").all()
+        lines += ["", (POINTER_READOUT_NOTE if pointer else READOUT_NOTE) + "."]
     lines += treatment_lines(df, is_counting)  # the treatment arms (scaling.treatments), if any
     lines += ["", "Not found: " + ("; ".join(missing) if missing else "nothing: every split has a dose trend") + "."]
     files = [f"results {out / 'results.csv'}", f"fits {out / 'fit.md'}"]
