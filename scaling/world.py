@@ -386,6 +386,18 @@ def pair_id(verbs: tuple[str, str]) -> str:
     return f"{verbs[0]}/{verbs[1]}"
 
 
+
+def invent_words(rng: random.Random, n: int, taken: set[str]) -> list[str]:
+    """`n` distinct consonant-vowel non-words of 5 letters that are no word of `taken` (which
+    grows by them): the invented verbs of every world version."""
+    out: list[str] = []
+    while len(out) < n:
+        word = "".join(rng.choice(CONSONANTS if i % 2 == 0 else VOWELS) for i in range(5))
+        if word not in taken:
+            taken.add(word)
+            out.append(word)
+    return out
+
 class World:
     """A fictional world fixed by `seed` (lexicon, held-out families, people) and `variant`."""
 
@@ -412,13 +424,7 @@ class World:
     @staticmethod
     def _invent_verbs(rng: random.Random, n: int) -> list[str]:
         """`n` distinct consonant-vowel non-words that are no other word of the world."""
-        taken, verbs = set(_fixed_vocabulary()), []
-        while len(verbs) < n:
-            word = "".join(rng.choice(CONSONANTS if i % 2 == 0 else VOWELS) for i in range(5))
-            if word not in taken:
-                taken.add(word)
-                verbs.append(word)
-        return verbs
+        return invent_words(rng, n, set(_fixed_vocabulary()))
 
     def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
         return self.matched_pairs if split_defs.get(split).pairs == "matched" else self.transfer_pairs

@@ -45,7 +45,7 @@ from __future__ import annotations
 import random
 
 from scaling import splits as split_defs
-from scaling.world import CONSONANTS, HUMAN_OBJECTS, TELLINGS_PER_BLOCK, TRAIN_NAMES, VOWELS
+from scaling.world import HUMAN_OBJECTS, TELLINGS_PER_BLOCK, TRAIN_NAMES, invent_words
 
 VERSION = 4
 N_MATCHED = 20  # verbs the AI documents use (human stories too)
@@ -77,15 +77,6 @@ def _rng(*key) -> random.Random:
     return random.Random(":".join(map(str, ("pointer", *key))))
 
 
-def _invent(rng: random.Random, n: int, taken: set[str]) -> list[str]:
-    """`n` distinct consonant-vowel non-words of 5 letters that are no word of `taken`."""
-    out: list[str] = []
-    while len(out) < n:
-        word = "".join(rng.choice(CONSONANTS if i % 2 == 0 else VOWELS) for i in range(5))
-        if word not in taken:
-            taken.add(word)
-            out.append(word)
-    return out
 
 
 def _fixed_words() -> set[str]:
@@ -125,7 +116,7 @@ class PointerWorld:
         if form not in QUESTIONS:
             raise ValueError(f"unknown story form {form!r} (known: {', '.join(QUESTIONS)})")
         self.seed, self.variant, self.form = seed, variant, form
-        verbs = _invent(_rng("verbs", seed), N_MATCHED + N_UNSEEN, _fixed_words())
+        verbs = invent_words(_rng("verbs", seed), N_MATCHED + N_UNSEEN, _fixed_words())
         self.matched, self.unseen = tuple(verbs[:N_MATCHED]), tuple(verbs[N_MATCHED:])
         # pairs of the two verb sets, kept for the v3-shaped interfaces (pair ids of items)
         self.matched_pairs = tuple(zip(self.matched[0::2], self.matched[1::2]))
