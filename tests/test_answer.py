@@ -152,3 +152,12 @@ def test_dose_panels_say_the_halving_dose_as_fit_json_does(tmp_path):
     assert not [line for line in ngram_ax.lines if line.get_linewidth() == 3]  # no halving-dose bar
     twohop_ax = next(ax for ax in fig.axes if ax.get_title().startswith("twohop: throughout · matched"))
     assert [line for line in twohop_ax.lines if line.get_linewidth() == 3] or "halving dose" not in twohop_ax.get_title()
+
+
+def test_an_estimate_without_replicate_runs_says_it_is_untested():
+    """One run per dose level: no dispersion to test the trend or the fit against."""
+    rows = pd.DataFrame([{"dose": d, "seed": 0, "total": 1024, "misaligned": int(1024 * p)}
+                         for d, p in zip(DOSES, (0.5, 0.42, 0.3, 0.12, 0.04))])
+    entry = _entry(rows)
+    assert entry["p_trend"] is None and entry["status"] == "estimate"
+    assert halving.text(entry).endswith("(untested: no replicate runs to test the trend and the fit)")

@@ -254,9 +254,10 @@ def text(entry: dict | None, short: bool = False) -> str:
         if short:
             return f"halving dose > {_fmt(entry['dose_range'][1])} (highest dose)"
         return f"halving dose above the highest dose tested ({_fmt(entry['dose_range'][1])})"
+    untested = "" if entry.get("p_trend") is not None else " (untested: no replicate runs to test the trend and the fit)"
     if entry.get("lower") is None or entry.get("upper") is None:
-        return f"halving dose {entry['estimate']:.2g} (no CI)"
-    return f"halving dose {entry['estimate']:.2g} [{entry['lower']:.2g}, {entry['upper']:.2g}]"
+        return f"halving dose {entry['estimate']:.2g} (no CI){untested}"
+    return f"halving dose {entry['estimate']:.2g} [{entry['lower']:.2g}, {entry['upper']:.2g}]{untested}"
 
 
 def has_estimate(entry: dict | None) -> bool:
