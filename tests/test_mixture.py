@@ -382,6 +382,7 @@ class Recording:
         return getattr(self.source, name)
 
 
+@pytest.mark.slow
 def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
     from scaling import posttrain, train
     from scaling.plan import config_from_dict

@@ -166,6 +166,7 @@ def test_packed_runs_equal_unpacked(tmp_path):
             np.testing.assert_allclose(p, q, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_shards_partition_the_runs(tmp_path):
     path = write_sweep(tmp_path, GRID)
     for i in range(2):
