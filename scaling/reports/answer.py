@@ -60,15 +60,12 @@ def _ok(df: pd.DataFrame) -> pd.DataFrame:
 def _cell_rows(ok: pd.DataFrame, group: dict, model: str) -> pd.DataFrame:
     rows = ok[ok["model"].astype(str) == model]
     for key in CELL_KEYS:
-        if key in group and key in rows.columns:
-            if key == "insertion":
-                keep = (rows[key].astype(str) == str(group[key])) | (
-                    (rows["dose"] == 0) & rows[key].map(is_control_label).astype(bool))
-                if group[key] == POOLED:
-                    continue
-                rows = rows[keep]
-            else:
-                rows = rows[rows[key].astype(str) == str(group[key])]
+        if key not in group or key not in rows.columns or group[key] == POOLED:
+            continue
+        keep = rows[key].astype(str) == str(group[key])
+        if key == "insertion":  # dose-0 controls without a window anchor every window
+            keep |= (rows["dose"] == 0) & rows[key].map(is_control_label).astype(bool)
+        rows = rows[keep]
     return rows
 
 
