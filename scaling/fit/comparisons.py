@@ -166,6 +166,16 @@ def _background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
 LACK_OF_FIT_LINKS = {"loglinear": sm.families.links.Identity, "LL.2": sm.families.links.Logit}
 
 
+def block_matrix(rows: pd.DataFrame) -> np.ndarray | None:
+    """The rows' block effects, effects-coded as the curves code them (None under two blocks):
+    the columns a per-level model adds so that the curve's blocks are nested in it."""
+    blocks = block_labels(rows)
+    if blocks is None or len(set(blocks)) < 2:
+        return None
+    return _make_design("LL.2", "binomial", rows["dose"].to_numpy(), None, sorted(set(blocks)),
+                        blocks).block_matrix
+
+
 def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     """Does the curve fit the dose levels? Quasi F test of the fit against one rate per dose
     level (plus the same blocks, on the same link) on the same rows; c from the per-level
@@ -176,10 +186,9 @@ def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     levels = pd.factorize(dose_level(rows))[0]
     n_levels = levels.max() + 1
     exog = np.eye(n_levels)[levels]
-    blocks = block_labels(rows)
-    if blocks is not None and len(set(blocks)) >= 2:
-        exog = np.column_stack([exog, _make_design("LL.2", "binomial", rows["dose"].to_numpy(),
-                                                   None, sorted(set(blocks)), blocks).block_matrix])
+    blocks = block_matrix(rows)
+    if blocks is not None:
+        exog = np.column_stack([exog, blocks])
     k, n = rows["misaligned"].to_numpy(float), rows["total"].to_numpy(float)
     df_resid = len(rows) - exog.shape[1]
     df = exog.shape[1] - fit.n_params

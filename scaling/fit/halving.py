@@ -15,7 +15,8 @@ c = max(1, Pearson X2 / df) of that per-level model:
   c + (d_b - c) g_l, with the curve's block effects on the logit of the control level d_b and
   a free share g_l per positive level (g = 1 at dose 0), so the curve (g_l = the log-logistic
   at the level's dose) is nested in it; df = levels - 3. Rejected at 0.05: the curve's number
-  is withdrawn. Other headline curves are tested against the logit GLM above.
+  is withdrawn. Other headline curves (loglinear, LL.2 with a background) take the lack-of-fit
+  test fit.md already makes for them (`comparisons.lack_of_fit`, on the curve's own link).
 
 Where there is no number, the dose means still bracket the halving dose: it lies between the
 highest tested dose whose mean rate is above half the control's mean and the next one below
@@ -37,20 +38,11 @@ import statsmodels.api as sm
 from scipy import optimize, special, stats
 
 from scaling.fit.common import _clean, _fmt
-from scaling.fit.curves import _make_design
+from scaling.fit.comparisons import block_matrix, lack_of_fit
 from scaling.fit.results import CurveFit, rises_text
-from scaling.fit.table import block_labels
 from scaling.table import dose_level
 
 ALPHA = 0.05
-
-
-def _block_matrix(rows: pd.DataFrame) -> np.ndarray | None:
-    blocks = block_labels(rows)
-    if blocks is None or len(set(blocks)) < 2:
-        return None
-    return _make_design("LL.2", "binomial", rows["dose"].to_numpy(), None, sorted(set(blocks)),
-                        blocks).block_matrix
 
 
 def _glm(k, n, exog):
@@ -75,7 +67,7 @@ def level_fit(rows: pd.DataFrame, free_floor: bool) -> tuple[float, float, int] 
     `free_floor`), by maximum likelihood: (loglik, Pearson X2, parameters); None if it fails."""
     k, n = rows["misaligned"].to_numpy(float), rows["total"].to_numpy(float)
     levels = pd.factorize(dose_level(rows), sort=True)[0]
-    blocks = _block_matrix(rows)
+    blocks = block_matrix(rows)
     n_blocks = 0 if blocks is None else blocks.shape[1]
     n_levels = int(levels.max()) + 1
     rate = (k + 0.5) / (n + 1)
@@ -122,7 +114,7 @@ def tests(rows: pd.DataFrame, fit: CurveFit | None) -> dict:
     k, n = rows["misaligned"].to_numpy(float), rows["total"].to_numpy(float)
     levels = pd.factorize(dose_level(rows))[0]
     n_levels = int(levels.max()) + 1 if len(levels) else 0
-    blocks = _block_matrix(rows)
+    blocks = block_matrix(rows)
     flat = np.ones((len(rows), 1)) if blocks is None else np.column_stack([np.ones(len(rows)), blocks])
     per_level = np.eye(n_levels)[levels] if blocks is None else np.column_stack([np.eye(n_levels)[levels], blocks])
     out = {"levels": n_levels, "p_trend": None, "p_lack_of_fit": None, "c_hat": None, "df_resid": None}
@@ -137,9 +129,13 @@ def tests(rows: pd.DataFrame, fit: CurveFit | None) -> dict:
     if c_hat is None:
         return out  # one run per level and block: no replicate to weigh the rates' spread by
     out["p_trend"] = _f_test(float(small.llf), float(big.llf), n_levels - 1, c_hat, df_resid)
-    if fit is None or not fit.usable or fit.loglik is None or fit.data != "all doses":
+    if fit is None or not fit.usable or fit.loglik is None:
         return out
-    if fit.model in ("LL.3", "LL.4"):
+    if fit.model not in ("LL.3", "LL.4"):  # loglinear, LL.2: the test fit.md already makes, on the curve's link
+        entry = lack_of_fit(fit, rows)
+        out["p_lack_of_fit"] = entry.get("p") if entry else None
+        return out
+    if fit.data == "all doses":
         shaped = level_fit(rows, free_floor=fit.model == "LL.4")
         if shaped is None:
             return out
@@ -148,9 +144,6 @@ def tests(rows: pd.DataFrame, fit: CurveFit | None) -> dict:
         if resid > 0:
             out["p_lack_of_fit"] = _f_test(float(fit.loglik), ll_big, n_params - fit.n_params,
                                            max(1.0, chi2 / resid), resid)
-    else:
-        out["p_lack_of_fit"] = _f_test(float(fit.loglik), float(big.llf), per_level.shape[1] - fit.n_params,
-                                       c_hat, df_resid)
     return out
 
 
