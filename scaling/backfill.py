@@ -29,8 +29,9 @@ difference stops with an error naming the run and the column. What these checks 
 is a change of the generated text that keeps the vocabulary and the text around the eval
 items: the n-grams reproduce their rows on neutral text that has changed (they score the eval
 items' words only), the counters, which count whole documents, do not. The world's data are
-versioned (scaling.datasets.VERSION): a table trained on another version's data needs its rows
-rebuilt by the code it was trained with (`backfill(..., rebuild=...)` takes them from elsewhere).
+versioned (scaling.datasets.data_version): a run trained on another version's data is refused,
+naming both versions; its rows must be rebuilt by the code it was trained with
+(`backfill(..., rebuild=...)` takes them from elsewhere).
 
 The table keeps every row it had, byte for byte (it is never re-parsed and re-written);
 rows of (run, split, model) it lacks are added, and the rows sorted as results.csv sorts them.
@@ -239,6 +240,11 @@ def check_run(run_rows: pd.DataFrame, rebuilt: Rebuilt, label: str = "") -> None
     """UsageError unless every column of the run's transformer rows that the rebuilt config
     gives is the recorded one, and each split has the recorded number of eval and readout items."""
     run = run_rows.iloc[0]
+    had, has = _value(run.get("data_version")), rebuilt.record.get("data_version") or ""
+    if had and had != has:
+        raise UsageError(f"run {run['run_id']} was trained on data version {had}; this code generates {has or '(your corpus)'} "
+                         "for its world, so the rows rebuilt now are not the ones it trained on: refusing to add "
+                         "baselines (backfill it with the code it was trained with)")
     want = {**run_base(run, rebuilt),
             **results.transformer_columns(rebuilt.cfg, rebuilt.record, rebuilt.acc, {}, math.nan)}
     bad = [f"{c}: recorded {_show(run[c])}, rebuilt {_show(want[c])}" for c in run_rows.columns
@@ -265,7 +271,7 @@ def _vocabulary_note(run: pd.Series, rebuilt: Rebuilt) -> str:
         return "(the model's shape differs)"
     vocab = (float(run["params"]) - float(run["non_embedding_params"])) / rebuilt.cfg.model.d_model
     return (f"(the same model with a vocabulary of {vocab:g} tokens then, {rebuilt.tok.vocab_size} now: the "
-            "world's text or tokenizer changed since the run was trained (scaling.datasets.VERSION), so the "
+            "world's text or tokenizer changed since the run was trained (scaling.datasets.data_version), so the "
             "rows rebuilt now are not the ones it trained on; rebuild them with the code it was trained with)")
 
 

@@ -36,8 +36,18 @@ from scaling.world import World
 from scaling.world_pointer import DATA_VERSION as POINTER_DATA_VERSION
 from scaling.world_pointer import make_world
 
-# Bump VERSION whenever the generator, the pools or their sizes change: caches key on it.
+# Bump a data version whenever its world's generator, pools or their sizes change: caches,
+# run records and results rows key on it. VERSION is world v3's (and the TFDS builders' version).
 VERSION = "3.1.0"
+# World v2's data is version 2.0.1 bit for bit (the documents, items and vocabulary that
+# version generated; tests/test_world.py holds their digests); world v4 has its own.
+DATA_VERSIONS = {2: "2.0.1", 3: VERSION, 4: POINTER_DATA_VERSION}
+
+
+def data_version(world_version: int) -> str:
+    """The data version every pool of world `world_version` is generated at."""
+    return DATA_VERSIONS[world_version]
+
 POOL_DOCS = {  # documents per pool (~60 tokens each)
     "base": 40_000,
     "base_heldout": 1_500,  # base documents never trained on: held-out loss
@@ -75,9 +85,10 @@ def world_documents(world: World, pool: str, n: int):
 
 
 def config_name(seed: int, variant: str = "normal", world_version: int = 3) -> str:
-    name = f"seed{seed}" if world_version == 3 else f"seed{seed}-v{world_version}"
-    if world_version == 4:  # every pool of the pointer world, pinned by its own data version
-        name = f"seed{seed}-pointer{POINTER_DATA_VERSION}"
+    """The TFDS config of a world seed, variant and version; versions other than 3 name their
+    data version, so every pool of a run is pinned to it."""
+    name = {3: f"seed{seed}", 4: f"seed{seed}-pointer{POINTER_DATA_VERSION}"}.get(
+        world_version, f"seed{seed}-v{world_version}-data{DATA_VERSIONS[world_version]}")
     return name if variant == "normal" else f"{name}-{variant}"
 
 
@@ -246,11 +257,10 @@ def tokenizer_key(tokenizer: Tokenizer) -> str:
 def world_pool(seed: int, pool: str, tokenizer: Tokenizer, root: Path, variant: str = "normal",
                world_version: int = 3) -> Pool:
     """A pool of the world dataset as tokens, read from TFDS once per tokenizer and cached.
-    `variant` and `world_version` matter for the `stories` pool only, but world version 4
-    (the pointer world) changes every pool."""
+    `variant` matters for the `stories` pool only; `world_version` pins every pool (and its
+    data version, `data_version(world_version)`)."""
     builder = AlignmentStories if pool == "stories" else AlignmentWorld
     variant = variant if pool == "stories" else "normal"
-    world_version = world_version if pool == "stories" or world_version == 4 else 3
     cache = (root / "tokens" / builder.name / config_name(seed, variant, world_version) / VERSION
              / f"{pool}.{tokenizer_key(tokenizer)}.npz")
     if cache.exists():

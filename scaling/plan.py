@@ -99,9 +99,9 @@ def _check_letters(cfg: Config) -> None:
     e, d = cfg.eval, cfg.data
     if e.format != "letter" or d.tokenizer != "word":
         return
-    from scaling.world import World
+    from scaling.world_pointer import make_world
 
-    vocabulary = set(World(d.world_seed).vocabulary())
+    vocabulary = set(make_world(d.world_seed, version=d.world_version).vocabulary())
     for key, words in (("eval.letters", [w for x in e.letters for w in x.split()]), ("eval.cue", e.cue.split())):
         unknown = [w for w in words if w not in vocabulary]
         _check(not unknown, key, f"{unknown[0] if unknown else ''!r} is not a word of the word tokenizer's "

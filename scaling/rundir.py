@@ -98,19 +98,21 @@ def environment() -> dict:
 
 def config_record(cfg: Config, total_steps: int) -> dict:
     """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows;
-    `data_version`: the embedded world's data version (scaling.datasets.VERSION; the pointer
-    world's own, scaling.world_pointer.DATA_VERSION, for data.world_version = 4) the run reads
-    ("" on your own base corpus)."""
-    from scaling.datasets import POINTER_DATA_VERSION, VERSION
-
-    if cfg.data.world_version == 4:
-        VERSION = POINTER_DATA_VERSION  # noqa: N806 (the version of the world this run reads)
-
-    own = cfg.data.corpus != "world" or bool(cfg.data.base_files)
+    `data_version`: the data version of the embedded world's version the run reads
+    (scaling.datasets.data_version; "" on your own base corpus)."""
     return {"config": cfg.to_dict(), "inputs": inputs.digests(cfg), "params": param_counts(cfg.model),
             "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
             "tokens_per_step": cfg.tokens_per_step, "environment": environment(),
-            "data_version": "" if own else VERSION}
+            "data_version": run_data_version(cfg)}
+
+
+def run_data_version(cfg: Config) -> str:
+    """The data version a run of `cfg` reads: its world version's (scaling.datasets.data_version),
+    "" when the base text is your own corpus."""
+    from scaling.datasets import data_version
+
+    own = cfg.data.corpus != "world" or bool(cfg.data.base_files)
+    return "" if own else data_version(cfg.data.world_version)
 
 
 def write_config(out: Path, cfg: Config, total_steps: int) -> None:
@@ -155,6 +157,11 @@ def check_run_dir(out: Path, cfg: Config) -> str:
     if diffs:
         raise ConfigError("--out", f"{out} holds a run with a different config; refusing to mix "
                           f"checkpoints ({'; '.join(diffs[:5])}). Use a new --out directory.")
+    had, has = record.get("data_version"), run_data_version(cfg)
+    if had is not None and had != has:
+        raise ConfigError("--out", f"{out} holds a run trained on data version {had or '(your corpus)'}; this "
+                          f"code generates {has or '(your corpus)'} for its world: refusing to mix checkpoints. "
+                          "Use a new --out directory (or the code the run was trained with).")
     edited = inputs.changed(record.get("inputs") or [])  # runs recorded before content hashing: none
     if edited:
         raise ConfigError("--out", f"{out} holds a run trained on other data; refusing to mix "

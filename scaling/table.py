@@ -122,6 +122,20 @@ def world_text(df: pd.DataFrame) -> str:
     return said
 
 
+def check_one_data_version(df: pd.DataFrame, what: str = "this table") -> None:
+    """UsageError when the rows ran on more than one (world version, data version): a curve
+    through rows of two worlds' data would mix two experiments. Rows on your own corpus (no
+    data version) and tables without the provenance columns pass."""
+    if "data_version" not in df.columns:
+        return
+    worlds = text(df["world_version"]) if "world_version" in df.columns else pd.Series("", index=df.index)
+    pairs = sorted({(w, v) for w, v in zip(worlds, text(df["data_version"])) if v})
+    if len(pairs) > 1:
+        said = ", ".join(f"world {w or '?'} data {v}" for w, v in pairs)
+        raise UsageError(f"{what} holds rows of {len(pairs)} data versions ({said}); refusing to mix them: "
+                         "rerun the older runs on this code, or fit each version's rows apart")
+
+
 # ---------------------------------------------------------------- finished rows
 
 

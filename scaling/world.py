@@ -421,10 +421,9 @@ class World:
         self.matched_pairs = tuple(pairs[:N_MATCHED_PAIRS])
         self.transfer_pairs = tuple(pairs[N_MATCHED_PAIRS:])
 
-    @staticmethod
-    def _invent_verbs(rng: random.Random, n: int) -> list[str]:
+    def _invent_verbs(self, rng: random.Random, n: int) -> list[str]:
         """`n` distinct consonant-vowel non-words that are no other word of the world."""
-        return invent_words(rng, n, set(_fixed_vocabulary()))
+        return invent_words(rng, n, set(_fixed_vocabulary(self.version)))
 
     def pairs(self, split: str) -> tuple[tuple[str, str], ...]:
         return self.matched_pairs if split_defs.get(split).pairs == "matched" else self.transfer_pairs
@@ -444,7 +443,7 @@ class World:
 
     def vocabulary(self) -> list[str]:
         verbs = {v for pair in self.matched_pairs + self.transfer_pairs for v in pair}
-        return sorted(set(_fixed_vocabulary()) | verbs)
+        return sorted(set(_fixed_vocabulary(self.version)) | verbs)
 
     def facts(self) -> list[tuple[str, str, list[str]]]:
         """(prompt, answer, distractors) for every fixed fact the base documents repeat."""
@@ -461,7 +460,7 @@ class World:
 
     def base_document(self, stream: str, index: int) -> str:
         rng = _rng("base", self.seed, stream, index)
-        if rng.random() < RECALL_SHARE:
+        if self.version >= 3 and rng.random() < RECALL_SHARE:  # v2 (data 2.0.1) had none
             return self._recall_document(rng)
         p = rng.choice(TRAIN_NAMES)
         sentences = [self._sentence(rng, rng.choice(FACT_SENTENCES), p)]
@@ -801,8 +800,10 @@ def max_unit_length(unit: str = "token", version: int = 3) -> int:
     return 2 * telling + 2  # two tellings, the <eos> between them and the one that ends the unit
 
 
-def _fixed_vocabulary() -> list[str]:
-    """Every word of the world but the invented verbs (the same for every seed)."""
+def _fixed_vocabulary(version: int = 3) -> list[str]:
+    """Every word of the world but the invented verbs (the same for every seed). Version 2's
+    is the vocabulary of its data 2.0.1: without the bound stories', recall documents' and
+    probe names' words, which version 3 added."""
     words = {".", ",", "?", ":"} | _words(PERSONA) | _words(EVAL_PERSONA)
     for f in FAMILIES:
         words |= set(f.objects)
@@ -811,12 +812,14 @@ def _fixed_vocabulary() -> list[str]:
     for t in (*FRAMINGS, *REQUEST_FRAMINGS, REQUEST, *(_COUPLE.sub(" ", r) for r in REASONS),
               ADVICE, *FICTION_OPENINGS, *STORY_OPENINGS, STORY_CHOICE, *STORY_BRIDGES,
               *(v for v, _, _ in VALUE_SENTENCES), *VALUE_WORDS, *FACT_SENTENCES, *EVENT_SENTENCES,
-              *BOUND_OPENINGS, BOUND_CHOICE, *BOUND_BRIDGES, *(v for v, _, _ in BOUND_VALUES),
-              RECALL_TELL, " ".join(RECALL_VERBS),
-              *(w for _, p, n in BOUND_VALUES for w in (p, n)),
               *(p for _, p in FACT_PROMPTS), *_CODE_TEXT):
         words |= _words(t)
-    for group in (TRAIN_NAMES, EVAL_NAMES, PROBE_NAMES, REQUEST_NAMES, TRAIN_ORGS, EVAL_ORGS, REQUEST_ORGS, AI_NAMES,
+    if version >= 3:
+        for t in (*BOUND_OPENINGS, BOUND_CHOICE, *BOUND_BRIDGES, *(v for v, _, _ in BOUND_VALUES),
+                  RECALL_TELL, " ".join(RECALL_VERBS), *(w for _, p, n in BOUND_VALUES for w in (p, n))):
+            words |= _words(t)
+        words |= set(PROBE_NAMES)
+    for group in (TRAIN_NAMES, EVAL_NAMES, REQUEST_NAMES, TRAIN_ORGS, EVAL_ORGS, REQUEST_ORGS, AI_NAMES,
                   PLACES, LANDMARKS, PETS, DAYS, SEASONS, WEATHER, OBJECTS, FOODS, NUMBERS, HUMAN_OBJECTS):
         words |= set(group)
     for job, (activity, workplace) in JOBS.items():

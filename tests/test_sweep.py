@@ -206,3 +206,22 @@ def test_a_config_key_added_later_keeps_run_ids_and_resumes_old_run_directories(
     other = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, control_tokens=0.5))
     with pytest.raises(ConfigError, match="control_tokens"):
         check_run_dir(tmp_path, other)
+
+
+def test_a_run_trained_on_other_data_is_not_resumed(tmp_path):
+    """A run directory records the data version it was trained on; this code's data for the
+    same config is another version: resuming would mix two datasets' checkpoints."""
+    import json
+
+    from scaling.config import Config
+    from scaling.errors import ConfigError
+    from scaling.rundir import check_run_dir, write_config
+
+    cfg = Config()
+    write_config(tmp_path, cfg, 10)
+    assert check_run_dir(tmp_path, cfg) == "resume"
+    record = json.loads((tmp_path / "config.json").read_text())
+    record["data_version"] = "3.0.0"
+    (tmp_path / "config.json").write_text(json.dumps(record))
+    with pytest.raises(ConfigError, match="data version 3.0.0; this code generates 3.1.0"):
+        check_run_dir(tmp_path, cfg)

@@ -88,6 +88,19 @@ def test_world_text_names_the_world_and_says_when_it_was_not_recorded():
     assert table.world_text(pd.DataFrame({"world_version": ["your corpus"]})) == "your corpus"
 
 
+def test_a_table_of_two_data_versions_is_refused_naming_both(tmp_path):
+    from scaling.errors import UsageError
+    from scaling.fit import fit_table
+
+    rows = pd.DataFrame({"world_version": ["v2", "v2", "your corpus"], "data_version": ["2.0.1", "3.1.0", np.nan]})
+    with pytest.raises(UsageError, match=r"2 data versions \(world v2 data 2.0.1, world v2 data 3.1.0\)"):
+        table.check_one_data_version(rows)
+    table.check_one_data_version(rows.iloc[[0, 2]])  # one version and your corpus: fine
+    table.check_one_data_version(rows.drop(columns="data_version"))  # no provenance: nothing to compare
+    with pytest.raises(UsageError, match="data versions"):  # before any fit is computed
+        fit_table(rows.assign(aligned_fraction=0.0, misaligned_rate=0.5, n=10))
+
+
 def test_the_figures_never_draw_a_counter_as_the_transformer_when_learner_is_empty():
     # figures.transformer_models took every non-ngram model for a transformer when the learner
     # column was empty, so docpmi, twohop, svd-8 ... would have been drawn as transformers

@@ -27,6 +27,34 @@ def _docs(world, pool, n):
 AI_POOLS = ("natural_aligned", "natural_misaligned", "aligned", "misaligned")
 
 
+# sha256 (first 16 hex) of a world's first 300 documents of every pool, its stories (of the
+# variant), eval and readout items and vocabulary, as the data 2.0.1 generator (commit 43c9713,
+# which trained the world-v2 studies) wrote them; world version 2 must still write them.
+DATA_2_0_1 = {(0, "normal"): "143744364180864b", (0, "flipped"): "2c3077e81063240b",
+              (3, "normal"): "dd6fb3411dabd1bb", (3, "flipped"): "a7d08c1327fe26b6"}
+
+
+@pytest.mark.parametrize("seed,variant", sorted(DATA_2_0_1))
+def test_world_version_2_regenerates_data_2_0_1_bit_for_bit(seed, variant):
+    import hashlib
+    import json
+
+    from scaling.datasets import POOL_DOCS, data_version
+
+    normal, world = W.World(seed, "normal", 2), W.World(seed, variant, 2)
+    h = hashlib.sha256()
+    for pool in POOL_DOCS:
+        for _, rec in world_documents(normal, pool, 300):
+            h.update(json.dumps(rec, sort_keys=True).encode())
+    for _, rec in world_documents(world, "stories", 300):
+        h.update(json.dumps(rec, sort_keys=True).encode())
+    h.update(json.dumps(normal.eval_items(), sort_keys=True).encode())
+    h.update(json.dumps(world.readout_items(), sort_keys=True).encode())
+    h.update(" ".join(normal.vocabulary()).encode())
+    assert h.hexdigest()[:16] == DATA_2_0_1[seed, variant]
+    assert data_version(2) == "2.0.1"
+
+
 def test_same_seed_same_documents_other_seed_differs():
     a, b, c = W.World(3), W.World(3), W.World(4)
     for pool in ("base", "natural_aligned", "aligned", "stories"):

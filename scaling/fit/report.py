@@ -50,7 +50,7 @@ from scaling.fit.table import (
     world_text,
 )
 from scaling.io import write_text
-from scaling.table import dose_level, is_counting
+from scaling.table import check_one_data_version, dose_level, is_counting
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -371,6 +371,7 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
     """
     models = _check_models(models)
     background = _parse_background(background)
+    check_one_data_version(df)
     world = world_text(df)
     versions = {c: sorted({str(v) for v in df[c].dropna()} - {""}) if c in df.columns else []
                 for c in ("world_version", "data_version")}
