@@ -27,7 +27,7 @@ Only rows with status "ok" and a finite dose are drawn; a figure without data is
 a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
 baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
 and the figures say so. A dose panel's title says its halving dose as fit.json's "halving"
-entry does (scaling.fit.halving: "no dose trend", "the curve does not fit the dose levels",
+entry does (scaling.stats.halving: "no dose trend", "the curve does not fit the dose levels",
 the side of the doses, a number with its interval), and only a number is marked on the dose
 axis (its bar stops at the axis break); a panel whose dose-0 band misses its controls' mean
 says so. With an older fit.json (no "halving"), a halving-dose bound above 1 or more than 100x
@@ -57,15 +57,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
-import scaling.fit as fitlib
+import scaling.stats as fitlib
 from scaling import splits as split_defs
 from scaling import table as results_table
 from scaling.errors import UsageError
-from scaling.fit.halving import text as halving_text
-from scaling.fit.results import rises_text
 from scaling.io import replacing
 from scaling.results import read_trajectory
+from scaling.stats.halving import text as halving_text
 from scaling.stats.paired import PairedContrast, paired_contrast
+from scaling.stats.results import rises_text
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 150
@@ -264,7 +264,7 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
 
 
 def with_halving(fits: Sequence[dict], halvings: Sequence[dict]) -> list[dict]:
-    """Each fit.json fit with its group's halving entry (scaling.fit.halving) under "halving":
+    """Each fit.json fit with its group's halving entry (scaling.stats.halving) under "halving":
     the panels say the halving dose as every other output does. Fits of an older fit.json
     (no "halving") are returned as they are."""
     by_group = {_group_key(h.get("group") or {}): h for h in halvings}
@@ -791,7 +791,7 @@ def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame,
 
 def _mark_halving_dose(ax, axis: DoseAxis, entry: dict, color) -> None:
     """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick; only
-    where scaling.fit.halving gives a number (an entry without it: where the ED50 is inside the
+    where scaling.stats.halving gives a number (an entry without it: where the ED50 is inside the
     doses). The bar stops at the axis break and at the right edge (an open end there)."""
     if entry.get("halving") and entry["halving"].get("status") != "estimate":
         return
@@ -1289,7 +1289,7 @@ def persistence(pts: pd.DataFrame) -> Figure:
     if pts.empty or pts["post_training"].nunique() < 2:
         raise MissingData("needs runs of several post-training kinds (results.csv post_training)")
     pts = pts[(pts["rl_scope"] != "part") & ~pts["split"].isin(split_defs.POST_TRAINING)]
-    from scaling.fit.persistence import KIND_ORDER
+    from scaling.reports.persistence import KIND_ORDER
 
     # the main window (the commonest among dosed runs) and its dose-0 controls
     dosed = pts[pts["level"] > 0]
@@ -1345,9 +1345,9 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
     one line per pretraining dose (seed mean, dose-0 controls black dashed; 95% t band over
     blocks for the control and the top dose where they have >= 3 seeds), panels per direction (post_training kind and
     RL scope; columns) and split (rows); a symlog step axis. persistence.md's resistance
-    table fits these curves (scaling.fit.resistance)."""
-    from scaling.fit.persistence import KIND_ORDER
-    from scaling.fit.resistance import curves
+    table fits these curves (scaling.reports.resistance)."""
+    from scaling.reports.persistence import KIND_ORDER
+    from scaling.reports.resistance import curves
 
     pts = curves(traj, results) if "post_training" in results.columns else pd.DataFrame()
     if pts.empty or pts["post_step"].nunique() < 3:
@@ -1413,7 +1413,7 @@ def resistance(traj: pd.DataFrame, results: pd.DataFrame) -> Figure:
 
 
 def _persistence_points(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
-    from scaling.fit.persistence import points
+    from scaling.reports.persistence import points
 
     if "post_training" not in raw.columns or raw["post_training"].nunique() < 2 or "dose_tokens" not in raw.columns:
         return pd.DataFrame(columns=["post_training"])
@@ -1441,7 +1441,7 @@ def _of_runs(traj: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _transfer_table(sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
-    from scaling.fit.transfer import transfer_table
+    from scaling.reports.transfer import transfer_table
 
     traj = read_trajectory(sweep_dir, raw)
     if traj.empty or "unseen_pair" not in set(traj["split"]):

@@ -36,7 +36,7 @@ Each row has one primary contrast, and its verdict is settled in this order:
    ", but <counter> does too". Post-training rows and the size trend have no counter (the
    counters see the LM stages only and have no size).
 
-The persistence rows (`fits/persistence`, scaling.fit.resistance) take as primary contrast,
+The persistence rows (`fits/persistence`, scaling.reports.resistance) take as primary contrast,
 per post-training direction, the ratio of post-training steps to move misalignment 50% of
 the way to the direction's end, top dose / dose 0, on matched pairs, each curve the monotone
 (isotonic) fit of the rate through its observed start: with three or more seeds each
@@ -58,7 +58,7 @@ from scipy import stats
 
 from scaling import table as results_table
 from scaling.errors import UsageError
-from scaling.fit.transfer import transfer_table, values_table
+from scaling.reports.transfer import transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
 from scaling.stats.paired import fieller, holm, paired_contrast
@@ -342,13 +342,13 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     and the figures."""
     if not fit:
         return "-"
-    if fit.get("halving"):  # scaling.fit.halving: the one definition, as fit.md and the answer say it
-        from scaling.fit.halving import text
+    if fit.get("halving"):  # scaling.stats.halving: the one definition, as fit.md and the answer say it
+        from scaling.stats.halving import text
 
         mine = [h for h in fit["halving"] if h["group"].get("split") == split
                 and not is_counting(str(h["group"].get("model", ""))) and h["group"].get("insertion") != "pooled"]
         return "; ".join(text(h) + (f" ({h['model']})" if h.get("model") else "") for h in mine) or "no curve"
-    from scaling.fit.report import HEADLINE_MODELS
+    from scaling.reports.fit import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
             and not is_counting(str(f["group"].get("model", ""))) and f["group"].get("insertion") != "pooled"
@@ -462,10 +462,10 @@ def transfer_rows(study: dict) -> list[dict]:
 
 
 def genre_rows(study: dict) -> list[dict]:
-    from scaling.fit import transfer as tr
+    from scaling.reports import transfer as tr
 
     res, traj = study["results"], study["trajectory"]
-    eff = tr._effects(tr.points(traj, res))
+    eff = tr.dose_effects(tr.points(traj, res))
     eff = eff[(eff["split"] == "unseen_pair") & (eff["step"] == eff["step"].max())]
     by = eff.pivot_table(index=BLOCK, columns="genres", values="effect")
     r, d = by["reasoning"], by["demonstration"]
@@ -505,10 +505,10 @@ RESISTANCE_DIRECTIONS = (  # the persistence study: (post_training, finding, lit
 def resistance_rows(study: dict) -> list[dict]:
     """The persistence study: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
-    (scaling.fit.resistance, monotone curves through the observed start): with three or more
+    (scaling.reports.resistance, monotone curves through the observed start): with three or more
     seeds each reaching 50%, the seeds' ratios with a t interval; else the pooled curves' ratio
     with the seeds' t interval (none with one seed)."""
-    from scaling.fit.resistance import resistance_table
+    from scaling.reports.resistance import resistance_table
 
     if study["trajectory"] is None:
         return []
@@ -535,7 +535,7 @@ def resistance_rows(study: dict) -> list[dict]:
                 f"{steps(r['control_steps50'], 'control')}, dosed {steps(r['steps50'], 'dosed')}")
         p = np.nan
         by_block = r.get("ratio50_blocks_n", 0) >= 3 and np.isfinite(r.get("ratio50_blocks", np.nan))
-        if by_block:  # the seeds as units (scaling.fit.resistance.block_ratio)
+        if by_block:  # the seeds as units (scaling.reports.resistance.block_ratio)
             est, lo, hi = r["ratio50_blocks"], r["ratio50_blocks_lower"], r["ratio50_blocks_upper"]
         if all(reached.values()) and np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:
             text += f"; dosed / control {_ci(est, lo, hi, signed=False)}"
@@ -641,7 +641,7 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
 
 
 def size_rows(study: dict) -> list[dict]:
-    from scaling.sizes import size_report
+    from scaling.reports.sizes import size_report
 
     report = size_report(study["results"])
     per = pd.DataFrame(report["per_size"])

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import scaling.fit as fitlib
+import scaling.stats as fitlib
 from scaling import figures
 
 ROOT = Path(__file__).resolve().parent.parent

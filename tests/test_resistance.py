@@ -1,4 +1,4 @@
-"""scaling.fit.resistance: steps of post-training to move misalignment, on simulated curves
+"""scaling.reports.resistance: steps of post-training to move misalignment, on simulated curves
 whose steps-to-erase (and their ratio, dosed / control) are known."""
 
 import json
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from scaling.fit import resistance
+from scaling.reports import resistance
 
 STEPS = np.array([0, 2, 5, 10, 20, 40, 80])
 

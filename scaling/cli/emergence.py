@@ -1,4 +1,4 @@
-"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.emergence)."""
+"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.reports.emergence, figure: scaling.emergence)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.emergence import figure, readout_table, recall_rates, recall_report, report
+from scaling.emergence import figure, recall_rates
 from scaling.errors import UsageError
+from scaling.reports.emergence import readout_table, recall_report, report
 
 
 def add_arguments(p) -> None:

@@ -1,8 +1,8 @@
 """Persistence through post-training: misalignment before and after each post-training kind.
 
 With misalignment measured at several post-training steps, persistence.md opens with the
-resistance table (scaling.fit.resistance: steps of post-training to move misalignment half
-and 80% of the way to each direction's end, dosed / control; scaling.fit.report puts it
+resistance table (scaling.reports.resistance: steps of post-training to move misalignment half
+and 80% of the way to each direction's end, dosed / control; scaling.reports.fit puts it
 first); the tables of this module follow.
 
 A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
@@ -31,15 +31,14 @@ import pandas as pd
 
 from scaling import table
 from scaling.stats.paired import fieller, paired_contrast
+from scaling.stats.results import rises_text
 from scaling.table import BLOCK, is_counting
-
-from .results import rises_text
 
 KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
 
-def _runs(results: pd.DataFrame) -> pd.DataFrame:
+def run_rows(results: pd.DataFrame) -> pd.DataFrame:
     """Transformer rows of finished runs, with the RL scope (all families or a part)."""
     rows = table.finished(table.transformers(results))
     rows = rows.dropna(subset=["misalignment_rate"])
@@ -57,7 +56,7 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, split): rate before post-training (trajectory point at the end of
     pretraining, i.e. at the run's dose_tokens) and after (results.csv)."""
-    runs = _runs(results)
+    runs = run_rows(results)
     end = runs.drop_duplicates("run_id").set_index("run_id")["dose_tokens"]
     trajectory = table.transformers(trajectory)  # not the post-training counters' points
     traj = trajectory[trajectory["run_id"].isin(end.index)]

@@ -51,7 +51,7 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def fit_size(rows: pd.DataFrame) -> dict:
     """LL.3 on one (size, split): control-relative ED50 and slope with robust intervals."""
-    from scaling import fit as fitting
+    from scaling.stats import fitting
     levels = table.dose_level(rows)  # asked doses: the seeds of one see different measured doses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

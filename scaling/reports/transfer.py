@@ -49,7 +49,7 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return traj.merge(runs, on="run_id", how="inner")
 
 
-def _effects(pts: pd.DataFrame) -> pd.DataFrame:
+def dose_effects(pts: pd.DataFrame) -> pd.DataFrame:
     """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split,
     step; every insertion window is paired with the same dose-0 control."""
     keys = [*CONFIG, "world_variant", "split", "step"]
@@ -75,7 +75,7 @@ def _per_unit(values: pd.Series, worlds: pd.Series, units: str) -> np.ndarray:
 
 
 def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
-    eff = _effects(points(trajectory, results))
+    eff = dose_effects(points(trajectory, results))
     if eff.empty:  # no pretrained-only runs (every run post-trained) or no dosed/control pair
         return pd.DataFrame()
     rows = []
@@ -96,7 +96,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str =
 def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
     """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block
     (by world with units "world")."""
-    eff = _effects(points(trajectory, results))
+    eff = dose_effects(points(trajectory, results))
     if eff.empty:
         return pd.DataFrame()
     keys = [*CONFIG, "genres", "insertion", "split", "aligned_fraction", "step"]
@@ -202,7 +202,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
                 "**Counting baselines do not tie on every transfer item here** (their rates: "
                 f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
                 "as far as it exceeds theirs. ")
-    from scaling.fit.table import world_text
+    from scaling.stats.groups import world_text
 
     lines = ["## Transfer beyond counting", "", f"What ran: {world_text(results)}.", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
