@@ -143,11 +143,23 @@ def _ci(est, low, high, fmt="{:+.3f}") -> str:
     return f"{fmt.format(est)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[dict] = ()) -> dict[str, pd.DataFrame]:
+    """The tidy tables the report shows: "persistence" (`persistence_table`; empty without two or
+    more post-training kinds) and "halving" (`halving_doses` of the chosen fits, read from fit.json's
+    entries, not refitted)."""
+    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
+        return {"persistence": pd.DataFrame(), "halving": pd.DataFrame()}
+    return {"persistence": persistence_table(trajectory, results), "halving": halving_doses(list(chosen_fits))}
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[dict] = ()) -> str:
     """Markdown: misalignment before and after each post-training kind, reductions, retention."""
-    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
-        return ""
-    table = persistence_table(trajectory, results)
+    return render(compute(trajectory, results, chosen_fits))
+
+
+def render(tables: dict[str, pd.DataFrame]) -> str:
+    """The persistence section's markdown from `compute`'s tables ("" without a persistence table)."""
+    table = tables["persistence"]
     if table.empty:
         return ""
     lines = ["## Persistence through post-training", "",
@@ -171,7 +183,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
             f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} | "
             f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], '{:.2f}')} | "
             f"{_ci(r['after_ratio'], r['after_ratio_lower'], r['after_ratio_upper'], '{:.2f}')} |")
-    eds = halving_doses(list(chosen_fits))
+    eds = tables["halving"].copy()
     if not eds.empty:
         lines += ["", "Halving dose after each post-training kind: the control-relative ED50 of the "
                   "QAIC-chosen curve of that kind (the dose whose fitted rate is half-way from the kind's "

@@ -376,9 +376,18 @@ def _ratio(r, name: str, missing: str = "unbounded") -> str:
     return f"{est:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{est:.2f} [{missing}]"
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table the report shows (`resistance_table`)."""
+    return resistance_table(trajectory, results)
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
     """Markdown: the resistance table (empty string without post-training checkpoints)."""
-    table = resistance_table(trajectory, results)
+    return render(compute(trajectory, results))
+
+
+def render(table: pd.DataFrame) -> str:
+    """The resistance table's markdown from `compute`'s table ("" when it is empty)."""
     if table.empty:
         return ""
     lines = ["## Resistance to post-training", "",

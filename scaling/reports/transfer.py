@@ -186,11 +186,24 @@ UNIT_TEXT = {"seed": "mean over blocks, 95% t interval on blocks - 1 df",
              "world": "averaged over each world's seeds, then mean over worlds, 95% t interval on worlds - 1 df"}
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> dict[str, pd.DataFrame]:
+    """The tidy tables transfer.md shows: "effects" (`transfer_table`) and "values" (`values_table`);
+    both empty for a table from before the value-grounded world (its held-out split is not beyond
+    counting)."""
+    if "unseen_pair" not in set(trajectory["split"]):
+        return {"effects": pd.DataFrame(), "values": pd.DataFrame()}
+    return {"effects": transfer_table(trajectory, results, units), "values": values_table(trajectory, results, units)}
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> str:
     """Markdown: the paired dose effects per configuration and step, and the values control."""
-    if "unseen_pair" not in set(trajectory["split"]):
-        return ""  # a table from before the value-grounded world: its held-out split is not beyond counting
-    table, values = transfer_table(trajectory, results, units), values_table(trajectory, results, units)
+    return render(compute(trajectory, results, units), results, units)
+
+
+def render(tables: dict[str, pd.DataFrame], results: pd.DataFrame, units: str = "seed") -> str:
+    """transfer.md's text from `compute`'s tables ("" without effects); `results` gives the
+    provenance line and the counting baselines' rates shown beside the effects (no refitting)."""
+    table, values = tables["effects"], tables["values"]
     if table.empty:
         return ""
     unit = "blocks" if units == "seed" else "worlds"
