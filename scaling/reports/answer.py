@@ -31,8 +31,15 @@ from scaling.splits import rank as split_rank
 from scaling.stats import halving as halving_mod
 from scaling.stats.common import POOLED, group_label
 from scaling.stats.contrasts import paired_entry
-from scaling.stats.groups import world_text
-from scaling.table import blocks, dose_level, finished, is_control_label, is_counting, transformers
+from scaling.table import (
+    blocks,
+    dose_level,
+    finished,
+    is_control_label,
+    is_counting,
+    transformers,
+    world_text,
+)
 
 CELL_KEYS = ("split", "insertion", "world_variant", "post_training")
 POINTER_READOUT_NOTE = ("Readout (world v4): the share of the stories' comprehension questions ('the kind one :') "

@@ -72,11 +72,10 @@ from scaling.stats.groups import (
     cluster_labels,
     group_frames,
     with_blocks,
-    world_text,
 )
 from scaling.stats.likelihood import count_clusters
 from scaling.stats.results import CurveFit, rises_text
-from scaling.table import check_one_data_version, dose_level, is_counting
+from scaling.table import check_one_data_version, dose_level, is_counting, world_text
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")

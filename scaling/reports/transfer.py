@@ -31,7 +31,7 @@ import pandas as pd
 from scaling import table
 from scaling.splits import MAIN as MAIN_SPLIT
 from scaling.stats.paired import paired_contrast
-from scaling.table import BLOCK
+from scaling.table import BLOCK, world_text
 
 CONFIG = ["model", "batch_size"]
 
@@ -215,8 +215,6 @@ def render(tables: dict[str, pd.DataFrame], results: pd.DataFrame, units: str = 
                 "**Counting baselines do not tie on every transfer item here** (their rates: "
                 f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
                 "as far as it exceeds theirs. ")
-    from scaling.stats.groups import world_text
-
     lines = ["## Transfer beyond counting", "", f"What ran: {world_text(results)}.", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
              f"({UNIT_TEXT[units]}). " + counting +

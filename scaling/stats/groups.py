@@ -27,8 +27,6 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
 
 _text = table.text
-# The provenance line of a table's reports (scaling.table.world_text); kept importable here.
-world_text = table.world_text
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
