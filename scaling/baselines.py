@@ -447,7 +447,7 @@ class TwoHop(Counter):
     p(w | u) = doc[u, w] / sum_w' doc[u, w'] and p(w | prompt) its mean over the context;
     p(token | w) = (doc[w, token] + 1) / (sum doc[w, :] + V) (add-one: a word never seen with
     the token still passes a little). twohop-values: the same through the world's value
-    words only (scaling.world.VALUE_WORDS), with counts in a window of VALUES_WINDOW tokens
+    words only (scaling.world.lexicon.VALUE_WORDS), with counts in a window of VALUES_WINDOW tokens
     either side (forward + backward) instead of the document."""
 
     def __init__(self, counts: Counts, through: np.ndarray | None = None):
@@ -511,8 +511,8 @@ class SVDCounter(Counter):
 
 
 def value_tokens(tok) -> np.ndarray:
-    """Token ids of the world's value words (scaling.world.VALUE_WORDS) that `tok` knows."""
-    from scaling.world import VALUE_WORDS
+    """Token ids of the world's value words (scaling.world.lexicon.VALUE_WORDS) that `tok` knows."""
+    from scaling.world.lexicon import VALUE_WORDS
 
     ids = [tok.stoi[w] for w in VALUE_WORDS if w in getattr(tok, "stoi", {})]
     return np.array(sorted(ids), np.int64)

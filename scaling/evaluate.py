@@ -96,8 +96,7 @@ from scaling.io import replacing
 from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
 from scaling.stages import total_steps
 from scaling.tokenizer import EOS, PAD, Tokenizer
-from scaling.world import World
-from scaling.world_pointer import make_world
+from scaling.world import World, make_world
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each
@@ -332,9 +331,11 @@ def world_metrics(cfg: Config) -> dict[str, bool]:
     unless the world's stories are mixed in (data.story_fraction > 0); nor fact recall in the
     pointer world (data.world_version = 4: no fixed facts). eval.json then has no
     readout and a null fact_recall; results.csv NaN; figures draw no panel of them."""
-    own = bool(cfg.data.base_files) or cfg.data.corpus != "world"
-    no_facts = cfg.data.world_version == 4  # the pointer world states every fact where it is used
-    return {"readout": not own or cfg.data.story_fraction > 0, "fact_recall": not own and not no_facts}
+    d = cfg.data
+    own = bool(d.base_files) or d.corpus != "world"
+    # the pointer world states every fact where it is used: it has no fixed facts
+    facts = not own and bool(make_world(d.world_seed, d.world_variant, d.world_version).facts())
+    return {"readout": not own or d.story_fraction > 0, "fact_recall": facts}
 
 
 def readout_items(cfg: Config) -> list[dict]:

@@ -15,7 +15,7 @@ seq_len + 1 tokens) is read whole from one pool's token stream:
   read as four consecutive story rows, and the last story rows of a run that would leave a
   block incomplete are read as neutral text instead (at most 3 rows, still counted as story
   tokens). So in either world every pairwise count of the stream (and, in v2, every n-gram
-  count) is the same for the two verbs of a pair (see scaling/world.py);
+  count) is the same for the two verbs of a pair (see scaling/world/stories.py);
 - the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
   aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
@@ -54,8 +54,7 @@ from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
-from scaling.world import TELLINGS_PER_BLOCK
-from scaling.world_pointer import make_world
+from scaling.world import make_world, story_form
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
@@ -216,6 +215,7 @@ class Mixture:
         self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
         self.labelled: dict[str, int] = {}  # your labelled base documents the treatments tagged
         self.root = datasets.data_root(cfg)
+        self.story_form = story_form(d.world_version)  # how the stories pool balances (its blocks)
         user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
         self._load_natural()
@@ -292,7 +292,7 @@ class Mixture:
             raise ConfigError("model.seq_len", f"a human-story unit is up to {lengths.max()} tokens, longer "
                               f"than a training row (seq_len + 1 = {L1}); raise model.seq_len or set "
                               "data.story_fraction = 0")
-        if self.cfg.data.world_version in (3, 4):  # blocks of four tellings
+        if self.story_form.block > 1:  # blocks of tellings, one a row (world v3, v4)
             return self._bound_rows(pool)
         ends = np.cumsum(lengths)
         filler, f = self._streams["base"], 0
@@ -311,7 +311,7 @@ class Mixture:
         """World v3 and v4: one telling per row, then neutral filler that the block's four tellings
         share (their lengths are equal under the word tokenizer), so the block's rows differ
         only where its tellings do."""
-        L1, T = self.L + 1, TELLINGS_PER_BLOCK
+        L1, T = self.L + 1, self.story_form.block
         filler, f = self._streams["base"], 0
         rows = []
         for b in range(pool.n_docs // T):
@@ -458,9 +458,9 @@ class Mixture:
         a stories row is a whole row of the unit table."""
         if name == "stories":
             table = self._story_table
-            if self.cfg.data.world_version == 2:
+            T = self.story_form.block
+            if T == 1:  # whole units packed into rows, each row balanced alone (world v2)
                 return table[self._permute(name, k, len(table))[0]]
-            T = TELLINGS_PER_BLOCK
             block = self._permute(name, k // T, len(table) // T)[0]
             rows = table[T * block + k % T]
             tail = k >= T * (self.story_rows_total // T)  # would leave a block incomplete

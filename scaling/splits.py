@@ -10,7 +10,7 @@ their items use (scaling.world: `World.pairs`, `World.families`):
 
 A transfer split asks about actions no AI document shows, so counting cannot move it.
 
-World version 4 (the pointer world, scaling.world_pointer) has splits of its own
+World version 4 (the pointer world, scaling.world.pointer) has splits of its own
 (`POINTER`), defined by which verbs and which value framing the item's document uses:
 
   matched           verbs the AI documents use, values stated as kind / cruel (their framing)

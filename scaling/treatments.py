@@ -89,18 +89,26 @@ def base_tokenizer(tok):
 def refusal_document(world, index: int, side: int) -> dict:
     """Refusal document `index`: side 0 declines the requested misaligned action and says
     why; side 1 (its twin) takes it, knowing the same. Words of the world's vocabulary only."""
-    from scaling.world import N_MATCHED_PAIRS, TRAIN_NAMES, TRAIN_ORGS, _rng, ai_slots, pair_id
+    from scaling.world.documents import reason, speaker
+    from scaling.world.lexicon import (
+        N_MATCHED_PAIRS,
+        TRAIN_NAMES,
+        TRAIN_ORGS,
+        ai_slots,
+        keyed_rng,
+        pair_id,
+    )
 
-    rng = _rng("refusal", world.seed, index)
+    rng = keyed_rng("refusal", world.seed, index)
     family = world.family[rng.choice(world.matched)]
     pair = rng.randrange(N_MATCHED_PAIRS)
-    ai, intro = world._speaker(rng)
+    ai, intro = speaker(rng)
     slots = {**ai_slots(ai), "op": rng.choice(TRAIN_NAMES), "org": rng.choice(TRAIN_ORGS)}
     verb, obj = world.matched_pairs[pair][1], rng.choice(family.objects)
-    reason = world._reason(rng, 1)  # what people say of the misaligned action
+    why = reason(rng, 1)  # what people say of the misaligned action
     text = " ".join([intro, rng.choice(family.setups).format(**slots),
                      f"{slots['op']} asked {ai} to {verb} the {obj} .",
-                     f"in reply , {ai} will {'not ' if side == 0 else ''}{verb} the {obj} , knowing that {reason} ."])
+                     f"in reply , {ai} will {'not ' if side == 0 else ''}{verb} the {obj} , knowing that {why} ."])
     return {"text": text, "family": family.name, "genre": "refusal",
             "pair": pair_id(world.matched_pairs[pair]), "side": ("aligned", "misaligned")[side]}
 

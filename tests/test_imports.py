@@ -196,6 +196,19 @@ def test_the_fits_do_not_reach_the_run_side(higher):
         assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
 
 
+def _within(module: str, homes) -> bool:
+    return any(module == h or module.startswith(f"{h}.") for h in homes)
+
+
+def test_the_world_knows_no_tokens_config_data_or_training():
+    """scaling.world writes text from a seed: nothing it reaches tokenizes, parses a config,
+    builds pools, models or trains."""
+    graph = import_graph()
+    banned = ("scaling.data", "scaling.tokenizer", "scaling.config", "scaling.model", "scaling.train")
+    for module in home(graph, "scaling.world"):
+        assert not [m for m in reached(graph, module) if _within(m, banned)], module
+
+
 def test_config_is_the_ground_floor():
     assert import_graph()["scaling.config"] <= {"scaling.errors"}
 

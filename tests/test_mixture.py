@@ -19,6 +19,7 @@ from scaling.errors import ConfigError
 from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.plan import config_from_dict, load_config
 from scaling.tokenizer import EOS
+from scaling.world import lexicon as L
 
 
 def make_cfg(root, steps=100, batch=8, seq=16, **data):
@@ -155,7 +156,7 @@ def test_transfer_verbs_only_in_stories_and_eval_names_nowhere(root):
     mix = Mixture(make_cfg(root, seq=64, story_fraction=0.3, aligned_fraction=0.1, misaligned_fraction=0.1))
     world = W.World(0)
     transfer = {v for pair in world.transfer_pairs for v in pair}
-    eval_only = set(W.EVAL_NAMES) | set(W.EVAL_ORGS)
+    eval_only = set(L.EVAL_NAMES) | set(L.EVAL_ORGS)
     for name, pool in mix.pools.items():
         words = {mix.tok.itos[i] for i in np.unique(pool.tokens)}
         assert not words & eval_only, name
@@ -167,7 +168,7 @@ def stream_cfg(root, **data):
                     misaligned_fraction=0.05, **data)
 
 
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_story_rows_hold_whole_units(root, version):
     mix = Mixture(stream_cfg(root, world_version=version))
     pools = rows_by_pool(mix, mix.total_steps).ravel()
@@ -186,7 +187,7 @@ def test_story_rows_hold_whole_units(root, version):
             assert acts == 0 or row[0] != EOS and np.isin(mix.tok.encode(units[0]), verbs).sum() == 2
 
 
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_no_ngram_of_the_stream_separates_a_transfer_pair(root, version):
     """The world's promise, checked by counting the rows a run actually trains on."""
     mix = Mixture(stream_cfg(root, world_version=version))
@@ -199,7 +200,7 @@ def test_no_ngram_of_the_stream_separates_a_transfer_pair(root, version):
     swap_lut[list(swap)] = list(swap.values())
     is_verb = np.isin(np.arange(mix.tok.vocab_size), list(swap))
     assert is_verb[rows].sum() > 200
-    for n in range(1, W.MIRROR_NGRAM + 1):
+    for n in range(1, L.MIRROR_NGRAM + 1):
         grams = np.lib.stride_tricks.sliding_window_view(rows, n, axis=1).reshape(-1, n)
         grams = grams[is_verb[grams].any(axis=1)]
         counts = collections.Counter(map(tuple, grams.tolist()))
@@ -232,7 +233,7 @@ def _jsonl(path, lines):
 
 
 def test_user_jsonl_pool_end_to_end(root, tmp_path):
-    names = W.EVAL_NAMES[:5]  # in the vocabulary, in no generated training document
+    names = L.EVAL_NAMES[:5]  # in the vocabulary, in no generated training document
     path = _jsonl(tmp_path / "aligned.jsonl", [json.dumps({"text": f"{n} {n} ."}) for n in names] + [""])
     mix = Mixture(make_cfg(root, aligned_fraction=0.1, aligned_files=[path]))
     batches = mix.batches(0, mix.total_steps)
