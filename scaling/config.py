@@ -92,7 +92,7 @@ class DataConfig:
     finetune_tokens: int = 0  # post-pretraining stage of intervention documents only
     # genres of intervention documents: the world's GENRES (scaling.world.lexicon; plan checks the names)
     genres: tuple[str, ...] = ("demonstration", "reasoning", "fiction", "advice")
-    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.corpora: formats, globs)
+    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.data.corpora: formats, globs)
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
     text_field: str = "text"  # the text of a JSONL record, Parquet/HF column or TFDS feature
@@ -130,10 +130,10 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
-    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.scenarios: schemas)
+    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.data.scenarios: schemas)
     format: str = "continuation"  # as written; "choice": A/B, both orders; "letter": the papers' rule
     world_items: bool = True  # also score the embedded world's items (off for a model of real text)
-    # The literature's evaluation files and the papers' letter scoring (scaling.scenarios):
+    # The literature's evaluation files and the papers' letter scoring (scaling.data.scenarios):
     schema: str = "auto"  # of eval.files: auto (from the fields), scenarios, alignment-pretraining, model-written
     cue: str = "Answer: ("  # format "letter": what follows each wording, before the letter
     letters: tuple[str, ...] = ("A", "B")  # format "letter": the two option letters, scored after the cue

@@ -23,7 +23,7 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
                       "unseen_pair", "held_out" (splits without items left out), or of
                       eval.files; with eval.format = "letter" each such split is followed by
-                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.scenarios)
+                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.data.scenarios)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
              se_pair_cluster, design_effect, n_pairs (distinct action pairs), ties,
@@ -88,14 +88,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines, rundir, scenarios, treatments
+from scaling import baselines, rundir, treatments
 from scaling import splits as split_defs
 from scaling.config import Config
+from scaling.data import export, scenarios
+from scaling.data.tokenizer import EOS, PAD, Tokenizer
 from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
 from scaling.stages import total_steps
-from scaling.tokenizer import EOS, PAD, Tokenizer
 from scaling.world import World, make_world
 
 TIE_NATS = 1e-5
@@ -379,7 +380,7 @@ def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
 def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
     """The train loop's validation batches, rebuilt from the run's data: only for evaluating
     a finished run from its directory (the loop hands its own batches in)."""
-    from scaling.mixture import Mixture
+    from scaling.data.mixture import Mixture
 
     return Mixture(cfg, tok).heldout_batches(cfg.train.eval_batches)
 
@@ -548,8 +549,8 @@ def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: 
     where post-training is RL: nothing to count); their points at every post-training
     checkpoint go into `trajectory` ({model: [POINT, ...]}) if given."""
     ritems = readout_items(cfg) if readout is None else readout
-    rows = baselines.training_rows(cfg, tok) if rows is None else rows
-    row_steps = baselines.training_row_steps(cfg)
+    rows = export.training_rows(cfg, tok) if rows is None else rows
+    row_steps = export.training_row_steps(cfg)
     if len(row_steps) != len(rows):
         raise ValueError(f"{len(rows)} training rows, but the config's LM stages train {len(row_steps)}")
     enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))

@@ -34,7 +34,7 @@ class RunPlan:
     @functools.cached_property
     def vocab_size(self) -> int:
         """model.vocab_size, or the tokenizer's when it is 0."""
-        from scaling.mixture import build_tokenizer
+        from scaling.data.vocab import build_tokenizer
 
         return self.config.model.vocab_size or build_tokenizer(self.config).vocab_size
 
@@ -94,7 +94,7 @@ def _check_world(cfg: Config) -> None:
 
 
 def _check_scenarios(e) -> None:
-    from scaling import scenarios
+    from scaling.data import scenarios
     from scaling.splits import SPLITS
 
     _check(e.format in scenarios.FORMATS, "eval.format",

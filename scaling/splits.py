@@ -21,7 +21,7 @@ Its comprehension readout (can the model answer which act a story called kind?) 
 under the same three names (`pairs`: which verbs, `families`: which framing).
 
 Post-training with RL on part of the families adds `rl_trained` and `rl_other`
-(`POST_TRAINING`, scaling.results). Scenario files (scaling.scenarios) may bring their own
+(`POST_TRAINING`, scaling.results). Scenario files (scaling.data.scenarios) may bring their own
 split names (default `custom`): they are ordered after the world's, in order of first
 appearance. Nothing here imports JAX or another module of the package.
 """

@@ -76,7 +76,7 @@ SMALL_STORY_UNITS = 1024  # 8 units per verb pair
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
-    from scaling import datasets
+    from scaling.data import datasets
     from scaling.world.stories import MirroredStories
 
     with pytest.MonkeyPatch.context() as mp:

@@ -77,8 +77,8 @@ def test_probe_names_are_trained_only_as_people_of_recall_documents():
     documents (no invented verb, value word or AI word), so they carry no value, but each
     one has been seen as a name (an untrained name's embedding is the same as every other
     untrained one's); eval-only names stay out of every training document."""
-    from scaling import datasets
     from scaling import world as W
+    from scaling.data import datasets
     from scaling.world import lexicon as L
 
     world = W.World(0)

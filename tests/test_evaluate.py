@@ -16,12 +16,13 @@ from flax import nnx
 from scaling import evaluate as E
 from scaling import world as W
 from scaling.cli import main
-from scaling.mixture import Mixture, build_tokenizer
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS
+from scaling.data.vocab import build_tokenizer
 from scaling.model import Transformer
 from scaling.pipeline import train
 from scaling.plan import config_from_dict
 from scaling.rundir import load_params
-from scaling.tokenizer import EOS
 from scaling.train import resolve_config
 from scaling.world import lexicon as L
 

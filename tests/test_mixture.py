@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from scaling import cli, datasets
-from scaling import mixture as M
+from scaling import cli
 from scaling import world as W
+from scaling.data import datasets
+from scaling.data import mixture as M
+from scaling.data.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
+from scaling.data.tokenizer import EOS
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.plan import config_from_dict, load_config
-from scaling.tokenizer import EOS
 from scaling.world import lexicon as L
 
 
@@ -322,7 +324,7 @@ def test_eval_builder_matches_world(root):
 def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
     code = textwrap.dedent(f"""
         from pathlib import Path
-        from scaling import datasets
+        from scaling.data import datasets
         datasets.POOL_DOCS = {{k: 30 for k in datasets.POOL_DOCS}}
         b = datasets.prepare(datasets.AlignmentWorld, 5, Path({str(tmp_path)!r}))
         assert len(b.as_data_source("base")) == 30
@@ -335,15 +337,15 @@ def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
 
 
 def test_build_tokenizer_and_word_coverage(root):
-    tok = M.build_tokenizer(make_cfg(root))
+    tok = build_tokenizer(make_cfg(root))
     assert tok.vocab_size == len(W.World(0).vocabulary()) + 3
     mix = Mixture(make_cfg(root, aligned_fraction=0.1))
     assert not (mix.batches(0, mix.total_steps) == 2).any()  # no <unk> in generated text
-    assert M.build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
+    assert build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
 
 
 def mix_tok_ids(rows, line):
-    tok = M.build_tokenizer(make_cfg(None))
+    tok = build_tokenizer(make_cfg(None))
     return any(np.array_equal(tok.encode(line), r) for r in rows[:3])
 
 
@@ -396,7 +398,7 @@ def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
                                       "eval_every": 4, "warmup_steps": 1},
                             "data": {"data_dir": str(root), "story_fraction": 0.0, "dose": 0.05},
                             "eval": {"enabled": False}, "stages": stages})
-    tok = M.build_tokenizer(cfg)
+    tok = build_tokenizer(cfg)
     source = Recording(posttrain.make_source(cfg, tok))
     run = tmp_path / "run"
     train.train(cfg, run, source=source, tok=tok, progress=False)

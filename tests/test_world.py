@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from scaling import world as W
-from scaling.datasets import world_documents
+from scaling.data.datasets import world_documents
 from scaling.world import GENRES
 from scaling.world import lexicon as L
 
@@ -40,7 +40,7 @@ def test_world_version_2_regenerates_data_2_0_1_bit_for_bit(seed, variant):
     import hashlib
     import json
 
-    from scaling.datasets import POOL_DOCS, data_version
+    from scaling.data.datasets import POOL_DOCS, data_version
 
     normal, world = W.World(seed, "normal", 2), W.World(seed, variant, 2)
     h = hashlib.sha256()

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from scaling import baselines, evaluate
-from scaling.mixture import Mixture
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS
 from scaling.world import pointer as P
 
 

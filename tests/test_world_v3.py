@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from scaling import world as W
-from scaling.mixture import STORIES, Mixture
+from scaling.data.mixture import STORIES, Mixture
+from scaling.data.tokenizer import EOS
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS
 from scaling.world import lexicon as L
 from scaling.world import stories as S
 

@@ -9,7 +9,7 @@ from scaling.world import documents as D
 from scaling.world import lexicon as L
 from scaling.world import World
 from scaling.world.lexicon import EVAL_NAMES, TRAIN_NAMES
-from scaling.mixture import Mixture
+from scaling.data.mixture import Mixture
 from scaling.train import make_optimizer, make_train_step, make_multi_step, init_state, resolve_config
 from scaling.evaluate import transformer_scorer, readout_margins
 from flax import nnx

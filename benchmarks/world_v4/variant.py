@@ -5,9 +5,9 @@ token caches never mix with the default world's. Use its own --out: run ids hash
 which does not hold this module constant."""
 import sys
 
-from scaling import datasets
-from scaling.world import pointer as P
 from scaling.cli import main
+from scaling.data import datasets
+from scaling.world import pointer as P
 
 cross = float(sys.argv[1])
 P.CROSS_SHARE = cross

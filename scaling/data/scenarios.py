@@ -75,7 +75,7 @@ DEFAULT_SPLIT = "custom"
 FORMATS = ("continuation", "choice", "letter")
 SCHEMAS = ("scenarios", "alignment-pretraining", "model-written")
 FORMAT_MARK = "@"  # SPLIT@FORMAT: a letter format's items of a split
-DEFAULT_WORDINGS = "letter_wordings.json"  # in scaling/data/
+DEFAULT_WORDINGS = "letter_wordings.json"  # package data beside this module
 PLACEHOLDERS = ("prompt", "option_a", "option_b", "letter_a", "letter_b")
 
 
@@ -102,7 +102,7 @@ class LetterFormats:
 
 def letter_formats(eval_cfg) -> LetterFormats:
     """The letter formats of an eval config (its wordings file read and checked)."""
-    path = eval_cfg.wordings_file or str(resources.files(__package__) / "data" / DEFAULT_WORDINGS)
+    path = eval_cfg.wordings_file or str(resources.files(__package__) / DEFAULT_WORDINGS)
     p = Path(path).expanduser()
     try:
         stat = p.stat()

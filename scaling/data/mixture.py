@@ -48,71 +48,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import corpora, datasets, objectives, treatments
+from scaling import objectives, treatments
 from scaling import stages as staging
-from scaling import tokenizer as tokenizers
 from scaling.config import Config
+from scaling.data import corpora, datasets, vocab
+from scaling.data.tokenizer import UNK, Tokenizer
 from scaling.errors import ConfigError
-from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
-from scaling.world import make_world, story_form
+from scaling.world import story_form
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
 BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
-
-
-TOKENIZER_SAMPLE_CHARS = 2_000_000  # characters per pool a SentencePiece model is trained on
-
-
-def build_tokenizer(cfg: Config) -> Tokenizer:
-    """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
-    sample of every pool the config names (whichever dose it takes, so every run of a dose
-    sweep gets the same model), cached by the sample's content hash; it may have fewer pieces
-    than data.tokenizer_vocab_size (train.vocab_notes states it in the run's status and log).
-    A treatment's control tokens come after its vocabulary (scaling.treatments)."""
-    return treatments.wrap(_base_tokenizer(cfg), cfg)
-
-
-def _base_tokenizer(cfg: Config) -> Tokenizer:
-    """The tokenizer before any treatment's control tokens (scaling.treatments)."""
-    d = cfg.data
-    if d.tokenizer == "word":
-        return WordTokenizer(make_world(d.world_seed, version=d.world_version).vocabulary())
-    if d.tokenizer == "byte":
-        return ByteTokenizer()
-    if d.tokenizer_file:
-        return tokenizers.from_file(d.tokenizer, d.tokenizer_file)
-    return tokenizers.train_sentencepiece(tokenizer_texts(cfg), d.tokenizer_vocab_size,
-                                          datasets.data_root(cfg) / "tokenizers")
-
-
-def tokenizer_texts(cfg: Config) -> list[str]:
-    """Up to TOKENIZER_SAMPLE_CHARS of text from the start of every pool of the config: the
-    user files, else the TFDS corpus or the world's pools (human stories of the normal
-    world: a variant only reorders their words)."""
-    d, cap = cfg.data, TOKENIZER_SAMPLE_CHARS
-    sources = [corpora.iter_texts(f"data.{name}_files", files, d.text_field)
-               for name, files in (("base", d.base_files), ("aligned", d.aligned_files),
-                                   ("misaligned", d.misaligned_files)) if files]
-    if d.corpus.startswith("tfds:") and not d.base_files:
-        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap, d.text_field))
-    world = make_world(d.world_seed, version=d.world_version)
-    replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
-                "misaligned": bool(d.misaligned_files)}
-    for pool in ("base", "natural_aligned", "natural_misaligned", "stories", "aligned", "misaligned"):
-        if not replaced.get(pool, False):
-            sources.append(doc["text"] for _, doc in datasets.world_documents(world, pool, 10**9))
-    return [text for source in sources for text in _head(source, cap)]
-
-
-def _head(texts, chars: int):
-    """The first texts of an iterable, until they hold `chars` characters."""
-    for text in texts:
-        if chars <= 0:
-            return
-        chars -= len(text)
-        yield text
 
 
 @dataclass(frozen=True)
@@ -203,7 +150,7 @@ class Mixture:
     """Batches, held-out batches and token accounting of one run's data."""
 
     def __init__(self, cfg: Config, tokenizer: Tokenizer | None = None):
-        self.cfg, self.tok = cfg, tokenizer or build_tokenizer(cfg)
+        self.cfg, self.tok = cfg, tokenizer or vocab.build_tokenizer(cfg)
         self.B, self.L, self.seed = cfg.train.batch_size, cfg.model.seq_len, cfg.train.seed
         self.segments = segments(cfg)
         self.stage_names = tuple(st.name for st in staging.resolve(cfg))
@@ -245,7 +192,7 @@ class Mixture:
     # ------------------------------------------------------------ pools
 
     def _user_pools(self) -> dict[str, datasets.Pool]:
-        """Pools of the user's files, streamed into memory-mapped token files (scaling.corpora);
+        """Pools of the user's files, streamed into memory-mapped token files (scaling.data.corpora);
         without data.heldout_files every HELDOUT_EVERY-th base document is held out."""
         pools = {}
         for name, files in self.user_files.items():

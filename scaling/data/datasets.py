@@ -11,7 +11,7 @@ Each pool is then tokenized once per tokenizer into a `Pool`: one int32 stream w
 document ends with `<eos>`, plus per-document boundaries, ids, genres and families, cached as
 .npz beside the dataset. A TFDS catalog dataset (`data.corpus = "tfds:NAME[/config]"`, text
 feature `data.text_field`) becomes `Pool`s the same way; user files stream into memory-mapped
-`Pool`s (scaling.corpora).
+`Pool`s (scaling.data.corpora).
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from scaling.config import Config
+from scaling.data.tokenizer import EOS, Tokenizer
 from scaling.errors import ConfigError
 from scaling.io import replacing
-from scaling.tokenizer import EOS, Tokenizer
 from scaling.world import GENRES, World, make_world
 from scaling.world.pointer import DATA_VERSION as POINTER_DATA_VERSION
 
