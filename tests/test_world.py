@@ -56,6 +56,32 @@ def test_world_version_2_regenerates_data_2_0_1_bit_for_bit(seed, variant):
     assert data_version(2) == "2.0.1"
 
 
+# The same digest for the other versions' normal worlds, keyed by their data version: a change
+# to what world v3 or v4 writes must bump its data version (caches and results rows key on it)
+# and then state its new digest here.
+DATA_DIGESTS = {(3, "3.1.0", 0): "8e2669615ab3b4a8", (3, "3.1.0", 3): "972c6b3056a925da",
+                (4, "4.0.0", 0): "0366e4ea5e0e2cb5", (4, "4.0.0", 3): "a075052fe68e072f"}
+
+
+@pytest.mark.parametrize("version,data,seed", sorted(DATA_DIGESTS))
+def test_each_world_version_writes_what_its_data_version_names(version, data, seed):
+    import hashlib
+    import json
+
+    from scaling.data.datasets import POOL_DOCS, data_version
+
+    world = W.make_world(seed, "normal", version)
+    h = hashlib.sha256()
+    for pool in (*POOL_DOCS, "stories"):
+        for _, rec in world_documents(world, pool, 300):
+            h.update(json.dumps(rec, sort_keys=True).encode())
+    h.update(json.dumps(world.eval_items(), sort_keys=True).encode())
+    h.update(json.dumps(world.readout_items(), sort_keys=True).encode())
+    h.update(" ".join(world.vocabulary()).encode())
+    assert data_version(version) == data, "a new data version: state its digest"
+    assert h.hexdigest()[:16] == DATA_DIGESTS[version, data, seed]
+
+
 def test_same_seed_same_documents_other_seed_differs():
     a, b, c = W.World(3), W.World(3), W.World(4)
     for pool in ("base", "natural_aligned", "aligned", "stories"):
