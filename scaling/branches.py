@@ -42,11 +42,10 @@ import numpy as np
 
 from scaling import rundir, stages
 from scaling.config import Config
-from scaling.io import read_json, write_json, write_text
+from scaling.io import RunFiles, read_json, write_json, write_text
 
 DIRNAME = "branches"  # under a sweep's output directory, beside runs/
 MARKER = "branch.json"  # written last: an export without it is incomplete
-RECORD = "shared_pretraining.json"  # in a branched run's directory: its trunk, key and step
 FINGERPRINT_STEPS = 16  # pretraining steps sampled (plus the last one) for the batch fingerprint
 
 
@@ -98,7 +97,7 @@ def branch_key(cfg: Config, source, b: int, width: int) -> str:
 
 def _started(out: Path) -> bool:
     """Whether a run directory holds a checkpoint (orbax keeps one folder per step)."""
-    ckpts = Path(out) / "checkpoints"
+    ckpts = RunFiles(out).checkpoints
     return ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
 
 
@@ -145,8 +144,8 @@ def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> N
         rundir.save_checkpoint(mngr, b, state)
     finally:
         mngr.close()
-    write_text(tmp / "metrics.jsonl", (Path(run_out) / "metrics.jsonl").read_text())
-    rundir.truncate_jsonl(tmp / "metrics.jsonl", b)  # the trunk's lines up to the branch step
+    write_text(RunFiles(tmp).metrics, RunFiles(run_out).metrics.read_text())
+    rundir.truncate_jsonl(RunFiles(tmp).metrics, b)  # the trunk's lines up to the branch step
     write_json(tmp / MARKER, {"key": key, "step": b, "trunk": Path(run_out).name})
     try:
         os.rename(tmp, final)
@@ -162,7 +161,8 @@ def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> N
 
 def take_logs(root: Path, key: str, run_out: Path) -> None:
     """Start a branched run's logs: the trunk's metrics up to the branch step, nothing else."""
-    write_text(Path(run_out) / "metrics.jsonl", (Path(root) / key / "metrics.jsonl").read_text())
-    for name in rundir.LOGS:
-        if name != "metrics.jsonl":
-            (Path(run_out) / name).unlink(missing_ok=True)
+    files = RunFiles(run_out)
+    write_text(files.metrics, RunFiles(Path(root) / key).metrics.read_text())
+    for path in files.logs:
+        if path != files.metrics:
+            path.unlink(missing_ok=True)

@@ -88,7 +88,7 @@ from scaling import objectives, posttrain, scenarios, table
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
-from scaling.io import read_json, read_jsonl, replacing, run_status
+from scaling.io import RunFiles, read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
 
@@ -99,7 +99,7 @@ COLUMNS = list(table.COLUMNS)
 def _last_val_loss(run_dir: Path) -> float:
     val = math.nan
     try:
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        for line in RunFiles(run_dir).metrics.read_text().splitlines():
             if '"val_loss"' in line:
                 val = json.loads(line)["val_loss"]
     except (OSError, json.JSONDecodeError):
@@ -231,12 +231,13 @@ def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss
 
 
 def run_rows(run_dir: Path) -> list[dict]:
-    record = read_json(run_dir / "config.json")
+    files = RunFiles(run_dir)
+    record = read_json(files.config)
     if record is None:
         return []
     cfg = config_from_dict(record["config"])
-    acc = read_json(run_dir / "accounting.json") or {}
-    ev = read_json(run_dir / "eval.json")
+    acc = read_json(files.accounting) or {}
+    ev = read_json(files.eval)
     status = run_status(run_dir)
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
@@ -342,7 +343,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
             windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
     for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
-        ev, record = read_json(run_dir / "eval.json"), read_json(run_dir / "config.json")
+        ev, record = read_json(RunFiles(run_dir).eval), read_json(RunFiles(run_dir).config)
         if not isinstance(ev, dict) or not isinstance(record, dict):
             continue
         kl = _rl_kl(run_dir)
@@ -412,7 +413,7 @@ def _rl_kl(run_dir: Path) -> dict[int, dict]:
     step has no such line and takes its own (one update earlier). `kl_sum` adds the lines
     up to the same one. Empty without RL lines."""
     kl = {}
-    for line in read_jsonl(run_dir / "metrics.jsonl"):
+    for line in read_jsonl(RunFiles(run_dir).metrics):
         if isinstance(line.get("kl"), int | float) and isinstance(line.get("step"), int):
             kl[line["step"]] = float(line["kl"])
     if not kl:

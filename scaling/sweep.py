@@ -49,7 +49,7 @@ from pathlib import Path
 
 from scaling.config import Config, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
-from scaling.io import STATUS, run_status, write_text
+from scaling.io import RunFiles, run_status, write_text
 from scaling.plan import config_from_dict
 
 LOCK_STALE_S = 120.0
@@ -278,7 +278,7 @@ class Claim:
 
 def try_claim(run_dir: Path) -> Claim | None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / "lock"
+    lock = RunFiles(run_dir).lock
     owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
     for _ in range(2):
         # Write the owner record first, then hard-link it into place: link() fails if the lock
@@ -302,7 +302,7 @@ def try_claim(run_dir: Path) -> Claim | None:
 
 
 def claimed_by_live_launcher(run_dir: Path) -> bool:
-    lock = run_dir / "lock"
+    lock = RunFiles(run_dir).lock
     return lock.exists() and not _lock_is_stale(lock)
 
 
@@ -367,7 +367,7 @@ def default_pack() -> int:
 
 
 def _write_error(run_dir: Path, reason: str) -> None:
-    write_text(run_dir / STATUS, json.dumps({"status": "error", "step": None, "reason": reason}))
+    write_text(RunFiles(run_dir).status, json.dumps({"status": "error", "step": None, "reason": reason}))
 
 
 def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: tuple[int, int] = (0, 1),
@@ -462,9 +462,9 @@ def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
             continue
         try:
             if run_status(run_dir) == "error":
-                os.replace(run_dir / STATUS, run_dir / "status.error.json")
-                if (run_dir / "error.txt").exists():
-                    os.replace(run_dir / "error.txt", run_dir / "error.previous.txt")
+                os.replace(RunFiles(run_dir).status, RunFiles(run_dir).status_error)
+                if RunFiles(run_dir).error.exists():
+                    os.replace(RunFiles(run_dir).error, RunFiles(run_dir).error_previous)
                 retried.append(spec.run_id)
         finally:
             claim.release()
@@ -480,7 +480,7 @@ def is_disk_full(e: BaseException) -> bool:
 def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> None:
     reason = f"{type(e).__name__}: {e}"
     _write_error(run_dir, reason)
-    write_text(run_dir / "error.txt", traceback.format_exc())
+    write_text(RunFiles(run_dir).error, traceback.format_exc())
     claim.release()
     _say(bar, f"run {spec.run_id} failed: {reason}")
     bar.update(1)

@@ -33,6 +33,7 @@ from scaling import branches, devices, objectives, posttrain, profiling, rundir
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import ConfigError
+from scaling.io import RunFiles
 from scaling.model import Transformer
 from scaling.rl import enter_lm, enter_rl, make_rl_step, options_logp
 from scaling.schedules import make_schedule
@@ -308,7 +309,7 @@ def train_pack(runs: list[Run], progress: bool = True, evaluate: bool | None = N
         notes = vocab_notes(r.cfg, r.tok)
         if notes:
             r.status["notes"] = notes
-        shared_from = rundir.read_json(r.out / branches.RECORD)
+        shared_from = rundir.read_json(RunFiles(r.out).shared_pretraining)
         if shared_from:
             r.status["shared_pretraining"] = shared_from
         rundir.write_status(r.out, r.status)
@@ -321,7 +322,7 @@ def _share_pretraining(r: Run, state, programs: Programs, width: int):
     exports it (a kill after the checkpoint and before the export). Returns the state."""
     b = branches.branch_step(r.cfg) if r.branches is not None else 0
     if r.start == 0:
-        (r.out / branches.RECORD).unlink(missing_ok=True)  # trained here unless shared below
+        RunFiles(r.out).shared_pretraining.unlink(missing_ok=True)  # trained here unless shared below
     if not b or r.start > b:
         return state
     r.branch = (branches.branch_key(r.cfg, r.source, b, width), b)
@@ -333,7 +334,7 @@ def _share_pretraining(r: Run, state, programs: Programs, width: int):
     if shared is None:
         return state
     branches.take_logs(r.branches, r.branch[0], r.out)
-    rundir.write_json(r.out / branches.RECORD, {"trunk": record["trunk"], "key": r.branch[0], "step": b})
+    rundir.write_json(RunFiles(r.out).shared_pretraining, {"trunk": record["trunk"], "key": r.branch[0], "step": b})
     r.start, r.branched = b, record["trunk"]
     return shared
 
@@ -346,7 +347,7 @@ def _enter_branch(r: Run, state, programs: Programs, heldout) -> None:
         with r.clock.phase("eval_steps"):
             r.evaluator.at_step(r, b, nnx.merge(programs.graphdef, state["params"]), heldout)
     with r.clock.phase("checkpoints"):
-        rundir.write_json(r.out / "accounting.json", r.source.accounting(b))
+        rundir.write_json(RunFiles(r.out).accounting, r.source.accounting(b))
         rundir.save_checkpoint(r.mngr, b, state)
 
 
@@ -425,7 +426,7 @@ def _loop(runs: list[Run], states: list, programs: Programs, total: int, progres
             r.heldout = h
             rundir.truncate_logs(r.out, start)
             rundir.write_status(r.out, {"status": "running", "step": start})
-            r.log = open(r.out / "metrics.jsonl", "a")  # noqa: SIM115 - closed below
+            r.log = open(RunFiles(r.out).metrics, "a")  # noqa: SIM115 - closed below
         for r, st, h in zip(runs, states, heldout):
             if r.branched:
                 _enter_branch(r, st, programs, h)
@@ -492,7 +493,7 @@ def _record_call(run: Run, state, m, s0: int, s1: int, total: int, tok_s: float,
             run.evaluator.at_step(run, s1, nnx.merge(programs.graphdef, state["params"]), heldout)
     if _every(s1, s0, ckpt_every) or s1 == total or s1 in cfg.eval.checkpoints:
         with clock.phase("checkpoints"):
-            rundir.write_json(run.out / "accounting.json", run.source.accounting(s1))
+            rundir.write_json(RunFiles(run.out).accounting, run.source.accounting(s1))
             rundir.save_checkpoint(run.mngr, s1, state)
     if run.branch and s1 == run.branch[1] and not run.branched:
         with clock.phase("checkpoints"):

@@ -141,25 +141,13 @@ def registry_and_plugins(component: list[str]) -> bool:
     return all(m == package or m.startswith(f"{package}.") for m in component)
 
 
-# Circles main has today, each with its way out; test_no_import_circles fails on any other.
-KNOWN_CIRCLES = {
-    # treatments.extra_splits scores items (imports evaluate, which imports baselines, mixture,
-    # plan ...), and mixture imports treatments for its row treatments: the scoring half of
-    # treatments belongs beside evaluate, the data half below mixture
-    frozenset({"scaling.baselines", "scaling.evaluate", "scaling.mixture", "scaling.plan", "scaling.posttrain",
-               "scaling.rundir", "scaling.treatments"}),
-}
-
-
 def test_no_import_circles():
+    """Not even the treatments one main had (treatments.extra_splits scored items, importing
+    evaluate, which imports baselines, mixture ... and mixture imports treatments): the scoring
+    half now lives in scaling.evaluate, the data half below scaling.mixture."""
     graph = import_graph()
-    assert [c for c in cycles(graph) if not registry_and_plugins(c) and frozenset(c) not in KNOWN_CIRCLES] == []
-
-
-@pytest.mark.xfail(strict=True, reason="treatments <-> evaluate/mixture circle (KNOWN_CIRCLES): remove the "
-                                       "entry once treatments is split")
-def test_the_known_circles_are_gone():
-    assert not KNOWN_CIRCLES & {frozenset(c) for c in cycles(import_graph())}
+    assert [c for c in cycles(graph) if not registry_and_plugins(c)] == []
+    assert "scaling.evaluate" not in reached(graph, "scaling.treatments")
 
 
 def reached(graph: dict[str, set[str]], start: str) -> set[str]:

@@ -197,7 +197,7 @@ def test_conditioned_and_tag_allowed_splits_for_any_scorer(root):
         seen.extend(prompts)
         return np.array([float(len(c)) for c in conts]) * -1.0
 
-    out = treatments.extra_splits(cfg, tok, items, score)
+    out = evaluate.extra_splits(cfg, tok, items, score)
     assert set(out) == {f"{s}_{k}" for s in ("matched", "unseen_pair", "held_out")
                         for k in ("conditioned", "tag_allowed")}
     assert any(p[0] == tok.control_ids[treatments.ALIGNED_TOKEN] for p in seen)
@@ -225,7 +225,7 @@ def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root)
         state, _ = step(state, mix.batches(s, 10))
     model = nnx.merge(graphdef, state["params"])
     items = [i for i in evaluate.subset(W.World(0).eval_items(), 400) if i["split"] == "matched"]
-    out = treatments.extra_splits(cfg, mix.tok, items, evaluate.transformer_scorer(cfg, model))
+    out = evaluate.extra_splits(cfg, mix.tok, items, evaluate.transformer_scorer(cfg, model))
     assert out["matched_conditioned"]["rate"] < 0.1
 
 

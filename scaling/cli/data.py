@@ -31,7 +31,7 @@ from scaling import datasets, objectives, posttrain, rundir, scenarios
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import UsageError
-from scaling.io import replacing
+from scaling.io import RunFiles, replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.splits import SPLITS
@@ -67,13 +67,13 @@ def load(path: str | Path, overrides: list[str]) -> tuple[Config, object]:
     """(config, tokenizer or None) that CONFIG names: a TOML file, or a run directory or its
     config.json (the run's resolved config and saved tokenizer)."""
     path = Path(path)
-    run_dir = path if path.is_dir() else path.parent if path.name == "config.json" else None
+    run_dir = path if path.is_dir() else path.parent if path == RunFiles(path.parent).config else None
     if run_dir is None:
         return load_config(path, overrides), None
     if overrides:
         raise UsageError(f"--set cannot change the config {run_dir} trained on; "
                          "use a TOML config for other settings")
-    tok = rundir.load_tokenizer(run_dir) if (run_dir / "tokenizer.json").exists() else None
+    tok = rundir.load_tokenizer(run_dir) if RunFiles(run_dir).tokenizer.exists() else None
     return rundir.read_config(run_dir), tok
 
 
