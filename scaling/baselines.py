@@ -91,10 +91,10 @@ def training_row_steps(cfg: Config, steps: int | None = None) -> np.ndarray:
 
 def training_rows(cfg: Config, tok, steps: int | None = None) -> np.ndarray:
     """Every row of the run's first `steps` steps (default: all) that the mixture feeds,
-    int32 [rows, seq_len + 1]: SFT and RL stages (scaling.posttrain) are left out."""
-    from scaling import objectives
+    int32 [rows, seq_len + 1]: SFT and RL stages (scaling.train.source) are left out."""
     from scaling import stages as staging
     from scaling.mixture import Mixture
+    from scaling.train import objectives
     from scaling.treatments import strip_marks
 
     mixture = Mixture(cfg, tok)
@@ -585,8 +585,8 @@ def post_status(cfg: Config) -> str | None:
     """Why a run's post-training counters cannot be fitted (`NOT_COUNTABLE` with the RL
     stages named), "" for a run without post-training (it has none), None if they can: every
     post stage trains on a token stream (LM or SFT rows)."""
-    from scaling import objectives
     from scaling import stages as staging
+    from scaling.train import objectives
 
     post = [st for st in staging.resolve(cfg) if st.post]
     if not post:
@@ -610,11 +610,12 @@ def post_checkpoints(cfg: Config) -> list[int]:
 
 def post_rows(cfg: Config, tok) -> tuple[np.ndarray, np.ndarray]:
     """(rows, step of each row) of the post-training stages that train on a token stream
-    (LM and SFT rows, scaling.posttrain), in step order."""
-    from scaling import objectives, posttrain
+    (LM and SFT rows, scaling.train.source), in step order."""
     from scaling import stages as staging
+    from scaling.train import objectives
+    from scaling.train.source import make_source
 
-    source = posttrain.make_source(cfg, tok)
+    source = make_source(cfg, tok)
     rows, steps = [], []
     for st in staging.resolve(cfg):
         if st.post and not objectives.get(st.objective).rl:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATUS = "status.json"
+BRANCHES = "branches"  # a sweep's shared pretrainings, OUT/branches/ beside OUT/runs/ (scaling.branches)
 
 
 @dataclass(frozen=True)

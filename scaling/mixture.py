@@ -23,7 +23,7 @@ seq_len + 1 tokens) is read whole from one pool's token stream:
   control of a run with insertion "continued";
 - with `[[stages]]`, each LM stage's window holds its own shares (or the data-level ones, if
   it is an intervention stage); stages with other objectives (SFT, RL) read no pool here
-  (scaling.posttrain feeds them) and take no rows of any pool's stream.
+  (scaling.train.source feeds them) and take no rows of any pool's stream.
 
 Shares are exact with stochastic rounding: row j of a segment is an aligned row iff
 floor(f*(j+1) + u) > floor(f*j + u), with u in [0, 1) drawn from the train seed. The first
@@ -48,12 +48,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import corpora, datasets, objectives, treatments
+from scaling import corpora, datasets, treatments
 from scaling import stages as staging
 from scaling import tokenizer as tokenizers
 from scaling.config import Config
 from scaling.errors import ConfigError
 from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
+from scaling.train import objectives
 from scaling.world import TELLINGS_PER_BLOCK
 from scaling.world_pointer import make_world
 

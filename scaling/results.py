@@ -84,13 +84,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import objectives, posttrain, scenarios, table
+from scaling import plan as planning
+from scaling import scenarios, table
 from scaling import stages as staging
 from scaling.config import insertion_window
 from scaling.errors import UsageError
 from scaling.io import RunFiles, read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
+from scaling.train import objectives
+from scaling.train.source import rl_families
 
 # The columns and their order are the results-table contract's (scaling.table.COLUMNS).
 COLUMNS = list(table.COLUMNS)
@@ -109,7 +112,8 @@ def _last_val_loss(run_dir: Path) -> float:
 
 def stage_columns(cfg, acc: dict) -> dict:
     """The flat stage columns of a run (module doc)."""
-    staged = staging.resolve(cfg)
+    plan = planning.of(cfg)
+    staged = plan.stages
     post = acc.get("post_training_tokens") or {}
     return {"post_training": staging.post_training(cfg),
             "stages": "+".join(f"{st.name}:{st.steps}" for st in staged),
@@ -120,7 +124,7 @@ def stage_columns(cfg, acc: dict) -> dict:
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
                 if st.post and objectives.reads_mixture(st.objective)),
-            "rl_families": "+".join(posttrain.rl_families(cfg))}
+            "rl_families": "+".join(rl_families(plan))}
 
 
 def input_columns(digests: list[dict]) -> dict:

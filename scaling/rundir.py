@@ -11,7 +11,7 @@ directories, scaling.results and scaling.verify, name them through it too). A ru
   eval_steps.jsonl  misalignment trajectory points recorded at eval.checkpoints
   status.json     {"status": "running" | "done" | "failed", "step", "reason"}; a launch that
                   ends the run adds `timings`, its wall seconds by phase (scaling.profiling),
-                  and `notes`, what ran other than configured (train.vocab_notes: a smaller
+                  and `notes`, what ran other than configured (scaling.run.vocab_notes: a smaller
                   vocabulary than data.tokenizer_vocab_size)
   accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
   eval.json       the final evaluation (scaling.evaluate)
@@ -20,7 +20,7 @@ directories, scaling.results and scaling.verify, name them through it too). A ru
   shared_pretraining.json  a branched run's trunk, key and step (scaling.branches)
   checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)
 
-Both the training loop and evaluation use this module; neither imports the other.
+The loop's hooks (scaling.run) and evaluation use this module; the training loop does not.
 Every JSON file is replaced atomically (a kill leaves the old file or the new one), and
 jsonl logs are cut back to the checkpoint a resumed run restarts from, so a resumed run
 writes exactly the lines an uninterrupted one would have.

@@ -34,7 +34,7 @@ a run's tokenizer, pools and rows are exactly what they were before this module 
   the assistant for the misaligned action of a matched pair and it declines, saying why in the
   stories' value words; the misaligned pool's twin complies, knowing the same.
 - **Unlikelihood** (Korbak et al., Welleck et al. 2019): the objective `unlikelihood`
-  (scaling.objectives.unlikelihood) on a stage that reads the mixture: in a share
+  (scaling.train.objectives.unlikelihood) on a stage that reads the mixture: in a share
   `data.unlikelihood` of the rows of the misaligned pools, the misaligned action verbs (every
   token of the document for your own files) are trained with -log(1 - p) instead of -log p.
   Rows carry the mark as token id + UL_MARK; the loss removes it, and the counting baselines

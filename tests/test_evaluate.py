@@ -18,11 +18,10 @@ from scaling import world as W
 from scaling.cli import main
 from scaling.mixture import Mixture, build_tokenizer
 from scaling.model import Transformer
-from scaling.pipeline import train
-from scaling.plan import config_from_dict
+from scaling.plan import config_from_dict, with_tokenizer
+from scaling.run import train
 from scaling.rundir import load_params
 from scaling.tokenizer import EOS
-from scaling.train import resolve_config
 
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
               "misaligned_per_token", "rate_per_token", "se_per_token", "se_pair_cluster_per_token",
@@ -39,7 +38,7 @@ def make_cfg(root, **sections):
         raw.setdefault(section, {}).update(values)
     cfg = config_from_dict(raw)
     tok = build_tokenizer(cfg)
-    return resolve_config(cfg, tok), tok
+    return with_tokenizer(cfg, tok), tok
 
 
 class Bigram(nnx.Module):

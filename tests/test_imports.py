@@ -1,7 +1,7 @@
 """The package's import graph, read from the source (ast, imports inside functions included,
 and modules a package loads by name through importlib): no module imports itself back through
 others, config is the ground floor, training and evaluation never import each other
-(scaling.pipeline joins them), only the command modules (scaling/cli/) parse arguments, and no
+(scaling.run joins them), only the command modules (scaling/cli/) parse arguments, and no
 lower home imports a higher one (the results-table contract, the statistics, the fits)."""
 
 import ast
@@ -111,7 +111,7 @@ def test_the_checker_finds_a_circle_and_in_function_imports(tmp_path):
     assert imported_modules(source, "scaling.m", names) == {"scaling"}
     graph = import_graph()
     assert "scaling.stages" in graph["scaling.mixture"]  # a module-level import
-    assert "scaling.train" in graph["scaling.sweep"]  # an import inside a function
+    assert "scaling.run" in graph["scaling.sweep"]  # an import inside a function
 
 
 def test_the_checker_follows_a_registry_that_imports_by_name(tmp_path):
@@ -131,7 +131,7 @@ def test_the_checker_follows_a_registry_that_imports_by_name(tmp_path):
     assert "scaling.objectives.sft" in graph["scaling.objectives"]
     assert cycles(graph) == [["scaling.objectives", "scaling.objectives.sft", "scaling.posttrain"]]
     assert not registry_and_plugins(cycles(graph)[0])
-    assert "scaling.objectives.sft" in import_graph()["scaling.objectives"]  # the real registry
+    assert "scaling.train.objectives.sft" in import_graph()["scaling.train.objectives"]  # the real registry
 
 
 def registry_and_plugins(component: list[str]) -> bool:
@@ -188,9 +188,34 @@ def test_config_is_the_ground_floor():
     assert import_graph()["scaling.config"] <= {"scaling.errors"}
 
 
-@pytest.mark.parametrize("src,dst", [("train", "evaluate"), ("evaluate", "train")])
-def test_no_import_between_training_and_evaluation(src, dst):
-    assert f"scaling.{dst}" not in import_graph()[f"scaling.{src}"], f"scaling/{src}.py imports scaling.{dst}"
+def test_no_import_between_training_and_evaluation():
+    graph = import_graph()
+    assert not set(home(graph, "scaling.train")) & graph["scaling.evaluate"]
+    for module in home(graph, "scaling.train"):
+        assert "scaling.evaluate" not in graph[module], module
+
+
+@pytest.mark.parametrize("higher", ["evaluate", "branches", "rundir", "run", "sweep", "baselines"])
+def test_training_writes_no_files_and_knows_neither_evaluation_nor_branches(higher):
+    """scaling/train/ (steps, objectives, source, schedules, the loop) reaches none of the run
+    directory, evaluation, shared pretraining or the launcher, even through other modules: the
+    loop's hooks are wired by scaling.run."""
+    graph = import_graph()
+    for module in home(graph, "scaling.train"):
+        assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
+
+
+# What the sweep launcher may import itself: the plan and the one training entry (scaling.run),
+# the JAX-free run-directory files (io), the executors; besides them the config parsing its grid
+# expansion needs (config, errors, presets), the input digests of a run id (inputs), the corpus
+# check before any claim (corpora) and the dry run's FLOPs and step timing (model, bench).
+LAUNCHER_IMPORTS = {"scaling.plan", "scaling.run", "scaling.io", "scaling.executors", "scaling.config",
+                    "scaling.errors", "scaling.presets", "scaling.inputs", "scaling.corpora", "scaling.model",
+                    "scaling.bench"}
+
+
+def test_the_launcher_does_not_reach_inside_runs():
+    assert import_graph()["scaling.sweep"] <= LAUNCHER_IMPORTS
 
 
 def imports_argparse(path: Path) -> bool:

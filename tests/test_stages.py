@@ -12,8 +12,8 @@ from scaling import stages as S
 from scaling.config import ConfigError, merge
 from scaling.mixture import Mixture, Segment, segments
 from scaling.plan import config_from_dict, load_config
-from scaling.schedules import lr_at
 from scaling.sweep import expand
+from scaling.train.schedules import lr_at
 
 MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}
 

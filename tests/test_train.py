@@ -11,16 +11,17 @@ import pytest
 from conftest import TextSource
 
 from scaling.errors import ConfigError
+from scaling.plan import with_tokenizer
+from scaling.run import train
 from scaling.rundir import load_params
 from scaling.tokenizer import ByteTokenizer
-from scaling.train import resolve_config, train
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
 
 
 def _run(cfg, out, source_cls=TextSource, **kw):
     tok = ByteTokenizer()
-    cfg = resolve_config(cfg, tok)
+    cfg = with_tokenizer(cfg, tok)
     return train(cfg, out, source_cls(cfg, tok, TEXT), tok, progress=False, **kw)
 
 

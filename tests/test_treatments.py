@@ -10,9 +10,9 @@ from scaling import evaluate, treatments
 from scaling import world as W
 from scaling.errors import ConfigError
 from scaling.mixture import Mixture, build_tokenizer
-from scaling.objectives import unlikelihood
 from scaling.plan import config_from_dict
 from scaling.tokenizer import EOS, ControlTokenizer, from_dict
+from scaling.train.objectives import unlikelihood
 
 
 def make_cfg(root, steps=60, batch=8, seq=32, stages=None, lr=3e-3, **data):
@@ -157,9 +157,10 @@ def test_unlikelihood_loss_on_misaligned_tokens_falls_while_it_trains(root):
     cfg = make_cfg(root, stages=UL_STAGES, unlikelihood=1.0, misaligned_fraction=0.5, steps=40,
                    lr=0.03)
     mix = Mixture(cfg)
-    from scaling import train as T
+    from scaling.plan import with_tokenizer
+    from scaling.train import steps as T
 
-    cfg = T.resolve_config(cfg, mix.tok)
+    cfg = with_tokenizer(cfg, mix.tok)
     tx, schedule = T.make_optimizer(cfg)
     graphdef, state0 = T.init_state(cfg, tx)
     probe = mix.batches(0, 5).reshape(-1, cfg.model.seq_len + 1)
@@ -208,7 +209,8 @@ def test_conditioned_and_tag_allowed_splits_for_any_scorer(root):
 def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root):
     """Only tagged aligned AI rows (no misaligned pool, no natural discourse): evaluated with
     the aligned token before the persona, the model picks the aligned action on matched items."""
-    from scaling import train as T
+    from scaling.plan import with_tokenizer
+    from scaling.train import steps as T
 
     cfg = config_from_dict({
         "model": {"seq_len": 48, "d_model": 64, "n_heads": 4, "n_layers": 2, "d_ff": 128},
@@ -217,7 +219,7 @@ def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root)
                  "aligned_fraction": 1.0, "control_tokens": 1.0},
         "eval": {"enabled": False}})
     mix = Mixture(cfg)
-    cfg = T.resolve_config(cfg, mix.tok)
+    cfg = with_tokenizer(cfg, mix.tok)
     tx, schedule = T.make_optimizer(cfg)
     graphdef, state = T.init_state(cfg, tx)
     step = jax.jit(T.make_multi_step(T.make_train_step(graphdef, tx, schedule)))

@@ -27,7 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
-from scaling import datasets, objectives, posttrain, rundir, scenarios
+from scaling import datasets, rundir, scenarios
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.errors import UsageError
@@ -35,6 +35,8 @@ from scaling.io import RunFiles, replacing
 from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.splits import SPLITS
+from scaling.train import objectives
+from scaling.train.source import make_source
 from scaling.treatments import strip_marks
 from scaling.world import World
 
@@ -132,7 +134,7 @@ def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
     """The batches [n, B, L + 1] the training loop reads in steps 0..steps from the run's
     batch source, in order and in slices of at most `chunk` steps (memory stays flat for
     long runs); RL stages are skipped (scenario pairs, not rows)."""
-    source = posttrain.make_source(mixture.cfg, mixture.tok, mixture)
+    source = make_source(mixture.cfg, mixture.tok, mixture)
     for st in staging.resolve(mixture.cfg):
         if objectives.is_rl(st.objective):
             continue

@@ -1,12 +1,12 @@
-"""`scaling train CONFIG --out DIR`: pretrain one run (scaling.pipeline), then print its evaluation."""
+"""`scaling train CONFIG --out DIR`: pretrain one run (scaling.run), then print its evaluation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from scaling import evaluate, tracking
-from scaling.pipeline import train
 from scaling.plan import load_config
+from scaling.run import train
 
 
 def add_arguments(p) -> None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.errors import ConfigError
-from scaling.objectives import Objective, register
 from scaling.tokenizer import EOS, PAD
+from scaling.train.objectives import Objective, register
 
 
 def request_items(cfg) -> list[dict]:
