@@ -290,7 +290,8 @@ def _check_stages(cfg: Config) -> None:
     for s in cfg.eval.checkpoints:
         _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
     if any(st.families for st in cfg.stages):
-        from scaling.train.objectives.helpful_rl import request_items  # noqa: I001 - the world's request families
+        # the world's request families
+        from scaling.train.objectives.helpful_rl import request_items
 
         known = {i["family"] for i in request_items(cfg)}
         for st in cfg.stages:

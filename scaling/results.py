@@ -148,7 +148,7 @@ def _schedule_label(st) -> str:
 def _staged_insertion(cfg) -> str:
     """Label of a [[stages]] run's intervention: its stage, window and rewarm."""
     labels = []
-    for st, conf in zip(staging.resolve(cfg), [c for c in cfg.stages if staging.length(cfg, c) > 0]):
+    for st, conf in zip(planning.of(cfg).stages, [c for c in cfg.stages if staging.length(cfg, c) > 0]):
         if st.intervention:
             label = st.name if conf.window == (0.0, 1.0) else f"{st.name} {conf.window[0]:g}-{conf.window[1]:g}"
             labels.append(label + (" rewarm" if st.warmup_steps > 0 and st.step0 > 0 else ""))
@@ -158,7 +158,7 @@ def _staged_insertion(cfg) -> str:
 def window(cfg) -> tuple[float, float]:
     """The window of aligned documents in units of the pretraining budget."""
     if cfg.stages:
-        windows = [(st.w0, st.w1) for st in staging.resolve(cfg) if st.intervention]
+        windows = [(st.w0, st.w1) for st in planning.of(cfg).stages if st.intervention]
         w0, w1 = windows[0] if windows else (math.nan, math.nan)
         return w0 / cfg.train.steps, w1 / cfg.train.steps
     d, pre = cfg.data, cfg.train.steps

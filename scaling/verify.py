@@ -215,9 +215,9 @@ def _check_accounting(run_dir, rid, record, cfg, total, rerun) -> list[Finding]:
     tokens, aligned = acc.get("total_tokens") or 0, acc.get("aligned_tokens")
     all_aligned, what = aligned, "all tokens"
     if isinstance(acc.get("dose_tokens"), int | float) and isinstance(acc.get("tokens"), dict):
-        from scaling import stages as staging  # post-training stages are outside the dose
+        from scaling.plan import of  # post-training stages are outside the dose
 
-        pre = {st.name for st in staging.resolve(cfg) if not st.post}
+        pre = {st.name for st in of(cfg).stages if not st.post}
         aligned = sum((acc["tokens"].get(n) or {}).get("aligned", 0) for n in pre)
         tokens, what = acc["dose_tokens"], "tokens before post-training"
     dose = acc.get("dose")

@@ -37,6 +37,7 @@ import optax
 from flax import nnx
 
 from scaling import devices, profiling
+from scaling import plan as planning
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.plan import RunPlan
@@ -180,9 +181,8 @@ def _unseeded(plan: RunPlan) -> RunPlan:
     """What the programs depend on: data and eval reset, stages reduced to lengths,
     objectives and schedules (scaling.stages.program_stages)."""
     cfg = plan.config
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0),
-                              data=type(cfg.data)(), eval=type(cfg.eval)(), stages=staging.program_stages(cfg))
-    return RunPlan(cfg, staging.resolve(cfg))
+    return planning.of(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0), data=type(cfg.data)(),
+                                           eval=type(cfg.eval)(), stages=staging.program_stages(cfg)))
 
 
 class Programs(typing.NamedTuple):
