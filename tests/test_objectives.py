@@ -1,4 +1,4 @@
-"""scaling.objectives: the registry of training objectives (one module each), the indirect
+"""scaling.train.objectives: the registry of training objectives (one module each), the indirect
 helpfulness objective's scenarios, and an objective added from outside the package."""
 
 import dataclasses
