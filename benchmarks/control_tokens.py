@@ -22,11 +22,10 @@ import numpy as np
 from flax import nnx
 
 from scaling import evaluate, treatments
-from scaling.plan import with_tokenizer
-from scaling.train import steps as T
 from scaling import world as W
-from scaling.mixture import Mixture
-from scaling.plan import config_from_dict
+from scaling.data.mixture import Mixture
+from scaling.plan import config_from_dict, with_tokenizer
+from scaling.train import steps as T
 
 
 def main(steps: int) -> None:

@@ -85,9 +85,10 @@ from pathlib import Path
 import pandas as pd
 
 from scaling import plan as planning
-from scaling import scenarios, table
 from scaling import stages as staging
+from scaling import table
 from scaling.config import insertion_window
+from scaling.data import scenarios
 from scaling.errors import UsageError
 from scaling.io import RunFiles, read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict

@@ -56,7 +56,7 @@ class RunDir(loop.Run):
 def vocab_notes(cfg: Config, tok) -> list[str]:
     """What the run's status.json ("notes") and log say about its vocabulary: a SentencePiece
     model trained here with fewer pieces than data.tokenizer_vocab_size."""
-    from scaling import tokenizer
+    from scaling.data import tokenizer
 
     trained_here = cfg.data.tokenizer == "sentencepiece" and not cfg.data.tokenizer_file
     note = tokenizer.shortfall(tok, cfg.data.tokenizer_vocab_size) if trained_here and tok is not None else None
@@ -87,7 +87,7 @@ def prepare(plan: RunPlan | Config, out: str | Path, source: loop.BatchSource | 
 
 def _prepare(plan: RunPlan, out: Path, source, tok, repair: bool) -> RunDir:
     if source is None:
-        from scaling.mixture import build_tokenizer
+        from scaling.data.vocab import build_tokenizer
 
         tok = _saved_tokenizer(out) or build_tokenizer(plan.config)
     if tok is not None:
@@ -116,7 +116,7 @@ def _prepare(plan: RunPlan, out: Path, source, tok, repair: bool) -> RunDir:
 def check_data(plan: RunPlan, tokenizers: dict) -> None:
     """Build the run's data (its tokenizer, one per tokenizer spec in `tokenizers`, and its
     batch source) to find the config errors that show only then; raises them."""
-    from scaling.mixture import build_tokenizer
+    from scaling.data.vocab import build_tokenizer
     from scaling.train.source import make_source
 
     if plan.tokenizer_spec not in tokenizers:

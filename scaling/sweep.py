@@ -221,7 +221,7 @@ def _check_corpora(specs) -> None:
         for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
             files = getattr(d, name)
             if files and (name, files, d.text_field) not in seen:
-                from scaling.corpora import check_texts
+                from scaling.data.corpora import check_texts
 
                 seen.add((name, files, d.text_field))
                 check_texts(f"data.{name}", files, d.text_field)

@@ -12,8 +12,8 @@ jax.config.update("jax_num_cpu_devices", int(os.environ.get("N_DEVICES", "8")))
 import numpy as np  # noqa: E402
 from conftest import TextSource, tiny_config  # noqa: E402
 
-from scaling import devices, plan, run, rundir  # noqa: E402  # noqa: E402
-from scaling.tokenizer import ByteTokenizer  # noqa: E402
+from scaling import devices, plan, run, rundir  # noqa: E402
+from scaling.data.tokenizer import ByteTokenizer  # noqa: E402
 from scaling.train import loop, steps  # noqa: E402
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400

@@ -50,7 +50,7 @@ def _imports_by_name(node: ast.AST) -> bool:
 
 def _loaded_by_name(call: ast.Call, tree: ast.AST, name: str, modules: set[str]) -> set[str]:
     """The package's modules an import by name may load: f"{__name__}.{x}" (a registry loading
-    its own modules, as scaling.objectives does) any module below `name`; a string constant that
+    its own modules, as scaling.train.objectives does) any module below `name`; a string constant that
     module; any other expression every module whose name the source spells as a string
     (scaling.cli's command table)."""
     arg = call.args[0] if call.args else None
@@ -110,7 +110,7 @@ def test_the_checker_finds_a_circle_and_in_function_imports(tmp_path):
     source.write_text("from scaling import __version__\n")  # a name of the package's __init__
     assert imported_modules(source, "scaling.m", names) == {"scaling"}
     graph = import_graph()
-    assert "scaling.stages" in graph["scaling.mixture"]  # a module-level import
+    assert "scaling.stages" in graph["scaling.data.mixture"]  # a module-level import
     assert "scaling.run" in graph["scaling.sweep"]  # an import inside a function
 
 
@@ -144,7 +144,7 @@ def registry_and_plugins(component: list[str]) -> bool:
 def test_no_import_circles():
     """Not even the treatments one main had (treatments.extra_splits scored items, importing
     evaluate, which imports baselines, mixture ... and mixture imports treatments): the scoring
-    half now lives in scaling.evaluate, the data half below scaling.mixture."""
+    half now lives in scaling.evaluate, the data half below scaling.data.mixture."""
     graph = import_graph()
     assert [c for c in cycles(graph) if not registry_and_plugins(c)] == []
     assert "scaling.evaluate" not in reached(graph, "scaling.treatments")
@@ -177,11 +177,34 @@ def test_statistics_import_only_the_table_contract():
         assert reached(graph, module) <= allowed, module
 
 
-@pytest.mark.parametrize("higher", ["baselines", "world", "mixture", "datasets", "train"])
+@pytest.mark.parametrize("higher", ["baselines", "world", "data.mixture", "data.datasets", "train"])
 def test_the_fits_do_not_reach_the_run_side(higher):
     graph = import_graph()
     for module in home(graph, "scaling.fit"):
         assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
+
+
+def _within(module: str, homes) -> bool:
+    return any(module == h or module.startswith(f"{h}.") for h in homes)
+
+
+def test_the_world_knows_no_tokens_config_data_or_training():
+    """scaling.world writes text from a seed: nothing it reaches tokenizes, parses a config,
+    builds pools, models or trains."""
+    graph = import_graph()
+    banned = ("scaling.data", "scaling.config", "scaling.model", "scaling.train")
+    for module in home(graph, "scaling.world"):
+        assert not [m for m in reached(graph, module) if _within(m, banned)], module
+
+
+def test_the_data_side_imports_no_model_training_evaluation_or_launcher():
+    """scaling.data turns text into rows: none of its modules imports the model, the training
+    loop, evaluation or the sweep launcher (what it reaches through the treatments circle,
+    KNOWN_CIRCLES, goes once treatments is split)."""
+    graph = import_graph()
+    banned = ("scaling.model", "scaling.train", "scaling.evaluate", "scaling.sweep")
+    for module in home(graph, "scaling.data"):
+        assert not [m for m in graph[module] if _within(m, banned)], module
 
 
 def test_config_is_the_ground_floor():
@@ -210,7 +233,7 @@ def test_training_writes_no_files_and_knows_neither_evaluation_nor_branches(high
 # expansion needs (config, errors, presets), the input digests of a run id (inputs), the corpus
 # check before any claim (corpora) and the dry run's FLOPs and step timing (model, bench).
 LAUNCHER_IMPORTS = {"scaling.plan", "scaling.run", "scaling.io", "scaling.executors", "scaling.config",
-                    "scaling.errors", "scaling.presets", "scaling.inputs", "scaling.corpora", "scaling.model",
+                    "scaling.errors", "scaling.presets", "scaling.inputs", "scaling.data.corpora", "scaling.model",
                     "scaling.bench"}
 
 
@@ -257,7 +280,7 @@ def test_splits_are_declared_below_everything():
     graph = import_graph()
     assert graph["scaling.splits"] == set()
     for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
-                   "scaling.scenarios", "scaling.reports.answer"):
+                   "scaling.data.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from scaling import plan
 from scaling.config import ConfigError
-from scaling.mixture import build_tokenizer
+from scaling.data.tokenizer import UNK
+from scaling.data.vocab import build_tokenizer
 from scaling.plan import config_from_dict
-from scaling.tokenizer import UNK
 from scaling.train import loop, objectives
 from scaling.train.objectives import helpful_benign_rl
 from scaling.train.objectives.helpful_rl import RLData

@@ -46,7 +46,7 @@ class StagedSource:
 
 def make_source(plan: RunPlan | Config, tok, mixture=None):
     """The run's BatchSource: the mixture (built if not given) alone if every stage is LM."""
-    from scaling.mixture import Mixture
+    from scaling.data.mixture import Mixture
 
     plan = planning.of(plan)
     mixture = mixture or Mixture(plan.config, tok)

@@ -32,8 +32,8 @@ from flax import nnx
 
 from scaling import stages as staging
 from scaling.config import Config
+from scaling.data.tokenizer import PAD
 from scaling.model import Transformer
-from scaling.tokenizer import PAD
 from scaling.train.schedules import make_schedule
 
 # ---------------------------------------------------------------- LM step

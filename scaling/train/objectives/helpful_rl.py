@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling.data.tokenizer import EOS, PAD
 from scaling.errors import ConfigError
-from scaling.tokenizer import EOS, PAD
 from scaling.train.objectives import Objective, register
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaling.tokenizer import EOS
+from scaling.data.tokenizer import EOS
 from scaling.train.objectives import Objective, register
 
 
