@@ -57,6 +57,7 @@ class Stage:
     decay_share: float
     kl: float
     families: tuple[str, ...]
+    reads_mixture: bool = True  # its objective reads the run's mixture (scaling.train.objectives)
 
     @property
     def steps(self) -> int:
@@ -105,7 +106,7 @@ def resolve(cfg: Config) -> tuple[Stage, ...]:
         out.append(Stage(st.name, st.objective, step, step + n, step + round(lo * n), step + round(hi * n),
                          a, m, st.post or not objectives.reads_mixture(st.objective), st.intervention, st.schedule,
                          st.lr_scale * cfg.train.lr, st.final_scale * cfg.train.lr, st.warmup_steps,
-                         st.decay_share, st.kl, st.families))
+                         st.decay_share, st.kl, st.families, objectives.reads_mixture(st.objective)))
         step += n
     return tuple(out)
 

@@ -198,9 +198,9 @@ def test_the_world_knows_no_tokens_config_data_or_training():
 
 
 def test_the_data_side_imports_no_model_training_evaluation_or_launcher():
-    """scaling.data turns text into rows: none of its modules imports the model, the training
-    loop, evaluation or the sweep launcher (what it reaches through the treatments circle,
-    KNOWN_CIRCLES, goes once treatments is split)."""
+    """scaling.data turns text into rows: none of its modules imports the model, training
+    (the objectives' registry included: a stage says whether it reads the mixture,
+    scaling.stages.Stage.reads_mixture), evaluation or the sweep launcher."""
     graph = import_graph()
     banned = ("scaling.model", "scaling.train", "scaling.evaluate", "scaling.sweep")
     for module in home(graph, "scaling.data"):

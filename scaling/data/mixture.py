@@ -54,7 +54,6 @@ from scaling.config import Config
 from scaling.data import corpora, datasets, vocab
 from scaling.data.tokenizer import UNK, Tokenizer
 from scaling.errors import ConfigError
-from scaling.train import objectives
 from scaling.world import story_form
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
@@ -90,7 +89,7 @@ def segments(cfg: Config) -> list[Segment]:
     """The run's steps in order, each with the intervention shares of its rows."""
     parts = []
     for st in staging.resolve(cfg):
-        if not objectives.reads_mixture(st.objective):
+        if not st.reads_mixture:
             parts.append(Segment(st.name, st.step0, st.step1, 0.0, 0.0, lm=False, post=True))
             continue
         parts += [Segment(st.name, st.step0, st.w0, 0.0, 0.0, post=st.post),
