@@ -168,26 +168,51 @@ def score_sequences(model, seqs: list[np.ndarray], n_scored: np.ndarray, cap: in
                     together: int = 1) -> np.ndarray:
     """Summed log-probability of the last `n_scored` tokens of each sequence, float64 [R].
     Sequences longer than `cap` lose tokens from the left."""
+    lengths = np.array([len(s) for s in seqs], np.int64)
+    flat = np.concatenate([np.asarray(s, np.int32) for s in seqs]) if len(seqs) else np.zeros(0, np.int32)
+    return _score_flat(model, flat, lengths, np.asarray(n_scored), cap, together)
+
+
+def _score_flat(model, flat: np.ndarray, lengths: np.ndarray, n_scored: np.ndarray, cap: int,
+                together: int) -> np.ndarray:
+    """`score_sequences` of the sequences laid end to end in `flat` (`lengths` each). Every
+    row is laid out once in a [R, cap] table and each call's batch is a slice of it, the
+    same tokens and mask as row by row; the calls are all dispatched before any result is
+    read, so laying out a batch overlaps the computation of the one before."""
     graphdef, params = nnx.split(model, nnx.Param)
-    seqs = [np.asarray(s, np.int32)[-cap:] for s in seqs]
-    lengths = np.array([len(s) for s in seqs])
+    cut = np.maximum(lengths - cap, 0)  # tokens lost on the left
+    lengths = lengths - cut
     n_scored = np.minimum(n_scored, lengths - 1)
-    out = np.zeros(len(seqs))
+    row = np.repeat(np.arange(len(lengths)), lengths + cut)
+    pos = np.arange(len(flat)) - np.repeat(np.cumsum(lengths + cut) - lengths - cut, lengths + cut) - cut[row]
+    kept = pos >= 0
+    tokens_RxC = np.full((len(lengths), cap), PAD, np.int32)
+    tokens_RxC[row[kept], pos[kept]] = flat[kept]
+    at_C = np.arange(cap)[None, :]
+    mask_RxC = ((at_C >= (lengths - n_scored)[:, None]) & (at_C < lengths[:, None])).astype(np.float32)
+    pending = []
     for length, rows, per_call in _batches(lengths, cap, together):
         tokens = np.full((per_call, length), PAD, np.int32)
         mask = np.zeros((per_call, length), np.float32)
-        for j, r in enumerate(rows):
-            tokens[j, :lengths[r]] = seqs[r]
-            mask[j, lengths[r] - n_scored[r]:lengths[r]] = 1.0
-        out[rows] = np.asarray(row_logprobs(graphdef, params, tokens, mask))[:len(rows)]
+        tokens[:len(rows)], mask[:len(rows)] = tokens_RxC[rows, :length], mask_RxC[rows, :length]
+        pending.append((rows, row_logprobs(graphdef, params, tokens, mask)))
+    out = np.zeros(len(lengths))
+    for rows, logp in pending:
+        out[rows] = np.asarray(logp)[:len(rows)]
     return out
 
 
 def score_continuations(model, prompts: list[np.ndarray], continuations: list[np.ndarray],
                         cap: int, together: int = 1) -> np.ndarray:
     """Summed log p(continuation | <eos> prompt) per row, float64 [R]."""
-    seqs = [np.concatenate([[EOS], p, c]) for p, c in zip(prompts, continuations)]
-    return score_sequences(model, seqs, np.array([len(c) for c in continuations]), cap, together)
+    n_cont = np.array([len(c) for c in continuations], np.int64)
+    lengths = np.array([len(p) for p in prompts], np.int64) + n_cont + 1
+    parts = [x for p, c in zip(prompts, continuations) for x in (_EOS_1, p, c)]
+    flat = np.concatenate(parts).astype(np.int32) if parts else np.zeros(0, np.int32)
+    return _score_flat(model, flat, lengths, n_cont, cap, together)
+
+
+_EOS_1 = np.array([EOS], np.int32)
 
 
 # ---------------------------------------------------------------- items and statistics
