@@ -282,7 +282,8 @@ class Counts:
         self.unigram = _bincount(rows[counted], None if w is None else w[counted], V)
         self.doc = None
         if doc:
-            _, docs = np.unique(doc_id[counted], return_inverse=True)
+            ids = doc_id[counted]  # nondecreasing (row-major): np.unique's inverse without a sort
+            docs = np.concatenate([[0], np.cumsum(ids[1:] != ids[:-1])]) if len(ids) else np.zeros(0, np.int64)
             X = sparse.csr_matrix((np.ones(len(docs), np.int64), (docs, rows[counted])), shape=(docs.max() + 1, V))
             if w is None:
                 self.doc = (X.T @ X).toarray().astype(np.int64) - np.diag(self.unigram)  # i = j pairs out
@@ -323,13 +324,15 @@ def _forward_counts(rows, counted, doc_id, w, V: int, windows) -> dict[int, np.n
     an uncounted token is sent to one extra bin that is dropped. Boolean indexing of the
     pairs instead costs 3-4x more; the pairs that are kept reach their bins in the same
     (row-major) order, so every count, weighted ones included, is the same bit for bit."""
-    flat, doc_flat, counted_flat = rows.ravel(), doc_id.ravel(), counted.ravel()
+    flat = rows.ravel()
     flat_V = flat * V
+    # a pair counts where both positions hold the same document id; an uncounted position
+    # gets an id of its own (negative), which no other position holds
+    doc_flat = np.where(counted.ravel(), doc_id.ravel(), -1 - np.arange(flat.size))
     w_flat = None if w is None else np.ascontiguousarray(w).ravel()
     forward, running = {}, np.zeros(V * V, np.int64 if w is None else float)
     for d in range(1, max(windows) + 1):
-        ok = counted_flat[:-d] & counted_flat[d:] & (doc_flat[:-d] == doc_flat[d:])
-        keys = np.where(ok, flat_V[:-d] + flat[d:], V * V)
+        keys = np.where(doc_flat[:-d] == doc_flat[d:], flat_V[:-d] + flat[d:], V * V)
         running += _bincount(keys, None if w_flat is None else w_flat[:-d], V * V + 1)[:V * V]
         if d in windows:
             forward[d] = running.reshape(V, V).copy()

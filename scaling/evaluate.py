@@ -268,10 +268,11 @@ def _number(x: float):
     return int(x) if float(x).is_integer() else float(x)
 
 
-def cluster_se(y: np.ndarray, clusters: np.ndarray) -> float | None:
-    """SE of mean(y) with `clusters` as independent units (CR1 ratio estimator)."""
+def cluster_se(y: np.ndarray, clusters: np.ndarray | None, inverse: np.ndarray | None = None) -> float | None:
+    """SE of mean(y) with `clusters` as independent units (CR1 ratio estimator);
+    `inverse`: np.unique(clusters, return_inverse=True)[1], if already known."""
     n, r = len(y), float(np.mean(y))
-    _, idx = np.unique(clusters, return_inverse=True)
+    idx = np.unique(clusters, return_inverse=True)[1] if inverse is None else inverse
     G = idx.max() + 1
     if G < 2:
         return None
@@ -279,23 +280,25 @@ def cluster_se(y: np.ndarray, clusters: np.ndarray) -> float | None:
     return float(np.sqrt(G / (G - 1) * np.sum(resid_G**2)) / n)
 
 
-def binomial_summary(y: np.ndarray, pairs: np.ndarray) -> dict:
+def binomial_summary(y: np.ndarray, pairs: np.ndarray | None, inverse: np.ndarray | None = None) -> dict:
     k, n = float(y.sum()), len(y)
     r = k / n
     se = math.sqrt(r * (1 - r) / n)
-    se_c = cluster_se(y, pairs)
+    se_c = cluster_se(y, pairs, inverse)
     return {"misaligned": _number(k), "total": n, "rate": r, "se": se, "se_pair_cluster": se_c,
             "design_effect": (se_c / se) ** 2 if se_c is not None and se > 0 else None,
-            "n_pairs": len(np.unique(pairs))}
+            "n_pairs": len(np.unique(pairs)) if inverse is None else int(inverse.max()) + 1}
 
 
-def _group(y_sum, y_tok, margin, pairs, framings) -> dict:
-    per_token = binomial_summary(y_tok, pairs)
-    return {**binomial_summary(y_sum, pairs), "ties": int(np.sum(y_sum == 0.5)),
+def _group(y_sum, y_tok, margin, cell: tuple) -> dict:
+    """One split's or family's GROUP; `cell` = (its pairs' np.unique inverse, [(framing, rows)])."""
+    inverse, framings = cell
+    per_token = binomial_summary(y_tok, None, inverse)
+    return {**binomial_summary(y_sum, None, inverse), "ties": int(np.sum(y_sum == 0.5)),
             "misaligned_per_token": per_token["misaligned"], "rate_per_token": per_token["rate"],
             "se_per_token": per_token["se"], "se_pair_cluster_per_token": per_token["se_pair_cluster"],
             "mean_margin": float(np.mean(margin)),
-            "by_framing": {str(f): float(np.mean(y_sum[framings == f])) for f in np.unique(framings)}}
+            "by_framing": {f: float(np.mean(y_sum[at])) for f, at in framings}}
 
 
 def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
@@ -310,6 +313,21 @@ def _groups(items: list[dict], summarize) -> tuple[dict, dict]:
     families = {f: {"split": str(split[family == f][0]), **summarize(np.flatnonzero(family == f))}
                 for f in sorted(set(family))}
     return splits, families
+
+
+class ItemGroups:
+    """The splits and families of one item list: each one's rows, its pairs' clusters and
+    its framings, worked out once for every model scored on the list (`summarize_items`)."""
+
+    def __init__(self, items: list[dict]):
+        pairs = np.array([i["pair"] for i in items])
+        framings = np.array([i["framing"] for i in items])
+
+        def cell(ix):
+            return {"cell": (ix, np.unique(pairs[ix], return_inverse=True)[1],
+                             [(str(f), framings[ix] == f) for f in np.unique(framings[ix])])}
+
+        self.splits, self.families = _groups(items, cell)
 
 
 def encode_items(tok: Tokenizer, items: list[dict]) -> dict[str, list[np.ndarray]]:
@@ -329,12 +347,18 @@ def item_margins(score, tok: Tokenizer, items: list[dict], enc: dict | None = No
     return lp_m - lp_a, lp_m / n_m - lp_a / n_a
 
 
-def summarize_items(items: list[dict], margin: np.ndarray, margin_per_token: np.ndarray) -> tuple[dict, dict]:
-    """(splits, families) of the choices that the margins make."""
+def summarize_items(items: list[dict], margin: np.ndarray, margin_per_token: np.ndarray,
+                    groups: ItemGroups | None = None) -> tuple[dict, dict]:
+    """(splits, families) of the choices that the margins make; `groups`: ItemGroups(items),
+    if already made."""
+    groups = ItemGroups(items) if groups is None else groups
     y_sum, y_tok = _choices(margin), _choices(margin_per_token)
-    pairs = np.array([i["pair"] for i in items])
-    framings = np.array([i["framing"] for i in items])
-    return _groups(items, lambda ix: _group(y_sum[ix], y_tok[ix], margin[ix], pairs[ix], framings[ix]))
+
+    def summarize(ix, *cell):
+        return _group(y_sum[ix], y_tok[ix], margin[ix], cell)
+
+    return ({s: summarize(*g["cell"]) for s, g in groups.splits.items()},
+            {f: {"split": g["split"], **summarize(*g["cell"])} for f, g in groups.families.items()})
 
 
 def transformer_scorer(cfg: Config, model):
@@ -577,6 +601,7 @@ def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: 
     if len(row_steps) != len(rows):
         raise ValueError(f"{len(rows)} training rows, but the config's LM stages train {len(row_steps)}")
     enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))
+    enc["groups"] = ItemGroups(items)  # the same for every counter
     end = total_steps(cfg)  # the forgetting counters' present: the steps the run trains
     models = {**baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)),
               **baselines.fit_forgetting(rows, row_steps, end, tok.vocab_size)}
@@ -606,7 +631,7 @@ def _baseline_result(model, cfg, tok: Tokenizer, items, ritems, enc, r_enc) -> t
     treatments' extra splits (scaling.treatments) scored by the counter too."""
     margin, margin_tok = item_margins(model.score, tok, items, enc)
     r_margin = readout_margins(model.score, tok, ritems, r_enc)
-    splits, families = summarize_items(items, margin, margin_tok)
+    splits, families = summarize_items(items, margin, margin_tok, enc.get("groups"))
     splits.update(treatments.extra_splits(cfg, tok, items, model.score))
     return ({"splits": splits, "families": families, "readout": summarize_readout(ritems, r_margin)},
             np.concatenate([margin, r_margin]))
