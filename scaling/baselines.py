@@ -199,7 +199,7 @@ class NGram:
         first = starts + pad + lengths - n_scored  # each row's first scored token in `padded`
         within = np.arange(len(owner)) - np.repeat(np.cumsum(n_scored) - n_scored, n_scored)
         last = np.repeat(first, n_scored) + within  # the scored token ends its window
-        windows = padded[last[:, None] - pad + np.arange(n)[None, :]]
+        windows = padded[last[:, None] - (n - 1) + np.arange(n)[None, :]]
         c_gram = self._lookup(self.grams, self.gram_counts, self._keys(windows))
         c_ctx = self._lookup(self.contexts, self.context_counts, self._keys(windows[:, :-1]))
         logp = np.log(c_gram + self.k) - np.log(c_ctx + self.k * self.V)
