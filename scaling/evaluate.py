@@ -550,19 +550,23 @@ def generation(cfg: Config, tok: Tokenizer, model, items: list[dict]) -> dict:
 
 def evaluate_model(cfg: Config, tok: Tokenizer, model, items: list[dict] | None = None, *,
                    generate: bool | None = None, item_log: list | None = None,
-                   heldout: np.ndarray | None = None) -> dict:
+                   heldout: np.ndarray | None = None, readout: list[dict] | None = None,
+                   encoded: tuple[dict, dict] | None = None) -> dict:
     """Misalignment, readout, capability and (optionally) generation of one model; no I/O.
 
     `items` default to the world's eval items, subset by cfg.eval.max_items; `generate`
-    defaults to cfg.eval.generation. Per-item margins are appended to `item_log` if given."""
+    defaults to cfg.eval.generation. Per-item margins are appended to `item_log` if given.
+    `readout`: readout_items(cfg) and `encoded`: (encode_items of the items, of
+    readout_choices(readout)), if the caller already has them."""
     items = eval_items(cfg) if items is None else items
-    ritems = readout_items(cfg)
+    ritems = readout_items(cfg) if readout is None else readout
+    enc, r_enc = encoded or (None, None)
     score = transformer_scorer(cfg, model)
     t0 = time.perf_counter()
-    margin, margin_tok = item_margins(score, tok, items)
+    margin, margin_tok = item_margins(score, tok, items, enc)
     splits, families = summarize_items(items, margin, margin_tok)
     splits.update(treatments.extra_splits(cfg, tok, items, score))  # a treated run's own scorings
-    r_margin = readout_margins(score, tok, ritems)
+    r_margin = readout_margins(score, tok, ritems, r_enc)
     t1 = time.perf_counter()
     cap = capability(cfg, tok, model, heldout)
     t2 = time.perf_counter()
@@ -587,21 +591,22 @@ def _item_records(items, margin, ritems, r_margin) -> list[dict]:
 
 def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: list[dict] | None = None, *,
                        rows: np.ndarray | None = None, readout: list[dict] | None = None,
-                       trajectory: dict | None = None) -> dict:
+                       trajectory: dict | None = None, encoded: tuple[dict, dict] | None = None) -> dict:
     """The counting baselines fitted on the run's training rows, scored on the same items:
     {model: {splits, families, readout}}; their margins go into `records` (same order).
     `rows` and `readout`: the training rows and readout items (default: rebuilt from `cfg`).
     With the static ones, the dynamic counters (scaling.baselines): the forgetting ones, and
     for a run with post-training the post-training ones at the end ({"status": ...} instead
     where post-training is RL: nothing to count); their points at every post-training
-    checkpoint go into `trajectory` ({model: [POINT, ...]}) if given."""
+    checkpoint go into `trajectory` ({model: [POINT, ...]}) if given. `encoded`: as
+    evaluate_model's."""
     ritems = readout_items(cfg) if readout is None else readout
     rows = baselines.training_rows(cfg, tok) if rows is None else rows
     row_steps = baselines.training_row_steps(cfg)
     if len(row_steps) != len(rows):
         raise ValueError(f"{len(rows)} training rows, but the config's LM stages train {len(row_steps)}")
-    enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))
-    enc["groups"] = ItemGroups(items)  # the same for every counter
+    enc, r_enc = encoded or (encode_items(tok, items), encode_items(tok, readout_choices(ritems)))
+    enc = {**enc, "groups": ItemGroups(items)}  # the same for every counter
     end = total_steps(cfg)  # the forgetting counters' present: the steps the run trains
     models = {**baselines.fit_all(rows, tok.vocab_size, baselines.value_tokens(tok)),
               **baselines.fit_forgetting(rows, row_steps, end, tok.vocab_size)}
@@ -692,11 +697,14 @@ def evaluate_run(run_dir: str | Path, step: int | None = None, *, generate: bool
     cfg, tok, model = rundir.load_params(run_dir, step)
     if max_items is not None:
         cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, max_items=max_items))
-    items, records = eval_items(cfg), []
-    payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records, heldout=heldout)
+    items, ritems, records = eval_items(cfg), readout_items(cfg), []
+    encoded = encode_items(tok, items), encode_items(tok, readout_choices(ritems))  # one encoding for all scorers
+    payload = evaluate_model(cfg, tok, model, items, generate=generate, item_log=records, heldout=heldout,
+                             readout=ritems, encoded=encoded)
     t0 = time.perf_counter()
     counter_trajectory = {}
-    payload["baselines"] = (evaluate_baselines(cfg, tok, items, records, trajectory=counter_trajectory)
+    payload["baselines"] = (evaluate_baselines(cfg, tok, items, records, trajectory=counter_trajectory,
+                                               readout=ritems, encoded=encoded)
                             if cfg.eval.baselines else None)
     payload["baseline_trajectory"] = counter_trajectory if cfg.eval.baselines else None
     payload["seconds"]["baselines"] = time.perf_counter() - t0
