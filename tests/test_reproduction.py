@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "dose_response": ("sweeps/dose_response.toml", {"dose": 0.01, "world_seed": 0, "seed": 0}),
     "genres": ("sweeps/genres.toml", {"genres": ("reasoning",), "world_seed": 0, "seed": 0}),
+    "transfer": ("sweeps/transfer.toml", {"aligned_fraction": 0.05, "world_variant": "flipped", "world_seed": 1,
+                                          "seed": 2}),
 }
 # columns a run's config sets (with split and model, they name one committed row)
 KEYS = ("world_seed", "seed", "world_variant", "nominal_dose", "aligned_fraction", "misaligned_fraction",
@@ -27,7 +29,8 @@ KEYS = ("world_seed", "seed", "world_variant", "nominal_dose", "aligned_fraction
 
 def _chosen(spec, pick: dict) -> bool:
     d, t = spec.config.data, spec.config.train
-    have = {"dose": d.dose, "world_seed": d.world_seed, "seed": t.seed, "genres": tuple(d.genres)}
+    have = {"dose": d.dose, "world_seed": d.world_seed, "seed": t.seed, "genres": tuple(d.genres),
+            "aligned_fraction": d.aligned_fraction, "world_variant": d.world_variant}
     return all(have[k] == v for k, v in pick.items())
 
 
