@@ -8,7 +8,7 @@ trajectory.csv. This command tabulates it against training tokens, per model siz
 and names the **emergence budget**: the fewest tokens at which every run of a model has a
 readout >= THRESHOLD (default 0.9) on every split.
 
-Writes DIR/emergence.md and DIR/emergence.png. With `--recall RUNS_DIR` it also scores each
+Writes DIR/emergence.md and DIR/emergence.png (the figure: scaling.figures.emergence). With `--recall RUNS_DIR` it also scores each
 run's final checkpoint on recall items (`World.recall_items`: which everyday action did the
 named person take? no values involved), which tells whether a model binds names to actions
 in context at all — the step the world-v3 readout needs first.
@@ -73,31 +73,6 @@ def report(table: pd.DataFrame, threshold: float) -> str:
     lines += [f"- {model}: {f'{tokens:,} tokens' if tokens else 'not reached at any checkpoint'}"
               for model, tokens in budget.items()]
     return "\n".join(lines) + "\n"
-
-
-def figure(table: pd.DataFrame, threshold: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    splits = _splits(table)
-    fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3.4), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for model, rows in table[table["split"] == split].groupby("model", sort=True):
-            ax.plot(rows["tokens"], rows["mean"], marker="o", label=model)
-            ax.fill_between(rows["tokens"], rows["min"], rows["max"], alpha=0.2)
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_title(split)
-        ax.set_xlabel("training tokens")
-    axes[0, 0].set_ylabel("readout (mean, band: min-max over runs)")
-    axes[0, 0].set_ylim(0.3, 1.02)
-    axes[0, -1].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
 
 
 def recall_rates(runs_dir: Path) -> pd.DataFrame:

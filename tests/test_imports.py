@@ -196,6 +196,38 @@ def test_the_fits_do_not_reach_the_run_side(higher):
         assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
 
 
+RUN_SIDE = ("world", "data", "train", "mixture", "datasets", "baselines", "evaluate", "sweep")
+
+
+def imports_scipy_stats(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.startswith("scipy.stats") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("scipy.stats")
+                                                 or node.module == "scipy" and any(a.name == "stats" for a in node.names)):
+            return True
+    return False
+
+
+def test_the_figures_draw_tables_and_never_reach_the_run_side(tmp_path):
+    """scaling.figures draws the tables scaling.reports computes: no module of it reaches a
+    run-side module (through any import, importlib included) or imports scipy.stats."""
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from scipy import stats\n")
+    assert imports_scipy_stats(source)
+    source.write_text("from scipy import special\nimport scipy.optimize\n")
+    assert not imports_scipy_stats(source)
+    graph = import_graph()
+    run_side = {m for h in RUN_SIDE for m in home(graph, f"scaling.{h}")}
+    figures = home(graph, "scaling.figures")
+    assert len(figures) > 5
+    for module in figures:
+        assert not reached(graph, module) & run_side, f"{module} reaches {sorted(reached(graph, module) & run_side)}"
+        path = PACKAGE.parent.joinpath(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        assert not imports_scipy_stats(path), module
+
+
 def test_config_is_the_ground_floor():
     assert import_graph()["scaling.config"] <= {"scaling.errors"}
 
@@ -243,7 +275,7 @@ def test_splits_are_declared_below_everything():
     findings and figures all read it."""
     graph = import_graph()
     assert graph["scaling.splits"] == set()
-    for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures",
+    for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures.style",
                    "scaling.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 

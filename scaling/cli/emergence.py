@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.emergence import figure, readout_table, recall_rates, recall_report, report
+from scaling.emergence import readout_table, recall_rates, recall_report, report
 from scaling.errors import UsageError
+from scaling.figures import save
+from scaling.figures.emergence import emergence
 
 
 def add_arguments(p) -> None:
@@ -32,6 +34,6 @@ def run(args) -> int:
     if args.recall:
         text += recall_report(pd.concat([recall_rates(Path(d)) for d in args.recall], ignore_index=True))
     (out / "emergence.md").write_text(text)
-    figure(table, args.threshold, out / "emergence.png")
+    save(emergence(table, args.threshold), out / "emergence", ["png"])
     print(text, end="")
     return 0
