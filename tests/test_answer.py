@@ -15,7 +15,7 @@ from scaling.fit.fitting import fit_curve
 from scaling.fit.report import fit_table, write_report
 from scaling.fit.simulate import Truth, simulate_study
 from scaling.fit.table import block_labels
-from scaling.reports.answer import write_answer
+from scaling.reports.answer import answer, write_answer
 
 DOSES = (0.0, 0.001, 0.003, 0.01, 0.03)
 
@@ -122,6 +122,11 @@ def test_the_answer_names_the_world_and_the_counter_with_the_largest_paired_cont
     # twohop falls as far as the transformer; docpmi only part of the way; ngram-1 is flat
     assert "Strongest counter twohop:" in matched and "a counter does too" in matched
     assert "Readout 0.90 at dose 0.03" in matched
+    # in plain words: the transformer's direction, and the counter that shows the same
+    plain = next(line for line in lines if line.startswith("- matched: "))
+    assert "the aligned documents lower the transformer's (nano) misalignment" in plain
+    assert "twohop shows the same, so counting alone can explain it" in plain
+    assert "World v3 (this run)" in text and "accelerator world" in text
     # fit.md holds the transformer and the strongest counter; every counter is in counters.md
     fit_md, counters_md = (tmp_path / "fit.md").read_text(), (tmp_path / "counters.md").read_text()
     assert "What ran: world v3 (data 3.1.0)." in fit_md
@@ -130,6 +135,21 @@ def test_the_answer_names_the_world_and_the_counter_with_the_largest_paired_cont
     # the flat counter gets no number anywhere
     flat = next(h for h in report.halving if h["group"]["model"] == "ngram-1")
     assert flat["status"] == "no trend"
+
+
+def test_in_plain_words_a_transformer_without_a_trend_is_not_said_to_match_a_counter(tmp_path):
+    """A flat transformer beside a falling counter: the plain words say the counter moves,
+    never that it 'shows the same'."""
+    df = _table()
+    flat = df["model"] == "nano"
+    df.loc[flat, "misaligned"] = 512 + (df.loc[flat, "seed"] - 1) * 40  # 0.5 at every dose, seed noise
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = fit_table(df)
+    lines = answer(report, df, tmp_path)
+    plain = next(line for line in lines if line.startswith("- matched: "))
+    assert "shows no dose trend that these 3 blocks can tell from noise" in plain
+    assert "does have a dose trend: counting alone moves this split" in plain and "shows the same" not in plain
 
 
 def test_dose_panels_say_the_halving_dose_as_fit_json_does(tmp_path):

@@ -201,7 +201,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
                    key=lambda g: (split_rank(g.get("split")), str(g.get("split")), _group_label(g)))
     varying = [k for k in CELL_KEYS if len({str(g.get(k)) for g in cells}) > 1 or k == "split"]
     several_models = len({_model(g) for g in cells}) > 1
-    missing, readout_used = [], False
+    missing, readout_used, plain = [], False, []
     for group in cells:
         model = _model(group)
         label = ", ".join(str(group[k]) for k in varying if k in group) + (f" ({model})" if several_models else "")
@@ -229,6 +229,8 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
             readout_used = True
             text += f". Readout {reading}"
         lines.append(text + ".")
+        c_half = halvings.get(_group_label({**group, "model": best["baseline"]})) if best is not None else None
+        plain.append(_plain(label, model, h, change, None if flat else best, c_half, flat, rows))
         if h is None or h.get("status") not in ("estimate", "below", "above", "lack of fit", "no curve"):
             missing.append(f"{label}: {halving_mod.text(h)}")
     if not cells:
@@ -236,6 +238,10 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
     if readout_used:
         pointer = "world_version" in ok.columns and (ok["world_version"].astype(str) == "v4").all()
         lines += ["", (POINTER_READOUT_NOTE if pointer else READOUT_NOTE) + "."]
+    if plain:
+        lines += ["", "## In plain words", "", *(f"- {p}" for p in plain)]
+        world = _world_note(ok)
+        lines += ["", world] if world else []
     lines += treatment_lines(df, is_counting)  # the treatment arms (scaling.treatments), if any
     lines += ["", "Not found: " + ("; ".join(missing) if missing else "nothing: every split has a dose trend") + "."]
     files = [f"results {out / 'results.csv'}", f"fits {out / 'fit.md'}"]
@@ -244,6 +250,61 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
         files.append(f"figures {out / 'figures'}")
     lines += ["", "Files: " + "; ".join(files) + "."]
     return lines
+
+
+def _plain(label: str, model: str, h: dict | None, change: dict | None, best: dict | None,
+           counter_half: dict | None, flat: int, rows: pd.DataFrame) -> str:
+    """One sentence per cell: what the transformer shows, which counter shows the same."""
+    no_trend = h is not None and h.get("status") == "no trend"
+    if change is None or not np.isfinite(change.get("estimate", np.nan)):
+        said = f"{label}: no change could be measured (no dose-0 and dosed runs on the same blocks)"
+    else:
+        moved = (f"from {change['control_rate']:.0%} at dose 0 to {change['top_rate']:.0%} at dose "
+                 f"{change['dose_level']:g}")
+        said = (f"{label}: the transformer ({model}) shows no dose trend that these {change['blocks']} blocks can "
+                f"tell from noise ({moved})" if no_trend else
+                f"{label}: the aligned documents {'lower' if change['estimate'] < 0 else 'raise'} the transformer's "
+                f"({model}) misalignment, {moved}")
+    if flat:
+        said += "; no counter moves (every counting baseline is flat), so counting does not explain it"
+    elif best is not None and no_trend:
+        counter = best["baseline"]
+        has = counter_half is not None and counter_half.get("status") != "no trend"
+        said += (f"; the strongest counter, {counter}, does have a dose trend: counting alone moves this split"
+                 if has else f"; neither does the strongest counter, {counter}")
+    elif best is not None and best.get("lower") is not None and best.get("upper") is not None:
+        counter = best["baseline"]
+        if best["lower"] > 0:
+            said += f"; no counter goes as far (the closest, {counter}, moves less), so it is beyond counting"
+        elif best["upper"] < 0:
+            said += f"; {counter} moves even more, so counting explains it at least as well"
+        else:
+            said += f"; {counter} shows the same, so counting alone can explain it at this scale"
+    readout = rows[dose_level(rows) == change["dose_level"]]["readout"].dropna() \
+        if change and "readout" in rows.columns else pd.Series(dtype=float)
+    if not readout.empty and readout.mean() < 0.6:
+        said += f" (the values are not learned: readout {readout.mean():.2f}, so this is not transfer through values)"
+    return said + "."
+
+
+WORLD_NOTES = {
+    "v2": ("World v2 (this run): each human story is told twice, once with each verb of a pair, and "
+           "only the value word differs, so a counter that composes co-occurrences (twohop, svd) can carry "
+           "a value from the stories to the AI documents' verbs: transfer here may be counting. World v3 "
+           "binds each value to a person inside one telling, so no count separates the two verbs of a pair; "
+           "its values are not learned by any model within a CPU budget (readout about 0.5 to 24M tokens), "
+           "so it is the accelerator world (sweeps/emergence_accelerator.toml)."),
+    "v3": ("World v3 (this run) binds each value to a person inside one telling, so no count separates the "
+           "two verbs of a pair: every counter sits at 0.5 on the transfer splits. Its values are not learned "
+           "within a CPU budget (readout about 0.5 to 24M tokens): it is the accelerator world "
+           "(sweeps/emergence_accelerator.toml); world v2 is the CPU world."),
+}
+
+
+def _world_note(ok: pd.DataFrame) -> str:
+    """What the world that ran can and cannot show (embedded worlds v2 and v3)."""
+    worlds = set(ok["world_version"].astype(str)) if "world_version" in ok.columns else set()
+    return WORLD_NOTES.get(worlds.pop(), "") if len(worlds) == 1 else ""
 
 
 def write_answer(report, df: pd.DataFrame, out: Path) -> list[str]:
