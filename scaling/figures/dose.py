@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -21,10 +22,11 @@ from scaling.figures.style import (
     SEED_MARKERS,
     DoseAxis,
     chance,
+    facet_grid,
+    finish_grid,
     jittered,
     label_outer,
     legend_below,
-    new_figure,
     rate_axis,
     seed_offsets,
     split_order,
@@ -123,29 +125,50 @@ def _dose_legend(fig: Figure, color, ncols: int) -> None:
 
 def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[dict]],
                title: str) -> Figure:
-    """One panel per {model, split, insertion} cell of `panels` (rows of columns)."""
+    """One panel per {model, split, insertion} cell of `panels` (rows of columns): a FacetGrid
+    over the cells' rows (each cell: its window's runs and the dose-0 controls), a cell
+    without rows hidden."""
     axis = DoseAxis.of(results["dose"])
     offsets = seed_offsets(results["seed"])
     colors = window_colors(window_order(results))
     models = model_order(results)
-    fig, axes = new_figure(len(panels), len(panels[0]), title)
+    n_rows, n_cols = len(panels), len(panels[0])
+    notes: dict[tuple[int, int], str] = {}
+    grid = facet_grid(_cell_rows(results, panels), row="panel_row", col="panel_col", sharey=True,
+                      row_order=list(range(n_rows)), col_order=list(range(n_cols)))
+    grid.map_dataframe(_dose_cell, panels=panels, fits=fits, axis=axis, colors=colors, offsets=offsets,
+                       notes=notes)
+    fig = finish_grid(grid, title)
+    axes = grid.axes
     for i, row in enumerate(panels):
         for j, cell in enumerate(row):
-            ax = axes[i, j]
-            in_cell = results[(results["model"] == cell["model"])
-                              & (results["split"] == cell["split"])]
-            rows = in_cell[in_cell["insertion"].isin([cell["insertion"], CONTROL])]
-            if rows.empty:
-                ax.set_visible(False)
+            if (i, j) not in notes:
+                axes[i, j].set_visible(False)
                 continue
-            entry = choose_fit(fits, cell) if fits else False
-            note = _draw_dose_panel(ax, axis, rows, entry,
-                                    colors[cell["insertion"]], offsets)
             where = with_model(f"{cell['insertion']} · {cell['split']}", cell["model"], models)
-            ax.set_title(f"{where}\n{note}")
+            axes[i, j].set_title(f"{where}\n{notes[i, j]}")
     label_outer(fig, axes, DOSE_LABEL, "misalignment rate")
     _dose_legend(fig, "0.55", ncols=2 if axes.shape[1] < 3 else 4)
     return fig
+
+
+def _cell_rows(results: pd.DataFrame, panels: list[list[dict]]) -> pd.DataFrame:
+    """The rows of every cell (its model and split; its window and the dose-0 controls, which
+    so appear in each window's cell), with the cell's place (panel_row, panel_col)."""
+    parts = [results[(results["model"] == cell["model"]) & (results["split"] == cell["split"])
+                     & results["insertion"].isin([cell["insertion"], CONTROL])].assign(panel_row=i, panel_col=j)
+             for i, row in enumerate(panels) for j, cell in enumerate(row)]
+    return pd.concat(parts, ignore_index=True)
+
+
+def _dose_cell(data: pd.DataFrame, color, panels: list[list[dict]], fits: Sequence[dict], axis: DoseAxis,
+               colors: dict, offsets: dict, notes: dict, **_) -> None:
+    """FacetGrid.map_dataframe's function: one cell's runs, controls and fitted curve; the fit
+    note (its title's second line) goes to `notes`."""
+    i, j = int(data["panel_row"].iloc[0]), int(data["panel_col"].iloc[0])
+    cell = panels[i][j]
+    entry = choose_fit(fits, cell) if fits else False
+    notes[i, j] = _draw_dose_panel(plt.gca(), axis, data, entry, colors[cell["insertion"]], offsets)
 
 
 @figure("dose_response", 1, "results", "fits")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -16,9 +17,10 @@ from scaling.figures.registry import MissingData, figure
 from scaling.figures.style import (
     DOSE_LABEL,
     chance,
+    facet_grid,
+    finish_grid,
     label_outer,
     legend_below,
-    new_figure,
     rate_axis,
     split_order,
     styled,
@@ -53,24 +55,19 @@ def trajectory(traj: pd.DataFrame, means: pd.DataFrame) -> Figure:
     if norm.vmin == norm.vmax:
         norm = LogNorm(norm.vmin / 2, norm.vmax * 2)
     cmap = sns.color_palette("viridis", as_cmap=True)
-    fig, axes = new_figure(len(cells), len(split_names), "Misalignment during training")
+    # a row per (model, window) cell: its window's lines and the dose-0 controls' (in every cell)
+    panels = pd.concat([means[(means["model"] == model) & means["insertion"].isin([window, CONTROL])].assign(cell=i)
+                        for i, (model, window) in enumerate(cells)], ignore_index=True)
+    grid = facet_grid(panels, row="cell", col="split", row_order=list(range(len(cells))), col_order=split_names,
+                      sharey=True)
+    grid.map_dataframe(_dose_lines, cells=cells, norm=norm, cmap=cmap)
+    fig = finish_grid(grid, "Misalignment during training")
+    axes = grid.axes
     for i, (model, window) in enumerate(cells):
         for j, split in enumerate(split_names):
             ax = axes[i, j]
             rows = traj[(traj["model"] == model) & (traj["split"] == split)
                         & traj["insertion"].isin([window, CONTROL])]
-            cell = means[(means["model"] == model) & (means["split"] == split)
-                         & means["insertion"].isin([window, CONTROL])]
-            top = cell.loc[cell["insertion"] == window, "level"].max()
-            for (insertion, level), line in cell.groupby(["insertion", "level"], sort=True):
-                dose = line["color_dose"].mean()
-                control = insertion == CONTROL or not dose > 0
-                color = "black" if control else cmap(norm(dose))
-                ax.plot(line["tokens"], line["rate"], color=color, lw=1.4 if control else 1.6,
-                        ls="--" if control else "-", zorder=3 if control else 2)
-                if control or level == top:  # bands for every dose would hide each other
-                    ax.fill_between(line["tokens"], line["lower"].to_numpy(float), line["upper"].to_numpy(float),
-                                    color=color, alpha=0.15, lw=0, zorder=1)
             span = rows.loc[rows["insertion"] == window, ["window_start_tokens", "window_end_tokens"]]
             if len(span) and span.notna().all(axis=None):
                 ax.axvspan(*span.median(), color=window_colors([window])[window], alpha=0.1, lw=0,
@@ -89,3 +86,20 @@ def trajectory(traj: pd.DataFrame, means: pd.DataFrame) -> Figure:
                         Patch(color="0.3", alpha=0.15, lw=0,
                               label="95% CI over seeds (control, top dose)")], ncols=4)
     return fig
+
+
+def _dose_lines(data: pd.DataFrame, color, cells: list[tuple[str, str]], norm: LogNorm, cmap) -> None:
+    """FacetGrid.map_dataframe's function: a panel's seed-mean lines, one per dose level colored
+    by dose (controls black dashed), with t bands for the controls and the top dose only."""
+    ax = plt.gca()
+    window = cells[int(data["cell"].iloc[0])][1]
+    top = data.loc[data["insertion"] == window, "level"].max()
+    for (insertion, level), line in data.groupby(["insertion", "level"], sort=True):
+        dose = line["color_dose"].mean()
+        control = insertion == CONTROL or not dose > 0
+        color = "black" if control else cmap(norm(dose))
+        ax.plot(line["tokens"], line["rate"], color=color, lw=1.4 if control else 1.6,
+                ls="--" if control else "-", zorder=3 if control else 2)
+        if control or level == top:  # bands for every dose would hide each other
+            ax.fill_between(line["tokens"], line["lower"].to_numpy(float), line["upper"].to_numpy(float),
+                            color=color, alpha=0.15, lw=0, zorder=1)
