@@ -143,6 +143,7 @@ def _dose_grid(results: pd.DataFrame, fits: Sequence[dict], panels: list[list[di
     for i, row in enumerate(panels):
         for j, cell in enumerate(row):
             if (i, j) not in notes:
+                axes[i, j].set_title("")  # FacetGrid's
                 axes[i, j].set_visible(False)
                 continue
             where = with_model(f"{cell['insertion']} · {cell['split']}", cell["model"], models)

@@ -21,7 +21,6 @@ from scaling.figures.style import (
     finish_grid,
     label_outer,
     legend_below,
-    new_figure,
     rate_axis,
     split_order,
     styled,
@@ -109,8 +108,13 @@ def resistance(means: pd.DataFrame) -> Figure:
         norm = LogNorm(norm.vmin / 2, norm.vmax * 2)
     cmap = sns.color_palette("viridis", as_cmap=True)
     steps = sorted(pts["post_step"].unique())
-    fig, axes = new_figure(len(split_names) * len(models), len(directions),
-                            "Misalignment during post-training, per pretraining dose")
+    rows = [(model, split) for model in models for split in split_names]  # a panel row per (model, split)
+    grid = facet_grid(pts.assign(panel_row=[rows.index(k) if k in rows else -1 for k in zip(pts["model"], pts["split"])]),
+                      row="panel_row", col="direction", row_order=list(range(len(rows))), col_order=directions,
+                      sharey=True)
+    grid.map_dataframe(_dose_lines_over_steps, norm=norm, cmap=cmap)
+    fig = finish_grid(grid, "Misalignment during post-training, per pretraining dose")
+    axes = grid.axes
     for m, model in enumerate(models):
         for i, split in enumerate(split_names):
             for j, direction in enumerate(directions):
@@ -118,18 +122,10 @@ def resistance(means: pd.DataFrame) -> Figure:
                 cell = pts[(pts["model"] == model) & (pts["split"] == split) & (pts["direction"] == direction)]
                 if cell.empty:  # e.g. rl_trained / rl_other of a direction not trained on part of the families
                     ax.axis("off")
+                    ax.set_title("")  # FacetGrid's
                     ax.text(0.5, 0.5, f"{direction} · {split}:\nnot measured", ha="center", va="center",
                             fontsize="small", color="0.4", transform=ax.transAxes)
                     continue
-                top = cell["level"].max()
-                for level, line in cell.groupby("level", sort=True):
-                    control = not level > 0
-                    color = "black" if control else cmap(norm(level))
-                    ax.plot(line["post_step"], line["rate"], color=color, marker="o", ms=3, lw=1.5,
-                            ls="--" if control else "-", zorder=3 if control else 2)
-                    if (control or level == top) and line["seeds"].min() >= 3:  # t on 1 df is no band
-                        ax.fill_between(line["post_step"], line["lower"].to_numpy(float),
-                                        line["upper"].to_numpy(float), color=color, alpha=0.15, lw=0, zorder=1)
                 chance(ax)
                 rate_axis(ax)
                 ax.set_xscale("symlog", linthresh=1.0)
@@ -150,3 +146,19 @@ def resistance(means: pd.DataFrame) -> Figure:
                               label="95% CI over seeds (control, top dose; drawn with >= 3 seeds)")],
                   ncols=3)
     return fig
+
+
+def _dose_lines_over_steps(data: pd.DataFrame, color, norm: LogNorm, cmap) -> None:
+    """FacetGrid.map_dataframe's function: a panel's seed-mean lines over post-training steps,
+    one per pretraining dose (controls black dashed); t bands for the controls and the top dose
+    where they have >= 3 seeds."""
+    ax = plt.gca()
+    top = data["level"].max()
+    for level, line in data.groupby("level", sort=True):
+        control = not level > 0
+        color = "black" if control else cmap(norm(level))
+        ax.plot(line["post_step"], line["rate"], color=color, marker="o", ms=3, lw=1.5,
+                ls="--" if control else "-", zorder=3 if control else 2)
+        if (control or level == top) and line["seeds"].min() >= 3:  # t on 1 df is no band
+            ax.fill_between(line["post_step"], line["lower"].to_numpy(float),
+                            line["upper"].to_numpy(float), color=color, alpha=0.15, lw=0, zorder=1)
