@@ -9,6 +9,7 @@ from scipy import special
 from scaling import figures
 from scaling import fit as F
 from scaling.reports import cost as cost_report
+from scaling.reports.means import capability_means, capability_runs
 
 SPLITS = ("matched", "unseen_pair", "held_out")
 
@@ -75,7 +76,8 @@ def test_counting_baselines_sit_beside_the_transformer_and_stay_out_of_capabilit
     fig = figures.dose.dose_response(results, fitted(both)["fits"])
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert any("ngram-2" in t for t in titles) and any("nano" in t for t in titles)
-    cap = figures.capability.capability(results)
+    runs = capability_runs(results)
+    cap = figures.capability.capability(runs, capability_means(runs))
     drawn = [ax for ax in cap.axes if ax.get_visible() and ax.collections]
     assert len(drawn) == 1  # one model with capability values: the transformer
     points = sum(len(c.get_offsets()) for c in drawn[0].collections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -11,12 +12,12 @@ from scaling.figures.registry import MissingData, figure
 from scaling.figures.style import (
     CONTROL_COLOR,
     DOSE_LABEL,
-    MAIN_SPLIT,
     DoseAxis,
+    facet_grid,
+    finish_grid,
     jittered,
     label_outer,
     legend_below,
-    new_figure,
     seed_offsets,
     styled,
     tested_doses,
@@ -31,42 +32,31 @@ CAPABILITY = {"val_loss": "validation loss (nats/token)", "fact_recall": "fact r
 CAPABILITY_CHANCE = {"fact_recall": 0.25}
 
 
-@figure("capability", 8, "results")
+@figure("capability", 8, "capability_runs", "capability_means")
 @styled
-def capability(results: pd.DataFrame) -> Figure:
+def capability(runs: pd.DataFrame, means: pd.DataFrame) -> Figure:
     """Alignment tax: val_loss and fact_recall (columns) against dose per window, per model
-    (rows); runs per seed, lines through the seed means, the control mean dotted."""
-    metrics = [m for m in CAPABILITY if m in results.columns and results[m].notna().any()]
-    runs = results[results["arm"] == "dose"]
-    if metrics:
-        # counting baselines share their run's id but have no capability values: drop them first
-        runs = runs[runs[metrics].notna().any(axis=1)]
-    runs = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs[runs["split"] == MAIN_SPLIT]
-    if not metrics or not runs[metrics].notna().any(axis=None):
+    (rows); runs per seed, lines through the seed means, the control mean dotted (`runs`,
+    `means`: scaling.reports.means.capability_runs and capability_means)."""
+    if runs.empty:
         raise MissingData("no val_loss or fact_recall values")
+    metrics = list(dict.fromkeys(runs["metric"]))
     axis = DoseAxis.of(runs["dose"])
     offsets = seed_offsets(runs["seed"])
     windows, models = window_order(runs), model_order(runs)
     colors = window_colors(windows)
-    fig, axes = new_figure(len(models), len(metrics), "Alignment tax: capability vs aligned dose",
-                            sharey=False)
+    grid = facet_grid(runs[np.isfinite(runs["value"])], row="model", col="metric", row_order=models,
+                      col_order=metrics, hue="insertion", hue_order=[CONTROL, *windows], palette=colors)
+    grid.map_dataframe(_runs_and_means, axis=axis, offsets=offsets, means=means)
+    fig = finish_grid(grid, "Alignment tax: capability vs aligned dose")
+    axes = grid.axes
     for i, model in enumerate(models):
         for j, metric in enumerate(metrics):
             ax = axes[i, j]
-            rows = runs[(runs["model"] == model) & np.isfinite(runs[metric])]
-            controls = rows[rows["insertion"] == CONTROL]
-            if len(controls):
-                ax.axhline(controls[metric].mean(), color=CONTROL_COLOR, lw=0.9, ls=":", zorder=1)
-            for window in [CONTROL, *windows]:
-                mine = rows[rows["insertion"] == window]
-                if mine.empty:
-                    continue
-                ax.scatter(jittered(axis, mine, offsets), mine[metric], s=16, color=colors[window],
-                           marker="s" if window == CONTROL else "o", alpha=0.8, lw=0, zorder=3)
-                if window != CONTROL:
-                    means = mine.groupby("level").agg(dose=("dose", "mean"),
-                                                                 y=(metric, "mean"))
-                    ax.plot(means["dose"], means["y"], color=colors[window], lw=1.4, zorder=2)
+            rows = runs[(runs["model"] == model) & (runs["metric"] == metric) & np.isfinite(runs["value"])]
+            control = means[(means["model"] == model) & (means["metric"] == metric) & (means["insertion"] == CONTROL)]
+            if len(control):
+                ax.axhline(control["value"].iloc[0], color=CONTROL_COLOR, lw=0.9, ls=":", zorder=1)
             if metric in CAPABILITY_CHANCE:
                 ax.axhline(CAPABILITY_CHANCE[metric], color="0.45", lw=0.9, ls="--", zorder=1)
             axis.apply(ax, doses=tested_doses(rows))
@@ -78,5 +68,18 @@ def capability(results: pd.DataFrame) -> Figure:
     if any(m in CAPABILITY_CHANCE for m in metrics):
         handles.append(Line2D([], [], color="0.45", lw=0.9, ls="--", label="chance (fact recall: 1 in 4)"))
     legend_below(fig, handles, ncols=len(handles),
-                  title="insertion window (points: runs; lines: seed means)")
+                 title="insertion window (points: runs; lines: seed means)")
     return fig
+
+
+def _runs_and_means(data: pd.DataFrame, color, label: str, axis: DoseAxis, offsets: dict,
+                    means: pd.DataFrame) -> None:
+    """FacetGrid.map_dataframe's function: one window's runs (squares: the dose-0 controls) and
+    the line through its dose levels' means."""
+    ax = plt.gca()
+    ax.scatter(jittered(axis, data, offsets), data["value"], s=16, color=color,
+               marker="s" if label == CONTROL else "o", alpha=0.8, lw=0, zorder=3)
+    if label != CONTROL:
+        mine = means[(means["model"] == data["model"].iloc[0]) & (means["metric"] == data["metric"].iloc[0])
+                     & (means["insertion"] == label)]
+        ax.plot(mine["dose"], mine["value"], color=color, lw=1.4, zorder=2)

@@ -82,6 +82,14 @@ class Inputs:
         return means.resistance_means(curves(traj, self.raw) if not traj.empty else pd.DataFrame())
 
     @property
+    def capability_runs(self) -> pd.DataFrame:
+        return means.capability_runs(self.results)
+
+    @property
+    def capability_means(self) -> pd.DataFrame:
+        return means.capability_means(self.capability_runs)
+
+    @property
     def arms(self) -> pd.DataFrame:
         return arm_table(self.results)
 

@@ -119,3 +119,36 @@ def arm_means(table: pd.DataFrame) -> pd.DataFrame:
             mean, half = contrast.estimate, contrast.half_width()
         rows.append({"model": model, "split": split, "label": label, "rate": mean, "half": half})
     return pd.DataFrame(rows, columns=["model", "split", "label", "rate", "half"])
+
+
+CAPABILITY = ("val_loss", "fact_recall")
+
+
+def capability_runs(results: pd.DataFrame) -> pd.DataFrame:
+    """The dose arm's runs with capability values, once per run, long over the metrics
+    (CAPABILITY's with any value, in that order): `metric`, `value` (NaN where a run has none).
+    Counting baselines share their run's id but have no capability values: they are left out."""
+    metrics = [m for m in CAPABILITY if m in results.columns and results[m].notna().any()]
+    runs = results[results["arm"] == "dose"]
+    if metrics:
+        runs = runs[runs[metrics].notna().any(axis=1)]
+    runs = runs.drop_duplicates("run_id") if "run_id" in runs.columns else runs[runs["split"] == split_defs.MAIN]
+    if not metrics or not runs[metrics].notna().any(axis=None):
+        return pd.DataFrame()
+    return pd.concat([runs.assign(metric=m, value=runs[m]) for m in metrics], ignore_index=True)
+
+
+def capability_means(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, metric, window, dose level) of capability_runs: the mean dose and value over
+    the runs (`dose`, `value`); per (model, metric) the dose-0 controls' mean value (insertion
+    CONTROL, no level)."""
+    if runs.empty:
+        return pd.DataFrame(columns=["model", "metric", "insertion", "level", "dose", "value"])
+    runs = runs[np.isfinite(runs["value"])]
+    dosed = runs[runs["insertion"] != CONTROL]
+    levels = dosed.groupby(["model", "metric", "insertion", "level"], sort=True).agg(
+        dose=("dose", "mean"), value=("value", "mean")).reset_index()
+    controls = [{"model": model, "metric": metric, "insertion": CONTROL, "level": np.nan, "dose": np.nan,
+                 "value": rows["value"].mean()}
+                for (model, metric), rows in runs[runs["insertion"] == CONTROL].groupby(["model", "metric"], sort=True)]
+    return pd.concat([levels, pd.DataFrame(controls, columns=levels.columns)], ignore_index=True)
