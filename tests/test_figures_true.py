@@ -10,7 +10,7 @@ import pytest
 import scaling.fit as fitlib
 from scaling import figures
 from scaling.reports import cost as cost_report
-from scaling.reports.means import trajectory_means
+from scaling.reports.means import readout_means, trajectory_means
 from scaling.results import read_trajectory
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +28,7 @@ def _study(name: str):
 def test_transfer_readout_panel_shows_the_transformers_readout():
     """fits/transfer: the readout row averaged the transformer with the n-gram rows (~0.6)."""
     _, _, results, report = _study("transfer")
-    fig = figures.transfer.transfer(cost_report.cost_table(results, report), results)
+    fig = figures.transfer.transfer(cost_report.cost_table(results, report), results, readout_means(results))
     want = results[(results["learner"] == "transformer") & (results["world_variant"] == "normal")]
     want = want.groupby(["split", "level"])["readout"].mean()
     panel = next(ax for ax in fig.axes if ax.get_title() == "normal world: readout")
@@ -58,7 +58,7 @@ def test_rate_difference_intervals_stay_in_minus_one_to_one():
     per_token = cost.dropna(subset=["lower_per_aligned_token"])
     np.testing.assert_allclose(per_token["lower_per_aligned_token"] * per_token["aligned_tokens"],
                                per_token["lower"], rtol=1e-9)
-    fig = figures.transfer.transfer(cost, results)
+    fig = figures.transfer.transfer(cost, results, readout_means(results))
     assert "clipped to [-1, 1]" in fig.legends[0].get_title().get_text()
 
 

@@ -9,7 +9,7 @@ from scipy import special
 from scaling import figures
 from scaling import fit as F
 from scaling.reports import cost as cost_report
-from scaling.reports.means import capability_means, capability_runs
+from scaling.reports.means import capability_means, capability_runs, readout_means
 
 SPLITS = ("matched", "unseen_pair", "held_out")
 
@@ -59,7 +59,7 @@ def test_dose_panel_draws_ll3_and_marks_its_halving_dose():
 def test_transfer_figure_has_every_split_and_the_readout_row():
     df = table(np.random.default_rng(1))
     results = figures.tables.tidy_results(df)
-    fig = figures.transfer.transfer(cost_report.cost_table(results), results)
+    fig = figures.transfer.transfer(cost_report.cost_table(results), results, readout_means(results))
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2  # reduction and readout for the one window
     assert "readout" in visible[1].get_title()

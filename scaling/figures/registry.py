@@ -90,6 +90,10 @@ class Inputs:
         return means.capability_means(self.capability_runs)
 
     @property
+    def readout_means(self) -> pd.DataFrame:
+        return means.readout_means(self.results)
+
+    @property
     def arms(self) -> pd.DataFrame:
         return arm_table(self.results)
 

@@ -27,7 +27,6 @@ from scaling.figures.style import (
     finish_grid,
     label_outer,
     legend_below,
-    new_figure,
     rate_axis,
     split_order,
     styled,
@@ -193,14 +192,16 @@ def _varying_parts(labels: pd.Series) -> tuple[dict, str]:
     return names, common
 
 
-@figure("transfer", 3, "cost", "results")
+@figure("transfer", 3, "cost", "results", "readout_means")
 @styled
-def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
+def transfer(cost: pd.DataFrame, results: pd.DataFrame, readout: pd.DataFrame) -> Figure:
     """Does alignment transfer? The transformer's reduction vs the dose-0 controls per eval
     split (matched, unseen_pair, held_out) against dose, one column per window (and per model
     and world variant where there are several; 95% CIs paired by seed, clipped to [-1, 1]);
     with a `readout` column, a second row: the share of readout items on which the
-    transformer prefers the human stories' value word (0.5: does not know the values)."""
+    transformer prefers the human stories' value word (0.5: does not know the values), the
+    means of scaling.reports.means.readout_means (`readout`; `results`: the runs, for the
+    doses tested)."""
     if len(cost):
         cost = cost[np.isfinite(cost["dose"]) & (cost["dose"] > 0) & np.isfinite(cost["reduction"])]
         # counting baselines have no FLOPs and would crowd out the windows: fit.md lists them
@@ -218,33 +219,59 @@ def transfer(cost: pd.DataFrame, results: pd.DataFrame) -> Figure:
         results["readout"], errors="coerce").notna().any()
     axis = DoseAxis.of(cost["dose"])
     colors = dict(zip(split_names, sns.color_palette("colorblind", len(split_names))))
-    fig, axes = new_figure(1 + has_readout, len(cells), "Transfer across eval splits (transformer)",
-                            sharey=False)
+    measures = ["reduction", "readout"] if has_readout else ["reduction"]
+    grid = facet_grid(_cells(cost, readout if has_readout else pd.DataFrame(), cells), row="measure", col="cell",
+                      row_order=measures, col_order=list(range(len(cells))), hue="split", hue_order=split_names,
+                      palette=colors)
+    grid.map_dataframe(_against_dose, axis=axis)
+    fig = finish_grid(grid, "Transfer across eval splits (transformer)")
+    axes = grid.axes
     for j, (model, variant, window) in enumerate(cells):
         ax, mine = axes[0, j], _in_cell(cost, model, variant, window)
-        for split in split_names:
-            rows = mine[mine["split"] == split].sort_values("dose")
-            if rows.empty:
-                continue
-            marker, ls = split_defs.style(split)
-            y = rows["reduction"].to_numpy(float)
-            err = [np.nan_to_num(y - rows["lower"].to_numpy(float)),
-                   np.nan_to_num(rows["upper"].to_numpy(float) - y)]
-            ax.errorbar(rows["dose"], y, yerr=err, color=colors[split], marker=marker, ls=ls,
-                        ms=4, lw=1.2, capsize=2)
         ax.axhline(0, color="0.45", lw=0.9)
         axis.apply(ax, with_zero=False, doses=mine["dose"])
         title = _cell_title(cells, model, variant, window)
         ax.set_title(f"{title}: reduction vs dose 0")
         if has_readout:
-            _readout_panel(axes[1, j], axis, _in_cell(results, model, variant, window, controls=True),
-                           title, split_names, colors)
+            _readout_panel(axes[1, j], axis, _in_cell(results, model, variant, window, controls=True), title)
     label_outer(fig, axes, DOSE_LABEL, None)
     axes[0, 0].set_ylabel("reduction in misalignment rate")
     handles = [Line2D([], [], color=colors[s], marker=split_defs.style(s)[0],
                       ls=split_defs.style(s)[1], label=s) for s in split_names]
     legend_below(fig, handles, ncols=len(handles), title=f"eval split (bars: {CLIPPED})")
     return fig
+
+
+def _cells(cost: pd.DataFrame, readout: pd.DataFrame, cells: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """The panels' rows: per cell (its column), the reductions (measure "reduction": y with
+    lower, upper) and the readout means of the cell's window (measure "readout")."""
+    parts = []
+    for j, cell in enumerate(cells):
+        mine = _in_cell(cost, *cell)
+        parts.append(pd.DataFrame({"measure": "reduction", "cell": j, "split": mine["split"], "dose": mine["dose"],
+                                   "y": mine["reduction"], "lower": mine["lower"], "upper": mine["upper"]}))
+        if len(readout):
+            model, variant, window = cell
+            means = readout[(readout["model"].astype(str) == model) & (readout["world_variant"] == variant)
+                            & (readout["window"] == window)]
+            parts.append(pd.DataFrame({"measure": "readout", "cell": j, "split": means["split"], "dose": means["dose"],
+                                       "y": means["readout"], "lower": np.nan, "upper": np.nan}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _against_dose(data: pd.DataFrame, color, label: str, axis: DoseAxis) -> None:
+    """FacetGrid.map_dataframe's function: one split's reductions against dose with their 95%
+    bars, or its readout means (the dose-0 controls at the axis break); the split's marker and
+    line style (scaling.splits)."""
+    ax = plt.gca()
+    marker, ls = split_defs.style(label)
+    if data["measure"].iloc[0] == "reduction":
+        rows = data.sort_values("dose")
+        y = rows["y"].to_numpy(float)
+        err = [np.nan_to_num(y - rows["lower"].to_numpy(float)), np.nan_to_num(rows["upper"].to_numpy(float) - y)]
+        ax.errorbar(rows["dose"], y, yerr=err, color=color, marker=marker, ls=ls, ms=4, lw=1.2, capsize=2)
+    else:
+        ax.plot(axis.x(data["dose"]), data["y"], color=color, marker=marker, ls=ls, ms=4, lw=1.2)
 
 
 def _in_cell(df: pd.DataFrame, model: str, variant: str, window: str, controls: bool = False) -> pd.DataFrame:
@@ -263,20 +290,12 @@ def _cell_title(cells, model: str, variant: str, window: str) -> str:
     return ", ".join(named) or window
 
 
-def _readout_panel(ax, axis: DoseAxis, rows: pd.DataFrame, title: str, split_names, colors):
-    """The transformer's readout of one cell: rows of one model (the counting baselines'
-    readout would average in at their own level)."""
+def _readout_panel(ax, axis: DoseAxis, rows: pd.DataFrame, title: str) -> None:
+    """The readout panel's axes: chance, a tick at every dose the cell's runs were tested at
+    (rows of one model: the counting baselines' readout would average in at their own level)."""
     rows = rows[rows["arm"] == "dose"]
     rows = rows.assign(readout=pd.to_numeric(rows["readout"], errors="coerce")).dropna(
         subset=["readout"])
-    for split in split_names:
-        mine = rows[rows["split"] == split]
-        if mine.empty:
-            continue
-        means = mine.groupby("level").agg(dose=("dose", "mean"), y=("readout", "mean"))
-        marker, ls = split_defs.style(split)
-        ax.plot(axis.x(means["dose"]), means["y"], color=colors[split], marker=marker, ls=ls,
-                ms=4, lw=1.2)
     chance(ax)
     axis.apply(ax, doses=tested_doses(rows))
     rate_axis(ax)

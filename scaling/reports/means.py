@@ -14,6 +14,7 @@ import pandas as pd
 
 from scaling import splits as split_defs
 from scaling import table as results_table
+from scaling.reports.order import window_order
 from scaling.stats.paired import PairedContrast, paired_contrast
 
 CONTROL = "control"
@@ -152,3 +153,21 @@ def capability_means(runs: pd.DataFrame) -> pd.DataFrame:
                  "value": rows["value"].mean()}
                 for (model, metric), rows in runs[runs["insertion"] == CONTROL].groupby(["model", "metric"], sort=True)]
     return pd.concat([levels, pd.DataFrame(controls, columns=levels.columns)], ignore_index=True)
+
+
+def readout_means(results: pd.DataFrame) -> pd.DataFrame:
+    """The readout's mean over the dose arm's runs per (model, world variant, window, split,
+    dose level), each window's cell pooling its runs with the dose-0 controls (`window`); the
+    mean measured dose beside it (`dose`). Empty without a readout column."""
+    if "readout" not in results.columns:
+        return pd.DataFrame()
+    rows = results[results["arm"] == "dose"]
+    variants = rows["world_variant"].astype(str).replace("", "normal") if "world_variant" in rows.columns \
+        else pd.Series("normal", index=rows.index)
+    rows = rows.assign(readout=pd.to_numeric(rows["readout"], errors="coerce"),
+                       world_variant=variants).dropna(subset=["readout"])
+    keys = ["model", "world_variant", "split", "level"]
+    parts = [rows[rows["insertion"].isin([window, CONTROL])].groupby(keys, sort=True)
+             .agg(dose=("dose", "mean"), readout=("readout", "mean")).reset_index().assign(window=window)
+             for window in window_order(rows)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
