@@ -164,36 +164,27 @@ def with_model(text: str, model: str, models: Sequence[str]) -> str:
     return f"{model}: {text}" if len(models) > 1 and model else text
 
 
-def new_figure(n_rows: int, n_cols: int, title: str, sharey: bool = True,
-                extra_height: float = 0.6) -> tuple[Figure, np.ndarray]:
-    width = max(PANEL_IN[0] * n_cols, MIN_WIDTH_IN)  # room for the title and the legend
-    fig = Figure(figsize=(width, PANEL_IN[1] * n_rows + extra_height), dpi=DPI,
-                 layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=sharey)
-    fig.suptitle(title)
-    return fig, axes
-
-
 def facet_grid(data: pd.DataFrame, sharey: bool = False, **facets) -> sns.FacetGrid:
-    """seaborn's FacetGrid over `data` (row, col, hue and their orders in `facets`) with the
-    panels of `new_figure`: its own x axis each, y shared only with `sharey`, all spines. Map
-    the panels' function with `map_dataframe`, then `finish_grid`."""
+    """seaborn's FacetGrid over `data` (row, col, hue and their orders in `facets`): panels of
+    PANEL_IN, each with its own x axis, y shared only with `sharey`, all spines (the style's
+    frame). Map the panels' function with `map_dataframe`, then `finish_grid`."""
     return sns.FacetGrid(data, sharex=False, sharey=sharey, despine=False, height=PANEL_IN[1],
                          aspect=PANEL_IN[0] / PANEL_IN[1], **facets)
 
 
-def finish_grid(grid: sns.FacetGrid, title: str, extra_height: float = 0.6) -> Figure:
-    """The drawn grid's figure sized and laid out as `new_figure`'s (constrained layout: the
-    title above, the legend below), out of pyplot's figure registry (FacetGrid opens its
-    figure with pyplot) and on an Agg canvas, as every other figure of the package."""
+def finish_grid(grid: sns.FacetGrid, title: str, extra_height: float = 0.6,
+                size: tuple[float, float] | None = None) -> Figure:
+    """The drawn grid's figure: PANEL_IN per panel (at least MIN_WIDTH_IN wide: room for the
+    title and the legend) plus `extra_height`, or `size`; constrained layout (the title above,
+    the legend below: `legend_below`); out of pyplot's figure registry (FacetGrid opens its
+    figure with pyplot) and on an Agg canvas, so that `save` writes the same bytes each time."""
     fig = grid.figure
     plt.close(fig)
     FigureCanvasAgg(fig)
     n_rows, n_cols = grid.axes.shape
-    fig.set_size_inches(max(PANEL_IN[0] * n_cols, MIN_WIDTH_IN), PANEL_IN[1] * n_rows + extra_height)
+    fig.set_size_inches(size or (max(PANEL_IN[0] * n_cols, MIN_WIDTH_IN), PANEL_IN[1] * n_rows + extra_height))
     # FacetGrid's tight layout moved the panels: back to rc's subplot parameters, so constrained
-    # layout starts where new_figure's does and places every panel at the same coordinates
+    # layout starts from the same place on every draw (and as Figure.subplots does)
     fig.subplots_adjust(**{k: mpl.rcParams[f"figure.subplot.{k}"]
                            for k in ("left", "right", "bottom", "top", "wspace", "hspace")})
     fig.set_layout_engine("constrained")

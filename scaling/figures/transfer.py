@@ -7,7 +7,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, MaxNLocator
@@ -19,7 +18,6 @@ from scaling.figures.style import (
     CHANCE,
     CLIPPED,
     DOSE_LABEL,
-    DPI,
     MIN_WIDTH_IN,
     DoseAxis,
     chance,
@@ -140,25 +138,21 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
     variants = sorted(table["world_variant"].unique())
     dodge = dict(zip(variants, np.linspace(-0.15, 0.15, len(variants)) if len(variants) > 1 else [0.0]))
     tokens = ", ".join(f"{t:,.0f}" for t in sorted(table["tokens"].unique()))
-    per = 1 + _has_readout(table)  # no readout panels on your own corpus (evaluate.world_metrics)
-    fig = Figure(figsize=(max(2.6 * 2 * len(splits_), MIN_WIDTH_IN), 1.2 + 0.35 * len(configs) + 0.8),
-                 dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, per * len(splits_), squeeze=False, sharey=True)[0]
-    fig.suptitle(f"Transfer at the end of training ({common + ', ' if common else ''}{tokens} tokens; "
-                 "no mid-training checkpoints)")
-    y_of = {c: i for i, c in enumerate(configs)}
+    measures = ["effect", "readout"] if _has_readout(table) else ["effect"]  # none on your own corpus
+    # a panel per (split, measure): the dose effect, and the readout beside it
+    panels = pd.concat([rows.assign(panel=f"{split} · {m}", x=rows["estimate" if m == "effect" else "readout"])
+                        for split, rows in ((s, table[table["split"] == s]) for s in splits_) for m in measures],
+                       ignore_index=True)
+    grid = facet_grid(panels, col="panel", col_order=[f"{s} · {m}" for s in splits_ for m in measures], sharey=True,
+                      hue="world_variant", hue_order=variants,
+                      palette={v: VARIANT_COLORS.get(v, "0.3") for v in variants})
+    grid.map_dataframe(_per_configuration, y_of={c: i for i, c in enumerate(configs)}, dodge=dodge)
+    fig = finish_grid(grid, f"Transfer at the end of training ({common + ', ' if common else ''}{tokens} tokens; "
+                      "no mid-training checkpoints)",
+                      size=(max(2.6 * 2 * len(splits_), MIN_WIDTH_IN), 1.2 + 0.35 * len(configs) + 0.8))
+    axes, per = grid.axes[0], len(measures)
     for c, split in enumerate(splits_):
         ax, ax_read = axes[per * c], axes[per * c + 1] if per == 2 else None
-        for variant in variants:
-            rows = table[(table["split"] == split) & (table["world_variant"] == variant)]
-            y = np.array([y_of[k] for k in rows["config"]]) + dodge[variant]
-            x = rows["estimate"].to_numpy(float)
-            err = [np.nan_to_num(x - rows["lower"].to_numpy(float)), np.nan_to_num(rows["upper"].to_numpy(float) - x)]
-            color = VARIANT_COLORS.get(variant, "0.3")
-            ax.errorbar(x, y, xerr=err, color=color, marker="o", ls="", capsize=3, label=variant)
-            if ax_read is not None:
-                ax_read.plot(rows["readout"], y, color=color, marker="s", ls="")
         ax.axvline(0, color="0.45", lw=0.9, ls="--")
         ax.set_xlim(-1, 1)
         ax.set_title(f"{split}: dose effect", fontsize="small")
@@ -178,6 +172,19 @@ def transfer_at_end(table: pd.DataFrame) -> Figure:
     legend_below(fig, handles, labels, ncols=len(handles),
                   title="world (bars: 95% t interval over seeds, clipped to [-1, 1])")
     return fig
+
+
+def _per_configuration(data: pd.DataFrame, color, label: str, y_of: dict, dodge: dict) -> None:
+    """FacetGrid.map_dataframe's function: one world's dose effects with their 95% bars (an
+    effect panel) or readouts (a readout panel), a row per configuration, dodged per world."""
+    ax = plt.gca()
+    y = np.array([y_of[k] for k in data["config"]]) + dodge[label]
+    x = data["x"].to_numpy(float)
+    if data["panel"].iloc[0].endswith("effect"):
+        err = [np.nan_to_num(x - data["lower"].to_numpy(float)), np.nan_to_num(data["upper"].to_numpy(float) - x)]
+        ax.errorbar(x, y, xerr=err, color=color, marker="o", ls="", capsize=3, label=label)
+    else:
+        ax.plot(x, y, color=color, marker="s", ls="")
 
 
 def _varying_parts(labels: pd.Series) -> tuple[dict, str]:
