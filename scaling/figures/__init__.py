@@ -7,10 +7,13 @@ Figure, registered by `@figure(NAME, RANK, INPUTS...)` (registry.py) with the `I
 it is drawn from; `make_all` draws and saves them all as OUT/NAME.FORMAT (FIGURES, in this
 order). One module per family: dose.py (dose_response, splits), transfer.py (transfer,
 transfer_trajectory), persistence.py (persistence, resistance), trajectory.py, capability.py,
-cost.py, arms.py; style.py holds the rc settings, palettes, the broken dose axis and `save`.
-The figures compute no statistics: seed means, t intervals, cost-effectiveness and the arm
-table come from scaling.reports (means, cost, arms), the dose effects and resistance curves
-from scaling.fit, the fitted curves from fit.json.
+cost.py, arms.py, emergence.py (drawn by `scaling emergence`); style.py holds the rc
+settings, palettes, the broken dose axis, the FacetGrid every figure's panels are drawn
+through (`facet_grid` / `finish_grid`, `map_dataframe` with a function that draws one
+panel's series) and `save`. The figures compute no statistics: seed and level means, t
+intervals, cost-effectiveness and the arm table come from scaling.reports (means, cost, arms),
+the dose effects and resistance curves from scaling.fit, the fitted curves from fit.json (their
+bands evaluated by scaling.fit.curve_band).
 
 
   dose_response       misalignment vs measured dose per insertion window, matched families:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-import scaling.fit as fitlib
+from scaling import table as results_table
 from scaling.errors import UsageError
 from scaling.figures.fits import with_halving
 from scaling.figures.style import FORMATS, save
@@ -203,7 +203,7 @@ def make_all(sweep_dir: str | Path, out: str | Path | None = None,
     """
     sweep_dir = Path(sweep_dir)
     formats = check_formats(formats)
-    raw = fitlib.read_results(sweep_dir / "results.csv")
+    raw = results_table.read(sweep_dir / "results.csv")
     results = tidy_results(raw)
     check_splits(results)
     if len(results) < len(raw):

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import scaling.fit as fitlib
 from scaling import splits as split_defs
 from scaling import table as results_table
 from scaling.errors import UsageError
@@ -23,7 +22,7 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
     Missing optional columns get defaults (arm "dose", split "matched", one model, seed 0).
     """
-    df = fitlib.read_results(path)
+    df = results_table.read(path)
     return tidy_results(df)
 
 
@@ -52,7 +51,7 @@ def tidy_results(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("arm", "split", "model", "insertion"):
         df[col] = df[col].astype(object).where(df[col].notna(), "").astype(str).str.strip()
     df["arm"] = df["arm"].replace("", "dose")
-    control = (df["dose"] == 0) & df["insertion"].str.lower().isin(fitlib.CONTROL_LABELS)
+    control = (df["dose"] == 0) & df["insertion"].str.lower().isin(results_table.CONTROL_LABELS)
     df.loc[control, "insertion"] = CONTROL
     if "aligned_fraction" not in df.columns:
         df["aligned_fraction"] = df["dose"]
