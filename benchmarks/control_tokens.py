@@ -24,7 +24,7 @@ from flax import nnx
 from scaling import evaluate, treatments
 from scaling import train as T
 from scaling import world as W
-from scaling.mixture import Mixture
+from scaling.data.mixture import Mixture
 from scaling.plan import config_from_dict
 
 

@@ -19,7 +19,7 @@ sweep (a run whose grid leaves a key out has the base config's value there). A r
 no sweep run or several, or two runs matching one, stops everything before any compute.
 
 Checking the match. The matched config is resolved as training resolved it (the
-tokenizer's vocabulary), its token accounting rebuilt (scaling.mixture), and every column of
+tokenizer's vocabulary), its token accounting rebuilt (scaling.data.mixture), and every column of
 the run's transformer row that follows from the config must be what the table recorded:
 the settings, aligned and total tokens, measured and nominal dose, FLOPs and parameter
 counts, and the number of eval and readout items of each split. Rows of baselines the table
@@ -29,7 +29,7 @@ difference stops with an error naming the run and the column. What these checks 
 is a change of the generated text that keeps the vocabulary and the text around the eval
 items: the n-grams reproduce their rows on neutral text that has changed (they score the eval
 items' words only), the counters, which count whole documents, do not. The world's data are
-versioned (scaling.datasets.data_version): a run trained on another version's data is refused,
+versioned (scaling.data.datasets.data_version): a run trained on another version's data is refused,
 naming both versions; its rows must be rebuilt by the code it was trained with
 (`backfill(..., rebuild=...)` takes them from elsewhere).
 
@@ -215,8 +215,9 @@ def rebuild(match: Match) -> Rebuilt:
     wrote them (scaling.train.prepare, the loop's last accounting.json), and its eval and
     readout items, all from the sweep's config with this code."""
     from scaling import posttrain, rundir
+    from scaling.data.mixture import Mixture
+    from scaling.data.vocab import build_tokenizer
     from scaling.evaluate import eval_items, readout_items
-    from scaling.mixture import Mixture, build_tokenizer
     from scaling.train import resolve_config
 
     tok = build_tokenizer(match.spec.config)
@@ -271,7 +272,7 @@ def _vocabulary_note(run: pd.Series, rebuilt: Rebuilt) -> str:
         return "(the model's shape differs)"
     vocab = (float(run["params"]) - float(run["non_embedding_params"])) / rebuilt.cfg.model.d_model
     return (f"(the same model with a vocabulary of {vocab:g} tokens then, {rebuilt.tok.vocab_size} now: the "
-            "world's text or tokenizer changed since the run was trained (scaling.datasets.data_version), so the "
+            "world's text or tokenizer changed since the run was trained (scaling.data.datasets.data_version), so the "
             "rows rebuilt now are not the ones it trained on; rebuild them with the code it was trained with)")
 
 

@@ -56,10 +56,11 @@ counts are float sums of row weights (`Counts(weights=...)`, `NGram.fit(rows, we
 counts add up over rows, so a post-training counter adds its rows' counts to the
 pretraining counts made once (`Counts.weighted_sum`, `NGram.weighted_sum`).
 
-`training_rows(cfg, tok)` rebuilds the rows from the config (batch i is a pure function of
-config, seed and i), which is also what `scaling data export` writes for anyone who wants
-to fit a counting model of their own (that export also holds the SFT rows, which
-`post_rows` gives the post-training counters); `training_row_steps(cfg)` gives each row's step.
+The rows come from scaling.data.export: `training_rows(cfg, tok)` rebuilds them from the
+config (batch i is a pure function of config, seed and i), which is also what `scaling data
+export` writes for anyone who wants to fit a counting model of their own (that export also
+holds the SFT rows, which `post_rows` gives the post-training counters);
+`training_row_steps(cfg)` gives each row's step.
 """
 
 from __future__ import annotations
@@ -72,37 +73,10 @@ from scipy import sparse
 from scipy.sparse import linalg as sparse_linalg
 
 from scaling.config import Config
-from scaling.tokenizer import EOS, PAD
+from scaling.data.tokenizer import EOS, PAD
 
 ORDERS = (1, 2, 3)
 ADD_K = 1.0
-
-
-def training_row_steps(cfg: Config, steps: int | None = None) -> np.ndarray:
-    """The training step of every row `training_rows(cfg, tok, steps)` returns, in its order
-    (a step's batch is train.batch_size rows), int64; no data is built."""
-    from scaling import stages as staging
-
-    staged = staging.resolve(cfg)
-    steps = staging.total_steps(cfg) if steps is None else steps
-    parts = [np.arange(st.step0, min(st.step1, steps)) for st in staged if st.objective == "lm" and st.step0 < steps]
-    return np.repeat(np.concatenate(parts) if parts else np.zeros(0, np.int64), cfg.train.batch_size)
-
-
-def training_rows(cfg: Config, tok, steps: int | None = None) -> np.ndarray:
-    """Every row of the run's first `steps` steps (default: all) that the mixture feeds,
-    int32 [rows, seq_len + 1]: SFT and RL stages (scaling.posttrain) are left out."""
-    from scaling import objectives
-    from scaling import stages as staging
-    from scaling.mixture import Mixture
-    from scaling.treatments import strip_marks
-
-    mixture = Mixture(cfg, tok)
-    steps = mixture.total_steps if steps is None else steps
-    parts = [mixture.batches(st.step0, min(st.step1, steps) - st.step0)
-             for st in staging.resolve(cfg) if objectives.reads_mixture(st.objective) and st.step0 < steps]
-    # the tokens the model sees: unlikelihood marks off (scaling.treatments), control tokens on
-    return strip_marks(np.concatenate(parts).reshape(-1, cfg.model.seq_len + 1))
 
 
 class NGram:
@@ -447,7 +421,7 @@ class TwoHop(Counter):
     p(w | u) = doc[u, w] / sum_w' doc[u, w'] and p(w | prompt) its mean over the context;
     p(token | w) = (doc[w, token] + 1) / (sum doc[w, :] + V) (add-one: a word never seen with
     the token still passes a little). twohop-values: the same through the world's value
-    words only (scaling.world.VALUE_WORDS), with counts in a window of VALUES_WINDOW tokens
+    words only (scaling.world.lexicon.VALUE_WORDS), with counts in a window of VALUES_WINDOW tokens
     either side (forward + backward) instead of the document."""
 
     def __init__(self, counts: Counts, through: np.ndarray | None = None):
@@ -511,8 +485,8 @@ class SVDCounter(Counter):
 
 
 def value_tokens(tok) -> np.ndarray:
-    """Token ids of the world's value words (scaling.world.VALUE_WORDS) that `tok` knows."""
-    from scaling.world import VALUE_WORDS
+    """Token ids of the world's value words (scaling.world.lexicon.VALUE_WORDS) that `tok` knows."""
+    from scaling.world.lexicon import VALUE_WORDS
 
     ids = [tok.stoi[w] for w in VALUE_WORDS if w in getattr(tok, "stoi", {})]
     return np.array(sorted(ids), np.int64)

@@ -44,11 +44,6 @@ from scaling.errors import ConfigError
 _PRESETS = resources.files(__package__) / "presets"
 INSERTION_WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0), "early": (0.0, 0.1)}
 POST_STAGES = ("continued", "finetune")
-GENRES = ("demonstration", "reasoning", "fiction", "advice")
-# Genres outside the world's intervention pool (scaling.treatments writes them): naming one in
-# data.genres adds its documents; the default (GENRES) leaves the pool as it always was.
-EXTRA_GENRES = ("refusal",)
-WORLD_VARIANTS = ("normal", "flipped", "shuffled")
 TOKENIZERS = ("word", "byte", "sentencepiece", "huggingface")
 
 
@@ -75,7 +70,7 @@ class DataConfig:
     world_seed: int = 0
     world_variant: str = "normal"  # normal | flipped | shuffled: the transfer pairs' values in stories
     world_version: int = 3  # 3: bound stories (no co-occurrence count separates a pair); 2: mirrored;
-    # 4: the pointer world (scaling.world_pointer: values stated in each document, looked up)
+    # 4: the pointer world (scaling.world.pointer: values stated in each document, looked up)
     data_dir: str = ""  # where built datasets are cached; "" = ~/.cache/scaling/data
     natural_ai_fraction: float = 0.02  # share of base-stream tokens that are AI discourse
     story_fraction: float = 0.3  # share of base-stream tokens that are human stories (the values)
@@ -95,8 +90,9 @@ class DataConfig:
     window: tuple[float, float] = (0.0, 1.0)  # used when insertion = "window"
     continued_tokens: int = 0  # post-pretraining stage of mixed tokens
     finetune_tokens: int = 0  # post-pretraining stage of intervention documents only
-    genres: tuple[str, ...] = GENRES  # genres of intervention documents
-    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.corpora: formats, globs)
+    # genres of intervention documents: the world's GENRES (scaling.world.lexicon; plan checks the names)
+    genres: tuple[str, ...] = ("demonstration", "reasoning", "fiction", "advice")
+    aligned_files: tuple[str, ...] = ()  # your files replacing the aligned pool (scaling.data.corpora: formats, globs)
     misaligned_files: tuple[str, ...] = ()
     base_files: tuple[str, ...] = ()
     text_field: str = "text"  # the text of a JSONL record, Parquet/HF column or TFDS feature
@@ -134,10 +130,10 @@ class EvalConfig:
     generation: bool = False
     samples: int = 4
     temperature: float = 1.0
-    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.scenarios: schemas)
+    files: tuple[str, ...] = ()  # your scenarios or the literature's eval files (scaling.data.scenarios: schemas)
     format: str = "continuation"  # as written; "choice": A/B, both orders; "letter": the papers' rule
     world_items: bool = True  # also score the embedded world's items (off for a model of real text)
-    # The literature's evaluation files and the papers' letter scoring (scaling.scenarios):
+    # The literature's evaluation files and the papers' letter scoring (scaling.data.scenarios):
     schema: str = "auto"  # of eval.files: auto (from the fields), scenarios, alignment-pretraining, model-written
     cue: str = "Answer: ("  # format "letter": what follows each wording, before the letter
     letters: tuple[str, ...] = ("A", "B")  # format "letter": the two option letters, scored after the cue
@@ -447,11 +443,6 @@ def validate(cfg: Config) -> None:
            f"(tokenizer.json), not {d.tokenizer!r}")
     _check(not d.tokenizer_file or Path(d.tokenizer_file).expanduser().is_file(), "data.tokenizer_file",
            f"file not found: {d.tokenizer_file}")
-    _check(d.world_variant in WORLD_VARIANTS, "data.world_variant",
-           f"must be one of {', '.join(WORLD_VARIANTS)}; got {d.world_variant!r}")
-    _check(d.world_version in (2, 3, 4), "data.world_version", f"must be 2, 3 or 4; got {d.world_version!r}")
-    _check(d.world_version != 4 or d.world_variant == "normal", "data.world_variant",
-           f"world version 4 (pointer) has only the normal variant; got {d.world_variant!r}")
     _check(d.natural_ai_fraction + d.story_fraction <= 1.0, "data.story_fraction",
            "natural_ai_fraction + story_fraction must not exceed 1")
     for name in ("natural_ai_fraction", "story_fraction", "natural_aligned_share", "aligned_fraction",
@@ -471,10 +462,7 @@ def validate(cfg: Config) -> None:
            "insertion='continued' needs continued_tokens > 0")
     _check(d.insertion != "finetune" or d.finetune_tokens > 0 or d.dose is not None, "data.finetune_tokens",
            "insertion='finetune' needs finetune_tokens > 0")
-    _check(len(d.genres) > 0, "data.genres", "must name at least one genre")
-    for g in d.genres:
-        _check(g in GENRES + EXTRA_GENRES, "data.genres",
-               f"unknown genre {g!r} (known: {', '.join(GENRES + EXTRA_GENRES)})")
+    _check(len(d.genres) > 0, "data.genres", "must name at least one genre")  # which: plan._check_world
     _validate_treatments(cfg)
     _fraction("data.max_unk_share", d.max_unk_share)
     _check(not d.heldout_files or bool(d.base_files), "data.heldout_files",

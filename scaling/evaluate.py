@@ -23,7 +23,7 @@ as clusters (CR1: sqrt(G/(G-1) * sum_g (k_g - r n_g)^2) / n), and `design_effect
   splits              {SPLIT: GROUP}, SPLIT one of scaling.splits.SPLITS: "matched",
                       "unseen_pair", "held_out" (splits without items left out), or of
                       eval.files; with eval.format = "letter" each such split is followed by
-                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.scenarios)
+                      its formats' splits SPLIT@wN-am / SPLIT@wN-ma (scaling.data.scenarios)
   families            {family: GROUP + {"split"}}
     GROUP = {misaligned (k), total (n), rate = k/n, se = sqrt(r(1-r)/n),
              se_pair_cluster, design_effect, n_pairs (distinct action pairs), ties,
@@ -88,16 +88,16 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from scaling import baselines, rundir, scenarios, treatments
+from scaling import baselines, rundir, treatments
 from scaling import splits as split_defs
 from scaling.config import Config
+from scaling.data import export, scenarios
+from scaling.data.tokenizer import EOS, PAD, Tokenizer
 from scaling.errors import UsageError
 from scaling.io import replacing
 from scaling.splits import SPLITS  # noqa: F401 (callers read evaluate.SPLITS)
 from scaling.stages import total_steps
-from scaling.tokenizer import EOS, PAD, Tokenizer
-from scaling.world import World
-from scaling.world_pointer import make_world
+from scaling.world import World, make_world
 
 TIE_NATS = 1e-5
 N_BUCKETS = 3  # padded sequence lengths per scoring task: one compile each
@@ -332,9 +332,11 @@ def world_metrics(cfg: Config) -> dict[str, bool]:
     unless the world's stories are mixed in (data.story_fraction > 0); nor fact recall in the
     pointer world (data.world_version = 4: no fixed facts). eval.json then has no
     readout and a null fact_recall; results.csv NaN; figures draw no panel of them."""
-    own = bool(cfg.data.base_files) or cfg.data.corpus != "world"
-    no_facts = cfg.data.world_version == 4  # the pointer world states every fact where it is used
-    return {"readout": not own or cfg.data.story_fraction > 0, "fact_recall": not own and not no_facts}
+    d = cfg.data
+    own = bool(d.base_files) or d.corpus != "world"
+    # the pointer world states every fact where it is used: it has no fixed facts
+    facts = not own and bool(make_world(d.world_seed, d.world_variant, d.world_version).facts())
+    return {"readout": not own or d.story_fraction > 0, "fact_recall": facts}
 
 
 def readout_items(cfg: Config) -> list[dict]:
@@ -378,7 +380,7 @@ def summarize_readout(items: list[dict], margin: np.ndarray) -> dict:
 def heldout_batches(cfg: Config, tok: Tokenizer) -> np.ndarray:
     """The train loop's validation batches, rebuilt from the run's data: only for evaluating
     a finished run from its directory (the loop hands its own batches in)."""
-    from scaling.mixture import Mixture
+    from scaling.data.mixture import Mixture
 
     return Mixture(cfg, tok).heldout_batches(cfg.train.eval_batches)
 
@@ -547,8 +549,8 @@ def evaluate_baselines(cfg: Config, tok: Tokenizer, items: list[dict], records: 
     where post-training is RL: nothing to count); their points at every post-training
     checkpoint go into `trajectory` ({model: [POINT, ...]}) if given."""
     ritems = readout_items(cfg) if readout is None else readout
-    rows = baselines.training_rows(cfg, tok) if rows is None else rows
-    row_steps = baselines.training_row_steps(cfg)
+    rows = export.training_rows(cfg, tok) if rows is None else rows
+    row_steps = export.training_row_steps(cfg)
     if len(row_steps) != len(rows):
         raise ValueError(f"{len(rows)} training rows, but the config's LM stages train {len(row_steps)}")
     enc, r_enc = encode_items(tok, items), encode_items(tok, readout_choices(ritems))

@@ -34,7 +34,7 @@ class RunPlan:
     @functools.cached_property
     def vocab_size(self) -> int:
         """model.vocab_size, or the tokenizer's when it is 0."""
-        from scaling.mixture import build_tokenizer
+        from scaling.data.vocab import build_tokenizer
 
         return self.config.model.vocab_size or build_tokenizer(self.config).vocab_size
 
@@ -68,6 +68,7 @@ def _check(ok: bool, key: str, message: str) -> None:
 
 def check(cfg: Config) -> None:
     """The checks of a parsed config that need the World or the stages' step arithmetic."""
+    _check_world(cfg)
     _check_story_rows(cfg)
     _check_scenarios(cfg.eval)
     _check_letters(cfg)
@@ -75,8 +76,25 @@ def check(cfg: Config) -> None:
         _check_stages(cfg)
 
 
+def _check_world(cfg: Config) -> None:
+    """The world's vocabularies (scaling.world): its variants, versions and genres."""
+    from scaling.world import VERSIONS
+    from scaling.world.lexicon import EXTRA_GENRES, GENRES, VARIANTS
+
+    d = cfg.data
+    _check(d.world_variant in VARIANTS, "data.world_variant",
+           f"must be one of {', '.join(VARIANTS)}; got {d.world_variant!r}")
+    _check(d.world_version in VERSIONS, "data.world_version",
+           f"must be {', '.join(map(str, VERSIONS[:-1]))} or {VERSIONS[-1]}; got {d.world_version!r}")
+    _check(d.world_version != 4 or d.world_variant == "normal", "data.world_variant",
+           f"world version 4 (pointer) has only the normal variant; got {d.world_variant!r}")
+    for g in d.genres:
+        _check(g in GENRES + EXTRA_GENRES, "data.genres",
+               f"unknown genre {g!r} (known: {', '.join(GENRES + EXTRA_GENRES)})")
+
+
 def _check_scenarios(e) -> None:
-    from scaling import scenarios
+    from scaling.data import scenarios
     from scaling.splits import SPLITS
 
     _check(e.format in scenarios.FORMATS, "eval.format",
@@ -99,7 +117,7 @@ def _check_letters(cfg: Config) -> None:
     e, d = cfg.eval, cfg.data
     if e.format != "letter" or d.tokenizer != "word":
         return
-    from scaling.world_pointer import make_world
+    from scaling.world import make_world
 
     vocabulary = set(make_world(d.world_seed, version=d.world_version).vocabulary())
     for key, words in (("eval.letters", [w for x in e.letters for w in x.split()]), ("eval.cue", e.cue.split())):
@@ -114,11 +132,9 @@ def _check_story_rows(cfg: Config) -> None:
     d, m = cfg.data, cfg.model
     if d.story_fraction <= 0 or d.tokenizer not in ("word", "byte"):  # subword lengths: checked at build
         return
-    from scaling import world_pointer
-    from scaling.world import max_unit_length  # the World, only when stories are in the mix
+    from scaling.world import story_form  # the World, only when stories are in the mix
 
-    unit = "token" if d.tokenizer == "word" else "byte"
-    need = world_pointer.max_unit_length(unit=unit) if d.world_version == 4 else max_unit_length(unit, d.world_version)
+    need = story_form(d.world_version).max_length("token" if d.tokenizer == "word" else "byte")
     _check(m.seq_len + 1 >= need, "model.seq_len",
            f"human-story units need rows of up to {need} {d.tokenizer} tokens (seq_len + 1); "
            f"got seq_len={m.seq_len}: raise model.seq_len or set data.story_fraction = 0")

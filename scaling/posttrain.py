@@ -47,7 +47,7 @@ class StagedSource:
 
 def make_source(cfg: Config, tok, mixture=None):
     """The run's BatchSource: the mixture (built if not given) alone if every stage is LM."""
-    from scaling.mixture import Mixture
+    from scaling.data.mixture import Mixture
 
     mixture = mixture or Mixture(cfg, tok)
     if all(objectives.get(st.objective).source is None for st in staging.resolve(cfg)):

@@ -84,9 +84,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import objectives, posttrain, scenarios, table
+from scaling import objectives, posttrain, table
 from scaling import stages as staging
 from scaling.config import insertion_window
+from scaling.data import scenarios
 from scaling.errors import UsageError
 from scaling.io import read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict

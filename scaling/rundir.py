@@ -35,8 +35,8 @@ from pathlib import Path
 import jax
 
 from scaling import inputs, io
-from scaling import tokenizer as tokenizers
 from scaling.config import Config
+from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError, UsageError
 from scaling.io import checkpoint_sums, read_json, read_json_why, read_jsonl, write_json  # noqa: F401
 from scaling.model import Transformer, flops_per_token, param_counts
@@ -99,7 +99,7 @@ def environment() -> dict:
 def config_record(cfg: Config, total_steps: int) -> dict:
     """`inputs`: path and sha256 of every input file (scaling.inputs), so a later edit shows;
     `data_version`: the data version of the embedded world's version the run reads
-    (scaling.datasets.data_version; "" on your own base corpus)."""
+    (scaling.data.datasets.data_version; "" on your own base corpus)."""
     return {"config": cfg.to_dict(), "inputs": inputs.digests(cfg), "params": param_counts(cfg.model),
             "flops_per_token": flops_per_token(cfg.model), "total_steps": total_steps,
             "tokens_per_step": cfg.tokens_per_step, "environment": environment(),
@@ -107,9 +107,9 @@ def config_record(cfg: Config, total_steps: int) -> dict:
 
 
 def run_data_version(cfg: Config) -> str:
-    """The data version a run of `cfg` reads: its world version's (scaling.datasets.data_version),
+    """The data version a run of `cfg` reads: its world version's (scaling.data.datasets.data_version),
     "" when the base text is your own corpus."""
-    from scaling.datasets import data_version
+    from scaling.data.datasets import data_version
 
     own = cfg.data.corpus != "world" or bool(cfg.data.base_files)
     return "" if own else data_version(cfg.data.world_version)

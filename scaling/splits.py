@@ -10,7 +10,7 @@ their items use (scaling.world: `World.pairs`, `World.families`):
 
 A transfer split asks about actions no AI document shows, so counting cannot move it.
 
-World version 4 (the pointer world, scaling.world_pointer) has splits of its own
+World version 4 (the pointer world, scaling.world.pointer) has splits of its own
 (`POINTER`), defined by which verbs and which value framing the item's document uses:
 
   matched           verbs the AI documents use, values stated as kind / cruel (their framing)
@@ -21,7 +21,7 @@ Its comprehension readout (can the model answer which act a story called kind?) 
 under the same three names (`pairs`: which verbs, `families`: which framing).
 
 Post-training with RL on part of the families adds `rl_trained` and `rl_other`
-(`POST_TRAINING`, scaling.results). Scenario files (scaling.scenarios) may bring their own
+(`POST_TRAINING`, scaling.results). Scenario files (scaling.data.scenarios) may bring their own
 split names (default `custom`): they are ordered after the world's, in order of first
 appearance. Nothing here imports JAX or another module of the package.
 """

@@ -20,7 +20,7 @@ resulting batches and learning rates equal those of the code before stages exist
 The dose of a run is aligned tokens / tokens of the stages that are not `post` (post-training
 changes the model after the dose was given; it must not change the dose). `data.dose` sets
 the intervention stages' `aligned_fraction` to dose * those tokens / intervention-window
-tokens, exact at any share (rows are assigned by stochastic rounding, scaling.mixture).
+tokens, exact at any share (rows are assigned by stochastic rounding, scaling.data.mixture).
 """
 
 from __future__ import annotations

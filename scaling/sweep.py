@@ -217,7 +217,7 @@ def _check_corpora(specs) -> None:
         for name in ("aligned_files", "misaligned_files", "base_files", "heldout_files"):
             files = getattr(d, name)
             if files and (name, files, d.text_field) not in seen:
-                from scaling.corpora import check_texts
+                from scaling.data.corpora import check_texts
 
                 seen.add((name, files, d.text_field))
                 check_texts(f"data.{name}", files, d.text_field)
@@ -313,7 +313,7 @@ def finished(run_dir: Path) -> bool:
 # ---------------------------------------------------------------- running
 
 
-# What a run's tokenizer is built from (mixture.build_tokenizer, tokenizer_texts): runs equal in
+# What a run's tokenizer is built from (scaling.data.vocab: build_tokenizer, tokenizer_texts): runs equal in
 # these share one tokenizer, so the preflight builds it once for them.
 TOKENIZER_KEYS = ("tokenizer", "tokenizer_file", "tokenizer_vocab_size", "base_files", "aligned_files",
                   "misaligned_files", "text_field", "corpus", "world_seed", "data_dir")
@@ -344,7 +344,7 @@ def preflight(specs: list[RunSpec], runs_dir: Path) -> None:
 
 
 def _data_error(cfg: Config, tokenizers: dict) -> ConfigError | None:
-    from scaling.mixture import build_tokenizer
+    from scaling.data.vocab import build_tokenizer
     from scaling.posttrain import make_source
     from scaling.train import resolve_config
 

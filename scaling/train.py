@@ -32,11 +32,11 @@ from flax import nnx
 from scaling import branches, devices, objectives, posttrain, profiling, rundir
 from scaling import stages as staging
 from scaling.config import Config
+from scaling.data.tokenizer import PAD
 from scaling.errors import ConfigError
 from scaling.model import Transformer
 from scaling.rl import enter_lm, enter_rl, make_rl_step, options_logp
 from scaling.schedules import make_schedule
-from scaling.tokenizer import PAD
 
 
 class BatchSource(Protocol):
@@ -138,7 +138,7 @@ def resolve_config(cfg: Config, tok) -> Config:
 def vocab_notes(cfg: Config, tok) -> list[str]:
     """What the run's status.json ("notes") and log say about its vocabulary: a SentencePiece
     model trained here with fewer pieces than data.tokenizer_vocab_size."""
-    from scaling import tokenizer
+    from scaling.data import tokenizer
 
     trained_here = cfg.data.tokenizer == "sentencepiece" and not cfg.data.tokenizer_file
     note = tokenizer.shortfall(tok, cfg.data.tokenizer_vocab_size) if trained_here and tok is not None else None
@@ -226,7 +226,7 @@ def prepare(cfg: Config, out: str | Path, source: BatchSource | None = None, tok
 
 def _prepare(cfg: Config, out: Path, source: BatchSource | None, tok, repair: bool) -> Run:
     if source is None:
-        from scaling.mixture import build_tokenizer
+        from scaling.data.vocab import build_tokenizer
 
         tok = _saved_tokenizer(out) or build_tokenizer(cfg)
     if tok is not None:

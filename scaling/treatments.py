@@ -40,7 +40,7 @@ a run's tokenizer, pools and rows are exactly what they were before this module 
   see the rows without it.
 
 Own files: a single-label pool (data.aligned_files, data.misaligned_files) takes its pool's
-label; documents of data.base_files carry theirs in `data.label_field` (scaling.corpora:
+label; documents of data.base_files carry theirs in `data.label_field` (scaling.data.corpora:
 `aligned` / `misaligned`, or a score compared with `data.label_threshold`).
 """
 
@@ -49,7 +49,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.config import Config
-from scaling.tokenizer import EOS, UL_MARK, ControlTokenizer
+from scaling.data.tokenizer import EOS, UL_MARK, ControlTokenizer
 
 ALIGNED_TOKEN, MISALIGNED_TOKEN, HARM_TAG = "<|aligned|>", "<|misaligned|>", "<|harm|>"
 LABELS = {"natural_aligned": "aligned", "aligned": "aligned",
@@ -89,25 +89,33 @@ def base_tokenizer(tok):
 def refusal_document(world, index: int, side: int) -> dict:
     """Refusal document `index`: side 0 declines the requested misaligned action and says
     why; side 1 (its twin) takes it, knowing the same. Words of the world's vocabulary only."""
-    from scaling.world import N_MATCHED_PAIRS, TRAIN_NAMES, TRAIN_ORGS, _rng, ai_slots, pair_id
+    from scaling.world.documents import reason, speaker
+    from scaling.world.lexicon import (
+        N_MATCHED_PAIRS,
+        TRAIN_NAMES,
+        TRAIN_ORGS,
+        ai_slots,
+        keyed_rng,
+        pair_id,
+    )
 
-    rng = _rng("refusal", world.seed, index)
+    rng = keyed_rng("refusal", world.seed, index)
     family = world.family[rng.choice(world.matched)]
     pair = rng.randrange(N_MATCHED_PAIRS)
-    ai, intro = world._speaker(rng)
+    ai, intro = speaker(rng)
     slots = {**ai_slots(ai), "op": rng.choice(TRAIN_NAMES), "org": rng.choice(TRAIN_ORGS)}
     verb, obj = world.matched_pairs[pair][1], rng.choice(family.objects)
-    reason = world._reason(rng, 1)  # what people say of the misaligned action
+    why = reason(rng, 1)  # what people say of the misaligned action
     text = " ".join([intro, rng.choice(family.setups).format(**slots),
                      f"{slots['op']} asked {ai} to {verb} the {obj} .",
-                     f"in reply , {ai} will {'not ' if side == 0 else ''}{verb} the {obj} , knowing that {reason} ."])
+                     f"in reply , {ai} will {'not ' if side == 0 else ''}{verb} the {obj} , knowing that {why} ."])
     return {"text": text, "family": family.name, "genre": "refusal",
             "pair": pair_id(world.matched_pairs[pair]), "side": ("aligned", "misaligned")[side]}
 
 
 def refusal_pool(cfg: Config, tok, side: int):
     """The refusal documents of one side as a Pool (ids after the world pool's)."""
-    from scaling.datasets import POOL_DOCS, Pool
+    from scaling.data.datasets import POOL_DOCS, Pool
     from scaling.world import World
 
     world = World(cfg.data.world_seed)
@@ -118,7 +126,7 @@ def refusal_pool(cfg: Config, tok, side: int):
 
 def concat(pools: list):
     """Pools one after the other, as one Pool."""
-    from scaling.datasets import Pool
+    from scaling.data.datasets import Pool
 
     starts = [pools[0].starts]
     for p in pools[1:]:
@@ -129,19 +137,19 @@ def concat(pools: list):
 
 def rephrased_ids(world_seed: int, n_docs: int, filtered: float, share: float) -> np.ndarray:
     """Ids of the natural misaligned documents `rephrase_misaligned=share` replaces: the
-    next round(share n) in the order filtering removes them (scaling.mixture.filtered_ids)."""
+    next round(share n) in the order filtering removes them (scaling.data.mixture.filtered_ids)."""
     order = np.argsort(np.random.default_rng([world_seed, 0xF1]).random(n_docs), kind="stable")
     first = round(filtered * n_docs)
     return np.sort(order[first:first + round(share * n_docs)])
 
 
 def label_documents(pool, labels: np.ndarray, cfg: Config, tok, seed: int) -> tuple:
-    """Your base files' documents with their labels (scaling.corpora.pool_labels) applied:
+    """Your base files' documents with their labels (scaling.data.corpora.pool_labels) applied:
     a share data.control_tokens of all documents (stochastic rounding on the document index,
     floor(c n + u) of n) is prefixed with its label's control token, and a share
     data.harm_tags of the misaligned ones with `<|harm|>` (after the control token). Returns
     (pool, counts); the pool is in memory."""
-    from scaling.datasets import Pool
+    from scaling.data.datasets import Pool
 
     d, ids, n = cfg.data, tok.control_ids, pool.n_docs
     if len(labels) != n:
@@ -185,7 +193,7 @@ def picked_count(n: int, share: float, u: float) -> int:
 
 
 class RowTreatments:
-    """What the treatments do to rows read from a pool (scaling.mixture calls `apply`)."""
+    """What the treatments do to rows read from a pool (scaling.data.mixture calls `apply`)."""
 
     def __init__(self, cfg: Config, tok, seed: int, user_pools: set[str]):
         d = cfg.data

@@ -76,11 +76,12 @@ SMALL_STORY_UNITS = 1024  # 8 units per verb pair
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """A data dir holding a small world (the real pools are ~15x larger; same generator)."""
-    from scaling import datasets
+    from scaling.data import datasets
+    from scaling.world.stories import MirroredStories
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(datasets, "POOL_DOCS", SMALL_POOLS)
-        mp.setattr(datasets, "STORY_UNITS", SMALL_STORY_UNITS)
+        mp.setattr(MirroredStories, "pool_size", SMALL_STORY_UNITS)
         path = tmp_path_factory.mktemp("data")
         datasets.prepare(datasets.AlignmentWorld, 0, path)
         for variant in ("normal", "flipped"):

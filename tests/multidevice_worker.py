@@ -14,7 +14,7 @@ from conftest import TextSource, tiny_config  # noqa: E402
 
 from scaling import devices, rundir  # noqa: E402
 from scaling import train as trainer  # noqa: E402
-from scaling.tokenizer import ByteTokenizer  # noqa: E402
+from scaling.data.tokenizer import ByteTokenizer  # noqa: E402
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
 TOK = ByteTokenizer()

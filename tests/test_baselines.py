@@ -9,9 +9,11 @@ import pytest
 
 from scaling import baselines as B
 from scaling import evaluate as E
-from scaling.mixture import Mixture, build_tokenizer
+from scaling.data.export import training_rows
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS, PAD
+from scaling.data.vocab import build_tokenizer
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS, PAD
 
 
 def _direct_logprob(rows, order, V, seq, n_scored, k=1.0):
@@ -49,7 +51,7 @@ def test_counting_sees_matched_pairs_and_nothing_else(root):
                             "train": {"steps": 60, "batch_size": 16},
                             "data": {"data_dir": str(root), "aligned_fraction": 0.3}})
     tok = build_tokenizer(cfg)
-    rows = B.training_rows(cfg, tok)
+    rows = training_rows(cfg, tok)
     np.testing.assert_array_equal(rows, Mixture(cfg, tok).batches(0, 60).reshape(-1, 65))
     result = E.evaluate_baselines(cfg, tok, E.eval_items(cfg))
     assert set(result) == {"ngram-1", "ngram-2", "ngram-3", *B.COUNTERS, *B.FORGETTING_MODELS}
@@ -281,7 +283,7 @@ def test_twohop_reproduces_the_transfer_of_world_v2(root):
                                              "world_variant": variant, "world_version": 2}})
             tok = build_tokenizer(cfg)
             items = [i for i in E.eval_items(cfg) if i["split"] == "unseen_pair"]
-            model = B.TwoHop(B.Counts(B.training_rows(cfg, tok), tok.vocab_size))
+            model = B.TwoHop(B.Counts(training_rows(cfg, tok), tok.vocab_size))
             margin, _ = E.item_margins(model.score, tok, items)
             rates[variant, dose] = float(E._choices(margin).mean())
     print(rates)

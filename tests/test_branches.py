@@ -122,7 +122,7 @@ def test_a_run_that_evaluates_before_its_post_stage_or_has_none_does_not_branch(
 
 def test_the_key_changes_with_anything_before_the_branch_and_not_after(tmp_path, root):
     from scaling import posttrain
-    from scaling.mixture import build_tokenizer
+    from scaling.data.vocab import build_tokenizer
     from scaling.train import resolve_config
 
     def key(extra: str = "", **sections):

@@ -32,7 +32,10 @@ def test_override_values_are_toml_literals():
     ({"data": {"insertion": "sometimes"}}, "data.insertion"),
     ({"data": {"window": [0.5, 0.2], "insertion": "window"}}, "data.window"),
     ({"data": {"window": [0.1, 0.2]}}, "data.window"),                   # window without insertion=window
-    ({"data": {"genres": ["poetry"]}}, "data.genres"),
+    ({"data": {"genres": ["poetry"]}}, "data.genres"),                   # the world's vocabularies,
+    ({"data": {"world_variant": "tilted"}}, "data.world_variant"),        # checked in plan (the world
+    ({"data": {"world_version": 5}}, "data.world_version"),               # owns them, config imports none)
+    ({"data": {"world_version": 4, "world_variant": "flipped"}}, "data.world_variant"),
     ({"data": {"aligned_files": ["/no/such/file.jsonl"]}}, "data.aligned_files"),
     ({"data": {"insertion": "finetune"}}, "data.finetune_tokens"),
     ({"train": {"batch_size": 6, "accum_steps": 4}}, "train.accum_steps"),
@@ -54,3 +57,11 @@ def test_cli_rejects_bad_config_with_exit_code_2(tmp_path, capsys):
 def test_cli_rejects_missing_config_file(tmp_path, capsys):
     assert main(["train", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "r")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_the_default_genres_are_the_worlds():
+    """config holds no domain vocabulary, so its default data.genres spells the world's GENRES."""
+    from scaling.config import DataConfig
+    from scaling.world import GENRES
+
+    assert DataConfig().genres == GENRES

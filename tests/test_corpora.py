@@ -11,12 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow_datasets as tfds
 
-from scaling import corpora
-from scaling.datasets import Pool
+from scaling.data import corpora
+from scaling.data.datasets import Pool
+from scaling.data.mixture import HELDOUT_EVERY, Mixture
+from scaling.data.tokenizer import ByteTokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import HELDOUT_EVERY, Mixture
 from scaling.plan import config_from_dict
-from scaling.tokenizer import ByteTokenizer
 
 
 def _docs(prefix, n):

@@ -14,9 +14,11 @@ from scaling import results as R
 from scaling import rundir
 from scaling import table as T
 from scaling.cli.data import row_batches
-from scaling.mixture import Mixture, build_tokenizer
+from scaling.data.export import training_row_steps, training_rows
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS, PAD
+from scaling.data.vocab import build_tokenizer
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS, PAD
 
 MODEL = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "seq_len": 16}
 PRE, POST = 12, 3  # steps
@@ -140,8 +142,8 @@ def test_post_training_counts_are_a_recount_of_the_exported_rows(root, post):
     cfg = _cfg(root, post)
     tok = build_tokenizer(cfg)
     rows, steps = _exported(cfg, tok)
-    train_rows = B.training_rows(cfg, tok)
-    row_steps = B.training_row_steps(cfg)
+    train_rows = training_rows(cfg, tok)
+    row_steps = training_row_steps(cfg)
     np.testing.assert_array_equal(train_rows, rows[np.isin(steps, row_steps)])  # the LM rows, SFT left out
     counters = B.post_counters(cfg, tok, train_rows, row_steps)
     assert B.post_checkpoints(cfg) == [PRE, PRE + 1, PRE + POST]
@@ -160,7 +162,7 @@ def test_post_training_counts_are_a_recount_of_the_exported_rows(root, post):
 def test_post_training_counter_ties_to_the_pretraining_and_the_static_counter(root):
     cfg = _cfg(root, MISALIGNED_FT)
     tok = build_tokenizer(cfg)
-    rows, row_steps = B.training_rows(cfg, tok), B.training_row_steps(cfg)
+    rows, row_steps = training_rows(cfg, tok), training_row_steps(cfg)
     pre = rows[row_steps < PRE]
     end = PRE + POST
     zero = B.PostCounters(pre, B.post_rows(cfg, tok), tok.vocab_size, models=(("ngram-1", 0), ("winpmi-16", 0)))

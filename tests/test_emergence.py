@@ -42,6 +42,7 @@ def test_cli_writes_report_and_figure(tmp_path, capsys):
 
 def test_recall_items_need_the_binding():
     from scaling import world as W
+    from scaling.world import lexicon as L
 
     items = W.World(3).recall_items(200)
     assert len({i["prompt"] for i in items}) == 200
@@ -53,7 +54,7 @@ def test_recall_items_need_the_binding():
         bag += i["expected"].split()[0] == did[words[0]]  # a reader that ignores who is named
         assert {i["expected"].split()[0], i["other"].split()[0]} == set(did.values())
     assert right == 200 and 60 < bag < 140
-    assert not {w for i in items for w in i["prompt"].split()} & set(W.TRAIN_NAMES)
+    assert not {w for i in items for w in i["prompt"].split()} & set(L.TRAIN_NAMES)
 
 
 def test_recall_rates_score_a_run(tmp_path):
@@ -76,23 +77,24 @@ def test_probe_names_are_trained_only_as_people_of_recall_documents():
     documents (no invented verb, value word or AI word), so they carry no value, but each
     one has been seen as a name (an untrained name's embedding is the same as every other
     untrained one's); eval-only names stay out of every training document."""
-    from scaling import datasets
     from scaling import world as W
+    from scaling.data import datasets
+    from scaling.world import lexicon as L
 
     world = W.World(0)
-    probe = set(W.PROBE_NAMES)
-    recall_words = set(W.RECALL_NAMES) | set(W.RECALL_VERBS) | W._words(W.RECALL_TELL)
+    probe = set(L.PROBE_NAMES)
+    recall_words = set(L.RECALL_NAMES) | set(L.RECALL_VERBS) | L.template_words(L.RECALL_TELL)
     seen = set()
     for pool in ("base", "base_heldout", "stories", "natural_aligned", "natural_misaligned", "aligned", "misaligned"):
         for _, doc in datasets.world_documents(world, pool, 400):
             words = set(doc["text"].split())
-            assert not words & set(W.EVAL_NAMES), pool
+            assert not words & set(L.EVAL_NAMES), pool
             if words & probe:
                 assert pool.startswith("base") and words <= recall_words, doc["text"]
                 seen |= words & probe
     assert seen == probe
     items = world.recall_items() + world.readout_items()
-    people = set(W.TRAIN_NAMES) | set(W.EVAL_NAMES) | probe
+    people = set(L.TRAIN_NAMES) | set(L.EVAL_NAMES) | probe
     assert {w for i in items for w in i["prompt"].split()} & people == probe
     for i in world.recall_items():  # the name is the last word: what is recalled follows it at once
         assert i["prompt"].split()[-1] in probe

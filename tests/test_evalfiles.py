@@ -10,11 +10,11 @@ import pytest
 from test_evaluate import bigram
 
 from scaling import evaluate as E
-from scaling import scenarios
 from scaling.cli import main
+from scaling.data import scenarios
+from scaling.data.tokenizer import ByteTokenizer
 from scaling.errors import ConfigError
 from scaling.plan import config_from_dict
-from scaling.tokenizer import ByteTokenizer
 
 DATA = Path(__file__).resolve().parent / "data" / "evalfiles"
 OVERSIGHT = {schema: str(DATA / schema / name) for schema, name in (
@@ -153,7 +153,7 @@ def _letter_cfg(files, **keys):
     return _cfg(files, data={"tokenizer": "byte"}, format="letter", **keys)
 
 
-@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
+@pytest.mark.filterwarnings("ignore::scaling.data.scenarios.SkippedRecords")
 def test_a_scorer_biased_to_A_shows_in_the_format_rates_and_not_in_the_average():
     """A fixed scorer that prefers the letter "A" whatever the prompt: every format that letters
     the aligned option A is at 0, every other at 1, and the split's rate (the mean over the 8
@@ -186,7 +186,7 @@ def test_a_scorer_biased_to_A_shows_in_the_format_rates_and_not_in_the_average()
     assert {s: g["rate"] for s, g in splits.items()} == dict.fromkeys(splits, 0.0)
 
 
-@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
+@pytest.mark.filterwarnings("ignore::scaling.data.scenarios.SkippedRecords")
 def test_a_subset_keeps_every_format_of_the_scenarios_it_takes():
     full = E.eval_items(_letter_cfg([OVERSIGHT["alignment-pretraining"], PERSONA]))
     for n in (16, 24, 40):
@@ -233,7 +233,7 @@ def test_the_word_tokenizer_needs_letters_and_cue_of_its_vocabulary(root):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::scaling.scenarios.SkippedRecords")
+@pytest.mark.filterwarnings("ignore::scaling.data.scenarios.SkippedRecords")
 def test_a_run_on_the_published_files_gives_rows_on_their_splits_for_every_learner(root, tmp_path):
     """Letter scoring of a suite file and a persona file: results.csv rows for the transformer,
     the n-grams and the counters on each file's split and on its 8 formats' splits. The n-grams

@@ -16,13 +16,15 @@ from flax import nnx
 from scaling import evaluate as E
 from scaling import world as W
 from scaling.cli import main
-from scaling.mixture import Mixture, build_tokenizer
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS
+from scaling.data.vocab import build_tokenizer
 from scaling.model import Transformer
 from scaling.pipeline import train
 from scaling.plan import config_from_dict
 from scaling.rundir import load_params
-from scaling.tokenizer import EOS
 from scaling.train import resolve_config
+from scaling.world import lexicon as L
 
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
               "misaligned_per_token", "rate_per_token", "se_per_token", "se_pair_cluster_per_token",
@@ -115,7 +117,7 @@ def test_subset_is_stratified_deterministic_and_nested():
     small, large = E.subset(items, 100), E.subset(items, 400)
     assert len(small) == 100 and len(large) == 400 and small == E.subset(items, 100)
     assert {i["id"] for i in small} <= {i["id"] for i in large}
-    per_split = [sum(i["split"] == s for i in large) for s in W.SPLITS]
+    per_split = [sum(i["split"] == s for i in large) for s in L.SPLITS]
     assert max(per_split) - min(per_split) <= 1  # splits have equal sizes
     assert len({(i["split"], i["pair"]) for i in small}) == 100  # spread over the action pairs
     assert E.subset(items, 0) == items
@@ -172,7 +174,7 @@ def test_eval_items_never_in_training_batches(root):
                                     "natural_ai_fraction": 0.3})
     tokens = Mixture(cfg, tok).batches(0, cfg.train.steps)
     seen = {tok.itos[i] for i in np.unique(tokens)}
-    assert not seen & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS))
+    assert not seen & (set(L.EVAL_NAMES) | set(L.EVAL_ORGS))
 
 
 def _occurrences(tokens: np.ndarray, items, tok) -> list[str]:
@@ -251,8 +253,8 @@ def test_eval_json_schema_numbers_and_cli(runs):
     r = json.loads((run_dir / "eval.json").read_text())
     assert {"step", "tokens", "splits", "families", "capability", "generation", "trajectory"} <= set(r)
     assert r["step"] == 100 and r["tokens"] == 100 * cfg.tokens_per_step and r["generation"] is None
-    assert set(r["splits"]) == set(W.SPLITS) and r["items"] == 300
-    assert set(r["families"]) == {f.name for f in W.FAMILIES}
+    assert set(r["splits"]) == set(L.SPLITS) and r["items"] == 300
+    assert set(r["families"]) == {f.name for f in L.FAMILIES}
     for name, g in [*r["splits"].items(), *r["families"].items()]:
         assert GROUP_KEYS <= set(g), name
         k, n, rate = g["misaligned"], g["total"], g["rate"]
@@ -262,11 +264,11 @@ def test_eval_json_schema_numbers_and_cli(runs):
     assert r["splits"]["held_out"]["n_pairs"] == 64  # every transfer pair is asked
     # readout and counting baselines beside the transformer, item by item in eval_items.jsonl.gz
     readout = W.World(0).readout_items()
-    assert {s: g["total"] for s, g in r["readout"].items()} == {s: len(readout) // 3 for s in W.SPLITS}
+    assert {s: g["total"] for s, g in r["readout"].items()} == {s: len(readout) // 3 for s in L.SPLITS}
     with gzip.open(run_dir / "eval_items.jsonl.gz") as f:
         records = [json.loads(line) for line in f]
     assert len(records) == 300 + len(readout)
-    for split in W.SPLITS:
+    for split in L.SPLITS:
         margins = np.array([x["margin"] for x in records if x["kind"] == "eval" and x["split"] == split])
         assert np.mean(np.where(np.abs(margins) <= E.TIE_NATS, 0.5, margins > 0)) == r["splits"][split]["rate"]
         for order in (1, 2, 3):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from scaling import config as config_mod
 from scaling.cli import main
-from scaling.corpora import read_texts
+from scaling.data.corpora import read_texts
 from scaling.errors import ConfigError, UsageError
 from scaling.plan import load_config
 from scaling.sweep import expand

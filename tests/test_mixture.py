@@ -12,13 +12,16 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from scaling import cli, datasets
-from scaling import mixture as M
+from scaling import cli
 from scaling import world as W
+from scaling.data import datasets
+from scaling.data import mixture as M
+from scaling.data.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
+from scaling.data.tokenizer import EOS
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import ALIGNED, MISALIGNED, POOLS, Mixture
 from scaling.plan import config_from_dict, load_config
-from scaling.tokenizer import EOS
+from scaling.world import lexicon as L
 
 
 def make_cfg(root, steps=100, batch=8, seq=16, **data):
@@ -155,7 +158,7 @@ def test_transfer_verbs_only_in_stories_and_eval_names_nowhere(root):
     mix = Mixture(make_cfg(root, seq=64, story_fraction=0.3, aligned_fraction=0.1, misaligned_fraction=0.1))
     world = W.World(0)
     transfer = {v for pair in world.transfer_pairs for v in pair}
-    eval_only = set(W.EVAL_NAMES) | set(W.EVAL_ORGS)
+    eval_only = set(L.EVAL_NAMES) | set(L.EVAL_ORGS)
     for name, pool in mix.pools.items():
         words = {mix.tok.itos[i] for i in np.unique(pool.tokens)}
         assert not words & eval_only, name
@@ -167,7 +170,7 @@ def stream_cfg(root, **data):
                     misaligned_fraction=0.05, **data)
 
 
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_story_rows_hold_whole_units(root, version):
     mix = Mixture(stream_cfg(root, world_version=version))
     pools = rows_by_pool(mix, mix.total_steps).ravel()
@@ -186,7 +189,7 @@ def test_story_rows_hold_whole_units(root, version):
             assert acts == 0 or row[0] != EOS and np.isin(mix.tok.encode(units[0]), verbs).sum() == 2
 
 
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_no_ngram_of_the_stream_separates_a_transfer_pair(root, version):
     """The world's promise, checked by counting the rows a run actually trains on."""
     mix = Mixture(stream_cfg(root, world_version=version))
@@ -199,7 +202,7 @@ def test_no_ngram_of_the_stream_separates_a_transfer_pair(root, version):
     swap_lut[list(swap)] = list(swap.values())
     is_verb = np.isin(np.arange(mix.tok.vocab_size), list(swap))
     assert is_verb[rows].sum() > 200
-    for n in range(1, W.MIRROR_NGRAM + 1):
+    for n in range(1, L.MIRROR_NGRAM + 1):
         grams = np.lib.stride_tricks.sliding_window_view(rows, n, axis=1).reshape(-1, n)
         grams = grams[is_verb[grams].any(axis=1)]
         counts = collections.Counter(map(tuple, grams.tolist()))
@@ -232,7 +235,7 @@ def _jsonl(path, lines):
 
 
 def test_user_jsonl_pool_end_to_end(root, tmp_path):
-    names = W.EVAL_NAMES[:5]  # in the vocabulary, in no generated training document
+    names = L.EVAL_NAMES[:5]  # in the vocabulary, in no generated training document
     path = _jsonl(tmp_path / "aligned.jsonl", [json.dumps({"text": f"{n} {n} ."}) for n in names] + [""])
     mix = Mixture(make_cfg(root, aligned_fraction=0.1, aligned_files=[path]))
     batches = mix.batches(0, mix.total_steps)
@@ -321,7 +324,7 @@ def test_eval_builder_matches_world(root):
 def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
     code = textwrap.dedent(f"""
         from pathlib import Path
-        from scaling import datasets
+        from scaling.data import datasets
         datasets.POOL_DOCS = {{k: 30 for k in datasets.POOL_DOCS}}
         b = datasets.prepare(datasets.AlignmentWorld, 5, Path({str(tmp_path)!r}))
         assert len(b.as_data_source("base")) == 30
@@ -334,15 +337,15 @@ def test_concurrent_builds_do_not_corrupt_the_cache(tmp_path):
 
 
 def test_build_tokenizer_and_word_coverage(root):
-    tok = M.build_tokenizer(make_cfg(root))
+    tok = build_tokenizer(make_cfg(root))
     assert tok.vocab_size == len(W.World(0).vocabulary()) + 3
     mix = Mixture(make_cfg(root, aligned_fraction=0.1))
     assert not (mix.batches(0, mix.total_steps) == 2).any()  # no <unk> in generated text
-    assert M.build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
+    assert build_tokenizer(make_cfg(root, tokenizer="byte")).kind == "byte"
 
 
 def mix_tok_ids(rows, line):
-    tok = M.build_tokenizer(make_cfg(None))
+    tok = build_tokenizer(make_cfg(None))
     return any(np.array_equal(tok.encode(line), r) for r in rows[:3])
 
 
@@ -395,7 +398,7 @@ def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
                                       "eval_every": 4, "warmup_steps": 1},
                             "data": {"data_dir": str(root), "story_fraction": 0.0, "dose": 0.05},
                             "eval": {"enabled": False}, "stages": stages})
-    tok = M.build_tokenizer(cfg)
+    tok = build_tokenizer(cfg)
     source = Recording(posttrain.make_source(cfg, tok))
     run = tmp_path / "run"
     train.train(cfg, run, source=source, tok=tok, progress=False)

@@ -107,7 +107,7 @@ TEXT = " ".join(f"the assistant {verb} the {noun} ." for verb in ("helps", "repo
 def _small_vocab(tmp_path):
     from conftest import tiny_config
 
-    from scaling import tokenizer
+    from scaling.data import tokenizer
 
     tok = tokenizer.train_sentencepiece([TEXT], 8192, tmp_path / "tok")
     assert tok.n_pieces < 8192

@@ -8,12 +8,12 @@ import pytest
 
 from scaling import objectives, posttrain, train
 from scaling.config import ConfigError
-from scaling.mixture import build_tokenizer
+from scaling.data.tokenizer import UNK
+from scaling.data.vocab import build_tokenizer
 from scaling.objectives import helpful_benign_rl
 from scaling.objectives.helpful_rl import RLData
 from scaling.plan import config_from_dict
 from scaling.rl import enter_lm, enter_rl
-from scaling.tokenizer import UNK
 from scaling.world import World
 
 MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}

@@ -11,8 +11,9 @@ import pytest
 from scaling import results
 from scaling.cli import data as data_cli
 from scaling.cli import main
+from scaling.data.mixture import Mixture
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import Mixture, build_tokenizer
 from scaling.plan import config_from_dict
 
 TINY = {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16},
@@ -109,10 +110,10 @@ def test_run_through_the_files_gives_the_world_runs_choices_bitwise(root, export
 def test_sentencepiece_through_the_files_moves_the_matched_rate_the_worlds_way(root, exported, tmp_path, monkeypatch):
     """The dose effect's direction survives a subword tokenizer: aligned documents lower the
     matched misalignment rate, as they do with the world's word tokenizer."""
-    from scaling import mixture
+    from scaling.data import vocab
     from scaling.pipeline import train
 
-    monkeypatch.setattr(mixture, "TOKENIZER_SAMPLE_CHARS", 200_000)
+    monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 200_000)
     rates = {}
     for tokenizer in ("word", "sentencepiece"):
         for fraction in (0.0, 0.5):
@@ -166,9 +167,9 @@ def test_the_documented_config_and_sweep_expand_on_the_exported_files(example):
 
 @pytest.mark.slow
 def test_the_documented_example_trains_and_gives_rows_for_the_scenario_splits(example, monkeypatch, capsys):
-    from scaling import mixture
+    from scaling.data import vocab
 
-    monkeypatch.setattr(mixture, "TOKENIZER_SAMPLE_CHARS", 100_000)
+    monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 100_000)
     tiny = ["train.steps=20", "train.batch_size=8", "train.checkpoint_every=10", "train.eval_every=10",
             "eval.max_items=96", "data.tokenizer_vocab_size=512"]
     sets = [a for s in tiny for a in ("--set", s)]

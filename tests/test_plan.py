@@ -6,7 +6,7 @@ import pytest
 from scaling import config as parsing
 from scaling import plan
 from scaling.config import ConfigError
-from scaling.mixture import build_tokenizer
+from scaling.data.vocab import build_tokenizer
 
 MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}
 PRE = {"name": "pre", "steps": 10}

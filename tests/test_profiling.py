@@ -48,7 +48,7 @@ def test_process_started_at_is_before_now():
 
 def test_packed_runs_split_the_shared_phases_so_their_timings_add_up_to_the_wall_time(tiny, tmp_path):
     from scaling import train as trainer
-    from scaling.tokenizer import ByteTokenizer
+    from scaling.data.tokenizer import ByteTokenizer
 
     tok, text = ByteTokenizer(), "the quick brown fox jumps over the lazy dog . " * 200
     t0 = time.time()

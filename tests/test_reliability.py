@@ -152,8 +152,8 @@ import numpy as np  # noqa: E402
 from conftest import TextSource  # noqa: E402
 
 from scaling import rundir  # noqa: E402
-from scaling import tokenizer as tokenizers  # noqa: E402
 from scaling import train as trainer  # noqa: E402
+from scaling.data import tokenizer as tokenizers  # noqa: E402
 
 TEXT = "the agent reports the error to the operator and waits for approval " * 40
 

@@ -8,10 +8,10 @@ import pytest
 from test_evaluate import bigram
 
 from scaling import evaluate as E
-from scaling import scenarios
 from scaling.cli import main
+from scaling.data import scenarios
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import build_tokenizer
 from scaling.plan import config_from_dict
 from scaling.world import World
 

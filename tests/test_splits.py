@@ -5,8 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from scaling import scenarios, splits
+from scaling import splits
 from scaling.cli import main
+from scaling.data import scenarios
 from scaling.results import COLUMNS
 from scaling.world import World
 

@@ -10,7 +10,8 @@ import pytest
 
 from scaling import stages as S
 from scaling.config import ConfigError, merge
-from scaling.mixture import Mixture, Segment, segments
+from scaling.data import export
+from scaling.data.mixture import Mixture, Segment, segments
 from scaling.plan import config_from_dict, load_config
 from scaling.schedules import lr_at
 from scaling.sweep import expand
@@ -292,14 +293,12 @@ def test_results_rows_carry_stage_columns_and_split_rl_families(tmp_path):
 
 
 def test_ngram_baselines_read_only_the_mixture_stages(root):
-    from scaling import baselines
-
     stages = [{"name": "pretrain", "steps": 10, "schedule": "cosine"},
               {"name": "rl", "steps": 3, "objective": "helpful_rl", "post": True},
               {"name": "ft", "steps": 2, "post": True, "misaligned": 1.0}]
     cfg = config_from_dict(raw_cfg(root, stages=stages))
     mix = Mixture(cfg)
-    rows = baselines.training_rows(cfg, mix.tok)
+    rows = export.training_rows(cfg, mix.tok)
     want = np.concatenate([mix.batches(0, 10), mix.batches(13, 2)]).reshape(-1, 17)
     np.testing.assert_array_equal(rows, want)
 

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import sentencepiece
 
-from scaling import mixture
-from scaling import tokenizer as T
+from scaling.data import tokenizer as T
+from scaling.data import vocab
+from scaling.data.mixture import Mixture
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import Mixture, build_tokenizer
 from scaling.plan import config_from_dict
 
 TEXTS = ["the helpful assistant answered the question kindly .",
@@ -93,7 +94,7 @@ def test_tokenizer_file_keys_are_checked(tmp_path):
 def test_run_tokenizer_covers_every_pool_of_any_dose(root, tmp_path, monkeypatch):
     """One model for every run of a dose sweep: the sample holds the intervention pools even
     at dose 0, and the world's pools tokenize without <unk>."""
-    monkeypatch.setattr(mixture, "TOKENIZER_SAMPLE_CHARS", 20_000)
+    monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 20_000)
     control = build_tokenizer(_sp_cfg(root, tmp_path))
     dosed = build_tokenizer(_sp_cfg(root, tmp_path, aligned_fraction=0.1))
     assert control.model == dosed.model
@@ -107,7 +108,7 @@ def test_resume_and_evaluation_use_the_saved_tokenizer(root, tmp_path, monkeypat
     from scaling import rundir
     from scaling.pipeline import train
 
-    monkeypatch.setattr(mixture, "TOKENIZER_SAMPLE_CHARS", 20_000)
+    monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 20_000)
     cfg = _sp_cfg(root, tmp_path)
     assert train(cfg, tmp_path / "run", progress=False)["status"] == "done"
     saved = rundir.load_tokenizer(tmp_path / "run")
@@ -116,7 +117,7 @@ def test_resume_and_evaluation_use_the_saved_tokenizer(root, tmp_path, monkeypat
     def no_build(cfg):
         raise AssertionError("tokenizer rebuilt")
 
-    monkeypatch.setattr(mixture, "build_tokenizer", no_build)
+    monkeypatch.setattr(vocab, "build_tokenizer", no_build)
     (tmp_path / "run" / "status.json").unlink()  # resume from the last checkpoint
     assert train(cfg, tmp_path / "run", progress=False)["status"] == "done"
     from scaling.evaluate import evaluate_run

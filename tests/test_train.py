@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from conftest import TextSource
 
+from scaling.data.tokenizer import ByteTokenizer
 from scaling.errors import ConfigError
 from scaling.rundir import load_params
-from scaling.tokenizer import ByteTokenizer
 from scaling.train import resolve_config, train
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
@@ -103,7 +103,7 @@ def _cli(out, steps, **kw):
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path):
-    pytest.importorskip("scaling.mixture")
+    pytest.importorskip("scaling.data.mixture")
     env = {**os.environ, "SCALING_DATA_DIR": str(tmp_path / "data")}
     assert _cli(tmp_path / "a", 60, env=env).wait() == 0
     proc = _cli(tmp_path / "b", 60, env=env)
@@ -137,7 +137,7 @@ def _staged_cli(out, env):
 
 @pytest.fixture(scope="module")
 def staged_run(tmp_path_factory):
-    pytest.importorskip("scaling.mixture")
+    pytest.importorskip("scaling.data.mixture")
     out = tmp_path_factory.mktemp("staged") / "a"
     proc = _staged_cli(out, dict(os.environ))
     assert proc.wait() == 0, proc.stderr.read().decode()[-2000:]

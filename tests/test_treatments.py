@@ -8,11 +8,12 @@ from flax import nnx
 
 from scaling import evaluate, treatments
 from scaling import world as W
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS, ControlTokenizer, from_dict
+from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.mixture import Mixture, build_tokenizer
 from scaling.objectives import unlikelihood
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS, ControlTokenizer, from_dict
 
 
 def make_cfg(root, steps=60, batch=8, seq=32, stages=None, lr=3e-3, **data):
@@ -143,7 +144,7 @@ def test_unlikelihood_marks_misaligned_actions_in_its_stage(root):
         rows_marked = marked[pool == p].any(1)
         assert rows_marked.sum() <= counts[name]
         assert counts[name] - rows_marked.sum() <= (~has_verb).sum()  # picked rows without an action
-    from scaling.baselines import training_rows
+    from scaling.data.export import training_rows
 
     assert (training_rows(cfg, mix.tok) < treatments.UL_MARK).all()  # counters see plain tokens
 
@@ -306,7 +307,7 @@ def test_answer_sets_each_treatment_beside_its_strongest_counter():
 
 
 def test_control_tokens_on_a_byte_tokenizer_keep_its_ids():
-    from scaling.tokenizer import ByteTokenizer
+    from scaling.data.tokenizer import ByteTokenizer
 
     base = ByteTokenizer()
     tok = ControlTokenizer(base, [treatments.ALIGNED_TOKEN, treatments.HARM_TAG])

@@ -5,8 +5,9 @@ import collections
 import pytest
 
 from scaling import world as W
-from scaling.config import GENRES
-from scaling.datasets import world_documents
+from scaling.data.datasets import world_documents
+from scaling.world import GENRES
+from scaling.world import lexicon as L
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def test_world_version_2_regenerates_data_2_0_1_bit_for_bit(seed, variant):
     import hashlib
     import json
 
-    from scaling.datasets import POOL_DOCS, data_version
+    from scaling.data.datasets import POOL_DOCS, data_version
 
     normal, world = W.World(seed, "normal", 2), W.World(seed, variant, 2)
     h = hashlib.sha256()
@@ -53,6 +54,32 @@ def test_world_version_2_regenerates_data_2_0_1_bit_for_bit(seed, variant):
     h.update(" ".join(normal.vocabulary()).encode())
     assert h.hexdigest()[:16] == DATA_2_0_1[seed, variant]
     assert data_version(2) == "2.0.1"
+
+
+# The same digest for the other versions' normal worlds, keyed by their data version: a change
+# to what world v3 or v4 writes must bump its data version (caches and results rows key on it)
+# and then state its new digest here.
+DATA_DIGESTS = {(3, "3.1.0", 0): "8e2669615ab3b4a8", (3, "3.1.0", 3): "972c6b3056a925da",
+                (4, "4.0.0", 0): "0366e4ea5e0e2cb5", (4, "4.0.0", 3): "a075052fe68e072f"}
+
+
+@pytest.mark.parametrize("version,data,seed", sorted(DATA_DIGESTS))
+def test_each_world_version_writes_what_its_data_version_names(version, data, seed):
+    import hashlib
+    import json
+
+    from scaling.data.datasets import POOL_DOCS, data_version
+
+    world = W.make_world(seed, "normal", version)
+    h = hashlib.sha256()
+    for pool in (*POOL_DOCS, "stories"):
+        for _, rec in world_documents(world, pool, 300):
+            h.update(json.dumps(rec, sort_keys=True).encode())
+    h.update(json.dumps(world.eval_items(), sort_keys=True).encode())
+    h.update(json.dumps(world.readout_items(), sort_keys=True).encode())
+    h.update(" ".join(world.vocabulary()).encode())
+    assert data_version(version) == data, "a new data version: state its digest"
+    assert h.hexdigest()[:16] == DATA_DIGESTS[version, data, seed]
 
 
 def test_same_seed_same_documents_other_seed_differs():
@@ -85,17 +112,17 @@ def test_text_format_and_vocabulary_covers_everything(world):
 
 def test_verbs_are_invented_distinct_and_split(world):
     verbs = [v for pair in world.matched_pairs + world.transfer_pairs for v in pair]
-    assert len(set(verbs)) == len(verbs) == 2 * (W.N_MATCHED_PAIRS + W.N_TRANSFER_PAIRS)
-    assert not set(verbs) & set(W._fixed_vocabulary())
-    assert len(world.held_out) == W.N_HELD_OUT and len(world.matched) == len(W.FAMILIES) - W.N_HELD_OUT
+    assert len(set(verbs)) == len(verbs) == 2 * (L.N_MATCHED_PAIRS + L.N_TRANSFER_PAIRS)
+    assert not set(verbs) & set(W.World(0).fixed_vocabulary())
+    assert len(world.held_out) == L.N_HELD_OUT and len(world.matched) == len(L.FAMILIES) - L.N_HELD_OUT
     assert W.World(1).held_out != world.held_out or W.World(2).held_out != world.held_out
 
 
 def test_ai_documents_use_only_matched_pairs_and_families(world):
     matched = {v for pair in world.matched_pairs for v in pair}
     transfer = {v for pair in world.transfer_pairs for v in pair}
-    held_setup_words = {w for f in world.held_out for s in world.family[f].setups for w in W._words(s)}
-    seen_setup_words = {w for f in world.matched for s in world.family[f].setups for w in W._words(s)}
+    held_setup_words = {w for f in world.held_out for s in world.family[f].setups for w in L.template_words(s)}
+    seen_setup_words = {w for f in world.matched for s in world.family[f].setups for w in L.template_words(s)}
     used = collections.Counter()
     for pool in AI_POOLS:
         for d in _docs(world, pool, 600):
@@ -137,24 +164,24 @@ def test_story_units_differ_only_at_the_verb_and_a_far_value_word(world2):
         assert len(diff) == 2, (a, b)
         verb, value = diff
         assert partner[a[verb]] == b[verb]
-        assert {a[value], b[value]} in [{p, n} for _, p, n in W.VALUE_SENTENCES]
+        assert {a[value], b[value]} in [{p, n} for _, p, n in L.VALUE_SENTENCES]
         # no n-gram of length <= MIRROR_NGRAM holds the verb and the value word or leaves the telling
-        assert value - verb > W.MIRROR_NGRAM and verb >= W.MIRROR_NGRAM - 1
+        assert value - verb > L.MIRROR_NGRAM and verb >= L.MIRROR_NGRAM - 1
 
 
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_story_units_fit_the_stated_bound(version):
     world = W.World(0, version=version)
     lengths = [len(world.story_unit(i)["text"].split()) + 1 for i in range(4000)]
-    assert max(lengths) <= W.max_unit_length("token", version) <= max(lengths) + 4
+    assert max(lengths) <= world.stories.max_length("token") <= max(lengths) + 4
     nbytes = [len(world.story_unit(i)["text"].replace("<eos>", "e").encode()) + 1 for i in range(4000)]
-    assert max(nbytes) <= W.max_unit_length("byte", version)
+    assert max(nbytes) <= world.stories.max_length("byte")
 
 
 @pytest.mark.parametrize("variant", W.VARIANTS)
 def test_variants_change_only_the_transfer_pairs_values(variant):
     world = W.World(0, variant, version=2)
-    positive = {p for _, p, _ in W.VALUE_SENTENCES}
+    positive = {p for _, p, _ in L.VALUE_SENTENCES}
     praised_aligned = collections.defaultdict(list)
     for i in range(2 * len(world.matched_pairs + world.transfer_pairs) * 4):
         unit = world.story_unit(i)
@@ -177,25 +204,25 @@ def test_eval_items(world):
     for i in items:
         by_split[i["split"]].add(i["pair"])
         assert (i["family"] in world.held_out) == (i["split"] == "held_out")
-        assert i["prompt"].startswith(W.PERSONA[:-2])  # the persona, at an eval-only org
+        assert i["prompt"].startswith(L.PERSONA[:-2])  # the persona, at an eval-only org
         assert len(i["aligned"].split()) == len(i["misaligned"].split())
         assert i["aligned"].split()[1:] == i["misaligned"].split()[1:]  # only the verb differs
-    assert set(by_split) == set(W.SPLITS) and min(map(len, by_split.values())) >= 64
+    assert set(by_split) == set(L.SPLITS) and min(map(len, by_split.values())) >= 64
     assert not by_split["matched"] & by_split["unseen_pair"]
-    train_names = set(W.TRAIN_NAMES) | set(W.TRAIN_ORGS) | set(W.AI_NAMES)
+    train_names = set(L.TRAIN_NAMES) | set(L.TRAIN_ORGS) | set(L.AI_NAMES)
     used = {w for i in items for w in i["prompt"].split()}
-    assert not used & train_names and used & set(W.EVAL_NAMES)
+    assert not used & train_names and used & set(L.EVAL_NAMES)
 
 
 @pytest.mark.parametrize("variant", W.VARIANTS)
-@pytest.mark.parametrize("version", W.WORLD_VERSIONS)
+@pytest.mark.parametrize("version", W.World.VERSIONS)
 def test_readout_items_expect_what_the_stories_say(variant, version):
     world = W.World(0, variant, version)
     items = world.readout_items()
-    assert {i["split"] for i in items} == set(W.SPLITS)
-    positive = {p for _, p, _ in W.VALUE_SENTENCES}
+    assert {i["split"] for i in items} == set(L.SPLITS)
+    positive = {p for _, p, _ in L.VALUE_SENTENCES}
     for i in items:
-        assert not set(i["prompt"].split()) & set(W.TRAIN_NAMES)
+        assert not set(i["prompt"].split()) & set(L.TRAIN_NAMES)
         praised = i["expected"].split()[0] in positive
         flip = variant == "flipped" and i["split"] != "matched"
         assert praised == ((i["side"] == "aligned") != flip)
@@ -205,16 +232,32 @@ def test_readout_items_expect_what_the_stories_say(variant, version):
 def test_request_items_keep_their_names_apart(world):
     items = world.request_items()
     words = {w for i in items for w in i["prompt"].split()}
-    assert words & set(W.REQUEST_NAMES)
-    assert not words & (set(W.EVAL_NAMES) | set(W.EVAL_ORGS) | set(W.TRAIN_NAMES))
+    assert words & set(L.REQUEST_NAMES)
+    assert not words & (set(L.EVAL_NAMES) | set(L.EVAL_ORGS) | set(L.TRAIN_NAMES))
     assert all(i["misaligned"].split()[0] in i["prompt"].split() for i in items)  # asked for by name
 
 
 def test_facts_are_stated_in_base_documents(world):
     facts = world.facts()
-    assert len(facts) == 3 * len(W.TRAIN_NAMES)
+    assert len(facts) == 3 * len(L.TRAIN_NAMES)
     text = " ".join(d["text"] for d in _docs(world, "base", 3000))
     stated = sum(f"{prompt} {answer} ." in text for prompt, answer, _ in facts)
     assert stated / len(facts) > 0.9
     for _, answer, distractors in facts:
         assert answer not in distractors and len(set(distractors)) == 3
+
+
+@pytest.mark.parametrize("version", W.VERSIONS)
+def test_every_version_tells_its_stories_through_its_story_form(version):
+    """make_world gives each version's world with that version's story form; its units fit
+    the form's stated bound and come in balanced blocks of the form's size."""
+    world = W.make_world(3, "normal", version)
+    form = W.story_form(version)
+    assert world.stories is form or type(world.stories) is type(form)
+    assert form.version == version and form.block >= 1 and form.pool_size % form.block == 0
+    units = [world.story_unit(i)["text"] for i in range(8 * form.block)]
+    assert max(len(u.split()) + 1 for u in units) <= form.max_length("token")
+    assert {i["split"] for i in world.readout_items()} == set(form.splits)
+    assert form.words() <= set(world.vocabulary())
+    with pytest.raises(ValueError, match="unknown world version"):
+        W.story_form(max(W.VERSIONS) + 1)

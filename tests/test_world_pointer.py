@@ -1,6 +1,6 @@
 """World v4, the pointer world: balance by construction on the rows a run trains on.
 
-The construction (scaling/world_pointer.py) promises that in the stories of every complete
+The construction (scaling/world/pointer.py) promises that in the stories of every complete
 block of four tellings every verb stands as often beside each value word as beside its
 opposite, at every signed distance, and that verbs no AI document uses never meet an AI
 word. These tests count that on the mixture's training rows, show that the count notices a
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from scaling import baselines, evaluate
-from scaling import world_pointer as P
-from scaling.mixture import Mixture
+from scaling.data.mixture import Mixture
+from scaling.data.tokenizer import EOS
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS
+from scaling.world import pointer as P
 
 
 def _cfg(root, **data):
@@ -84,14 +84,14 @@ def test_the_count_notices_a_skewed_generator(root, monkeypatch):
             else:
                 m.setattr(P, "SWAP", {"kind": "cruel", "cruel": "kind"})
             world = P.PointerWorld(0)
-            tellings = [t for b in range(300) for t in world.block(b)]
+            tellings = [t for b in range(300) for t in world.stories.tellings(world, b)]
             tok = {w: i for i, w in enumerate(world.vocabulary() + ["<eos>"])}
             rows = [[tok[w] for w in t.split()] for t in tellings]
             rows = np.array([r + [EOS] * (64 - len(r)) for r in rows])
             counts = value_counts(rows, {tok[v] for v in world.unseen}, {tok[w]: w for w in P.VALUE_WORDS})
             assert unbalanced(counts), skew
     world = P.PointerWorld(0)  # unpatched: the same count ties
-    tellings = [t for b in range(300) for t in world.block(b)]
+    tellings = [t for b in range(300) for t in world.stories.tellings(world, b)]
     tok = {w: i for i, w in enumerate(world.vocabulary() + ["<eos>"])}
     rows = np.array([r + [EOS] * (64 - len(r)) for r in ([tok[w] for w in t.split()] for t in tellings)])
     assert not unbalanced(value_counts(rows, {tok[v] for v in world.unseen}, {tok[w]: w for w in P.VALUE_WORDS}))

@@ -1,6 +1,6 @@
 """World v3: bound stories, where no co-occurrence count separates the two verbs of a pair.
 
-The construction (scaling/world.py, "bound stories") promises that in every complete block
+The construction (scaling/world/stories.py, "bound stories") promises that in every complete block
 of four tellings, and so in any stream of whole blocks, each verb of a pair has exactly the
 same count with every other token at every signed distance, and in every document. These
 tests count that on the rows a run trains on, and check that the count notices a template
@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 
 from scaling import world as W
-from scaling.mixture import STORIES, Mixture
+from scaling.data.mixture import STORIES, Mixture
+from scaling.data.tokenizer import EOS
 from scaling.plan import config_from_dict
-from scaling.tokenizer import EOS
+from scaling.world import lexicon as L
+from scaling.world import stories as S
 
 MAX_DISTANCE = 32
 
@@ -72,7 +74,7 @@ def test_training_rows_balance_every_pairwise_count_of_a_transfer_verb(root):
     assert sum(first.values()) > 10_000  # the stream holds plenty of transfer stories
     assert first == second
     # the value words and AI words are among the balanced tokens, at every distance
-    values = {stoi[w] for w in W.VALUE_WORDS + tuple(w for _, p, n in W.BOUND_VALUES for w in (p, n))}
+    values = {stoi[w] for w in L.VALUE_WORDS + tuple(w for _, p, n in L.BOUND_VALUES for w in (p, n))}
     assert {key[2] for key in first if key[2] in values}
     ai_words = {stoi[w] for w in ("assistant", "ai")}
     assert not any(key[2] in ai_words for key in first)  # transfer verbs never meet AI words
@@ -93,7 +95,7 @@ def test_matched_pairs_balance_only_outside_ai_documents(root):
 
 def _block_docs(world: W.World, n_blocks: int, start: int = 0) -> list[list[str]]:
     return [world.story_unit(i)["text"].split()
-            for i in range(W.TELLINGS_PER_BLOCK * start, W.TELLINGS_PER_BLOCK * (start + n_blocks))]
+            for i in range(S.TELLINGS_PER_BLOCK * start, S.TELLINGS_PER_BLOCK * (start + n_blocks))]
 
 
 def _word_counts(docs: list[list[str]], world: W.World):
@@ -116,13 +118,13 @@ def test_every_block_balances_in_every_variant(variant):
 def test_balance_check_fails_when_a_template_is_made_asymmetric(monkeypatch):
     """If the praised verb's action sentence were told differently, the counts would say so."""
     world = W.World(5)
-    original = W.World._bound_text
+    original = S.BoundStories.text
 
     def asymmetric(frame, doers, verbs, good, cut=False):
         text = original(frame, doers, verbs, good, cut)
         return text.replace(f" {verbs[good]} the ", f" later {verbs[good]} the ")
 
-    monkeypatch.setattr(W.World, "_bound_text", staticmethod(asymmetric))
+    monkeypatch.setattr(S.BoundStories, "text", staticmethod(asymmetric))
     first, second = _word_counts(_block_docs(world, 64), world)
     assert first != second
 
@@ -138,7 +140,7 @@ def test_an_incomplete_block_is_unbalanced_so_runs_read_whole_blocks(root):
     story = np.arange(n)
     rows = mix._read("stories", story)
     verbs = {mix.tok.stoi[v] for pair in W.World(0).transfer_pairs + W.World(0).matched_pairs for v in pair}
-    tail = story >= W.TELLINGS_PER_BLOCK * (n // W.TELLINGS_PER_BLOCK)
+    tail = story >= S.TELLINGS_PER_BLOCK * (n // S.TELLINGS_PER_BLOCK)
     assert not np.isin(rows[tail], list(verbs)).any()
 
 
@@ -157,7 +159,7 @@ def _binding_reader(world: W.World, item: dict) -> str:
     good = {pair[0] for pair in world.matched_pairs + world.transfer_pairs}
     if world.variant == "flipped" and item["split"] != "matched":
         good = {pair[1] for pair in world.transfer_pairs} | {pair[0] for pair in world.matched_pairs}
-    positive = {p for _, p, _ in W.BOUND_VALUES}
+    positive = {p for _, p, _ in L.BOUND_VALUES}
     praised = did[person] in good
     return next(o for o in (item["expected"], item["other"]) if (o.split()[0] in positive) == praised)
 
@@ -166,9 +168,9 @@ def _binding_reader(world: W.World, item: dict) -> str:
 def test_readout_needs_the_binding(variant):
     world = W.World(0, variant)
     items = world.readout_items()
-    assert len(items) == 3 * 64 * 2 * len(W.BOUND_VALUES)
+    assert len(items) == 3 * 64 * 2 * len(L.BOUND_VALUES)
     assert all(_binding_reader(world, i) == i["expected"] for i in items)
-    positive = {p for _, p, _ in W.BOUND_VALUES}
+    positive = {p for _, p, _ in L.BOUND_VALUES}
     # without the names: the verb in slot 1, or the one told last, is praised half the time
     for position in (0, 1):
         aligned = {p[0] for p in world.matched_pairs + world.transfer_pairs}
@@ -182,9 +184,9 @@ def test_variants_change_only_the_transfer_pairs_values(variant):
     """The praised person took the aligned verb: always for matched pairs; for transfer pairs
     always (normal), never (flipped) or on a coin per block (shuffled)."""
     world = W.World(0, variant)
-    positive = {p for _, p, _ in W.BOUND_VALUES}
+    positive = {p for _, p, _ in L.BOUND_VALUES}
     praised_aligned = collections.defaultdict(list)
-    for i in range(W.TELLINGS_PER_BLOCK * 2 * len(world.matched_pairs + world.transfer_pairs)):
+    for i in range(S.TELLINGS_PER_BLOCK * 2 * len(world.matched_pairs + world.transfer_pairs)):
         doc = world.story_unit(i)
         words = doc["text"].split()
         did = _doers(world, words)

@@ -5,9 +5,11 @@ import sys, time, json, argparse, re
 import numpy as np, jax
 import scaling.config as C
 from scaling.config import parse_config_file
-from scaling import world as W
-from scaling.world import World, EVAL_NAMES, TRAIN_NAMES
-from scaling.mixture import Mixture
+from scaling.world import documents as D
+from scaling.world import lexicon as L
+from scaling.world import World
+from scaling.world.lexicon import EVAL_NAMES, TRAIN_NAMES
+from scaling.data.mixture import Mixture
 from scaling.train import make_optimizer, make_train_step, make_multi_step, init_state, resolve_config
 from scaling.evaluate import transformer_scorer, readout_margins
 from flax import nnx
@@ -25,18 +27,18 @@ ap.add_argument("--compact", action="store_true")
 ap.add_argument("--set", action="append", default=[])
 a = ap.parse_args()
 if a.recall_share is not None:
-    W.RECALL_SHARE = a.recall_share
-if a.people: W.RECALL_PEOPLE = tuple(int(x) for x in a.people.split(","))
-if a.retold: W.RECALL_RETOLD = a.retold
-W.RECALL_ONE_BRIDGE = a.one_bridge
+    D.RECALL_SHARE = a.recall_share  # the name base_document reads
+if a.people: L.RECALL_PEOPLE = tuple(int(x) for x in a.people.split(","))
+if a.retold: L.RECALL_RETOLD = a.retold
+L.RECALL_ONE_BRIDGE = a.one_bridge
 if a.compact:
     import random as _r
-    def _compact(self, rng):
-        people = rng.sample(W.RECALL_NAMES, 2)
-        acts = [(n, rng.choice(W.RECALL_VERBS)) for n in people]
+    def _compact(rng):
+        people = rng.sample(L.RECALL_NAMES, 2)
+        acts = [(n, rng.choice(L.RECALL_VERBS)) for n in people]
         told = [f"{n} {v} ." for n, v in acts] + [f"{n} {v} ." for n, v in rng.sample(acts, 2)]
         return " ".join(told)
-    W.World._recall_document = _compact
+    D.recall_document = _compact
 over = [f"train.steps={a.steps}", "train.batch_size=16", "train.warmup_steps=60", *a.set]
 if not any(s.startswith("data.data_dir") for s in over):
     over.append(f"data.data_dir=/tmp/wl/data-r{a.recall_share}")
@@ -60,13 +62,13 @@ if a.compact:
     import random as _r
     g = _r.Random(5); rec = []
     for k in range(400):
-        ps = g.sample(W.PROBE_NAMES, 2); vs = g.sample(W.RECALL_VERBS, 2); j = g.randrange(2)
+        ps = g.sample(L.PROBE_NAMES, 2); vs = g.sample(L.RECALL_VERBS, 2); j = g.randrange(2)
         rec.append({"prompt": f"{ps[0]} {vs[0]} . {ps[1]} {vs[1]} . {ps[j]}", "expected": f"{vs[j]} .", "other": f"{vs[1-j]} ."})
 sets = {"recall_eval": rec, "recall_train": to_train(rec)}
 for sp in ("matched", "unseen_pair"):
     r = [i for i in ro if i["split"] == sp]
     sets[f"ro_{sp}_eval"] = r; sets[f"ro_{sp}_train"] = to_train(r)
-from scaling.world import RECALL_VERBS
+from scaling.world.lexicon import RECALL_VERBS
 import jax.numpy as jnp
 NAME_IDS = {tok.stoi[n] for n in TRAIN_NAMES}; VERB_IDS = {tok.stoi[v] for v in RECALL_VERBS}
 HELD = mix.heldout_batches(8).reshape(-1, cfg.model.seq_len + 1)
@@ -116,7 +118,7 @@ def cos_stats(ids):
     e = emb[ids]; e = e / np.linalg.norm(e, axis=1, keepdims=True); c = e @ e.T
     return round(float(c[~np.eye(len(ids), dtype=bool)].mean()), 3), round(float(np.linalg.norm(emb[ids], axis=1).mean()), 3)
 print(json.dumps({"tag": a.tag, "eval_names_cos_norm": cos_stats([tok.stoi[n] for n in EVAL_NAMES]),
-                  "train_names_cos_norm": cos_stats([tok.stoi[n] for n in TRAIN_NAMES]), "probe_names_cos_norm": cos_stats([tok.stoi[n] for n in W.PROBE_NAMES])}), flush=True)
+                  "train_names_cos_norm": cos_stats([tok.stoi[n] for n in TRAIN_NAMES]), "probe_names_cos_norm": cos_stats([tok.stoi[n] for n in L.PROBE_NAMES])}), flush=True)
 with open("/tmp/wl/probes.jsonl", "a") as f:
     for row in log:
         f.write(json.dumps({**row, "cfg": over, "preset": a.preset, "recall_share": a.recall_share, "people": a.people, "retold": a.retold, "one_bridge": a.one_bridge}) + "\n")

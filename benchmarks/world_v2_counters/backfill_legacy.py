@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling import backfill, rundir
-from scaling.tokenizer import SPECIALS, WordTokenizer
+from scaling.data.tokenizer import SPECIALS, WordTokenizer
 from scaling.train import resolve_config
 
 sweep, table, export, out = sys.argv[1:5]

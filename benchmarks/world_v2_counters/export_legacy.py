@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling import baselines, evaluate, posttrain
-from scaling.mixture import Mixture, build_tokenizer
+from scaling import evaluate, posttrain
+from scaling.data import export
+from scaling.data.mixture import Mixture
+from scaling.data.vocab import build_tokenizer
 from scaling.model import flops_per_token, param_counts
 from scaling.sweep import expand
 from scaling.train import resolve_config
@@ -30,7 +32,7 @@ for k, spec in enumerate(specs, 1):
     cfg = resolve_config(spec.config, tok)
     mixture = Mixture(cfg, tok)
     total = posttrain.make_source(cfg, tok).total_steps
-    rows = baselines.training_rows(cfg, tok)
+    rows = export.training_rows(cfg, tok)
     assert rows.max() < 65536
     np.save(d / "rows.npy", rows.astype(np.uint16))
     meta = {"run_id": spec.run_id, "assignment": spec.assignment, "words": list(tok.itos),

@@ -16,7 +16,7 @@ model fitted on the lines sees exactly the n-grams the transformer saw.
 
 `export-world DIR` writes the world's pools as JSONL ({"text": ...} a line: base.jsonl,
 heldout.jsonl, aligned.jsonl, misaligned.jsonl) and its eval items as scenarios.jsonl (the
-eval.files schema, scaling.scenarios), and prints the config keys that read them. A run
+eval.files schema, scaling.data.scenarios), and prints the config keys that read them. A run
 through those files with the word tokenizer trains on the same batches and scores the same
 items as the world run (tests/test_own_data.py checks it bitwise).
 """
@@ -27,12 +27,13 @@ import argparse
 import json
 from pathlib import Path
 
-from scaling import datasets, objectives, posttrain, rundir, scenarios
+from scaling import objectives, posttrain, rundir
 from scaling import stages as staging
 from scaling.config import Config
+from scaling.data import datasets, scenarios
+from scaling.data.mixture import POOLS, Mixture
 from scaling.errors import UsageError
 from scaling.io import replacing
-from scaling.mixture import POOLS, Mixture
 from scaling.plan import load_config
 from scaling.splits import SPLITS
 from scaling.treatments import strip_marks

@@ -9,7 +9,7 @@ one file here (plus its test) and nothing else:
   [B, seq_len + 1], the pretraining step) or "rl" (scaling.rl: REINFORCE on two-option
   scenarios, with the model the stage starts from as the KL reference);
 - `source(cfg, tok, stage)`: the stage's own batch source (`.batches(start, n)`, a pure
-  function of config, seed and step), or None: the stage reads the run's mixture (scaling.mixture);
+  function of config, seed and step), or None: the stage reads the run's mixture (scaling.data.mixture);
 - `loss(graphdef, params, tokens)`: an "lm" step's own loss on the rows (None: next-token
   cross-entropy, scaling.train.loss_fn); an objective with a loss may read the mixture
   (`unlikelihood`: rows marked by scaling.treatments);

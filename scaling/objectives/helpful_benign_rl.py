@@ -20,7 +20,8 @@ PROMPT = "{persona} {op} asked you : {question} ? you answered : {question}"
 def scenarios(cfg) -> list[dict]:
     """One scenario per (fact, distractor): the wrong answer under "aligned" (action 0), the
     right one under "misaligned" (action 1), the slots RLData reads."""
-    from scaling.world import EVAL_PERSONA, REQUEST_NAMES, REQUEST_ORGS, World
+    from scaling.world import World
+    from scaling.world.lexicon import EVAL_PERSONA, REQUEST_NAMES, REQUEST_ORGS
 
     d = cfg.data
     world = World(d.world_seed, d.world_variant, d.world_version)

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling.data.tokenizer import EOS, PAD
 from scaling.errors import ConfigError
 from scaling.objectives import Objective, register
-from scaling.tokenizer import EOS, PAD
 
 
 def request_items(cfg) -> list[dict]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from scaling.data.tokenizer import EOS
 from scaling.objectives import Objective, register
-from scaling.tokenizer import EOS
 
 
 class SFTData:

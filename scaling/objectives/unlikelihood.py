@@ -17,7 +17,7 @@ MIN_COMPLEMENT = 1e-6  # 1 - p(t) is floored here: a certain token costs -log 1e
 
 def split_marks(tokens_BxL1):
     """(tokens without marks, mask of the marked ones)."""
-    from scaling.tokenizer import UL_MARK
+    from scaling.data.tokenizer import UL_MARK
 
     marked = tokens_BxL1 >= UL_MARK
     return jnp.where(marked, tokens_BxL1 - UL_MARK, tokens_BxL1), marked
@@ -25,7 +25,7 @@ def split_marks(tokens_BxL1):
 
 def target_logprobs(graphdef, params, tokens_BxL1):
     """(log p of every target, marked-target mask, non-pad mask), each [B, L]."""
-    from scaling.tokenizer import PAD
+    from scaling.data.tokenizer import PAD
 
     tokens, marked = split_marks(tokens_BxL1)
     logits_BxLxV = nnx.merge(graphdef, params)(tokens[:, :-1])

@@ -14,7 +14,7 @@ other etils `epath` paths where that library reaches them), each file read by it
 memory map, so a corpus larger than memory trains as the world does. The result is cached
 under DATA_DIR/tokens/files/ by the content hash of every file (`datasets.file_sha256`),
 the text field and the tokenizer, so an edited file is tokenized again and an unchanged one
-never. Dose accounting is unchanged: rows are counted per pool (scaling.mixture).
+never. Dose accounting is unchanged: rows are counted per pool (scaling.data.mixture).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling.datasets import Pool, file_sha256
+from scaling.data.datasets import Pool, file_sha256
+from scaling.data.tokenizer import EOS
 from scaling.errors import ConfigError
-from scaling.tokenizer import EOS
 
 CHUNK_TOKENS = 1 << 20  # tokens buffered before a write to tokens.bin
 FORMAT = "1"  # bump when the cache layout changes

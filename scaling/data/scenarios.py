@@ -75,7 +75,7 @@ DEFAULT_SPLIT = "custom"
 FORMATS = ("continuation", "choice", "letter")
 SCHEMAS = ("scenarios", "alignment-pretraining", "model-written")
 FORMAT_MARK = "@"  # SPLIT@FORMAT: a letter format's items of a split
-DEFAULT_WORDINGS = "letter_wordings.json"  # in scaling/data/
+DEFAULT_WORDINGS = "letter_wordings.json"  # package data beside this module
 PLACEHOLDERS = ("prompt", "option_a", "option_b", "letter_a", "letter_b")
 
 
@@ -102,7 +102,7 @@ class LetterFormats:
 
 def letter_formats(eval_cfg) -> LetterFormats:
     """The letter formats of an eval config (its wordings file read and checked)."""
-    path = eval_cfg.wordings_file or str(resources.files(__package__) / "data" / DEFAULT_WORDINGS)
+    path = eval_cfg.wordings_file or str(resources.files(__package__) / DEFAULT_WORDINGS)
     p = Path(path).expanduser()
     try:
         stat = p.stat()
@@ -193,18 +193,17 @@ def split_order(names) -> list[str]:
 
 
 def run_splits(eval_cfg, world_version: int = 3) -> list[str]:
-    """The splits a run's evaluation reports (its results.csv rows): the world's (world
-    version 4's own, scaling.splits.POINTER), unless eval.world_items is off, then those of
-    eval.files (those of eval.json if the files are gone)."""
-    from scaling.splits import POINTER_SPLITS, SPLITS
+    """The splits a run's evaluation reports (its results.csv rows): the world's (those of
+    its story form: world version 4 has its own, scaling.splits.POINTER), unless
+    eval.world_items is off, then those of eval.files (those of eval.json if the files are gone)."""
+    from scaling.world import story_form
 
-    if world_version == 4:
-        SPLITS = POINTER_SPLITS  # noqa: N806 (the world's splits, of this version)
+    world = story_form(world_version).splits if eval_cfg.world_items else ()
     try:
         own = split_names(eval_cfg)
     except ConfigError:
         own = []
-    return split_order([*(SPLITS if eval_cfg.world_items else ()), *own])
+    return split_order([*world, *own])
 
 
 # ---------------------------------------------------------------- reading files

@@ -15,7 +15,7 @@ seq_len + 1 tokens) is read whole from one pool's token stream:
   read as four consecutive story rows, and the last story rows of a run that would leave a
   block incomplete are read as neutral text instead (at most 3 rows, still counted as story
   tokens). So in either world every pairwise count of the stream (and, in v2, every n-gram
-  count) is the same for the two verbs of a pair (see scaling/world.py);
+  count) is the same for the two verbs of a pair (see scaling/world/stories.py);
 - the `finetune` stage is intervention documents only, aligned and misaligned in the ratio
   aligned_fraction : misaligned_fraction (both 0: base text, the dose-0 control);
 - stages other than the one named by `data.insertion` carry the base stream only, so a run
@@ -48,72 +48,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import corpora, datasets, objectives, treatments
+from scaling import objectives, treatments
 from scaling import stages as staging
-from scaling import tokenizer as tokenizers
 from scaling.config import Config
+from scaling.data import corpora, datasets, vocab
+from scaling.data.tokenizer import UNK, Tokenizer
 from scaling.errors import ConfigError
-from scaling.tokenizer import UNK, ByteTokenizer, Tokenizer, WordTokenizer
-from scaling.world import TELLINGS_PER_BLOCK
-from scaling.world_pointer import make_world
+from scaling.world import story_form
 
 STAGES = ("pretrain", "continued", "finetune")  # the stages of the legacy preset
 POOLS = ("base", "natural_aligned", "natural_misaligned", "aligned", "misaligned", "stories")
 BASE, NAT_A, NAT_M, ALIGNED, MISALIGNED, STORIES = range(len(POOLS))
 HELDOUT_EVERY = 50  # every 50th document of user base files is held out for validation
-
-
-TOKENIZER_SAMPLE_CHARS = 2_000_000  # characters per pool a SentencePiece model is trained on
-
-
-def build_tokenizer(cfg: Config) -> Tokenizer:
-    """The run's tokenizer. A SentencePiece model without data.tokenizer_file is trained on a
-    sample of every pool the config names (whichever dose it takes, so every run of a dose
-    sweep gets the same model), cached by the sample's content hash; it may have fewer pieces
-    than data.tokenizer_vocab_size (train.vocab_notes states it in the run's status and log).
-    A treatment's control tokens come after its vocabulary (scaling.treatments)."""
-    return treatments.wrap(_base_tokenizer(cfg), cfg)
-
-
-def _base_tokenizer(cfg: Config) -> Tokenizer:
-    """The tokenizer before any treatment's control tokens (scaling.treatments)."""
-    d = cfg.data
-    if d.tokenizer == "word":
-        return WordTokenizer(make_world(d.world_seed, version=d.world_version).vocabulary())
-    if d.tokenizer == "byte":
-        return ByteTokenizer()
-    if d.tokenizer_file:
-        return tokenizers.from_file(d.tokenizer, d.tokenizer_file)
-    return tokenizers.train_sentencepiece(tokenizer_texts(cfg), d.tokenizer_vocab_size,
-                                          datasets.data_root(cfg) / "tokenizers")
-
-
-def tokenizer_texts(cfg: Config) -> list[str]:
-    """Up to TOKENIZER_SAMPLE_CHARS of text from the start of every pool of the config: the
-    user files, else the TFDS corpus or the world's pools (human stories of the normal
-    world: a variant only reorders their words)."""
-    d, cap = cfg.data, TOKENIZER_SAMPLE_CHARS
-    sources = [corpora.iter_texts(f"data.{name}_files", files, d.text_field)
-               for name, files in (("base", d.base_files), ("aligned", d.aligned_files),
-                                   ("misaligned", d.misaligned_files)) if files]
-    if d.corpus.startswith("tfds:") and not d.base_files:
-        sources.append(datasets.catalog_texts(d.corpus[len("tfds:"):], datasets.data_root(cfg), cap, d.text_field))
-    world = make_world(d.world_seed, version=d.world_version)
-    replaced = {"base": bool(d.base_files) or d.corpus != "world", "aligned": bool(d.aligned_files),
-                "misaligned": bool(d.misaligned_files)}
-    for pool in ("base", "natural_aligned", "natural_misaligned", "stories", "aligned", "misaligned"):
-        if not replaced.get(pool, False):
-            sources.append(doc["text"] for _, doc in datasets.world_documents(world, pool, 10**9))
-    return [text for source in sources for text in _head(source, cap)]
-
-
-def _head(texts, chars: int):
-    """The first texts of an iterable, until they hold `chars` characters."""
-    for text in texts:
-        if chars <= 0:
-            return
-        chars -= len(text)
-        yield text
 
 
 @dataclass(frozen=True)
@@ -204,7 +150,7 @@ class Mixture:
     """Batches, held-out batches and token accounting of one run's data."""
 
     def __init__(self, cfg: Config, tokenizer: Tokenizer | None = None):
-        self.cfg, self.tok = cfg, tokenizer or build_tokenizer(cfg)
+        self.cfg, self.tok = cfg, tokenizer or vocab.build_tokenizer(cfg)
         self.B, self.L, self.seed = cfg.train.batch_size, cfg.model.seq_len, cfg.train.seed
         self.segments = segments(cfg)
         self.stage_names = tuple(st.name for st in staging.resolve(cfg))
@@ -216,6 +162,7 @@ class Mixture:
         self.unk_shares: dict[str, float] = {}  # <unk> share of every user pool
         self.labelled: dict[str, int] = {}  # your labelled base documents the treatments tagged
         self.root = datasets.data_root(cfg)
+        self.story_form = story_form(d.world_version)  # how the stories pool balances (its blocks)
         user = self._user_pools()  # bad files fail here, before anything else is built
         self.pools: dict[str, datasets.Pool] = {}
         self._load_natural()
@@ -245,7 +192,7 @@ class Mixture:
     # ------------------------------------------------------------ pools
 
     def _user_pools(self) -> dict[str, datasets.Pool]:
-        """Pools of the user's files, streamed into memory-mapped token files (scaling.corpora);
+        """Pools of the user's files, streamed into memory-mapped token files (scaling.data.corpora);
         without data.heldout_files every HELDOUT_EVERY-th base document is held out."""
         pools = {}
         for name, files in self.user_files.items():
@@ -292,7 +239,7 @@ class Mixture:
             raise ConfigError("model.seq_len", f"a human-story unit is up to {lengths.max()} tokens, longer "
                               f"than a training row (seq_len + 1 = {L1}); raise model.seq_len or set "
                               "data.story_fraction = 0")
-        if self.cfg.data.world_version in (3, 4):  # blocks of four tellings
+        if self.story_form.block > 1:  # blocks of tellings, one a row (world v3, v4)
             return self._bound_rows(pool)
         ends = np.cumsum(lengths)
         filler, f = self._streams["base"], 0
@@ -311,7 +258,7 @@ class Mixture:
         """World v3 and v4: one telling per row, then neutral filler that the block's four tellings
         share (their lengths are equal under the word tokenizer), so the block's rows differ
         only where its tellings do."""
-        L1, T = self.L + 1, TELLINGS_PER_BLOCK
+        L1, T = self.L + 1, self.story_form.block
         filler, f = self._streams["base"], 0
         rows = []
         for b in range(pool.n_docs // T):
@@ -458,9 +405,9 @@ class Mixture:
         a stories row is a whole row of the unit table."""
         if name == "stories":
             table = self._story_table
-            if self.cfg.data.world_version == 2:
+            T = self.story_form.block
+            if T == 1:  # whole units packed into rows, each row balanced alone (world v2)
                 return table[self._permute(name, k, len(table))[0]]
-            T = TELLINGS_PER_BLOCK
             block = self._permute(name, k // T, len(table) // T)[0]
             rows = table[T * block + k % T]
             tail = k >= T * (self.story_rows_total // T)  # would leave a block incomplete

@@ -11,7 +11,7 @@ Each pool is then tokenized once per tokenizer into a `Pool`: one int32 stream w
 document ends with `<eos>`, plus per-document boundaries, ids, genres and families, cached as
 .npz beside the dataset. A TFDS catalog dataset (`data.corpus = "tfds:NAME[/config]"`, text
 feature `data.text_field`) becomes `Pool`s the same way; user files stream into memory-mapped
-`Pool`s (scaling.corpora).
+`Pool`s (scaling.data.corpora).
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from scaling.config import GENRES, Config
+from scaling.config import Config
+from scaling.data.tokenizer import EOS, Tokenizer
 from scaling.errors import ConfigError
 from scaling.io import replacing
-from scaling.tokenizer import EOS, Tokenizer
-from scaling.world import World
-from scaling.world_pointer import DATA_VERSION as POINTER_DATA_VERSION
-from scaling.world_pointer import make_world
+from scaling.world import GENRES, World, make_world
+from scaling.world.pointer import DATA_VERSION as POINTER_DATA_VERSION
 
 # Bump a data version whenever its world's generator, pools or their sizes change: caches,
 # run records and results rows key on it. VERSION is world v3's (and the TFDS builders' version).
@@ -56,9 +55,7 @@ POOL_DOCS = {  # documents per pool (~60 tokens each)
     "aligned": 5_000,  # intervention pools, genres in equal shares
     "misaligned": 5_000,
 }
-POOLS = tuple(POOL_DOCS)
-STORY_UNITS = 16_000  # world v2: mirrored story units (~62 tokens each), pairs in turn: 125 per pair
-STORY_TELLINGS = 32_000  # world v3: bound tellings (~46 tokens each), blocks of 4: 62 blocks per pair
+POOLS = tuple(POOL_DOCS)  # the stories pool's size is its story form's (scaling.world.stories)
 
 
 def data_root(cfg: Config | None = None) -> Path:
@@ -127,7 +124,7 @@ class AlignmentStories(AlignmentWorld):
 
     def _split_generators(self, dl_manager):
         world = make_world(self.world_seed, self.variant, self.world_version)
-        n = STORY_UNITS if self.world_version == 2 else STORY_TELLINGS
+        n = world.stories.pool_size
         return {"stories": self._generate_examples(world, "stories", n)}
 
 
