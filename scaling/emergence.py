@@ -8,10 +8,11 @@ trajectory.csv. This command tabulates it against training tokens, per model siz
 and names the **emergence budget**: the fewest tokens at which every run of a model has a
 readout >= THRESHOLD (default 0.9) on every split.
 
-Writes DIR/emergence.md and DIR/emergence.png (the figure: scaling.figures.emergence). With `--recall RUNS_DIR` it also scores each
-run's final checkpoint on recall items (`World.recall_items`: which everyday action did the
-named person take? no values involved), which tells whether a model binds names to actions
-in context at all — the step the world-v3 readout needs first.
+Writes DIR/emergence.md and DIR/emergence.png (the figure: scaling.figures.emergence). With
+`--recall RUNS_DIR` it also scores each run's final checkpoint on recall items
+(`World.recall_items`: which everyday action did the named person take? no values involved),
+which tells whether a model binds names to actions in context at all — the step the world-v3
+readout needs first.
 """
 
 from __future__ import annotations
