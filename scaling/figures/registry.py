@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +40,8 @@ def trajectory_csv(sweep_dir: Path, results: pd.DataFrame) -> pd.DataFrame:
 class Inputs:
     """What `make_all` reads once for every figure: the tidy results (pretrained models when
     several post-training kinds were run), the raw table, fit.json; tables derived from them
-    are properties, computed when a figure asks."""
+    are properties, computed once when a figure first asks (the figures never change a table
+    they are handed)."""
 
     sweep_dir: Path
     raw: pd.DataFrame  # results.csv as read
@@ -49,28 +51,28 @@ class Inputs:
     fits: Sequence[dict]
     read_trajectory: TrajectoryReader = trajectory_csv
 
-    @property
+    @cached_property
     def cost(self) -> pd.DataFrame:
         return cost_table(self.results, self.report)
 
-    @property
+    @cached_property
     def trajectory(self) -> pd.DataFrame:
         return _of_runs(self.read_trajectory(self.sweep_dir, self.results), self.results)
 
-    @property
+    @cached_property
     def trajectory_means(self) -> pd.DataFrame:
         return means.trajectory_means(self.trajectory)
 
-    @property
+    @cached_property
     def transfer_table(self) -> pd.DataFrame:
         """The dose effects over training (scaling.fit.transfer), intervals clipped to [-1, 1]."""
         return _transfer_table(self.read_trajectory(self.sweep_dir, self.pre), self.pre)
 
-    @property
+    @cached_property
     def persistence_means(self) -> pd.DataFrame:
         return means.persistence_means(_persistence_points(self.read_trajectory, self.sweep_dir, self.raw))
 
-    @property
+    @cached_property
     def resistance_means(self) -> pd.DataFrame:
         """The resistance curves (scaling.fit.resistance) of every run, post-trained ones
         included, as seed means."""
@@ -81,23 +83,23 @@ class Inputs:
         traj = self.read_trajectory(self.sweep_dir, self.raw)
         return means.resistance_means(curves(traj, self.raw) if not traj.empty else pd.DataFrame())
 
-    @property
+    @cached_property
     def capability_runs(self) -> pd.DataFrame:
         return means.capability_runs(self.results)
 
-    @property
+    @cached_property
     def capability_means(self) -> pd.DataFrame:
         return means.capability_means(self.capability_runs)
 
-    @property
+    @cached_property
     def readout_means(self) -> pd.DataFrame:
         return means.readout_means(self.results)
 
-    @property
+    @cached_property
     def arms(self) -> pd.DataFrame:
         return arm_table(self.results)
 
-    @property
+    @cached_property
     def arm_means(self) -> pd.DataFrame:
         return means.arm_means(self.arms)
 
