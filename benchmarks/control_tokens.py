@@ -22,10 +22,10 @@ import numpy as np
 from flax import nnx
 
 from scaling import evaluate, treatments
-from scaling import train as T
 from scaling import world as W
 from scaling.data.mixture import Mixture
-from scaling.plan import config_from_dict
+from scaling.plan import config_from_dict, with_tokenizer
+from scaling.train import steps as T
 
 
 def main(steps: int) -> None:
@@ -36,7 +36,7 @@ def main(steps: int) -> None:
                  "aligned_fraction": 0.5, "misaligned_fraction": 0.5, "control_tokens": 1.0},
         "eval": {"enabled": False}})
     mix = Mixture(cfg)
-    cfg = T.resolve_config(cfg, mix.tok)
+    cfg = with_tokenizer(cfg, mix.tok)
     tx, schedule = T.make_optimizer(cfg)
     graphdef, state = T.init_state(cfg, tx)
     step = jax.jit(T.make_multi_step(T.make_train_step(graphdef, tx, schedule)))

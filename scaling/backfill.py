@@ -212,18 +212,19 @@ class Rebuilt:
 
 def rebuild(match: Match) -> Rebuilt:
     """The run's resolved config, tokenizer, config record and final accounting, as training
-    wrote them (scaling.train.prepare, the loop's last accounting.json), and its eval and
+    wrote them (scaling.run.prepare, the loop's last accounting.json), and its eval and
     readout items, all from the sweep's config with this code."""
-    from scaling import posttrain, rundir
+    from scaling import rundir
     from scaling.data.mixture import Mixture
     from scaling.data.vocab import build_tokenizer
     from scaling.evaluate import eval_items, readout_items
-    from scaling.train import resolve_config
+    from scaling.plan import with_tokenizer
+    from scaling.train.source import make_source
 
     tok = build_tokenizer(match.spec.config)
-    cfg = resolve_config(match.spec.config, tok)
+    cfg = with_tokenizer(match.spec.config, tok)
     mixture = Mixture(cfg, tok)
-    total = posttrain.make_source(cfg, tok, mixture).total_steps
+    total = make_source(cfg, tok, mixture).total_steps
     return Rebuilt(cfg, tok, rundir.config_record(cfg, total), mixture.accounting(total),
                    eval_items(cfg), readout_items(cfg))
 

@@ -65,7 +65,7 @@ holds the SFT rows, which `post_rows` gives the post-training counters);
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import functools
 
 import numpy as np
@@ -155,22 +155,29 @@ class NGram:
 
     def logprob(self, seqs: list[np.ndarray], n_scored: np.ndarray) -> np.ndarray:
         """Summed log p of the last `n_scored` tokens of each sequence, float64 [R]."""
-        n, out = self.order, np.zeros(len(seqs))
-        windows, owner = [], []
-        for r, (seq, m) in enumerate(zip(seqs, n_scored)):
-            seq = np.asarray(seq, np.int64)
-            if len(seq) - m < n - 1:  # too little context: pad on the left with document starts
-                seq = np.concatenate([np.full(n - 1 - (len(seq) - m), EOS), seq])
-            for t in range(len(seq) - m, len(seq)):
-                windows.append(seq[t - n + 1:t + 1])
-                owner.append(r)
-        windows = np.array(windows, np.int64).reshape(-1, n)
+        lengths = np.array([len(s) for s in seqs], np.int64)
+        flat = np.concatenate([np.asarray(s, np.int64) for s in seqs]) if len(seqs) else np.zeros(0, np.int64)
+        return self._logprob_flat(flat, lengths, np.asarray(n_scored, np.int64))
+
+    def _logprob_flat(self, flat: np.ndarray, lengths: np.ndarray, n_scored: np.ndarray) -> np.ndarray:
+        """`logprob` of the sequences laid end to end in `flat` (`lengths` each). Every
+        sequence gets (at least) order - 1 `<eos>` in front, the document starts that a
+        scored token with too little context sees; one window per scored token, in row then position
+        order, summed per row in that order (np.bincount adds in input order)."""
+        n, R = self.order, len(lengths)
+        pad = n - 1 + max(0, int((n_scored - lengths).max(initial=0)))  # more scored than held: <eos>
+        starts = np.cumsum(lengths + pad) - (lengths + pad)  # each padded sequence's start
+        padded = np.full(int((lengths + pad).sum()), EOS, np.int64)
+        padded[np.repeat(starts + pad - np.cumsum(lengths) + lengths, lengths) + np.arange(len(flat))] = flat
+        owner = np.repeat(np.arange(R), n_scored)
+        first = starts + pad + lengths - n_scored  # each row's first scored token in `padded`
+        within = np.arange(len(owner)) - np.repeat(np.cumsum(n_scored) - n_scored, n_scored)
+        last = np.repeat(first, n_scored) + within  # the scored token ends its window
+        windows = padded[last[:, None] - (n - 1) + np.arange(n)[None, :]]
         c_gram = self._lookup(self.grams, self.gram_counts, self._keys(windows))
         c_ctx = self._lookup(self.contexts, self.context_counts, self._keys(windows[:, :-1]))
         logp = np.log(c_gram + self.k) - np.log(c_ctx + self.k * self.V)
-        np.add.at(out, np.array(owner, np.int64), logp)
-        return out
-
+        return np.bincount(owner, weights=logp, minlength=R) if R else np.zeros(0)
 
     def score(self, prompts, continuations) -> np.ndarray:
         return score_continuations(self, prompts, continuations)
@@ -178,8 +185,14 @@ class NGram:
 
 def score_continuations(model: NGram, prompts, continuations) -> np.ndarray:
     """Summed log p(continuation | <eos> prompt) per row, as the transformer is scored."""
-    seqs = [np.concatenate([[EOS], p, c]) for p, c in zip(prompts, continuations)]
-    return model.logprob(seqs, np.array([len(c) for c in continuations]))
+    n_cont = np.array([len(c) for c in continuations], np.int64)
+    lengths = np.array([len(p) for p in prompts], np.int64) + n_cont + 1
+    parts = [x for p, c in zip(prompts, continuations) for x in (_EOS_1, p, c)]
+    flat = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+    return model._logprob_flat(flat, lengths, n_cont)
+
+
+_EOS_1 = np.array([EOS], np.int64)
 
 
 # ---------------------------------------------------------------- co-occurrence counters
@@ -243,7 +256,8 @@ class Counts:
         self.unigram = _bincount(rows[counted], None if w is None else w[counted], V)
         self.doc = None
         if doc:
-            _, docs = np.unique(doc_id[counted], return_inverse=True)
+            ids = doc_id[counted]  # nondecreasing (row-major): np.unique's inverse without a sort
+            docs = np.concatenate([[0], np.cumsum(ids[1:] != ids[:-1])]) if len(ids) else np.zeros(0, np.int64)
             X = sparse.csr_matrix((np.ones(len(docs), np.int64), (docs, rows[counted])), shape=(docs.max() + 1, V))
             if w is None:
                 self.doc = (X.T @ X).toarray().astype(np.int64) - np.diag(self.unigram)  # i = j pairs out
@@ -251,12 +265,7 @@ class Counts:
                 doc_w = np.zeros(docs.max() + 1)
                 doc_w[docs] = w[counted]
                 self.doc = (X.T @ sparse.diags(doc_w) @ X).toarray() - np.diag(self.unigram)
-        self.forward, running = {}, np.zeros(V * V, np.int64 if w is None else float)
-        for d in range(1, max(windows) + 1):
-            ok = counted[:, :-d] & counted[:, d:] & (doc_id[:, :-d] == doc_id[:, d:])
-            running += _bincount(rows[:, :-d][ok] * V + rows[:, d:][ok], None if w is None else w[:, :-d][ok], V * V)
-            if d in windows:
-                self.forward[d] = running.reshape(V, V).copy()
+        self.forward = _forward_counts(rows, counted, doc_id, w, V, windows)
 
     @classmethod
     def weighted_sum(cls, parts: list[tuple[Counts, float]]) -> Counts:
@@ -279,6 +288,29 @@ class Counts:
     @property
     def seen(self) -> np.ndarray:
         return self.unigram > 0
+
+
+def _forward_counts(rows, counted, doc_id, w, V: int, windows) -> dict[int, np.ndarray]:
+    """{k: [V, V] counts of the pairs 0 < j - i <= k of one document} for k in `windows`.
+
+    The rows are read as one flat stream: pair (i, i + d) is a contiguous slice for every d,
+    and a pair that crosses a document (or a row: document ids differ across rows) or holds
+    an uncounted token is sent to one extra bin that is dropped. Boolean indexing of the
+    pairs instead costs 3-4x more; the pairs that are kept reach their bins in the same
+    (row-major) order, so every count, weighted ones included, is the same bit for bit."""
+    flat = rows.ravel()
+    flat_V = flat * V
+    # a pair counts where both positions hold the same document id; an uncounted position
+    # gets an id of its own (negative), which no other position holds
+    doc_flat = np.where(counted.ravel(), doc_id.ravel(), -1 - np.arange(flat.size))
+    w_flat = None if w is None else np.ascontiguousarray(w).ravel()
+    forward, running = {}, np.zeros(V * V, np.int64 if w is None else float)
+    for d in range(1, max(windows) + 1):
+        keys = np.where(doc_flat[:-d] == doc_flat[d:], flat_V[:-d] + flat[d:], V * V)
+        running += _bincount(keys, None if w_flat is None else w_flat[:-d], V * V + 1)[:V * V]
+        if d in windows:
+            forward[d] = running.reshape(V, V).copy()
+    return forward
 
 
 def _bincount(x: np.ndarray, weights: np.ndarray | None, n: int) -> np.ndarray:
@@ -328,17 +360,24 @@ def _pair_dots(context_IxJ: np.ndarray, columns_JxT: np.ndarray, item: np.ndarra
     return out
 
 
-@functools.lru_cache(maxsize=65536)
-def _differing(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
-    """The tokens of option `a` that option `b` lacks (multiset difference, in a's order)."""
-    left = collections.Counter(b)
-    out = []
-    for t in a:
-        if left[t] > 0:
-            left[t] -= 1
-        else:
-            out.append(t)
-    return tuple(out)
+def differing_tokens(continuations) -> tuple[np.ndarray, np.ndarray]:
+    """(option row, token) of every token of option r that option r ^ 1 lacks (multiset
+    difference, in row then position order), without a Python loop over the rows: a
+    token is kept when its occurrences so far in its own option outnumber its occurrences
+    in the other option (the multiset difference, taken left to right)."""
+    lengths = np.array([len(c) for c in continuations], np.int64)
+    width = int(lengths.max(initial=0))
+    padded = np.full((len(continuations), width), -1, np.int64)  # -1: no token, equals no token
+    if width:
+        padded[np.arange(width)[None, :] < lengths[:, None]] = np.concatenate(
+            [np.asarray(c, np.int64) for c in continuations])
+    other = padded[np.arange(len(padded)) ^ 1] if len(padded) else padded
+    same_R_L_L = padded[:, :, None] == padded[:, None, :]
+    so_far = np.cumsum(same_R_L_L, axis=2)[:, np.arange(width), np.arange(width)]  # occurrences up to here
+    in_other = (padded[:, :, None] == other[:, None, :]).sum(axis=2)
+    keep = (padded >= 0) & (so_far > in_other)
+    option, at = np.nonzero(keep)
+    return option, padded[option, at]
 
 
 class Counter:
@@ -379,15 +418,11 @@ class Counter:
         if not _side_by_side(prompts):
             raise ValueError("a counter scores an item's two options side by side: rows 2i and 2i + 1 share a prompt")
         context = self.context(prompts[0::2])
-        conts = [tuple(np.asarray(c).tolist()) for c in continuations]
-        option, item, token = [], [], []
-        for r, c in enumerate(conts):
-            for t in _differing(c, conts[r ^ 1]):
-                option.append(r), item.append(r // 2), token.append(t)
-        out = np.zeros(len(conts))
-        if token:
-            scores = self.token_scores(context, np.array(item), np.array(token))
-            np.add.at(out, np.array(option), scores)
+        option, token = differing_tokens(continuations)
+        out = np.zeros(len(continuations))
+        if len(token):
+            scores = self.token_scores(context, option // 2, token)
+            np.add.at(out, option, scores)
         return out
 
 
@@ -468,8 +503,12 @@ class SVDCounter(Counter):
         if rank >= len(ppmi) - 1:  # ARPACK needs rank < V - 1; a small matrix is cheap in full
             values, vectors = np.linalg.eigh(ppmi)
         else:
-            # sparse (PPMI is ~15% dense here): scipy's own loops, no BLAS threads to contend for
-            values, vectors = sparse_linalg.eigsh(sparse.csr_matrix(ppmi), k=rank, which="LM", v0=np.ones(len(ppmi)))
+            # sparse (PPMI is ~15% dense here); ARPACK's final step calls BLAS on small blocks,
+            # where OpenBLAS threads only wait on each other: one thread, 0.08 s instead of
+            # 0.2-1.2 s on a loaded 2-core CPU, and the same vectors bit for bit
+            with one_blas_thread():
+                values, vectors = sparse_linalg.eigsh(sparse.csr_matrix(ppmi), k=rank, which="LM",
+                                                      v0=np.ones(len(ppmi)))
         return ppmi, values, vectors
 
     def _token_embedding(self, token: int) -> np.ndarray:
@@ -482,6 +521,49 @@ class SVDCounter(Counter):
         emb = np.stack([self._token_embedding(t) for t in unique])
         emb /= np.maximum(np.sqrt((emb * emb).sum(axis=1, keepdims=True)), 1e-300)
         return _pair_dots(ctx, emb.T, item, np.searchsorted(unique, token))
+
+
+_OPENBLAS = ("scipy_openblas", "scipy_openblas64_", "openblas", "openblas64_")  # symbol prefixes, suffixes
+
+
+def _openblas_controls() -> list[tuple]:
+    """(get, set) thread-count functions of every OpenBLAS this process has loaded (read
+    from /proc/self/maps; none elsewhere, or for another BLAS)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in _OPENBLAS:
+            base, suffix = (name[:-3], "64_") if name.endswith("64_") else (name, "")
+            get, put = f"{base}_get_num_threads{suffix}", f"{base}_set_num_threads{suffix}"
+            if hasattr(lib, get) and hasattr(lib, put):
+                found.append((getattr(lib, get), getattr(lib, put)))
+                break
+    return found
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run the block with every loaded OpenBLAS on one thread, then restore its count. Only
+    the speed changes (where no OpenBLAS is found, nothing does)."""
+    controls = _openblas_controls()
+    before = [get() for get, _ in controls]
+    for _, put in controls:
+        put(1)
+    try:
+        yield
+    finally:
+        for (_, put), n in zip(controls, before):
+            put(n)
 
 
 def value_tokens(tok) -> np.ndarray:
@@ -559,8 +641,8 @@ def post_status(cfg: Config) -> str | None:
     """Why a run's post-training counters cannot be fitted (`NOT_COUNTABLE` with the RL
     stages named), "" for a run without post-training (it has none), None if they can: every
     post stage trains on a token stream (LM or SFT rows)."""
-    from scaling import objectives
     from scaling import stages as staging
+    from scaling.train import objectives
 
     post = [st for st in staging.resolve(cfg) if st.post]
     if not post:
@@ -584,11 +666,12 @@ def post_checkpoints(cfg: Config) -> list[int]:
 
 def post_rows(cfg: Config, tok) -> tuple[np.ndarray, np.ndarray]:
     """(rows, step of each row) of the post-training stages that train on a token stream
-    (LM and SFT rows, scaling.posttrain), in step order."""
-    from scaling import objectives, posttrain
+    (LM and SFT rows, scaling.train.source), in step order."""
     from scaling import stages as staging
+    from scaling.train import objectives
+    from scaling.train.source import make_source
 
-    source = posttrain.make_source(cfg, tok)
+    source = make_source(cfg, tok)
     rows, steps = [], []
     for st in staging.resolve(cfg):
         if st.post and not objectives.get(st.objective).rl:

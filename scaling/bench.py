@@ -14,7 +14,7 @@ import numpy as np
 from scaling import devices
 from scaling.model import flops_per_token, param_counts
 from scaling.rundir import environment
-from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
+from scaling.train.steps import init_state, make_multi_step, make_optimizer, make_train_step
 
 
 def matmul_peak(n: int = 2048, dtype=jnp.float32, seconds: float = 1.0) -> float:

@@ -2,7 +2,7 @@
 train that pretraining once.
 
 A run whose stages end in post-training (`post = true`, or an objective other than lm) has a
-*branch step*: the first step of its first post stage. Everything before that step (the
+*branch step* (scaling.plan.RunPlan.branch_step): the first step of its first post stage. Everything before that step (the
 model, the optimiser, the LR schedule, the pretraining batches) is the same for every run
 whose *branch key* is the same; the key is a hash of
 
@@ -40,38 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling import rundir, stages
+from scaling import rundir
 from scaling.config import Config
-from scaling.io import read_json, write_json, write_text
+from scaling.io import BRANCHES, RunFiles, read_json, write_json, write_text
+from scaling.plan import RunPlan
 
-DIRNAME = "branches"  # under a sweep's output directory, beside runs/
+DIRNAME = BRANCHES  # under a sweep's output directory, beside runs/
 MARKER = "branch.json"  # written last: an export without it is incomplete
-RECORD = "shared_pretraining.json"  # in a branched run's directory: its trunk, key and step
 FINGERPRINT_STEPS = 16  # pretraining steps sampled (plus the last one) for the batch fingerprint
-
-
-def branch_step(cfg: Config) -> int:
-    """The first step of the run's first post stage; 0 when the run cannot branch (no post
-    stage, post-training from step 0, or an eval checkpoint before that step)."""
-    staged = stages.resolve(cfg)
-    b = next((st.step0 for st in staged if st.post), 0)
-    if b == 0 or any(s < b for s in cfg.eval.checkpoints):
-        return 0
-    return b
-
-
-def _prefix_record(cfg: Config, b: int) -> dict:
-    """The config as far as the first b steps depend on it."""
-    record = cfg.to_dict()
-    record.pop("eval", None)
-    kept, step = [], 0
-    for st, raw in zip(stages.stage_configs(cfg), record.get("stages") or ()):
-        if step >= b:
-            break
-        kept.append(raw)
-        step += stages.length(cfg, st)
-    record["stages"] = kept
-    return record
 
 
 def batch_fingerprint(source, b: int) -> str:
@@ -83,33 +59,19 @@ def batch_fingerprint(source, b: int) -> str:
     return h.hexdigest()
 
 
-def branch_key(cfg: Config, source, b: int, width: int) -> str:
-    """The key runs share when their first b steps are the same (see the module doc)."""
+def branch_key(plan: RunPlan, source, width: int) -> str:
+    """The key runs share when their first `plan.branch_step` steps are the same (see the
+    module doc; `plan.trunk_key` is its part that the config shows)."""
     import jax
 
     from scaling import inputs
 
-    record = {"config": _prefix_record(cfg, b), "inputs": [[d["key"], d["sha256"]] for d in inputs.digests(cfg)],
+    b = plan.branch_step
+    record = {"config": plan.prefix_record(b), "inputs": [[d["key"], d["sha256"]] for d in inputs.digests(plan.config)],
               "branch_step": b, "width": width, "jax": jax.__version__, "backend": jax.default_backend(),
               "batches": batch_fingerprint(source, b)}
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _started(out: Path) -> bool:
-    """Whether a run directory holds a checkpoint (orbax keeps one folder per step)."""
-    ckpts = Path(out) / "checkpoints"
-    return ckpts.is_dir() and any(p.name.isdigit() for p in ckpts.iterdir())
-
-
-def pending_key(cfg: Config, source, out: Path, root: Path, width: int) -> str | None:
-    """The branch key of a run that has not started and whose pretraining nobody has exported
-    yet (a sweep trains one such run per key first and the others after it); None otherwise."""
-    b = branch_step(cfg)
-    if not b or source is None or _started(out):
-        return None
-    key = branch_key(cfg, source, b, width)
-    return None if (Path(root) / key / MARKER).exists() else key
 
 
 def find(root: Path, key: str, b: int, cfg: Config, like):
@@ -145,8 +107,8 @@ def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> N
         rundir.save_checkpoint(mngr, b, state)
     finally:
         mngr.close()
-    write_text(tmp / "metrics.jsonl", (Path(run_out) / "metrics.jsonl").read_text())
-    rundir.truncate_jsonl(tmp / "metrics.jsonl", b)  # the trunk's lines up to the branch step
+    write_text(RunFiles(tmp).metrics, RunFiles(run_out).metrics.read_text())
+    rundir.truncate_jsonl(RunFiles(tmp).metrics, b)  # the trunk's lines up to the branch step
     write_json(tmp / MARKER, {"key": key, "step": b, "trunk": Path(run_out).name})
     try:
         os.rename(tmp, final)
@@ -162,7 +124,8 @@ def export(root: Path, key: str, b: int, cfg: Config, state, run_out: Path) -> N
 
 def take_logs(root: Path, key: str, run_out: Path) -> None:
     """Start a branched run's logs: the trunk's metrics up to the branch step, nothing else."""
-    write_text(Path(run_out) / "metrics.jsonl", (Path(root) / key / "metrics.jsonl").read_text())
-    for name in rundir.LOGS:
-        if name != "metrics.jsonl":
-            (Path(run_out) / name).unlink(missing_ok=True)
+    files = RunFiles(run_out)
+    write_text(files.metrics, RunFiles(Path(root) / key).metrics.read_text())
+    for path in files.logs:
+        if path != files.metrics:
+            path.unlink(missing_ok=True)

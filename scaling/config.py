@@ -158,7 +158,7 @@ class StageConfig:
     except that a stage of length 0 is allowed and skipped (an arm without that stage)."""
 
     name: str = ""
-    objective: str = "lm"  # a registered objective (scaling.objectives): lm, sft, helpful_rl, ...
+    objective: str = "lm"  # a registered objective (scaling.train.objectives): lm, sft, helpful_rl, ...
     steps: int = 0
     tokens: int = 0  # rounded up to whole steps
     share: float = 0.0  # of train.steps (the pretraining budget), rounded to whole steps
@@ -521,7 +521,7 @@ def _validate_stages(cfg: Config) -> None:
         k = f"stages.{st.name}" if st.name else f"stages[{i}]"
         _check(bool(st.name), f"{k}.name", "every stage needs a name")
         _check(names.count(st.name) == 1, f"{k}.name", f"stage name {st.name!r} is used twice")
-        _check(bool(st.objective), f"{k}.objective", "must name an objective (scaling.objectives)")
+        _check(bool(st.objective), f"{k}.objective", "must name an objective (scaling.train.objectives)")
         _check(d.world_version != 4 or st.objective == "lm", f"{k}.objective",
                f"world version 4 (the pointer world) has no post-training items yet; got {st.objective!r}")
         _check(st.schedule in SCHEDULES, f"{k}.schedule", f"must be one of {', '.join(SCHEDULES)}; got {st.schedule!r}")

@@ -9,6 +9,9 @@
 - `checkpoint_sums(step_dir)`: sha256 of every file of a checkpoint.
 - `read_status(run_dir)` / `run_status(run_dir)`: a run's status.json, and its status word
   ("pending" when there is none to read).
+- `RunFiles(run_dir)`: the name of every file of a run directory, spelled here once
+  (scaling.rundir writes them; the JAX-free readers, scaling.results and scaling.verify, read
+  them through it).
 """
 
 from __future__ import annotations
@@ -18,9 +21,46 @@ import hashlib
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 STATUS = "status.json"
+BRANCHES = "branches"  # a sweep's shared pretrainings, OUT/branches/ beside OUT/runs/ (scaling.branches)
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """Every file of one run directory (scaling.rundir's module doc says what each holds)."""
+
+    root: Path
+
+    def __init__(self, root: str | Path):
+        object.__setattr__(self, "root", Path(root))
+
+    config = property(lambda self: self.root / "config.json")
+    tokenizer = property(lambda self: self.root / "tokenizer.json")
+    metrics = property(lambda self: self.root / "metrics.jsonl")
+    eval_steps = property(lambda self: self.root / "eval_steps.jsonl")
+    status = property(lambda self: self.root / STATUS)
+    accounting = property(lambda self: self.root / "accounting.json")
+    eval = property(lambda self: self.root / "eval.json")
+    items = property(lambda self: self.root / "eval_items.jsonl.gz")
+    checkpoints = property(lambda self: self.root / "checkpoints")
+    sums = property(lambda self: self.root / "checkpoint_sums.json")
+    damaged_checkpoints = property(lambda self: self.root / "damaged_checkpoints")
+    shared_pretraining = property(lambda self: self.root / "shared_pretraining.json")
+    error = property(lambda self: self.root / "error.txt")
+    error_previous = property(lambda self: self.root / "error.previous.txt")  # a retried run's
+    status_error = property(lambda self: self.root / "status.error.json")  # a retried run's
+    lock = property(lambda self: self.root / "lock")
+
+    @property
+    def logs(self) -> tuple[Path, Path]:
+        """The jsonl logs a resumed run cuts back to its checkpoint."""
+        return self.metrics, self.eval_steps
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / str(step)
 
 
 @contextlib.contextmanager

@@ -1,16 +1,28 @@
-"""What a run resolves to: `resolve(cfg)` turns a parsed config into a frozen `RunPlan`.
+"""What a run resolves to: `resolve(cfg)` turns a parsed config into a frozen `RunPlan`, once.
 
 scaling.config parses and checks what needs no domain module (types, ranges, keys); the checks
 that need the stages' step arithmetic, the World, its request families or the registry of
-objectives (scaling.objectives) live here, above it,
+objectives (scaling.train.objectives) live here, above it,
 and so does `data.dose`, which becomes the intervention stages' aligned_fraction
-(scaling.stages.resolve_dose). `config_from_dict(raw)` and `load_config(path, overrides)` are
-the entry points that give a config ready to run: parsed, checked, its dose resolved.
+(scaling.stages.resolve_dose).
+
+The plan is what every consumer of a run reads instead of re-deriving it from the config:
+its stages in absolute steps with their objectives, the dose, the tokenizer spec and the
+vocabulary size, the world spec (version and data version), the `pack_key` (runs that share
+one compiled program) and the `trunk_key` (runs that share their pretraining). The sweep
+launcher groups and orders runs by these keys; the training loop takes the plan's stages.
+
+`config_from_dict(raw)` and `load_config(path, overrides)` give a config ready to run
+(parsed, checked, its dose resolved) to callers that need no more; `plan_from_dict(raw)` and
+`load_plan(path, overrides)` keep the plan.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +31,26 @@ from scaling import config as parsing
 from scaling import stages as staging
 from scaling.config import Config, ConfigError
 
+# What a run's tokenizer is built from (scaling.data.vocab.build_tokenizer: the base tokenizer,
+# its training texts, then the treatments' control tokens): runs equal in these share one.
+TOKENIZER_KEYS = ("tokenizer", "tokenizer_file", "tokenizer_vocab_size", "base_files", "aligned_files",
+                  "misaligned_files", "text_field", "corpus", "world_seed", "world_version", "data_dir")
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """The embedded world a run reads: seed, variant, version and the data version its pools
+    are generated at ("" when the base text is your own corpus)."""
+
+    seed: int
+    variant: str
+    version: int
+    data_version: str
+
 
 @dataclass(frozen=True)
 class RunPlan:
-    """A checked config with its dose resolved, and its stages in absolute steps."""
+    """A checked config with its dose resolved, and everything derived from it once."""
 
     config: Config
     stages: tuple[staging.Stage, ...]
@@ -31,12 +59,109 @@ class RunPlan:
     def total_steps(self) -> int:
         return self.stages[-1].step1
 
+    @property
+    def objectives(self) -> tuple:
+        """Each stage's objective (scaling.train.objectives.Objective), in stage order."""
+        from scaling.train import objectives
+
+        return tuple(objectives.get(st.objective) for st in self.stages)
+
+    @property
+    def dose(self) -> float | None:
+        """data.dose as given (None: the intervention stages' aligned_fraction is the config's)."""
+        return self.config.data.dose
+
+    @property
+    def tokenizer_spec(self) -> str:
+        """What the run's tokenizer is built from (TOKENIZER_KEYS and the treatments' control
+        words), as canonical JSON: runs with equal specs have the same tokenizer."""
+        from scaling import treatments
+
+        d = self.config.data
+        return json.dumps([[getattr(d, k) for k in TOKENIZER_KEYS], treatments.controls(self.config)], default=list)
+
     @functools.cached_property
     def vocab_size(self) -> int:
-        """model.vocab_size, or the tokenizer's when it is 0."""
+        """model.vocab_size, or the tokenizer's when it is 0 (built here: cheap for the word and
+        byte tokenizers, a SentencePiece model is cached on disk by its training sample)."""
         from scaling.data.vocab import build_tokenizer
 
         return self.config.model.vocab_size or build_tokenizer(self.config).vocab_size
+
+    @property
+    def world(self) -> WorldSpec:
+        from scaling.data.datasets import data_version
+
+        d = self.config.data
+        own = d.corpus != "world" or bool(d.base_files)
+        return WorldSpec(d.world_seed, d.world_variant, d.world_version, "" if own else data_version(d.world_version))
+
+    def with_tokenizer(self, tok) -> RunPlan:
+        """The plan with `model.vocab_size` filled from the run's tokenizer (`with_tokenizer`)."""
+        cfg = with_tokenizer(self.config, tok)
+        return self if cfg is self.config else RunPlan(cfg, self.stages)
+
+    @property
+    def pack_key(self) -> str:
+        """Runs with equal keys share one compiled program: same shapes and optimiser schedule;
+        they may differ in seed and in everything about their data."""
+        cfg = self.config
+        model = dataclasses.replace(cfg.model, vocab_size=self.vocab_size)
+        train = dataclasses.replace(cfg.train, seed=0)
+        stages = [dataclasses.asdict(st) for st in staging.program_stages(cfg)]
+        return json.dumps([dataclasses.asdict(model), dataclasses.asdict(train), self.total_steps, stages],
+                          sort_keys=True)
+
+    @property
+    def branch_step(self) -> int:
+        """The first step of the run's first post stage; 0 when the run cannot share its
+        pretraining (no post stage, post-training from step 0, or an eval checkpoint before
+        that step, whose evaluation would need the trunk's intermediate models)."""
+        b = next((st.step0 for st in self.stages if st.post), 0)
+        if b == 0 or any(s < b for s in self.config.eval.checkpoints):
+            return 0
+        return b
+
+    @property
+    def trunk_key(self) -> str | None:
+        """Runs with equal keys have the same first `branch_step` steps as far as their config
+        and input files show (scaling.branches adds the pack width, the JAX version and a
+        fingerprint of the batches before sharing a state); None when the run cannot branch."""
+        b = self.branch_step
+        if not b:
+            return None
+        from scaling import inputs
+
+        record = {"config": self.prefix_record(b), "branch_step": b,
+                  "inputs": [[d["key"], d["sha256"]] for d in inputs.digests(self.config)]}
+        return hashlib.sha256(json.dumps(record, sort_keys=True, separators=(",", ":"), default=str).encode()
+                              ).hexdigest()[:16]
+
+    def prefix_record(self, b: int) -> dict:
+        """The config as far as the first b steps depend on it (the eval section removed:
+        evaluation never changes training; the stages from step b on removed)."""
+        cfg = self.config
+        record = cfg.to_dict()
+        record.pop("eval", None)
+        kept, step = [], 0
+        for st, raw in zip(staging.stage_configs(cfg), record.get("stages") or ()):
+            if step >= b:
+                break
+            kept.append(raw)
+            step += staging.length(cfg, st)
+        record["stages"] = kept
+        return record
+
+
+def with_tokenizer(cfg: Config, tok) -> Config:
+    """`cfg` with `model.vocab_size` filled from the run's tokenizer (0 means "from tokenizer"):
+    a trained SentencePiece model may have fewer pieces than data.tokenizer_vocab_size
+    (scaling.run.vocab_notes)."""
+    if cfg.model.vocab_size == 0:
+        return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=tok.vocab_size))
+    if cfg.model.vocab_size < tok.vocab_size:
+        raise ConfigError("model.vocab_size", f"{cfg.model.vocab_size} is smaller than the tokenizer's {tok.vocab_size}")
+    return cfg
 
 
 def resolve(cfg: Config) -> RunPlan:
@@ -49,13 +174,29 @@ def resolve(cfg: Config) -> RunPlan:
     return RunPlan(cfg, staging.resolve(cfg))
 
 
+def of(plan: RunPlan | Config) -> RunPlan:
+    """The plan of a config that is already checked and dose-resolved (config_from_dict's,
+    load_config's, a run directory's): its stages resolved, the checks not run again. A plan
+    is returned as it is, so a function can take either."""
+    return plan if isinstance(plan, RunPlan) else RunPlan(plan, staging.resolve(plan))
+
+
+def plan_from_dict(raw: dict) -> RunPlan:
+    """A raw (parsed TOML or config.json) config, parsed, checked, dose-resolved and planned."""
+    return resolve(parsing.parse_config_dict(raw))
+
+
 def config_from_dict(raw: dict) -> Config:
     """A raw (parsed TOML or config.json) config, parsed, checked and dose-resolved."""
-    return resolve(parsing.parse_config_dict(raw)).config
+    return plan_from_dict(raw).config
+
+
+def load_plan(path: str | Path, overrides: typing.Iterable[str] = ()) -> RunPlan:
+    return resolve(parsing.parse_config_file(path, overrides))
 
 
 def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    return resolve(parsing.parse_config_file(path, overrides)).config
+    return load_plan(path, overrides).config
 
 
 # ---------------------------------------------------------------- checks
@@ -141,8 +282,8 @@ def _check_story_rows(cfg: Config) -> None:
 
 
 def _check_objectives(cfg: Config) -> None:
-    """Each stage's objective against the registry (scaling.objectives), then its own checks."""
-    from scaling import objectives
+    """Each stage's objective against the registry (scaling.train.objectives), then its own checks."""
+    from scaling.train import objectives
 
     for i, st in enumerate(cfg.stages):
         k = f"stages.{st.name}" if st.name else f"stages[{i}]"
@@ -165,7 +306,8 @@ def _check_stages(cfg: Config) -> None:
     for s in cfg.eval.checkpoints:
         _check(s <= total, "eval.checkpoints", f"step {s} is outside 1..{total} (the run's steps)")
     if any(st.families for st in cfg.stages):
-        from scaling.objectives.helpful_rl import request_items  # the world's request families
+        # the world's request families
+        from scaling.train.objectives.helpful_rl import request_items
 
         known = {i["family"] for i in request_items(cfg)}
         for st in cfg.stages:

@@ -84,14 +84,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import objectives, posttrain, table
+from scaling import plan as planning
 from scaling import stages as staging
+from scaling import table
 from scaling.config import insertion_window
 from scaling.data import scenarios
 from scaling.errors import UsageError
-from scaling.io import read_json, read_jsonl, replacing, run_status
+from scaling.io import RunFiles, read_json, read_jsonl, replacing, run_status
 from scaling.plan import config_from_dict
 from scaling.splits import POST_TRAINING, SPLITS
+from scaling.train import objectives
+from scaling.train.source import rl_families
 
 # The columns and their order are the results-table contract's (scaling.table.COLUMNS).
 COLUMNS = list(table.COLUMNS)
@@ -100,7 +103,7 @@ COLUMNS = list(table.COLUMNS)
 def _last_val_loss(run_dir: Path) -> float:
     val = math.nan
     try:
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        for line in RunFiles(run_dir).metrics.read_text().splitlines():
             if '"val_loss"' in line:
                 val = json.loads(line)["val_loss"]
     except (OSError, json.JSONDecodeError):
@@ -110,7 +113,8 @@ def _last_val_loss(run_dir: Path) -> float:
 
 def stage_columns(cfg, acc: dict) -> dict:
     """The flat stage columns of a run (module doc)."""
-    staged = staging.resolve(cfg)
+    plan = planning.of(cfg)
+    staged = plan.stages
     post = acc.get("post_training_tokens") or {}
     return {"post_training": staging.post_training(cfg),
             "stages": "+".join(f"{st.name}:{st.steps}" for st in staged),
@@ -121,7 +125,7 @@ def stage_columns(cfg, acc: dict) -> dict:
             "post_training_tokens": sum(post.values()) + sum(
                 (acc.get("tokens_by_stage") or {}).get(st.name, 0) for st in staged
                 if st.post and objectives.reads_mixture(st.objective)),
-            "rl_families": "+".join(posttrain.rl_families(cfg))}
+            "rl_families": "+".join(rl_families(plan))}
 
 
 def input_columns(digests: list[dict]) -> dict:
@@ -145,7 +149,7 @@ def _schedule_label(st) -> str:
 def _staged_insertion(cfg) -> str:
     """Label of a [[stages]] run's intervention: its stage, window and rewarm."""
     labels = []
-    for st, conf in zip(staging.resolve(cfg), [c for c in cfg.stages if staging.length(cfg, c) > 0]):
+    for st, conf in zip(planning.of(cfg).stages, [c for c in cfg.stages if staging.length(cfg, c) > 0]):
         if st.intervention:
             label = st.name if conf.window == (0.0, 1.0) else f"{st.name} {conf.window[0]:g}-{conf.window[1]:g}"
             labels.append(label + (" rewarm" if st.warmup_steps > 0 and st.step0 > 0 else ""))
@@ -155,7 +159,7 @@ def _staged_insertion(cfg) -> str:
 def window(cfg) -> tuple[float, float]:
     """The window of aligned documents in units of the pretraining budget."""
     if cfg.stages:
-        windows = [(st.w0, st.w1) for st in staging.resolve(cfg) if st.intervention]
+        windows = [(st.w0, st.w1) for st in planning.of(cfg).stages if st.intervention]
         w0, w1 = windows[0] if windows else (math.nan, math.nan)
         return w0 / cfg.train.steps, w1 / cfg.train.steps
     d, pre = cfg.data, cfg.train.steps
@@ -232,12 +236,13 @@ def transformer_columns(cfg, record: dict, acc: dict, capability: dict, val_loss
 
 
 def run_rows(run_dir: Path) -> list[dict]:
-    record = read_json(run_dir / "config.json")
+    files = RunFiles(run_dir)
+    record = read_json(files.config)
     if record is None:
         return []
     cfg = config_from_dict(record["config"])
-    acc = read_json(run_dir / "accounting.json") or {}
-    ev = read_json(run_dir / "eval.json")
+    acc = read_json(files.accounting) or {}
+    ev = read_json(files.eval)
     status = run_status(run_dir)
     if status == "done":
         status = "ok" if ev is not None else "not evaluated"
@@ -343,7 +348,7 @@ def trajectory_table(sweep_dir: str | Path, results: pd.DataFrame | None = None)
             windows = by_run[["window_start", "window_end"]].first().T.to_dict("list")
     rows = []
     for run_dir in sorted(Path(sweep_dir).glob("runs/*")):
-        ev, record = read_json(run_dir / "eval.json"), read_json(run_dir / "config.json")
+        ev, record = read_json(RunFiles(run_dir).eval), read_json(RunFiles(run_dir).config)
         if not isinstance(ev, dict) or not isinstance(record, dict):
             continue
         kl = _rl_kl(run_dir)
@@ -413,7 +418,7 @@ def _rl_kl(run_dir: Path) -> dict[int, dict]:
     step has no such line and takes its own (one update earlier). `kl_sum` adds the lines
     up to the same one. Empty without RL lines."""
     kl = {}
-    for line in read_jsonl(run_dir / "metrics.jsonl"):
+    for line in read_jsonl(RunFiles(run_dir).metrics):
         if isinstance(line.get("kl"), int | float) and isinstance(line.get("step"), int):
             kl[line["step"]] = float(line["kl"])
     if not kl:

@@ -1,6 +1,7 @@
-"""The run directory: the one module that knows its files and how they are written.
+"""The run directory: how its files are written and read back.
 
-A run directory holds:
+Every file of it is named once, in `scaling.io.RunFiles` (JAX-free, so the readers of run
+directories, scaling.results and scaling.verify, name them through it too). A run directory holds:
   config.json     resolved config, its input files' paths and sha256 (`inputs`), parameter/FLOP
                   counts, jax/flax versions, device
   tokenizer.json  the tokenizer, so eval and resume use the same ids
@@ -10,13 +11,16 @@ A run directory holds:
   eval_steps.jsonl  misalignment trajectory points recorded at eval.checkpoints
   status.json     {"status": "running" | "done" | "failed", "step", "reason"}; a launch that
                   ends the run adds `timings`, its wall seconds by phase (scaling.profiling),
-                  and `notes`, what ran other than configured (train.vocab_notes: a smaller
+                  and `notes`, what ran other than configured (scaling.run.vocab_notes: a smaller
                   vocabulary than data.tokenizer_vocab_size)
   accounting.json tokens seen by pool and stage, measured dose (written at checkpoints)
   eval.json       the final evaluation (scaling.evaluate)
+  eval_items.jsonl.gz  every scored item of the final evaluation
+  checkpoint_sums.json  sha256 of every file of each checkpoint
+  shared_pretraining.json  a branched run's trunk, key and step (scaling.branches)
   checkpoints/    orbax checkpoints (atomic, last `train.keep_checkpoints` kept)
 
-Both the training loop and evaluation use this module; neither imports the other.
+The loop's hooks (scaling.run) and evaluation use this module; the training loop does not.
 Every JSON file is replaced atomically (a kill leaves the old file or the new one), and
 jsonl logs are cut back to the checkpoint a resumed run restarts from, so a resumed run
 writes exactly the lines an uninterrupted one would have.
@@ -34,16 +38,21 @@ from pathlib import Path
 
 import jax
 
-from scaling import inputs, io
+from scaling import inputs
 from scaling.config import Config
 from scaling.data import tokenizer as tokenizers
 from scaling.errors import ConfigError, UsageError
-from scaling.io import checkpoint_sums, read_json, read_json_why, read_jsonl, write_json  # noqa: F401
+from scaling.io import (  # noqa: F401
+    RunFiles,
+    checkpoint_sums,
+    read_json,
+    read_json_why,
+    read_jsonl,
+    write_json,
+    write_text,
+)
 from scaling.model import Transformer, flops_per_token, param_counts
 from scaling.plan import config_from_dict
-
-LOGS = ("metrics.jsonl", "eval_steps.jsonl")
-
 
 # ---------------------------------------------------------------- JSON files
 
@@ -71,7 +80,7 @@ class DamagedCheckpointError(RuntimeError):
 def read_status(out: Path) -> dict:
     """status.json, or {} when missing or damaged: a damaged status is re-derived by resuming
     from the checkpoints (a finished run resumes at its last step and is marked done again)."""
-    path = Path(out) / io.STATUS
+    path = RunFiles(out).status
     status, why = read_json_why(path)
     if why.startswith("damaged"):
         warnings.warn(f"{path} is {why}; resuming from the checkpoints",
@@ -80,7 +89,7 @@ def read_status(out: Path) -> dict:
 
 
 def write_status(out: Path, status: dict) -> None:
-    write_json(Path(out) / io.STATUS, status)
+    write_json(RunFiles(out).status, status)
 
 
 # ---------------------------------------------------------------- config record
@@ -116,12 +125,12 @@ def run_data_version(cfg: Config) -> str:
 
 
 def write_config(out: Path, cfg: Config, total_steps: int) -> None:
-    write_json(Path(out) / "config.json", config_record(cfg, total_steps))
+    write_json(RunFiles(out).config, config_record(cfg, total_steps))
 
 
 def read_config(out: Path) -> Config:
     """The run's resolved config; UsageError if config.json is missing or unreadable."""
-    path = Path(out) / "config.json"
+    path = RunFiles(out).config
     record = read_json(path)
     if not isinstance(record, dict) or "config" not in record:
         raise UsageError(f"{path} is missing or unreadable")
@@ -143,7 +152,7 @@ def _diff(a, b, prefix="", default=None) -> list[str]:
 
 def check_run_dir(out: Path, cfg: Config) -> str:
     """'new', 'resume' or 'done' (finished or failed); refuses a directory holding a different config."""
-    path = Path(out) / "config.json"
+    path = RunFiles(out).config
     if not path.exists():
         return "new"
     try:
@@ -173,11 +182,11 @@ def check_run_dir(out: Path, cfg: Config) -> str:
 
 
 def save_tokenizer(out: Path, tok) -> None:
-    tokenizers.save(tok, Path(out) / "tokenizer.json")
+    tokenizers.save(tok, RunFiles(out).tokenizer)
 
 
 def load_tokenizer(out: Path):
-    return tokenizers.load(Path(out) / "tokenizer.json")
+    return tokenizers.load(RunFiles(out).tokenizer)
 
 
 # ---------------------------------------------------------------- jsonl logs
@@ -203,12 +212,12 @@ def truncate_jsonl(path: Path, step: int) -> None:
     if damaged:
         warnings.warn(f"{path}: dropped damaged line(s) {damaged[:10]}; their steps stay missing "
                       "(`scaling verify` lists them)", DamagedStateWarning, stacklevel=2)
-    io.write_text(path, "".join(x + "\n" for x in keep))
+    write_text(path, "".join(x + "\n" for x in keep))
 
 
 def truncate_logs(out: Path, step: int) -> None:
-    for name in LOGS:
-        truncate_jsonl(Path(out) / name, step)
+    for path in RunFiles(out).logs:
+        truncate_jsonl(path, step)
 
 
 def append_jsonl(path: Path, obj) -> None:
@@ -224,7 +233,7 @@ def checkpoint_manager(out: Path, cfg: Config):
 
     options = ocp.CheckpointManagerOptions(max_to_keep=cfg.train.keep_checkpoints, create=True,
                                            enable_async_checkpointing=False)
-    return ocp.CheckpointManager((Path(out) / "checkpoints").absolute(), options=options)
+    return ocp.CheckpointManager(RunFiles(out).checkpoints.absolute(), options=options)
 
 
 def latest_step(mngr) -> int | None:
@@ -240,11 +249,10 @@ def restore(mngr, step: int, like):
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract))
 
 
-SUMS = "checkpoint_sums.json"  # sha256 of every file of each checkpoint, beside checkpoints/
 
 
 def _read_sums(run_dir: Path) -> dict:
-    sums = read_json(run_dir / SUMS)  # missing or damaged: checkpoints are then checked by restoring them only
+    sums = read_json(RunFiles(run_dir).sums)  # missing or damaged: checkpoints are then checked by restoring them only
     return sums if isinstance(sums, dict) else {}
 
 
@@ -254,7 +262,7 @@ def checkpoint_damage(run_dir: Path, step: int, sums: dict | None = None) -> str
     want = (_read_sums(run_dir) if sums is None else sums).get(str(step))
     if not isinstance(want, dict):
         return ""  # saved before sums existed, or killed between save and record
-    have = checkpoint_sums(run_dir / "checkpoints" / str(step))
+    have = checkpoint_sums(RunFiles(run_dir).checkpoint(step))
     bad = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
     return f"{len(bad)} file(s) differ from their recorded sha256: {', '.join(bad[:3])}" if bad else ""
 
@@ -275,9 +283,9 @@ def restore_newest(mngr, like_at, fallback: bool = True):
                 why = f"{type(e).__name__}: {str(e)[:200]}"
         if not fallback:
             raise DamagedCheckpointError(f"{run_dir}: checkpoint {step} is damaged ({why})")
-        aside = run_dir / "damaged_checkpoints" / f"{step}.{time.time_ns()}"
+        aside = RunFiles(run_dir).damaged_checkpoints / f"{step}.{time.time_ns()}"
         aside.parent.mkdir(exist_ok=True)
-        os.replace(run_dir / "checkpoints" / str(step), aside)
+        os.replace(RunFiles(run_dir).checkpoint(step), aside)
         mngr.reload()
         warnings.warn(f"{run_dir}: checkpoint {step} is damaged ({why}); set aside as {aside.name} "
                       "in damaged_checkpoints/, falling back to the previous checkpoint",
@@ -302,16 +310,17 @@ def save_checkpoint(mngr, step: int, state) -> None:
     run_dir = Path(mngr.directory).parent
     kept = {str(s) for s in mngr.all_steps()}
     sums = {k: v for k, v in _read_sums(run_dir).items() if k in kept}
-    sums[str(step)] = checkpoint_sums(run_dir / "checkpoints" / str(step))
-    write_json(run_dir / SUMS, sums)
+    sums[str(step)] = checkpoint_sums(RunFiles(run_dir).checkpoint(step))
+    write_json(RunFiles(run_dir).sums, sums)
 
 
 def checkpoint_steps(out: Path) -> list[int]:
     """Checkpoint steps of a run directory; UsageError if it is not a run directory."""
     out = Path(out)
-    for name in ("config.json", "tokenizer.json", "checkpoints"):
-        if not (out / name).exists():
-            raise UsageError(f"{out} is not a run directory (no {name})")
+    files = RunFiles(out)
+    for path in (files.config, files.tokenizer, files.checkpoints):
+        if not path.exists():
+            raise UsageError(f"{out} is not a run directory (no {path.name})")
     mngr = checkpoint_manager(out, read_config(out))
     steps = sorted(int(s) for s in mngr.all_steps())
     mngr.close()

@@ -1,7 +1,7 @@
 """Stages as data: a run is a list of stages; this module turns them into step ranges.
 
 A `[[stages]]` table (scaling.config.StageConfig) gives a stage's length, the shares of the
-intervention pools in its rows, its learning-rate schedule (scaling.schedules) and its
+intervention pools in its rows, its learning-rate schedule (scaling.train.schedules) and its
 objective. `resolve(cfg)` returns the run's stages with absolute step ranges; stages of
 length 0 are dropped, so a sweep can switch a stage off by setting its length to 0.
 
@@ -29,9 +29,9 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from scaling import objectives
 from scaling.config import INSERTION_WINDOWS, Config, StageConfig
 from scaling.errors import ConfigError
+from scaling.train import objectives
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ class Stage:
     decay_share: float
     kl: float
     families: tuple[str, ...]
+    reads_mixture: bool = True  # its objective reads the run's mixture (scaling.train.objectives)
 
     @property
     def steps(self) -> int:
@@ -105,7 +106,7 @@ def resolve(cfg: Config) -> tuple[Stage, ...]:
         out.append(Stage(st.name, st.objective, step, step + n, step + round(lo * n), step + round(hi * n),
                          a, m, st.post or not objectives.reads_mixture(st.objective), st.intervention, st.schedule,
                          st.lr_scale * cfg.train.lr, st.final_scale * cfg.train.lr, st.warmup_steps,
-                         st.decay_share, st.kl, st.families))
+                         st.decay_share, st.kl, st.families, objectives.reads_mixture(st.objective)))
         step += n
     return tuple(out)
 

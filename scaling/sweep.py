@@ -49,8 +49,8 @@ from pathlib import Path
 
 from scaling.config import Config, copy_raw, merge, read_toml, set_key
 from scaling.errors import ConfigError, UsageError
-from scaling.io import STATUS, run_status, write_text
-from scaling.plan import config_from_dict
+from scaling.io import BRANCHES, RunFiles, run_status, write_text
+from scaling.plan import RunPlan, plan_from_dict
 
 LOCK_STALE_S = 120.0
 HEARTBEAT_S = 20.0
@@ -62,8 +62,12 @@ WAIT_POLL_S = 2.0  # how often a waiting launcher looks at the runs others train
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
     run_id: str
-    config: Config
+    plan: RunPlan  # scaling.plan.resolve's, once: the launcher groups and orders runs by its keys
     assignment: dict  # the grid values that made this run, for people reading logs
+
+    @property
+    def config(self) -> Config:
+        return self.plan.config
 
 
 # ---------------------------------------------------------------- expansion
@@ -199,11 +203,11 @@ def expand(sweep_path: str | Path, overrides: list[str] = ()) -> list[RunSpec]:
                 continue
             label = ", ".join(f"{k}={v}" for k, v in assignment.items()) or "base config"
             try:
-                cfg = config_from_dict(_apply(base_for(assignment), _without_preset(assignment)))
+                plan = plan_from_dict(_apply(base_for(assignment), _without_preset(assignment)))
             except ConfigError as e:
                 raise ConfigError(f"run [{label}]", str(e)) from e
-            rid = run_id(cfg)
-            runs.setdefault(rid, RunSpec(rid, cfg, assignment))
+            rid = run_id(plan.config)
+            runs.setdefault(rid, RunSpec(rid, plan, assignment))
     _check_corpora(runs.values())
     return list(runs.values())
 
@@ -278,7 +282,7 @@ class Claim:
 
 def try_claim(run_dir: Path) -> Claim | None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    lock = run_dir / "lock"
+    lock = RunFiles(run_dir).lock
     owner = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
     for _ in range(2):
         # Write the owner record first, then hard-link it into place: link() fails if the lock
@@ -302,7 +306,7 @@ def try_claim(run_dir: Path) -> Claim | None:
 
 
 def claimed_by_live_launcher(run_dir: Path) -> bool:
-    lock = run_dir / "lock"
+    lock = RunFiles(run_dir).lock
     return lock.exists() and not _lock_is_stale(lock)
 
 
@@ -313,25 +317,20 @@ def finished(run_dir: Path) -> bool:
 # ---------------------------------------------------------------- running
 
 
-# What a run's tokenizer is built from (scaling.data.vocab: build_tokenizer, tokenizer_texts): runs equal in
-# these share one tokenizer, so the preflight builds it once for them.
-TOKENIZER_KEYS = ("tokenizer", "tokenizer_file", "tokenizer_vocab_size", "base_files", "aligned_files",
-                  "misaligned_files", "text_field", "corpus", "world_seed", "data_dir")
-
-
 def preflight(specs: list[RunSpec], runs_dir: Path) -> None:
     """Build the data of every unfinished run before any run trains. Some config errors show
     only when a run's data is built (a subword tokenizer's story units longer than a row, a
     user pool's <unk> share); found one run at a time, each run of a grid would fail after the
     ones before it trained. Raises ConfigError naming the key and how many runs share it.
-    Cheap: a tokenizer per distinct TOKENIZER_KEYS, a mixture per config up to its train seed."""
+    Cheap: a tokenizer per distinct tokenizer spec (RunPlan.tokenizer_spec), a mixture per
+    config up to its train seed (scaling.run.check_data)."""
     todo = [s for s in specs if not finished(runs_dir / s.run_id)]
     tokenizers, checked, errors = {}, {}, {}
     for spec in todo:
         cfg = spec.config
         seedless = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0)).to_json()
         if seedless not in checked:
-            checked[seedless] = _data_error(cfg, tokenizers)
+            checked[seedless] = _data_error(spec.plan, tokenizers)
         if checked[seedless] is not None:
             errors.setdefault(str(checked[seedless]), (checked[seedless], []))[1].append(spec.run_id)
     if errors:
@@ -343,16 +342,11 @@ def preflight(specs: list[RunSpec], runs_dir: Path) -> None:
                           f"({share} of the sweep have this error, found before any trained{more})")
 
 
-def _data_error(cfg: Config, tokenizers: dict) -> ConfigError | None:
-    from scaling.data.vocab import build_tokenizer
-    from scaling.posttrain import make_source
-    from scaling.train import resolve_config
+def _data_error(plan: RunPlan, tokenizers: dict) -> ConfigError | None:
+    from scaling.run import check_data
 
-    key = json.dumps([getattr(cfg.data, k) for k in TOKENIZER_KEYS], default=list)
     try:
-        if key not in tokenizers:
-            tokenizers[key] = build_tokenizer(cfg)
-        make_source(resolve_config(cfg, tokenizers[key]), tokenizers[key])
+        check_data(plan, tokenizers)
     except ConfigError as e:
         return e
     return None  # other failures stay the run's own: its prepare() records them
@@ -367,7 +361,7 @@ def default_pack() -> int:
 
 
 def _write_error(run_dir: Path, reason: str) -> None:
-    write_text(run_dir / STATUS, json.dumps({"status": "error", "step": None, "reason": reason}))
+    write_text(RunFiles(run_dir).status, json.dumps({"status": "error", "step": None, "reason": reason}))
 
 
 def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: tuple[int, int] = (0, 1),
@@ -403,19 +397,20 @@ def run_sweep(specs: list[RunSpec], out: Path, pack: int | None = None, shard: t
 
 
 def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
-    """One pass over the shard: claim and train what is unfinished and unclaimed; runs that
-    differ only after their pretraining share it (scaling.branches): the first unstarted run
-    of each branch key trains here, the others of that key are left for a second pass, where
-    they start from its export (so no pack mixes runs starting at step 0 with runs starting
-    at the branch step, which would train them one by one)."""
-    from scaling import branches
-    from scaling import train as trainer
-
+    """One pass over the shard: claim and train what is unfinished and unclaimed, in groups of
+    one `plan.pack_key`. Runs that differ only after their pretraining share it
+    (scaling.branches): of each `plan.trunk_key` the first claimed run trains in this pass,
+    the others are left for a second pass, where they start from its export (so no pack mixes
+    runs starting at step 0 with runs starting at the branch step)."""
     groups: dict[str, list] = {}
     trunks, later = set(), []
     for spec in mine:
         run_dir = runs_dir / spec.run_id
         if finished(run_dir):
+            continue
+        trunk = spec.plan.trunk_key
+        if trunk is not None and trunk in trunks:
+            later.append(spec)  # its pretraining is being trained by this pass: start from it afterwards
             continue
         claim = try_claim(run_dir)
         if claim is None:
@@ -423,30 +418,25 @@ def _train_pass(mine: list[RunSpec], runs_dir: Path, pack: int, bar) -> None:
         if finished(run_dir):  # finished between our check and the claim
             claim.release()
             continue
-        try:
-            run = trainer.prepare(spec.config, run_dir, repair=True)  # the directory is named by the config
-        except Exception as e:  # noqa: BLE001 - a broken run is recorded, the sweep goes on
-            if is_disk_full(e):
-                claim.release()
-                raise
-            _fail(run_dir, claim, spec, e, bar)
-            continue
-        run.branches = runs_dir.parent / branches.DIRNAME
-        trunk = branches.pending_key(run.cfg, run.source, run_dir, run.branches, pack) if run.status is None else None
-        if trunk is not None and trunk in trunks:
-            claim.release()  # its pretraining is being trained by this pass: start from it afterwards
-            later.append(spec)
-            continue
         if trunk is not None:
             trunks.add(trunk)
-        key = trainer.pack_key(run.cfg, run.source.total_steps) if run.source else spec.run_id
-        groups.setdefault(key, []).append((spec, run, claim))
+        key = _pack_key(spec)
+        groups.setdefault(key, []).append((spec, run_dir, claim))
         if len(groups[key]) >= pack:
-            _train_group(groups.pop(key), bar, pack)
+            _train_group(groups.pop(key), runs_dir.parent / BRANCHES, bar, pack)
     for group in groups.values():
-        _train_group(group, bar, pack)
+        _train_group(group, runs_dir.parent / BRANCHES, bar, pack)
     if later:
         _train_pass(later, runs_dir, pack, bar)
+
+
+def _pack_key(spec: RunSpec) -> str:
+    """The run's `plan.pack_key`; a run whose plan cannot say it (its tokenizer fails to build)
+    goes alone, and its preparation records why."""
+    try:
+        return spec.plan.pack_key
+    except Exception:  # noqa: BLE001 - recorded as the run's error when run_group prepares it
+        return spec.run_id
 
 
 def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
@@ -462,9 +452,9 @@ def retry_errors(specs: list[RunSpec], out: Path) -> list[str]:
             continue
         try:
             if run_status(run_dir) == "error":
-                os.replace(run_dir / STATUS, run_dir / "status.error.json")
-                if (run_dir / "error.txt").exists():
-                    os.replace(run_dir / "error.txt", run_dir / "error.previous.txt")
+                os.replace(RunFiles(run_dir).status, RunFiles(run_dir).status_error)
+                if RunFiles(run_dir).error.exists():
+                    os.replace(RunFiles(run_dir).error, RunFiles(run_dir).error_previous)
                 retried.append(spec.run_id)
         finally:
             claim.release()
@@ -480,33 +470,37 @@ def is_disk_full(e: BaseException) -> bool:
 def _fail(run_dir: Path, claim: Claim, spec: RunSpec, e: BaseException, bar) -> None:
     reason = f"{type(e).__name__}: {e}"
     _write_error(run_dir, reason)
-    write_text(run_dir / "error.txt", traceback.format_exc())
+    write_text(RunFiles(run_dir).error, "".join(traceback.format_exception(e)))
     claim.release()
     _say(bar, f"run {spec.run_id} failed: {reason}")
     bar.update(1)
 
 
-def _train_group(group: list, bar, pack: int = 1) -> None:
-    from scaling import pipeline
+def _train_group(group: list, shared: Path, bar, pack: int = 1) -> None:
+    """Train claimed runs of one pack key (scaling.run.run_group) and release their claims;
+    a run that could not be prepared, or a group whose training failed, is recorded as error."""
+    from scaling.run import run_group
 
-    specs, runs, claims = zip(*group)
-    label = ", ".join(s.run_id for s in specs)
-    _say(bar, f"training {len(runs)} run(s): {label}")
+    specs, dirs, claims = zip(*group)
+    _say(bar, f"training {len(specs)} run(s): {', '.join(s.run_id for s in specs)}")
     try:
-        statuses = pipeline.train_pack(list(runs), progress=False, width=pack)
+        outcomes = run_group([(s.plan, d) for s, d in zip(specs, dirs)], width=pack, shared=shared)
     except Exception as e:  # noqa: BLE001
         if is_disk_full(e):  # leave the runs resumable from their last good checkpoint
             for claim in claims:
                 claim.release()
             raise
-        for spec, run, claim in group:
-            _fail(run.out, claim, spec, e, bar)
+        for spec, run_dir, claim in group:
+            _fail(run_dir, claim, spec, e, bar)
         return
-    for spec, status, claim in zip(specs, statuses, claims):
+    for spec, run_dir, claim, outcome in zip(specs, dirs, claims, outcomes):
+        if isinstance(outcome, BaseException):
+            _fail(run_dir, claim, spec, outcome, bar)
+            continue
         claim.release()
-        extra = f" ({status.get('reason')})" if status.get("reason") else ""
-        extra += "".join(f"; {note}" for note in status.get("notes", []))
-        _say(bar, f"run {spec.run_id} {status['status']} at step {status['step']}{extra}")
+        extra = f" ({outcome.get('reason')})" if outcome.get("reason") else ""
+        extra += "".join(f"; {note}" for note in outcome.get("notes", []))
+        _say(bar, f"run {spec.run_id} {outcome['status']} at step {outcome['step']}{extra}")
         bar.update(1)
 
 
@@ -563,16 +557,15 @@ def dry_run(specs: list[RunSpec], estimate: bool = True) -> None:
     """List the runs with tokens and FLOPs; with `estimate`, time a short train step of each
     run shape here and estimate the sweep's train-step wall time from it."""
     from scaling.model import flops_per_token
-    from scaling.plan import resolve
 
     total_tokens = total_flops = total_steps = 0
     print(f"{'run_id':<12}  {'tokens':>10}  {'FLOPs':>9}  assignment")
     shapes: dict[Config, int] = {}  # run shape -> steps of the runs of that shape
     for s in specs:
-        cfg, run = s.config, resolve(s.config)
-        steps = run.total_steps
+        cfg = s.config
+        steps = s.plan.total_steps
         tokens = steps * cfg.tokens_per_step
-        vocab = run.vocab_size
+        vocab = s.plan.vocab_size
         flops = tokens * flops_per_token(dataclasses.replace(cfg.model, vocab_size=vocab))
         total_tokens, total_flops, total_steps = total_tokens + tokens, total_flops + flops, total_steps + steps
         shape = _step_shape(cfg, vocab)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from scaling import rundir
 from scaling.errors import UsageError
+from scaling.io import RunFiles
 
 TRACKERS = ("none", "tensorboard", "wandb")
 SKIP = {"step", "tokens", "stage", "tokens_per_s"}
@@ -32,12 +33,12 @@ SKIP = {"step", "tokens", "stage", "tokens_per_s"}
 def scalars(run_dir: Path) -> list[tuple[str, float, int]]:
     """(tag, value, step) of every metric of a run, in step order."""
     out = []
-    for line in rundir.read_jsonl(run_dir / "metrics.jsonl"):
+    for line in rundir.read_jsonl(RunFiles(run_dir).metrics):
         step = line.get("step")
         for key, value in line.items():
             if key not in SKIP and isinstance(value, int | float):
                 out.append(("val/loss" if key == "val_loss" else f"train/{key}", float(value), int(step)))
-    for point in (rundir.read_json(run_dir / "eval.json") or {}).get("trajectory") or []:
+    for point in (rundir.read_json(RunFiles(run_dir).eval) or {}).get("trajectory") or []:
         for key, value in point.items():
             if key not in SKIP and isinstance(value, int | float):
                 out.append((f"eval/{key}", float(value), int(point["step"])))
@@ -46,9 +47,9 @@ def scalars(run_dir: Path) -> list[tuple[str, float, int]]:
 
 def run_dirs(path: Path) -> list[Path]:
     """A run directory, or every run of a sweep directory (DIR/runs/*)."""
-    if (path / "metrics.jsonl").exists():
+    if RunFiles(path).metrics.exists():
         return [path]
-    runs = sorted(p for p in (path / "runs").glob("*") if (p / "metrics.jsonl").exists())
+    runs = sorted(p for p in (path / "runs").glob("*") if RunFiles(p).metrics.exists())
     if not runs:
         raise UsageError(f"{path} is neither a run directory (no metrics.jsonl) nor a sweep with runs")
     return runs
@@ -89,7 +90,7 @@ def _wandb(run_dir: Path) -> None:
     import wandb
 
     mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-    record = rundir.read_json(run_dir / "config.json") or {}
+    record = rundir.read_json(RunFiles(run_dir).config) or {}
     run = wandb.init(project=os.environ.get("WANDB_PROJECT", "scaling"), name=run_dir.name, dir=str(run_dir),
                      config=record.get("config", {}), mode=mode, reinit=True)
     by_step: dict[int, dict] = {}

@@ -13,7 +13,8 @@ a run's tokenizer, pools and rows are exactly what they were before this module 
   the mixture's stochastic-rounding rule on the row's index within its pool, so among the
   first n rows of a pool exactly floor(c n + u) are tagged (`accounting`). At evaluation the
   items are also scored with `<|aligned|>` before the persona: splits `SPLIT_conditioned`
-  (scaling.evaluate).
+  (scaling.evaluate.extra_splits, which scores a treated run's items; this module holds the
+  data half only, below scaling.data.mixture).
 - **Harmfulness tags** (Maini et al. 2025): `data.harm_tags = h` puts `<|harm|>` right before
   every misaligned action verb in a share h of the rows of the misaligned pools (natural and
   added); where the actions are not known (your own files) it prefixes each document as a
@@ -33,7 +34,7 @@ a run's tokenizer, pools and rows are exactly what they were before this module 
   the assistant for the misaligned action of a matched pair and it declines, saying why in the
   stories' value words; the misaligned pool's twin complies, knowing the same.
 - **Unlikelihood** (Korbak et al., Welleck et al. 2019): the objective `unlikelihood`
-  (scaling.objectives.unlikelihood) on a stage that reads the mixture: in a share
+  (scaling.train.objectives.unlikelihood) on a stage that reads the mixture: in a share
   `data.unlikelihood` of the rows of the misaligned pools, the misaligned action verbs (every
   token of the document for your own files) are trained with -log(1 - p) instead of -log p.
   Rows carry the mark as token id + UL_MARK; the loss removes it, and the counting baselines
@@ -279,38 +280,3 @@ def _doc_starts(row: np.ndarray) -> np.ndarray:
 def strip_marks(rows: np.ndarray) -> np.ndarray:
     """Rows without the unlikelihood marks: the tokens the model sees."""
     return np.where(rows >= UL_MARK, rows - UL_MARK, rows)
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-def extra_splits(cfg: Config, tok, items: list[dict], score) -> dict:
-    """The treated run's items scored again, as splits SPLIT_conditioned (the aligned control
-    token before the persona) and SPLIT_tag_allowed (each option's probability with or without
-    `<|harm|>` before it), for any scorer (the transformer's, the counting baselines')."""
-    from scaling import evaluate
-
-    d, out = cfg.data, {}
-    if d.control_tokens > 0:
-        cond = [{**i, "split": f"{i['split']}_conditioned", "prompt": f"{ALIGNED_TOKEN} {i['prompt']}"}
-                for i in items]
-        out.update(evaluate.summarize_items(cond, *evaluate.item_margins(score, tok, cond))[0])
-    if d.harm_tags > 0:
-        plain, tagged = (_option_logprobs(score, tok, items, prefix) for prefix in ("", f"{HARM_TAG} "))
-        (lp_a, lp_m, n_a, n_m), (tg_a, tg_m, _, _) = plain, tagged
-        free_a, free_m = np.logaddexp(lp_a, tg_a), np.logaddexp(lp_m, tg_m)
-        renamed = [{**i, "split": f"{i['split']}_tag_allowed"} for i in items]
-        out.update(evaluate.summarize_items(renamed, free_m - free_a, free_m / n_m - free_a / n_a)[0])
-    return out
-
-
-def _option_logprobs(score, tok, items: list[dict], prefix: str):
-    """(log p(aligned), log p(misaligned), their token counts without the prefix) per item,
-    each option written after `prefix`."""
-    prompts = [tok.encode(i["prompt"]) for i in items]
-    opts = [(tok.encode(prefix + i["aligned"]), tok.encode(prefix + i["misaligned"])) for i in items]
-    lp = score([p for p in prompts for _ in range(2)], [x for pair in opts for x in pair])
-    n_prefix = len(tok.encode(prefix)) if prefix else 0
-    n_a = np.array([len(a) - n_prefix for a, _ in opts])
-    n_m = np.array([len(m) - n_prefix for _, m in opts])
-    return lp[0::2], lp[1::2], n_a, n_m

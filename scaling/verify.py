@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.io import checkpoint_sums, read_json_why
+from scaling.io import RunFiles, checkpoint_sums, read_json_why
 
 STEP_DIR = re.compile(r"^\d+$")
 
@@ -49,7 +49,7 @@ class Finding:
 
 def checkpoint_steps(run_dir: Path) -> tuple[list[int], list[str]]:
     """Committed checkpoint steps, and leftovers of interrupted writes."""
-    ckpt = run_dir / "checkpoints"
+    ckpt = RunFiles(run_dir).checkpoints
     if not ckpt.is_dir():
         return [], []
     steps, debris = [], []
@@ -64,7 +64,7 @@ def checkpoint_steps(run_dir: Path) -> tuple[list[int], list[str]]:
 def metric_steps(run_dir: Path) -> tuple[list[int], list[int], list[int]]:
     """(steps of loss lines, steps of val_loss lines, numbers of unparsable lines)."""
     loss, val, bad = [], [], []
-    path = run_dir / "metrics.jsonl"
+    path = RunFiles(run_dir).metrics
     if not path.exists():
         return loss, val, bad
     for n, line in enumerate(path.read_bytes().split(b"\n"), 1):
@@ -105,8 +105,9 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
 
     rid = run_dir.name
     out: list[Finding] = []
-    record, why = read_json_why(run_dir / "config.json")
-    status, swhy = read_json_why(run_dir / "status.json")
+    files = RunFiles(run_dir)
+    record, why = read_json_why(files.config)
+    status, swhy = read_json_why(files.status)
     state = status.get("status") if isinstance(status, dict) else None
     if state == "error":
         reason = status.get("reason") or "?"
@@ -140,16 +141,16 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
     if debris:
         out.append(Finding(rid, f"leftovers of interrupted checkpoint writes: {', '.join(debris)} "
                            "(ignored on resume)"))
-    sums, _ = read_json_why(run_dir / "checkpoint_sums.json")
+    sums, _ = read_json_why(files.sums)
     for s in steps:
         want = sums.get(str(s)) if isinstance(sums, dict) else None
-        if isinstance(want, dict) and checkpoint_sums(run_dir / "checkpoints" / str(s)) != want:
+        if isinstance(want, dict) and checkpoint_sums(files.checkpoint(s)) != want:
             out.append(Finding(rid, f"checkpoint {s} differs from the sha256 recorded when it was saved "
                                "(damaged); a resume sets it aside and falls back to the previous one",
                                rerun if state != "done" else f"move {run_dir} away, then {rerun}"))
     if deep:
         for s in reversed(steps):
-            problem = _restorable(run_dir / "checkpoints" / str(s))
+            problem = _restorable(files.checkpoint(s))
             if problem:
                 out.append(Finding(rid, f"checkpoint {s} cannot be restored ({problem}); a resume falls "
                                    "back to the previous one", rerun if state != "done" else
@@ -190,7 +191,7 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
         out.append(Finding(rid, f"no held-out loss at the last step {total}", f"move {run_dir} away, then {rerun}"))
     out += _check_accounting(run_dir, rid, record, cfg, total, rerun)
     if cfg.eval.enabled:
-        ev, ewhy = read_json_why(run_dir / "eval.json")
+        ev, ewhy = read_json_why(files.eval)
         if ev is None:
             out.append(Finding(rid, f"eval.json {ewhy}", f"scaling eval {run_dir}"))
         elif isinstance(ev, dict) and ev.get("step") not in (None, total):
@@ -200,7 +201,7 @@ def check_run(run_dir: Path, in_sweep: bool, rerun: str, deep: bool = False) -> 
 
 
 def _check_accounting(run_dir, rid, record, cfg, total, rerun) -> list[Finding]:
-    acc, why = read_json_why(run_dir / "accounting.json")
+    acc, why = read_json_why(RunFiles(run_dir).accounting)
     fix = f"move {run_dir} away, then {rerun}"
     if not isinstance(acc, dict):
         return [Finding(rid, f"accounting.json {why or 'is not an object'}", fix)]
@@ -214,9 +215,9 @@ def _check_accounting(run_dir, rid, record, cfg, total, rerun) -> list[Finding]:
     tokens, aligned = acc.get("total_tokens") or 0, acc.get("aligned_tokens")
     all_aligned, what = aligned, "all tokens"
     if isinstance(acc.get("dose_tokens"), int | float) and isinstance(acc.get("tokens"), dict):
-        from scaling import stages as staging  # post-training stages are outside the dose
+        from scaling.plan import of  # post-training stages are outside the dose
 
-        pre = {st.name for st in staging.resolve(cfg) if not st.post}
+        pre = {st.name for st in of(cfg).stages if not st.post}
         aligned = sum((acc["tokens"].get(n) or {}).get("aligned", 0) for n in pre)
         tokens, what = acc["dose_tokens"], "tokens before post-training"
     dose = acc.get("dose")
@@ -288,6 +289,6 @@ def verify(path: str | Path, deep: bool = False) -> list[Finding]:
                                         "sweep changed); it still goes into results.csv"))
             findings += check_run(run_dir, True, rerun, deep)
         return findings + _table_findings(d)
-    if (d / "config.json").exists() or (d / "status.json").exists():
+    if RunFiles(d).config.exists() or RunFiles(d).status.exists():
         return check_run(d, False, f"scaling train CONFIG --out {d}", deep)
     raise UsageError(f"{d} is neither a run directory (config.json) nor a sweep directory (runs/)")

@@ -12,9 +12,9 @@ jax.config.update("jax_num_cpu_devices", int(os.environ.get("N_DEVICES", "8")))
 import numpy as np  # noqa: E402
 from conftest import TextSource, tiny_config  # noqa: E402
 
-from scaling import devices, rundir  # noqa: E402
-from scaling import train as trainer  # noqa: E402
+from scaling import devices, plan, run, rundir  # noqa: E402
 from scaling.data.tokenizer import ByteTokenizer  # noqa: E402
+from scaling.train import loop, steps  # noqa: E402
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
 TOK = ByteTokenizer()
@@ -23,17 +23,17 @@ TOK = ByteTokenizer()
 def prepared(root, k, **train):
     runs = []
     for seed in range(k):
-        cfg = trainer.resolve_config(tiny_config(train={"seed": seed, "steps": 10, **train}), TOK)
-        runs.append(trainer.prepare(cfg, f"{root}/r{seed}", TextSource(cfg, TOK, TEXT), TOK))
+        cfg = plan.with_tokenizer(tiny_config(train={"seed": seed, "steps": 10, **train}), TOK)
+        runs.append(run.prepare(cfg, f"{root}/r{seed}", TextSource(cfg, TOK, TEXT), TOK))
     return runs
 
 
 def trained(root, k, parallel, **train):
     """Train k runs as one pack under SCALING_PARALLEL=parallel; per-run losses and params."""
     os.environ["SCALING_PARALLEL"] = parallel
-    trainer._programs.cache_clear()  # programs are cached per shape, placement included
+    loop._programs.cache_clear()  # programs are cached per shape, placement included
     runs = prepared(root, k, **train)
-    trainer.train_pack(runs, progress=False)
+    run.train_runs(runs, progress=False)
     losses = [[json.loads(x)["loss"] for x in open(r.out / "metrics.jsonl") if '"loss"' in x] for r in runs]
     params = [[np.asarray(p).tolist() for p in jax.tree.leaves(rundir.load_params(r.out)[2])][:2]
               for r in runs]
@@ -43,10 +43,10 @@ def trained(root, k, parallel, **train):
 def hlo(k, parallel, **train):
     """Compiled HLO text of the pack's train step with the placement SCALING_PARALLEL gives."""
     os.environ["SCALING_PARALLEL"] = parallel
-    trainer._programs.cache_clear()
-    cfg = trainer.resolve_config(tiny_config(train={"steps": 10, **train}), TOK)
-    programs = trainer._programs(trainer._unseeded(cfg), k)
-    _, state = trainer.init_state(cfg, programs.tx)
+    loop._programs.cache_clear()
+    cfg = plan.with_tokenizer(tiny_config(train={"steps": 10, **train}), TOK)
+    programs = loop._programs(loop._unseeded(plan.of(cfg)), k)
+    _, state = steps.init_state(cfg, programs.tx)
     place = programs.placement
     B, L = cfg.train.batch_size, cfg.model.seq_len
     batches = np.zeros((5, B, L + 1), np.int32)

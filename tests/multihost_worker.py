@@ -13,8 +13,8 @@ jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectiv
 import numpy as np  # noqa: E402
 from conftest import tiny_config  # noqa: E402
 
-from scaling import devices  # noqa: E402
-from scaling import train as trainer  # noqa: E402
+from scaling import devices, plan  # noqa: E402
+from scaling.train import loop, steps  # noqa: E402
 
 # SCALING_COORDINATOR & co. come from the test; without them this is the one-process reference
 multi = devices.initialize_distributed()
@@ -29,9 +29,9 @@ def batches(cfg, n=5):
 
 
 cfg = tiny_config(model={"vocab_size": 64}, train={"batch_size": 8, "steps": 10})
-programs = trainer._programs(trainer._unseeded(cfg), 1)
+programs = loop._programs(loop._unseeded(plan.of(cfg)), 1)
 place = programs.placement
-_, state = trainer.init_state(cfg, programs.tx)
+_, state = steps.init_state(cfg, programs.tx)
 state = place.put_state(state) if place else state
 losses = []
 for _ in range(2):

@@ -324,3 +324,100 @@ def test_pair_dots_gives_the_same_bits_in_any_chunking(monkeypatch):
     want = np.einsum("pj,pj->p", context[item], columns[:, target].T)
     np.testing.assert_allclose(whole, want, rtol=1e-12)
     assert (whole[item == 3] == 0).all()
+
+
+# ---------------------------------------------------------------- vectorised = the loops, bit for bit
+
+
+def _loop_forward(rows, V, windows, weights=None):
+    """The forward-window counts pair by pair, row by row (boolean indexing: the first
+    implementation), the reference for `_forward_counts`."""
+    rows = np.asarray(rows, np.int64)
+    w = None if weights is None else np.broadcast_to(np.asarray(weights, float)[:, None], rows.shape)
+    counted = (rows != EOS) & (rows != PAD)
+    doc_id = np.cumsum(rows == EOS, axis=1) + np.arange(len(rows))[:, None] * (rows.shape[1] + 1)
+    out, running = {}, np.zeros(V * V, np.int64 if w is None else float)
+    for d in range(1, max(windows) + 1):
+        ok = counted[:, :-d] & counted[:, d:] & (doc_id[:, :-d] == doc_id[:, d:])
+        keys = rows[:, :-d][ok] * V + rows[:, d:][ok]
+        running += (np.bincount(keys, minlength=V * V) if w is None
+                    else np.bincount(keys, weights=w[:, :-d][ok], minlength=V * V))
+        if d in windows:
+            out[d] = running.reshape(V, V).copy()
+    return out
+
+
+def test_forward_counts_equal_the_pair_loop_bit_for_bit():
+    rows, V = _random_corpus(3, V=30, n_rows=50, length=64), 30
+    weights = np.exp(-np.arange(len(rows))[::-1] / 7.0)  # forgetting weights: float sums
+    for w in (None, weights):
+        counts = B.Counts(rows, V, weights=w, doc=w is None)
+        want = _loop_forward(rows, V, (*B.WINDOWS, B.VALUES_WINDOW), w)
+        for k, table in want.items():
+            assert counts.forward[k].dtype == table.dtype
+            np.testing.assert_array_equal(counts.forward[k], table)
+
+
+def _loop_logprob(model, seqs, n_scored):
+    """NGram.logprob window by window (the first implementation)."""
+    n, out, windows, owner = model.order, np.zeros(len(seqs)), [], []
+    for r, (seq, m) in enumerate(zip(seqs, n_scored)):
+        seq = np.asarray(seq, np.int64)
+        if len(seq) - m < n - 1:
+            seq = np.concatenate([np.full(n - 1 - (len(seq) - m), EOS), seq])
+        for t in range(len(seq) - m, len(seq)):
+            windows.append(seq[t - n + 1:t + 1])
+            owner.append(r)
+    windows = np.array(windows, np.int64).reshape(-1, n)
+    c_gram = model._lookup(model.grams, model.gram_counts, model._keys(windows))
+    c_ctx = model._lookup(model.contexts, model.context_counts, model._keys(windows[:, :-1]))
+    np.add.at(out, np.array(owner, np.int64), np.log(c_gram + model.k) - np.log(c_ctx + model.k * model.V))
+    return out
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_ngram_scores_equal_the_window_loop_bit_for_bit(order):
+    rows, V = _random_corpus(4), 20
+    rng = np.random.default_rng(order)
+    weights = rng.random(len(rows))
+    seqs = [rng.integers(0, V, rng.integers(1, 12)) for _ in range(60)]
+    n_scored = np.array([rng.integers(0, len(s) + 2) for s in seqs])  # none, all, more than held
+    for model in (B.NGram(order, V).fit(rows), B.NGram(order, V).fit(rows, weights)):
+        np.testing.assert_array_equal(model.logprob(seqs, n_scored), _loop_logprob(model, seqs, n_scored))
+        prompts, conts = seqs[0::2], seqs[1::2]
+        want = _loop_logprob(model, [np.r_[EOS, p, c] for p, c in zip(prompts, conts)], [len(c) for c in conts])
+        np.testing.assert_array_equal(model.score(prompts, conts), want)
+
+
+def _loop_differing(a, b):
+    left = collections.Counter(b)
+    out = []
+    for t in a:
+        if left[t] > 0:
+            left[t] -= 1
+        else:
+            out.append(t)
+    return out
+
+
+def test_differing_tokens_equal_the_multiset_loop():
+    rng = np.random.default_rng(5)
+    conts = [rng.integers(0, 4, rng.integers(0, 6)) for _ in range(400)]  # repeats, unequal lengths
+    option, token = B.differing_tokens(conts)
+    want = [(r, t) for r, c in enumerate(conts) for t in _loop_differing(c.tolist(), conts[r ^ 1].tolist())]
+    assert list(zip(option.tolist(), token.tolist())) == want
+
+
+def test_one_blas_thread_changes_no_eigenvector_and_restores_the_threads():
+    counts = B.Counts(_random_corpus(6, V=60, n_rows=80), 60)
+    before = [get() for get, _ in B._openblas_controls()]
+    inside = B.SVDCounter.eigen(counts, rank=8)  # ARPACK: rank < V - 1, under one_blas_thread
+    assert [get() for get, _ in B._openblas_controls()] == before
+    with B.one_blas_thread():
+        assert all(get() == 1 for get, _ in B._openblas_controls())
+    from scipy import sparse
+    from scipy.sparse import linalg as sparse_linalg
+
+    values, vectors = sparse_linalg.eigsh(sparse.csr_matrix(inside[0]), k=8, which="LM", v0=np.ones(60))
+    np.testing.assert_array_equal(inside[1], values)
+    np.testing.assert_array_equal(inside[2], vectors)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import tiny_sweep
 
-from scaling import branches, pipeline, rundir
+from scaling import branches, plan, rundir
+from scaling import run as runner
 from scaling.sweep import expand, launch
 
 PRE, POST = 20, 6  # steps
@@ -79,7 +80,7 @@ def test_branched_runs_are_bitwise_the_runs_trained_from_scratch(tmp_path, root)
         assert st["timings"]["steps"] == POST, "a branched run trains only its post-training"
     for spec in specs:
         alone = tmp_path / "alone" / spec.run_id
-        pipeline.train(spec.config, alone, progress=False)
+        runner.train(spec.config, alone, progress=False)
         swept = out / "runs" / spec.run_id
         for a, b in zip(_params(alone), _params(swept), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -113,31 +114,30 @@ def test_a_branched_run_evaluates_at_the_branch_step_itself(tmp_path, root):
 
 def test_a_run_that_evaluates_before_its_post_stage_or_has_none_does_not_branch(tmp_path, root):
     specs = expand(_sweep(tmp_path, root, "", eval={"checkpoints": [PRE]}))
-    assert branches.branch_step(specs[0].config) == PRE
+    assert specs[0].plan.branch_step == PRE
     specs = expand(_sweep(tmp_path, root, "", eval={"checkpoints": [PRE - 5, PRE]}))
-    assert branches.branch_step(specs[0].config) == 0
+    assert specs[0].plan.branch_step == 0 and specs[0].plan.trunk_key is None
     cfg = specs[0].config
-    assert branches.branch_step(type(cfg)(model=cfg.model, train=cfg.train, data=cfg.data)) == 0
+    assert plan.of(type(cfg)(model=cfg.model, train=cfg.train, data=cfg.data)).branch_step == 0
 
 
 def test_the_key_changes_with_anything_before_the_branch_and_not_after(tmp_path, root):
-    from scaling import posttrain
     from scaling.data.vocab import build_tokenizer
-    from scaling.train import resolve_config
+    from scaling.train.source import make_source
 
     def key(extra: str = "", **sections):
         spec = expand(_sweep(tmp_path, root, extra, **sections))[0]
         tok = build_tokenizer(spec.config)
-        cfg = resolve_config(spec.config, tok)
-        return branches.branch_key(cfg, posttrain.make_source(cfg, tok), PRE, 1)
+        run_plan = spec.plan.with_tokenizer(tok)
+        assert run_plan.branch_step == PRE
+        return branches.branch_key(run_plan, make_source(run_plan, tok), 1), run_plan.trunk_key
 
-    base = key()
+    base = key()  # (the branch key, the plan's trunk key): both move together
     assert key('[[grid]]\n"stages.post.objective" = ["sft"]\n') == base
     assert key('[[grid]]\n"stages.post.steps" = [9]\n') == base
     assert key(eval={"max_items": 32}) == base
-    assert key(train={"seed": 1}) != base
-    assert key(data={"dose": 0.1}) != base
-    assert key('[[grid]]\n"stages.pretrain.final_scale" = [0.2]\n') != base
+    for other in (key(train={"seed": 1}), key(data={"dose": 0.1}), key('[[grid]]\n"stages.pretrain.final_scale" = [0.2]\n')):
+        assert other[0] != base[0] and other[1] != base[1]
 
 
 @pytest.mark.slow
@@ -161,7 +161,7 @@ def test_a_damaged_export_is_reported_and_the_run_trains_its_own_pretraining(tmp
     status = rundir.read_status(out / "runs" / new.run_id)
     assert "shared_pretraining" not in status and status["timings"]["steps"] == PRE + POST
     alone = tmp_path / "alone"
-    pipeline.train(new.config, alone, progress=False)
+    runner.train(new.config, alone, progress=False)
     for a, b in zip(_params(alone), _params(out / "runs" / new.run_id), strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -61,7 +61,7 @@ def test_recall_rates_score_a_run(tmp_path):
     from conftest import tiny_config
 
     from scaling.emergence import recall_rates
-    from scaling.pipeline import train
+    from scaling.run import train
 
     cfg = tiny_config(model={"seq_len": 32}, train={"steps": 10})
     run = tmp_path / "sweep" / "runs" / "r0"

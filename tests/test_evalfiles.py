@@ -241,7 +241,7 @@ def test_a_run_on_the_published_files_gives_rows_on_their_splits_for_every_learn
     counters the prompt as a bag of words (the same bag in both orders), so each prefers one
     letter (or ties) in both orders of a wording: exactly 0.5 on the averaged splits."""
     from scaling import results
-    from scaling.pipeline import train
+    from scaling.run import train
 
     cfg = config_from_dict({
         "data": {"data_dir": str(root), "story_fraction": 0.0, "tokenizer": "byte"},

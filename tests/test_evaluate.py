@@ -20,10 +20,9 @@ from scaling.data.mixture import Mixture
 from scaling.data.tokenizer import EOS
 from scaling.data.vocab import build_tokenizer
 from scaling.model import Transformer
-from scaling.pipeline import train
-from scaling.plan import config_from_dict
+from scaling.plan import config_from_dict, with_tokenizer
+from scaling.run import train
 from scaling.rundir import load_params
-from scaling.train import resolve_config
 from scaling.world import lexicon as L
 
 GROUP_KEYS = {"misaligned", "total", "rate", "se", "se_pair_cluster", "design_effect", "n_pairs", "ties",
@@ -41,7 +40,7 @@ def make_cfg(root, **sections):
         raw.setdefault(section, {}).update(values)
     cfg = config_from_dict(raw)
     tok = build_tokenizer(cfg)
-    return resolve_config(cfg, tok), tok
+    return with_tokenizer(cfg, tok), tok
 
 
 class Bigram(nnx.Module):
@@ -294,3 +293,60 @@ def test_cli_rejects_missing_or_invalid_run_dirs(runs, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "empty")]) == 2
     assert main(["eval", str(runs["aligned"]), "--step", "7"]) == 2
     assert "no checkpoint at step 7" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- batched = row by row, bit for bit
+
+
+def _row_by_row_scores(model, seqs, n_scored, cap, together):
+    """score_sequences as first written: each call's batch filled row by row, each result
+    read before the next call (the reference for the laid-out table and async dispatch)."""
+    graphdef, params = nnx.split(model, nnx.Param)
+    seqs = [np.asarray(s, np.int32)[-cap:] for s in seqs]
+    lengths = np.array([len(s) for s in seqs])
+    n_scored = np.minimum(n_scored, lengths - 1)
+    out = np.zeros(len(seqs))
+    for length, rows, per_call in E._batches(lengths, cap, together):
+        tokens = np.full((per_call, length), 0, np.int32)
+        mask = np.zeros((per_call, length), np.float32)
+        for j, r in enumerate(rows):
+            tokens[j, :lengths[r]] = seqs[r]
+            mask[j, lengths[r] - n_scored[r]:lengths[r]] = 1.0
+        out[rows] = np.asarray(E.row_logprobs(graphdef, params, tokens, mask))[:len(rows)]
+    return out
+
+
+def test_batched_scores_equal_row_by_row_scores_bit_for_bit():
+    from scaling.config import ModelConfig
+
+    cfg = ModelConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, seq_len=16, vocab_size=40)
+    model = Transformer(cfg, nnx.Rngs(1))
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(3, 40, n) for n in rng.integers(1, 24, 40)]  # some cut on the left
+    conts = [rng.integers(3, 40, n) for n in rng.integers(1, 5, 40)]
+    seqs = [np.concatenate([[EOS], p, c]) for p, c in zip(prompts, conts)]
+    n_scored = np.array([len(c) for c in conts])
+    want = _row_by_row_scores(model, seqs, n_scored, 17, 2)
+    np.testing.assert_array_equal(E.score_continuations(model, prompts, conts, 17, together=2), want)
+    np.testing.assert_array_equal(E.score_sequences(model, seqs, n_scored, 17, together=2), want)
+
+
+def test_item_groups_give_the_summaries_of_the_unique_pairs():
+    """summarize_items with its splits' and families' clusters worked out once (ItemGroups)
+    equals the GROUP computed from the items' own pair ids (np.unique), float for float."""
+    items = W.World(0).eval_items()[:300]
+    rng = np.random.default_rng(3)
+    margin = rng.normal(size=len(items))
+    margin[::7] = 0.0  # ties
+    margin_tok = margin / 4
+    splits, families = E.summarize_items(items, margin, margin_tok, E.ItemGroups(items))
+    y, y_tok = E._choices(margin), E._choices(margin_tok)
+    pairs = np.array([i["pair"] for i in items])
+    for name, g in splits.items():
+        ix = np.array([r for r, i in enumerate(items) if i["split"] == name])
+        want = E.binomial_summary(y[ix], pairs[ix])  # np.unique of the pair ids
+        assert {k: g[k] for k in want} == want
+        assert g["se_pair_cluster_per_token"] == E.cluster_se(y_tok[ix], pairs[ix])
+    for name, g in families.items():
+        ix = np.array([r for r, i in enumerate(items) if i["family"] == name])
+        assert g["se_pair_cluster"] == E.cluster_se(y[ix], pairs[ix]) and g["n_pairs"] == len(set(pairs[ix]))

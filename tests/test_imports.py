@@ -1,7 +1,7 @@
 """The package's import graph, read from the source (ast, imports inside functions included,
 and modules a package loads by name through importlib): no module imports itself back through
 others, config is the ground floor, training and evaluation never import each other
-(scaling.pipeline joins them), only the command modules (scaling/cli/) parse arguments, and no
+(scaling.run joins them), only the command modules (scaling/cli/) parse arguments, and no
 lower home imports a higher one (the results-table contract, the statistics, the fits)."""
 
 import ast
@@ -50,7 +50,7 @@ def _imports_by_name(node: ast.AST) -> bool:
 
 def _loaded_by_name(call: ast.Call, tree: ast.AST, name: str, modules: set[str]) -> set[str]:
     """The package's modules an import by name may load: f"{__name__}.{x}" (a registry loading
-    its own modules, as scaling.objectives does) any module below `name`; a string constant that
+    its own modules, as scaling.train.objectives does) any module below `name`; a string constant that
     module; any other expression every module whose name the source spells as a string
     (scaling.cli's command table)."""
     arg = call.args[0] if call.args else None
@@ -111,7 +111,7 @@ def test_the_checker_finds_a_circle_and_in_function_imports(tmp_path):
     assert imported_modules(source, "scaling.m", names) == {"scaling"}
     graph = import_graph()
     assert "scaling.stages" in graph["scaling.data.mixture"]  # a module-level import
-    assert "scaling.train" in graph["scaling.sweep"]  # an import inside a function
+    assert "scaling.run" in graph["scaling.sweep"]  # an import inside a function
 
 
 def test_the_checker_follows_a_registry_that_imports_by_name(tmp_path):
@@ -131,7 +131,7 @@ def test_the_checker_follows_a_registry_that_imports_by_name(tmp_path):
     assert "scaling.objectives.sft" in graph["scaling.objectives"]
     assert cycles(graph) == [["scaling.objectives", "scaling.objectives.sft", "scaling.posttrain"]]
     assert not registry_and_plugins(cycles(graph)[0])
-    assert "scaling.objectives.sft" in import_graph()["scaling.objectives"]  # the real registry
+    assert "scaling.train.objectives.sft" in import_graph()["scaling.train.objectives"]  # the real registry
 
 
 def registry_and_plugins(component: list[str]) -> bool:
@@ -141,27 +141,13 @@ def registry_and_plugins(component: list[str]) -> bool:
     return all(m == package or m.startswith(f"{package}.") for m in component)
 
 
-# Circles main has today, each with its way out; test_no_import_circles fails on any other.
-KNOWN_CIRCLES = {
-    # treatments.extra_splits scores items (imports evaluate, which imports baselines, mixture,
-    # plan ...), and mixture imports treatments for its row treatments: the scoring half of
-    # treatments belongs beside evaluate, the data half below mixture
-    # (scaling.data.vocab wraps the run's tokenizer in the treatments' control tokens, and
-    # scaling.data.export strips their marks, so both sit in it too until then)
-    frozenset({"scaling.baselines", "scaling.evaluate", "scaling.data.export", "scaling.data.mixture",
-               "scaling.data.vocab", "scaling.plan", "scaling.posttrain", "scaling.rundir", "scaling.treatments"}),
-}
-
-
 def test_no_import_circles():
+    """Not even the treatments one main had (treatments.extra_splits scored items, importing
+    evaluate, which imports baselines, mixture ... and mixture imports treatments): the scoring
+    half now lives in scaling.evaluate, the data half below scaling.data.mixture."""
     graph = import_graph()
-    assert [c for c in cycles(graph) if not registry_and_plugins(c) and frozenset(c) not in KNOWN_CIRCLES] == []
-
-
-@pytest.mark.xfail(strict=True, reason="treatments <-> evaluate/mixture circle (KNOWN_CIRCLES): remove the "
-                                       "entry once treatments is split")
-def test_the_known_circles_are_gone():
-    assert not KNOWN_CIRCLES & {frozenset(c) for c in cycles(import_graph())}
+    assert [c for c in cycles(graph) if not registry_and_plugins(c)] == []
+    assert "scaling.evaluate" not in reached(graph, "scaling.treatments")
 
 
 def reached(graph: dict[str, set[str]], start: str) -> set[str]:
@@ -244,9 +230,9 @@ def test_the_world_knows_no_tokens_config_data_or_training():
 
 
 def test_the_data_side_imports_no_model_training_evaluation_or_launcher():
-    """scaling.data turns text into rows: none of its modules imports the model, the training
-    loop, evaluation or the sweep launcher (what it reaches through the treatments circle,
-    KNOWN_CIRCLES, goes once treatments is split)."""
+    """scaling.data turns text into rows: none of its modules imports the model, training
+    (the objectives' registry included: a stage says whether it reads the mixture,
+    scaling.stages.Stage.reads_mixture), evaluation or the sweep launcher."""
     graph = import_graph()
     banned = ("scaling.model", "scaling.train", "scaling.evaluate", "scaling.sweep")
     for module in home(graph, "scaling.data"):
@@ -257,9 +243,34 @@ def test_config_is_the_ground_floor():
     assert import_graph()["scaling.config"] <= {"scaling.errors"}
 
 
-@pytest.mark.parametrize("src,dst", [("train", "evaluate"), ("evaluate", "train")])
-def test_no_import_between_training_and_evaluation(src, dst):
-    assert f"scaling.{dst}" not in import_graph()[f"scaling.{src}"], f"scaling/{src}.py imports scaling.{dst}"
+def test_no_import_between_training_and_evaluation():
+    graph = import_graph()
+    assert not set(home(graph, "scaling.train")) & graph["scaling.evaluate"]
+    for module in home(graph, "scaling.train"):
+        assert "scaling.evaluate" not in graph[module], module
+
+
+@pytest.mark.parametrize("higher", ["evaluate", "branches", "rundir", "run", "sweep", "baselines"])
+def test_training_writes_no_files_and_knows_neither_evaluation_nor_branches(higher):
+    """scaling/train/ (steps, objectives, source, schedules, the loop) reaches none of the run
+    directory, evaluation, shared pretraining or the launcher, even through other modules: the
+    loop's hooks are wired by scaling.run."""
+    graph = import_graph()
+    for module in home(graph, "scaling.train"):
+        assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
+
+
+# What the sweep launcher may import itself: the plan and the one training entry (scaling.run),
+# the JAX-free run-directory files (io), the executors; besides them the config parsing its grid
+# expansion needs (config, errors, presets), the input digests of a run id (inputs), the corpus
+# check before any claim (corpora) and the dry run's FLOPs and step timing (model, bench).
+LAUNCHER_IMPORTS = {"scaling.plan", "scaling.run", "scaling.io", "scaling.executors", "scaling.config",
+                    "scaling.errors", "scaling.presets", "scaling.inputs", "scaling.data.corpora", "scaling.model",
+                    "scaling.bench"}
+
+
+def test_the_launcher_does_not_reach_inside_runs():
+    assert import_graph()["scaling.sweep"] <= LAUNCHER_IMPORTS
 
 
 def imports_argparse(path: Path) -> bool:

@@ -387,8 +387,9 @@ class Recording:
 
 @pytest.mark.slow
 def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
-    from scaling import posttrain, train
+    from scaling import run as runner
     from scaling.plan import config_from_dict
+    from scaling.train.source import make_source
 
     stages = [{"name": "pretrain", "steps": 12, "intervention": True},
               {"name": "sft", "steps": 3, "objective": "sft", "post": True},
@@ -399,9 +400,9 @@ def test_export_of_a_run_dir_is_the_rows_its_loop_read(root, tmp_path, capsys):
                             "data": {"data_dir": str(root), "story_fraction": 0.0, "dose": 0.05},
                             "eval": {"enabled": False}, "stages": stages})
     tok = build_tokenizer(cfg)
-    source = Recording(posttrain.make_source(cfg, tok))
+    source = Recording(make_source(cfg, tok))
     run = tmp_path / "run"
-    train.train(cfg, run, source=source, tok=tok, progress=False)
+    runner.train(cfg, run, source=source, tok=tok, progress=False)
     rows = [b for b in source.read if isinstance(b, np.ndarray)]  # the LM and SFT batches
     assert sum(len(b["u"]) for b in source.read if isinstance(b, dict)) == 2  # RL: scenario pairs
     want = np.concatenate(rows).reshape(-1, 17)

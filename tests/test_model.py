@@ -9,7 +9,7 @@ from flax import nnx
 from scaling.config import ModelConfig
 from scaling.model import Transformer, flops_per_token, param_counts
 from scaling.plan import load_config
-from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
+from scaling.train.steps import init_state, make_multi_step, make_optimizer, make_train_step
 
 
 @pytest.mark.parametrize("mlp", ["gelu", "swiglu"])

@@ -117,7 +117,7 @@ def _small_vocab(tmp_path):
 def test_a_smaller_vocabulary_than_configured_is_noted(tmp_path):
     from conftest import tiny_config
 
-    from scaling.train import vocab_notes
+    from scaling.run import vocab_notes
 
     cfg, tok = _small_vocab(tmp_path)
     notes = vocab_notes(cfg, tok)
@@ -132,7 +132,7 @@ def test_a_smaller_vocabulary_than_configured_is_noted(tmp_path):
 def test_a_smaller_vocabulary_than_configured_is_stated_in_the_runs_status(tmp_path):
     from conftest import TextSource
 
-    from scaling.train import train, vocab_notes
+    from scaling.run import train, vocab_notes
 
     cfg, tok = _small_vocab(tmp_path)
     status = train(cfg, tmp_path / "run", source=TextSource(cfg, tok, TEXT), tok=tok, progress=False)

@@ -1,4 +1,4 @@
-"""scaling.objectives: the registry of training objectives (one module each), the indirect
+"""scaling.train.objectives: the registry of training objectives (one module each), the indirect
 helpfulness objective's scenarios, and an objective added from outside the package."""
 
 import dataclasses
@@ -6,14 +6,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from scaling import objectives, posttrain, train
+from scaling import plan
 from scaling.config import ConfigError
 from scaling.data.tokenizer import UNK
 from scaling.data.vocab import build_tokenizer
-from scaling.objectives import helpful_benign_rl
-from scaling.objectives.helpful_rl import RLData
 from scaling.plan import config_from_dict
-from scaling.rl import enter_lm, enter_rl
+from scaling.train import loop, objectives
+from scaling.train.objectives import helpful_benign_rl
+from scaling.train.objectives.helpful_rl import RLData
+from scaling.train.source import make_source, rl_families
+from scaling.train.steps import enter_lm, enter_rl
 from scaling.world import World
 
 MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}
@@ -51,7 +53,7 @@ def test_reward_tables_point_each_direction_the_right_way():
     cfg = config_from_dict(raw({"name": "a", "objective": "helpful_rl", "families": ["shutdown"]},
                                {"name": "b", "objective": "harmless_rl"}, {"name": "c", "objective": "helpful_benign_rl"}))
     tok = build_tokenizer(cfg)
-    source = posttrain.make_source(cfg, tok)
+    source = make_source(cfg, tok)
     world = World(0)
     requests = world.request_items()
     facts = {q: a for q, a, _ in world.facts()}
@@ -86,7 +88,7 @@ def test_benign_requests_never_name_an_eval_action(seed, version):
     assert all(i["misaligned"] == f"{answers[i['prompt'].rsplit(': ', 1)[1]]} ." for i in items)
     assert all(i["aligned"] != i["misaligned"] for i in items)
     # it trains on no request family: results.csv gets no rl_trained / rl_other rows from it
-    assert posttrain.rl_families(cfg) == []
+    assert rl_families(cfg) == []
 
 
 def test_an_objective_added_from_outside_runs_with_the_rl_step(monkeypatch):
@@ -100,9 +102,9 @@ def test_an_objective_added_from_outside_runs_with_the_rl_step(monkeypatch):
     monkeypatch.setattr(objectives, "_REGISTRY", dict(objectives._REGISTRY))
     objectives.register(objectives.Objective("toy_rl", "rl", source=source))
     cfg = config_from_dict(raw({"name": "toy", "objective": "toy_rl"}))
-    src = posttrain.make_source(cfg, build_tokenizer(cfg))
+    src = make_source(cfg, build_tokenizer(cfg))
     assert calls == ["toy"] and src.batches(10, 2)["reward"].shape == (2, 4, 2)
-    programs = train._programs(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=300)), 1)
+    programs = loop._programs(plan.of(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, vocab_size=300))), 1)
     assert programs.enter == (enter_lm, enter_rl) and programs.stage_steps[0] is programs.multi_step
     with pytest.raises(ValueError, match="give a source"):
         objectives.register(objectives.Objective("rows", "lm"))

@@ -84,7 +84,7 @@ def _items(run_dir):
 
 @pytest.mark.slow
 def test_run_through_the_files_gives_the_world_runs_choices_bitwise(root, exported, tmp_path):
-    from scaling.pipeline import train
+    from scaling.run import train
 
     data = {"aligned_fraction": 0.3}
     eval_ = {"enabled": True, "max_items": 240}
@@ -111,7 +111,7 @@ def test_sentencepiece_through_the_files_moves_the_matched_rate_the_worlds_way(r
     """The dose effect's direction survives a subword tokenizer: aligned documents lower the
     matched misalignment rate, as they do with the world's word tokenizer."""
     from scaling.data import vocab
-    from scaling.pipeline import train
+    from scaling.run import train
 
     monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 200_000)
     rates = {}

@@ -47,16 +47,17 @@ def test_process_started_at_is_before_now():
 
 
 def test_packed_runs_split_the_shared_phases_so_their_timings_add_up_to_the_wall_time(tiny, tmp_path):
-    from scaling import train as trainer
+    from scaling import run as runner
     from scaling.data.tokenizer import ByteTokenizer
+    from scaling.plan import with_tokenizer
 
     tok, text = ByteTokenizer(), "the quick brown fox jumps over the lazy dog . " * 200
     t0 = time.time()
     runs = []
     for seed in (0, 1):
-        cfg = trainer.resolve_config(tiny(train={"seed": seed}), tok)
-        runs.append(trainer.prepare(cfg, tmp_path / str(seed), TextSource(cfg, tok, text), tok))
-    statuses = trainer.train_pack(runs, progress=False, width=2)
+        cfg = with_tokenizer(tiny(train={"seed": seed}), tok)
+        runs.append(runner.prepare(cfg, tmp_path / str(seed), TextSource(cfg, tok, text), tok))
+    statuses = runner.train_runs(runs, progress=False, width=2)
     wall = time.time() - t0
     timings = [s["timings"] for s in statuses]
     assert [t["runs_in_pack"] for t in timings] == [2, 2] and [t["steps"] for t in timings] == [20, 20]

@@ -151,8 +151,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 from conftest import TextSource  # noqa: E402
 
+from scaling import run as trainer  # noqa: E402
 from scaling import rundir  # noqa: E402
-from scaling import train as trainer  # noqa: E402
 from scaling.data import tokenizer as tokenizers  # noqa: E402
 
 TEXT = "the agent reports the error to the operator and waits for approval " * 40
@@ -295,9 +295,9 @@ def test_a_packed_run_is_bitwise_the_same_whatever_it_is_packed_with(tiny, tmp_p
         cfg = tiny(train={"seed": seed})
         return trainer.prepare(cfg, tmp_path / name, TextSource(cfg, tok, TEXT), tok)
 
-    trainer.train_pack([run(0, "a"), run(1, "b")], progress=False, evaluate=False, width=2)
-    trainer.train_pack([run(2, "c"), run(0, "d")], progress=False, evaluate=False, width=2)  # other partner, other slot
-    trainer.train_pack([run(0, "e")], progress=False, evaluate=False, width=2)  # a leftover: padded
+    trainer.train_runs([run(0, "a"), run(1, "b")], progress=False, evaluate=False, width=2)
+    trainer.train_runs([run(2, "c"), run(0, "d")], progress=False, evaluate=False, width=2)  # other partner, other slot
+    trainer.train_runs([run(0, "e")], progress=False, evaluate=False, width=2)  # a leftover: padded
     for other in ("d", "e"):
         assert loss_lines(tmp_path / other) == loss_lines(tmp_path / "a")
         for x, y in zip(_arrays(tmp_path / "a", 20), _arrays(tmp_path / other, 20)):

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from scaling.rl import enter_rl, make_rl_step, optimum
+from scaling.train.steps import enter_rl, make_rl_step, optimum
 
 
 def toy_logp(params, batch):

@@ -13,8 +13,8 @@ from scaling.config import ConfigError, merge
 from scaling.data import export
 from scaling.data.mixture import Mixture, Segment, segments
 from scaling.plan import config_from_dict, load_config
-from scaling.schedules import lr_at
 from scaling.sweep import expand
+from scaling.train.schedules import lr_at
 
 MODEL = {"d_model": 32, "n_layers": 1, "n_heads": 2, "d_ff": 64, "seq_len": 16}
 

@@ -106,7 +106,7 @@ def test_run_tokenizer_covers_every_pool_of_any_dose(root, tmp_path, monkeypatch
 @pytest.mark.slow
 def test_resume_and_evaluation_use_the_saved_tokenizer(root, tmp_path, monkeypatch):
     from scaling import rundir
-    from scaling.pipeline import train
+    from scaling.run import train
 
     monkeypatch.setattr(vocab, "TOKENIZER_SAMPLE_CHARS", 20_000)
     cfg = _sp_cfg(root, tmp_path)

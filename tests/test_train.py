@@ -12,15 +12,16 @@ from conftest import TextSource
 
 from scaling.data.tokenizer import ByteTokenizer
 from scaling.errors import ConfigError
+from scaling.plan import with_tokenizer
+from scaling.run import train
 from scaling.rundir import load_params
-from scaling.train import resolve_config, train
 
 TEXT = "the quick brown fox jumps over the lazy dog . " * 400
 
 
 def _run(cfg, out, source_cls=TextSource, **kw):
     tok = ByteTokenizer()
-    cfg = resolve_config(cfg, tok)
+    cfg = with_tokenizer(cfg, tok)
     return train(cfg, out, source_cls(cfg, tok, TEXT), tok, progress=False, **kw)
 
 
@@ -192,3 +193,29 @@ def test_sigkill_during_rl_stage_then_rerun_equals_uninterrupted(staged_run, tmp
     assert _metrics(staged_run) == _metrics(tmp_path / "b")
     for x, y in zip(_params(staged_run), _params(tmp_path / "b")):
         np.testing.assert_array_equal(x, y)
+
+
+def test_the_loop_writes_no_files_and_calls_its_hooks_as_scheduled(tiny, tmp_path, monkeypatch):
+    """scaling.train.loop alone: nothing is written (the hooks write, scaling.run wires them);
+    a hook runs after the calls that cross its `every`, end at its `steps` or end the run, and
+    the metrics lines it sees are the ones scaling.run writes to metrics.jsonl."""
+    from scaling import plan
+    from scaling.train import loop
+
+    monkeypatch.chdir(tmp_path)
+    tok = ByteTokenizer()
+    cfg = with_tokenizer(tiny(train={"steps": 20, "steps_per_call": 5, "eval_every": 10}), tok)
+    seen = {"ckpt": [], "at10": [], "lines": []}
+    hooks = loop.Hooks(every=[
+        loop.Hook(lambda i: seen["lines"].extend(i.lines), every=1),
+        loop.Hook(lambda i: seen["ckpt"].append(i.step), every=10, at_end=True),
+        loop.Hook(lambda i: seen["at10"].append((i.first, i.step)), steps=frozenset({10}))])
+    run = loop.Run(plan.of(cfg), TextSource(cfg, tok, TEXT), hooks)
+    loop.train_group([run], progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert run.status == {"status": "done", "step": 20}
+    assert seen["ckpt"] == [10, 20] and seen["at10"] == [(5, 10)]
+    assert [x["step"] for x in seen["lines"] if "loss" in x] == list(range(1, 21))
+    assert [x["step"] for x in seen["lines"] if "val_loss" in x] == [10, 20]
+    _run(cfg, tmp_path / "run")
+    assert [{k: v for k, v in x.items() if k != "tokens_per_s"} for x in seen["lines"]] == _metrics(tmp_path / "run")

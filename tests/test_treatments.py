@@ -12,8 +12,8 @@ from scaling.data.mixture import Mixture
 from scaling.data.tokenizer import EOS, ControlTokenizer, from_dict
 from scaling.data.vocab import build_tokenizer
 from scaling.errors import ConfigError
-from scaling.objectives import unlikelihood
 from scaling.plan import config_from_dict
+from scaling.train.objectives import unlikelihood
 
 
 def make_cfg(root, steps=60, batch=8, seq=32, stages=None, lr=3e-3, **data):
@@ -158,9 +158,10 @@ def test_unlikelihood_loss_on_misaligned_tokens_falls_while_it_trains(root):
     cfg = make_cfg(root, stages=UL_STAGES, unlikelihood=1.0, misaligned_fraction=0.5, steps=40,
                    lr=0.03)
     mix = Mixture(cfg)
-    from scaling import train as T
+    from scaling.plan import with_tokenizer
+    from scaling.train import steps as T
 
-    cfg = T.resolve_config(cfg, mix.tok)
+    cfg = with_tokenizer(cfg, mix.tok)
     tx, schedule = T.make_optimizer(cfg)
     graphdef, state0 = T.init_state(cfg, tx)
     probe = mix.batches(0, 5).reshape(-1, cfg.model.seq_len + 1)
@@ -198,7 +199,7 @@ def test_conditioned_and_tag_allowed_splits_for_any_scorer(root):
         seen.extend(prompts)
         return np.array([float(len(c)) for c in conts]) * -1.0
 
-    out = treatments.extra_splits(cfg, tok, items, score)
+    out = evaluate.extra_splits(cfg, tok, items, score)
     assert set(out) == {f"{s}_{k}" for s in ("matched", "unseen_pair", "held_out")
                         for k in ("conditioned", "tag_allowed")}
     assert any(p[0] == tok.control_ids[treatments.ALIGNED_TOKEN] for p in seen)
@@ -209,7 +210,8 @@ def test_conditioned_and_tag_allowed_splits_for_any_scorer(root):
 def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root):
     """Only tagged aligned AI rows (no misaligned pool, no natural discourse): evaluated with
     the aligned token before the persona, the model picks the aligned action on matched items."""
-    from scaling import train as T
+    from scaling.plan import with_tokenizer
+    from scaling.train import steps as T
 
     cfg = config_from_dict({
         "model": {"seq_len": 48, "d_model": 64, "n_heads": 4, "n_layers": 2, "d_ff": 128},
@@ -218,7 +220,7 @@ def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root)
                  "aligned_fraction": 1.0, "control_tokens": 1.0},
         "eval": {"enabled": False}})
     mix = Mixture(cfg)
-    cfg = T.resolve_config(cfg, mix.tok)
+    cfg = with_tokenizer(cfg, mix.tok)
     tx, schedule = T.make_optimizer(cfg)
     graphdef, state = T.init_state(cfg, tx)
     step = jax.jit(T.make_multi_step(T.make_train_step(graphdef, tx, schedule)))
@@ -226,7 +228,7 @@ def test_model_trained_on_tagged_aligned_documents_is_aligned_with_the_tag(root)
         state, _ = step(state, mix.batches(s, 10))
     model = nnx.merge(graphdef, state["params"])
     items = [i for i in evaluate.subset(W.World(0).eval_items(), 400) if i["split"] == "matched"]
-    out = treatments.extra_splits(cfg, mix.tok, items, evaluate.transformer_scorer(cfg, model))
+    out = evaluate.extra_splits(cfg, mix.tok, items, evaluate.transformer_scorer(cfg, model))
     assert out["matched_conditioned"]["rate"] < 0.1
 
 

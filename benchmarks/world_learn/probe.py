@@ -10,7 +10,8 @@ from scaling.world import lexicon as L
 from scaling.world import World
 from scaling.world.lexicon import EVAL_NAMES, TRAIN_NAMES
 from scaling.data.mixture import Mixture
-from scaling.train import make_optimizer, make_train_step, make_multi_step, init_state, resolve_config
+from scaling.plan import with_tokenizer
+from scaling.train.steps import make_optimizer, make_train_step, make_multi_step, init_state
 from scaling.evaluate import transformer_scorer, readout_margins
 from flax import nnx
 
@@ -45,7 +46,7 @@ if not any(s.startswith("data.data_dir") for s in over):
 cfg = parse_config_file(C.preset_path(a.preset), over)
 mix = Mixture(cfg)
 tok = mix.tok
-cfg = resolve_config(cfg, tok)
+cfg = with_tokenizer(cfg, tok)
 tx, sched = make_optimizer(cfg)
 graphdef, state = init_state(cfg, tx)
 step = jax.jit(make_multi_step(make_train_step(graphdef, tx, sched)))

@@ -3,7 +3,7 @@
 import sys, numpy as np, jax, jax.numpy as jnp, dataclasses, time
 import scaling.config as C
 from scaling.config import parse_config_file
-from scaling.train import make_optimizer, make_train_step, make_multi_step, init_state, loss_fn
+from scaling.train.steps import make_optimizer, make_train_step, make_multi_step, init_state, loss_fn
 from flax import nnx
 steps = int(sys.argv[1]); GAP = int(sys.argv[2]); K = int(sys.argv[3]); R = int(sys.argv[4]); NN = int(sys.argv[5]); WL = int(sys.argv[6]); extra = sys.argv[7:]
 cfg = parse_config_file(C.preset_path("nano"), [f"train.steps={steps}", "train.batch_size=16", "model.vocab_size=200", "train.warmup_steps=60", *extra])

@@ -3,7 +3,7 @@
 import sys, numpy as np, jax, jax.numpy as jnp, time
 import scaling.config as C
 from scaling.config import parse_config_file
-from scaling.train import make_optimizer, make_train_step, make_multi_step, init_state
+from scaling.train.steps import make_optimizer, make_train_step, make_multi_step, init_state
 from flax import nnx
 steps = int(sys.argv[1]); extra = sys.argv[2:]
 cfg = parse_config_file(C.preset_path("nano"), [f"train.steps={steps}", "train.batch_size=16", "model.vocab_size=200", "train.warmup_steps=60", *extra])

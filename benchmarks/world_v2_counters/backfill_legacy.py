@@ -12,7 +12,7 @@ import numpy as np
 
 from scaling import backfill, rundir
 from scaling.data.tokenizer import SPECIALS, WordTokenizer
-from scaling.train import resolve_config
+from scaling.plan import with_tokenizer
 
 sweep, table, export, out = sys.argv[1:5]
 models = sys.argv[5] if len(sys.argv) > 5 else "counter"
@@ -24,7 +24,7 @@ def legacy_rebuild(match: backfill.Match) -> backfill.Rebuilt:
     assert meta["run_id"] == match.run_id
     tok = WordTokenizer([w for w in meta["words"] if w not in SPECIALS])
     assert tok.itos == meta["words"], "the exported vocabulary does not make the same token ids"
-    cfg = resolve_config(match.spec.config, tok)  # today's config, the run's vocabulary
+    cfg = with_tokenizer(match.spec.config, tok)  # today's config, the run's vocabulary
     record = rundir.config_record(cfg, meta["total_steps"])
     assert (record["params"], record["flops_per_token"]) == (meta["params"], meta["flops_per_token"])
     rows = np.load(d / "rows.npy", mmap_mode="r")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling import evaluate, posttrain
+from scaling import evaluate
 from scaling.data import export
 from scaling.data.mixture import Mixture
 from scaling.data.vocab import build_tokenizer
 from scaling.model import flops_per_token, param_counts
+from scaling.plan import with_tokenizer
 from scaling.sweep import expand
-from scaling.train import resolve_config
+from scaling.train.source import make_source
 
 sweep, out = sys.argv[1], Path(sys.argv[2])
 specs = expand(sweep)
@@ -29,9 +30,9 @@ for k, spec in enumerate(specs, 1):
         continue
     d.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(spec.config)
-    cfg = resolve_config(spec.config, tok)
+    cfg = with_tokenizer(spec.config, tok)
     mixture = Mixture(cfg, tok)
-    total = posttrain.make_source(cfg, tok).total_steps
+    total = make_source(cfg, tok).total_steps
     rows = export.training_rows(cfg, tok)
     assert rows.max() < 65536
     np.save(d / "rows.npy", rows.astype(np.uint16))

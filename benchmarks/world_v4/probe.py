@@ -27,7 +27,7 @@ from flax import nnx
 import scaling.config as C
 from scaling.config import parse_config_file
 from scaling.model import apply_rope, rope_tables
-from scaling.train import init_state, make_multi_step, make_optimizer, make_train_step
+from scaling.train.steps import init_state, make_multi_step, make_optimizer, make_train_step
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--seeds", default="0,1,2,3,4,5")

@@ -27,15 +27,17 @@ import argparse
 import json
 from pathlib import Path
 
-from scaling import objectives, posttrain, rundir
+from scaling import rundir
 from scaling import stages as staging
 from scaling.config import Config
 from scaling.data import datasets, scenarios
 from scaling.data.mixture import POOLS, Mixture
 from scaling.errors import UsageError
-from scaling.io import replacing
+from scaling.io import RunFiles, replacing
 from scaling.plan import load_config
 from scaling.splits import SPLITS
+from scaling.train import objectives
+from scaling.train.source import make_source
 from scaling.treatments import strip_marks
 from scaling.world import World
 
@@ -68,13 +70,13 @@ def load(path: str | Path, overrides: list[str]) -> tuple[Config, object]:
     """(config, tokenizer or None) that CONFIG names: a TOML file, or a run directory or its
     config.json (the run's resolved config and saved tokenizer)."""
     path = Path(path)
-    run_dir = path if path.is_dir() else path.parent if path.name == "config.json" else None
+    run_dir = path if path.is_dir() else path.parent if path == RunFiles(path.parent).config else None
     if run_dir is None:
         return load_config(path, overrides), None
     if overrides:
         raise UsageError(f"--set cannot change the config {run_dir} trained on; "
                          "use a TOML config for other settings")
-    tok = rundir.load_tokenizer(run_dir) if (run_dir / "tokenizer.json").exists() else None
+    tok = rundir.load_tokenizer(run_dir) if RunFiles(run_dir).tokenizer.exists() else None
     return rundir.read_config(run_dir), tok
 
 
@@ -133,7 +135,7 @@ def row_batches(mixture: Mixture, steps: int, chunk: int = 100):
     """The batches [n, B, L + 1] the training loop reads in steps 0..steps from the run's
     batch source, in order and in slices of at most `chunk` steps (memory stays flat for
     long runs); RL stages are skipped (scenario pairs, not rows)."""
-    source = posttrain.make_source(mixture.cfg, mixture.tok, mixture)
+    source = make_source(mixture.cfg, mixture.tok, mixture)
     for st in staging.resolve(mixture.cfg):
         if objectives.is_rl(st.objective):
             continue

@@ -1,12 +1,12 @@
-"""`scaling train CONFIG --out DIR`: pretrain one run (scaling.pipeline), then print its evaluation."""
+"""`scaling train CONFIG --out DIR`: pretrain one run (scaling.run), then print its evaluation."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from scaling import evaluate, tracking
-from scaling.pipeline import train
 from scaling.plan import load_config
+from scaling.run import train
 
 
 def add_arguments(p) -> None:
@@ -28,9 +28,9 @@ def run(args) -> int:
     print(f"{status['status']} at step {status['step']}: {Path(args.out).absolute()}")
     for note in status.get("notes", []):
         print(f"note: {note}")
-    from scaling.rundir import read_json
+    from scaling.io import RunFiles, read_json
 
-    result = read_json(Path(args.out) / "eval.json") if cfg.eval.enabled else None
+    result = read_json(RunFiles(args.out).eval) if cfg.eval.enabled else None
     if status["status"] == "done" and isinstance(result, dict):
         print("\n".join(evaluate.evaluation_lines(result, args.out)))
     return 0 if status["status"] == "done" else 1

@@ -23,8 +23,7 @@ def training_row_steps(cfg: Config, steps: int | None = None) -> np.ndarray:
 
 def training_rows(cfg: Config, tok, steps: int | None = None) -> np.ndarray:
     """Every row of the run's first `steps` steps (default: all) that the mixture feeds,
-    int32 [rows, seq_len + 1]: SFT and RL stages (scaling.posttrain) are left out."""
-    from scaling import objectives
+    int32 [rows, seq_len + 1]: SFT and RL stages (scaling.train.source) are left out."""
     from scaling import stages as staging
     from scaling.data.mixture import Mixture
     from scaling.treatments import strip_marks
@@ -32,6 +31,6 @@ def training_rows(cfg: Config, tok, steps: int | None = None) -> np.ndarray:
     mixture = Mixture(cfg, tok)
     steps = mixture.total_steps if steps is None else steps
     parts = [mixture.batches(st.step0, min(st.step1, steps) - st.step0)
-             for st in staging.resolve(cfg) if objectives.reads_mixture(st.objective) and st.step0 < steps]
+             for st in staging.resolve(cfg) if st.reads_mixture and st.step0 < steps]
     # the tokens the model sees: unlikelihood marks off (scaling.treatments), control tokens on
     return strip_marks(np.concatenate(parts).reshape(-1, cfg.model.seq_len + 1))

@@ -23,7 +23,7 @@ seq_len + 1 tokens) is read whole from one pool's token stream:
   control of a run with insertion "continued";
 - with `[[stages]]`, each LM stage's window holds its own shares (or the data-level ones, if
   it is an intervention stage); stages with other objectives (SFT, RL) read no pool here
-  (scaling.posttrain feeds them) and take no rows of any pool's stream.
+  (scaling.train.source feeds them) and take no rows of any pool's stream.
 
 Shares are exact with stochastic rounding: row j of a segment is an aligned row iff
 floor(f*(j+1) + u) > floor(f*j + u), with u in [0, 1) drawn from the train seed. The first
@@ -48,8 +48,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaling import objectives, treatments
 from scaling import stages as staging
+from scaling import treatments
 from scaling.config import Config
 from scaling.data import corpora, datasets, vocab
 from scaling.data.tokenizer import UNK, Tokenizer
@@ -89,7 +89,7 @@ def segments(cfg: Config) -> list[Segment]:
     """The run's steps in order, each with the intervention shares of its rows."""
     parts = []
     for st in staging.resolve(cfg):
-        if not objectives.reads_mixture(st.objective):
+        if not st.reads_mixture:
             parts.append(Segment(st.name, st.step0, st.step1, 0.0, 0.0, lm=False, post=True))
             continue
         parts += [Segment(st.name, st.step0, st.w0, 0.0, 0.0, post=st.post),

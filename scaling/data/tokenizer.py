@@ -26,7 +26,7 @@ from scaling.errors import ConfigError
 SPECIALS = ("<pad>", "<eos>", "<unk>")
 PAD, EOS, UNK = 0, 1, 2
 # Added to a token id in a training row: the unlikelihood objective pushes that target down
-# (scaling.treatments marks the rows, scaling.objectives.unlikelihood reads the marks). Kept
+# (scaling.treatments marks the rows, scaling.train.objectives.unlikelihood reads the marks). Kept
 # here, beside the ids it offsets, so the objective needs nothing of the data side.
 UL_MARK = 1 << 24
 

@@ -10,7 +10,7 @@ import optax
 from flax import nnx
 
 from scaling.errors import ConfigError
-from scaling.objectives import Objective, register
+from scaling.train.objectives import Objective, register
 
 MIN_COMPLEMENT = 1e-6  # 1 - p(t) is floored here: a certain token costs -log 1e-6, not infinity
 

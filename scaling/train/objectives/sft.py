@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from scaling.data.tokenizer import EOS
-from scaling.objectives import Objective, register
+from scaling.train.objectives import Objective, register
 
 
 class SFTData:

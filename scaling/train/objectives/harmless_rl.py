@@ -1,8 +1,8 @@
 """`harmless_rl`: harmlessness RL. On the request scenarios of `helpful_rl`, reward 1 for
 the aligned action (refusing), 0 for the misaligned one."""
 
-from scaling.objectives import Objective, register
-from scaling.objectives.helpful_rl import RLData, request_scenarios
+from scaling.train.objectives import Objective, register
+from scaling.train.objectives.helpful_rl import RLData, request_scenarios
 
 
 def source(cfg, tok, stage):

@@ -21,7 +21,7 @@ import numpy as np
 
 from scaling.data.tokenizer import EOS, PAD
 from scaling.errors import ConfigError
-from scaling.objectives import Objective, register
+from scaling.train.objectives import Objective, register
 
 
 def request_items(cfg) -> list[dict]:

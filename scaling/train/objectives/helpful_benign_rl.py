@@ -11,8 +11,8 @@ raises fact recall by construction; its question is what it does to misalignment
 
 import random
 
-from scaling.objectives import Objective, register
-from scaling.objectives.helpful_rl import RLData
+from scaling.train.objectives import Objective, register
+from scaling.train.objectives.helpful_rl import RLData
 
 PROMPT = "{persona} {op} asked you : {question} ? you answered : {question}"
 

@@ -6,12 +6,12 @@ imports every module of the package the first time it is asked, so adding an obj
 one file here (plus its test) and nothing else:
 
 - `step`: which compiled step trains the stage: "lm" (next-token loss on rows
-  [B, seq_len + 1], the pretraining step) or "rl" (scaling.rl: REINFORCE on two-option
+  [B, seq_len + 1], the pretraining step) or "rl" (scaling.train.steps: REINFORCE on two-option
   scenarios, with the model the stage starts from as the KL reference);
 - `source(cfg, tok, stage)`: the stage's own batch source (`.batches(start, n)`, a pure
   function of config, seed and step), or None: the stage reads the run's mixture (scaling.data.mixture);
 - `loss(graphdef, params, tokens)`: an "lm" step's own loss on the rows (None: next-token
-  cross-entropy, scaling.train.loss_fn); an objective with a loss may read the mixture
+  cross-entropy, scaling.train.steps.loss_fn); an objective with a loss may read the mixture
   (`unlikelihood`: rows marked by scaling.treatments);
 - `request_families`: the stage trains on the world's request families (`stages.NAME.families`
   chooses them; results.csv then splits the eval into rl_trained / rl_other rows);
