@@ -32,7 +32,7 @@ STUDIES := dose-response transfer genres timing persistence sizes
 .PHONY: reference $(addprefix reference-,$(STUDIES)) reference-emergence reference-pointer findings
 
 reference: $(addprefix reference-,$(STUDIES))
-	$(BIN)/scaling findings --root .
+	$(BIN)/python -m studies.findings --root .
 
 # sweep, results, fit (fit.json, fit.md, transfer.md, persistence.md), copy, figures; the committed
 # fits use seed x world blocks (t on blocks - 1 df), as the findings table does
@@ -79,4 +79,4 @@ reference-pointer: $(BIN)/scaling
 
 # the README's findings table, recomputed from the committed fits/ (exit 1 if it differs)
 findings: $(BIN)/scaling
-	$(BIN)/scaling findings --root . --check README.md
+	$(BIN)/python -m studies.findings --root . --check README.md

@@ -1,4 +1,4 @@
-"""Which estimator of post-training steps-to-erase scaling.fit.resistance uses, chosen by
+"""Which estimator of post-training steps-to-erase scaling.reports.resistance uses, chosen by
 simulation: curves with known crossings, three blocks (seeds) whose speed and starting rate
 vary, counts of `--items` items at the persistence study's steps (0 2 5 10 20 40 80).
 
@@ -7,11 +7,11 @@ vary, counts of `--items` items at the persistence study's steps (0 2 5 10 20 40
 Estimators of the steps to move 50% / 80% of the way from the start to the end (1):
 - glm: the binomial GLM logit p = a + b log(step + 1) pooled over blocks, start = its fitted
   step-0 rate, delta-method interval times the quasi-binomial dispersion (the estimator
-  scaling.fit.resistance used before);
+  scaling.reports.resistance used before);
 - glm-blocks: the same GLM per block, t over blocks of the log crossings;
-- monotone: isotonic regression of the pooled rate (scaling.fit.resistance.monotone_curve),
+- monotone: isotonic regression of the pooled rate (scaling.reports.resistance.monotone_curve),
   crossing interpolated in log(step + 1); interval t over blocks (blocks - 1 df) of the blocks'
-  own log crossings around the pooled one (scaling.fit.resistance.over_blocks);
+  own log crossings around the pooled one (scaling.reports.resistance.over_blocks);
 - monotone-gm: the geometric mean of the blocks' monotone crossings, t interval.
 Truth shapes: "flat-start" p(s) = p0 + (1 - p0) s^h / (s^h + s50^h) (h 2.2: the committed
 control curves' shape) and "glm" logit p = a + b log(s + 1) (the GLM's own shape). Prints, per
@@ -28,7 +28,7 @@ import argparse
 import numpy as np
 from scipy import special, stats
 
-from scaling.fit import resistance
+from scaling.reports import resistance
 
 STEPS = np.array([0, 2, 5, 10, 20, 40, 80], float)
 SHARES = (0.5, 0.8)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling import fit as fitting
 from scaling import profiling
 from scaling import results as results_mod
 from scaling import sweep as sweeper
 from scaling.io import read_status
+from scaling.reports import fit as fitting
 from scaling.reports.answer import write_answer
 
 
@@ -44,7 +44,7 @@ def fit_dose_arm(df: pd.DataFrame, out: Path) -> fitting.FitReport | None:
         print(f"fit warning: {len(unusable)} curve fit(s) unusable (fit.md's and counters.md's 'All fits' "
               "tables say why); the halving doses are said without them", file=sys.stderr)
     fitting.write_report(report, out, df=df)
-    from scaling.fit.report import write_persistence, write_transfer
+    from scaling.reports.fit import write_persistence, write_transfer
 
     write_transfer(df, out / "trajectory.csv", out, report.settings["block_mode"])
     write_persistence(df, out / "trajectory.csv", out, report)

@@ -1,7 +1,7 @@
 """The results-table contract: what a row of results.csv is, and the rules every reader shares.
 
-`scaling.results` writes the table (its column order is `COLUMNS`); `scaling.fit`, the
-figures, the findings, `scaling.sizes`, `scaling.study` and the backfill read it. Each reads
+`scaling.results` writes the table (its column order is `COLUMNS`); `scaling.stats`, the reports, the
+figures, `scaling.study` and the studies (findings, backfill) read it. Each reads
 it through the rules here, so that one table means one thing to all of them:
 
 - `finished(df)`: the rows of finished, evaluated runs (`status` is "ok");

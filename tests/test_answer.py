@@ -1,5 +1,5 @@
 """Answers a reader can trust: the halving dose only from a fit that fits a real dose trend
-(scaling.fit.halving), and the study's answer beside the counter that comes closest
+(scaling.stats.halving), and the study's answer beside the counter that comes closest
 (scaling.reports.answer). Simulated tables with known truth."""
 
 import dataclasses
@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.fit import halving
-from scaling.fit.fitting import fit_curve
-from scaling.fit.report import fit_table, write_report
-from scaling.fit.simulate import Truth, simulate_study
-from scaling.fit.table import block_labels
 from scaling.reports.answer import answer, write_answer
+from scaling.reports.fit import fit_table, write_report
+from scaling.stats import halving
+from scaling.stats.fitting import fit_curve
+from scaling.stats.groups import block_labels
+from scaling.stats.simulate import Truth, simulate_study
 
 DOSES = (0.0, 0.001, 0.003, 0.01, 0.03)
 

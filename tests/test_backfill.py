@@ -1,16 +1,16 @@
-"""`scaling baselines`: counting baselines added to a finished study's table without training
-(scaling.backfill) are the rows the runs' own evaluation writes."""
+"""`python -m studies.backfill`: counting baselines added to a finished study's table without training
+(studies.backfill) are the rows the runs' own evaluation writes."""
 
 import pandas as pd
 import pytest
 from conftest import tiny_sweep
 
-from scaling import backfill
 from scaling.baselines import COUNTERS, FORGETTING_MODELS
-from scaling.cli import main
 from scaling.results import collect
 from scaling.sweep import launch
 from scaling.table import model_learner as learner
+from studies import backfill
+from studies.backfill import main
 
 # Two grids, so a run is told apart by a key its own grid leaves out (the filtered run and
 # the dose-0 run of seed 0 agree on every key of the first grid); a subset of the eval items.
@@ -51,7 +51,7 @@ def test_backfilled_counter_rows_are_the_runs_own(study, tmp_path, capsys):
     sweep, results = study
     original = _without_counters(results, tmp_path / "dropped.csv")
     out = tmp_path / "backfilled.csv"
-    assert main(["baselines", str(sweep), str(tmp_path / "dropped.csv"), "--out", str(out),
+    assert main([str(sweep), str(tmp_path / "dropped.csv"), "--out", str(out),
                  "--models", "counter"]) == 0
     printed = capsys.readouterr().out
     counters = original.loc[original["learner"] == "counter", "model"].unique()  # the dynamic ones too
@@ -64,7 +64,7 @@ def test_backfilled_counter_rows_are_the_runs_own(study, tmp_path, capsys):
 
     # a second pass adds nothing: rows present are kept, not duplicated
     again = tmp_path / "again.csv"
-    assert main(["baselines", str(sweep), str(out), "--out", str(again), "--models", "counter"]) == 0
+    assert main([str(sweep), str(out), "--out", str(again), "--models", "counter"]) == 0
     assert again.read_bytes() == results.read_bytes()
 
 
@@ -74,7 +74,7 @@ def test_a_run_that_matches_no_sweep_run_is_named(study, tmp_path, capsys):
     lost = df.loc[df["learner"] == "transformer", "run_id"].iloc[0]
     df.loc[df["run_id"] == lost, "seed"] = 7  # no run of the sweep has train.seed 7
     df.to_csv(tmp_path / "t.csv", index=False)
-    assert main(["baselines", str(sweep), str(tmp_path / "t.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(sweep), str(tmp_path / "t.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert f"run {lost} (" in err and "matches no run of the sweep" in err
     assert not (tmp_path / "o.csv").exists()
@@ -85,7 +85,7 @@ def test_a_run_that_matches_several_sweep_runs_is_named(study, tmp_path, capsys)
     sweep, results = study
     wider = tmp_path / "wider.toml"
     wider.write_text(sweep.read_text() + '"model.d_ff" = [64, 128]\n')  # the last grid, twice over
-    assert main(["baselines", str(wider), str(results), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(wider), str(results), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert "matches 2 runs of the sweep" in err and "model.d_ff=64" in err and "model.d_ff=128" in err
 
@@ -96,7 +96,7 @@ def test_a_match_that_does_not_rebuild_the_recorded_columns_is_refused(study, tm
     run = df.loc[(df["learner"] == "transformer") & (df["aligned_fraction"] > 0), "run_id"].iloc[0]
     df.loc[df["run_id"] == run, "aligned_tokens"] += 17  # not what this config trains on
     df.to_csv(tmp_path / "t.csv", index=False)
-    assert main(["baselines", str(sweep), str(tmp_path / "t.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(sweep), str(tmp_path / "t.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     err = capsys.readouterr().err
     assert f"run {run}:" in err and "aligned_tokens: recorded" in err
     assert not (tmp_path / "o.csv").exists()
@@ -104,14 +104,14 @@ def test_a_match_that_does_not_rebuild_the_recorded_columns_is_refused(study, tm
 
 def test_bad_input_is_a_usage_error(study, tmp_path, capsys):
     sweep, results = study
-    assert main(["baselines", str(sweep), str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(sweep), str(tmp_path / "none.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     assert "results table not found" in capsys.readouterr().err
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
-    assert main(["baselines", str(sweep), str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(sweep), str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o.csv")]) == 2
     assert "not a results table (no column run_id" in capsys.readouterr().err
-    assert main(["baselines", str(tmp_path / "none.toml"), str(results), "--out", str(tmp_path / "o.csv")]) == 2
+    assert main([str(tmp_path / "none.toml"), str(results), "--out", str(tmp_path / "o.csv")]) == 2
     assert "sweep file not found" in capsys.readouterr().err
-    assert main(["baselines", str(sweep), str(results), "--out", str(tmp_path)]) == 2
+    assert main([str(sweep), str(results), "--out", str(tmp_path)]) == 2
     assert "is a directory" in capsys.readouterr().err
 
 

@@ -14,7 +14,7 @@ def test_every_command_has_its_module():
     assert set(cli._available()) == set(cli.COMMANDS)
 
 
-@pytest.mark.parametrize("command", ["fit", "figures", "results", "verify", "profile", "sizes", "baselines"])
+@pytest.mark.parametrize("command", ["fit", "figures", "results", "verify", "profile", "sizes"])
 def test_help_of_a_table_command_does_not_import_jax(command):
     code = (f"import sys\nfrom scaling.cli import main\ntry:\n    main([{command!r}, '--help'])\nexcept SystemExit:\n"
             "    pass\nprint('JAX' if 'jax' in sys.modules else 'NO JAX')\n")

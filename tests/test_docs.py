@@ -93,8 +93,8 @@ def test_the_readme_example_names_the_lines_answer_md_has(tmp_path):
 
     from test_answer import _table
 
-    from scaling.fit import fit_table
     from scaling.reports.answer import write_answer
+    from scaling.reports.fit import fit_table
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = readme[readme.index("## One example"):readme.index("## Findings")]

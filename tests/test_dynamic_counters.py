@@ -219,7 +219,7 @@ def test_evaluation_rows_of_the_dynamic_counters(root, tmp_path):
 def test_counter_points_in_trajectory_csv_leave_the_transformer_curves_as_they_were():
     from test_resistance import study_tables
 
-    from scaling.fit import resistance
+    from scaling.reports import resistance
 
     traj, res = study_tables(truth=3.0)
     traj = traj.assign(model="nano")

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from scaling import cli
-from scaling.emergence import emergence_budget, readout_table
+from scaling.reports.emergence import emergence_budget, readout_table
 
 
 def _trajectory():

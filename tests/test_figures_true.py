@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import scaling.fit as fitlib
+import scaling.stats as fitlib
 from scaling import figures
 from scaling.reports import cost as cost_report
 from scaling.reports.means import readout_means, trajectory_means

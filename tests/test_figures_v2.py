@@ -7,8 +7,8 @@ import pandas as pd
 from scipy import special
 
 from scaling import figures
-from scaling import fit as F
 from scaling.reports import cost as cost_report
+from scaling.reports.fit import fit_table
 from scaling.reports.means import capability_means, capability_runs, readout_means
 
 SPLITS = ("matched", "unseen_pair", "held_out")
@@ -34,7 +34,7 @@ def table(rng) -> pd.DataFrame:
 def fitted(df):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return F.fit_table(df, models=["LL.2", "LL.3"], background="none").to_dict()
+        return fit_table(df, models=["LL.2", "LL.3"], background="none").to_dict()
 
 
 def test_dose_panel_draws_ll3_and_marks_its_halving_dose():

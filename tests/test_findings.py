@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import findings as F
+from studies import findings as F
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ def test_readme_findings_table_is_what_the_committed_tables_give():
         table = F.render(F.findings(ROOT))
     block = F.readme_block((ROOT / "README.md").read_text())
     assert block is not None, "README.md has no findings block"
-    assert block == table, "README findings differ: run `scaling findings --write README.md`"
+    assert block == table, "README findings differ: run `python -m studies.findings --write README.md`"
 
 
 @pytest.mark.slow
@@ -150,7 +150,7 @@ def test_the_strongest_counter_is_taken_in_the_transformers_own_direction():
     comes closest to it is the one that rose most, not a saturated counter at 0."""
     import pandas as pd
 
-    from scaling import findings as F
+    from studies import findings as F
 
     results = pd.DataFrame({"model": ["ngram-1", "svd-8", "twohop"]})
     effects = {"ngram-1": 0.0, "svd-8": 0.23, "twohop": 0.11}
@@ -163,3 +163,36 @@ def test_the_strongest_counter_is_taken_in_the_transformers_own_direction():
     assert F.strongest_counter(results, contrast, F._direction(ours, -1))[0] == "svd-8"
     assert F.strongest_counter(results, contrast, -1)[0] == "ngram-1"  # the claimed sign alone
     assert F._direction({"estimate": float("nan")}, -1) == -1
+
+
+def test_the_command_checks_and_writes_the_readme_block(tmp_path, monkeypatch, capsys):
+    """`python -m studies.findings --check/--write`: exit 1 on a stale block, 0 once written, 2
+    (naming the file) without markers; the table itself is stubbed (the README test computes it)."""
+    rows = [{"finding": "f", "literature": "l", "ours": "o | p", "test": "t", "verdict": "v"}]
+    monkeypatch.setattr(F, "findings", lambda root: rows)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{F.START}\nstale\n{F.END}\nend\n")
+    assert F.main(["--check", str(readme)]) == 1
+    assert F.main(["--write", str(readme)]) == 0
+    assert F.main(["--check", str(readme)]) == 0
+    assert readme.read_text() == f"intro\n{F.render(rows)}\nend\n" and "o \\| p" in readme.read_text()
+    (tmp_path / "none.md").write_text("no markers\n")
+    assert F.main(["--check", str(tmp_path / "none.md")]) == 2
+    assert "none.md has no <!-- findings:start -->" in capsys.readouterr().err
+
+
+def test_the_literature_is_data_and_a_bad_claim_is_named(tmp_path):
+    """Every claim of literature.toml is read, and its numbers give the literature's effect
+    (treated - reference); a claim without its texts or with half a pair of rates is refused,
+    naming the file and the claim."""
+    data = F._literature()
+    assert set(data["claims"]) == set(F.CLAIMS) and F.RESISTANCE_DIRECTIONS[0][0] == "helpful_rl"
+    for key, c in F.CLAIMS.items():
+        assert F.literature_effect(key) == (c["treated"] - c["reference"] if "treated" in c else None)
+    bad = tmp_path / "literature.toml"
+    bad.write_text('[rules]\nreadout_needed = 0.85\n[claims.dose]\nfinding = "x"\nliterature = "y"\nreference = 0.4\n')
+    with pytest.raises(F.UsageError, match=r"literature.toml: claim 'dose' needs"):
+        F._literature(bad)
+    bad.write_text("[claims\n")
+    with pytest.raises(F.UsageError, match="literature.toml"):
+        F._literature(bad)

@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from scaling import fit as F
+from scaling import stats as F
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fit.curves import _ed_dose, _make_design
-from scaling.fit.fitting import _fit_glm, _fit_ml
+from scaling.reports.fit import fit_table
+from scaling.stats.curves import ed_dose, make_design
+from scaling.stats.fitting import _fit_glm, _fit_ml
 
 RYEGRASS = pd.DataFrame({
     "rootl": [7.58, 8, 8.328571429, 7.25, 7.375, 7.9625, 8.355555556, 6.914285714, 7.75,
@@ -136,7 +137,7 @@ def test_earthworms_ll2_sandwich_matches_drc():
     d = fit.to_dict()
     factor = np.sqrt(30 / 29 * 29 / 28)  # statsmodels' cluster correction, 30 rows at dose > 0
     assert close(d["se_cluster"]["slope"] / factor, 0.230944)
-    ed50 = fit.delta(lambda phi: _ed_dose("LL.2", fit.natural(phi), 50, 0.0))
+    ed50 = fit.delta(lambda phi: ed_dose("LL.2", fit.natural(phi), 50, 0.0))
     assert close(ed50["se_cluster"] / factor, 0.03006937)
 
 
@@ -170,7 +171,7 @@ def selenium_table():
 
 
 def test_selenium_curves_and_comparisons_match_drc():
-    report = quiet(F.fit_table, selenium_table(), models=["LL.2"], background="none")
+    report = quiet(fit_table, selenium_table(), models=["LL.2"], background="none")
     fits = {f.group["insertion"]: f.to_dict() for f in report.fits}
     drc = {1: (-1.50353, 0.15547, 252.25555, 13.82683), 2: (-0.84323, 0.13911, 378.46048, 39.37070),
            3: (-2.16354, 0.13824, 119.71320, 5.90536), 4: (-1.45303, 0.16861, 88.80529, 8.61614)}
@@ -207,7 +208,7 @@ def fits_by(report, model):
 
 def test_blocks_none_gives_drc_pooled_fits_on_earthworms():
     table = with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5)
-    pooled = quiet(F.fit_table, table, models=["LL.2", "LL.3"], background="none", blocks="none")
+    pooled = quiet(fit_table, table, models=["LL.2", "LL.3"], background="none", blocks="none")
     assert pooled.settings["block_mode"] == "none"
     ll2, ll3 = fits_by(pooled, "LL.2")[None], fits_by(pooled, "LL.3")[None]
     assert ll2["blocks"] == [] and ll2["se_cluster"] is None
@@ -217,17 +218,17 @@ def test_blocks_none_gives_drc_pooled_fits_on_earthworms():
     check(ll3["params"], {"b": 1.505679, "d": 0.604929, "e": 0.292428})
     check(ll3["se"], {"b": 0.338992, "d": 0.085800, "e": 0.083895}, SE_TOL)
     # the default analyses the seeds as blocks: other estimates, so the switch is what gives drc's
-    blocked = fits_by(quiet(F.fit_table, table, models=["LL.2"], background="none"), "LL.2")[None]
+    blocked = fits_by(quiet(fit_table, table, models=["LL.2"], background="none"), "LL.2")[None]
     assert len(blocked["blocks"]) == 5 and not close(-blocked["params"]["slope"], 1.260321)
 
 
 def test_blocks_none_gives_drc_pooled_fits_on_finney71_and_selenium():
     finney = with_seeds(FINNEY71.rename(columns={"affected": "misaligned"}), 2)
-    d = fits_by(quiet(F.fit_table, finney, models=["LL.2"], background="none", blocks="none"), "LL.2")[None]
+    d = fits_by(quiet(fit_table, finney, models=["LL.2"], background="none", blocks="none"), "LL.2")[None]
     assert close(-d["params"]["slope"], -3.10363) and close(d["se"]["slope"], 0.38773, SE_TOL)
     check(d["ed"]["50"], {"estimate": 4.82890})
     check(d["ed"]["50"], {"se": 0.24958}, SE_TOL)
-    report = quiet(F.fit_table, with_seeds(selenium_table(), 2), models=["LL.2"], background="none",
+    report = quiet(fit_table, with_seeds(selenium_table(), 2), models=["LL.2"], background="none",
                    blocks="none")
     fits = fits_by(report, "LL.2")
     drc = {1: (-1.50353, 0.15547, 252.25555, 13.82683), 2: (-0.84323, 0.13911, 378.46048, 39.37070),
@@ -254,16 +255,16 @@ def test_blocks_option_on_the_cli(tmp_path, capsys):
         main(["fit", str(csv), "--blocks", "worlds"])
     assert exit_.value.code == 2 and "--blocks" in capsys.readouterr().err
     with pytest.raises(UsageError, match="--blocks"):
-        F.fit_table(with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5), blocks="seeds")
+        fit_table(with_seeds(EARTHWORMS.rename(columns={"number": "misaligned"}), 5), blocks="seeds")
 
 
 def test_world_blocks_cluster_by_world_with_the_same_estimates():
-    from scaling.fit.simulate import WorldTruth, simulate_worlds
+    from scaling.stats.simulate import WorldTruth, simulate_worlds
 
     table = simulate_worlds(WorldTruth(n_worlds=3), np.random.default_rng(0))
     fits = {}
     for mode in ("auto", "world", "seed"):
-        report = quiet(F.fit_table, table, models=["LL.3"], background="none", blocks=mode)
+        report = quiet(fit_table, table, models=["LL.3"], background="none", blocks=mode)
         fits[mode] = next(f for f in report.fits if f.usable).to_dict()
         fits[mode]["md"] = report.to_markdown()
         fits[mode]["mode"] = report.settings["block_mode"]
@@ -276,16 +277,16 @@ def test_world_blocks_cluster_by_world_with_the_same_estimates():
     assert world["ed_control"]["50"]["method"] == "cluster" and "cluster, t(2)" in world["md"]
     assert "t on worlds - 1 df" in world["md"]
     one_world = table[table.world_seed == 0]
-    assert quiet(F.fit_table, one_world, models=["LL.3"], background="none").settings["block_mode"] == "seed"
+    assert quiet(fit_table, one_world, models=["LL.3"], background="none").settings["block_mode"] == "seed"
     with pytest.raises(UsageError, match="two or more worlds"):
-        F.fit_table(one_world, models=["LL.3"], blocks="world")
+        fit_table(one_world, models=["LL.3"], blocks="world")
 
 
 def test_ml_machinery_reproduces_the_glm_and_its_cluster_covariance():
     ew = EARTHWORMS[EARTHWORMS.dose > 0]
     k, n = ew.number.to_numpy(float), ew.total.to_numpy(float)
     seeds = np.arange(len(ew)) % 4  # any labels: the two sandwiches must agree
-    design = _make_design("LL.2", "binomial", ew.dose.to_numpy(float), None)
+    design = make_design("LL.2", "binomial", ew.dose.to_numpy(float), None)
     ml, glm = _fit_ml(design, k, n, seeds), _fit_glm(design, k, n, seeds)
     for mine, statsmodels_glm in zip(ml, glm):  # estimate, covariance, cluster covariance
         np.testing.assert_allclose(mine, statsmodels_glm, rtol=1e-4)
@@ -308,7 +309,7 @@ def runs(counts, doses=(0, 0.001, 0.01, 0.1), seeds=2, n=20):
 ])
 def test_degenerate_groups_give_unusable_fits_with_reasons(table, reason):
     with pytest.warns(F.FitWarning):
-        report = F.fit_table(table, background="auto")
+        report = fit_table(table, background="auto")
     assert report.fits
     out = json.loads(report.to_json())  # strict JSON: no NaN
     for fit in out["fits"]:
@@ -321,7 +322,7 @@ def test_degenerate_groups_give_unusable_fits_with_reasons(table, reason):
 
 def test_flat_response_leaves_ll4_unusable_but_no_silent_number():
     with pytest.warns(F.FitWarning, match="LL.4"):
-        report = F.fit_table(runs([6, 6, 6, 6]), background="none")
+        report = fit_table(runs([6, 6, 6, 6]), background="none")
     fits = {f.model: f.to_dict() for f in report.fits}
     assert not fits["LL.4"]["usable"] and "converge" in fits["LL.4"]["reason"]
     # the linear models are fine: a flat curve is a finding, with a slope of zero
@@ -337,7 +338,7 @@ def test_nan_rows_and_failed_runs_are_dropped_with_a_warning():
     table.loc[0, "misaligned"] = np.nan
     table.loc[1, "status"] = "failed"
     with pytest.warns(F.FitWarning) as record:
-        report = F.fit_table(table, models=["LL.2", "LL.3"], background="none")
+        report = fit_table(table, models=["LL.2", "LL.3"], background="none")
     messages = " ".join(str(w.message) for w in record)
     assert "missing dose, misaligned or total (rows 1)" in messages
     assert "status != 'ok'" in messages
@@ -350,7 +351,7 @@ def test_one_seed_warns_and_falls_back_to_the_quasi_scale():
     table = runs([15, 12, 6, 2]).query("seed == 0")
     table = pd.concat([table, table.assign(misaligned=[14, 13, 5, 3])])
     with pytest.warns(F.FitWarning, match="one seed only"):
-        report = F.fit_table(table, models=["LL.2"], background="none", bootstrap=5)
+        report = fit_table(table, models=["LL.2"], background="none", bootstrap=5)
     fit = report.fits[0]
     d = fit.to_dict()
     assert d["usable"] and d["se_cluster"] is None and "one seed only" in d["notes"][0]
@@ -367,14 +368,14 @@ def test_one_seed_warns_and_falls_back_to_the_quasi_scale():
 ])
 def test_malformed_tables_raise_usage_errors_naming_column_and_row(change, message):
     with pytest.raises(UsageError, match=message):
-        F.fit_table(change(runs([15, 12, 6, 2])))
+        fit_table(change(runs([15, 12, 6, 2])))
 
 
 def test_bad_options_raise_usage_errors():
     with pytest.raises(UsageError, match="unknown model"):
-        F.fit_table(runs([15, 12, 6, 2]), models=["LL.9"])
+        fit_table(runs([15, 12, 6, 2]), models=["LL.9"])
     with pytest.raises(UsageError, match="background"):
-        F.fit_table(runs([15, 12, 6, 2]), background="-3")
+        fit_table(runs([15, 12, 6, 2]), background="-3")
     with pytest.raises(UsageError, match="confounded"):
         F.fit_ll(runs([15, 12, 6, 2]).dose, [15, 12, 6, 2] * 2, [20] * 8, background="estimate")
 
@@ -410,7 +411,7 @@ def test_overdispersed_simulation_recovers_truth_with_wider_robust_ses():
     # A logit-scale effect per run: the marginal curve is a little steeper than the
     # conditional one (b about 1.3 instead of 1.2), well inside the robust SEs.
     table = simulate(np.random.default_rng(3))
-    report = quiet(F.fit_table, table, models=["LL.4", "LL.2"], background="none")
+    report = quiet(fit_table, table, models=["LL.4", "LL.2"], background="none")
     fits = {f.model: f.to_dict() for f in report.fits}
     ll4 = fits["LL.4"]
     assert ll4["usable"] and ll4["dispersion"] > 2
@@ -433,7 +434,7 @@ def test_background_is_recovered_and_preferred_when_the_curve_is_flat_below_it()
         return 0.45 + slope * (np.log(x + x0) - np.log(x0))
     table = simulate(np.random.default_rng(5), curve=loglinear, sd=0.05, seeds=4,
                      doses=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
-    report = quiet(F.fit_table, table, models=["loglinear"], background="auto")
+    report = quiet(fit_table, table, models=["loglinear"], background="auto")
     test = next(c for c in report.comparisons if c["test"] == "background")
     assert test["preferred"] == "background" and test["delta_aic"] < -10
     assert 0.5 * x0 < test["background"] < 2 * x0
@@ -448,14 +449,14 @@ def test_background_is_not_preferred_without_one():
         return special.expit(-1.0 - 0.5 * np.log(x / 0.001))
     table = simulate(np.random.default_rng(7), curve=logistic, sd=0.05, seeds=4,
                      doses=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
-    report = quiet(F.fit_table, table, models=["LL.2"], background="auto")
+    report = quiet(fit_table, table, models=["LL.2"], background="auto")
     test = next(c for c in report.comparisons if c["test"] == "background")
     assert test["preferred"] == "none"
 
 
 def test_fixed_background_is_compared_for_every_model():
     table = simulate(np.random.default_rng(1), seeds=3)
-    report = quiet(F.fit_table, table, models=["LL.3"], background="0.001")
+    report = quiet(fit_table, table, models=["LL.3"], background="0.001")
     tests = [c for c in report.comparisons if c["test"] == "background"]
     assert len(tests) == 1 and tests[0]["mode"] == "fixed" and tests[0]["df"] == 0
     assert tests[0]["delta_aic"] is not None
@@ -513,7 +514,7 @@ def study_table(rng):
 
 
 def test_shared_controls_pooled_group_and_insertion_comparisons():
-    report = quiet(F.fit_table, study_table(np.random.default_rng(0)), models=["LL.2", "LL.3"],
+    report = quiet(fit_table, study_table(np.random.default_rng(0)), models=["LL.2", "LL.3"],
                    background="none")
     groups = {(f.group["insertion"], f.model): f for f in report.fits}
     assert set(g for g, _ in groups) == {"early", "late", "pooled"}
@@ -556,9 +557,9 @@ def test_predict_band_and_round_trip_through_json():
 
 def test_bootstrap_is_deterministic():
     table = simulate(np.random.default_rng(4), seeds=4)
-    first = quiet(F.fit_table, table, models=["LL.2"], background="none", bootstrap=20,
+    first = quiet(fit_table, table, models=["LL.2"], background="none", bootstrap=20,
                   bootstrap_seed=11)
-    second = quiet(F.fit_table, table, models=["LL.2"], background="none", bootstrap=20,
+    second = quiet(fit_table, table, models=["LL.2"], background="none", bootstrap=20,
                    bootstrap_seed=11)
     boot = first.fits[0].bootstrap
     assert boot == second.fits[0].bootstrap

@@ -27,11 +27,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import fit as F
-from scaling.fit.common import ED_METHOD
-from scaling.fit.comparisons import cost_effectiveness
-from scaling.fit.simulate import Truth, WorldTruth, simulate_study, simulate_worlds, true_reduction
-from scaling.fit.table import block_labels, cluster_labels, with_blocks
+from scaling import stats as F
+from scaling.stats.common import ED_METHOD
+from scaling.stats.comparisons import cost_effectiveness
+from scaling.stats.groups import block_labels, cluster_labels, with_blocks
+from scaling.stats.simulate import (
+    Truth,
+    WorldTruth,
+    simulate_study,
+    simulate_worlds,
+    true_reduction,
+)
 
 REPLICATES = 200
 

@@ -1,4 +1,4 @@
-"""Curve models as classes in one registry (scaling.fit.curves.CURVES), and Weibull W1.4
+"""Curve models as classes in one registry (scaling.stats.curves.CURVES), and Weibull W1.4
 (drc's W1.4) added as one class. No published drc W1.4 fit was found to test against, so
 W1.4 is tested against known truths (data made from a W1.4 curve give back its parameters
 and EDs) and against scipy's least squares on the ryegrass data."""
@@ -10,8 +10,9 @@ import pytest
 from scipy import optimize
 from test_fit import RYEGRASS
 
-from scaling import fit as F
-from scaling.fit.curves import CURVES, _make_design, curve
+from scaling import stats as F
+from scaling.reports.fit import fit_table
+from scaling.stats.curves import CURVES, curve, make_design
 
 TRUTH = {"b": 1.5, "c": 0.05, "d": 0.6, "e": 0.02}
 DOSES = np.repeat([0.0, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.2], 4)
@@ -84,7 +85,7 @@ def test_w14_least_squares_on_ryegrass_equals_scipy():
 def test_w14_jacobian_matches_finite_differences():
     x = np.array([0.0, 0.001, 0.01, 0.03, 0.1, 0.0, 0.01, 0.1])
     blocks = ["s0"] * 5 + ["s1"] * 3
-    design = _make_design("W1.4", "binomial", x, 0.002, ["s0", "s1"], blocks)
+    design = make_design("W1.4", "binomial", x, 0.002, ["s0", "s1"], blocks)
     phi = np.array([1.3, -2.0, 0.4, np.log(0.02), 0.3])
     _, D = design.mean(phi)
     step = 1e-6
@@ -103,7 +104,7 @@ def test_a_registered_model_is_fitted_by_the_table_api_and_the_cli(tmp_path):
     df = pd.DataFrame({"dose": DOSES, "misaligned": k, "total": n, "seed": np.tile([0, 1, 2, 3], 8)})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", F.FitWarning)
-        report = F.fit_table(df, models="W1.4,LL.4")
+        report = fit_table(df, models="W1.4,LL.4")
     fits = {f.model: f for f in report.fits}
     assert set(fits) == {"W1.4", "LL.4"} and fits["W1.4"].usable
     assert fits["W1.4"].loglik > fits["LL.4"].loglik  # the curve the data came from fits them better

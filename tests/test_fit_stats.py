@@ -12,8 +12,9 @@ import statsmodels.formula.api as smf
 from scipy import special, stats
 from test_fit import RYEGRASS, close, simulate
 
-from scaling import fit as F
-from scaling.fit.contrasts import paired_entry
+from scaling import stats as F
+from scaling.reports.fit import fit_table
+from scaling.stats.contrasts import paired_entry
 from scaling.stats.paired import holm
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fits" / "world_v1" / "results.csv"
@@ -127,7 +128,7 @@ def test_qaic_does_not_choose_a_background_that_overdispersion_fakes():
         table = simulate(np.random.default_rng(100 + seed), sd=0.35, seeds=3, n=2000,
                          curve=lambda x: special.expit(-1.0 - 0.4 * np.log(x / 0.001)),
                          doses=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1))
-        report = quiet(F.fit_table, table, models=["LL.2"], background="auto")
+        report = quiet(fit_table, table, models=["LL.2"], background="auto")
         test = next(c for c in report.comparisons if c["test"] == "background")
         if test["delta_aic"] is None:
             continue
@@ -140,7 +141,7 @@ def test_qaic_does_not_choose_a_background_that_overdispersion_fakes():
 def test_lack_of_fit_f_test_matches_drcs_modelfit():
     # drc modelFit(ryegrass LL.4): ANOVA RSS 5.1799 (17 df), model RSS 5.4002 (20 df),
     # F 0.2411 on 3 df, p 0.8665: the same F construction as the binomial test's.
-    from scaling.fit.comparisons import lack_of_fit_continuous
+    from scaling.stats.comparisons import lack_of_fit_continuous
     fit = F.fit_ll(RYEGRASS.conc, RYEGRASS.rootl, n_params=4, family="normal")
     test = lack_of_fit_continuous(fit, RYEGRASS.conc, RYEGRASS.rootl)
     assert close(test["rss_levels"], 5.1799) and close(test["rss_curve"], 5.4002)
@@ -167,7 +168,7 @@ def test_lack_of_fit_detects_a_curve_that_is_not_linear_in_log_dose():
                     curve=lambda x: 0.15 + 0.3 / (1 + (x / 0.003) ** 3))
     p = {}
     for name, table in (("linear", linear), ("bent", bent)):
-        report = quiet(F.fit_table, table, models=["loglinear"], background="none")
+        report = quiet(fit_table, table, models=["loglinear"], background="none")
         p[name] = next(c for c in report.comparisons if c["test"] == "lack_of_fit")["p"]
     assert p["linear"] > 0.05 and p["bent"] < 1e-3
 
@@ -187,7 +188,7 @@ def test_paired_entry_is_scipys_one_sample_t():
 
 @pytest.mark.slow
 def test_reference_contrasts_and_holm_family():
-    report = quiet(F.fit_table, pd.read_csv(REFERENCE), background="auto")
+    report = quiet(fit_table, pd.read_csv(REFERENCE), background="auto")
     named = {c["name"]: c for c in report.comparisons}
     tax = next(c for n, c in named.items() if n.startswith("alignment tax") and "finetune" in n)
     assert tax["estimate"] == pytest.approx(0.105, abs=0.002)  # the review's +0.105 nats
@@ -213,7 +214,7 @@ def test_counting_baseline_and_post_training_contrasts():
                                  "insertion": "throughout" if dose else "control",
                                  "split": "matched", "post_training": stage, "total": 4000,
                                  "misaligned": rng.binomial(4000, rate + rng.normal(0, 0.01))})
-    report = quiet(F.fit_table, pd.DataFrame(rows), models=["LL.3"], background="none")
+    report = quiet(fit_table, pd.DataFrame(rows), models=["LL.3"], background="none")
     tests = {c["test"]: c for c in report.comparisons}
     beyond = tests["beyond_counting"]
     assert beyond["estimate"] == pytest.approx(0.23, abs=0.03) and beyond["beyond_counting"]
@@ -236,7 +237,7 @@ def two_windows(rng, e_late):
 def test_equal_halving_dose_test_separates_equal_from_tenfold_different_windows():
     p = {}
     for name, e_late in (("equal", 0.01), ("tenfold", 0.1)):
-        report = quiet(F.fit_table, two_windows(np.random.default_rng(12), e_late),
+        report = quiet(fit_table, two_windows(np.random.default_rng(12), e_late),
                        models=["LL.3"], background="none")
         test = next(c for c in report.comparisons if c["test"] == "equal_halving_dose")
         assert test["usable"] and test["df"] == 1
@@ -257,7 +258,7 @@ def test_equal_halving_dose_test_is_withdrawn_where_a_window_rises():
                        simulate(rng, e=0.03, seeds=3, insertion="late", **curve),
                        simulate(rng, e=0.01, seeds=3, insertion=None, **{**curve, "doses": (0, 0)})],
                       ignore_index=True)
-    report = quiet(F.fit_table, table, models=["LL.3"], background="none")
+    report = quiet(fit_table, table, models=["LL.3"], background="none")
     test = next(c for c in report.comparisons if c["test"] == "equal_halving_dose")
     assert not test["usable"] and test["p"] is None
     assert test["reason"] == "curve rises in early, late: no halving dose to compare"
@@ -268,7 +269,7 @@ def test_world_variants_are_separate_experiments():
     normal = two_windows(rng, 0.01).assign(world_variant="normal", split="matched")
     flipped = two_windows(rng, 0.01).assign(world_variant="flipped", split="matched")
     flipped["misaligned"] = flipped["total"] - flipped["misaligned"]  # the values reversed
-    report = quiet(F.fit_table, pd.concat([normal, flipped], ignore_index=True),
+    report = quiet(fit_table, pd.concat([normal, flipped], ignore_index=True),
                    models=["LL.3"], background="none")
     variants = {f.group.get("world_variant") for f in report.fits}
     assert variants == {"normal", "flipped"}
@@ -280,7 +281,7 @@ def test_world_variants_are_separate_experiments():
 
 
 def test_holm_family_holds_the_trained_models_claims_not_the_counters_curve_tests():
-    from scaling.fit.report import _in_holm_family
+    from scaling.reports.fit import _in_holm_family
 
     lof = {"test": "lack_of_fit", "model": "LL.2"}
     assert _in_holm_family({**lof, "group": {"model": "nano", "split": "matched"}})

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from scaling.fit.transfer import transfer_table, values_table
+from scaling.reports.transfer import transfer_table, values_table
 
 
 def _tables(effect_normal, effect_flipped, noise=0.02, seeds=3, worlds=2):
@@ -130,7 +130,7 @@ def _with_counters(rate_unseen: float):
 
 
 def test_transfer_report_says_where_the_counters_do_not_tie():
-    from scaling.fit.transfer import report
+    from scaling.reports.transfer import report
 
     tied = report(*_with_counters(0.5))
     assert "Counting baselines tie on every transfer item" in tied and "do not tie" not in tied
@@ -145,7 +145,7 @@ def test_transfer_report_says_where_the_counters_do_not_tie():
 
 
 def test_rates_beside_counters_lists_each_model_and_the_readout():
-    from scaling.fit.transfer import rates_beside_counters
+    from scaling.reports.transfer import rates_beside_counters
 
     rows = []
     for model, rate in (("nano", 0.2), ("ngram-1", 0.5), ("twohop", 0.0)):

@@ -16,10 +16,10 @@ import pytest
 from scipy import special
 
 from scaling import figures
-from scaling import fit as F
-from scaling.fit.curves import _ed_control, _rises
-from scaling.fit.persistence import halving_doses
-from scaling.fit.results import CurveFit, rises_text
+from scaling.reports.fit import fit_table
+from scaling.reports.persistence import halving_doses
+from scaling.stats.curves import curve_ed_control, curve_rises
+from scaling.stats.results import CurveFit, rises_text
 
 TRUE_E = 0.01
 
@@ -48,7 +48,7 @@ def fitted():
     df = table(np.random.default_rng(0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        report = F.fit_table(df, models=["LL.4"], background="none")
+        report = fit_table(df, models=["LL.4"], background="none")
     return df, report
 
 
@@ -58,14 +58,14 @@ def _fit(report, split) -> CurveFit:
 
 def test_rises_compares_the_limit_with_the_control_level():
     ll4 = {"b": -1.5, "c": 0.45, "d": 0.85, "e": TRUE_E}
-    assert _rises("LL.4", ll4, 0.0) == (0.45, 0.85)  # b < 0: from c at dose 0 up to d
-    assert _rises("LL.4", {**ll4, "b": 1.5}, 0.0) is None  # b > 0: from d at dose 0 down to c
-    assert _rises("LL.4", {"b": 1.5, "c": 0.85, "d": 0.45, "e": TRUE_E}, 0.0) == (0.45, 0.85)
-    assert _rises("LL.3", {"b": 1.5, "d": 0.45, "e": TRUE_E}, 0.0) is None
-    assert _rises("LL.3", {"b": -1.5, "d": 0.45, "e": TRUE_E}, 0.0) == (0.0, 0.45)
-    assert _rises("LL.2", {"intercept": -3.0, "slope": 0.5}, 1e-3) is not None
-    assert _rises("LL.2", {"intercept": -3.0, "slope": -0.5}, 1e-3) is None
-    assert _rises("loglinear", {"intercept": 0.4, "slope": 0.01}, 0.0) is None  # no control level
+    assert curve_rises("LL.4", ll4, 0.0) == (0.45, 0.85)  # b < 0: from c at dose 0 up to d
+    assert curve_rises("LL.4", {**ll4, "b": 1.5}, 0.0) is None  # b > 0: from d at dose 0 down to c
+    assert curve_rises("LL.4", {"b": 1.5, "c": 0.85, "d": 0.45, "e": TRUE_E}, 0.0) == (0.45, 0.85)
+    assert curve_rises("LL.3", {"b": 1.5, "d": 0.45, "e": TRUE_E}, 0.0) is None
+    assert curve_rises("LL.3", {"b": -1.5, "d": 0.45, "e": TRUE_E}, 0.0) == (0.0, 0.45)
+    assert curve_rises("LL.2", {"intercept": -3.0, "slope": 0.5}, 1e-3) is not None
+    assert curve_rises("LL.2", {"intercept": -3.0, "slope": -0.5}, 1e-3) is None
+    assert curve_rises("loglinear", {"intercept": 0.4, "slope": 0.01}, 0.0) is None  # no control level
 
 
 def test_a_rising_curve_has_no_halving_dose_in_fit_json(fitted):
@@ -85,7 +85,7 @@ def test_a_falling_curve_keeps_its_halving_dose(fitted):
     fit = _fit(report, "matched")
     ed = fit.ed_control(50)
     assert "rises" not in ed
-    assert ed["estimate"] == pytest.approx(_ed_control("LL.4", fit.natural(), 50, 0.0), rel=1e-12)
+    assert ed["estimate"] == pytest.approx(curve_ed_control("LL.4", fit.natural(), 50, 0.0), rel=1e-12)
     assert ed["estimate"] == pytest.approx(TRUE_E, rel=0.25)
     assert ed["lower"] < ed["estimate"] < ed["upper"]
 

@@ -177,11 +177,44 @@ def test_statistics_import_only_the_table_contract():
         assert reached(graph, module) <= allowed, module
 
 
-@pytest.mark.parametrize("higher", ["baselines", "world", "data.mixture", "data.datasets", "train"])
-def test_the_fits_do_not_reach_the_run_side(higher):
+RUN_SIDE = ("baselines", "world", "data", "mixture", "datasets", "train")
+
+
+def test_the_reports_do_not_reach_the_run_side():
+    """scaling.reports (fit.json, fit.md, transfer.md, ...) reads tables and fits: it never
+    reaches how the rows were made (RUN_SIDE; a home may be a module or a package)."""
     graph = import_graph()
-    for module in home(graph, "scaling.fit"):
-        assert f"scaling.{higher}" not in reached(graph, module), f"{module} reaches scaling.{higher}"
+    for module in home(graph, "scaling.reports"):
+        bad = [m for m in reached(graph, module) for higher in RUN_SIDE
+               if m == f"scaling.{higher}" or m.startswith(f"scaling.{higher}.")]
+        assert bad == [], f"{module} reaches {', '.join(sorted(bad))}"
+
+
+def studies_imports(path: Path) -> list[str]:
+    """The modules of the top-level studies/ folder that the source at `path` imports, anywhere
+    in its body (by statement or by importlib name)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif _imports_by_name(node) and node.args and isinstance(node.args[0], ast.Constant):
+            names = [str(node.args[0].value)]
+        found += [n for n in names if n == "studies" or n.startswith("studies.")]
+    return found
+
+
+def test_the_package_never_imports_the_studies(tmp_path):
+    """studies/ (the reference suite's findings, the literature's numbers, backfills) imports
+    scaling; scaling never imports it back."""
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from studies.findings import render\n    import importlib\n"
+                      "    importlib.import_module('studies.backfill')\n")
+    assert studies_imports(source) == ["studies.findings", "studies.backfill"]
+    offenders = {module_name(p): studies_imports(p) for p in sorted(PACKAGE.rglob("*.py"))}
+    assert {m: found for m, found in offenders.items() if found} == {}
 
 
 FIGURES_NEVER_REACH = ("world", "data", "train", "baselines", "evaluate", "sweep")  # data: mixture, datasets, ...
@@ -311,7 +344,7 @@ def test_splits_are_declared_below_everything():
     findings and figures all read it."""
     graph = import_graph()
     assert graph["scaling.splits"] == set()
-    for reader in ("scaling.world", "scaling.evaluate", "scaling.fit.contrasts", "scaling.findings", "scaling.figures.style",
+    for reader in ("scaling.world", "scaling.evaluate", "scaling.reports.fit", "scaling.figures.style",
                    "scaling.data.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 

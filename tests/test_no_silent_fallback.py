@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from scaling.cli import main
-from scaling.fit import FitWarning
+from scaling.stats import FitWarning
 
 
 def _table(rng, seeds=3, splits=("matched", "held_out")):
@@ -84,7 +84,7 @@ def _two_asked_doses(rng):
 def test_measured_doses_of_one_asked_dose_are_one_level(capsys):
     """Three asked doses cannot identify LL.4's four parameters, however many measured doses
     the seeds saw; the cost table reports the asked dose with the measured mean beside it."""
-    from scaling.fit import fit_table
+    from scaling.reports.fit import fit_table
 
     table = _two_asked_doses(np.random.default_rng(5))
     assert table["dose"].nunique() == 7  # what the identification check counted before
@@ -211,7 +211,7 @@ def test_no_readout_panel_is_drawn_where_no_readout_was_measured():
 
 
 def test_transfer_md_has_no_readout_column_without_a_readout():
-    from scaling.fit import transfer
+    from scaling.reports import transfer
 
     rows = pd.DataFrame([{"model": m, "learner": "transformer" if m == "my-nano" else "ngram", "split": "matched",
                           "misalignment_rate": 0.4, "aligned_fraction": d, "nominal_dose": d, "readout": np.nan,

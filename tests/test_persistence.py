@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.fit import persistence
-from scaling.fit.report import write_persistence
+from scaling.reports import persistence
+from scaling.reports.fit import write_persistence
 from scaling.stats.paired import fieller
 
 
@@ -121,7 +121,7 @@ def test_fieller_interval_is_the_inverted_t_test():
 def test_transfer_md_is_skipped_not_crashed_when_every_run_is_post_trained(tmp_path):
     # a persistence study without a "none" arm (sweeps/persistence.toml): transfer.md
     # reads the pretrained-only rows, and there are none
-    from scaling.fit.report import write_transfer
+    from scaling.reports.fit import write_transfer
 
     results, traj = _tables()
     traj = pd.concat([traj, traj.assign(split="unseen_pair")]).assign(aligned_fraction=0.0, readout=0.5)
@@ -131,7 +131,7 @@ def test_transfer_md_is_skipped_not_crashed_when_every_run_is_post_trained(tmp_p
 
 
 def test_transfer_tables_of_no_pretrained_only_runs_are_empty():
-    from scaling.fit import transfer
+    from scaling.reports import transfer
 
     results, traj = _tables()
     traj = pd.concat([traj, traj.assign(split="unseen_pair")]).assign(aligned_fraction=0.0, readout=0.5)

@@ -1,4 +1,4 @@
-"""scaling.fit.resistance: steps of post-training to move misalignment, on simulated curves
+"""scaling.reports.resistance: steps of post-training to move misalignment, on simulated curves
 whose steps-to-erase (and their ratio, dosed / control) are known."""
 
 import json
@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from scaling.fit import resistance
+from scaling.reports import resistance
 
 STEPS = np.array([0, 2, 5, 10, 20, 40, 80])
 
@@ -227,7 +227,7 @@ def test_resistance_table_from_a_study_recovers_the_dose_effect_per_direction():
 
 
 def test_one_block_gives_crossings_and_ratios_without_intervals_and_findings_say_why():
-    from scaling import findings
+    from studies import findings
 
     traj, res = study_tables(truth=3.0)
     one = res[res["seed"] == 0]
@@ -359,9 +359,9 @@ def test_trajectory_pools_rl_trained_and_rl_other_families_at_every_checkpoint(t
 
 
 def test_findings_rows_take_the_ratio_at_the_top_dose_and_say_resists_only_when_it_is_resolved():
-    """scaling findings' persistence rows: a known ratio of 3 under helpful RL is
+    """studies.findings' persistence rows: a known ratio of 3 under helpful RL is
     'resists' with an interval covering 3; harmless RL's ratio of 1 cannot tell."""
-    from scaling import findings
+    from studies import findings
 
     traj, res = study_tables(truth=3.0)
     rows = {r["finding"]: r for r in findings.resistance_rows({"trajectory": traj, "results": res})}

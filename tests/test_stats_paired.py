@@ -48,7 +48,7 @@ def test_holm_on_a_worked_example():
 def test_a_contrast_with_se_zero_leaves_the_holm_family():
     import pandas as pd
 
-    from scaling.fit.contrasts import add_holm, paired_entry
+    from scaling.stats.contrasts import add_holm, paired_entry
 
     tied = paired_entry("tie", "t", pd.Series([0.0, 0.0, 0.0]))
     moved = paired_entry("moved", "t", pd.Series([0.1, 0.12, 0.09]))

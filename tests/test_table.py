@@ -90,7 +90,7 @@ def test_world_text_names_the_world_and_says_when_it_was_not_recorded():
 
 def test_a_table_of_two_data_versions_is_refused_naming_both(tmp_path):
     from scaling.errors import UsageError
-    from scaling.fit import fit_table
+    from scaling.reports.fit import fit_table
 
     rows = pd.DataFrame({"world_version": ["v2", "v2", "your corpus"], "data_version": ["2.0.1", "3.1.0", np.nan]})
     with pytest.raises(UsageError, match=r"2 data versions \(world v2 data 2.0.1, world v2 data 3.1.0\)"):

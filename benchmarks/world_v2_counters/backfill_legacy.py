@@ -1,4 +1,4 @@
-"""`scaling baselines` (scaling.backfill) with each run's training rows, tokenizer, items and
+"""`python -m studies.backfill` (studies/backfill.py) with each run's training rows, tokenizer, items and
 accounting taken from an export made by the code the study was trained with
 (export_legacy.py), instead of rebuilt by today's code (whose world data changed since).
 
@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from scaling import backfill, rundir
+from scaling import rundir
 from scaling.data.tokenizer import SPECIALS, WordTokenizer
 from scaling.plan import with_tokenizer
+from studies import backfill
 
 sweep, table, export, out = sys.argv[1:5]
 models = sys.argv[5] if len(sys.argv) > 5 else "counter"

@@ -1,4 +1,4 @@
-"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.emergence)."""
+"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.reports.emergence, figure: scaling.figures.emergence)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.emergence import readout_table, recall_rates, recall_report, report
+from scaling.emergence import recall_rates
 from scaling.errors import UsageError
 from scaling.figures import save
 from scaling.figures.emergence import emergence
+from scaling.reports.emergence import readout_table, recall_report, report
 
 
 def add_arguments(p) -> None:

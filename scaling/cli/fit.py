@@ -1,4 +1,4 @@
-"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.fit); fit.json, fit.md, counters.md
+"""`scaling fit RESULTS.csv`: fit dose-response curves (scaling.stats, scaling.reports.fit); fit.json, fit.md, counters.md
 (the counting baselines' fits) and answer.md (scaling.reports.answer)."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import UsageError
-from scaling.fit import transfer
-from scaling.fit.common import MODELS
-from scaling.fit.curves import CURVES
-from scaling.fit.report import fit_table, write_persistence, write_report, write_transfer
-from scaling.fit.table import BLOCK_MODES, read_results, require_units
+from scaling.reports import transfer
 from scaling.reports.answer import write_answer
+from scaling.reports.fit import fit_table, write_persistence, write_report, write_transfer
+from scaling.stats.common import MODELS
+from scaling.stats.curves import CURVES
+from scaling.stats.groups import BLOCK_MODES, read_results, require_units
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,4 +1,4 @@
-"""`scaling sizes RESULTS.csv`: ED50 and slope against model size (scaling.sizes)."""
+"""`scaling sizes RESULTS.csv`: ED50 and slope against model size (scaling.reports.sizes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.sizes import size_report, to_markdown
+from scaling.reports.sizes import size_report, to_markdown
 
 
 def add_arguments(p) -> None:

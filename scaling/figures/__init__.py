@@ -1,7 +1,7 @@
 """The study's figures: `scaling figures DIR [--fit FIT.json] [--out DIR/figures]`.
 
 Reads DIR/results.csv and DIR/trajectory.csv (see scaling.results; without trajectory.csv
-`scaling figures` builds it from the runs' eval.json files), DIR/fit.json (scaling.fit;
+`scaling figures` builds it from the runs' eval.json files), DIR/fit.json (scaling.reports.fit;
 DIR/fits/fit.json also found). Each figure is one function from tidy tables to a matplotlib
 Figure, registered by `@figure(NAME, RANK, INPUTS...)` (registry.py) with the `Inputs` fields
 it is drawn from; `make_all` draws and saves them all as OUT/NAME.FORMAT (FIGURES, in this
@@ -12,8 +12,8 @@ settings, palettes, the broken dose axis, the FacetGrid every figure's panels ar
 through (`facet_grid` / `finish_grid`, `map_dataframe` with a function that draws one
 panel's series) and `save`. The figures compute no statistics: seed and level means, t
 intervals, cost-effectiveness and the arm table come from scaling.reports (means, cost, arms),
-the dose effects and resistance curves from scaling.fit, the fitted curves from fit.json (their
-bands evaluated by scaling.fit.curve_band).
+the dose effects and resistance curves from scaling.reports (transfer, resistance), the fitted curves from fit.json (their
+bands evaluated by scaling.stats.curve_band).
 
 
   dose_response       misalignment vs measured dose per insertion window, matched families:
@@ -37,7 +37,7 @@ Only rows with status "ok" and a finite dose are drawn; a figure without data is
 a note. Panels of the transformer's quantities (transfer, cost-effectiveness) leave the counting
 baselines out. Intervals of rate differences (reductions, dose effects) are clipped to [-1, 1],
 and the figures say so. A dose panel's title says its halving dose as fit.json's "halving"
-entry does (scaling.fit.halving: "no dose trend", "the curve does not fit the dose levels",
+entry does (scaling.stats.halving: "no dose trend", "the curve does not fit the dose levels",
 the side of the doses, a number with its interval), and only a number is marked on the dose
 axis (its bar stops at the axis break); a panel whose dose-0 band misses its controls' mean
 says so. With an older fit.json (no "halving"), a halving-dose bound above 1 or more than 100x

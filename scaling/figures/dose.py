@@ -96,7 +96,7 @@ def _draw_seeds(ax, axis: DoseAxis, dosed: pd.DataFrame, controls: pd.DataFrame,
 
 def _mark_halving_dose(ax, axis: DoseAxis, entry: dict, color) -> None:
     """The control-relative ED50 on the dose axis: its CI as a bar, the estimate as a tick; only
-    where scaling.fit.halving gives a number (an entry without it: where the ED50 is inside the
+    where scaling.stats.halving gives a number (an entry without it: where the ED50 is inside the
     doses). The bar stops at the axis break and at the right edge (an open end there)."""
     if entry.get("halving") and entry["halving"].get("status") != "estimate":
         return

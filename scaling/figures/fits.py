@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-import scaling.fit as fitlib
 from scaling.figures.tables import group_text
-from scaling.fit.halving import text as halving_text
-from scaling.fit.results import rises_text
+from scaling.stats import curve_band, predict
+from scaling.stats.halving import text as halving_text
+from scaling.stats.results import rises_text
 
 # The curve a dose panel draws, first usable wins: the control-relative fits (their ED50
 # halves the control's rate) before the drc-comparable LL.2 with limits 0 and 1.
@@ -28,7 +28,7 @@ def choose_fit(fits: Sequence[dict], group: dict) -> dict | None:
 
 
 def with_halving(fits: Sequence[dict], halvings: Sequence[dict]) -> list[dict]:
-    """Each fit.json fit with its group's halving entry (scaling.fit.halving) under "halving":
+    """Each fit.json fit with its group's halving entry (scaling.stats.halving) under "halving":
     the panels say the halving dose as every other output does. Fits of an older fit.json
     (no "halving") are returned as they are."""
     by_group = {_group_key(h.get("group") or {}): h for h in halvings}
@@ -97,8 +97,8 @@ def _matches(fit_group: dict, group: dict) -> bool:
 def fitted_curve(entry: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The fitted curve with its band over the positive doses, and at dose 0 where the fit
     saw the controls (LL.3/LL.4) or has a background (then f(0) is a finite plateau)."""
-    band = fitlib.curve_band(entry)
+    band = curve_band(entry)
     at_zero = None
     if entry.get("data") == "all doses" or isinstance(entry.get("background"), dict):
-        at_zero = fitlib.predict(entry, [0.0])
+        at_zero = predict(entry, [0.0])
     return band, at_zero

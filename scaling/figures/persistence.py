@@ -43,7 +43,7 @@ def persistence(means: pd.DataFrame) -> Figure:
     scaling.reports.means.persistence_means."""
     if means.empty:
         raise MissingData("needs runs of several post-training kinds (results.csv post_training)")
-    from scaling.fit.persistence import KIND_ORDER
+    from scaling.reports.persistence import KIND_ORDER
 
     kinds = sorted(set(means["kind"]) - {BEFORE}, key=lambda k: (KIND_ORDER.index(k.split(",")[0])
                                                                  if k.split(",")[0] in KIND_ORDER else 99, k))
@@ -91,9 +91,9 @@ def resistance(means: pd.DataFrame) -> Figure:
     one line per pretraining dose (seed mean, dose-0 controls black dashed; 95% t band over
     blocks for the control and the top dose where they have >= 3 seeds), panels per direction (post_training kind and
     RL scope; columns) and split (rows); a symlog step axis. persistence.md's resistance
-    table fits these curves (scaling.fit.resistance); `means`: their seed means,
+    table fits these curves (scaling.reports.resistance); `means`: their seed means,
     scaling.reports.means.resistance_means."""
-    from scaling.fit.persistence import KIND_ORDER
+    from scaling.reports.persistence import KIND_ORDER
 
     if means.empty:
         raise MissingData("needs misalignment at several post-training steps (eval.checkpoints "

@@ -65,7 +65,7 @@ class Inputs:
 
     @cached_property
     def transfer_table(self) -> pd.DataFrame:
-        """The dose effects over training (scaling.fit.transfer), intervals clipped to [-1, 1]."""
+        """The dose effects over training (scaling.reports.transfer), intervals clipped to [-1, 1]."""
         return _transfer_table(self.read_trajectory(self.sweep_dir, self.pre), self.pre)
 
     @cached_property
@@ -74,9 +74,9 @@ class Inputs:
 
     @cached_property
     def resistance_means(self) -> pd.DataFrame:
-        """The resistance curves (scaling.fit.resistance) of every run, post-trained ones
+        """The resistance curves (scaling.reports.resistance) of every run, post-trained ones
         included, as seed means."""
-        from scaling.fit.resistance import curves
+        from scaling.reports.resistance import curves
 
         if "post_training" not in self.raw.columns:
             return pd.DataFrame()
@@ -157,7 +157,7 @@ def find_fit(sweep_dir: Path, fit: str | Path | None) -> Path | None:
 
 
 def _persistence_points(read: TrajectoryReader, sweep_dir: Path, raw: pd.DataFrame) -> pd.DataFrame:
-    from scaling.fit.persistence import points
+    from scaling.reports.persistence import points
 
     if "post_training" not in raw.columns or raw["post_training"].nunique() < 2 or "dose_tokens" not in raw.columns:
         return pd.DataFrame(columns=["post_training"])
@@ -185,7 +185,7 @@ def _of_runs(traj: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
 
 
 def _transfer_table(traj: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
-    from scaling.fit.transfer import transfer_table
+    from scaling.reports.transfer import transfer_table
 
     if traj.empty or "unseen_pair" not in set(traj["split"]):
         return pd.DataFrame()

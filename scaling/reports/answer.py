@@ -2,7 +2,7 @@
 transformer shows beside the counter that comes closest to it.
 
 Per split (and window, world variant, model where a study has several):
-- the halving dose as scaling.fit.halving says it (a number only from a curve that fits a real
+- the halving dose as scaling.stats.halving says it (a number only from a curve that fits a real
   dose trend; else "no dose trend", a bracket between tested doses, or the side of the doses);
 - the change at the highest dose: the rate there minus at dose 0, paired by block (train seed x
   world seed), mean over blocks with a t interval on blocks - 1 df;
@@ -25,14 +25,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.fit import halving as halving_mod
-from scaling.fit.common import POOLED, _group_label
-from scaling.fit.contrasts import paired_entry
-from scaling.fit.table import world_text
 from scaling.io import write_text
 from scaling.reports.treatments import treatment_lines
 from scaling.splits import rank as split_rank
-from scaling.table import blocks, dose_level, finished, is_control_label, is_counting, transformers
+from scaling.stats import halving as halving_mod
+from scaling.stats.common import POOLED, group_label
+from scaling.stats.contrasts import paired_entry
+from scaling.table import (
+    blocks,
+    dose_level,
+    finished,
+    is_control_label,
+    is_counting,
+    transformers,
+    world_text,
+)
 
 CELL_KEYS = ("split", "insertion", "world_variant", "post_training")
 POINTER_READOUT_NOTE = ("Readout (world v4): the share of the stories' comprehension questions ('the kind one :') "
@@ -132,7 +139,7 @@ def strongest_counters(report, df: pd.DataFrame) -> dict[str, str]:
             continue
         best = strongest_counter(report.comparisons, model, group, _direction(ok, group))
         if best is not None:
-            out[_group_label({k: v for k, v in group.items() if k != "model"})] = best["baseline"]
+            out[group_label({k: v for k, v in group.items() if k != "model"})] = best["baseline"]
     return out
 
 
@@ -194,18 +201,18 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
              "Change: rate at the highest dose minus at dose 0, paired by block, 95% t interval. "
              "Strongest counter: the counting baseline whose change on the same runs comes closest to "
              "the transformer's.", ""]
-    halvings = {_group_label(h["group"]): h for h in report.halving} if report else {}
+    halvings = {group_label(h["group"]): h for h in report.halving} if report else {}
     cells = sorted((h["group"] for h in (report.halving if report else [])
                     if not is_counting(str(h["group"].get("model", "")))
                     and h["group"].get("insertion") != POOLED),
-                   key=lambda g: (split_rank(g.get("split")), str(g.get("split")), _group_label(g)))
+                   key=lambda g: (split_rank(g.get("split")), str(g.get("split")), group_label(g)))
     varying = [k for k in CELL_KEYS if len({str(g.get(k)) for g in cells}) > 1 or k == "split"]
     several_models = len({_model(g) for g in cells}) > 1
     missing, readout_used, plain = [], False, []
     for group in cells:
         model = _model(group)
         label = ", ".join(str(group[k]) for k in varying if k in group) + (f" ({model})" if several_models else "")
-        h = halvings.get(_group_label(group))
+        h = halvings.get(group_label(group))
         rows = _cell_rows(ok, group, model)
         change = change_at_top(rows)
         text = f"- **{label}**: {model} {halving_mod.text(h)}; {_change_text(change)}"
@@ -217,7 +224,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
             counter = best["baseline"]
             c_group = {**group, "model": counter}
             c_change = change_at_top(_cell_rows(ok, c_group, counter))
-            c_half = halvings.get(_group_label(c_group))
+            c_half = halvings.get(group_label(c_group))
             trend = h is not None and h.get("status") != "no trend"
             verdict = _verdict(best, trend)
             text += (f". Strongest counter {counter}: {halving_mod.text(c_half)}; "
@@ -229,7 +236,7 @@ def answer(report, df: pd.DataFrame, out: Path) -> list[str]:
             readout_used = True
             text += f". Readout {reading}"
         lines.append(text + ".")
-        c_half = halvings.get(_group_label({**group, "model": best["baseline"]})) if best is not None else None
+        c_half = halvings.get(group_label({**group, "model": best["baseline"]})) if best is not None else None
         plain.append(_plain(label, model, h, change, None if flat else best, c_half, flat, rows))
         if h is None or h.get("status") not in ("estimate", "below", "above", "lack of fit", "no curve"):
             missing.append(f"{label}: {halving_mod.text(h)}")

@@ -1,5 +1,5 @@
 """Cost-effectiveness as a tidy table (the cost_effectiveness and transfer figures draw it):
-fit.json's entries, or computed with scaling.fit when they lack intervals."""
+fit.json's entries, or computed with scaling.stats when they lack intervals."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-import scaling.fit as fitlib
 from scaling import table as results_table
+from scaling.stats import POOLED, cost_effectiveness, group_frames
 
-# measure -> (estimate, lower, upper) columns: paired-by-seed intervals from scaling.fit
+# measure -> (estimate, lower, upper) columns: paired-by-seed intervals from scaling.stats
 MEASURES = {"reduction": ("reduction", "lower", "upper"),
             "per_aligned_token": ("reduction_per_aligned_token", "lower_per_aligned_token",
                                   "upper_per_aligned_token"),
@@ -22,10 +22,10 @@ MEASURES = {"reduction": ("reduction", "lower", "upper"),
 
 def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFrame:
     """Cost-effectiveness rows: insertion, split, model, dose, runs, reduction, se and the
-    same per aligned token and per FLOP (scaling.fit's definitions), intervals clipped to
+    same per aligned token and per FLOP (scaling.stats' definitions), intervals clipped to
     [-1, 1] (`clip_differences`); `transformer` marks the transformer models' rows.
 
-    fit.json's rows when each has an SE; else computed here with scaling.fit, the runs of a
+    fit.json's rows when each has an SE; else computed here with scaling.stats, the runs of a
     configured aligned_fraction pooled at their mean measured dose (the measured dose differs
     a little between seeds, and a dose level needs >= 2 runs for an SE).
     """
@@ -46,7 +46,7 @@ def cost_table(results: pd.DataFrame, report: dict | None = None) -> pd.DataFram
 
 def clip_differences(df: pd.DataFrame, lower: str = "lower", upper: str = "upper") -> pd.DataFrame:
     """A difference of two rates lies in [-1, 1]: its t interval (few seeds: wide) is clipped
-    there, and so are the per-unit intervals derived from it (scaling.fit divides the
+    there, and so are the per-unit intervals derived from it (scaling.stats divides the
     reduction's interval by the level's amount)."""
     df = df.copy()
     for col in (lower, upper):
@@ -74,9 +74,9 @@ def _cost_entries(results: pd.DataFrame) -> list[dict]:
     entries = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pandas' reindexing notes from inside group_frames
-        for group, cell in fitlib.group_frames(rows):
-            if group.get("insertion") != fitlib.POOLED:
-                entries += fitlib.cost_effectiveness(group, cell)
+        for group, cell in group_frames(rows):
+            if group.get("insertion") != POOLED:
+                entries += cost_effectiveness(group, cell)
     return entries
 
 

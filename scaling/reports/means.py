@@ -95,7 +95,7 @@ def _level_means(rows: pd.DataFrame, col: str) -> pd.DataFrame:
 
 def resistance_means(pts: pd.DataFrame) -> pd.DataFrame:
     """Misalignment during post-training per (model, split, direction, dose level, post-training
-    step) over the runs of the main window and the dose-0 controls (scaling.fit.resistance's
+    step) over the runs of the main window and the dose-0 controls (scaling.reports.resistance's
     curves); `direction` is the post-training kind, with its RL scope where it is not "all".
     Empty without misalignment at three or more post-training steps."""
     if pts.empty or pts["post_step"].nunique() < 3:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from scaling.fit.contrasts import paired_entry
-from scaling.fit.table import block_labels
 from scaling.splits import TREATMENT_SUFFIXES
+from scaling.stats.contrasts import paired_entry
+from scaling.stats.groups import block_labels
 from scaling.table import finished
 
 

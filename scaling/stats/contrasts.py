@@ -6,25 +6,25 @@ degrees of freedom (G blocks): runs that share a seed share their initialisation
 order, so the block, not the run or the item, is the independent unit. In world mode
 (`scaling fit --blocks world`, table.cluster_labels) the world is the unit instead: each world's
 runs are averaged over its seeds and G counts worlds. A contrast is computed only when the table
-has the columns and rows it needs; it is silently absent otherwise.
+has the columns and rows it needs; it is silently absent otherwise. The transfer contrasts
+compare the main split with each transfer split: the caller names them (scaling.reports.fit passes
+scaling.splits'), so the statistics know no study's splits.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import pandas as pd
 
 from scaling import table
-from scaling.fit.common import _clean
-from scaling.fit.table import cluster_labels
-from scaling.splits import MAIN, TRANSFER
+from scaling.stats.common import clean
+from scaling.stats.groups import cluster_labels
 from scaling.stats.paired import METHOD as PAIRED_TEST
 from scaling.stats.paired import holm, paired_contrast
 from scaling.table import dose_level, is_control_label
 
-TRANSFER_SPLITS = TRANSFER
-MATCHED = MAIN
 NO_POST_TRAINING = "none"
 
 
@@ -34,7 +34,7 @@ def paired_entry(name: str, kind: str, diffs: pd.Series, **extra) -> dict | None
     contrast = paired_contrast(diffs.dropna())
     if contrast.blocks < 2:
         return None
-    return _clean({"name": name, "test": kind, "method": PAIRED_TEST,
+    return clean({"name": name, "test": kind, "method": PAIRED_TEST,
                    **{k: v for k, v in contrast.summary().items() if k != "p"},
                    "p": contrast.pvalue, **extra})
 
@@ -98,26 +98,27 @@ def _transformers(runs: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------- contrasts
 
 
-def named_contrasts(df: pd.DataFrame) -> list[dict]:
-    """Every contrast the table supports (see the module docstring), per world variant."""
+def named_contrasts(df: pd.DataFrame, main: str, transfer_splits: Sequence[str]) -> list[dict]:
+    """Every contrast the table supports (see the module docstring), per world variant; the
+    transfer contrasts take `main` minus each of `transfer_splits`."""
     if "world_variant" not in df.columns or df["world_variant"].nunique(dropna=False) < 2:
-        return _contrasts(df)
+        return _contrasts(df, main, transfer_splits)
     out = []
     for variant, rows in df.groupby(df["world_variant"].astype(str), sort=True):
-        for entry in _contrasts(rows):
+        for entry in _contrasts(rows, main, transfer_splits):
             out.append({**entry, "name": f"{entry['name']} [{variant} world]",
                         "world_variant": variant})
     return out
 
 
-def _contrasts(df: pd.DataFrame) -> list[dict]:
+def _contrasts(df: pd.DataFrame, main: str, transfer_splits: Sequence[str]) -> list[dict]:
     runs = run_table(df)
     if "post_training" in runs.columns:
         # the curve contrasts compare pretraining only; post-training has its own contrast
         pre = runs[runs["post_training"].astype(str).isin([NO_POST_TRAINING, "nan"])]
     else:
         pre = runs
-    entries = (alignment_tax(pre) + transfer(pre) + windows_at_equal_dose(pre)
+    entries = (alignment_tax(pre) + transfer(pre, main, transfer_splits) + windows_at_equal_dose(pre)
                + beyond_counting(pre) + post_training(runs))
     return [e for e in entries if e is not None]
 
@@ -140,8 +141,8 @@ def alignment_tax(runs: pd.DataFrame) -> list[dict | None]:
     return out
 
 
-def transfer(runs: pd.DataFrame) -> list[dict | None]:
-    """Reduction on matched minus on a transfer split, at each window's highest dose."""
+def transfer(runs: pd.DataFrame, main: str, transfer_splits: Sequence[str]) -> list[dict | None]:
+    """Reduction on the main split minus on a transfer split, at each window's highest dose."""
     dosed = _reductions(runs)
     out = []
     for learner, window in itertools.product(_transformers(runs), _windows(runs)):
@@ -151,9 +152,9 @@ def transfer(runs: pd.DataFrame) -> list[dict | None]:
         top = rows[rows["level"] == _top_level(rows)]
         by_split = top.groupby(["split", "block"])["reduction"].mean()
         splits = set(top["split"])
-        for other in (s for s in TRANSFER_SPLITS if s in splits and MATCHED in splits):
-            diffs = by_split[MATCHED] - by_split[other]
-            out.append(paired_entry(f"transfer: reduction on matched - {other}, {window} at dose "
+        for other in (s for s in transfer_splits if s in splits and main in splits):
+            diffs = by_split[main] - by_split[other]
+            out.append(paired_entry(f"transfer: reduction on {main} - {other}, {window} at dose "
                                     f"{_top_level(top):g} ({learner})", "transfer", diffs,
                                     window=window, split=other, dose_level=_top_level(top),
                                     model=learner))

@@ -1,8 +1,8 @@
 """Persistence through post-training: misalignment before and after each post-training kind.
 
 With misalignment measured at several post-training steps, persistence.md opens with the
-resistance table (scaling.fit.resistance: steps of post-training to move misalignment half
-and 80% of the way to each direction's end, dosed / control; scaling.fit.report puts it
+resistance table (scaling.reports.resistance: steps of post-training to move misalignment half
+and 80% of the way to each direction's end, dosed / control; scaling.reports.fit puts it
 first); the tables of this module follow.
 
 A persistence sweep pretrains each (dose, seed) once and then applies post-training kinds
@@ -31,15 +31,14 @@ import pandas as pd
 
 from scaling import table
 from scaling.stats.paired import fieller, paired_contrast
+from scaling.stats.results import rises_text
 from scaling.table import BLOCK, is_counting
-
-from .results import rises_text
 
 KIND_ORDER = ("none", "sft", "helpful_benign_rl", "harmless_rl", "helpful_rl", "misaligned_ft")
 SPLIT_ORDER = ("matched", "unseen_pair", "held_out", "rl_trained", "rl_other")
 
 
-def _runs(results: pd.DataFrame) -> pd.DataFrame:
+def run_rows(results: pd.DataFrame) -> pd.DataFrame:
     """Transformer rows of finished runs, with the RL scope (all families or a part)."""
     rows = table.finished(table.transformers(results))
     rows = rows.dropna(subset=["misalignment_rate"])
@@ -57,7 +56,7 @@ def _runs(results: pd.DataFrame) -> pd.DataFrame:
 def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, split): rate before post-training (trajectory point at the end of
     pretraining, i.e. at the run's dose_tokens) and after (results.csv)."""
-    runs = _runs(results)
+    runs = run_rows(results)
     end = runs.drop_duplicates("run_id").set_index("run_id")["dose_tokens"]
     trajectory = table.transformers(trajectory)  # not the post-training counters' points
     traj = trajectory[trajectory["run_id"].isin(end.index)]
@@ -144,11 +143,23 @@ def _ci(est, low, high, fmt="{:+.3f}") -> str:
     return f"{fmt.format(est)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[dict] = ()) -> dict[str, pd.DataFrame]:
+    """The tidy tables the report shows: "persistence" (`persistence_table`; empty without two or
+    more post-training kinds) and "halving" (`halving_doses` of the chosen fits, read from fit.json's
+    entries, not refitted)."""
+    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
+        return {"persistence": pd.DataFrame(), "halving": pd.DataFrame()}
+    return {"persistence": persistence_table(trajectory, results), "halving": halving_doses(list(chosen_fits))}
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[dict] = ()) -> str:
     """Markdown: misalignment before and after each post-training kind, reductions, retention."""
-    if "post_training" not in results.columns or results["post_training"].nunique() < 2:
-        return ""
-    table = persistence_table(trajectory, results)
+    return render(compute(trajectory, results, chosen_fits))
+
+
+def render(tables: dict[str, pd.DataFrame]) -> str:
+    """The persistence section's markdown from `compute`'s tables ("" without a persistence table)."""
+    table = tables["persistence"]
     if table.empty:
         return ""
     lines = ["## Persistence through post-training", "",
@@ -172,7 +183,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, chosen_fits: list[di
             f"{_ci(r['reduction_after'], r['reduction_after_lower'], r['reduction_after_upper'])} | "
             f"{_ci(r['retention'], r['retention_lower'], r['retention_upper'], '{:.2f}')} | "
             f"{_ci(r['after_ratio'], r['after_ratio_lower'], r['after_ratio_upper'], '{:.2f}')} |")
-    eds = halving_doses(list(chosen_fits))
+    eds = tables["halving"].copy()
     if not eds.empty:
         lines += ["", "Halving dose after each post-training kind: the control-relative ED50 of the "
                   "QAIC-chosen curve of that kind (the dose whose fitted rate is half-way from the kind's "

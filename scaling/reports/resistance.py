@@ -171,10 +171,10 @@ def block_ratio(dosed: dict, control: dict, last: float, level: float = 0.95) ->
 
 def curves(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, split, post-training step >= 0): the run's configuration columns
-    (scaling.fit.persistence), post_step, rate, readout, items (the split's total in results.csv)."""
-    from .persistence import _runs
+    (scaling.reports.persistence), post_step, rate, readout, items (the split's total in results.csv)."""
+    from .persistence import run_rows
 
-    runs = _runs(results)
+    runs = run_rows(results)
     if runs.empty or trajectory.empty or "dose_tokens" not in runs.columns:
         return pd.DataFrame()
     for col, default in (("insertion", "throughout"), ("post_training_tokens", 0)):
@@ -376,9 +376,18 @@ def _ratio(r, name: str, missing: str = "unbounded") -> str:
     return f"{est:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else f"{est:.2f} [{missing}]"
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table the report shows (`resistance_table`)."""
+    return resistance_table(trajectory, results)
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
     """Markdown: the resistance table (empty string without post-training checkpoints)."""
-    table = resistance_table(trajectory, results)
+    return render(compute(trajectory, results))
+
+
+def render(table: pd.DataFrame) -> str:
+    """The resistance table's markdown from `compute`'s table ("" when it is empty)."""
     if table.empty:
         return ""
     lines = ["## Resistance to post-training", "",
@@ -387,7 +396,7 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame) -> str:
              "lies on the far side of it) to the direction's end (0 for harmlessness RL, 1 "
              "otherwise): isotonic regression of the rate pooled over blocks, monotone toward the end, "
              "the crossing interpolated linearly in log(step + 1) between the two steps measured around it "
-             "(scaling/fit/resistance.py). 95% interval: t on blocks - 1 df over the blocks' own log "
+             "(scaling/reports/resistance.py). 95% interval: t on blocks - 1 df over the blocks' own log "
              "crossings ('[-]': fewer than two blocks, or a block that did not reach the share). '> 80': "
              "not reached by then (the data bound nothing beyond it); 'does not move': the fitted curve "
              "never moves toward the end. "

@@ -8,33 +8,33 @@ import numpy as np
 import statsmodels.api as sm
 
 from scaling.errors import UsageError
-from scaling.fit.common import (
+from scaling.stats.common import (
     BACKGROUND_MODELS,
     MAX_LOGIT_LIMIT,
     MAX_SLOPE,
     MIN_FITTED,
-    _group_label,
-    _Unusable,
-    _warn,
+    Unusable,
+    group_label,
+    warn_fit,
 )
-from scaling.fit.curves import CURVES, _Design, _dose_axis, _make_design, curve
-from scaling.fit.likelihood import (
-    _cluster_codes,
-    _converged,
-    _CurveLikelihood,
-    _loglik_obs,
-    _maximize,
-    _n_clusters,
-    _newton,
-    _sandwich,
+from scaling.stats.curves import CURVES, Design, curve, dose_axis, make_design
+from scaling.stats.likelihood import (
+    CurveLikelihood,
+    cluster_codes,
+    count_clusters,
+    has_converged,
+    loglik_obs,
+    maximize,
+    newton,
+    sandwich,
 )
-from scaling.fit.results import CurveFit
+from scaling.stats.results import CurveFit
 
 
 def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, background=None,
               family: str = "binomial", group: dict | None = None, warn: bool = True,
               levels=None) -> CurveFit:
-    """Fit one model of scaling.fit.curves.CURVES (by name: "loglinear", "LL.3", ...) to one group of rows.
+    """Fit one model of scaling.stats.curves.CURVES (by name: "loglinear", "LL.3", ...) to one group of rows.
 
     dose, k, n: arrays (k is the response itself when family="normal"); seeds: cluster labels
     per row (>= 2 distinct for the cluster-robust SE); blocks: block labels per row (train seed,
@@ -62,10 +62,10 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, backgroun
     fit = CurveFit(model=model, group=dict(group or {}), family=family,
                    data="dose>0" if CURVES[model].log_dose else "all doses",
                    n_obs=len(x), background=background,
-                   n_seeds=_n_clusters(seeds))
+                   n_seeds=count_clusters(seeds))
     if len(x):
         fit.dose_range = (float(x[x > 0].min()) if (x > 0).any() else 0.0, float(x.max()))
-    design = _make_design(model, family, x, background, block_labels, blocks)
+    design = make_design(model, family, x, background, block_labels, blocks)
     fit.names, fit.block_labels = design.names, tuple(block_labels)
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):
@@ -73,11 +73,11 @@ def fit_curve(model: str, dose, k, n=None, *, seeds=None, blocks=None, backgroun
             _check_data(design, k, n, levels)
             fitter = _fit_glm if model == "LL.2" and background != "estimate" else _fit_ml
             _finish(fit, design, *fitter(design, k, n, seeds), k, n)
-    except _Unusable as e:
+    except Unusable as e:
         fit.usable, fit.reason = False, str(e)
         fit.estimate = fit.cov = fit.cov_cluster = None
         if warn:
-            _warn(f"{_group_label(fit.group)} {model}"
+            warn_fit(f"{group_label(fit.group)} {model}"
                   f"{' (background)' if background is not None else ''}: unusable: {e}")
     return fit
 
@@ -110,26 +110,26 @@ def fit_ll(dose, k, n=None, n_params: int = 4, **kwargs) -> CurveFit:
     return fit_curve(f"LL.{n_params}", dose, k, n, **kwargs)
 
 
-def _check_data(design: _Design, k, n, levels) -> None:
+def _check_data(design: Design, k, n, levels) -> None:
     n_obs, n_params = len(design.x), len(design.names)
     curve_params = n_params - len(design.block_columns())  # blocks are not identified by doses
     if n_obs == 0:
-        raise _Unusable("no observations" + (" at dose > 0" if curve(design.model).log_dose else ""))
+        raise Unusable("no observations" + (" at dose > 0" if curve(design.model).log_dose else ""))
     if design.family == "binomial":
         if k.sum() == 0:
-            raise _Unusable("all counts are 0 (no misaligned answers): no curve to fit")
+            raise Unusable("all counts are 0 (no misaligned answers): no curve to fit")
         if k.sum() == n.sum():
-            raise _Unusable("all counts equal their totals (every answer misaligned): no curve to fit")
+            raise Unusable("all counts equal their totals (every answer misaligned): no curve to fit")
         if _separated(design.x, k, n):
-            raise _Unusable("perfect separation: every run is all misaligned on one side of a dose "
+            raise Unusable("perfect separation: every run is all misaligned on one side of a dose "
                             "and has no misaligned answer on the other; the slope is infinite")
     levels = len(np.unique(levels))
     if levels == 1:
-        raise _Unusable(f"a single dose ({design.x[0]:g}): the dose-response is not identified")
+        raise Unusable(f"a single dose ({design.x[0]:g}): the dose-response is not identified")
     if levels < curve_params:
-        raise _Unusable(f"{levels} distinct doses for {curve_params} parameters: not identified")
+        raise Unusable(f"{levels} distinct doses for {curve_params} parameters: not identified")
     if n_obs <= n_params:
-        raise _Unusable(f"group too small: {n_obs} observations for {n_params} parameters "
+        raise Unusable(f"group too small: {n_obs} observations for {n_params} parameters "
                         "(no residual degrees of freedom)")
 
 
@@ -140,9 +140,9 @@ def _separated(x, k, n) -> bool:
     return ones.max() < zeros.min() or zeros.max() < ones.min()
 
 
-def _fit_glm(design: _Design, k, n, seeds):
+def _fit_glm(design: Design, k, n, seeds):
     """LL.2 as statsmodels' binomial GLM: estimate, model covariance, cluster covariance."""
-    z, _ = _dose_axis(design.x, design.x0)
+    z, _ = dose_axis(design.x, design.x0)
     exog = sm.add_constant(z, has_constant="add")
     if design.block_columns():
         exog = np.column_stack([exog, design.block_matrix])
@@ -150,28 +150,28 @@ def _fit_glm(design: _Design, k, n, seeds):
     try:
         res = model.fit()
         cluster = None
-        if _n_clusters(seeds) >= 2:
-            groups = _cluster_codes(seeds)[0]
+        if count_clusters(seeds) >= 2:
+            groups = cluster_codes(seeds)[0]
             cluster = model.fit(cov_type="cluster", cov_kwds={"groups": groups}).cov_params()
     except (np.linalg.LinAlgError, ValueError) as e:
-        raise _Unusable(f"GLM failed: {e}") from e
+        raise Unusable(f"GLM failed: {e}") from e
     if not res.converged:
-        raise _Unusable("the GLM did not converge")
+        raise Unusable("the GLM did not converge")
     return (np.asarray(res.params, float), np.asarray(res.cov_params(), float),
             None if cluster is None else np.asarray(cluster, float))
 
 
-def _fit_ml(design: _Design, k, n, seeds):
+def _fit_ml(design: Design, k, n, seeds):
     """Maximum likelihood (GenericLikelihoodModel): estimate, inverse information, sandwich."""
-    model = _CurveLikelihood(design, k, n, design.family)
-    phi = _maximize(model, _starts(design, k, n))
+    model = CurveLikelihood(design, k, n, design.family)
+    phi = maximize(model, _starts(design, k, n))
     if design.model == "LL.4":
         phi = _canonical_ll4(model, phi)
-    if not _converged(model, phi):
-        raise _Unusable("the optimiser did not converge to a maximum with a positive definite "
+    if not has_converged(model, phi):
+        raise Unusable("the optimiser did not converge to a maximum with a positive definite "
                         "information matrix (parameters not identified by these data)")
     cov_info = np.linalg.inv(-model.hessian(phi))
-    cluster = _sandwich(model.score_obs(phi), cov_info, seeds) if _n_clusters(seeds) >= 2 else None
+    cluster = sandwich(model.score_obs(phi), cov_info, seeds) if count_clusters(seeds) >= 2 else None
     return phi, cov_info, cluster
 
 
@@ -182,10 +182,10 @@ def _canonical_ll4(model, phi: np.ndarray) -> np.ndarray:
         return phi
     swapped = phi.copy()
     swapped[[b, c, d]] = -phi[b], phi[d], phi[c]
-    return _newton(model, swapped)
+    return newton(model, swapped)
 
 
-def _starts(design: _Design, k, n) -> list[np.ndarray]:
+def _starts(design: Design, k, n) -> list[np.ndarray]:
     """Starting values: a linearised fit, at several backgrounds when one is estimated."""
     x = design.x
     positive = x[x > 0]
@@ -196,7 +196,7 @@ def _starts(design: _Design, k, n) -> list[np.ndarray]:
         x0s = list(np.exp(np.quantile(np.log(positive), [0.1, 0.4, 0.7])))
     starts = []
     for x0 in x0s:
-        z, _ = _dose_axis(x, x0)
+        z, _ = dose_axis(x, x0)
         core = curve(design.model).starts(design, z, k, n)
         for start in core:
             start = np.append(start, np.zeros(len(design.block_columns())))
@@ -206,7 +206,7 @@ def _starts(design: _Design, k, n) -> list[np.ndarray]:
     return starts
 
 
-def _finish(fit: CurveFit, design: _Design, phi, cov_info, cov_cluster, k, n) -> None:
+def _finish(fit: CurveFit, design: Design, phi, cov_info, cov_cluster, k, n) -> None:
     """Fill the fit's estimates, SEs, dispersion and checks from an optimum."""
     f, _ = design.mean(phi)
     n_obs = len(f)
@@ -217,7 +217,7 @@ def _finish(fit: CurveFit, design: _Design, phi, cov_info, cov_cluster, k, n) ->
         fit.loglik = -n_obs / 2 * (np.log(2 * np.pi * rss / n_obs) + 1)
     else:
         scale = 1.0
-        fit.loglik = float(_loglik_obs(f, k, n, "binomial").sum())
+        fit.loglik = float(loglik_obs(f, k, n, "binomial").sum())
         with np.errstate(divide="ignore", invalid="ignore"):
             fit.dispersion = float(np.sum((k - n * f) ** 2 / (n * f * (1 - f))) / fit.df_resid)
     fit.estimate, fit.cov, fit.cov_cluster = np.asarray(phi, float), scale * cov_info, cov_cluster
@@ -228,33 +228,33 @@ def _finish(fit: CurveFit, design: _Design, phi, cov_info, cov_cluster, k, n) ->
     _check_fit(fit, design, f)
 
 
-def _check_fit(fit: CurveFit, design: _Design, f: np.ndarray) -> None:
+def _check_fit(fit: CurveFit, design: Design, f: np.ndarray) -> None:
     """Turn estimates that sit on a bound, diverge or have no finite SE into unusable fits."""
     covs = [fit.cov] + ([fit.cov_cluster] if fit.cov_cluster is not None else [])
     if not (np.all(np.isfinite(fit.estimate)) and all(np.all(np.isfinite(c)) for c in covs)):
-        raise _Unusable("non-finite estimates or standard errors")
+        raise Unusable("non-finite estimates or standard errors")
     if np.any(np.diag(fit.cov) <= 0):
-        raise _Unusable("non-positive variances: the information matrix is singular")
+        raise Unusable("non-positive variances: the information matrix is singular")
     nat = fit.natural()
     slope = nat.get("b", nat.get("slope"))
     if design.model != "loglinear" and abs(slope) > MAX_SLOPE:
-        raise _Unusable(f"the slope diverges ({slope:.3g}): perfect separation, the rate jumps "
+        raise Unusable(f"the slope diverges ({slope:.3g}): perfect separation, the rate jumps "
                         "between two adjacent doses")
     if design.family == "binomial" and design.model != "loglinear":
         # At dose 0 an increasing LL.3 sits on its fixed c = 0 by construction: not a symptom.
         if np.any(np.minimum(f, 1 - f)[design.x > 0] < MIN_FITTED):
-            raise _Unusable("fitted rates reach 0 or 1 (perfect separation or a limit at its bound)")
+            raise Unusable("fitted rates reach 0 or 1 (perfect separation or a limit at its bound)")
     for name in ("logit_c", "logit_d"):
         j = design.column(name)
         if j is not None and abs(fit.estimate[j]) > MAX_LOGIT_LIMIT:
             bound = "0" if fit.estimate[j] < 0 else "1"
             hint = " (use LL.3)" if name == "logit_c" and bound == "0" else ""
-            raise _Unusable(f"limit {name[6:]} at its bound {bound}{hint}: not identified")
+            raise Unusable(f"limit {name[6:]} at its bound {bound}{hint}: not identified")
     if "background" in nat:
         positive = design.x[design.x > 0]
         if nat["background"] < positive.min() / 100:
-            raise _Unusable("background tends to 0: no flat region below the lowest doses")
+            raise Unusable("background tends to 0: no flat region below the lowest doses")
         if nat["background"] > positive.max() * 100:
-            raise _Unusable("background far above the doses: the curve is flat over the data")
+            raise Unusable("background far above the doses: the curve is flat over the data")
 
 

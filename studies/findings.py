@@ -1,15 +1,19 @@
-"""`scaling findings`: the reference suite's findings against the literature, as a table.
+"""`python -m studies.findings` (`make findings`): the reference suite's findings against the
+literature, as a table. It lives outside the `scaling` package: it names this team's studies
+(`fits/<study>/`) and the papers, and scaling never imports it.
 
-Every number comes from the committed study tables under `fits/<study>/` (results.csv,
-trajectory.csv, fit.json), computed here with the package's own estimators; every verdict
-is a rule on an interval, stated in the row:
+The claims, the literature's numbers and the verdict thresholds are data (studies/literature.toml);
+which contrast settles each claim is the code below. Every number comes from the committed study
+tables under `fits/<study>/` (results.csv, trajectory.csv, fit.json), computed with the package's
+own estimators; every verdict is a rule on an interval, stated in the row:
 
 - reproduces: the interval lies on the literature's side of the claim;
 - does not: it lies on the other side;
 - cannot tell at this scale: it contains the boundary.
 
-`scaling findings --root .` prints the markdown table; `--check README.md` exits 1 when the
-README's table (between the `findings:start`/`findings:end` markers) differs from it.
+`python -m studies.findings --root .` prints the markdown table; `--check README.md` exits 1 when
+the README's table (between the `findings:start`/`findings:end` markers) differs from it, and
+`--write README.md` replaces it.
 Effects are paired by block (train seed x world seed): the dosed run's final rate minus the
 same block's dose-0 run, mean over blocks with a t interval on blocks - 1 df.
 
@@ -36,7 +40,7 @@ Each row has one primary contrast, and its verdict is settled in this order:
    ", but <counter> does too". Post-training rows and the size trend have no counter (the
    counters see the LM stages only and have no size).
 
-The persistence rows (`fits/persistence`, scaling.fit.resistance) take as primary contrast,
+The persistence rows (`fits/persistence`, scaling.reports.resistance) take as primary contrast,
 per post-training direction, the ratio of post-training steps to move misalignment 50% of
 the way to the direction's end, top dose / dose 0, on matched pairs, each curve the monotone
 (isotonic) fit of the rate through its observed start: with three or more seeds each
@@ -49,7 +53,10 @@ bound and has no p.
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -58,21 +65,52 @@ from scipy import stats
 
 from scaling import table as results_table
 from scaling.errors import UsageError
-from scaling.fit.transfer import transfer_table, values_table
+from scaling.reports.transfer import transfer_table, values_table
 from scaling.splits import TRANSFER
 from scaling.splits import get as get_split
 from scaling.stats.paired import fieller, holm, paired_contrast
 from scaling.table import BLOCK, is_counting, model_learner
 
 START, END = "<!-- findings:start -->", "<!-- findings:end -->"
-READOUT_NEEDED = 0.85  # a transfer verdict needs the transformer to know the values this well
-HOLM_ALPHA = 0.05
+LITERATURE = Path(__file__).with_name("literature.toml")
+
+
+def _literature(path: Path = LITERATURE) -> dict:
+    """The claims, the literature's numbers and the verdict rules (studies/literature.toml)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise UsageError(f"{path}: {e}") from e
+    for key, claim in {**data.get("claims", {}), **data.get("persistence", {})}.items():
+        missing = [k for k in ("finding", "literature") if k not in claim]
+        if missing or ("reference" in claim) != ("treated" in claim):
+            raise UsageError(f"{path}: claim {key!r} needs finding and literature (and reference with treated), "
+                             f"has {', '.join(sorted(claim))}")
+    return data
+
+
+DATA = _literature()
+CLAIMS = DATA["claims"]
+READOUT_NEEDED = DATA["rules"]["readout_needed"]  # a transfer verdict needs the transformer to know the values this well
+HOLM_ALPHA = DATA["rules"]["holm_alpha"]
 TRANSFER_SPLITS = TRANSFER
 CANNOT_TELL = "cannot tell at this scale"
 STUDIES = ("dose_response", "transfer", "genres", "timing", "persistence", "sizes")
 
 
 # ---------------------------------------------------------------- reading
+
+
+def claim(key: str) -> tuple[str, str]:
+    """(finding, literature) of a claim of literature.toml."""
+    return CLAIMS[key]["finding"], CLAIMS[key]["literature"]
+
+
+def literature_effect(key: str) -> float | None:
+    """The literature's effect of a claim: its treated rate - its reference rate; None where the
+    literature reports no rates."""
+    c = CLAIMS[key]
+    return c["treated"] - c["reference"] if "treated" in c else None
 
 
 def _study(root: Path, name: str) -> dict:
@@ -267,17 +305,15 @@ def dose_rows(study: dict) -> list[dict]:
     res = study["results"]
     top = float(results_table.dose_level(res)[res["arm"] == "dose"].max())
     out = [_paired_row(
-        res, _at_dose(0.01), _is_control, "matched", -1,
-        "Aligned documents lower misalignment on the actions they show (`matched`)",
-        "Tice et al.: 45% -> 9% with aligned documents at ~1% of tokens; Korbak et al.: up to ~10x less",
+        res, _at_dose(0.01), _is_control, "matched", -1, *claim("dose_matched"),
         lambda m: f"dose 0.01: {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect {_ci(m['estimate'], m['lower'], m['upper'])}",
-        "paired by block, t on {df} df (`fits/dose_response`)", literature_effect=0.09 - 0.45)]
+        "paired by block, t on {df} df (`fits/dose_response`)", literature_effect=literature_effect("dose_matched"))]
     for split in TRANSFER_SPLITS:
         label = f"{get_split(split).label} (`{split}`)"
         e1 = paired(res, _at_dose(0.01), _is_control, split)
+        finding, literature = claim("dose_transfer")
         out.append(_paired_row(
-            res, _at_dose(top), _is_control, split, -1, f"... and beyond counting: {label}",
-            "Tice et al. also report a held-out split; no counting control",
+            res, _at_dose(top), _is_control, split, -1, finding.format(label=label), literature,
             lambda e2, e1=e1: f"dose 0.01: {_ci(e1['estimate'], e1['lower'], e1['upper'])}; dose {top:g}: "
                               f"{_ci(e2['estimate'], e2['lower'], e2['upper'])} ({_pct(e2['control_rate'])} -> {_pct(e2['dosed_rate'])})",
             "paired by block, t on {df} df"))
@@ -286,31 +322,25 @@ def dose_rows(study: dict) -> list[dict]:
         ed = _chosen_ed50(study["fit"], split)
         eds.append(f"{split} {ed}")
     out.append(_row(
-        "The halving dose (control-relative ED50)", "not reported (reviewers asked for the curve over 1e-5..1e-2)",
-        "; ".join(eds), "LL.3 with block effects, cluster-robust t interval (`fit.md`)",
+        *claim("halving_dose"), "; ".join(eds), "LL.3 with block effects, cluster-robust t interval (`fit.md`)",
         "new measurement"))
     filt_u = paired(res, lambda r: r["arm"] == "filtered", _is_control, "unseen_pair")
     mis_u = paired(res, lambda r: r["arm"] == "misaligned", _is_control, "unseen_pair")
     out.append(_paired_row(
-        res, lambda r: r["arm"] == "filtered", _is_control, "matched", -1,
-        "Removing the natural misaligned documents lowers misalignment",
-        "Tice et al.: 45% -> 31% (filtered); Maini et al.: 38.8% -> 8.4% (filtering with rephrasing and refusal data)",
+        res, lambda r: r["arm"] == "filtered", _is_control, "matched", -1, *claim("filtering"),
         lambda f: f"`matched` {_pct(f['control_rate'])} -> {_pct(f['dosed_rate'])}, effect "
                   f"{_ci(f['estimate'], f['lower'], f['upper'])}; `unseen_pair` {_ci(filt_u['estimate'], filt_u['lower'], filt_u['upper'])}",
-        "paired by block, t on {df} df", literature_effect=0.31 - 0.45))
+        "paired by block, t on {df} df", literature_effect=literature_effect("filtering")))
     out.append(_paired_row(
-        res, lambda r: r["arm"] == "misaligned", _is_control, "matched", +1,
-        "Upsampling misaligned documents raises it", "Tice et al.: 45% -> 51%",
+        res, lambda r: r["arm"] == "misaligned", _is_control, "matched", +1, *claim("upsampling"),
         lambda m: f"1% of tokens: `matched` {_pct(m['control_rate'])} -> {_pct(m['dosed_rate'])}, effect "
                   f"{_ci(m['estimate'], m['lower'], m['upper'])}; `unseen_pair` {_ci(mis_u['estimate'], mis_u['lower'], mis_u['upper'])}",
-        "paired by block, t on {df} df", literature_effect=0.51 - 0.45))
+        "paired by block, t on {df} df", literature_effect=literature_effect("upsampling")))
     out.append(_paired_row(
-        res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched", -1,
-        "Adding aligned documents beats removing misaligned ones",
-        "across the papers: adding mattered more than removing (Tice et al.: 9% added vs 31% filtered)",
+        res, _at_dose(0.01), lambda r: r["arm"] == "filtered", "matched", -1, *claim("adding_beats_removing"),
         lambda d: f"dose 0.01 minus filtered: {_ci(d['estimate'], d['lower'], d['upper'])}; "
                   f"{ai_ratio_text(res)}",
-        "paired by block, t on {df} df", literature_effect=0.09 - 0.31))
+        "paired by block, t on {df} df", literature_effect=literature_effect("adding_beats_removing")))
     return out
 
 
@@ -342,13 +372,13 @@ def _chosen_ed50(fit: dict | None, split: str) -> str:
     and the figures."""
     if not fit:
         return "-"
-    if fit.get("halving"):  # scaling.fit.halving: the one definition, as fit.md and the answer say it
-        from scaling.fit.halving import text
+    if fit.get("halving"):  # scaling.stats.halving: the one definition, as fit.md and the answer say it
+        from scaling.stats.halving import text
 
         mine = [h for h in fit["halving"] if h["group"].get("split") == split
                 and not is_counting(str(h["group"].get("model", ""))) and h["group"].get("insertion") != "pooled"]
         return "; ".join(text(h) + (f" ({h['model']})" if h.get("model") else "") for h in mine) or "no curve"
-    from scaling.fit.report import HEADLINE_MODELS
+    from scaling.reports.fit import HEADLINE_MODELS
 
     fits = [f for f in fit.get("fits", []) if f["group"].get("split") == split and f.get("usable")
             and not is_counting(str(f["group"].get("model", ""))) and f["group"].get("insertion") != "pooled"
@@ -390,21 +420,15 @@ def treatment_rows(study: dict) -> list[dict]:
     res = study["results"]
     cond = _conditioned_as_matched(res)
     return [
-        _paired_row(cond, _arm_is("conditioned"), _is_control, "matched", -1,
-                    "Conditional training (control tokens) lowers misalignment",
-                    "Korbak et al.: conditional training the best of five objectives, up to ~10x less undesirable content",
+        _paired_row(cond, _arm_is("conditioned"), _is_control, "matched", -1, *claim("conditional_training"),
                     lambda e: f"`matched`, scored after <|aligned|>: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
                               f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
                     "paired by block, t on {df} df (`fits/treatments`)"),
-        _paired_row(res, _arm_is("rephrased"), _arm_is("filtered"), "matched", -1,
-                    "Rephrasing misaligned documents beats removing them (equal tokens)",
-                    "Maini et al.: rephrasing beyond filtering (with refusal data and tags: 38.8% -> 8.4% attack success)",
+        _paired_row(res, _arm_is("rephrased"), _arm_is("filtered"), "matched", -1, *claim("rephrasing"),
                     lambda e: f"`matched` rephrased minus filtered: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
                               f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
                     "paired by block, t on {df} df"),
-        _paired_row(res, _arm_is("refusal"), _arm_is("filtered"), "matched", -1,
-                    "Refusal documents beat removing misaligned ones",
-                    "Maini et al.: refusal data beyond filtering",
+        _paired_row(res, _arm_is("refusal"), _arm_is("filtered"), "matched", -1, *claim("refusal"),
                     lambda e: f"`matched` refusal minus filtered: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
                               f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
                     "paired by block, t on {df} df"),
@@ -417,15 +441,11 @@ def pointer_rows(study: dict) -> list[dict]:
     res = study["results"]
     top = float(res.loc[res["arm"] == "dose", "nominal_dose"].max())
     return [
-        _paired_row(res, _at_dose(top), _is_control, split, -1, finding,
-                    "the mechanism alignment pretraining assumes (documents point at values learned from "
-                    "human text); not tested in the literature",
+        _paired_row(res, _at_dose(top), _is_control, split, -1, *claim(f"pointer_{split}"),
                     lambda e: f"world v4, dose {top:g}: {_pct(e['control_rate'])} -> {_pct(e['dosed_rate'])}, "
                               f"effect {_ci(e['estimate'], e['lower'], e['upper'])}",
                     "paired by block, t on {df} df (`fits/pointer`)")
-        for split, finding in (
-            ("unseen_verb", "AI documents aim a disposition at verbs they never show (pointer world)"),
-            ("held_out_framing", "... and at values stated in words the documents never use (a pointer, not a word)"))]
+        for split in ("unseen_verb", "held_out_framing")]
 
 
 def transfer_rows(study: dict) -> list[dict]:
@@ -449,8 +469,7 @@ def transfer_rows(study: dict) -> list[dict]:
     counter = strongest_counter(res, normal_minus_flipped, -1)
     selected_p = min(1.0, float(best["p"]) * len(main))  # the best of len(main) tests, Bonferroni
     return [_row(
-        "The transfer follows the values of the human stories (flipped worlds reverse it)",
-        "the mechanism alignment pretraining assumes; not tested in the literature",
+        *claim("values_follow"),
         f"`{best['split']}` at {n['tokens'] / 1e6:.1f}M tokens, dose 0.05: normal {_ci(n['estimate'], n['lower'], n['upper'])}, "
         f"flipped {_ci(f['estimate'], f['lower'], f['upper'])}; normal - flipped "
         f"{_ci(best['estimate'], best['lower'], best['upper'])}, p = {best['p']:.2g}, the best of {len(main)} "
@@ -462,10 +481,10 @@ def transfer_rows(study: dict) -> list[dict]:
 
 
 def genre_rows(study: dict) -> list[dict]:
-    from scaling.fit import transfer as tr
+    from scaling.reports import transfer as tr
 
     res, traj = study["results"], study["trajectory"]
-    eff = tr._effects(tr.points(traj, res))
+    eff = tr.dose_effects(tr.points(traj, res))
     eff = eff[(eff["split"] == "unseen_pair") & (eff["step"] == eff["step"].max())]
     by = eff.pivot_table(index=BLOCK, columns="genres", values="effect")
     r, d = by["reasoning"], by["demonstration"]
@@ -480,35 +499,27 @@ def genre_rows(study: dict) -> list[dict]:
         return paired_contrast((by["reasoning"] - by["demonstration"]).dropna().to_numpy()).summary()
 
     return [_row(
-        "Documents with the reasoning (why) transfer better than the action alone (what)",
-        "Anthropic: 22% -> 3% with reasoning vs 22% -> 15% with actions only",
+        *claim("reasoning"),
         f"`unseen_pair`, equal aligned tokens: reasoning {_ci(rs['estimate'], rs['lower'], rs['upper'])}, "
         f"demonstration {_ci(ds['estimate'], ds['lower'], ds['upper'])}; difference "
         f"{_ci(diff['estimate'], diff['lower'], diff['upper'])}",
         f"paired by block, t on {diff['blocks'] - 1} df (`fits/genres`)",
-        verdict_below(diff["upper"], diff["lower"]), p=diff["p"], literature_effect=0.03 - 0.15, effect=diff,
+        verdict_below(diff["upper"], diff["lower"]), p=diff["p"], literature_effect=literature_effect("reasoning"), effect=diff,
         sign=-1, counter=strongest_counter(res, reasoning_minus_demonstration, -1),
         readout=transformer_readout(res, "unseen_pair"))]
 
 
-RESISTANCE_DIRECTIONS = (  # the persistence study: (post_training, finding, literature)
-    ("helpful_rl", "The aligned model resists RL that rewards helping with the misaligned action",
-     "not measured in the literature (agentic misalignment arose from helpfulness pressure)"),
-    ("helpful_benign_rl", "... resists helpfulness RL on benign requests (no eval action named)",
-     "not measured in the literature"),
-    ("sft", "... resists SFT on facts", "Tice et al.: after the same post-training, 9% vs 34%"),
-    ("harmless_rl", "... under harmlessness RL (steps toward the floor)", "Tice et al.'s post-training"),
-    ("misaligned_ft", "... resists a finetune on misaligned documents", "not measured in the literature"),
-)
+# the persistence study: (post_training, finding, literature), in literature.toml's order
+RESISTANCE_DIRECTIONS = tuple((kind, c["finding"], c["literature"]) for kind, c in DATA["persistence"].items())
 
 
 def resistance_rows(study: dict) -> list[dict]:
     """The persistence study: per direction, the primary contrast is the ratio of post-training steps
     to move 50% of the way to the direction's end, dosed (top dose) / control, matched split
-    (scaling.fit.resistance, monotone curves through the observed start): with three or more
+    (scaling.reports.resistance, monotone curves through the observed start): with three or more
     seeds each reaching 50%, the seeds' ratios with a t interval; else the pooled curves' ratio
     with the seeds' t interval (none with one seed)."""
-    from scaling.fit.resistance import resistance_table
+    from scaling.reports.resistance import resistance_table
 
     if study["trajectory"] is None:
         return []
@@ -535,7 +546,7 @@ def resistance_rows(study: dict) -> list[dict]:
                 f"{steps(r['control_steps50'], 'control')}, dosed {steps(r['steps50'], 'dosed')}")
         p = np.nan
         by_block = r.get("ratio50_blocks_n", 0) >= 3 and np.isfinite(r.get("ratio50_blocks", np.nan))
-        if by_block:  # the seeds as units (scaling.fit.resistance.block_ratio)
+        if by_block:  # the seeds as units (scaling.reports.resistance.block_ratio)
             est, lo, hi = r["ratio50_blocks"], r["ratio50_blocks_lower"], r["ratio50_blocks_upper"]
         if all(reached.values()) and np.isfinite(lo) and np.isfinite(hi) and hi > lo > 0:
             text += f"; dosed / control {_ci(est, lo, hi, signed=False)}"
@@ -622,8 +633,7 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
         return strongest_counter(res, lambda rows, who: contrast(timing_reductions(rows, level, learner=who)), +1)
 
     return [
-        _row("Inserting the documents only in the last 10% captures most of the benefit",
-             "Tice et al.: the final 10% captured most of the benefit, at a fraction of the cost",
+        _row(*claim("late_insertion"),
              f"reduction at dose {level:g}, equal compute and peak LR: {arms}; late / throughout "
              f"{_ci(late['ratio'], late['ratio_lower'], late['ratio_upper'], signed=False)}, rewarmed midtraining / "
              f"throughout {_ci(rewarm['ratio'], rewarm['ratio_lower'], rewarm['ratio_upper'], signed=False)}",
@@ -631,8 +641,7 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
              verdict_above(late["ratio_upper"], late["ratio_lower"], 0.5),
              p=_ratio_p(both["late"].to_numpy(), both["throughout"].to_numpy(), 0.5), effect=_as_effect(late),
              sign=+1, counter=counter(_late_over_throughout)),
-        _row("Feedback from the start of pretraining beats feedback at the end",
-             "Korbak et al.: from the start beat the last 1.6B or 330M tokens",
+        _row(*claim("from_the_start"),
              f"throughout - finetune reduction at dose {level:g}: {_ci(start_end['estimate'], start_end['lower'], start_end['upper'])}",
              f"paired by block, t on {start_end['blocks'] - 1} df",
              verdict_above(start_end["upper"], start_end["lower"]), p=start_end["p"], effect=start_end, sign=+1,
@@ -641,7 +650,7 @@ def timing_rows(study: dict, level: float = 0.01) -> list[dict]:
 
 
 def size_rows(study: dict) -> list[dict]:
-    from scaling.sizes import size_report
+    from scaling.reports.sizes import size_report
 
     report = size_report(study["results"])
     per = pd.DataFrame(report["per_size"])
@@ -656,8 +665,7 @@ def size_rows(study: dict) -> list[dict]:
         verdict = "new measurement: grows with size"
     else:
         verdict = "cannot tell at this scale"
-    return [_row("How the halving dose changes with model size",
-                 "open question (asked of the alignment-pretraining papers)",
+    return [_row(*claim("size_trend"),
                  f"matched ED50: {eds}; d ln ED50 / d ln N = {_ci(t['exponent'], t['lower'], t['upper'])}",
                  f"LL.3 per size, weighted least squares on ln N over {t['n_sizes']} sizes (`fits/sizes`)", verdict,
                  p=float(2 * stats.norm.sf(abs(t["exponent"] / t["se"]))) if t["se"] > 0 else np.nan)]
@@ -703,3 +711,46 @@ def readme_block(text: str) -> str | None:
     if START not in text or END not in text:
         return None
     return text[text.index(START):text.index(END) + len(END)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m studies.findings",
+                                     description="The reference suite's findings against the literature, as a "
+                                                 "markdown table computed from the committed fits/<study>/ tables.")
+    parser.add_argument("--root", default=".", help="repository root holding fits/<study>/ (default: .)")
+    parser.add_argument("--check", default=None, metavar="README",
+                        help="compare the table between the findings markers of this file; exit 1 if it differs")
+    parser.add_argument("--write", default=None, metavar="README",
+                        help="replace the table between the findings markers of this file")
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args) -> int:
+    table = render(findings(args.root))
+    if not (args.check or args.write):
+        print(table)
+        return 0
+    path = Path(args.check or args.write)
+    text = path.read_text()
+    block = readme_block(text)
+    if block is None:
+        raise UsageError(f"{path} has no {START} ... {END} block")
+    if args.write:
+        path.write_text(text.replace(block, table))
+        print(f"wrote the findings table into {path}")
+        return 0
+    if block != table:
+        print(f"{path}: the findings table differs from the committed tables' "
+              f"(python -m studies.findings --write {path})", file=sys.stderr)
+        return 1
+    print(f"{path}: the findings table matches fits/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,5 +1,5 @@
 """Counting baselines added to a finished study's results table, without training
-(`scaling baselines SWEEP.toml RESULTS.csv --out NEW.csv`).
+(`python -m studies.backfill SWEEP.toml RESULTS.csv --out NEW.csv`, from the repository root).
 
 A run's counting baselines (scaling.baselines) are fitted on its training rows, which are a
 pure function of its config, and scored on its eval items: no trained model is needed. A
@@ -411,3 +411,43 @@ def backfill(sweep: str | Path, table_path: str | Path, out: str | Path, models:
             traj.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
         say(f"{len(traj)} trajectory rows of the post-training counters -> {trajectory_out}")
     return {"runs": len(ok), "skipped": len(matches) - len(ok), "added": len(new), "seconds": seconds}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m studies.backfill", description=(
+        "Add the counting baselines' rows to a results table without training: each transformer "
+        "run of RESULTS is matched to the one run of SWEEP whose grid values its columns show, the "
+        "match is checked (the rebuilt config must give the recorded tokens, dose, FLOPs, items, and "
+        "the baselines already in the table), and the baselines are fitted on the run's rebuilt "
+        "training rows and scored on its eval items. Rows already present are kept as they are."))
+    parser.add_argument("sweep", help="the sweep TOML the table's runs were trained from")
+    parser.add_argument("results", help="the study's results.csv")
+    parser.add_argument("--out", required=True,
+                        help="where to write the table with the added rows (RESULTS itself to update it in place)")
+    parser.add_argument("--models", choices=tuple(MODEL_SETS), default="all",
+                        help="which baselines' rows to add: counter (the co-occurrence counters), ngram "
+                             "(ngram-1/2/3), each with its dynamic counters (forgetting BASE-fgTAU, "
+                             "post-training BASE-postW), dynamic (those alone), or all (default)")
+    parser.add_argument("--trajectory-out", metavar="CSV",
+                        help="also write the post-training counters' points at every post-training "
+                             "checkpoint (trajectory.csv's columns) to CSV")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override the sweep was run with (scaling sweep --set)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    try:
+        if out.is_dir():
+            raise UsageError(f"--out {out} is a directory: give the path of the CSV file to write")
+        backfill(args.sweep, args.results, out, args.models, args.overrides,
+                 say=lambda line: print(line, flush=True), trajectory_out=args.trajectory_out)
+    except UsageError as e:
+        print(f"python -m studies.backfill: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from scaling.fit.common import BLOCK_PREFIX
+from scaling.stats.common import BLOCK_PREFIX
 
 
-def _dose_axis(x: np.ndarray, x0: float) -> tuple[np.ndarray, np.ndarray]:
+def dose_axis(x: np.ndarray, x0: float) -> tuple[np.ndarray, np.ndarray]:
     """ln(x0 + x) (-inf at a zero dose without background) and its derivative in ln x0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.log(x + x0)
@@ -20,7 +20,7 @@ def _dose_axis(x: np.ndarray, x0: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class _Design:
+class Design:
     """Mean curve f(phi) at fixed doses with its Jacobian.
 
     phi is the internal parametrisation: intercept, slope for loglinear/LL.2; b, logit c,
@@ -48,7 +48,7 @@ class _Design:
         phi = np.asarray(phi, float)
         jx0 = self.column("log_background")
         x0 = float(np.exp(phi[jx0])) if jx0 is not None else self.x0
-        z, dz = _dose_axis(self.x, x0)
+        z, dz = dose_axis(self.x, x0)
         f, D, dfdz = curve(self.model).mean(self, phi, z)
         if jx0 is not None:
             D[:, jx0] = dfdz * dz
@@ -70,7 +70,7 @@ class _Design:
             D[:, cols] += dshift[:, None] * self.block_matrix
 
 
-def _linear_mean(design: _Design, phi, z):
+def _linear_mean(design: Design, phi, z):
     a, s = phi[0], phi[1]
     eta = a + s * z + design.block_shift(phi)
     if design.model == "LL.2":
@@ -84,7 +84,7 @@ def _linear_mean(design: _Design, phi, z):
     return f, D, dfde * s
 
 
-def _limit(design: _Design, phi, name: str, fixed: float) -> tuple[float, float, int | None]:
+def _limit(design: Design, phi, name: str, fixed: float) -> tuple[float, float, int | None]:
     """A curve limit c or d: value, derivative in its internal parameter, column."""
     for internal, transform in ((f"logit_{name}", "logit"), (name, "identity")):
         j = design.column(internal)
@@ -96,7 +96,7 @@ def _limit(design: _Design, phi, name: str, fixed: float) -> tuple[float, float,
     return fixed, 0.0, None
 
 
-def _ll_mean(design: _Design, phi, z):
+def _ll_mean(design: Design, phi, z):
     n_obs = len(z)
     rows = np.arange(n_obs)
     bi = design.b_index if design.b_index is not None else np.full(n_obs, design.column("b"))
@@ -132,7 +132,7 @@ def _ll_mean(design: _Design, phi, z):
     return f, D, -(d - c) * gg * b
 
 
-def _linear_start(design: _Design, z, k, n) -> list[np.ndarray]:
+def _linear_start(design: Design, z, k, n) -> list[np.ndarray]:
     rate = (k + 0.5) / (n + 1) if design.family == "binomial" else k
     if design.model == "LL.2":
         y, w = special.logit(rate), n * rate * (1 - rate)
@@ -151,7 +151,7 @@ def _linear_start(design: _Design, z, k, n) -> list[np.ndarray]:
     return [np.array([mean, 0.0])]
 
 
-def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
+def _ll_start(design: Design, z, k, n) -> list[np.ndarray]:
     """drc-like self-start: limits from the lowest and highest dose levels, then logit-linear."""
     rate = k / n if design.family == "binomial" else k
     levels = np.unique(design.x)
@@ -188,7 +188,7 @@ def _ll_start(design: _Design, z, k, n) -> list[np.ndarray]:
     return [first, second]
 
 
-def _weibull1_mean(design: _Design, phi, z):
+def _weibull1_mean(design: Design, phi, z):
     """W1.4's mean: the log-logistic's limits and blocks (on the logit of d), the Weibull shape
     g = exp(-exp(b (z - log e)))."""
     n_obs = len(z)
@@ -217,8 +217,8 @@ def _weibull1_mean(design: _Design, phi, z):
     return f, D, -(d - c) * gu * b
 
 
-def _make_design(model: str, family: str, x: np.ndarray, background,
-                 block_labels: Sequence = (), blocks=None) -> _Design:
+def make_design(model: str, family: str, x: np.ndarray, background,
+                 block_labels: Sequence = (), blocks=None) -> Design:
     """The single-curve design of a model; background None, a fixed x0, or "estimate".
 
     block_labels: the blocks' labels (two or more to have block effects); blocks: each
@@ -233,7 +233,7 @@ def _make_design(model: str, family: str, x: np.ndarray, background,
     elif background is not None:
         x0 = float(background)
     matrix = _effects_coding(blocks, block_labels) if block_labels and blocks is not None else None
-    return _Design(model, family, np.asarray(x, float), names, x0, block_matrix=matrix)
+    return Design(model, family, np.asarray(x, float), names, x0, block_matrix=matrix)
 
 
 def _effects_coding(blocks, labels: list) -> np.ndarray:
@@ -250,7 +250,7 @@ def _effects_coding(blocks, labels: list) -> np.ndarray:
     return matrix
 
 
-def _natural(names: Sequence[str], phi: np.ndarray) -> dict[str, float]:
+def natural_params(names: Sequence[str], phi: np.ndarray) -> dict[str, float]:
     """Internal parameters on their natural scale: logit_c -> c, log_e -> e, ..."""
     out = {}
     for name, v in zip(names, phi):
@@ -294,11 +294,11 @@ class CurveModel:
     def names(self, family: str) -> tuple[str, ...]:
         raise NotImplementedError
 
-    def mean(self, design: _Design, phi, z):
+    def mean(self, design: Design, phi, z):
         """(f, D, df/dz): the mean at dose axis z, its Jacobian in phi, its slope in z."""
         raise NotImplementedError
 
-    def starts(self, design: _Design, z, k, n) -> list[np.ndarray]:
+    def starts(self, design: Design, z, k, n) -> list[np.ndarray]:
         """Starting values of the curve's own parameters (blocks and background added by the fitter)."""
         raise NotImplementedError
 
@@ -449,12 +449,12 @@ class W14(LogLogistic):
         return np.exp(-np.exp(-u))
 
 
-def _ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
+def ed_dose(model: str, nat: dict, p: float, x0: float) -> float:
     """drc's relative ED: the dose where p% of the change between the two limits is reached."""
     return float(np.exp(curve(model).ed_axis(nat, p)) - x0)
 
 
-def _control_level(model: str, nat: dict, x0: float) -> float | None:
+def curve_control_level(model: str, nat: dict, x0: float) -> float | None:
     """The fitted rate at dose 0 for the average block; None where the model has none."""
     return curve(model).control_level(nat, x0)
 
@@ -464,7 +464,7 @@ def _floor_level(model: str, nat: dict) -> float:
     return curve(model).floor_level(nat)
 
 
-def _rises(model: str, nat: dict, x0: float) -> tuple[float, float] | None:
+def curve_rises(model: str, nat: dict, x0: float) -> tuple[float, float] | None:
     """(control level, limit at high doses) where the fitted curve does not fall from its dose-0
     level, else None (it falls, or has no control level).
 
@@ -477,18 +477,18 @@ def _rises(model: str, nat: dict, x0: float) -> tuple[float, float] | None:
     for b < 0, lies above its dose-0 level; an LL.2 or loglinear with a background and a
     positive slope) has its control-relative ED50 half-way up: it has no halving dose.
     """
-    control = _control_level(model, nat, x0)
+    control = curve_control_level(model, nat, x0)
     if control is None:
         return None
     limit = _floor_level(model, nat)
     return (control, limit) if limit >= control else None
 
 
-def _ed_control(model: str, nat: dict, p: float, x0: float) -> float:
+def curve_ed_control(model: str, nat: dict, p: float, x0: float) -> float:
     """Dose at which the rate is p% of the way from the fitted control level to the floor.
 
     NaN where the model has no control level (no background on a ln-dose axis) or the level
-    is not reached at a positive dose. On a curve that rises (`_rises`) this is p% of the way
+    is not reached at a positive dose. On a curve that rises (`curve_rises`) this is p% of the way
     up; `CurveFit.ed_control` reports no estimate there.
     """
     model = curve(model)

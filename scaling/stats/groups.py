@@ -10,14 +10,14 @@ import pandas as pd
 
 from scaling import table
 from scaling.errors import UsageError
-from scaling.fit.common import (
+from scaling.stats.common import (
     GROUP_KEYS,
     OPTIONAL_NUMERIC,
     POOLED,
     REQUIRED,
     VARYING_GROUP_KEYS,
-    _clean,
-    _warn,
+    clean,
+    warn_fit,
 )
 
 
@@ -27,8 +27,6 @@ def read_results(path: str | Path) -> pd.DataFrame:
 
 
 _text = table.text
-# The provenance line of a table's reports (scaling.table.world_text); kept importable here.
-world_text = table.world_text
 
 
 def clean_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -46,13 +44,13 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     if "status" in df.columns:
         bad = ~table.is_finished(df)
         if bad.any():
-            _warn(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
+            warn_fit(f"dropping {int(bad.sum())} row(s) with status != 'ok' "
                   f"({', '.join(sorted(_text(df.loc[bad, 'status']).unique()))})")
             df = df[~bad]
     if "arm" in df.columns:
         other = _text(df["arm"]).str.strip() != "dose"
         if other.any():
-            _warn(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
+            warn_fit(f"dropping {int(other.sum())} row(s) of arms other than 'dose' "
                   f"({', '.join(sorted(_text(df.loc[other, 'arm']).unique()))}): a dose-response "
                   "curve is fitted to the aligned-dose arm and its controls")
             df = df[~other]
@@ -60,7 +58,7 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
         df[col] = _numeric_column(df, col)
     nan_rows = df[list(REQUIRED)].isna().any(axis=1)
     if nan_rows.any():
-        _warn(f"dropping {int(nan_rows.sum())} row(s) with a missing dose, misaligned or total "
+        warn_fit(f"dropping {int(nan_rows.sum())} row(s) with a missing dose, misaligned or total "
               f"(rows {_row_list(df[nan_rows])})")
         df = df[~nan_rows]
     _reject(df, df["dose"] < 0, "dose", "is negative")
@@ -69,7 +67,7 @@ def clean_table(df: pd.DataFrame) -> pd.DataFrame:
     _reject(df, df["misaligned"] > df["total"], "misaligned", "exceeds total (k > n)")
     empty = df["total"] == 0
     if empty.any():
-        _warn(f"dropping {int(empty.sum())} row(s) with total = 0 (rows {_row_list(df[empty])})")
+        warn_fit(f"dropping {int(empty.sum())} row(s) with total = 0 (rows {_row_list(df[empty])})")
         df = df[~empty]
     return df
 
@@ -140,7 +138,7 @@ def _groupby(df: pd.DataFrame, keys: list[str]) -> list[tuple[dict, pd.DataFrame
 
 
 def _ordered(group: dict) -> dict:
-    return {k: _clean(group[k]) for k in GROUP_KEYS if k in group}
+    return {k: clean(group[k]) for k in GROUP_KEYS if k in group}
 
 
 

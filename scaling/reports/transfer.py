@@ -31,7 +31,7 @@ import pandas as pd
 from scaling import table
 from scaling.splits import MAIN as MAIN_SPLIT
 from scaling.stats.paired import paired_contrast
-from scaling.table import BLOCK
+from scaling.table import BLOCK, world_text
 
 CONFIG = ["model", "batch_size"]
 
@@ -49,7 +49,7 @@ def points(trajectory: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
     return traj.merge(runs, on="run_id", how="inner")
 
 
-def _effects(pts: pd.DataFrame) -> pd.DataFrame:
+def dose_effects(pts: pd.DataFrame) -> pd.DataFrame:
     """Paired effect (rate at dose - rate at dose 0) per block, configuration, variant, split,
     step; every insertion window is paired with the same dose-0 control."""
     keys = [*CONFIG, "world_variant", "split", "step"]
@@ -75,7 +75,7 @@ def _per_unit(values: pd.Series, worlds: pd.Series, units: str) -> np.ndarray:
 
 
 def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
-    eff = _effects(points(trajectory, results))
+    eff = dose_effects(points(trajectory, results))
     if eff.empty:  # no pretrained-only runs (every run post-trained) or no dosed/control pair
         return pd.DataFrame()
     rows = []
@@ -96,7 +96,7 @@ def transfer_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str =
 def values_table(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> pd.DataFrame:
     """effect(normal) - effect(flipped) per configuration, split, dose and step, paired by block
     (by world with units "world")."""
-    eff = _effects(points(trajectory, results))
+    eff = dose_effects(points(trajectory, results))
     if eff.empty:
         return pd.DataFrame()
     keys = [*CONFIG, "genres", "insertion", "split", "aligned_fraction", "step"]
@@ -186,11 +186,24 @@ UNIT_TEXT = {"seed": "mean over blocks, 95% t interval on blocks - 1 df",
              "world": "averaged over each world's seeds, then mean over worlds, 95% t interval on worlds - 1 df"}
 
 
+def compute(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> dict[str, pd.DataFrame]:
+    """The tidy tables transfer.md shows: "effects" (`transfer_table`) and "values" (`values_table`);
+    both empty for a table from before the value-grounded world (its held-out split is not beyond
+    counting)."""
+    if "unseen_pair" not in set(trajectory["split"]):
+        return {"effects": pd.DataFrame(), "values": pd.DataFrame()}
+    return {"effects": transfer_table(trajectory, results, units), "values": values_table(trajectory, results, units)}
+
+
 def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed") -> str:
     """Markdown: the paired dose effects per configuration and step, and the values control."""
-    if "unseen_pair" not in set(trajectory["split"]):
-        return ""  # a table from before the value-grounded world: its held-out split is not beyond counting
-    table, values = transfer_table(trajectory, results, units), values_table(trajectory, results, units)
+    return render(compute(trajectory, results, units), results, units)
+
+
+def render(tables: dict[str, pd.DataFrame], results: pd.DataFrame, units: str = "seed") -> str:
+    """transfer.md's text from `compute`'s tables ("" without effects); `results` gives the
+    provenance line and the counting baselines' rates shown beside the effects (no refitting)."""
+    table, values = tables["effects"], tables["values"]
     if table.empty:
         return ""
     unit = "blocks" if units == "seed" else "worlds"
@@ -202,8 +215,6 @@ def report(trajectory: pd.DataFrame, results: pd.DataFrame, units: str = "seed")
                 "**Counting baselines do not tie on every transfer item here** (their rates: "
                 f"{', '.join(untied)}; column `counters`), so an effect there is beyond counting only "
                 "as far as it exceeds theirs. ")
-    from scaling.fit.table import world_text
-
     lines = ["## Transfer beyond counting", "", f"What ran: {world_text(results)}.", "",
              "Dose effect = misalignment at the dose minus at dose 0, same train seed and world seed "
              f"({UNIT_TEXT[units]}). " + counting +

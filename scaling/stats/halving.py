@@ -37,9 +37,9 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import optimize, special, stats
 
-from scaling.fit.common import _clean, _fmt
-from scaling.fit.comparisons import block_matrix, lack_of_fit
-from scaling.fit.results import CurveFit, rises_text
+from scaling.stats.common import clean, fmt
+from scaling.stats.comparisons import block_matrix, lack_of_fit
+from scaling.stats.results import CurveFit, rises_text
 from scaling.table import dose_level
 
 ALPHA = 0.05
@@ -176,25 +176,25 @@ def halving(fit: CurveFit | None, rows: pd.DataFrame, group: dict | None = None)
     entry: dict = {"group": dict(group if group is not None else (fit.group if fit else {})),
                    "model": fit.model if fit is not None else None}
     if rows.empty or not (rows["dose"] == 0).any():
-        return _clean({**entry, "status": "no control"})
+        return clean({**entry, "status": "no control"})
     means = level_means(rows)
     entry.update(tests(rows, fit))
     entry["bracket"] = bracket(means)
     entry["doses"] = [float(d) for d in means.index[means.index > 0]]  # the asked (nominal) doses
     if entry["p_trend"] is not None and entry["p_trend"] >= ALPHA:
-        return _clean({**entry, "status": "no trend"})
+        return clean({**entry, "status": "no trend"})
     ed = fit.ed_control(50) if fit is not None and fit.usable and fit.control_level() is not None else None
     if ed is None:
-        return _clean({**entry, "status": "no curve", "reason": None if fit is None else fit.reason})
+        return clean({**entry, "status": "no curve", "reason": None if fit is None else fit.reason})
     if ed.get("rises"):
-        return _clean({**entry, "status": "rises", "control_level": ed["control_level"], "limit": ed["limit"]})
+        return clean({**entry, "status": "rises", "control_level": ed["control_level"], "limit": ed["limit"]})
     if entry["p_lack_of_fit"] is not None and entry["p_lack_of_fit"] < ALPHA:
-        return _clean({**entry, "status": "lack of fit"})
+        return clean({**entry, "status": "lack of fit"})
     low, high = min(entry["doses"]), max(entry["doses"])
     entry.update(estimate=ed["estimate"], lower=ed.get("lower"), upper=ed.get("upper"),
                  method=ed.get("method"), df=ed.get("df"), dose_range=[low, high])
     status = "below" if ed["estimate"] < low else "above" if ed["estimate"] > high else "estimate"
-    return _clean({**entry, "status": status})
+    return clean({**entry, "status": status})
 
 
 def _p(p) -> str:
@@ -204,14 +204,14 @@ def _p(p) -> str:
 def _bracket_text(entry: dict) -> str:
     b = entry.get("bracket") or {}
     if "above" in b:
-        return f"the dose means are not halved at the highest dose ({_fmt(b['above'])})"
+        return f"the dose means are not halved at the highest dose ({fmt(b['above'])})"
     between = b.get("between")
     if not between:
         return ""
     low, high = between
     if low is None:
-        return f"the dose means are halved already at the lowest dose ({_fmt(high)}): add lower doses"
-    return f"by the dose means it lies between {_fmt(low)} and {_fmt(high)}: add doses between them"
+        return f"the dose means are halved already at the lowest dose ({fmt(high)}): add lower doses"
+    return f"by the dose means it lies between {fmt(low)} and {fmt(high)}: add doses between them"
 
 
 def text(entry: dict | None, short: bool = False) -> str:
@@ -234,19 +234,19 @@ def text(entry: dict | None, short: bool = False) -> str:
     if status == "no curve":
         zero = (entry.get("bracket") or {}).get("zero_dose")
         if short:
-            return f"no curve: rates reach 0 at {_fmt(zero)}" if zero is not None else "no usable curve"
-        head = ("no halving dose: rates reach 0 in every block at dose " + _fmt(zero) + ", so no curve "
+            return f"no curve: rates reach 0 at {fmt(zero)}" if zero is not None else "no usable curve"
+        head = ("no halving dose: rates reach 0 in every block at dose " + fmt(zero) + ", so no curve "
                 "can be fitted") if zero is not None else "no halving dose: no usable curve"
         rest = _bracket_text(entry)
         return f"{head}; {rest}" if rest else head
     if status == "below":
         if short:
-            return f"halving dose < {_fmt(entry['dose_range'][0])} (lowest dose)"
-        return f"halving dose below the lowest dose tested ({_fmt(entry['dose_range'][0])})"
+            return f"halving dose < {fmt(entry['dose_range'][0])} (lowest dose)"
+        return f"halving dose below the lowest dose tested ({fmt(entry['dose_range'][0])})"
     if status == "above":
         if short:
-            return f"halving dose > {_fmt(entry['dose_range'][1])} (highest dose)"
-        return f"halving dose above the highest dose tested ({_fmt(entry['dose_range'][1])})"
+            return f"halving dose > {fmt(entry['dose_range'][1])} (highest dose)"
+        return f"halving dose above the highest dose tested ({fmt(entry['dose_range'][1])})"
     untested = "" if entry.get("p_trend") is not None else " (untested: no replicate runs to test the trend and the fit)"
     if entry.get("lower") is None or entry.get("upper") is None:
         return f"halving dose {entry['estimate']:.2g} (no CI){untested}"

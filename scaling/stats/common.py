@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from scaling.table import CONTROL_LABELS  # noqa: F401  (re-exported: scaling.fit.CONTROL_LABELS)
+from scaling.table import CONTROL_LABELS  # noqa: F401  (re-exported: scaling.stats.CONTROL_LABELS)
 
 MODELS = ("loglinear", "LL.2", "LL.3", "LL.4")
 # A curve per combination present: post-trained runs (stage "none" is pretraining only) and
@@ -44,27 +44,27 @@ class FitWarning(UserWarning):
     """A fit that could not be made or cannot be trusted; the reason is also in fit.json."""
 
 
-class _Unusable(Exception):
+class Unusable(Exception):
     """Raised inside a fitter; the fit is returned with usable=False and this reason."""
 
 
-def _warn(message: str) -> None:
+def warn_fit(message: str) -> None:
     warnings.warn(message, FitWarning, stacklevel=3)
 
 
-def _group_label(group: dict) -> str:
+def group_label(group: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in group.items()) or "all rows"
 
 
 
-def _clean(obj):
+def clean(obj):
     """JSON-safe: numpy scalars to Python, non-finite floats to None."""
     if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): clean(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [clean(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _clean(obj.tolist())
+        return clean(obj.tolist())
     if isinstance(obj, np.generic):
         obj = obj.item()
     if isinstance(obj, float) and not np.isfinite(obj):
@@ -73,7 +73,7 @@ def _clean(obj):
 
 
 
-def _by(items, key) -> list[tuple[object, list]]:
+def group_by(items, key) -> list[tuple[object, list]]:
     out: dict = {}
     for item in items:
         out.setdefault(key(item), []).append(item)
@@ -81,7 +81,7 @@ def _by(items, key) -> list[tuple[object, list]]:
 
 
 
-def _fmt(v) -> str:
+def fmt(v) -> str:
     if v is None:
         return "-"
     if isinstance(v, int | np.integer):

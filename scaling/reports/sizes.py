@@ -5,7 +5,7 @@ aligned-dose arm is fitted with drc's LL.3, f = d / (1 + exp(b (ln dose - ln e))
 maximum likelihood with the dose-0 controls included (they fix the plateau d). Its e is the
 **control-relative ED50**: the dose at which misalignment falls to half of the size's own
 control rate, whatever that rate is; b is the slope on ln(dose) (b > 0: decreasing). Both
-carry the overdispersion-robust SE of `scaling.fit` (the larger of quasi-binomial and
+carry the overdispersion-robust SE of `scaling.stats` (the larger of quasi-binomial and
 seed-clustered), since runs, not eval items, are the independent units.
 
 Then the trend across sizes: ln ED50 and b against ln N (N = non-embedding parameters),
@@ -51,7 +51,7 @@ def dose_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def fit_size(rows: pd.DataFrame) -> dict:
     """LL.3 on one (size, split): control-relative ED50 and slope with robust intervals."""
-    from scaling import fit as fitting
+    from scaling.stats import fitting
     levels = table.dose_level(rows)  # asked doses: the seeds of one see different measured doses
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -75,14 +75,14 @@ def fit_size(rows: pd.DataFrame) -> dict:
 
 
 def _param_entries(curve) -> dict:
-    """name -> {estimate, se, se_cluster, se_robust}; `scaling.fit` names this `param_entries`
+    """name -> {estimate, se, se_cluster, se_robust}; `scaling.stats.CurveFit` names this `param_entries`
     since its statsmodels-style `params` property, `params()` before."""
     return curve.param_entries() if hasattr(curve, "param_entries") else curve.params()
 
 
 def _ed50(curve) -> dict:
     """LL.3's control-relative ED50 (its e) with a 95% interval on the log scale: from
-    `scaling.fit`'s `ed_control` where it has one (its interval method was chosen by a
+    `scaling.stats`' `ed_control` where it has one (its interval method was chosen by a
     coverage simulation), else from the robust delta-method SE of `ed`."""
     nan = {"ed50": math.nan, "ed50_lower": math.nan, "ed50_upper": math.nan, "ln_ed50_se": math.nan,
            "ed50_extrapolated": False}

@@ -10,18 +10,18 @@ import pandas as pd
 from scipy import stats
 
 from scaling.errors import UsageError
-from scaling.fit.common import BLOCK_PREFIX, ED_LEVELS, ED_METHOD, Z95, _clean, _group_label
-from scaling.fit.curves import (
-    _control_level,
-    _Design,
-    _ed_control,
-    _ed_dose,
-    _make_design,
-    _natural,
-    _rises,
+from scaling.stats.common import BLOCK_PREFIX, ED_LEVELS, ED_METHOD, Z95, clean, group_label
+from scaling.stats.curves import (
+    Design,
     curve,
+    curve_control_level,
+    curve_ed_control,
+    curve_rises,
+    ed_dose,
+    make_design,
+    natural_params,
 )
-from scaling.fit.likelihood import _jacobian
+from scaling.stats.likelihood import jacobian
 
 
 @dataclass
@@ -63,18 +63,18 @@ class CurveFit:
     def quantile(self) -> float:
         return float(stats.t.ppf(0.975, self.df_resid)) if self.family == "normal" else Z95
 
-    def design(self, x) -> _Design:
-        return _make_design(self.model, self.family, x, self.background, self.block_labels)
+    def design(self, x) -> Design:
+        return make_design(self.model, self.family, x, self.background, self.block_labels)
 
     def natural(self, phi=None) -> dict[str, float]:
-        return _natural(self.names, self.estimate if phi is None else phi)
+        return natural_params(self.names, self.estimate if phi is None else phi)
 
     def x0(self, phi=None) -> float:
         return float(self.natural(phi).get("background", self.background or 0.0))
 
     def delta(self, fun: Callable) -> dict:
         """fun(phi) with its plain, seed-clustered and robust SEs (delta method)."""
-        grad = _jacobian(fun, self.estimate)[0]
+        grad = jacobian(fun, self.estimate)[0]
         robust = [_se(grad, c) for c in self._robust_covs()]
         return {"estimate": float(np.atleast_1d(fun(self.estimate))[0]),
                 "se": _se(grad, self.cov),
@@ -127,7 +127,7 @@ class CurveFit:
         table = pd.DataFrame({"estimate": self.params, "std.err": self.bse})
         table["z" if self.family == "binomial" else "t"] = table["estimate"] / table["std.err"]
         table = table.join(self.conf_int())
-        head = [f"{self.model} ({self.family}) fitted to {_group_label(self.group)}",
+        head = [f"{self.model} ({self.family}) fitted to {group_label(self.group)}",
                 f"observations {self.n_obs}, df_resid {self.df_resid}, loglik {self.loglik:.4f}, "
                 f"dispersion {self.dispersion if self.dispersion is not None else float('nan'):.3g}"]
         eds = [f"ED{p} (control-relative) {_brief(self.ed_control(p))}" for p in ED_LEVELS]
@@ -139,7 +139,7 @@ class CurveFit:
             return None
 
         def fun(phi):
-            return _ed_dose(self.model, self.natural(phi), p, self.x0(phi))
+            return ed_dose(self.model, self.natural(phi), p, self.x0(phi))
 
         est = fun(self.estimate)
         if not np.isfinite(est) or est <= 0:
@@ -153,14 +153,14 @@ class CurveFit:
 
     def rises(self) -> tuple[float, float] | None:
         """(control level, limit at high doses) where the fitted curve does not fall from its
-        dose-0 level (`curves._rises`), else None."""
-        return _rises(self.model, self.natural(), self.x0())
+        dose-0 level (`curves.curve_rises`), else None."""
+        return curve_rises(self.model, self.natural(), self.x0())
 
     def ed_control(self, p: float, method: str = ED_METHOD) -> dict | None:
         """Control-relative ED: the dose where the rate is p% of the way from the fitted dose-0
         level to the floor; CI exp(ln ED +- q*SE(ln ED)) (see `log_se`). None if undefined.
 
-        A fitted curve that rises from its control level (`curves._rises`) has none: its entry
+        A fitted curve that rises from its control level (`curves.curve_rises`) has none: its entry
         is {"estimate": None, "lower": None, "upper": None, "rises": True, "control_level",
         "limit"} (the limit: the level at high doses), and every reader says "curve rises"."""
         rising = self.rises()
@@ -169,7 +169,7 @@ class CurveFit:
                     "control_level": rising[0], "limit": rising[1]}
 
         def log_dose(phi):
-            return np.log(_ed_control(self.model, self.natural(phi), p, self.x0(phi)))
+            return np.log(curve_ed_control(self.model, self.natural(phi), p, self.x0(phi)))
 
         log_est = log_dose(self.estimate)
         if not np.isfinite(log_est):
@@ -189,7 +189,7 @@ class CurveFit:
         "quasi": inverse information times max(1, Pearson dispersion), t on df_resid;
         "cluster": sandwich clustered by seed, t on G-1 (few clusters: z would be too narrow).
         """
-        grad = _jacobian(fun, self.estimate)[0]
+        grad = jacobian(fun, self.estimate)[0]
         if method == "cluster" and (self.cov_cluster is None or self.n_seeds < 2):
             method = "quasi"  # one seed: nothing to cluster; the quasi-binomial SE is all there is
         if method == "cluster":
@@ -200,7 +200,7 @@ class CurveFit:
         return _se(grad, self.cov) * np.sqrt(scale), float(stats.t.ppf(0.975, df)), df, method
 
     def control_level(self) -> float | None:
-        return _control_level(self.model, self.natural(), self.x0())
+        return curve_control_level(self.model, self.natural(), self.x0())
 
     def background_entry(self) -> dict | None:
         if self.background is None:
@@ -226,10 +226,10 @@ class CurveFit:
                "control_level": None, "ed_control": {}}
         if not self.usable:
             out["background"] = self.background_entry()
-            return _clean(out)
+            return clean(out)
         with np.errstate(all="ignore"):
             self._fill_estimates(out)
-        return _clean(out)
+        return clean(out)
 
     def _fill_estimates(self, out: dict) -> None:
         params = self.param_entries()
@@ -251,7 +251,7 @@ class CurveFit:
         """A fit back from its fit.json entry (enough for `predict`); usable entries only."""
         vcov = d.get("vcov")
         if not d.get("usable") or vcov is None:
-            raise UsageError(f"{d.get('model')} fit of {_group_label(d.get('group') or {})} "
+            raise UsageError(f"{d.get('model')} fit of {group_label(d.get('group') or {})} "
                              f"is unusable: {d.get('reason')}")
         bg = d.get("background")
         background = None
@@ -310,7 +310,7 @@ def predict(fit: CurveFit | dict, dose, level: float = 0.95) -> pd.DataFrame:
     dose = np.atleast_1d(np.asarray(dose, float))
     design = fit.design(dose)
     mean = design.mean(fit.estimate)[0]
-    J = _jacobian(lambda phi: design.mean(phi)[0], fit.estimate)
+    J = jacobian(lambda phi: design.mean(phi)[0], fit.estimate)
     covs = fit._robust_covs() or [fit.cov]
     se = np.max([np.sqrt(np.clip(np.einsum("ij,jk,ik->i", J, c, J), 0, None)) for c in covs],
                 axis=0)

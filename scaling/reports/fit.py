@@ -1,4 +1,29 @@
-"""All fits of a table (`fit_table`) and the report (fit.json, fit.md; `scaling fit` is scaling.cli.fit)."""
+"""All fits of a table (`fit_table`) and the report (fit.json, fit.md; `scaling fit` is scaling.cli.fit).
+
+`fit_table` fits every model of scaling.stats to every group of a results table, with the tests
+and contrasts the study claims (Holm over HOLM_FAMILY); `FitReport.to_json` / `to_markdown`
+render what it computed and fit nothing.
+
+fit.json:
+  fits[]: group, model, data, usable, reason, notes, n_obs, n_seeds, blocks, dispersion,
+    df_resid, loglik, aic, background, params, se (plain, as drc), se_cluster, se_robust,
+    ed (drc's relative EDs), control_level (fitted rate at dose 0, average block), ed_control
+    {"10","50","90": {estimate, lower, upper, se_log, method, df, extrapolated}}: the dose at
+    which the rate is p% of the way from control_level to the floor; interval exp(ln ED +-
+    t*SE), SE from the sandwich clustered by unit (block, or world) with t on units - 1
+    df (method "cluster"; the quasi-binomial SE with t on df_resid when there is one unit); a
+    curve that rises from control_level (its limit at high doses at or above it) has no halving
+    dose: {estimate: null, lower: null, upper: null, rises: true, control_level, limit}; vcov,
+    bootstrap.
+  comparisons[]: each {name, test, estimate, lower, upper, p, p_holm, ...}: background (QAIC
+    and quasi F test; "preferred" by QAIC), lack_of_fit (against one rate per dose level),
+    equal_slope / equal_ed50 (LL.2) and equal_halving_dose (LL.3) across windows, and the
+    paired contrasts of scaling.stats.contrasts. p_holm: Holm over the family named in
+    HOLM_FAMILY, None outside it.
+  aic_table[]: QAIC model choice (binomial AIC listed, never used to choose);
+  cost_effectiveness[]: reduction vs dose 0 paired by block, per aligned token and per
+    marginal FLOP.
+"""
 
 from __future__ import annotations
 
@@ -11,35 +36,35 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.fit import halving as halving_mod
-from scaling.fit import persistence, resistance, transfer
-from scaling.fit.common import (
+from scaling.io import write_text
+from scaling.reports import persistence, resistance, transfer
+from scaling.splits import MAIN, TRANSFER
+from scaling.stats import halving as halving_mod
+from scaling.stats.common import (
     BACKGROUND_MODELS,
     ED_LEVELS,
     ED_METHOD,
     MODELS,
     POOLED,
-    _by,
-    _clean,
-    _fmt,
-    _group_label,
-    _warn,
+    clean,
+    fmt,
+    group_by,
+    group_label,
+    warn_fit,
 )
-from scaling.fit.comparisons import (
-    _background_entry,
-    _bootstrap,
+from scaling.stats.comparisons import (
+    background_entry,
+    bootstrap_fit,
     compare_halving_doses,
     compare_insertions,
     cost_effectiveness,
     lack_of_fit,
     qaic,
 )
-from scaling.fit.contrasts import PAIRED_TEST, add_holm, named_contrasts
-from scaling.fit.curves import CURVES
-from scaling.fit.fitting import fit_curve
-from scaling.fit.likelihood import _n_clusters
-from scaling.fit.results import CurveFit, rises_text
-from scaling.fit.table import (
+from scaling.stats.contrasts import PAIRED_TEST, add_holm, named_contrasts
+from scaling.stats.curves import CURVES
+from scaling.stats.fitting import fit_curve
+from scaling.stats.groups import (
     BLOCK_COLUMNS,
     block_labels,
     block_mode,
@@ -47,10 +72,10 @@ from scaling.fit.table import (
     cluster_labels,
     group_frames,
     with_blocks,
-    world_text,
 )
-from scaling.io import write_text
-from scaling.table import check_one_data_version, dose_level, is_counting
+from scaling.stats.likelihood import count_clusters
+from scaling.stats.results import CurveFit, rises_text
+from scaling.table import check_one_data_version, dose_level, is_counting, world_text
 
 # Models whose fit to the dose levels is tested: "linear in log dose" (loglinear, LL.2).
 LACK_OF_FIT_MODELS = ("loglinear", "LL.2")
@@ -78,7 +103,7 @@ class FitReport:
     comparisons: list[dict]
     cost: list[dict]
     settings: dict
-    halving: list[dict] = field(default_factory=list)  # one entry per group (scaling.fit.halving)
+    halving: list[dict] = field(default_factory=list)  # one entry per group (scaling.stats.halving)
 
     def to_dict(self) -> dict:
         return {"settings": self.settings, "halving": self.halving,
@@ -87,7 +112,7 @@ class FitReport:
                 "cost_effectiveness": self.cost}
 
     def to_json(self, indent: int = 2) -> str:
-        return json.dumps(_clean(self.to_dict()), indent=indent)
+        return json.dumps(clean(self.to_dict()), indent=indent)
 
     def aic_table(self) -> list[dict]:
         """Model choice per group among fits on the same rows (dose>0 and all-doses apart).
@@ -96,14 +121,14 @@ class FitReport:
         decides ("chosen"); binomial AIC is listed beside it but decides nothing once c > 1.
         """
         rows = []
-        for (_, data), fits in _by(self.fits, lambda f: (_group_label(f.group), f.data)):
+        for (_, data), fits in group_by(self.fits, lambda f: (group_label(f.group), f.data)):
             usable = [f for f in fits if f.usable]
             c_hat = _c_hat(usable)
             best_aic = min((f.aic for f in usable), default=None)
             best_qaic = min((qaic(f, c_hat) for f in usable), default=None)
             for f in fits:
                 q = qaic(f, c_hat) if f.usable else None
-                rows.append(_clean({"group": f.group, "data": data, "model": f.model,
+                rows.append(clean({"group": f.group, "data": data, "model": f.model,
                                     "background": _background_label(f), "usable": f.usable,
                                     "loglik": f.loglik if f.usable else None,
                                     "aic": f.aic if f.usable else None,
@@ -116,10 +141,10 @@ class FitReport:
 
     def chosen(self) -> list[CurveFit]:
         """The QAIC-chosen all-doses fit per group (the control-relative EDs come from it)."""
-        picked = {(_group_label(r["group"]), r["model"], r["background"])
+        picked = {(group_label(r["group"]), r["model"], r["background"])
                   for r in self.aic_table() if r["chosen"] and r["data"] == "all doses"}
         return [f for f in self.fits
-                if (_group_label(f.group), f.model, _background_label(f)) in picked]
+                if (group_label(f.group), f.model, _background_label(f)) in picked]
 
     def to_markdown(self, keep=None, title: str = "Dose-response fits", note: str = "") -> str:
         """fit.md's text; `keep(group) -> bool` limits every table to those groups' rows (fit.md:
@@ -140,8 +165,8 @@ class FitReport:
         lines += [f"{blocks} {MARKDOWN_INTRO}", ""]
         lines += ["## Halving dose", "", *HALVING_VERDICT_NOTE, ""]
         lines += _md_table(["group", "halving dose", "dose trend p", "lack of fit p", "curve"],
-                           [[_group_label(h["group"]), halving_mod.text(h), _fmt(h.get("p_trend")),
-                             _fmt(h.get("p_lack_of_fit")), h.get("model") or "-"] for h in halvings])
+                           [[group_label(h["group"]), halving_mod.text(h), fmt(h.get("p_trend")),
+                             fmt(h.get("p_lack_of_fit")), h.get("model") or "-"] for h in halvings])
         lines += ["", "## Control-relative EDs of every curve (ED50, ED10, ED90)", "", *HALVING_NOTE, ""]
         lines += _md_table(["group", "model", "chosen by QAIC", "control level", "ED50 [95% CI]",
                             "ED10", "ED90", "interval", "dispersion"],
@@ -150,21 +175,21 @@ class FitReport:
         lines += ["", "## Model choice (QAIC; binomial AIC shown, never used to choose)", ""]
         lines += _md_table(["group", "rows", "model", "background", "c", "dQAIC", "dAIC",
                             "chosen"],
-                           [[_group_label(r["group"]), r["data"], r["model"], r["background"],
-                             _fmt(r["c_hat"]), _fmt(r["delta_qaic"]), _fmt(r["delta_aic"]),
+                           [[group_label(r["group"]), r["data"], r["model"], r["background"],
+                             fmt(r["c_hat"]), fmt(r["delta_qaic"]), fmt(r["delta_aic"]),
                              "yes" if r["chosen"] else ""] for r in aic])
         lines += ["", "## Tests and contrasts", "", f"Holm family: {HOLM_FAMILY}; "
                   f"{sum(c.get('p_holm') is not None for c in self.comparisons)} tests. The "
                   "other tests choose models and are not adjusted.", ""]
         units = "worlds" if self.settings.get("block_mode") == "world" else "blocks"
         lines += _md_table(["name", "test", "estimate [95% CI]", "interval", "p", "p_holm", "verdict"],
-                           [[c["name"], c["test"], _estimate_ci(c), _interval_df(c, units), _fmt(c.get("p")),
-                             _fmt(c.get("p_holm")), _verdict(c)] for c in comparisons])
+                           [[c["name"], c["test"], _estimate_ci(c), _interval_df(c, units), fmt(c.get("p")),
+                             fmt(c.get("p_holm")), _verdict(c)] for c in comparisons])
         lines += ["", "## All fits", "", *ALL_FITS_NOTE, ""]
         header = ["group", "model", "background", "rows", "dispersion", "key estimate (robust SE)",
                   "drc ED50 [robust 95% CI]", "note"]
-        lines += _md_table(header, [[_group_label(d["group"]), _model_label(d["model"]),
-                                     _background_text(d), d["data"], _fmt(d["dispersion"]),
+        lines += _md_table(header, [[group_label(d["group"]), _model_label(d["model"]),
+                                     _background_text(d), d["data"], fmt(d["dispersion"]),
                                      _key_estimate(d), _ed50_text(d),
                                      d["reason"] or "; ".join(d["notes"])] for d in dicts])
         cost = [c for c in self.cost if keep(c["group"])]
@@ -172,25 +197,25 @@ class FitReport:
             lines += ["", "## Cost-effectiveness (reduction in misalignment rate vs dose 0)", ""]
             header = ["group", "dose", "runs", "reduction", "se", "interval", "per aligned token",
                       "per marginal FLOP"]
-            lines += _md_table(header, [[_group_label(c["group"]), _fmt(c["dose"]), c["runs"],
-                                         _fmt(c["reduction"]), _fmt(c["se"]),
+            lines += _md_table(header, [[group_label(c["group"]), fmt(c["dose"]), c["runs"],
+                                         fmt(c["reduction"]), fmt(c["se"]),
                                          f"t({c['df']})" if c.get("paired") else "z, unpaired",
-                                         _fmt(c.get("reduction_per_aligned_token")),
-                                         _fmt(c.get("reduction_per_marginal_flop"))] for c in cost])
+                                         fmt(c.get("reduction_per_aligned_token")),
+                                         fmt(c.get("reduction_per_marginal_flop"))] for c in cost])
         return "\n".join(lines) + "\n"
 
     def _chosen_keys(self) -> set:
-        return {(_group_label(r["group"]), r["model"], r["background"])
+        return {(group_label(r["group"]), r["model"], r["background"])
                 for r in self.aic_table() if r["chosen"]}
 
     def summary(self) -> str:
-        """One line per group: its halving dose (scaling.fit.halving, trained models first); then
+        """One line per group: its halving dose (scaling.stats.halving, trained models first); then
         the contrasts with Holm p < 0.05."""
-        lines = [f"{_group_label(h['group'])}: {halving_mod.text(h)}" + (f" ({h['model']})" if h.get("model") else "")
+        lines = [f"{group_label(h['group'])}: {halving_mod.text(h)}" + (f" ({h['model']})" if h.get("model") else "")
                  for h in sorted(self.halving, key=lambda h: is_counting(str(h["group"].get("model", ""))))]
         for c in self.comparisons:
             if c.get("p_holm") is not None and c["p_holm"] < 0.05:
-                lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={_fmt(c['p_holm'])}")
+                lines.append(f"{c['name']}: {_estimate_ci(c)} p_holm={fmt(c['p_holm'])}")
         return "\n".join(lines)
 
 
@@ -223,7 +248,7 @@ MARKDOWN_INTRO = ("Control-relative EDs are the headline; LL.2 with its limits f
                   "only as the GLM that R's drc reproduces, and its 'ED50' is where the rate crosses 0.5, "
                   "not a halving of the control's rate.")
 HALVING_VERDICT_NOTE = [
-    "The halving dose of each group, as every output says it (scaling.fit.halving): the "
+    "The halving dose of each group, as every output says it (scaling.stats.halving): the "
     "control-relative ED50 of the group's headline curve (LL.3, else LL.4, ...), given only where "
     "the dose levels differ at all (dose trend: quasi F test of one rate per block against one rate "
     "per dose level and block, p < 0.05) and the curve follows the dose levels (lack of fit: quasi F "
@@ -253,12 +278,12 @@ def _has_control_ed(d: dict) -> bool:
 def _halving_row(d: dict, chosen: set) -> list:
     eds = d.get("ed_control") or {}
     ed50 = eds.get("50")
-    key = (_group_label(d["group"]), d["model"], _background_text_label(d))
+    key = (group_label(d["group"]), d["model"], _background_text_label(d))
     interval = f"{ed50['method']}, t({ed50['df']})" if ed50 and not ed50.get("rises") else ""
-    return [_group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
-            "yes" if key in chosen else "", _fmt(d.get("control_level")),
-            _control_ed_text(ed50, d.get("dose_range")), _fmt((eds.get("10") or {}).get("estimate")),
-            _fmt((eds.get("90") or {}).get("estimate")), interval, _fmt(d["dispersion"])]
+    return [group_label(d["group"]), _model_label(d["model"]) + _bg_suffix(d),
+            "yes" if key in chosen else "", fmt(d.get("control_level")),
+            _control_ed_text(ed50, d.get("dose_range")), fmt((eds.get("10") or {}).get("estimate")),
+            fmt((eds.get("90") or {}).get("estimate")), interval, fmt(d["dispersion"])]
 
 
 def _control_ed_text(ed: dict | None, dose_range=None) -> str:
@@ -269,15 +294,15 @@ def _control_ed_text(ed: dict | None, dose_range=None) -> str:
     if ed.get("extrapolated") and dose_range:
         side = "below the lowest" if ed["estimate"] < dose_range[0] else "above the highest"
         return f"{side} dose tested"
-    return f"{_fmt(ed['estimate'])} [{_fmt(ed['lower'])}, {_fmt(ed['upper'])}]"
+    return f"{fmt(ed['estimate'])} [{fmt(ed['lower'])}, {fmt(ed['upper'])}]"
 
 
 def _estimate_ci(c: dict) -> str:
     if c.get("estimate") is None:
         return "-"
     if c.get("lower") is None:
-        return _fmt(c["estimate"])
-    return f"{_fmt(c['estimate'])} [{_fmt(c['lower'])}, {_fmt(c['upper'])}]"
+        return fmt(c["estimate"])
+    return f"{fmt(c['estimate'])} [{fmt(c['lower'])}, {fmt(c['upper'])}]"
 
 
 def _interval_df(c: dict, units: str) -> str:
@@ -333,14 +358,14 @@ def _background_text(d: dict) -> str:
     bg = d["background"]
     if not isinstance(bg, dict):
         return "none" if bg is None else str(bg)
-    return _fmt(bg["estimate"]) + (f" ({_fmt(bg['se_robust'])})" if bg.get("se_robust") else "")
+    return fmt(bg["estimate"]) + (f" ({fmt(bg['se_robust'])})" if bg.get("se_robust") else "")
 
 
 def _key_estimate(d: dict) -> str:
     if not d["params"]:
         return ""
     name = "slope" if "slope" in d["params"] else "b"
-    return f"{name} {_fmt(d['params'][name])} ({_fmt(d['se_robust'][name] if d['se_robust'] else None)})"
+    return f"{name} {fmt(d['params'][name])} ({fmt(d['se_robust'][name] if d['se_robust'] else None)})"
 
 
 def _ed50_text(d: dict) -> str:
@@ -349,7 +374,7 @@ def _ed50_text(d: dict) -> str:
         return ""
     lo, hi = ed.get("lower_log_robust"), ed.get("upper_log_robust")
     outside = " (outside the doses)" if ed.get("extrapolated") else ""
-    return f"{_fmt(ed['estimate'])} [{_fmt(lo)}, {_fmt(hi)}]{outside}"
+    return f"{fmt(ed['estimate'])} [{fmt(lo)}, {fmt(hi)}]{outside}"
 
 
 def _md_table(header: list[str], rows: list[list]) -> list[str]:
@@ -389,14 +414,14 @@ def fit_table(df: pd.DataFrame, models: Sequence[str] = MODELS, background="none
             if background is not None and (background != "estimate" or model in BACKGROUND_MODELS):
                 with_bg = _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed)
                 fits.append(with_bg)
-                comparisons.append(_background_entry(plain, with_bg))
+                comparisons.append(background_entry(plain, with_bg))
             comparisons += _lack_of_fit(plain, rows)
         halvings.append(halving_mod.halving(_headline_fit(fits[first:]), rows, group))
         if group.get("insertion") != POOLED:
             cost += cost_effectiveness(group, rows)
     if "LL.2" in models or "LL.3" in models:
         comparisons += _insertion_comparisons(frames, fits)
-    comparisons += named_contrasts(df)
+    comparisons += named_contrasts(df, MAIN, TRANSFER)
     add_holm(comparisons, _in_holm_family)
     settings = {"world": world, **versions, "models": list(models),
                 "background": "auto" if background == "estimate" else background,
@@ -415,32 +440,32 @@ def _fit_rows(model, rows, group, background, bootstrap, bootstrap_seed) -> Curv
                     levels=dose_level(rows))
     if bootstrap and fit.usable:
         subset = rows[rows["dose"] > 0] if fit.data == "dose>0" else rows
-        fit.bootstrap = _bootstrap(fit, subset, bootstrap, bootstrap_seed)
+        fit.bootstrap = bootstrap_fit(fit, subset, bootstrap, bootstrap_seed)
     return fit
 
 
 def _insertion_comparisons(frames, fits) -> list[dict]:
-    usable = {(_group_label(f.group)) for f in fits
+    usable = {(group_label(f.group)) for f in fits
               if f.model == "LL.2" and f.background is None and f.usable}
     cells: dict = {}
     for group, rows in frames:
         if "insertion" not in group or group["insertion"] == POOLED:
             continue
         cell = {k: v for k, v in group.items() if k != "insertion"}
-        cells.setdefault(_group_label(cell), (cell, []))[1].append((group, rows))
-    ll3 = {_group_label(f.group): f for f in fits
+        cells.setdefault(group_label(cell), (cell, []))[1].append((group, rows))
+    ll3 = {group_label(f.group): f for f in fits
            if f.model == "LL.3" and f.background is None and f.usable}
     out = []
     for cell, members in cells.values():
-        ok = [(g["insertion"], rows) for g, rows in members if _group_label(g) in usable]
+        ok = [(g["insertion"], rows) for g, rows in members if group_label(g) in usable]
         if len(ok) >= 2:
             out += compare_insertions(cell, ok)
-        with_ll3 = [(g["insertion"], rows, ll3[_group_label(g)]) for g, rows in members
-                    if _group_label(g) in ll3]
+        with_ll3 = [(g["insertion"], rows, ll3[group_label(g)]) for g, rows in members
+                    if group_label(g) in ll3]
         if len(with_ll3) >= 2:
             out.append(compare_halving_doses(cell, with_ll3))
         elif len(members) >= 2:
-            _warn(f"{_group_label(cell)}: fewer than 2 insertion windows with a usable LL.2 fit; "
+            warn_fit(f"{group_label(cell)}: fewer than 2 insertion windows with a usable LL.2 fit; "
                   "no comparison across windows")
     return out
 
@@ -463,8 +488,8 @@ def _lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> list[dict]:
 
 
 def _warn_seeds(group: dict, rows: pd.DataFrame) -> None:
-    if "seed" in rows.columns and _n_clusters(rows["seed"]) < 2:
-        _warn(f"{_group_label(group)}: one seed only: no cluster-robust SE or seed bootstrap; "
+    if "seed" in rows.columns and count_clusters(rows["seed"]) < 2:
+        warn_fit(f"{group_label(group)}: one seed only: no cluster-robust SE or seed bootstrap; "
               "se_robust falls back to the quasi-binomial scale")
 
 

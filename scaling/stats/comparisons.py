@@ -10,19 +10,19 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import special, stats
 
-from scaling.fit.common import AIC_MARGIN, BLOCK_PREFIX, ED_LEVELS, Z95, _clean, _Unusable
-from scaling.fit.curves import _Design, _ed_dose, _make_design
-from scaling.fit.fitting import fit_curve
-from scaling.fit.likelihood import (
-    _cluster_codes,
-    _converged,
-    _CurveLikelihood,
-    _maximize,
-    _runaway,
+from scaling.stats.common import AIC_MARGIN, BLOCK_PREFIX, ED_LEVELS, Z95, Unusable, clean
+from scaling.stats.curves import Design, ed_dose, make_design
+from scaling.stats.fitting import fit_curve
+from scaling.stats.groups import block_labels, cluster_labels
+from scaling.stats.likelihood import (
+    CurveLikelihood,
+    cluster_codes,
+    has_converged,
+    maximize,
+    runaway,
 )
-from scaling.fit.results import CurveFit
-from scaling.fit.table import block_labels, cluster_labels
 from scaling.stats.paired import paired_contrast
+from scaling.stats.results import CurveFit
 from scaling.table import dose_level
 
 
@@ -38,7 +38,7 @@ def compare_insertions(cell: dict, frames: list[tuple[object, pd.DataFrame]]) ->
     rows = [r[r["dose"] > 0] for _, r in frames]
     blocks = block_labels(pd.concat(rows))
     block_names = sorted(set(blocks)) if blocks is not None and len(set(blocks)) >= 2 else []
-    B = (_make_design("LL.2", "binomial", np.zeros(len(blocks)), None, block_names,
+    B = (make_design("LL.2", "binomial", np.zeros(len(blocks)), None, block_names,
                       blocks).block_matrix if block_names else np.zeros((sum(map(len, rows)), 0)))
     x = np.concatenate([r["dose"].to_numpy(float) for r in rows])
     k = np.concatenate([r["misaligned"].to_numpy(float) for r in rows])
@@ -73,23 +73,23 @@ def _fit_common_ed50(x, k, n, g, full_params, block_names=(), blocks=None) -> di
     n_groups = g.max() + 1
     names = (tuple(f"b_{i}" for i in range(n_groups)) + ("log_e",)
              + tuple(BLOCK_PREFIX + str(b) for b in list(block_names)[:-1]))
-    matrix = (_make_design("LL.2", "binomial", x, None, block_names, blocks).block_matrix
+    matrix = (make_design("LL.2", "binomial", x, None, block_names, blocks).block_matrix
               if block_names else None)
-    design = _Design("LL.2-common-e", "binomial", x, names, 0.0, b_index=g,
+    design = Design("LL.2-common-e", "binomial", x, names, 0.0, b_index=g,
                      e_index=np.full(len(x), n_groups), block_matrix=matrix)
-    model = _CurveLikelihood(design, k, n, "binomial")
+    model = CurveLikelihood(design, k, n, "binomial")
     slopes = full_params[n_groups:2 * n_groups]
     log_e = np.median(-full_params[:n_groups] / slopes)
     start = np.concatenate([-slopes, [log_e], full_params[2 * n_groups:]])
     try:
-        phi = _maximize(model, [start])
+        phi = maximize(model, [start])
         cov = np.linalg.inv(-model.hessian(phi))
-    except (_Unusable, np.linalg.LinAlgError):
+    except (Unusable, np.linalg.LinAlgError):
         return {"loglik": np.nan, "ed50": None, "se": None, "converged": False}
     e = float(np.exp(phi[n_groups]))
     return {"loglik": float(model.loglike(phi)), "ed50": e,
             "se": e * float(np.sqrt(cov[n_groups, n_groups])),
-            "converged": _converged(model, phi)}
+            "converged": has_converged(model, phi)}
 
 
 def _lr_entry(test, base, ll_full, ll_restricted, df, common, converged) -> dict:
@@ -110,7 +110,7 @@ def _lr_entry(test, base, ll_full, ll_restricted, df, common, converged) -> dict
         entry.update({"lr_robust": None, "p_robust": None, "robust_method": None})
     entry["usable"] = bool(converged and np.isfinite(lr) and lr > -1e-6)
     entry["reason"] = None if entry["usable"] else "a restricted or full model did not converge"
-    return _clean(entry)
+    return clean(entry)
 
 
 def quasi_f_test(loglik_small: float, loglik_big: float, df: int, dispersion: float | None,
@@ -133,7 +133,7 @@ def qaic(fit: CurveFit, c_hat: float) -> float | None:
     return -2 * fit.loglik / c_hat + 2 * (fit.n_params + 1)
 
 
-def _background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
+def background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
     """Background dose vs none: QAIC (c from the background model) and the quasi F test.
 
     Binomial AIC is reported but never decides: with dispersions of 5-70 it prefers any extra
@@ -158,7 +158,7 @@ def _background_entry(plain: CurveFit, with_bg: CurveFit) -> dict:
                       "lr": test["lr"] if df else None, "F": test.get("F"), "p": test["p"],
                       "estimate": with_bg.x0(),
                       "preferred": "background" if delta_qaic <= -AIC_MARGIN else "none"})
-    return _clean(entry)
+    return clean(entry)
 
 
 # The link on which each model's block effects add; the per-level model uses the same, so
@@ -172,7 +172,7 @@ def block_matrix(rows: pd.DataFrame) -> np.ndarray | None:
     blocks = block_labels(rows)
     if blocks is None or len(set(blocks)) < 2:
         return None
-    return _make_design("LL.2", "binomial", rows["dose"].to_numpy(), None, sorted(set(blocks)),
+    return make_design("LL.2", "binomial", rows["dose"].to_numpy(), None, sorted(set(blocks)),
                         blocks).block_matrix
 
 
@@ -208,7 +208,7 @@ def lack_of_fit(fit: CurveFit, rows: pd.DataFrame) -> dict | None:
     dispersion = float(saturated.pearson_chi2 / df_resid)
     # statsmodels' binomial llf includes the binomial coefficients, as the curve's loglik does
     test = quasi_f_test(fit.loglik, float(saturated.llf), df, dispersion, df_resid)
-    return _clean({"test": "lack_of_fit", "name": f"lack of fit ({_label(fit)})",
+    return clean({"test": "lack_of_fit", "name": f"lack of fit ({_label(fit)})",
                    "group": fit.group, "model": fit.model, "levels": int(n_levels),
                    "dispersion_levels": dispersion, **test, "estimate": None,
                    "lower": None, "upper": None,
@@ -225,13 +225,13 @@ def _label(fit: CurveFit) -> str:
 # ---------------------------------------------------------------- bootstrap, cost
 
 
-def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dict:
+def bootstrap_fit(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dict:
     """Block-level bootstrap: resample blocks (seeds) with replacement, refit with each drawn
     block as a block of its own, take SDs and percentiles."""
     seeds = block_labels(rows)
-    if seeds is None or _cluster_codes(seeds)[1] < 2:
+    if seeds is None or cluster_codes(seeds)[1] < 2:
         return {"n": n_boot, "n_ok": 0, "seed": seed, "reason": "needs >= 2 seeds"}
-    codes, n_clusters = _cluster_codes(seeds)
+    codes, n_clusters = cluster_codes(seeds)
     rng = np.random.default_rng(seed)
     names = list(fit.param_functions())
     draws = []
@@ -248,14 +248,14 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
                           levels=dose_level(sample))
         if refit.usable:
             nat = refit.natural()
-            eds = [_ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
+            eds = [ed_dose(fit.model, nat, p, refit.x0()) if fit.model != "loglinear" else np.nan
                    for p in ED_LEVELS]
             eds = [e if e > 0 else np.nan for e in eds]  # below zero added dose: no ED
             draws.append([nat[name] for name in names] + eds)
     out = {"n": n_boot, "n_ok": len(draws), "seed": seed, "params": {}, "ed": {}}
     if len(draws) < 2:
         out["reason"] = "fewer than 2 usable replicates"
-        return _clean(out)
+        return clean(out)
     draws = np.asarray(draws)
     for j, name in enumerate(names + [f"ed{p}" for p in ED_LEVELS]):
         col = draws[:, j][np.isfinite(draws[:, j])]
@@ -267,7 +267,7 @@ def _bootstrap(fit: CurveFit, rows: pd.DataFrame, n_boot: int, seed: int) -> dic
             out["ed"][name[2:]] = summary
         else:
             out["params"][name] = summary
-    return _clean(out)
+    return clean(out)
 
 
 def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
@@ -305,7 +305,7 @@ def cost_effectiveness(group: dict, rows: pd.DataFrame) -> list[dict]:
                 value = entry.get(field)
                 name = f"reduction_per_{key}" if field == "reduction" else f"{field}_per_{key}"
                 entry[name] = value / amount if value is not None and amount > 0 else None
-        out.append(_clean(entry))
+        out.append(clean(entry))
     return out
 
 
@@ -364,7 +364,7 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
     rising = [label for label, _, fit in windows if fit.rises() is not None]
     if rising:  # LL.3's e is then half-way up a rising curve, not a dose that halves anything
         entry["reason"] = f"curve rises in {', '.join(map(str, rising))}: no halving dose to compare"
-        return _clean(entry)
+        return clean(entry)
     dosed = [rows[rows["dose"] > 0] for _, rows, _ in windows]
     controls = windows[0][1][windows[0][1]["dose"] == 0]
     data = pd.concat(dosed + [controls])
@@ -382,7 +382,7 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
     entry["usable"] = full is not None and common is not None
     if not entry["usable"]:
         entry["reason"] = "a joint LL.3 fit did not converge"
-        return _clean(entry)
+        return clean(entry)
     test = quasi_f_test(common["loglik"], full["loglik"], len(windows) - 1, full["dispersion"],
                         full["df_resid"])
     if common["at_boundary"]:
@@ -391,7 +391,7 @@ def compare_halving_doses(cell: dict, windows: list[tuple[str, pd.DataFrame, Cur
         entry["note"] = "restricted fit at a boundary (a slope diverges)"
     entry.update({**test, "halving_doses": dict(zip(labels, full["e"])),
                   "common_halving_dose": common["e"][0], "dispersion": full["dispersion"]})
-    return _clean(entry)
+    return clean(entry)
 
 
 def _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e: bool) -> dict | None:
@@ -400,10 +400,10 @@ def _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e: boo
     names = (tuple(f"b_{i}" for i in range(n_windows)) + ("logit_d",)
              + tuple(f"log_e_{i}" for i in range(n_e))
              + tuple(BLOCK_PREFIX + str(b) for b in list(block_names)[:-1]))
-    matrix = (_make_design("LL.3", "binomial", x, None, block_names, blocks).block_matrix
+    matrix = (make_design("LL.3", "binomial", x, None, block_names, blocks).block_matrix
               if block_names else None)
     e_index = n_windows + 1 + (np.zeros(len(x), int) if common_e else window_index)
-    design = _Design("LL.3-windows", "binomial", x, names, 0.0, b_index=window_index,
+    design = Design("LL.3-windows", "binomial", x, names, 0.0, b_index=window_index,
                      e_index=e_index, block_matrix=matrix)
     log_e = [np.log(nat["e"]) for nat in nats]
     # a common e starts at each window's own e (and their median) with gentle slopes
@@ -412,13 +412,13 @@ def _fit_windows(x, k, n, window_index, block_names, blocks, nats, common_e: boo
     starts = [np.concatenate([b, [special.logit(np.mean([nat["d"] for nat in nats]))], e,
                               np.zeros(max(len(block_names) - 1, 0))])
               for b in slopes for e in e_starts]
-    model = _CurveLikelihood(design, k, n, "binomial")
+    model = CurveLikelihood(design, k, n, "binomial")
     try:
-        phi = _maximize(model, starts)
-    except _Unusable:
+        phi = maximize(model, starts)
+    except Unusable:
         return None
-    at_boundary = not _converged(model, phi) and _runaway(design, phi)
-    if not _converged(model, phi) and not at_boundary:
+    at_boundary = not has_converged(model, phi) and runaway(design, phi)
+    if not has_converged(model, phi) and not at_boundary:
         return None
     f, _ = design.mean(phi)
     df_resid = len(x) - len(phi)

@@ -11,11 +11,11 @@ from scipy import optimize, special
 from statsmodels.base.model import GenericLikelihoodModel
 from statsmodels.tools.numdiff import approx_fprime
 
-from scaling.fit.common import MAX_LOGIT_LIMIT, MAX_SLOPE, _Unusable
-from scaling.fit.curves import _Design
+from scaling.stats.common import MAX_LOGIT_LIMIT, MAX_SLOPE, Unusable
+from scaling.stats.curves import Design
 
 
-def _loglik_obs(f, k, n, family):
+def loglik_obs(f, k, n, family):
     if family == "normal":
         return -0.5 * (k - f) ** 2
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -33,7 +33,7 @@ def _dldf(f, k, n, family):
                 - np.divide(n - k, 1 - f, out=np.zeros_like(f), where=n - k > 0))
 
 
-def _jacobian(fun: Callable, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
+def jacobian(fun: Callable, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
     """Central differences (statsmodels' numdiff); rows are fun's outputs, columns x's entries.
 
     Steps rel * max(1, |x|): the parameters live on log/logit scales of order 1, where
@@ -45,10 +45,10 @@ def _jacobian(fun: Callable, x: np.ndarray, rel: float = 1e-5) -> np.ndarray:
                                        centered=True))
 
 
-class _CurveLikelihood(GenericLikelihoodModel):
-    """Binomial (or, for tests against drc, least-squares) likelihood of a _Design curve."""
+class CurveLikelihood(GenericLikelihoodModel):
+    """Binomial (or, for tests against drc, least-squares) likelihood of a Design curve."""
 
-    def __init__(self, design: _Design, k, n, family: str):
+    def __init__(self, design: Design, k, n, family: str):
         k = np.asarray(k, float)
         super().__init__(k, None, extra_params_names=list(design.names))
         self.design, self.trials, self.family = design, np.asarray(n, float), family
@@ -57,7 +57,7 @@ class _CurveLikelihood(GenericLikelihoodModel):
 
     def loglikeobs(self, params):
         f, _ = self.design.mean(params)
-        return _loglik_obs(f, self.endog, self.trials, self.family)
+        return loglik_obs(f, self.endog, self.trials, self.family)
 
     def score_obs(self, params):
         f, D = self.design.mean(params)
@@ -67,30 +67,30 @@ class _CurveLikelihood(GenericLikelihoodModel):
         return self.score_obs(params).sum(axis=0)
 
     def hessian(self, params):
-        H = _jacobian(self.score, params)
+        H = jacobian(self.score, params)
         return (H + H.T) / 2
 
 
-def _maximize(model: _CurveLikelihood, starts: list[np.ndarray]) -> np.ndarray:
+def maximize(model: CurveLikelihood, starts: list[np.ndarray]) -> np.ndarray:
     """Best optimum over several starts (damped Newton; statsmodels BFGS if none converges)."""
-    candidates = [_newton(model, np.asarray(s, float)) for s in starts
+    candidates = [newton(model, np.asarray(s, float)) for s in starts
                   if np.isfinite(model.loglike(s))]
-    if candidates and not any(_converged(model, phi) for phi in candidates):
+    if candidates and not any(has_converged(model, phi) for phi in candidates):
         best = max(candidates, key=model.loglike)
-        if _runaway(model.design, best):
+        if runaway(model.design, best):
             return best
         try:
             res = model.fit(start_params=best, method="bfgs", disp=0, maxiter=500, gtol=1e-9)
-            candidates.append(_newton(model, np.asarray(res.params, float)))
+            candidates.append(newton(model, np.asarray(res.params, float)))
         except (np.linalg.LinAlgError, ValueError, OverflowError):
             pass
     candidates = [phi for phi in candidates if np.isfinite(model.loglike(phi))]
     if not candidates:
-        raise _Unusable("the optimiser found no finite likelihood from any start")
+        raise Unusable("the optimiser found no finite likelihood from any start")
     return max(candidates, key=model.loglike)
 
 
-def _newton(model: _CurveLikelihood, phi: np.ndarray, steps: int = 100) -> np.ndarray:
+def newton(model: CurveLikelihood, phi: np.ndarray, steps: int = 100) -> np.ndarray:
     """Maximise by scipy's exact trust-region Newton method (analytic score, Hessian of the
     score by numdiff): robust far from the optimum and quadratic at it, so that the
     Hessian-based SEs are those of the maximum. Stops early when an estimate runs off to a
@@ -104,7 +104,7 @@ def _newton(model: _CurveLikelihood, phi: np.ndarray, steps: int = 100) -> np.nd
     def stop_on_ridge(intermediate_result):
         history.append(-intermediate_result.fun)
         creeping = len(history) > 10 and history[-1] - history[-11] < 1e-4
-        if creeping or _runaway(model.design, intermediate_result.x):
+        if creeping or runaway(model.design, intermediate_result.x):
             raise StopIteration
 
     if not np.isfinite(history[0]):
@@ -121,7 +121,7 @@ def _newton(model: _CurveLikelihood, phi: np.ndarray, steps: int = 100) -> np.nd
     return result.x if np.isfinite(model.loglike(result.x)) else phi
 
 
-def _runaway(design: _Design, phi: np.ndarray) -> bool:
+def runaway(design: Design, phi: np.ndarray) -> bool:
     """Estimates well past the bounds that `_check_fit` rejects: no point optimising on."""
     for name, v in zip(design.names, phi):
         if name.startswith("logit_") and abs(v) > 2 * MAX_LOGIT_LIMIT:
@@ -136,7 +136,7 @@ def _runaway(design: _Design, phi: np.ndarray) -> bool:
     return False
 
 
-def _converged(model: _CurveLikelihood, phi: np.ndarray) -> bool:
+def has_converged(model: CurveLikelihood, phi: np.ndarray) -> bool:
     """Newton decrement small and the information positive definite."""
     g, H = model.score(phi), model.hessian(phi)
     if not (np.all(np.isfinite(g)) and np.all(np.isfinite(H))):
@@ -154,20 +154,20 @@ def _cluster_factor(n_clusters: int, n_obs: int, n_params: int) -> float:
     return n_clusters / (n_clusters - 1) * (n_obs - 1) / (n_obs - n_params)
 
 
-def _sandwich(scores: np.ndarray, cov_info: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    codes, n_clusters = _cluster_codes(clusters)
+def sandwich(scores: np.ndarray, cov_info: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    codes, n_clusters = cluster_codes(clusters)
     summed = np.zeros((n_clusters, scores.shape[1]))
     np.add.at(summed, codes, scores)
     meat = summed.T @ summed
     return cov_info @ meat @ cov_info * _cluster_factor(n_clusters, *scores.shape)
 
 
-def _cluster_codes(clusters) -> tuple[np.ndarray, int]:
+def cluster_codes(clusters) -> tuple[np.ndarray, int]:
     codes, uniques = pd.factorize(pd.Series(clusters), use_na_sentinel=False)
     return codes, len(uniques)
 
 
-def _n_clusters(clusters) -> int:
-    return 0 if clusters is None else _cluster_codes(clusters)[1]
+def count_clusters(clusters) -> int:
+    return 0 if clusters is None else cluster_codes(clusters)[1]
 
 
