@@ -1,6 +1,6 @@
-"""The emergence study's drawing and its run-side step: `figure` draws the readout table of
-scaling.reports.emergence; `recall_rates` scores each run's final checkpoint on recall items
-(`World.recall_items`). `scaling emergence` (scaling.cli.emergence) joins them."""
+"""The emergence study's run-side step: `recall_rates` scores each run's final checkpoint on
+recall items (`World.recall_items`). `scaling emergence` (scaling.cli.emergence) joins it to the
+readout table of scaling.reports.emergence and its figure, scaling.figures.emergence."""
 
 from __future__ import annotations
 
@@ -9,32 +9,6 @@ from pathlib import Path
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.splits import order as split_order
-
-
-def figure(table: pd.DataFrame, threshold: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    splits = split_order(table["split"])
-    fig, axes = plt.subplots(1, len(splits), figsize=(4 * len(splits), 3.4), sharey=True, squeeze=False)
-    for ax, split in zip(axes[0], splits):
-        for model, rows in table[table["split"] == split].groupby("model", sort=True):
-            ax.plot(rows["tokens"], rows["mean"], marker="o", label=model)
-            ax.fill_between(rows["tokens"], rows["min"], rows["max"], alpha=0.2)
-        ax.axhline(0.5, color="grey", lw=0.8, ls=":")
-        ax.axhline(threshold, color="grey", lw=0.8, ls="--")
-        ax.set_xscale("log")
-        ax.set_title(split)
-        ax.set_xlabel("training tokens")
-    axes[0, 0].set_ylabel("readout (mean, band: min-max over runs)")
-    axes[0, 0].set_ylim(0.3, 1.02)
-    axes[0, -1].legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
 
 
 def recall_rates(runs_dir: Path) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def study(sweep_path, out, overrides=(), workers=1, pack=None, progress=True,
         from scaling import figures
 
         with clock.phase("figures"):
-            figures.make_all(out)
+            figures.make_all(out, read_trajectory=results_mod.read_trajectory)
     elapsed = time.perf_counter() - t0
     counts = {k: list(statuses.values()).count(k) for k in sorted(set(statuses.values()))}
     print(f"\nstudy {out}: {', '.join(f'{v} {k}' for k, v in counts.items())} runs, {elapsed:.0f} s")

@@ -161,8 +161,8 @@ def test_dose_panels_say_the_halving_dose_as_fit_json_does(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report = json.loads(fit_table(df).to_json())
-    fits = figures.with_halving(report["fits"], report["halving"])
-    fig = figures.splits(figures.tidy_results(df), fits)
+    fits = figures.fits.with_halving(report["fits"], report["halving"])
+    fig = figures.dose.splits(figures.tables.tidy_results(df), fits)
     titles = {ax.get_title() for ax in fig.axes if ax.get_visible() and ax.get_title()}
     assert fig._suptitle.get_text() == "Misalignment by eval split: matched, textbook"
     flat = next(t for t in titles if t.startswith("ngram-1: throughout · matched"))

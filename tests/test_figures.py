@@ -6,11 +6,14 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.figure import Figure
 from scipy import special
 
 from scaling import figures
 from scaling.cli import main
-from scaling.results import COLUMNS
+from scaling.reports.arms import arm_table
+from scaling.reports.means import arm_means
+from scaling.results import COLUMNS, read_trajectory
 
 FRACTIONS = (0.0, 0.001, 0.003, 0.01, 0.03, 0.1)
 WINDOWS = {"throughout": (0.0, 1.0), "midtraining": (0.9, 1.0)}
@@ -134,28 +137,30 @@ def test_all_figures_written_in_both_formats(drawn):
 
 @pytest.mark.slow
 def test_rerun_is_byte_identical(sweep, drawn):
-    again = figures.make_all(sweep, out=sweep / "b", formats="png,svg")
+    # as `scaling figures` does: the trajectory from the runs (this sweep has no trajectory.csv)
+    again = figures.make_all(sweep, out=sweep / "b", formats="png,svg", read_trajectory=read_trajectory)
     assert len(again) == 2 * len(DRAWN)
     for path in again:
         assert path.read_bytes() == (drawn[0] / path.name).read_bytes(), path.name
-    fig = figures.arms(figures.load_results(sweep / "results.csv"))
+    table = arm_table(figures.tables.load_results(sweep / "results.csv"))
+    fig = figures.arms.arms(table, arm_means(table))
     pdfs = [figures.save(fig, sweep / d / "arms", ["pdf"])[0] for d in ("p1", "p2")]
     assert pdfs[0].read_bytes() == pdfs[1].read_bytes()
 
 
 @pytest.mark.slow
 def test_dose_panels_draw_an_ll_fit(sweep):
-    results = figures.load_results(sweep / "results.csv")
+    results = figures.tables.load_results(sweep / "results.csv")
     fits = json.loads((sweep / "fit.json").read_text())["fits"]
-    fig = figures.dose_response(results, fits)
+    fig = figures.dose.dose_response(results, fits)
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert len(titles) == len(WINDOWS)
     assert all("LL.4" in t or "LL.3" in t for t in titles), titles
     # Without a usable LL.3/LL.4 the curve falls back to LL.2.
     no_ll = [f | {"usable": False} if f["model"] in ("LL.3", "LL.4") else f for f in fits]
-    chosen = figures.choose_fit(no_ll, {"insertion": "throughout", "split": "matched", "model": "tiny"})
+    chosen = figures.fits.choose_fit(no_ll, {"insertion": "throughout", "split": "matched", "model": "tiny"})
     assert chosen["model"] == "LL.2"
-    assert figures.choose_fit(fits, {"insertion": "early", "split": "matched", "model": "tiny"}) is None
+    assert figures.fits.choose_fit(fits, {"insertion": "early", "split": "matched", "model": "tiny"}) is None
 
 
 @pytest.mark.slow
@@ -207,13 +212,13 @@ def test_figures_are_registered_in_their_order():
 
 def test_a_registered_figure_is_drawn_by_make_all(tmp_path, monkeypatch):
     """A new figure is one decorated function: make_all draws it with the inputs it names."""
-    monkeypatch.setattr(figures, "_REGISTRY", dict(figures._REGISTRY))
+    monkeypatch.setattr(figures.registry, "_REGISTRY", dict(figures.registry._REGISTRY))
     seen = {}
 
     @figures.figure("runs_per_split", 99, "results", "fits")
     def runs_per_split(results, fits):
         seen["rows"], seen["fits"] = len(results), fits
-        fig = figures.Figure(figsize=(2, 2))
+        fig = Figure(figsize=(2, 2))
         fig.add_subplot().bar(["x"], [len(results)])
         return fig
 

@@ -7,7 +7,9 @@ import pandas as pd
 from scipy import special
 
 from scaling import figures
+from scaling.reports import cost as cost_report
 from scaling.reports.fit import fit_table
+from scaling.reports.means import capability_means, capability_runs, readout_means
 
 SPLITS = ("matched", "unseen_pair", "held_out")
 
@@ -38,13 +40,13 @@ def fitted(df):
 def test_dose_panel_draws_ll3_and_marks_its_halving_dose():
     df = table(np.random.default_rng(0))
     report = fitted(df)
-    results = figures.tidy_results(df)
-    entry = figures.choose_fit(report["fits"], {"insertion": "throughout", "split": "matched",
+    results = figures.tables.tidy_results(df)
+    entry = figures.fits.choose_fit(report["fits"], {"insertion": "throughout", "split": "matched",
                                                 "model": "nano"})
     assert entry["model"] == "LL.3"  # control-relative before the drc-comparable LL.2
-    ed = figures.halving_dose(entry)
+    ed = figures.fits.halving_dose(entry)
     assert 0.005 < ed["estimate"] < 0.02
-    fig = figures.dose_response(results, report["fits"])
+    fig = figures.dose.dose_response(results, report["fits"])
     ax = fig.axes[0]
     assert "halving dose" in ax.get_title()
     xs = [line.get_xdata() for line in ax.get_lines()]
@@ -56,8 +58,8 @@ def test_dose_panel_draws_ll3_and_marks_its_halving_dose():
 
 def test_transfer_figure_has_every_split_and_the_readout_row():
     df = table(np.random.default_rng(1))
-    results = figures.tidy_results(df)
-    fig = figures.transfer(figures.cost_table(results), results)
+    results = figures.tables.tidy_results(df)
+    fig = figures.transfer.transfer(cost_report.cost_table(results), results, readout_means(results))
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == 2  # reduction and readout for the one window
     assert "readout" in visible[1].get_title()
@@ -70,11 +72,12 @@ def test_counting_baselines_sit_beside_the_transformer_and_stay_out_of_capabilit
     df["val_loss"] = 1.5 + 0.1 * df["dose"]
     counting = df.assign(model="ngram-2", val_loss=np.nan)
     both = pd.concat([counting, df], ignore_index=True)  # baseline rows first, same run ids
-    results = figures.tidy_results(both)
-    fig = figures.dose_response(results, fitted(both)["fits"])
+    results = figures.tables.tidy_results(both)
+    fig = figures.dose.dose_response(results, fitted(both)["fits"])
     titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
     assert any("ngram-2" in t for t in titles) and any("nano" in t for t in titles)
-    cap = figures.capability(results)
+    runs = capability_runs(results)
+    cap = figures.capability.capability(runs, capability_means(runs))
     drawn = [ax for ax in cap.axes if ax.get_visible() and ax.collections]
     assert len(drawn) == 1  # one model with capability values: the transformer
     points = sum(len(c.get_offsets()) for c in drawn[0].collections)

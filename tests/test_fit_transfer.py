@@ -80,13 +80,13 @@ def test_transfer_trajectory_figure_draws_each_variant_and_needs_pairs():
     from scaling import figures
 
     traj, results = _tables(-0.2, 0.15)
-    fig = figures.transfer_trajectory(transfer_table(traj, results))
+    fig = figures.transfer.transfer_trajectory(transfer_table(traj, results))
     # one evaluation point per run: the compact form, (effect, readout) panels per split
     effect_ax = fig.axes[2]  # held_out's dose effect
     assert len(fig.axes) == 4 and effect_ax.get_title() == "held_out: dose effect"
     assert set(effect_ax.get_legend_handles_labels()[1]) >= {"normal", "flipped"}
     with pytest.raises(figures.MissingData):
-        figures.transfer_trajectory(transfer_table(traj[traj.aligned_fraction > 0], results))
+        figures.transfer.transfer_trajectory(transfer_table(traj[traj.aligned_fraction > 0], results))
 
 
 def test_transfer_writeup_table_is_what_the_committed_tables_give():

@@ -109,15 +109,15 @@ def test_fit_md_and_the_summary_say_the_curve_rises(fitted):
 def test_the_figure_title_names_no_halving_dose_of_a_rising_curve(fitted):
     df, report = fitted
     fits = report.to_dict()["fits"]
-    fig = figures.splits(figures.tidy_results(df), fits)
+    fig = figures.dose.splits(figures.tables.tidy_results(df), fits)
     titles = {ax.get_title() for ax in fig.axes if ax.get_title()}
     held_out = next(t for t in titles if "held" in t.lower())
     matched = next(t for t in titles if "matched" in t.lower())
     assert "no halving dose (curve rises)" in held_out and not re.search(r"halving dose \d", held_out)
     assert re.search(r"halving dose 0\.0\d+ \[", matched)
     rising = next(f for f in fits if f["group"]["split"] == "held_out" and f["model"] == "LL.4")
-    assert figures.halving_dose(rising) is None  # nothing marked on the dose axis
-    assert figures.fit_label(rising) == "LL.4 fit; no halving dose (curve rises)"
+    assert figures.fits.halving_dose(rising) is None  # nothing marked on the dose axis
+    assert figures.fits.fit_label(rising) == "LL.4 fit; no halving dose (curve rises)"
 
 
 def test_persistence_halving_table_and_study_answer_read_the_flag():

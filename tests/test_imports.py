@@ -217,6 +217,38 @@ def test_the_package_never_imports_the_studies(tmp_path):
     assert {m: found for m, found in offenders.items() if found} == {}
 
 
+FIGURES_NEVER_REACH = ("world", "data", "train", "baselines", "evaluate", "sweep")  # data: mixture, datasets, ...
+
+
+def imports_scipy_stats(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import) and any(a.name.startswith("scipy.stats") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and ((node.module or "").startswith("scipy.stats")
+                                                 or node.module == "scipy" and any(a.name == "stats" for a in node.names)):
+            return True
+    return False
+
+
+def test_the_figures_draw_tables_and_never_reach_the_run_side(tmp_path):
+    """scaling.figures draws the tables scaling.reports computes: no module of it reaches a
+    run-side module (through any import, importlib included) or imports scipy.stats."""
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from scipy import stats\n")
+    assert imports_scipy_stats(source)
+    source.write_text("from scipy import special\nimport scipy.optimize\n")
+    assert not imports_scipy_stats(source)
+    graph = import_graph()
+    run_side = {m for h in FIGURES_NEVER_REACH for m in home(graph, f"scaling.{h}")}
+    figures = home(graph, "scaling.figures")
+    assert len(figures) > 5
+    for module in figures:
+        assert not reached(graph, module) & run_side, f"{module} reaches {sorted(reached(graph, module) & run_side)}"
+        path = PACKAGE.parent.joinpath(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        assert not imports_scipy_stats(path), module
+
+
 def _within(module: str, homes) -> bool:
     return any(module == h or module.startswith(f"{h}.") for h in homes)
 
@@ -312,7 +344,7 @@ def test_splits_are_declared_below_everything():
     findings and figures all read it."""
     graph = import_graph()
     assert graph["scaling.splits"] == set()
-    for reader in ("scaling.world", "scaling.evaluate", "scaling.reports.fit", "scaling.figures",
+    for reader in ("scaling.world", "scaling.evaluate", "scaling.reports.fit", "scaling.figures.style",
                    "scaling.data.scenarios", "scaling.reports.answer"):
         assert "scaling.splits" in graph[reader], reader
 

@@ -203,8 +203,8 @@ def _transfer_table(readout: float) -> pd.DataFrame:
 def test_no_readout_panel_is_drawn_where_no_readout_was_measured():
     from scaling import figures
 
-    with_readout = figures.transfer_trajectory(_transfer_table(0.7))
-    without = figures.transfer_trajectory(_transfer_table(np.nan))
+    with_readout = figures.transfer.transfer_trajectory(_transfer_table(0.7))
+    without = figures.transfer.transfer_trajectory(_transfer_table(np.nan))
     titles = [ax.get_title() for ax in without.axes]
     assert len(with_readout.axes) == 4 and len(without.axes) == 2
     assert not any("readout" in t for t in titles) and "readout" not in without.get_suptitle()

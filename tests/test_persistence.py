@@ -93,10 +93,11 @@ def test_write_persistence_needs_several_kinds(tmp_path):
 
 
 def test_persistence_figure_draws_every_kind(tmp_path):
-    from scaling.figures import persistence as figure
+    from scaling.figures.persistence import persistence as figure
+    from scaling.reports.means import persistence_means
 
     results, traj = _tables()
-    fig = figure(persistence.points(traj, results))
+    fig = figure(persistence_means(persistence.points(traj, results)))
     labels = {t.get_text() for legend in fig.legends for t in legend.get_texts()}
     assert {"none", "sft", "helpful_rl", "before post-training"} <= labels
 

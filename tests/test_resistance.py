@@ -247,9 +247,13 @@ def test_one_block_gives_crossings_and_ratios_without_intervals_and_findings_say
 
 def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_split():
     from scaling import figures
+    from scaling.reports.means import resistance_means
+
+    def figure(traj, res):
+        return figures.persistence.resistance(resistance_means(resistance.curves(traj, res)))
 
     traj, res = study_tables(truth=3.0)
-    fig = figures.resistance(traj, res)
+    fig = figure(traj, res)
     panels = [ax for ax in fig.axes if ax.get_title()]
     assert sorted(ax.get_title() for ax in panels) == sorted(
         f"{k} · {s}" for k in ("helpful_rl", "harmless_rl") for s in ("matched", "held_out"))
@@ -261,7 +265,7 @@ def test_resistance_figure_draws_a_line_per_dose_in_a_panel_per_direction_and_sp
     control, dosed = (ln.get_ydata() for ln in helpful.get_lines() if len(ln.get_xdata()) == len(STEPS))
     assert control[0] > dosed[0] and control[-1] > dosed[-1]  # the dose lowers misalignment throughout
     with pytest.raises(figures.MissingData):
-        figures.resistance(traj[traj["step"] <= 300], res)  # no post-training checkpoints
+        figure(traj[traj["step"] <= 300], res)  # no post-training checkpoints
 
 
 @pytest.mark.slow

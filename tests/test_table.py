@@ -102,14 +102,14 @@ def test_a_table_of_two_data_versions_is_refused_naming_both(tmp_path):
 
 
 def test_the_figures_never_draw_a_counter_as_the_transformer_when_learner_is_empty():
-    # figures.transformer_models took every non-ngram model for a transformer when the learner
+    # the figures' old transformer_models took every non-ngram model for a transformer when the learner
     # column was empty, so docpmi, twohop, svd-8 ... would have been drawn as transformers
-    from scaling import figures
+    from scaling.reports import cost as cost_report
 
     models = ["nano", "docpmi", "svd-8", "ngram-1"]
     results = pd.DataFrame({"model": models, "learner": [np.nan] * 4})
     entries = [{"group": {"model": m, "split": "matched", "insertion": "throughout"}, "dose": 0.01,
                 "reduction": 0.1, "se": 0.01, "lower": 0.0, "upper": 0.2} for m in models]
-    cost = figures.cost_table(results, {"cost_effectiveness": entries})
+    cost = cost_report.cost_table(results, {"cost_effectiveness": entries})
     assert dict(zip(cost["model"], cost["transformer"])) == {"nano": True, "docpmi": False, "svd-8": False,
                                                              "ngram-1": False}

@@ -1,4 +1,4 @@
-"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.reports.emergence, figure: scaling.emergence)."""
+"""`scaling emergence TRAJECTORY.csv --out DIR`: readout against training tokens (scaling.reports.emergence, figure: scaling.figures.emergence)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from scaling.emergence import figure, recall_rates
+from scaling.emergence import recall_rates
 from scaling.errors import UsageError
+from scaling.figures import save
+from scaling.figures.emergence import emergence
 from scaling.reports.emergence import readout_table, recall_report, report
 
 
@@ -33,6 +35,6 @@ def run(args) -> int:
     if args.recall:
         text += recall_report(pd.concat([recall_rates(Path(d)) for d in args.recall], ignore_index=True))
     (out / "emergence.md").write_text(text)
-    figure(table, args.threshold, out / "emergence.png")
+    save(emergence(table, args.threshold), out / "emergence", ["png"])
     print(text, end="")
     return 0

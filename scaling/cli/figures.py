@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from scaling.figures import FORMATS, make_all
+from scaling.results import read_trajectory
 
 
 def add_arguments(p) -> None:
@@ -16,7 +17,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    paths = make_all(args.dir, out=args.out, formats=args.formats, fit=args.fit)
+    paths = make_all(args.dir, out=args.out, formats=args.formats, fit=args.fit, read_trajectory=read_trajectory)
     for path in paths:
         print(path)
     if not paths:
