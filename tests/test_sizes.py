@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling import presets, sizes
+from scaling import presets
 from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.plan import load_config
+from scaling.reports import sizes
 from scaling.sweep import expand
 
 ROOT = Path(__file__).resolve().parent.parent
