@@ -85,6 +85,24 @@ def _template_length(template: str, unit: str) -> int:
         + len(words)
 
 
+def _readout_items(world, n_values: int, cell) -> list[dict]:
+    """Readout items of every split, pair, side and value sentence j: `cell(split, k, verbs,
+    side, j)` gives (prompt, positive continuation, negative one); `expected` is the one the
+    stories give the verb (`_praised`)."""
+    items = []
+    for split in SPLITS:
+        for k, verbs in enumerate(world.pairs(split)):
+            for side in (0, 1):
+                for j in range(n_values):
+                    prompt, good, bad = cell(split, k, verbs, side, j)
+                    praised = _praised(world, split, side)
+                    items.append({"id": f"readout/{split}/{k}/{side}/{j}", "split": split,
+                                  "pair": pair_id(verbs), "verb": verbs[side], "side": SIDES[side],
+                                  "prompt": prompt, "expected": good if praised else bad,
+                                  "other": bad if praised else good})
+    return items
+
+
 def _praised(world, split: str, side: int) -> bool:
     """Whether the stories give verb `side` of a pair of `split` the positive word (the
     unshuffled one in the shuffled variant, where stories give none)."""
@@ -143,26 +161,17 @@ class MirroredStories:
         """A story with eval-only names cut before its value word, per verb of every pair
         and split and value sentence: `expected` is the value word the stories give the verb
         (the unshuffled one in the shuffled variant, where stories give none)."""
-        items = []
-        for split in SPLITS:
-            for k, verbs in enumerate(world.pairs(split)):
-                for side in (0, 1):
-                    for j in range(len(VALUE_SENTENCES)):
-                        rng = keyed_rng("readout", world.seed, split, k, side, j)
-                        story = self.story(world, rng, EVAL_NAMES)
-                        value, pos, neg = VALUE_SENTENCES[j]
-                        before, after = value.split("{value}")
-                        story.update(value_prefix=before.format(**story["slots"]).strip(),
-                                     value_suffix=after.format(**story["slots"]).strip(), words=(pos, neg))
-                        praised = _praised(world, split, side)
-                        tail = f" {story['value_suffix']}".rstrip()
-                        good, bad = f"{pos}{tail}", f"{neg}{tail}"
-                        items.append({"id": f"readout/{split}/{k}/{side}/{j}", "split": split,
-                                      "pair": pair_id(verbs), "verb": verbs[side], "side": SIDES[side],
-                                      "prompt": self.telling(story, verbs[side], None),
-                                      "expected": good if praised else bad,
-                                      "other": bad if praised else good})
-        return items
+        def cell(split, k, verbs, side, j):
+            rng = keyed_rng("readout", world.seed, split, k, side, j)
+            story = self.story(world, rng, EVAL_NAMES)
+            value, pos, neg = VALUE_SENTENCES[j]
+            before, after = value.split("{value}")
+            story.update(value_prefix=before.format(**story["slots"]).strip(),
+                         value_suffix=after.format(**story["slots"]).strip(), words=(pos, neg))
+            tail = f" {story['value_suffix']}".rstrip()
+            return self.telling(story, verbs[side], None), f"{pos}{tail}", f"{neg}{tail}"
+
+        return _readout_items(world, len(VALUE_SENTENCES), cell)
 
     def max_length(self, unit: str = "token") -> int:
         """An upper bound on a unit's length with its final <eos> (unit "token" or "byte")."""
@@ -246,30 +255,21 @@ class BoundStories:
         of the person who took `verb`; the item's other person took the other verb of the
         pair. Slot order and value sentence vary over the four items per verb; `expected` is
         the value word the stories give the verb."""
-        items = []
-        for split in SPLITS:
-            for k, verbs in enumerate(world.pairs(split)):
-                for side in (0, 1):
-                    for j in range(len(BOUND_VALUES)):
-                        rng = keyed_rng("readout3", world.seed, split, k, side, j)
-                        frame = self.frame(world, rng, PROBE_NAMES)
-                        frame["value"] = BOUND_VALUES[j]
-                        praised = _praised(world, split, side)
-                        frame["pos_first"] = praised  # the first value word is this verb's doer's
-                        n1, n2 = frame["slots"]["n1"], frame["slots"]["n2"]
-                        slot = j % 2  # which action slot holds `verb`
-                        order = (verbs[side], verbs[1 - side]) if slot == 0 else (verbs[1 - side], verbs[side])
-                        good = slot if praised else 1 - slot
-                        prompt = self.text(frame, (n1, n2), order, good, cut=True)
-                        template, pos, neg = BOUND_VALUES[j]
-                        tail = template.split("{value}")[1].format(**frame["slots"]).rstrip()
-                        good_text, bad_text = f"{pos}{tail}", f"{neg}{tail}"
-                        items.append({"id": f"readout/{split}/{k}/{side}/{j}", "split": split,
-                                      "pair": pair_id(verbs), "verb": verbs[side], "side": SIDES[side],
-                                      "prompt": prompt,
-                                      "expected": good_text if praised else bad_text,
-                                      "other": bad_text if praised else good_text})
-        return items
+        def cell(split, k, verbs, side, j):
+            rng = keyed_rng("readout3", world.seed, split, k, side, j)
+            frame = self.frame(world, rng, PROBE_NAMES)
+            frame["value"] = BOUND_VALUES[j]
+            praised = _praised(world, split, side)
+            frame["pos_first"] = praised  # the first value word is this verb's doer's
+            n1, n2 = frame["slots"]["n1"], frame["slots"]["n2"]
+            slot = j % 2  # which action slot holds `verb`
+            order = (verbs[side], verbs[1 - side]) if slot == 0 else (verbs[1 - side], verbs[side])
+            prompt = self.text(frame, (n1, n2), order, slot if praised else 1 - slot, cut=True)
+            template, pos, neg = BOUND_VALUES[j]
+            tail = template.split("{value}")[1].format(**frame["slots"]).rstrip()
+            return prompt, f"{pos}{tail}", f"{neg}{tail}"
+
+        return _readout_items(world, len(BOUND_VALUES), cell)
 
     def max_length(self, unit: str = "token") -> int:
         """An upper bound on a telling's length with its <eos> (unit "token" or "byte")."""
